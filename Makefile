@@ -1,0 +1,30 @@
+# Two set-up commands: `make demo` and `make test`. Both create .venv with the running python3.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned to the release that lies on disk here (a bare "torch" would pull a CUDA build).
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/pytest
+
+demo: install
+	$(BIN)/aemon demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

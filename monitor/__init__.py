@@ -1,0 +1,1 @@
+"""aemon monitor: the streaming daemon and its tools (replay, broker, demo, bench)."""

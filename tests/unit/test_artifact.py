@@ -1,0 +1,103 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from training import artifact
+from training.detector import Detector
+from training.errors import ArtifactError
+from training.models import build
+
+META = {
+    "name": "t",
+    "family": "dense",
+    "input": {"kind": "window", "shape": [16]},
+    "normaliser": {"kind": "zscore", "shift": 0.5, "scale": 2.0},
+    "score": "mae",
+    "threshold": {"value": 0.3, "method": "quantile", "param": 0.99, "n": 10, "details": {}},
+}
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = build("dense", {"input_shape": [16], "widths": [8], "latent": 4})
+    return artifact.save(tmp_path / "art", model, dict(META)), model
+
+
+def test_round_trip_scores_identically(saved):
+    path, model = saved
+    x = np.random.default_rng(0).standard_normal((50, 16)).astype(np.float32)
+    det = Detector.load(path, device="cpu")
+    with torch.inference_mode():
+        expected = model((torch.from_numpy(x) - 0.5) / 2.0) - (torch.from_numpy(x) - 0.5) / 2.0
+    np.testing.assert_allclose(det.score(x), expected.abs().mean(1).numpy(), rtol=1e-6)
+    meta = artifact.read_meta(path)
+    assert meta["model_version"] == meta["weights"]["sha256"][:12]
+    assert meta["versions"]["torch"] == torch.__version__
+    assert det.threshold == 0.3 and det.input_shape == (16,)
+
+
+def test_tampered_weights_are_refused(saved):
+    path, _ = saved
+    w = path / artifact.WEIGHTS_FILE
+    data = bytearray(w.read_bytes())
+    data[-3] ^= 0x01
+    w.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="checksum mismatch"):
+        Detector.load(path)
+
+
+def test_truncated_weights_with_forged_checksum_are_refused(saved):
+    path, _ = saved
+    w = path / artifact.WEIGHTS_FILE
+    w.write_bytes(w.read_bytes()[:40])
+    meta = json.loads((path / artifact.META_FILE).read_text())
+    meta["weights"]["sha256"] = artifact.sha256(w)
+    (path / artifact.META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="unreadable safetensors"):
+        Detector.load(path)
+
+
+def test_hparams_that_do_not_fit_the_weights_are_refused(saved):
+    path, _ = saved
+    meta = json.loads((path / artifact.META_FILE).read_text())
+    meta["hparams"]["latent"] = 5
+    (path / artifact.META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="tensors do not match 'dense' model"):
+        Detector.load(path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: "{not json", "corrupt JSON"),
+        (lambda m: json.dumps({**m, "schema_version": 99}), "schema version 99"),
+        (lambda m: json.dumps({**m, "family": "transformer"}), "unknown model family"),
+        (lambda m: json.dumps({**m, "score": "hinge"}), "unknown score function"),
+        (
+            lambda m: json.dumps({k: v for k, v in m.items() if k != "threshold"}),
+            "missing threshold",
+        ),
+    ],
+)
+def test_bad_metadata_is_refused(saved, edit, message):
+    path, _ = saved
+    meta = json.loads((path / artifact.META_FILE).read_text())
+    (path / artifact.META_FILE).write_text(edit(meta))
+    with pytest.raises(ArtifactError, match=message):
+        Detector.load(path)
+
+
+def test_things_that_are_not_artifacts(tmp_path, saved):
+    path, _ = saved
+    with pytest.raises(ArtifactError, match="not an aemon artifact directory"):
+        Detector.load(tmp_path / "model.pt")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ArtifactError, match=r"no detector\.json"):
+        Detector.load(tmp_path / "empty")
+    shutil.copy(path / artifact.META_FILE, tmp_path / "empty" / artifact.META_FILE)
+    with pytest.raises(ArtifactError, match="missing weights file"):
+        Detector.load(tmp_path / "empty")

@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from training.calibration import calibrate, parse_spec, pot
+
+RNG = np.random.default_rng(7)
+
+
+def test_mean_std_on_a_gaussian_lands_at_k_sigma():
+    s = RNG.normal(5.0, 2.0, 200_000)
+    t = calibrate(s, "mean-std:1.5")
+    assert t.value == pytest.approx(5.0 + 1.5 * 2.0, abs=0.03)
+    assert (t.method, t.param, t.n) == ("mean-std", 1.5, len(s))
+
+
+def test_quantile_on_a_uniform_is_the_probability():
+    t = calibrate(RNG.uniform(0, 1, 100_000), "quantile:0.99")
+    assert t.value == pytest.approx(0.99, abs=0.003)
+
+
+def test_pot_recovers_an_exponential_tail_beyond_the_sample():
+    s = RNG.exponential(1.0, 50_000)
+    risk = 1e-6  # far past the largest of 50k samples (about ln(50k) = 10.8)
+    t = calibrate(s, f"pot:{risk}")
+    assert t.value == pytest.approx(-np.log(risk), rel=0.15)
+    assert t.value > s.max()
+    assert t.details["peaks"] == pytest.approx(0.02 * len(s), rel=0.01)
+
+
+def test_pot_on_a_bounded_tail_stays_below_the_bound():
+    # Uniform excesses have a negative shape: the GPD has a finite end point at 1.
+    t = pot(RNG.uniform(0, 1, 50_000), 1e-6)
+    assert t["gamma"] < -0.5
+    assert 0.98 < t["value"] <= 1.01
+
+
+def test_mad_on_a_lognormal_ignores_outliers():
+    s = RNG.lognormal(mean=-3.0, sigma=0.4, size=20_000)
+    clean = calibrate(s, "mad:3").value
+    dirty = calibrate(np.r_[s, np.full(400, 50.0)], "mad:3").value  # 2% wild outliers
+    assert clean == pytest.approx(np.exp(-3.0 + 3 * 0.4), rel=0.03)
+    assert dirty == pytest.approx(clean, rel=0.05)
+    assert calibrate(np.r_[s, np.full(400, 50.0)], "mean-std:3").value > 5 * clean
+
+
+@pytest.mark.parametrize(
+    "spec", ["quantile", "quantile:1.5", "pot:0", "mean-std:-1", "median:3", "mad:x", ""]
+)
+def test_bad_specs_are_refused(spec):
+    with pytest.raises(ValueError):
+        parse_spec(spec)
+
+
+def test_calibration_refuses_non_finite_scores():
+    with pytest.raises(ValueError, match="finite"):
+        calibrate(np.array([1.0, np.nan, 2.0]), "quantile:0.5")

@@ -1,0 +1,135 @@
+"""A small end-to-end run of the CLI on synthetic windows: train -> score -> evaluate."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from monitor.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(window_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("art") / "det"
+    return out
+
+
+def run_json(capsys, argv):
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_train_score_evaluate_agree(window_csv, trained, capsys, tmp_path):
+    doc = run_json(
+        capsys,
+        [
+            "train",
+            "windows",
+            "--input",
+            str(window_csv),
+            "--out",
+            str(trained),
+            "--epochs",
+            "40",
+            "--json",
+            "--quiet",
+        ],
+    )
+    for key in (
+        "roc_auc",
+        "pr_auc",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "threshold",
+        "threshold_method",
+        "fit_seconds",
+        "artifact",
+    ):
+        assert key in doc
+    assert doc["roc_auc"] > 0.95, doc
+    assert doc["threshold_method"] == "mad:3"
+    for png in ("loss.png", "errors.png", "roc_pr.png", "reconstructions.png"):
+        assert (trained / "report" / png).stat().st_size > 1000
+
+    scores_csv = tmp_path / "scores.csv"
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                str(trained),
+                "--input",
+                str(window_csv),
+                "--output",
+                str(scores_csv),
+            ]
+        )
+        == 0
+    )
+    rows = list(csv.DictReader(scores_csv.open()))
+    assert len(rows) == 460
+    assert set(rows[0]) == {"stream", "seq", "label", "score", "threshold", "is_anomaly"}
+    flagged = sum(int(r["is_anomaly"]) for r in rows)
+    assert all(
+        (float(r["score"]) > float(r["threshold"])) == (r["is_anomaly"] == "1") for r in rows
+    )
+
+    ev = run_json(
+        capsys, ["evaluate", "--model", str(trained), "--input", str(window_csv), "--json"]
+    )
+    assert ev["confusion"]["tp"] + ev["confusion"]["fp"] == flagged
+    assert ev["n"] == 460 and ev["n_anomalies"] == 60
+    labels = np.array([int(r["label"]) for r in rows])
+    flags = np.array([int(r["is_anomaly"]) for r in rows])
+    assert ev["confusion"]["tp"] == int((labels & flags).sum())
+    assert ev["threshold"] == pytest.approx(doc["threshold"])
+
+
+def test_cli_errors_are_one_line_not_tracebacks(tmp_path, capsys, window_csv):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n3,nope\n")
+    assert main(["train", "windows", "--input", str(bad), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"aemon: error: {bad}:3: column 'b' holds 'nope', not a number"
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                str(tmp_path),
+                "--input",
+                str(window_csv),
+                "--output",
+                str(tmp_path / "o.csv"),
+            ]
+        )
+        == 2
+    )
+    assert "no detector.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "windows", "--input", str(window_csv), "--threshold", "quantile:7"])
+    assert exc.value.code == 2
+    assert "probability in (0, 1)" in capsys.readouterr().err
+
+
+def test_score_refuses_windows_of_the_wrong_length(tmp_path, trained, capsys):
+    short = tmp_path / "short.csv"
+    short.write_text("a,b,c\n1,2,3\n")
+    assert (
+        main(
+            [
+                "score",
+                "--model",
+                str(trained),
+                "--input",
+                str(short),
+                "--output",
+                str(tmp_path / "o.csv"),
+            ]
+        )
+        == 2
+    )
+    assert "windows of 3 values; the model expects 32" in capsys.readouterr().err

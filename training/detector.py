@@ -1,0 +1,60 @@
+"""A loaded artifact ready to score: normalise, reconstruct, reduce to one score per window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.artifact import load_model
+from training.device import autocast, pick_device
+from training.models.base import Autoencoder
+from training.normalise import Normaliser
+
+
+@dataclass
+class Detector:
+    model: Autoencoder
+    meta: dict
+    normaliser: Normaliser
+    device: torch.device
+    amp: bool = False
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", amp: bool = False) -> Detector:
+        """Load and verify an artifact; ``amp`` enables autocast when scoring on CUDA."""
+        model, meta = load_model(path)
+        dev = pick_device(device)
+        return cls(model.to(dev), meta, Normaliser.from_dict(meta["normaliser"]), dev, amp)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.meta["input"]["shape"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta["threshold"]["value"])
+
+    @property
+    def name(self) -> str:
+        return str(self.meta["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.meta["model_version"])
+
+    def errors_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-element error of a normalised batch already on the device (float32)."""
+        with torch.inference_mode(), autocast(self.device, self.amp):
+            return self.model.errors(x, self.meta["score"]).float()
+
+    def score(self, values: np.ndarray, batch: int = 4096) -> np.ndarray:
+        """One score per window of raw ``values`` ``[n, *input_shape]``, as float32."""
+        x = self.normaliser(np.ascontiguousarray(values, dtype=np.float32))
+        out = np.empty(len(x), dtype=np.float32)
+        for i in range(0, len(x), batch):
+            b = torch.from_numpy(x[i : i + batch]).to(self.device)
+            out[i : i + batch] = self.errors_tensor(b).flatten(1).mean(1).cpu().numpy()
+        return out

@@ -1,0 +1,42 @@
+"""The small protocol every autoencoder family implements."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+SCORES = ("mae", "mse")
+
+
+def elementwise_error(x: torch.Tensor, recon: torch.Tensor, score: str) -> torch.Tensor:
+    """Per-element error (absolute or squared), the same shape as ``x``."""
+    diff = recon - x
+    return diff.abs() if score == "mae" else diff.square()
+
+
+class Autoencoder(nn.Module):
+    """``encode``/``decode`` plus the training loss and the anomaly score.
+
+    Inputs are batches ``[n, *input_shape]``. Families with extra loss terms (VAE, AAE) override
+    :meth:`training_loss`; the anomaly score is the mean per-element reconstruction error unless a
+    family defines another.
+    """
+
+    hparams: dict[str, object]
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def training_loss(self, noisy: torch.Tensor, clean: torch.Tensor, loss: str) -> torch.Tensor:
+        """Loss of reconstructing ``clean`` from ``noisy`` (the same tensor unless denoising)."""
+        return elementwise_error(clean, self(noisy), "mae" if loss == "l1" else "mse").mean()
+
+    def errors(self, x: torch.Tensor, score: str) -> torch.Tensor:
+        """Per-element reconstruction error, for scores and for the parts that contribute most."""
+        return elementwise_error(x, self(x), score)

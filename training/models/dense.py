@@ -1,0 +1,77 @@
+"""Dense (fully connected) autoencoder for fixed-length windows or flattened images."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import nn
+
+from training.models.base import Autoencoder
+from training.models.registry import register
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+    "leaky_relu": nn.LeakyReLU,
+}
+OUTPUTS: dict[str, type[nn.Module]] = {"linear": nn.Identity, "sigmoid": nn.Sigmoid}
+
+
+def _stack(sizes: list[int], act: str, dropout: float, last_act: bool) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 or last_act:
+            layers.append(ACTIVATIONS[act]())
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+@register("dense")
+class DenseAE(Autoencoder):
+    """``input -> widths... -> latent -> reversed widths... -> input`` with a chosen activation.
+
+    ``input_shape`` may have several dimensions (an image); it is flattened on the way in and
+    restored on the way out.
+    """
+
+    def __init__(
+        self,
+        input_shape: list[int],
+        widths: list[int],
+        latent: int,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        output: str = "linear",
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}")
+        self.hparams = {
+            "input_shape": list(input_shape),
+            "widths": list(widths),
+            "latent": latent,
+            "activation": activation,
+            "dropout": dropout,
+            "output": output,
+        }
+        self.input_shape = tuple(input_shape)
+        n = math.prod(input_shape)
+        self.encoder = _stack([n, *widths, latent], activation, dropout, last_act=True)
+        self.decoder = nn.Sequential(
+            _stack([latent, *reversed(widths), n], activation, dropout, last_act=False),
+            OUTPUTS[output](),
+        )
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x.flatten(1))
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z).view(-1, *self.input_shape)

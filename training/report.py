@@ -1,0 +1,98 @@
+"""PNG plots of a training run, written into the artifact's ``report/`` directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn import metrics
+
+from training.fit import FitResult
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def loss_curves(fit: FitResult, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(fit.train_loss, label="training")
+    if fit.val_loss:
+        ax.plot(fit.val_loss, label="validation")
+        ax.axvline(fit.best_epoch, color="grey", ls=":", label=f"best epoch {fit.best_epoch}")
+    ax.set(xlabel="epoch", ylabel="loss", title="Loss", yscale="log")
+    ax.legend()
+    return _save(fig, path)
+
+
+def error_histogram(
+    scores: np.ndarray, labels: np.ndarray | None, threshold: float, path: Path
+) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bins = np.linspace(0, np.quantile(scores, 0.995) * 1.1, 60)
+    if labels is None:
+        ax.hist(scores, bins=bins, alpha=0.7, label="windows")
+    else:
+        ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="normal")
+        ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="anomalous")
+    ax.axvline(threshold, color="red", ls="--", label=f"threshold {threshold:.4g}")
+    ax.set(xlabel="reconstruction error", ylabel="windows", title="Reconstruction error")
+    ax.legend()
+    return _save(fig, path)
+
+
+def roc_pr(scores: np.ndarray, labels: np.ndarray, path: Path) -> Path:
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    fpr, tpr, _ = metrics.roc_curve(labels, scores)
+    a.plot(fpr, tpr, label=f"AUC {metrics.auc(fpr, tpr):.4f}")
+    a.plot([0, 1], [0, 1], color="grey", ls=":")
+    a.set(
+        xlabel="false positive rate", ylabel="true positive rate", title="ROC (anomaly = positive)"
+    )
+    a.legend(loc="lower right")
+    prec, rec, _ = metrics.precision_recall_curve(labels, scores)
+    ap = metrics.average_precision_score(labels, scores)
+    b.plot(rec, prec, label=f"AP {ap:.4f}")
+    b.set(xlabel="recall", ylabel="precision", title="Precision-recall")
+    b.legend(loc="lower left")
+    return _save(fig, path)
+
+
+def reconstructions(
+    values: np.ndarray, recon: np.ndarray, labels: np.ndarray | None, path: Path, n: int = 3
+) -> Path:
+    """Input and reconstruction with the error shaded, normal windows above anomalous ones."""
+    groups = (
+        [("normal", labels == 0), ("anomalous", labels == 1)]
+        if labels is not None
+        else [("window", np.ones(len(values), bool))]
+    )
+    groups = [(name, np.flatnonzero(mask)[:n]) for name, mask in groups if mask.any()]
+    fig, axes = plt.subplots(len(groups), n, figsize=(4 * n, 3 * len(groups)), squeeze=False)
+    for row, (name, idx) in enumerate(groups):
+        for col in range(n):
+            ax = axes[row][col]
+            if col >= len(idx):
+                ax.axis("off")
+                continue
+            x, r = values[idx[col]].ravel(), recon[idx[col]].ravel()
+            t = np.arange(len(x))
+            ax.plot(t, x, "b", label="input")
+            ax.plot(t, r, "r", label="reconstruction")
+            ax.fill_between(t, r, x, color="lightcoral", label="error")
+            ax.set_title(f"{name} #{idx[col]}")
+    axes[0][0].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def write_metrics(metrics_doc: dict, path: Path) -> Path:
+    path.write_text(json.dumps(metrics_doc, indent=2) + "\n")
+    return path
