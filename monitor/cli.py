@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from monitor import commands
 from training import __version__
 from training import cli as training_cli
 from training.errors import AemonError
@@ -18,6 +19,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"aemon {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     training_cli.register(sub)
+    commands.register(sub)
     return p
 
 

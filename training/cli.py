@@ -17,8 +17,17 @@ from training.detector import Detector
 from training.device import pick_device
 from training.errors import ConfigError, DataError
 from training.evaluate import evaluate
+from training.models.dense import ACTIVATIONS
+from training.normalise import KINDS
 from training.pipeline import train_detector
 from training.presets import ECG_PRESETS, WINDOW_PRESET, Recipe
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 64,32, got {text!r}") from None
 
 
 def _threshold_spec(text: str) -> str:
@@ -56,6 +65,13 @@ def _common_train_args(p: argparse.ArgumentParser, out: str) -> None:
         type=_threshold_spec,
         help="mean-std:K | quantile:Q | pot:RISK | mad:K (default: the preset's)",
     )
+    p.add_argument("--widths", type=_ints, help="hidden layer widths, e.g. 64,32")
+    p.add_argument("--latent", type=int, help="latent dimension")
+    p.add_argument("--activation", choices=sorted(ACTIVATIONS))
+    p.add_argument("--lr", type=float, help="Adam learning rate")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--loss", choices=["l1", "l2"], help="training loss")
+    p.add_argument("--normaliser", choices=list(KINDS), help="input normalisation")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -81,7 +97,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ecg.add_argument("--split-seed", type=int, default=21, help="train/test split seed (21)")
     ecg.add_argument("--preset", choices=sorted(ECG_PRESETS), default="default")
-    ecg.add_argument("--holdout-csv", type=Path, help="also write the test split as a window CSV")
+    ecg.add_argument(
+        "--evaluate-on",
+        choices=["test", "validation"],
+        default="test",
+        help="validation: split the training rows once more and evaluate there, leaving the "
+        "test split untouched (for choosing settings)",
+    )
+    ecg.add_argument(
+        "--holdout-csv", type=Path, help="also write the evaluated split as a window CSV"
+    )
     _common_train_args(ecg, "artifacts/ecg")
     ecg.set_defaults(func=_train_ecg)
 
@@ -94,7 +119,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     win.add_argument("--input", type=Path, required=True, help="window CSV")
     win.add_argument("--model", choices=["dense"], default="dense", help="model family")
-    win.add_argument("--normaliser", choices=["none", "minmax", "zscore", "window-zscore"])
     win.add_argument("--test-fraction", type=float, default=0.2)
     win.add_argument("--split-seed", type=int, default=21)
     _common_train_args(win, "artifacts/windows")
@@ -127,9 +151,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _recipe(base: Recipe, args: argparse.Namespace, **more: object) -> Recipe:
+    arch = {"widths": args.widths, "latent": args.latent, "activation": args.activation}
     try:
         return base.with_overrides(
-            seed=args.seed, epochs=args.epochs, threshold=args.threshold, **more
+            hparams={**base.hparams, **{k: v for k, v in arch.items() if v is not None}},
+            seed=args.seed,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            loss=args.loss,
+            threshold=args.threshold,
+            normaliser=args.normaliser,
+            **more,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -144,7 +177,7 @@ def _device(name: str):
 
 def _train_ecg(args: argparse.Namespace) -> int:
     data = ecg5000.load(args.data)
-    split = ecg5000.split(data, args.split_seed)
+    split = ecg5000.split(data, args.split_seed, validation=args.evaluate_on == "validation")
     if args.holdout_csv:
         write_windows(args.holdout_csv, split.test)
     recipe = _recipe(ECG_PRESETS[args.preset], args)
@@ -155,7 +188,12 @@ def _train_ecg(args: argparse.Namespace) -> int:
         recipe=recipe,
         out=args.out,
         device=_device(args.device),
-        facts={"data": data.source, "preset": args.preset, "split_seed": args.split_seed},
+        facts={
+            "data": data.source,
+            "preset": args.preset,
+            "split_seed": args.split_seed,
+            "evaluated_on": args.evaluate_on,
+        },
         progress=not args.quiet,
     )
     emit(summary, args.json)
@@ -171,7 +209,7 @@ def _train_windows(args: argparse.Namespace) -> int:
             idx, test_size=args.test_fraction, random_state=args.split_seed, stratify=table.label
         )
         train, test = table.subset(tr), table.subset(te)
-    recipe = _recipe(WINDOW_PRESET, args, family=args.model, normaliser=args.normaliser)
+    recipe = _recipe(WINDOW_PRESET, args, family=args.model)
     summary = train_detector(
         name=args.input.stem,
         train=train,

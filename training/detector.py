@@ -50,11 +50,20 @@ class Detector:
         with torch.inference_mode(), autocast(self.device, self.amp):
             return self.model.errors(x, self.meta["score"]).float()
 
+    def score_tensor(self, x: torch.Tensor, top_k: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of a normalised batch on the device, and the ``top_k`` positions (flattened)
+        that contribute most to each window's error. The one scoring path, offline and online."""
+        err = self.errors_tensor(x).flatten(1)
+        scores = err.mean(1).cpu().numpy()
+        top = err.topk(min(top_k, err.shape[1]), dim=1).indices if top_k else err[:, :0]
+        return scores, top.cpu().numpy()
+
     def score(self, values: np.ndarray, batch: int = 4096) -> np.ndarray:
         """One score per window of raw ``values`` ``[n, *input_shape]``, as float32."""
         x = self.normaliser(np.ascontiguousarray(values, dtype=np.float32))
         out = np.empty(len(x), dtype=np.float32)
         for i in range(0, len(x), batch):
-            b = torch.from_numpy(x[i : i + batch]).to(self.device)
-            out[i : i + batch] = self.errors_tensor(b).flatten(1).mean(1).cpu().numpy()
+            out[i : i + batch] = self.score_tensor(
+                torch.from_numpy(x[i : i + batch]).to(self.device)
+            )[0]
         return out

@@ -93,10 +93,20 @@ def load(data: str | Path | None = None) -> EcgData:
     return _from_tutorial_csv(path)
 
 
-def split(data: EcgData, split_seed: int = 21, test_size: float = 0.2) -> EcgSplit:
-    """``train_test_split`` as the tutorial does it; stream/seq name each beat's source row."""
+def split(
+    data: EcgData, split_seed: int = 21, test_size: float = 0.2, validation: bool = False
+) -> EcgSplit:
+    """``train_test_split`` as the tutorial does it; stream/seq name each beat's source row.
+
+    With ``validation`` the training rows are split once more the same way and that part takes the
+    test split's place, so that choices can be measured without touching the test split.
+    """
     index = np.arange(len(data.values))
     train_idx, test_idx = train_test_split(index, test_size=test_size, random_state=split_seed)
+    if validation:
+        train_idx, test_idx = train_test_split(
+            train_idx, test_size=test_size, random_state=split_seed
+        )
 
     def table(idx: np.ndarray) -> WindowTable:
         return WindowTable(

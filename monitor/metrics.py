@@ -1,0 +1,146 @@
+"""Prometheus metrics (prefix ``aemon_``, base units, no per-stream labels) and the HTTP endpoints.
+
+``/metrics`` is the text exposition; ``/healthz`` answers 200 while the event loop runs;
+``/readyz`` answers 200 once a model is loaded and the consumer has joined its group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from monitor.codec import REASONS
+
+ERROR_BUCKETS = tuple(round(1e-4 * 10 ** (k / 3), 10) for k in range(19))  # 1e-4 .. 1e2
+SECOND_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+SIZE_BUCKETS = tuple(float(2**k) for k in range(17))
+
+
+class BulkHistogram(Collector):
+    """A histogram fed whole numpy arrays at once (one ``observe`` call per value would cost
+    more than scoring the window). Exposed exactly like a ``prometheus_client`` histogram."""
+
+    def __init__(
+        self, name: str, doc: str, buckets: tuple[float, ...], registry: CollectorRegistry
+    ):
+        self.name, self.doc = name, doc
+        self.bounds = np.asarray(buckets, dtype=np.float64)
+        self.counts = np.zeros(len(buckets) + 1, dtype=np.int64)  # last: above every bound
+        self.total = 0.0
+        registry.register(self)
+
+    def observe_many(self, values: np.ndarray) -> None:
+        v = np.asarray(values, dtype=np.float64)
+        self.counts += np.bincount(np.searchsorted(self.bounds, v), minlength=len(self.counts))
+        self.total += float(v.sum())
+
+    def observe(self, value: float) -> None:
+        self.observe_many(np.array([value]))
+
+    def collect(self):
+        cumulative = np.cumsum(self.counts)
+        buckets = [(repr(float(b)), int(c)) for b, c in zip(self.bounds, cumulative, strict=False)]
+        buckets.append(("+Inf", int(cumulative[-1])))
+        family = HistogramMetricFamily(self.name, self.doc)
+        family.add_metric([], buckets, self.total)
+        yield family
+
+
+class Metrics:
+    """Every series the daemon exports, on its own registry."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.windows_scored = Counter("aemon_windows_scored", "Windows scored.", registry=r)
+        self.anomalies = Counter("aemon_anomalies", "Windows above the threshold.", registry=r)
+        self.invalid = Counter(
+            "aemon_invalid_messages", "Messages refused, by reason.", ["reason"], registry=r
+        )
+        for reason in REASONS:
+            self.invalid.labels(reason)
+        self.alerts_published = Counter(
+            "aemon_alerts_published", "Alerts acknowledged by the broker.", registry=r
+        )
+        self.reconstruction_error = BulkHistogram(
+            "aemon_reconstruction_error", "Anomaly score per window.", ERROR_BUCKETS, r
+        )
+        self.batch_size = Histogram(
+            "aemon_batch_size", "Windows per scored batch.", buckets=SIZE_BUCKETS, registry=r
+        )
+        self.scoring_duration = Histogram(
+            "aemon_scoring_duration_seconds",
+            "Model time per batch.",
+            buckets=SECOND_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end_latency = BulkHistogram(
+            "aemon_end_to_end_latency_seconds", "Message timestamp to decision.", SECOND_BUCKETS, r
+        )
+        self.consumer_lag = Gauge(
+            "aemon_consumer_lag_messages",
+            "High-water mark minus position.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.threshold = Gauge("aemon_threshold", "Calibrated threshold.", ["model"], registry=r)
+        self.model_info = Gauge(
+            "aemon_model_info",
+            "The model in use (value 1).",
+            ["model", "version", "family"],
+            registry=r,
+        )
+        self.last_batch = Gauge(
+            "aemon_last_batch_timestamp_seconds", "When the last batch was decided.", registry=r
+        )
+
+    def set_model(self, name: str, version: str, family: str, threshold: float) -> None:
+        """Point the model series at a (new) model, removing the old one's labels."""
+        self.model_info.clear()
+        self.threshold.clear()
+        self.model_info.labels(name, version, family).set(1)
+        self.threshold.labels(name).set(threshold)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def serve_http(
+    metrics: Metrics, ready: Callable[[], bool], host: str, port: int
+) -> asyncio.Server:
+    """Start the HTTP endpoints; the caller closes the returned server."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = request.decode("latin-1").split()
+            path = parts[1].split("?")[0] if len(parts) >= 2 else ""
+            if path == "/metrics":
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, metrics.exposition()
+            elif path == "/healthz":
+                status, ctype, body = "200 OK", "text/plain", b"ok\n"
+            elif path == "/readyz":
+                ok = ready()
+                status = "200 OK" if ok else "503 Service Unavailable"
+                ctype, body = "text/plain", b"ready\n" if ok else b"not ready\n"
+            else:
+                status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
+            head = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode() + body)
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port)

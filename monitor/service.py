@@ -1,0 +1,366 @@
+"""The daemon: consume -> decode -> [window] -> micro-batch -> score -> decide -> publish -> commit.
+
+Two tasks joined by a bounded queue: the *intake* fetches and decodes into preallocated batches;
+the *decider* scores each batch in a worker thread, publishes its alerts, waits until they and the
+batch's dead letters are acknowledged (``acks=all``), then commits the batch's offsets. Batches
+are decided and committed in order, so a committed offset never passes an undecided message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from monitor import alerts
+from monitor.batching import Batch, Pool
+from monitor.codec import Invalid, Limits, decode_sample, decode_window
+from monitor.config import Settings
+from monitor.metrics import Metrics, serve_http
+from monitor.scoring import Scorer
+from monitor.windowing import Windower
+from training.artifact import META_FILE
+from training.detector import Detector
+
+log = logging.getLogger("aemon.serve")
+Send = tuple[str, bytes | None, bytes | None, list | None]  # topic, value, key, headers
+WATCH_SECONDS = 2.0
+RETRY_SECONDS = 1.0
+
+
+class _Flush(ConsumerRebalanceListener):
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.service.flush()
+        if self.service.windower is not None:
+            self.service.windower.drop([tp.partition for tp in revoked])
+        for tp in revoked:
+            self.service.forget_lag(tp)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.service.assigned = set(assigned)
+
+
+class Service:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+        self.s = settings
+        self.metrics = metrics or Metrics()
+        self.detector = Detector.load(settings.model, device=settings.device, amp=settings.amp)
+        self.scorer = Scorer(self.detector, settings.max_batch, settings.top_k)
+        self.limits = Limits(settings.max_message_bytes, settings.max_stream_id)
+        self.windower = self._windower(self.detector) if settings.input_kind == "samples" else None
+        self.pool = Pool(settings.queue_batches + 1, settings.max_batch, self.detector.input_shape)
+        self.queue: asyncio.Queue[Batch | None] = asyncio.Queue(settings.queue_batches)
+        self.stopping = asyncio.Event()
+        self.reload_requested = False
+        self.assigned: set[TopicPartition] = set()
+        self.committed: dict[TopicPartition, int] = {}
+        self.batch: Batch | None = None
+        self.healthy_io = True
+        self._model_stamp = self._stamp()
+        self.metrics.set_model(
+            self.detector.name,
+            self.detector.version,
+            self.detector.meta["family"],
+            self.detector.threshold,
+        )
+
+    # ----- set-up -------------------------------------------------------------------------
+    @staticmethod
+    def _windower(det: Detector) -> Windower:
+        shape = det.input_shape
+        window = det.meta["input"].get("window", {})
+        length = int(window.get("length", shape[-1]))
+        return Windower(
+            length, int(window.get("stride", length)), 1 if len(shape) == 1 else shape[0]
+        )
+
+    def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
+        s, sec = self.s, self.s.kafka_security()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers,
+            group_id=s.group_id,
+            client_id=s.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset=s.auto_offset_reset,
+            session_timeout_ms=s.session_timeout_ms,
+            heartbeat_interval_ms=s.heartbeat_interval_ms,
+            max_partition_fetch_bytes=max(1 << 20, s.max_message_bytes + 1024),
+            **sec,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers,
+            client_id=s.client_id,
+            acks="all",
+            enable_idempotence=s.idempotent,
+            linger_ms=2,
+            max_request_size=max(1 << 20, 2 * s.max_message_bytes),
+            **sec,
+        )
+        return consumer, producer
+
+    def ready(self) -> bool:
+        return bool(self.assigned) and self.healthy_io and not self.stopping.is_set()
+
+    def _stamp(self) -> float:
+        with contextlib.suppress(OSError):
+            return (Path(self.s.model) / META_FILE).stat().st_mtime_ns
+        return 0.0
+
+    # ----- run ----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT (or :meth:`stop`), then drain and exit cleanly."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        http = await serve_http(self.metrics, self.ready, self.s.metrics_host, self.s.metrics_port)
+        self.consumer, self.producer = self._clients()
+        await self.producer.start()
+        try:
+            await self.consumer.start()
+            self.consumer.subscribe([self.s.input_topic], listener=_Flush(self))
+            self.batch = await self.pool.take()
+            decider = asyncio.create_task(self._decide_loop(), name="aemon-decide")
+            watcher = asyncio.create_task(self._watch_model(), name="aemon-watch")
+            try:
+                await self._intake_loop()
+            finally:
+                await self._hand_off()
+                await self.queue.put(None)
+                await decider
+                watcher.cancel()
+        finally:
+            with contextlib.suppress(Exception):
+                await self.consumer.stop()
+            await self.producer.stop()
+            self.scorer.close()
+            http.close()
+            await http.wait_closed()
+        log.info("stopped cleanly")
+
+    def stop(self) -> None:
+        log.info("stopping: finishing the batch in hand, then committing")
+        self.stopping.set()
+
+    def request_reload(self) -> None:
+        self.reload_requested = True
+
+    @property
+    def port(self) -> int:
+        return self.s.metrics_port
+
+    # ----- intake -------------------------------------------------------------------------
+    async def _intake_loop(self) -> None:
+        wait = self.s.max_wait_ms / 1000
+        while not self.stopping.is_set():
+            batch = self.batch
+            assert batch is not None
+            left = max(0.0, wait - (time.monotonic() - batch.opened)) if batch.n else wait
+            fetch = asyncio.ensure_future(
+                self.consumer.getmany(timeout_ms=int(left * 1000), max_records=batch.room)
+            )
+            stop = asyncio.ensure_future(self.stopping.wait())
+            done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if fetch not in done:
+                fetch.cancel()
+                stop.cancel()
+                break
+            stop.cancel()
+            for tp, records in fetch.result().items():
+                self._take(tp, records)
+            batch = self.batch
+            if batch.full or (not batch.empty and time.monotonic() - batch.opened >= wait):
+                await self._hand_off()
+
+    def _take(self, tp: TopicPartition, records: list) -> None:
+        batch = self.batch
+        assert batch is not None
+        for rec in records:
+            try:
+                if self.windower is None:
+                    meta = decode_window(
+                        rec.value, rec.headers, rec.offset, rec.timestamp, batch.row(), self.limits
+                    )
+                    batch.keep(meta.stream, meta.seq, meta.ts, rec.timestamp / 1000)
+                else:
+                    self._take_sample(tp, rec, batch)
+            except Invalid as bad:
+                self._dead_letter(tp, rec, bad, batch)
+            batch.commit[tp] = rec.offset + 1
+
+    def _take_sample(self, tp: TopicPartition, rec, batch: Batch) -> None:
+        assert self.windower is not None
+        sample = decode_sample(rec.value, rec.timestamp, self.windower.channels, self.limits)
+        seq = self.windower.push(
+            tp.partition,
+            rec.offset,
+            sample.stream,
+            sample.seq,
+            sample.ts,
+            sample.values,
+            batch.row(),
+        )
+        if seq is not None:
+            batch.keep(sample.stream, seq, sample.ts, rec.timestamp / 1000)
+
+    def _dead_letter(self, tp: TopicPartition, rec, bad: Invalid, batch: Batch) -> None:
+        self.metrics.invalid.labels(bad.reason).inc()
+        headers = alerts.dead_letter_headers(
+            rec.headers, bad.reason, str(bad), tp.topic, tp.partition, rec.offset
+        )
+        batch.pending.append((self.s.dlq_topic, rec.value, rec.key, headers))
+
+    async def _hand_off(self) -> None:
+        """Queue the batch in hand (if it holds anything) and take a fresh one."""
+        batch = self.batch
+        if batch is None or batch.empty:
+            return
+        if self.windower is not None:
+            for tp in batch.commit:
+                batch.commit[tp] = self.windower.safe_offset(tp.partition, batch.commit[tp])
+        self.batch = None
+        await self.queue.put(batch)
+        self.batch = await self.pool.take()
+
+    async def flush(self) -> None:
+        """Decide and commit everything consumed so far (before partitions move)."""
+        await self._hand_off()
+        await self.queue.join()
+
+    # ----- decide -------------------------------------------------------------------------
+    async def _decide_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while (batch := await self.queue.get()) is not None:
+            try:
+                if self.reload_requested:
+                    await self._reload(loop)
+                scored = None
+                if batch.n:
+                    rows = batch.values[: batch.n]
+                    scored = await loop.run_in_executor(
+                        self.scorer.executor, self.scorer.score, rows
+                    )
+                await self._publish_and_commit(batch, scored)
+            finally:
+                self.queue.task_done()
+                self.pool.give(batch)
+        self.queue.task_done()
+
+    async def _publish_and_commit(self, batch: Batch, scored) -> None:
+        det, m = self.scorer.detector, self.metrics
+        sends = []
+        if scored is not None:
+            flags = scored.scores > det.threshold
+            for i in map(int, flags.nonzero()[0]):
+                body = alerts.alert(
+                    model=det.name,
+                    model_version=det.version,
+                    stream=batch.streams[i],
+                    seq=batch.seqs[i],
+                    ts=batch.ts[i],
+                    score=scored.scores[i],
+                    threshold=det.threshold,
+                    top=scored.top[i],
+                    errors_shape=det.input_shape,
+                )
+                sends.append((self.s.alerts_topic, body, batch.streams[i].encode(), None))
+            if self.s.scores_topic:
+                for i in range(batch.n):
+                    body = alerts.score_record(
+                        batch.streams[i],
+                        batch.seqs[i],
+                        batch.ts[i],
+                        scored.scores[i],
+                        bool(flags[i]),
+                    )
+                    sends.append((self.s.scores_topic, body, batch.streams[i].encode(), None))
+        await self._deliver([*batch.pending, *sends])
+        if scored is not None:
+            now = time.time()
+            n, anomalies = batch.n, int(flags.sum())
+            m.windows_scored.inc(n)
+            m.anomalies.inc(anomalies)
+            m.alerts_published.inc(anomalies)
+            m.batch_size.observe(n)
+            m.scoring_duration.observe(scored.seconds)
+            m.reconstruction_error.observe_many(scored.scores)
+            m.end_to_end_latency.observe_many(now - np.asarray(batch.kafka_ts))
+            m.last_batch.set(now)
+        await self._commit(dict(batch.commit))
+
+    async def _deliver(self, sends: list[Send]) -> None:
+        """Publish and wait for every ack; on failure send again, so nothing is committed unsent.
+
+        A resend may duplicate an alert; its ``alert_id`` is the same, so consumers can drop it.
+        """
+        while True:
+            try:
+                futures = [await self.producer.send(t, v, key=k, headers=h) for t, v, k, h in sends]
+                for fut in futures:
+                    await fut
+                self.healthy_io = True
+                return
+            except KafkaError as exc:
+                self.healthy_io = False
+                log.error("publishing failed (%s); retrying in %.0fs", exc, RETRY_SECONDS)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        offsets = {tp: o for tp, o in offsets.items() if o > self.committed.get(tp, -1)}
+        if not offsets:
+            return
+        try:
+            await asyncio.wait_for(self.consumer.commit(offsets), self.s.commit_timeout_s)
+            self.committed.update(offsets)
+        except (KafkaError, TimeoutError) as exc:  # IllegalStateError etc. are KafkaErrors
+            # Not fatal: the messages are decided; a restart re-decides them (same alert ids).
+            log.warning("commit of %s failed: %s", offsets, exc)
+        self._update_lag()
+
+    def _update_lag(self) -> None:
+        for tp in self.assigned:
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                done = self.committed.get(tp, 0)
+                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
+                    max(0, high - done)
+                )
+
+    def forget_lag(self, tp: TopicPartition) -> None:
+        with contextlib.suppress(KeyError):
+            self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+        self.assigned.discard(tp)
+
+    # ----- model swaps --------------------------------------------------------------------
+    async def _watch_model(self) -> None:
+        while self.s.watch_model:
+            await asyncio.sleep(WATCH_SECONDS)
+            stamp = self._stamp()
+            if stamp != self._model_stamp:
+                self._model_stamp = stamp
+                self.request_reload()
+
+    async def _reload(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.reload_requested = False
+        try:
+            det = await loop.run_in_executor(
+                self.scorer.executor, lambda: Detector.load(self.s.model, self.s.device, self.s.amp)
+            )
+            self.scorer.swap(det)
+        except Exception as exc:  # a bad new artifact must not stop a running monitor
+            log.error("model reload refused, keeping %s: %s", self.scorer.detector.version, exc)
+            return
+        self.metrics.set_model(det.name, det.version, det.meta["family"], det.threshold)
+        log.info("model swapped in: %s %s", det.name, det.version)

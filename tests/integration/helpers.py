@@ -1,0 +1,187 @@
+"""Helpers for tests against a real Kafka-protocol broker and a real daemon."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.broker import create_topics, free_port
+from monitor.config import Settings
+from monitor.service import Service
+
+SESSION_MS = 6000  # the embedded broker holds each JoinGroup for half the session timeout
+HEARTBEAT_MS = 1000
+
+
+def topics(n_partitions: int = 3) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    return {
+        "input_topic": f"in-{tag}",
+        "alerts_topic": f"alerts-{tag}",
+        "dlq_topic": f"dlq-{tag}",
+        "scores_topic": f"scores-{tag}",
+        "group_id": f"g-{tag}",
+        "_partitions": str(n_partitions),
+    }
+
+
+async def make_topics(bootstrap: str, t: dict[str, str]) -> None:
+    n = int(t["_partitions"])
+    await create_topics(
+        bootstrap,
+        {t["input_topic"]: n, t["alerts_topic"]: 1, t["dlq_topic"]: 1, t["scores_topic"]: 1},
+    )
+
+
+def settings(bootstrap: str, model: Path, t: dict[str, str], **extra: object) -> Settings:
+    own = {k: v for k, v in t.items() if not k.startswith("_")}
+    return dataclasses.replace(
+        Settings(),
+        model=str(model),
+        bootstrap_servers=bootstrap,
+        metrics_port=0,
+        session_timeout_ms=SESSION_MS,
+        heartbeat_interval_ms=HEARTBEAT_MS,
+        watch_model=False,
+        **own,
+        **extra,
+    )
+
+
+async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Wait for a condition with a deadline (the condition is the synchronisation)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def counter(svc: Service, name: str, **labels: str) -> float:
+    return svc.metrics.registry.get_sample_value(name, labels or None) or 0.0
+
+
+@contextlib.asynccontextmanager
+async def running(s: Settings) -> AsyncIterator[Service]:
+    """The daemon in this process; stopped (drained) on exit."""
+    svc = Service(s)
+    task = asyncio.create_task(svc.run())
+    try:
+        await until(lambda: svc.ready() or task.done(), 30, "the daemon to join its group")
+        if task.done():
+            task.result()
+        yield svc
+    finally:
+        svc.stop()
+        await asyncio.wait_for(task, 30)
+
+
+async def read_all(bootstrap: str, topic: str, timeout: float = 20) -> list:
+    """Every record of ``topic`` up to its current end, in partition order."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await c.start()
+    try:
+        parts = c.partitions_for_topic(topic) or set()
+        for _ in range(50):
+            if parts:
+                break
+            await c._client.force_metadata_update()  # topic just created
+            parts = c.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        out: list = []
+        deadline = time.monotonic() + timeout
+        while True:
+            batch = await c.getmany(timeout_ms=200)
+            for recs in batch.values():
+                out.extend(recs)
+            highs = [c.highwater(tp) for tp in tps]
+            positions = [await c.position(tp) for tp in tps]
+            if None not in highs and all(p >= h for p, h in zip(positions, highs, strict=True)):
+                return out
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end")
+    finally:
+        await c.stop()
+
+
+async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await c.start()
+    try:
+        return {p: (await c.committed(TopicPartition(topic, p))) or 0 for p in range(partitions)}
+    finally:
+        await c.stop()
+
+
+def scrape(port: int) -> dict[str, float]:
+    """``/metrics`` of a daemon as {name{labels}: value}."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            key = s.name + (
+                "{" + ",".join(f"{k}={v}" for k, v in sorted(s.labels.items())) + "}"
+                if s.labels
+                else ""
+            )
+            out[key] = s.value
+    return out
+
+
+class Daemon:
+    """``aemon serve`` as a real subprocess (for signals)."""
+
+    def __init__(self, s: Settings, log: Path) -> None:
+        self.port = free_port()
+        args = [sys.executable, "-m", "monitor.cli", "serve"]
+        for f in dataclasses.fields(s):
+            value = getattr(s, f.name)
+            if f.name == "metrics_port":
+                value = self.port
+            if value != "":
+                args += [f"--{f.name.replace('_', '-')}", str(value)]
+        self.log = log
+        self.proc = subprocess.Popen(
+            args,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def metric(self, name: str) -> float:
+        try:
+            return scrape(self.port).get(name, 0.0)
+        except OSError:
+            return -1.0
+
+    def ready(self) -> bool:
+        try:
+            return (
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status
+                == 200
+            )
+        except OSError:
+            return False
+
+    async def wait_ready(self) -> None:
+        await until(lambda: self.ready() or self.proc.poll() is not None, 60, "daemon ready")
+        assert self.proc.poll() is None, self.log.read_text()[-3000:]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
