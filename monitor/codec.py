@@ -97,6 +97,8 @@ def _fill(row: np.ndarray, values: object) -> None:
     except (TypeError, ValueError):
         raise Invalid("bad_values", "'values' must hold numbers only") from None
     if not np.isfinite(row).all():
+        if any(v is None or isinstance(v, bool) for v in values):
+            raise Invalid("bad_values", "'values' must hold numbers only (null/true/false found)")
         raise Invalid("non_finite", "values must be finite (no NaN, no inf, within float32)")
 
 

@@ -1,0 +1,76 @@
+import pytest
+
+from monitor import config
+from training.errors import ConfigError
+
+
+@pytest.fixture
+def model(tmp_path):
+    (tmp_path / "m").mkdir()
+    return str(tmp_path / "m")
+
+
+def test_precedence_defaults_file_environment_flags(tmp_path, model):
+    toml = tmp_path / "aemon.toml"
+    toml.write_text(
+        f'[aemon]\nmodel = "{model}"\nmax_batch = 64\ngroup_id = "from-file"\n'
+        'input_topic = "file-topic"\n'
+    )
+    env = {"AEMON_MAX_BATCH": "128", "AEMON_AMP": "true", "AEMON_GROUP_ID": "from-env"}
+    s = config.load({"group_id": "from-flag"}, toml, env)
+    assert (s.max_batch, s.amp, s.group_id, s.input_topic) == (128, True, "from-flag", "file-topic")
+    assert s.alerts_topic == "aemon.alerts"  # default
+
+
+def test_config_file_may_come_from_the_environment(tmp_path, model):
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'model = "{model}"\nmetrics-port = 9999\n')
+    assert config.load({}, None, {"AEMON_CONFIG": str(toml)}).metrics_port == 9999
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    env = {
+        "AEMON_MAX_BATCH": "0",
+        "AEMON_INPUT_KIND": "frames",
+        "AEMON_SECURITY_PROTOCOL": "SASL_SSL",
+    }
+    with pytest.raises(ConfigError) as exc:
+        config.load({"model": str(tmp_path / "absent")}, None, env)
+    text = str(exc.value)
+    for part in ("model: ", "max_batch: 0 is outside", "input_kind:", "sasl_mechanism:"):
+        assert part in text
+
+
+def test_type_errors_and_unknown_keys(tmp_path, model):
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'model = "{model}"\nmax_batch = "lots"\ncolour = "blue"\n')
+    with pytest.raises(ConfigError) as exc:
+        config.load({"amp": "perhaps"}, toml, {})
+    text = str(exc.value)
+    assert "unknown setting 'colour'" in text
+    assert "max_batch must be int, got 'lots'" in text
+    assert "--amp: amp must be bool" in text
+    with pytest.raises(ConfigError, match="not found"):
+        config.load({}, tmp_path / "nope.toml", {})
+    toml.write_text("model = [")
+    with pytest.raises(ConfigError, match=r"c\.toml"):
+        config.load({}, toml, {})
+
+
+def test_sasl_settings_pass_through_to_aiokafka(model):
+    s = config.load(
+        {
+            "model": model,
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": "u",
+        },
+        None,
+        {"AEMON_SASL_PASSWORD": "p"},
+    )
+    assert s.kafka_security() == {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "u",
+        "sasl_plain_password": "p",
+    }

@@ -1,0 +1,82 @@
+import asyncio
+import urllib.request
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.metrics import ERROR_BUCKETS, BulkHistogram, Metrics, serve_http
+
+
+def samples(text: str, name: str) -> dict:
+    fam = next(f for f in text_string_to_metric_families(text) if f.name == name)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in fam.samples}
+
+
+def test_bulk_histogram_matches_prometheus_client_histogram():
+    from prometheus_client import generate_latest
+
+    values = np.r_[np.random.default_rng(0).lognormal(-3, 2, 5000), ERROR_BUCKETS[:5], 1e9]
+    r1, r2 = CollectorRegistry(), CollectorRegistry()
+    ref = Histogram("h", "x", buckets=ERROR_BUCKETS, registry=r1)
+    for v in values:
+        ref.observe(float(v))
+    bulk = BulkHistogram("h", "x", ERROR_BUCKETS, r2)
+    bulk.observe_many(values[:100])
+    bulk.observe_many(values[100:])
+    a = {
+        k: v for k, v in samples(generate_latest(r1).decode(), "h").items() if "created" not in k[0]
+    }
+    b = samples(generate_latest(r2).decode(), "h")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert a[k] == __import__("pytest").approx(b[k], rel=1e-12), k
+
+
+def test_every_named_metric_is_exported():
+    m = Metrics()
+    m.set_model("ecg", "abc", "dense", 0.5)
+    m.set_model("ecg", "def", "dense", 0.7)
+    text = m.exposition().decode()
+    for name in (
+        "aemon_windows_scored_total",
+        "aemon_anomalies_total",
+        "aemon_alerts_published_total",
+        "aemon_invalid_messages_total",
+        "aemon_reconstruction_error_bucket",
+        "aemon_batch_size_bucket",
+        "aemon_scoring_duration_seconds_bucket",
+        "aemon_end_to_end_latency_seconds_bucket",
+        "aemon_threshold",
+        "aemon_last_batch_timestamp_seconds",
+    ):
+        assert name in text, name
+    assert 'aemon_model_info{family="dense",model="ecg",version="def"} 1.0' in text
+    assert 'version="abc"' not in text  # the old model's series is gone
+    assert 'aemon_threshold{model="ecg"} 0.7' in text
+
+
+async def test_http_endpoints():
+    m = Metrics()
+    ready = {"v": False}
+    server = await serve_http(m, lambda: ready["v"], "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    def get(path):
+        try:
+            r = urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+            return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    try:
+        assert (await asyncio.to_thread(get, "/healthz"))[0] == 200
+        assert (await asyncio.to_thread(get, "/readyz"))[0] == 503
+        ready["v"] = True
+        assert (await asyncio.to_thread(get, "/readyz"))[0] == 200
+        status, body = await asyncio.to_thread(get, "/metrics")
+        assert status == 200 and b"aemon_windows_scored_total" in body
+        assert (await asyncio.to_thread(get, "/nope"))[0] == 404
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -1,0 +1,102 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.codec import Invalid
+from monitor.windowing import Windower
+
+
+def feed(w: Windower, samples, partition=0):
+    """samples: (offset, stream, seq, ts, value) -> emitted {(stream, seq): window}."""
+    out = {}
+    row = np.zeros(w.length, dtype=np.float32)
+    for offset, stream, seq, ts, value in samples:
+        try:
+            got = w.push(partition, offset, stream, seq, ts, np.float32([value]), row)
+        except Invalid:
+            continue
+        if got is not None:
+            out[(stream, got)] = row.copy()
+    return out
+
+
+def test_length_and_stride_cut_the_expected_windows():
+    w = Windower(length=4, stride=2)
+    got = feed(w, [(i, "a", i, float(i), float(i)) for i in range(9)])
+    assert sorted(got) == [("a", 3), ("a", 5), ("a", 7)]
+    np.testing.assert_array_equal(got[("a", 5)], [2, 3, 4, 5])
+
+
+def test_streams_are_independent_and_seq_defaults_to_arrival_count():
+    w = Windower(length=2, stride=2)
+    samples = [(i, "ab"[i % 2], None, float(i), float(i)) for i in range(8)]
+    got = feed(w, samples)
+    assert sorted(got) == [("a", 1), ("a", 3), ("b", 1), ("b", 3)]
+    np.testing.assert_array_equal(got[("b", 3)], [5, 7])
+
+
+def test_late_samples_are_refused_and_gaps_restart_the_buffer():
+    w = Windower(length=3, stride=1)
+    row = np.zeros(3, dtype=np.float32)
+    w.push(0, 0, "a", 0, 1.0, np.float32([0]), row)
+    with pytest.raises(Invalid, match="late_sample"):
+        w.push(0, 1, "a", 0, 2.0, np.float32([0]), row)  # repeated seq
+    with pytest.raises(Invalid, match="late_sample"):
+        w.push(0, 1, "a", 1, 1.0, np.float32([0]), row)  # ts not after
+    got = feed(
+        w, [(2, "a", 1, 2.0, 1), (3, "a", 5, 3.0, 5), (4, "a", 6, 4.0, 6), (5, "a", 7, 5, 7)]
+    )
+    assert w.gaps == 1
+    assert list(got) == [("a", 7)]  # 0,1 then a jump to 5: the first full window ends at 7
+
+
+def test_safe_offset_and_drop():
+    w = Windower(length=3, stride=3)
+    feed(w, [(10, "a", 0, 0.0, 0), (11, "b", 0, 0.0, 0), (12, "a", 1, 1.0, 0)])
+    assert w.safe_offset(0, 13) == 10
+    assert w.safe_offset(1, 50) == 50
+    w.drop([0])
+    assert w.safe_offset(0, 13) == 13
+
+
+def test_multichannel_windows_are_channels_by_time():
+    w = Windower(length=2, stride=2, channels=2)
+    row = np.zeros((2, 2), dtype=np.float32)
+    w.push(0, 0, "a", 0, 0.0, np.float32([1, 10]), row)
+    assert w.push(0, 1, "a", 1, 1.0, np.float32([2, 20]), row) == 1
+    np.testing.assert_array_equal(row, [[1, 2], [10, 20]])
+
+
+def test_stride_above_length_is_refused():
+    with pytest.raises(ValueError, match="stride"):
+        Windower(length=3, stride=4)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    length=st.integers(1, 6),
+    stride_frac=st.floats(0.01, 1.0),
+    streams=st.lists(st.sampled_from("abc"), min_size=1, max_size=60),
+    crash=st.integers(0, 60),
+)
+def test_a_restart_from_the_safe_offset_loses_and_changes_no_window(
+    length, stride_frac, streams, crash
+):
+    stride = max(1, round(length * stride_frac))
+    counts: dict = {}
+    samples = []
+    for offset, s in enumerate(streams):
+        seq = counts.get(s, 0)
+        counts[s] = seq + 1
+        samples.append((offset, s, seq, float(offset), float(offset)))
+    everything = feed(Windower(length, stride), samples)
+
+    crash = min(crash, len(samples))
+    before_w = Windower(length, stride)
+    before = feed(before_w, samples[:crash])
+    resume = before_w.safe_offset(0, crash)  # what the daemon would have committed
+    after = feed(Windower(length, stride), samples[resume:])
+    assert set(everything) == set(before) | set(after)
+    for key, window in after.items():
+        np.testing.assert_array_equal(window, everything[key])
