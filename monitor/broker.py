@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import socket
@@ -43,7 +44,16 @@ def tansu_binary() -> str:
 
 async def wait_ready(bootstrap: str, timeout: float = 30.0) -> None:
     """Return once a Kafka client can fetch metadata from ``bootstrap``."""
-    deadline = time.monotonic() + timeout
+    quiet = logging.getLogger("aiokafka")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)  # "connection refused" is expected until it listens
+    try:
+        await _probe(bootstrap, time.monotonic() + timeout)
+    finally:
+        quiet.setLevel(level)
+
+
+async def _probe(bootstrap: str, deadline: float) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
@@ -57,7 +67,7 @@ async def wait_ready(bootstrap: str, timeout: float = 30.0) -> None:
         finally:
             with contextlib.suppress(Exception):
                 await admin.close()
-    raise AemonError(f"broker at {bootstrap} did not answer within {timeout:.0f}s ({last})")
+    raise AemonError(f"broker at {bootstrap} did not answer in time ({last})")
 
 
 async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:

@@ -20,6 +20,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     training_cli.register(sub)
     commands.register(sub)
+    commands.register_tools(sub)
     return p
 
 

@@ -71,6 +71,77 @@ def register(sub: argparse._SubParsersAction) -> None:
     br.set_defaults(func=_broker)
 
 
+def register_tools(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="end to end on embedded defaults (what `make demo` runs)",
+        description="Train (or reuse) the ECG5000 detector, start the embedded broker and the "
+        "daemon, replay the 1000 held-out beats, show a live view (windows/s, anomalies, "
+        "precision and recall against the labels, lag), print a summary and stop everything.",
+    )
+    demo.add_argument(
+        "--cache",
+        type=Path,
+        default=Path("artifacts/demo"),
+        help="where the demo detector is kept between runs (artifacts/demo)",
+    )
+    demo.add_argument("--rate", type=float, default=250.0, help="beats per second to replay")
+    demo.add_argument("--metrics-port", type=int, default=0, help="0: any free port")
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.set_defaults(func=_demo)
+
+    bench = sub.add_parser(
+        "bench",
+        help="throughput and latency, full daemon path against a bare decode loop",
+        description=bench_doc(),
+    )
+    bench.add_argument("--model", type=Path, help="artifact to bench (default: the demo detector)")
+    bench.add_argument("--windows", type=int, default=30_000, help="messages per format")
+    bench.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.set_defaults(func=_bench)
+
+
+def bench_doc() -> str:
+    from monitor import bench
+
+    return (bench.__doc__ or "").split("\n", 1)[1].strip()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from monitor import demo
+
+    summary = asyncio.run(demo.run(args.cache, args.rate, args.metrics_port))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for k, v in summary.items():
+            print(f"{k:>14}: {v}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from monitor import bench, demo
+    from training.datasets import ecg5000
+
+    model = args.model or demo.ensure_model(Path("artifacts/demo"), progress=False)[0]
+    windows = ecg5000.split(ecg5000.load()).test.values
+    result = asyncio.run(bench.run(model, windows, args.windows, args.bootstrap_servers))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        alone = result["scorer"]
+        print(f"scorer alone: {alone['wps']:,} windows/s (batch {alone['batch']})")
+        for fmt in ("json", "f32"):
+            r = result[fmt]
+            print(
+                f"{fmt:>4}: bare {r['bare_wps']:,}/s  full {r['full_wps']:,}/s"
+                f"  ratio {r['ratio']:.2f}  latency p50 {r['p50_ms']:.1f} ms"
+                f" p99 {r['p99_ms']:.1f} ms at {r['rate']:,}/s"
+            )
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

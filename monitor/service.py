@@ -66,6 +66,9 @@ class Service:
         self.committed: dict[TopicPartition, int] = {}
         self.batch: Batch | None = None
         self.healthy_io = True
+        self.http_port = settings.metrics_port
+        self.first_fetch: float | None = None  # monotonic times, for the benchmark
+        self.last_commit: float | None = None
         self._model_stamp = self._stamp()
         self.metrics.set_model(
             self.detector.name,
@@ -126,6 +129,7 @@ class Service:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         http = await serve_http(self.metrics, self.ready, self.s.metrics_host, self.s.metrics_port)
+        self.http_port = int(http.sockets[0].getsockname()[1])
         self.consumer, self.producer = self._clients()
         await self.producer.start()
         try:
@@ -157,10 +161,6 @@ class Service:
     def request_reload(self) -> None:
         self.reload_requested = True
 
-    @property
-    def port(self) -> int:
-        return self.s.metrics_port
-
     # ----- intake -------------------------------------------------------------------------
     async def _intake_loop(self) -> None:
         wait = self.s.max_wait_ms / 1000
@@ -178,7 +178,10 @@ class Service:
                 stop.cancel()
                 break
             stop.cancel()
-            for tp, records in fetch.result().items():
+            fetched = fetch.result()
+            if fetched and self.first_fetch is None:
+                self.first_fetch = time.monotonic()
+            for tp, records in fetched.items():
                 self._take(tp, records)
             batch = self.batch
             if batch.full or (not batch.empty and time.monotonic() - batch.opened >= wait):
@@ -324,6 +327,7 @@ class Service:
         try:
             await asyncio.wait_for(self.consumer.commit(offsets), self.s.commit_timeout_s)
             self.committed.update(offsets)
+            self.last_commit = time.monotonic()
         except (KafkaError, TimeoutError) as exc:  # IllegalStateError etc. are KafkaErrors
             # Not fatal: the messages are decided; a restart re-decides them (same alert ids).
             log.warning("commit of %s failed: %s", offsets, exc)

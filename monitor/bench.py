@@ -1,0 +1,249 @@
+"""``aemon bench``: the scorer alone, and the full daemon path beside a bare decode loop.
+
+In one run and on the same topic: (a) a bare aiokafka loop that only decodes each message into a
+float32 batch, and (b) the whole daemon (decode, batch, score, decide, publish, commit). Then the
+decision latency (input message timestamp to the per-window score record's timestamp, both set
+on this machine) at a fixed input rate of half the full path's measured maximum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from tqdm.auto import tqdm
+
+from monitor.broker import EmbeddedBroker, create_topics, free_port
+from monitor.codec import encode_window, f32_headers
+from monitor.config import Settings
+from monitor.scoring import Scorer
+from monitor.service import Service
+from training.detector import Detector
+
+PARTITIONS = 3
+STREAMS = 16
+
+
+def _messages(windows: np.ndarray, fmt: str, start_seq: int = 0):
+    for i, row in enumerate(windows):
+        stream, seq = f"b{i % STREAMS}", start_seq + i
+        if fmt == "f32":
+            yield stream.encode(), row.astype("<f4").tobytes(), f32_headers(stream, seq)
+        else:
+            yield stream.encode(), encode_window(stream, seq, row), None
+
+
+async def _produce(bootstrap: str, topic: str, msgs, rate: float | None = None) -> int:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=1 << 20
+    )
+    await producer.start()
+    sent, pending, start = 0, [], time.perf_counter()
+    try:
+        for key, value, headers in msgs:
+            if rate and (delay := start + sent / rate - time.perf_counter()) > 0:
+                await asyncio.sleep(delay)
+            pending.append(await producer.send(topic, value, key=key, headers=headers))
+            sent += 1
+            if len(pending) >= 2000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def bare_loop(
+    bootstrap: str, topic: str, n: int, shape: tuple[int, ...], fmt: str, batch: int
+) -> float:
+    """Windows/s of a loop that only fetches and decodes into a float32 batch."""
+    c = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, max_partition_fetch_bytes=2 << 20
+    )
+    await c.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        rows = np.empty((batch, *shape), dtype=np.float32)
+        flat = rows.reshape(batch, -1)
+        count, first = 0, None
+        while count < n:
+            fetched = await c.getmany(timeout_ms=200, max_records=batch)
+            if fetched and first is None:
+                first = time.monotonic()
+            for recs in fetched.values():
+                for r in recs:
+                    i = count % batch
+                    if fmt == "f32":
+                        flat[i] = np.frombuffer(r.value, dtype="<f4")
+                    else:
+                        flat[i] = orjson.loads(r.value)["values"]
+                    count += 1
+        return n / (time.monotonic() - first)
+    finally:
+        await c.stop()
+
+
+async def _full_path(bootstrap: str, model: Path, topic: str, n: int, extra: dict) -> Service:
+    tag = uuid.uuid4().hex[:8]
+    s = dataclasses.replace(
+        Settings(),
+        model=str(model),
+        bootstrap_servers=bootstrap,
+        input_topic=topic,
+        alerts_topic=f"bench-alerts-{tag}",
+        dlq_topic=f"bench-dlq-{tag}",
+        group_id=f"bench-{tag}",
+        metrics_port=0,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        watch_model=False,
+        **extra,
+    )
+    await create_topics(bootstrap, {s.alerts_topic: 1, s.dlq_topic: 1})
+    svc = Service(s)
+    task = asyncio.create_task(svc.run())
+    deadline = time.monotonic() + 300
+    while svc.metrics.registry.get_sample_value("aemon_windows_scored_total") < n:
+        if task.done():
+            task.result()
+        if time.monotonic() > deadline:
+            raise TimeoutError("the daemon did not score every bench window in 300 s")
+        await asyncio.sleep(0.01)
+    svc.stop()
+    await task
+    return svc
+
+
+async def latency(
+    bootstrap: str, model: Path, windows: np.ndarray, fmt: str, rate: float, seconds: float
+) -> tuple[float, float]:
+    """p50/p99 milliseconds from input timestamp to the window's score record, at ``rate``."""
+    tag = uuid.uuid4().hex[:8]
+    topic, scores = f"bench-lat-{tag}", f"bench-scores-{tag}"
+    await create_topics(bootstrap, {topic: PARTITIONS, scores: 1})
+    n = max(200, int(rate * seconds))
+    reps = np.resize(windows, (n, *windows.shape[1:]))
+    s = dataclasses.replace(
+        Settings(),
+        model=str(model),
+        bootstrap_servers=bootstrap,
+        input_topic=topic,
+        alerts_topic=f"bench-alerts-{tag}",
+        dlq_topic=f"bench-dlq-{tag}",
+        scores_topic=scores,
+        group_id=f"bench-{tag}",
+        metrics_port=0,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        watch_model=False,
+        auto_offset_reset="latest",
+    )
+    await create_topics(bootstrap, {s.alerts_topic: 1, s.dlq_topic: 1})
+    svc = Service(s)
+    task = asyncio.create_task(svc.run())
+    while not svc.ready():
+        await asyncio.sleep(0.05)
+    await _produce(bootstrap, topic, _messages(reps, fmt), rate)
+    while svc.metrics.registry.get_sample_value("aemon_windows_scored_total") < n:
+        await asyncio.sleep(0.05)
+    svc.stop()
+    await task
+    sent_at = await _timestamps(bootstrap, topic, PARTITIONS, lambda r: _key(r, fmt))
+    decided_at = await _timestamps(
+        bootstrap, scores, 1, lambda r: tuple(orjson.loads(r.value)[k] for k in ("stream", "seq"))
+    )
+    lat = np.array([decided_at[k] - sent_at[k] for k in sent_at if k in decided_at], dtype=float)
+    return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+
+
+def _key(r, fmt: str) -> tuple[str, int]:
+    if fmt == "f32":
+        h = dict(r.headers)
+        return h["stream"].decode(), int(h["seq"])
+    doc = orjson.loads(r.value)
+    return doc["stream"], doc["seq"]
+
+
+async def _timestamps(bootstrap: str, topic: str, partitions: int, key) -> dict:
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await c.start()
+    out = {}
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        while True:
+            for recs in (await c.getmany(timeout_ms=300)).values():
+                for r in recs:
+                    out[key(r)] = r.timestamp
+            highs = [c.highwater(tp) for tp in tps]
+            if None not in highs and all(
+                [await c.position(tp) >= h for tp, h in zip(tps, highs, strict=True)]
+            ):
+                return out
+    finally:
+        await c.stop()
+
+
+def scorer_alone(
+    detector: Detector, windows: np.ndarray, batch: int, seconds: float = 2.0
+) -> float:
+    """Windows/s of the scorer on full batches (no Kafka)."""
+    scorer = Scorer(detector, batch, top_k=5)
+    rows = np.resize(windows, (batch, *windows.shape[1:])).astype(np.float32)
+    scorer.score(rows)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        scorer.score(rows)
+        count += batch
+    scorer.close()
+    return count / (time.perf_counter() - start)
+
+
+async def run(
+    model: Path, windows: np.ndarray, n: int, bootstrap: str | None, progress: bool = True
+) -> dict:
+    broker = None if bootstrap else await EmbeddedBroker(free_port()).start()
+    bootstrap = bootstrap or broker.bootstrap
+    detector = Detector.load(model)
+    batch = Settings().max_batch
+    result: dict[str, object] = {
+        "windows": n,
+        "scorer": {
+            "wps": round(scorer_alone(detector, windows, batch)),
+            "batch": batch,
+            "device": str(detector.device),
+        },
+    }
+    try:
+        for fmt in tqdm(("json", "f32"), desc="bench", disable=not progress):
+            topic = f"bench-{fmt}-{uuid.uuid4().hex[:8]}"
+            await create_topics(bootstrap, {topic: PARTITIONS})
+            await _produce(
+                bootstrap, topic, _messages(np.resize(windows, (n, *windows.shape[1:])), fmt)
+            )
+            bare = await bare_loop(bootstrap, topic, n, detector.input_shape, fmt, batch)
+            svc = await _full_path(bootstrap, model, topic, n, {})
+            full = n / (svc.last_commit - svc.first_fetch)
+            p50, p99 = await latency(bootstrap, model, windows, fmt, full / 2, seconds=4.0)
+            result[fmt] = {
+                "bare_wps": round(bare),
+                "full_wps": round(full),
+                "ratio": round(full / bare, 3),
+                "p50_ms": round(p50, 2),
+                "p99_ms": round(p99, 2),
+                "rate": round(full / 2),
+            }
+    finally:
+        if broker:
+            broker.stop()
+    return result
