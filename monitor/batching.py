@@ -47,6 +47,11 @@ class Batch:
         """The next free row, to decode into."""
         return self.values[self.n]
 
+    @property
+    def flat(self) -> np.ndarray:
+        """The rows as ``[capacity, size]`` (a view)."""
+        return self.values.reshape(len(self.values), -1)
+
     def keep(self, stream: str, seq: int, ts: float, kafka_ts: float) -> None:
         """Accept the row just decoded."""
         self.streams.append(stream)
@@ -54,6 +59,13 @@ class Batch:
         self.ts.append(ts)
         self.kafka_ts.append(kafka_ts)
         self.n += 1
+
+    def drop(self, i: int) -> None:
+        """Remove row ``i``, moving later rows up."""
+        self.values[i : self.n - 1] = self.values[i + 1 : self.n]
+        for lst in (self.streams, self.seqs, self.ts, self.kafka_ts):
+            del lst[i]
+        self.n -= 1
 
     def reset(self) -> Batch:
         self.n = 0

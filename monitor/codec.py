@@ -2,16 +2,24 @@
 
 Window messages (JSON ``{"stream", "seq"?, "ts"?, "values": [...]}`` or raw little-endian float32
 with ``content-type: application/x-aemon-f32`` and ``stream``/``seq`` headers) are decoded straight
-into a row of a preallocated float32 batch. Sample messages (``{"stream", "ts"?, "value": x}`` or
-``"values"`` for several channels) are decoded into a small array for the windowing stage.
+into a row of a preallocated float32 batch. Finiteness of window rows is checked once per batch
+(:func:`non_finite_rows`), not per message; :func:`non_finite_reason` names a bad row's cause.
+Sample messages (``{"stream", "ts"?, "value": x}`` or ``"values"`` for several channels) are
+decoded into a small array for the windowing stage.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import orjson
+
+# A value beyond float32 becomes inf when copied into a row; that row is then refused as
+# non-finite, so numpy's warning about the cast says nothing new.
+warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, __name__)
 
 F32_CONTENT_TYPE = b"application/x-aemon-f32"
 
@@ -48,17 +56,17 @@ class Limits:
     max_stream_len: int = 256
 
 
-@dataclass(frozen=True)
-class Meta:
-    """Who a row belongs to. ``seq``/``ts`` fall back to the Kafka offset and timestamp."""
+class Meta(NamedTuple):
+    """Who a row belongs to. ``seq``/``ts`` fall back to the Kafka offset and timestamp.
+
+    ``raw`` is a validated float32 payload still to be copied into the row (the caller copies a
+    whole run of them at once); ``None`` when the row is already filled (JSON).
+    """
 
     stream: str
     seq: int
     ts: float
-
-
-def _headers(headers: tuple[tuple[str, bytes], ...] | list | None) -> dict[str, bytes]:
-    return {k: v for k, v in headers or ()}
+    raw: bytes | None = None
 
 
 def _stream(value: object, limits: Limits) -> str:
@@ -86,20 +94,43 @@ def _ts(value: object, default: float) -> float:
 
 
 def _fill(row: np.ndarray, values: object) -> None:
-    """Copy ``values`` into ``row`` (float32), checking length and finiteness."""
+    """Copy ``values`` into ``row`` (float32), checking the type and length (not finiteness)."""
     if not isinstance(values, list):
         raise Invalid("bad_values", "'values' must be an array of numbers")
     if len(values) != row.size:
         raise Invalid("wrong_length", f"{len(values)} values; the model takes {row.size}")
     try:
-        with np.errstate(over="ignore"):  # overflow becomes inf, refused just below
-            row.reshape(-1)[:] = values
+        row.reshape(-1)[:] = values
     except (TypeError, ValueError):
         raise Invalid("bad_values", "'values' must hold numbers only") from None
-    if not np.isfinite(row).all():
-        if any(v is None or isinstance(v, bool) for v in values):
-            raise Invalid("bad_values", "'values' must hold numbers only (null/true/false found)")
-        raise Invalid("non_finite", "values must be finite (no NaN, no inf, within float32)")
+
+
+def copy_raw(flat: np.ndarray, rows: list[int], payloads: list[bytes]) -> None:
+    """Copy float32 payloads into rows of ``flat`` ``[capacity, size]`` in one numpy call."""
+    block = np.frombuffer(b"".join(payloads), dtype="<f4").reshape(len(rows), -1)
+    if rows[-1] - rows[0] + 1 == len(rows):
+        flat[rows[0] : rows[-1] + 1] = block
+    else:
+        flat[rows] = block
+
+
+def non_finite_rows(rows: np.ndarray) -> np.ndarray:
+    """Positions of rows holding NaN or inf (one vectorised check for a whole batch)."""
+    if not len(rows):
+        return np.empty(0, dtype=np.intp)
+    flat = rows.reshape(len(rows), -1)
+    return np.flatnonzero(~np.isfinite(flat).all(axis=1))
+
+
+def non_finite_reason(value: bytes | None) -> Invalid:
+    """Why a decoded row is not finite: ``null`` among JSON values, or a NaN/inf/overflow."""
+    try:
+        values = orjson.loads(value or b"").get("values", [])
+    except (orjson.JSONDecodeError, AttributeError):
+        values = []  # raw float32: NaN or inf in the payload
+    if any(v is None for v in values):
+        return Invalid("bad_values", "'values' must hold numbers only (null found)")
+    return Invalid("non_finite", "values must be finite (no NaN, no inf, within float32)")
 
 
 def _object(value: bytes, limits: Limits) -> dict:
@@ -122,29 +153,36 @@ def decode_window(
     row: np.ndarray,
     limits: Limits,
 ) -> Meta:
-    """Decode one window message into ``row`` (a view into the batch); raise :class:`Invalid`."""
+    """Decode one window message into ``row`` (a view into the batch); raise :class:`Invalid`.
+
+    A float32 payload is validated but returned in ``Meta.raw`` for the caller to copy (see
+    :func:`copy_raw`); finiteness is left to the caller, once per batch (:func:`non_finite_rows`).
+    """
     value = value or b""
     ts_default = timestamp_ms / 1000.0
-    h = _headers(headers)
-    ctype = h.get("content-type")
-    if ctype is not None and ctype != F32_CONTENT_TYPE and ctype != b"application/json":
-        raise Invalid("unknown_content_type", f"content-type {ctype[:64]!r}")
+    ctype = stream_h = seq_h = None
+    for key, v in headers or ():
+        if key == "content-type":
+            ctype = v
+        elif key == "stream":
+            stream_h = v
+        elif key == "seq":
+            seq_h = v
     if ctype == F32_CONTENT_TYPE:
         if len(value) > limits.max_bytes:
             raise Invalid("too_large", f"{len(value)} bytes > limit {limits.max_bytes}")
         if len(value) != row.size * 4:
             raise Invalid("wrong_length", f"{len(value)} bytes; the model takes {row.size} float32")
         try:
-            stream = _stream(h.get("stream", b"").decode(), limits)
-            seq = _seq(int(h["seq"]), offset) if "seq" in h else offset
+            stream = _stream((stream_h or b"").decode(), limits)
+            seq = offset if seq_h is None else _seq(int(seq_h), offset)
         except (UnicodeDecodeError, ValueError):
             raise Invalid(
                 "bad_f32", "headers 'stream' (utf-8) and 'seq' (integer) required"
             ) from None
-        row.reshape(-1)[:] = np.frombuffer(value, dtype="<f4")
-        if not np.isfinite(row).all():
-            raise Invalid("non_finite", "values must be finite (no NaN, no inf)")
-        return Meta(stream, seq, ts_default)
+        return Meta(stream, seq, ts_default, value)
+    if ctype is not None and ctype != b"application/json":
+        raise Invalid("unknown_content_type", f"content-type {ctype[:64]!r}")
     doc = _object(value, limits)
     stream = _stream(doc.get("stream"), limits)
     if "values" not in doc:
@@ -170,6 +208,8 @@ def decode_sample(value: bytes | None, timestamp_ms: int, channels: int, limits:
         raise Invalid("missing_values", "no 'value' or 'values'")
     out = np.empty(channels, dtype=np.float32)
     _fill(out, raw if isinstance(raw, list) else [raw])
+    if not np.isfinite(out).all():
+        raise non_finite_reason(value)
     seq = doc.get("seq")
     return Sample(
         stream,

@@ -96,7 +96,8 @@ def register_tools(sub: argparse._SubParsersAction) -> None:
         description=bench_doc(),
     )
     bench.add_argument("--model", type=Path, help="artifact to bench (default: the demo detector)")
-    bench.add_argument("--windows", type=int, default=30_000, help="messages per format")
+    bench.add_argument("--windows", type=int, default=50_000, help="messages per format")
+    bench.add_argument("--rounds", type=int, default=3, help="bare/full repetitions (median)")
     bench.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=_bench)
@@ -125,8 +126,11 @@ def _bench(args: argparse.Namespace) -> int:
     from training.datasets import ecg5000
 
     model = args.model or demo.ensure_model(Path("artifacts/demo"), progress=False)[0]
-    windows = ecg5000.split(ecg5000.load()).test.values
-    result = asyncio.run(bench.run(model, windows, args.windows, args.bootstrap_servers))
+    test = ecg5000.split(ecg5000.load()).test
+    windows = test.values[test.label == 0]
+    result = asyncio.run(
+        bench.run(model, windows, args.windows, args.bootstrap_servers, args.rounds)
+    )
     if args.json:
         print(json.dumps(result))
     else:

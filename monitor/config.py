@@ -34,13 +34,15 @@ class Settings:
     input_kind: str = "windows"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
-    max_batch: int = 256
+    max_batch: int = 1024
     max_wait_ms: int = 20
+    fetch_max_wait_ms: int = 20
     max_message_bytes: int = 1 << 20
     max_stream_id: int = 256
     queue_batches: int = 4
     top_k: int = 5
     device: str = "auto"
+    torch_threads: int = 1
     amp: bool = False
     watch_model: bool = True
     commit_timeout_s: float = 10.0
@@ -92,11 +94,14 @@ HELP = {
     "metrics_port": "port of /metrics, /healthz and /readyz (0: any free port)",
     "max_batch": "windows per scoring batch at most",
     "max_wait_ms": "longest a partial batch waits before it is scored",
+    "fetch_max_wait_ms": "longest the broker may hold a fetch (Apache Kafka answers as soon as "
+    "data arrives; the embedded broker holds fetches this long under steady traffic)",
     "max_message_bytes": "larger messages go to the dead-letter topic",
     "max_stream_id": "longest stream id accepted (characters)",
     "queue_batches": "batches queued for scoring at most (bounds memory; overload becomes lag)",
     "top_k": "time steps (or pixels) with the largest error named in each alert",
     "device": "auto (CUDA when present), cpu or cuda[:N]",
+    "torch_threads": "CPU threads for scoring (1 leaves the other cores to decoding and Kafka)",
     "amp": "autocast when scoring on CUDA",
     "watch_model": "swap in a new artifact when detector.json in --model changes",
     "commit_timeout_s": "give up on an offset commit after this long (it is retried next batch)",
@@ -149,10 +154,12 @@ def _check(s: Settings) -> list[str]:
         ("metrics_port", 0, 65535),
         ("max_batch", 1, 1 << 16),
         ("max_wait_ms", 0, 60_000),
+        ("fetch_max_wait_ms", 1, 60_000),
         ("max_message_bytes", 64, 1 << 28),
         ("max_stream_id", 1, 1 << 16),
         ("queue_batches", 1, 1024),
         ("top_k", 0, 1 << 16),
+        ("torch_threads", 1, 1024),
         ("session_timeout_ms", 1000, 600_000),
         ("heartbeat_interval_ms", 100, 600_000),
     ):

@@ -32,6 +32,11 @@ class Scorer:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="aemon-score")
         self.detector = detector
         self._pinned = self._staging(detector)
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """One full-size batch through the model, so the first real batch pays no start-up."""
+        self.score(np.zeros((self.capacity, *self.detector.input_shape), dtype=np.float32))
 
     def _staging(self, detector: Detector) -> torch.Tensor | None:
         if detector.device.type != "cuda":
@@ -46,6 +51,7 @@ class Scorer:
             raise ValueError(f"new model takes {new}, the running one {running}")
         self._pinned = self._staging(detector)
         self.detector = detector
+        self.warm_up()
 
     def score(self, values: np.ndarray) -> Scored:
         """Score raw windows ``[n, *input_shape]`` (runs in the worker thread)."""

@@ -1,9 +1,11 @@
 """The daemon: consume -> decode -> [window] -> micro-batch -> score -> decide -> publish -> commit.
 
-Two tasks joined by a bounded queue: the *intake* fetches and decodes into preallocated batches;
-the *decider* scores each batch in a worker thread, publishes its alerts, waits until they and the
-batch's dead letters are acknowledged (``acks=all``), then commits the batch's offsets. Batches
-are decided and committed in order, so a committed offset never passes an undecided message.
+Four tasks joined by queues: the *intake* fetches and decodes into preallocated batches;
+the *scorer* scores each batch in a worker thread and hands its alerts and dead letters to the
+producer; the *confirmer* waits until all of them are acknowledged (``acks=all``); the *committer*
+then commits the offsets of every acknowledged batch. All take batches in order, so a committed
+offset never passes an undecided message, while scoring, acks and commits of successive batches
+overlap.
 """
 
 from __future__ import annotations
@@ -13,18 +15,28 @@ import contextlib
 import logging
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from monitor import alerts
 from monitor.batching import Batch, Pool
-from monitor.codec import Invalid, Limits, decode_sample, decode_window
+from monitor.codec import (
+    Invalid,
+    Limits,
+    copy_raw,
+    decode_sample,
+    decode_window,
+    non_finite_reason,
+    non_finite_rows,
+)
 from monitor.config import Settings
 from monitor.metrics import Metrics, serve_http
-from monitor.scoring import Scorer
+from monitor.scoring import Scored, Scorer
 from monitor.windowing import Windower
 from training.artifact import META_FILE
 from training.detector import Detector
@@ -33,6 +45,15 @@ log = logging.getLogger("aemon.serve")
 Send = tuple[str, bytes | None, bytes | None, list | None]  # topic, value, key, headers
 WATCH_SECONDS = 2.0
 RETRY_SECONDS = 1.0
+
+
+@dataclass
+class _Decided:
+    batch: Batch
+    scored: Scored | None
+    flags: np.ndarray | None
+    sends: list[Send]
+    futures: list[asyncio.Future] | None = None
 
 
 class _Flush(ConsumerRebalanceListener):
@@ -53,13 +74,20 @@ class _Flush(ConsumerRebalanceListener):
 class Service:
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         self.s = settings
+        torch.set_num_threads(settings.torch_threads)  # the daemon owns its process
         self.metrics = metrics or Metrics()
         self.detector = Detector.load(settings.model, device=settings.device, amp=settings.amp)
         self.scorer = Scorer(self.detector, settings.max_batch, settings.top_k)
         self.limits = Limits(settings.max_message_bytes, settings.max_stream_id)
         self.windower = self._windower(self.detector) if settings.input_kind == "samples" else None
-        self.pool = Pool(settings.queue_batches + 1, settings.max_batch, self.detector.input_shape)
+        # Every batch in flight (queued, scoring, awaiting acks) comes from this fixed pool.
+        self.pool = Pool(settings.queue_batches + 2, settings.max_batch, self.detector.input_shape)
         self.queue: asyncio.Queue[Batch | None] = asyncio.Queue(settings.queue_batches)
+        self.confirming: asyncio.Queue[_Decided | None] = asyncio.Queue()
+        self._committable: dict[TopicPartition, int] = {}
+        self._uncommitted = 0
+        self._commit_wanted = asyncio.Event()
+        self._confirmed_all = False
         self.stopping = asyncio.Event()
         self.reload_requested = False
         self.assigned: set[TopicPartition] = set()
@@ -97,7 +125,8 @@ class Service:
             auto_offset_reset=s.auto_offset_reset,
             session_timeout_ms=s.session_timeout_ms,
             heartbeat_interval_ms=s.heartbeat_interval_ms,
-            max_partition_fetch_bytes=max(1 << 20, s.max_message_bytes + 1024),
+            max_partition_fetch_bytes=max(4 << 20, s.max_message_bytes + 1024),
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
             **sec,
         )
         producer = AIOKafkaProducer(
@@ -106,7 +135,8 @@ class Service:
             acks="all",
             enable_idempotence=s.idempotent,
             linger_ms=2,
-            max_request_size=max(1 << 20, 2 * s.max_message_bytes),
+            max_batch_size=1 << 20,  # aiokafka's 16 KiB default splits one batch's alerts in many
+            max_request_size=max(1 << 21, 2 * s.max_message_bytes),
             **sec,
         )
         return consumer, producer
@@ -136,14 +166,19 @@ class Service:
             await self.consumer.start()
             self.consumer.subscribe([self.s.input_topic], listener=_Flush(self))
             self.batch = await self.pool.take()
-            decider = asyncio.create_task(self._decide_loop(), name="aemon-decide")
+            stages = [
+                asyncio.create_task(self._score_loop(), name="aemon-score"),
+                asyncio.create_task(self._confirm_loop(), name="aemon-confirm"),
+                asyncio.create_task(self._commit_loop(), name="aemon-commit"),
+            ]
             watcher = asyncio.create_task(self._watch_model(), name="aemon-watch")
             try:
                 await self._intake_loop()
             finally:
+                self.stopping.set()  # not ready from here on, whatever ended the intake
                 await self._hand_off()
                 await self.queue.put(None)
-                await decider
+                await asyncio.gather(*stages)
                 watcher.cancel()
         finally:
             with contextlib.suppress(Exception):
@@ -190,18 +225,35 @@ class Service:
     def _take(self, tp: TopicPartition, records: list) -> None:
         batch = self.batch
         assert batch is not None
+        if records:
+            batch.commit[tp] = records[-1].offset + 1
+        if self.windower is not None:
+            for rec in records:
+                try:
+                    self._take_sample(tp, rec, batch)
+                except Invalid as bad:
+                    self._dead_letter(tp, rec, bad, batch)
+            return
+        first, kept, raw_rows, raw = batch.n, [], [], []
         for rec in records:
             try:
-                if self.windower is None:
-                    meta = decode_window(
-                        rec.value, rec.headers, rec.offset, rec.timestamp, batch.row(), self.limits
-                    )
-                    batch.keep(meta.stream, meta.seq, meta.ts, rec.timestamp / 1000)
-                else:
-                    self._take_sample(tp, rec, batch)
+                meta = decode_window(
+                    rec.value, rec.headers, rec.offset, rec.timestamp, batch.row(), self.limits
+                )
             except Invalid as bad:
                 self._dead_letter(tp, rec, bad, batch)
-            batch.commit[tp] = rec.offset + 1
+                continue
+            if meta.raw is not None:
+                raw_rows.append(batch.n)
+                raw.append(meta.raw)
+            batch.keep(meta.stream, meta.seq, meta.ts, rec.timestamp / 1000)
+            kept.append(rec)
+        if raw:
+            copy_raw(batch.flat, raw_rows, raw)
+        for i in non_finite_rows(batch.values[first : batch.n])[::-1]:
+            batch.drop(first + int(i))
+            rec = kept[int(i)]
+            self._dead_letter(tp, rec, non_finite_reason(rec.value), batch)
 
     def _take_sample(self, tp: TopicPartition, rec, batch: Batch) -> None:
         assert self.windower is not None
@@ -243,82 +295,114 @@ class Service:
         await self.queue.join()
 
     # ----- decide -------------------------------------------------------------------------
-    async def _decide_loop(self) -> None:
+    async def _score_loop(self) -> None:
+        """Stage 2: score each batch off the loop, decide, hand its messages to the producer."""
         loop = asyncio.get_running_loop()
         while (batch := await self.queue.get()) is not None:
-            try:
-                if self.reload_requested:
-                    await self._reload(loop)
-                scored = None
-                if batch.n:
-                    rows = batch.values[: batch.n]
-                    scored = await loop.run_in_executor(
-                        self.scorer.executor, self.scorer.score, rows
-                    )
-                await self._publish_and_commit(batch, scored)
-            finally:
-                self.queue.task_done()
-                self.pool.give(batch)
+            if self.reload_requested:
+                await self._reload(loop)
+            scored = None
+            if batch.n:
+                rows = batch.values[: batch.n]
+                scored = await loop.run_in_executor(self.scorer.executor, self.scorer.score, rows)
+            decided = self._decide(batch, scored)
+            with contextlib.suppress(KafkaError):  # the confirm stage sends again
+                decided.futures = await self._send(decided.sends)
+            await self.confirming.put(decided)
         self.queue.task_done()
+        await self.confirming.put(None)
 
-    async def _publish_and_commit(self, batch: Batch, scored) -> None:
-        det, m = self.scorer.detector, self.metrics
-        sends = []
-        if scored is not None:
-            flags = scored.scores > det.threshold
-            for i in map(int, flags.nonzero()[0]):
-                body = alerts.alert(
-                    model=det.name,
-                    model_version=det.version,
-                    stream=batch.streams[i],
-                    seq=batch.seqs[i],
-                    ts=batch.ts[i],
-                    score=scored.scores[i],
-                    threshold=det.threshold,
-                    top=scored.top[i],
-                    errors_shape=det.input_shape,
+    async def _confirm_loop(self) -> None:
+        """Stage 3, in batch order: wait for every ack, count, then mark the offsets committable."""
+        while (d := await self.confirming.get()) is not None:
+            try:
+                await self._acknowledged(d)
+                self._count(d)
+            finally:
+                self.pool.give(d.batch)
+            self._committable.update(d.batch.commit)
+            self._uncommitted += 1
+            self._commit_wanted.set()
+        self._confirmed_all = True
+        self._commit_wanted.set()
+
+    async def _commit_loop(self) -> None:
+        """Stage 4: commit everything acknowledged so far, one commit in flight at a time, so
+        commits coalesce under load instead of costing a round trip per batch. A batch is done
+        (for :meth:`flush` and the drain) only once its offsets are committed."""
+        while True:
+            if not self._uncommitted:
+                if self._confirmed_all:
+                    return
+                await self._commit_wanted.wait()
+                self._commit_wanted.clear()
+                continue
+            offsets, batches = dict(self._committable), self._uncommitted
+            self._committable.clear()
+            self._uncommitted = 0
+            await self._commit(offsets)
+            for _ in range(batches):
+                self.queue.task_done()
+
+    def _decide(self, batch: Batch, scored: Scored | None) -> _Decided:
+        det = self.scorer.detector
+        sends: list[Send] = list(batch.pending)
+        if scored is None:
+            return _Decided(batch, None, None, sends)
+        flags = scored.scores > det.threshold
+        for i in map(int, flags.nonzero()[0]):
+            body = alerts.alert(
+                model=det.name,
+                model_version=det.version,
+                stream=batch.streams[i],
+                seq=batch.seqs[i],
+                ts=batch.ts[i],
+                score=scored.scores[i],
+                threshold=det.threshold,
+                top=scored.top[i],
+                errors_shape=det.input_shape,
+            )
+            sends.append((self.s.alerts_topic, body, batch.streams[i].encode(), None))
+        if self.s.scores_topic:
+            for i in range(batch.n):
+                body = alerts.score_record(
+                    batch.streams[i], batch.seqs[i], batch.ts[i], scored.scores[i], bool(flags[i])
                 )
-                sends.append((self.s.alerts_topic, body, batch.streams[i].encode(), None))
-            if self.s.scores_topic:
-                for i in range(batch.n):
-                    body = alerts.score_record(
-                        batch.streams[i],
-                        batch.seqs[i],
-                        batch.ts[i],
-                        scored.scores[i],
-                        bool(flags[i]),
-                    )
-                    sends.append((self.s.scores_topic, body, batch.streams[i].encode(), None))
-        await self._deliver([*batch.pending, *sends])
-        if scored is not None:
-            now = time.time()
-            n, anomalies = batch.n, int(flags.sum())
-            m.windows_scored.inc(n)
-            m.anomalies.inc(anomalies)
-            m.alerts_published.inc(anomalies)
-            m.batch_size.observe(n)
-            m.scoring_duration.observe(scored.seconds)
-            m.reconstruction_error.observe_many(scored.scores)
-            m.end_to_end_latency.observe_many(now - np.asarray(batch.kafka_ts))
-            m.last_batch.set(now)
-        await self._commit(dict(batch.commit))
+                sends.append((self.s.scores_topic, body, batch.streams[i].encode(), None))
+        return _Decided(batch, scored, flags, sends)
 
-    async def _deliver(self, sends: list[Send]) -> None:
-        """Publish and wait for every ack; on failure send again, so nothing is committed unsent.
+    async def _send(self, sends: list[Send]) -> list[asyncio.Future]:
+        return [await self.producer.send(t, v, key=k, headers=h) for t, v, k, h in sends]
 
-        A resend may duplicate an alert; its ``alert_id`` is the same, so consumers can drop it.
-        """
+    async def _acknowledged(self, d: _Decided) -> None:
+        """Wait for every ack (``acks=all``); on failure send again, so nothing is committed
+        unsent. A resent alert may be a duplicate; its ``alert_id`` is the same."""
         while True:
             try:
-                futures = [await self.producer.send(t, v, key=k, headers=h) for t, v, k, h in sends]
-                for fut in futures:
+                if d.futures is None:
+                    d.futures = await self._send(d.sends)
+                for fut in d.futures:
                     await fut
                 self.healthy_io = True
                 return
             except KafkaError as exc:
                 self.healthy_io = False
+                d.futures = None
                 log.error("publishing failed (%s); retrying in %.0fs", exc, RETRY_SECONDS)
                 await asyncio.sleep(RETRY_SECONDS)
+
+    def _count(self, d: _Decided) -> None:
+        if d.scored is None or d.flags is None:
+            return
+        m, now, n, anomalies = self.metrics, time.time(), d.batch.n, int(d.flags.sum())
+        m.windows_scored.inc(n)
+        m.anomalies.inc(anomalies)
+        m.alerts_published.inc(anomalies)
+        m.batch_size.observe(n)
+        m.scoring_duration.observe(d.scored.seconds)
+        m.reconstruction_error.observe_many(d.scored.scores)
+        m.end_to_end_latency.observe_many(now - np.asarray(d.batch.kafka_ts))
+        m.last_batch.set(now)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         offsets = {tp: o for tp, o in offsets.items() if o > self.committed.get(tp, -1)}

@@ -36,7 +36,9 @@ class Normaliser:
         return cls(kind)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Normalise a float32 batch ``[n, ...]`` (returns a new float32 array)."""
+        """Normalise a float32 batch ``[n, ...]``; ``none`` returns ``x`` itself, not a copy."""
+        if self.kind == "none":
+            return x
         if self.kind == "window-zscore":
             flat = x.reshape(len(x), -1)
             mean = flat.mean(axis=1, keepdims=True)

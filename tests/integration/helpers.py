@@ -60,12 +60,13 @@ def settings(bootstrap: str, model: Path, t: dict[str, str], **extra: object) ->
     )
 
 
-async def until(check: Callable[[], bool], timeout: float, what: str) -> None:
+async def until(check: Callable[[], bool], timeout: float, what: str | Callable[[], str]) -> None:
     """Wait for a condition with a deadline (the condition is the synchronisation)."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout}s waiting for {said}")
         await asyncio.sleep(0.05)
 
 

@@ -73,7 +73,12 @@ async def test_each_kind_of_bad_message_is_dead_lettered_and_scoring_goes_on(boo
                 >= len(bad)
             ),
             60,
-            "good windows scored and bad ones counted",
+            lambda: (
+                f"scored {counter(svc, 'aemon_windows_scored_total')}, invalid "
+                + str(
+                    {r: counter(svc, "aemon_invalid_messages_total", reason=r) for r, _, _ in bad}
+                )
+            ),
         )
         assert counter(svc, "aemon_windows_scored_total") == len(rows)
         for reason in {r for r, _, _ in bad}:

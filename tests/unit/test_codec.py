@@ -6,10 +6,13 @@ from monitor.codec import (
     REASONS,
     Invalid,
     Limits,
+    copy_raw,
     decode_sample,
     decode_window,
     encode_window,
     f32_headers,
+    non_finite_reason,
+    non_finite_rows,
 )
 
 LIM = Limits(max_bytes=4096, max_stream_len=16)
@@ -28,11 +31,18 @@ def test_json_window_fills_the_row_and_falls_back_to_offset_and_kafka_time():
     assert (meta.seq, meta.ts) == (42, 12.5)
 
 
-def test_f32_window_uses_headers():
-    values = np.float32([0.25, -1, 3, 1e-7])
-    meta, row = decode(values.astype("<f4").tobytes(), f32_headers("m-1", 7))
-    np.testing.assert_array_equal(row, values)
-    assert (meta.stream, meta.seq) == ("m-1", 7)
+def test_f32_windows_use_headers_and_are_copied_in_one_go():
+    values = np.float32([[0.25, -1, 3, 1e-7], [1, 2, 3, 4], [5, 6, 7, 8]])
+    metas = [
+        decode(v.astype("<f4").tobytes(), f32_headers("m-1", 7 + i))[0]
+        for i, v in enumerate(values)
+    ]
+    assert [(m.stream, m.seq) for m in metas] == [("m-1", 7), ("m-1", 8), ("m-1", 9)]
+    flat = np.zeros((6, 4), dtype=np.float32)
+    copy_raw(flat, [1, 2, 3], [m.raw for m in metas])  # a contiguous run
+    np.testing.assert_array_equal(flat[1:4], values)
+    copy_raw(flat, [0, 5], [metas[2].raw, metas[0].raw])  # rows with JSON rows between
+    np.testing.assert_array_equal(flat[[0, 5]], values[[2, 0]])
 
 
 @pytest.mark.parametrize(
@@ -47,14 +57,11 @@ def test_f32_window_uses_headers():
         (orjson.dumps({"stream": "s" * 17, "values": [1, 2, 3, 4]}), None, "bad_stream"),
         (b'{"stream": "a"}', None, "missing_values"),
         (b'{"stream": "a", "values": {"x": 1}}', None, "bad_values"),
-        (b'{"stream": "a", "values": [1, 2, null, 4]}', None, "bad_values"),
         (b'{"stream": "a", "values": [1, 2, 3]}', None, "wrong_length"),
-        (b'{"stream": "a", "values": [1, 2, 3, 1e300]}', None, "non_finite"),
         (b'{"stream": "a", "seq": true, "values": [1, 2, 3, 4]}', None, "bad_seq"),
         (b'{"stream": "a", "seq": -1, "values": [1, 2, 3, 4]}', None, "bad_seq"),
         (b'{"stream": "a", "ts": "now", "values": [1, 2, 3, 4]}', None, "bad_ts"),
         (b"\x00" * 12, f32_headers("a", 1), "wrong_length"),
-        (np.float32([1, np.inf, 0, 0]).tobytes(), f32_headers("a", 1), "non_finite"),
         (b"\x00" * 16, [("content-type", b"application/x-aemon-f32")], "bad_stream"),
         (b"\x00" * 16, [*f32_headers("a", 1)[:2], ("seq", b"one")], "bad_f32"),
         (b"1,2,3,4", [("content-type", b"text/csv")], "unknown_content_type"),
@@ -67,6 +74,26 @@ def test_every_rejection_has_its_reason(value, headers, reason):
     assert exc.value.reason == reason
 
 
+@pytest.mark.parametrize(
+    ("value", "headers", "reason"),
+    [
+        (b'{"stream": "a", "values": [1, 2, 3, 1e300]}', None, "non_finite"),
+        (b'{"stream": "a", "values": [1, 2, null, 4]}', None, "bad_values"),
+        (np.float32([1, np.inf, 0, 0]).tobytes(), f32_headers("a", 1), "non_finite"),
+        (np.float32([1, np.nan, 0, 0]).tobytes(), f32_headers("a", 1), "non_finite"),
+    ],
+)
+def test_non_finite_rows_are_found_per_batch_and_explained(value, headers, reason):
+    rows = np.ones((3, 4), dtype=np.float32)
+    meta = decode_window(value, headers, 0, 0, rows[1], LIM)  # finiteness is the batch's job
+    if meta.raw is not None:
+        copy_raw(rows, [1], [meta.raw])
+    assert non_finite_rows(rows).tolist() == [1]
+    assert non_finite_reason(value).reason == reason
+    assert non_finite_rows(np.ones((5, 2, 2), dtype=np.float32)).tolist() == []
+    assert non_finite_rows(rows[2:2]).tolist() == []  # a chunk with no good rows
+
+
 def test_samples_take_value_or_values():
     s = decode_sample(b'{"stream": "t", "ts": 5, "value": 1.5}', 0, 1, LIM)
     assert (s.stream, s.seq, s.ts, s.values.tolist()) == ("t", None, 5.0, [1.5])
@@ -76,3 +103,5 @@ def test_samples_take_value_or_values():
         decode_sample(b'{"stream": "t", "values": [1, 2, 3]}', 0, 2, LIM)
     with pytest.raises(Invalid, match="missing_values"):
         decode_sample(b'{"stream": "t"}', 0, 1, LIM)
+    with pytest.raises(Invalid, match="non_finite"):
+        decode_sample(b'{"stream": "t", "value": 1e300}', 0, 1, LIM)
