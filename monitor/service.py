@@ -43,7 +43,7 @@ from training.detector import Detector
 
 log = logging.getLogger("aemon.serve")
 Send = tuple[str, bytes | None, bytes | None, list | None]  # topic, value, key, headers
-WATCH_SECONDS = 2.0
+HOUSEKEEPING_SECONDS = 2.0
 RETRY_SECONDS = 1.0
 
 
@@ -171,7 +171,7 @@ class Service:
                 asyncio.create_task(self._confirm_loop(), name="aemon-confirm"),
                 asyncio.create_task(self._commit_loop(), name="aemon-commit"),
             ]
-            watcher = asyncio.create_task(self._watch_model(), name="aemon-watch")
+            watcher = asyncio.create_task(self._housekeeping(), name="aemon-housekeeping")
             try:
                 await self._intake_loop()
             finally:
@@ -431,12 +431,15 @@ class Service:
             self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
         self.assigned.discard(tp)
 
-    # ----- model swaps --------------------------------------------------------------------
-    async def _watch_model(self) -> None:
-        while self.s.watch_model:
-            await asyncio.sleep(WATCH_SECONDS)
+    # ----- housekeeping and model swaps ---------------------------------------------------
+    async def _housekeeping(self) -> None:
+        """Every few seconds: refresh the lag gauges (they must move even when nothing is
+        committed) and, with ``watch_model``, notice a changed artifact."""
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            self._update_lag()
             stamp = self._stamp()
-            if stamp != self._model_stamp:
+            if self.s.watch_model and stamp != self._model_stamp:
                 self._model_stamp = stamp
                 self.request_reload()
 
