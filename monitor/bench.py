@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from tqdm.auto import tqdm
 
 from monitor.broker import EmbeddedBroker, create_topics, free_port
-from monitor.codec import encode_window, f32_headers
 from monitor.config import Settings
+from monitor.replay import messages, produce
 from monitor.scoring import Scorer
 from monitor.service import Service
 from training.datasets.table import WindowTable, write_windows
@@ -37,34 +37,41 @@ PARTITIONS = 3
 STREAMS = 16
 
 
-def _messages(windows: np.ndarray, fmt: str, start_seq: int = 0):
-    for i, row in enumerate(windows):
-        stream, seq = f"b{i % STREAMS}", start_seq + i
-        if fmt == "f32":
-            yield stream.encode(), row.astype("<f4").tobytes(), f32_headers(stream, seq)
-        else:
-            yield stream.encode(), encode_window(stream, seq, row), None
-
-
-async def _produce(bootstrap: str, topic: str, msgs, rate: float | None = None) -> int:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=1 << 20
+def _table(windows: np.ndarray, n: int) -> WindowTable:
+    """``n`` windows cycled from ``windows``, spread over ``STREAMS`` streams, seq 0..n-1."""
+    return WindowTable(
+        np.resize(windows, (n, *windows.shape[1:])),
+        stream=np.array([f"b{i % STREAMS}" for i in range(n)]),
+        seq=np.arange(n, dtype=np.int64),
     )
-    await producer.start()
-    sent, pending, start = 0, [], time.perf_counter()
-    try:
-        for key, value, headers in msgs:
-            if rate and (delay := start + sent / rate - time.perf_counter()) > 0:
-                await asyncio.sleep(delay)
-            pending.append(await producer.send(topic, value, key=key, headers=headers))
-            sent += 1
-            if len(pending) >= 2000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return sent
+
+
+def _settings(bootstrap: str, model: Path, topic: str, **extra: object) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    return dataclasses.replace(
+        Settings(),
+        model=str(model),
+        bootstrap_servers=bootstrap,
+        input_topic=topic,
+        alerts_topic=f"bench-alerts-{tag}",
+        dlq_topic=f"bench-dlq-{tag}",
+        group_id=f"bench-{tag}",
+        metrics_port=0,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+        watch_model=False,
+        **extra,
+    )
+
+
+async def _until_scored(svc: Service, task: asyncio.Task, n: int) -> None:
+    deadline = time.monotonic() + 300
+    while svc.metrics.registry.get_sample_value("aemon_windows_scored_total") < n:
+        if task.done():
+            task.result()
+        if time.monotonic() > deadline:
+            raise TimeoutError("the daemon did not score every bench window within 300 s")
+        await asyncio.sleep(0.01)
 
 
 async def bare_loop(
@@ -103,31 +110,11 @@ async def bare_loop(
 
 
 async def _full_path(bootstrap: str, model: Path, topic: str, n: int, extra: dict) -> Service:
-    tag = uuid.uuid4().hex[:8]
-    s = dataclasses.replace(
-        Settings(),
-        model=str(model),
-        bootstrap_servers=bootstrap,
-        input_topic=topic,
-        alerts_topic=f"bench-alerts-{tag}",
-        dlq_topic=f"bench-dlq-{tag}",
-        group_id=f"bench-{tag}",
-        metrics_port=0,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-        watch_model=False,
-        **extra,
-    )
+    s = _settings(bootstrap, model, topic, **extra)
     await create_topics(bootstrap, {s.alerts_topic: 1, s.dlq_topic: 1})
     svc = Service(s)
     task = asyncio.create_task(svc.run())
-    deadline = time.monotonic() + 300
-    while svc.metrics.registry.get_sample_value("aemon_windows_scored_total") < n:
-        if task.done():
-            task.result()
-        if time.monotonic() > deadline:
-            raise TimeoutError("the daemon did not score every bench window in 300 s")
-        await asyncio.sleep(0.01)
+    await _until_scored(svc, task, n)
     svc.stop()
     await task
     return svc
@@ -145,24 +132,8 @@ async def latency(
     n = max(200, int(rate * seconds))
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "windows.csv"
-        reps = np.resize(windows, (n, *windows.shape[1:]))
-        streams = np.array([f"b{i % STREAMS}" for i in range(n)])
-        write_windows(csv, WindowTable(reps, stream=streams, seq=np.arange(n, dtype=np.int64)))
-        s = dataclasses.replace(
-            Settings(),
-            model=str(model),
-            bootstrap_servers=bootstrap,
-            input_topic=topic,
-            alerts_topic=f"bench-alerts-{tag}",
-            dlq_topic=f"bench-dlq-{tag}",
-            scores_topic=scores,
-            group_id=f"bench-{tag}",
-            metrics_port=0,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
-            watch_model=False,
-            auto_offset_reset="latest",
-        )
+        write_windows(csv, _table(windows, n))
+        s = _settings(bootstrap, model, topic, scores_topic=scores, auto_offset_reset="latest")
         await create_topics(
             bootstrap, {topic: PARTITIONS, scores: 1, s.alerts_topic: 1, s.dlq_topic: 1}
         )
@@ -189,8 +160,7 @@ async def latency(
         )
         if await feeder.wait() != 0:
             raise RuntimeError("the bench's replay process failed")
-        while svc.metrics.registry.get_sample_value("aemon_windows_scored_total") < n:
-            await asyncio.sleep(0.05)
+        await _until_scored(svc, task, n)
         svc.stop()
         await task
     sent_at = await _timestamps(bootstrap, topic, PARTITIONS, lambda r: _key(r, fmt))
@@ -275,8 +245,9 @@ async def run(
         for fmt in ("json", "f32"):
             topic = f"bench-{fmt}-{uuid.uuid4().hex[:8]}"
             await create_topics(bootstrap, {topic: PARTITIONS})
-            reps = np.resize(windows, (n, *windows.shape[1:]))
-            await _produce(bootstrap, topic, _messages(reps, fmt))
+            await produce(
+                bootstrap, topic, messages(_table(windows, n), fmt, False), total=n, progress=False
+            )
             bares, fulls, alerts = [], [], 0.0
             for _ in range(rounds):
                 bares.append(await bare_loop(bootstrap, topic, n, detector.input_shape, fmt, batch))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,46 @@ def messages(table: WindowTable, fmt: str, samples: bool):
             yield stream.encode(), encode_window(stream, seq, values, ts), None
 
 
+async def produce(
+    bootstrap: str,
+    topic: str,
+    msgs: Iterable[tuple[bytes, bytes, list | None]],
+    *,
+    total: int,
+    rate: float | None = None,
+    progress: bool = True,
+    security: dict | None = None,
+) -> int:
+    """Send ``(key, value, headers)`` messages (``acks=all``), paced to ``rate`` per second."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        **(security or {}),
+    )
+    await producer.start()
+    sent = 0
+    try:
+        start = time.perf_counter()
+        pending = []
+        with tqdm(total=total, desc="replay", unit="msg", disable=not progress) as bar:
+            for key, value, headers in msgs:
+                if rate and (delay := start + sent / rate - time.perf_counter()) > 0:
+                    await asyncio.sleep(delay)
+                pending.append(await producer.send(topic, value, key=key, headers=headers))
+                sent += 1
+                if len(pending) >= CHUNK:
+                    await asyncio.gather(*pending)
+                    bar.update(len(pending))
+                    pending.clear()
+            await asyncio.gather(*pending)
+            bar.update(len(pending))
+    finally:
+        await producer.stop()
+    return sent
+
+
 async def replay(
     path: str | Path,
     topic: str,
@@ -48,32 +89,12 @@ async def replay(
 ) -> int:
     """Produce every row of ``path`` to ``topic`` (key = stream); returns the count sent."""
     table = read_windows(path)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=5,
-        max_batch_size=1 << 20,
-        **(security or {}),
+    return await produce(
+        bootstrap,
+        topic,
+        messages(table, fmt, samples),
+        total=len(table),
+        rate=rate,
+        progress=progress,
+        security=security,
     )
-    await producer.start()
-    sent = 0
-    try:
-        start = time.perf_counter()
-        pending = []
-        with tqdm(total=len(table), desc="replay", unit="msg", disable=not progress) as bar:
-            for key, value, headers in messages(table, fmt, samples):
-                if rate:
-                    delay = start + sent / rate - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                pending.append(await producer.send(topic, value, key=key, headers=headers))
-                sent += 1
-                if len(pending) >= CHUNK:
-                    await asyncio.gather(*pending)
-                    bar.update(len(pending))
-                    pending.clear()
-            await asyncio.gather(*pending)
-            bar.update(len(pending))
-    finally:
-        await producer.stop()
-    return sent

@@ -72,16 +72,16 @@ class _Flush(ConsumerRebalanceListener):
 
 
 class Service:
-    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.s = settings
         torch.set_num_threads(settings.torch_threads)  # the daemon owns its process
-        self.metrics = metrics or Metrics()
-        self.detector = Detector.load(settings.model, device=settings.device, amp=settings.amp)
-        self.scorer = Scorer(self.detector, settings.max_batch, settings.top_k)
+        self.metrics = Metrics()
+        detector = Detector.load(settings.model, device=settings.device, amp=settings.amp)
+        self.scorer = Scorer(detector, settings.max_batch, settings.top_k)
         self.limits = Limits(settings.max_message_bytes, settings.max_stream_id)
-        self.windower = self._windower(self.detector) if settings.input_kind == "samples" else None
+        self.windower = self._windower(detector) if settings.input_kind == "samples" else None
         # Every batch in flight (queued, scoring, awaiting acks) comes from this fixed pool.
-        self.pool = Pool(settings.queue_batches + 2, settings.max_batch, self.detector.input_shape)
+        self.pool = Pool(settings.queue_batches + 2, settings.max_batch, detector.input_shape)
         self.queue: asyncio.Queue[Batch | None] = asyncio.Queue(settings.queue_batches)
         self.confirming: asyncio.Queue[_Decided | None] = asyncio.Queue()
         self._committable: dict[TopicPartition, int] = {}
@@ -92,6 +92,7 @@ class Service:
         self.reload_requested = False
         self.assigned: set[TopicPartition] = set()
         self.committed: dict[TopicPartition, int] = {}
+        self.first_offset: dict[TopicPartition, int] = {}  # lag baseline before a first commit
         self.batch: Batch | None = None
         self.healthy_io = True
         self.http_port = settings.metrics_port
@@ -99,11 +100,13 @@ class Service:
         self.last_commit: float | None = None
         self._model_stamp = self._stamp()
         self.metrics.set_model(
-            self.detector.name,
-            self.detector.version,
-            self.detector.meta["family"],
-            self.detector.threshold,
+            detector.name, detector.version, detector.meta["family"], detector.threshold
         )
+
+    @property
+    def detector(self) -> Detector:
+        """The model in use (it changes on SIGHUP)."""
+        return self.scorer.detector
 
     # ----- set-up -------------------------------------------------------------------------
     @staticmethod
@@ -227,6 +230,7 @@ class Service:
         assert batch is not None
         if records:
             batch.commit[tp] = records[-1].offset + 1
+            self.first_offset.setdefault(tp, records[0].offset)
         if self.windower is not None:
             for rec in records:
                 try:
@@ -405,7 +409,11 @@ class Service:
         m.last_batch.set(now)
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        offsets = {tp: o for tp, o in offsets.items() if o > self.committed.get(tp, -1)}
+        offsets = {
+            tp: o
+            for tp, o in offsets.items()
+            if tp in self.assigned and o > self.committed.get(tp, -1)
+        }
         if not offsets:
             return
         try:
@@ -420,8 +428,8 @@ class Service:
     def _update_lag(self) -> None:
         for tp in self.assigned:
             high = self.consumer.highwater(tp)
-            if high is not None:
-                done = self.committed.get(tp, 0)
+            done = self.committed.get(tp, self.first_offset.get(tp))
+            if high is not None and done is not None:
                 self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
                     max(0, high - done)
                 )
@@ -430,6 +438,8 @@ class Service:
         with contextlib.suppress(KeyError):
             self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
         self.assigned.discard(tp)
+        self.first_offset.pop(tp, None)
+        self.committed.pop(tp, None)
 
     # ----- housekeeping and model swaps ---------------------------------------------------
     async def _housekeeping(self) -> None:
