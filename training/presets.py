@@ -48,7 +48,7 @@ ECG_PRESETS: dict[str, Recipe] = {
         hparams={"widths": [64, 32], "latent": 16, "activation": "relu", "output": "linear"},
         fit=FitConfig(epochs=200, batch_size=128, lr=3e-3, loss="l1", cosine=True),
         normaliser="none",
-        threshold="mad:3",
+        threshold="mad:3.5",
         calibration_fraction=0.2,
         notes="wider dense AE on the UCR z-normalised beats; robust threshold on held-out normals",
     ),

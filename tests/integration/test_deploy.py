@@ -1,0 +1,134 @@
+"""The deploy files point at what the daemon really serves, and parse with the real tools."""
+
+import asyncio
+import re
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from monitor import config
+from monitor.metrics import Metrics, serve_http
+from tests.integration.tools import ensure
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+PORT = config.Settings().metrics_port
+
+
+def manifests() -> dict[str, list[dict]]:
+    return {
+        p.name: list(yaml.safe_load_all(p.read_text())) for p in (DEPLOY / "k8s").glob("*.yaml")
+    }
+
+
+def by_kind(kind: str) -> list[dict]:
+    return [d for docs in manifests().values() for d in docs if d and d["kind"] == kind]
+
+
+def test_compose_file_validates_with_docker_compose():
+    compose = ensure("docker-compose", "docker-compose")
+    out = subprocess.run(
+        [compose, "-f", str(DEPLOY / "compose.yaml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+def test_every_manifest_parses_and_the_kustomization_lists_them():
+    docs = manifests()
+    kinds = {d["kind"] for ds in docs.values() for d in ds}
+    assert {
+        "Deployment",
+        "Service",
+        "PodMonitor",
+        "PodDisruptionBudget",
+        "ScaledObject",
+        "TriggerAuthentication",
+        "ConfigMap",
+        "Secret",
+        "PersistentVolumeClaim",
+    } <= kinds
+    listed = set(docs["kustomization.yaml"][0]["resources"])
+    assert listed == set(docs) - {"kustomization.yaml", "deployment-gpu.yaml"}
+
+
+async def test_probes_and_ports_are_the_ones_the_daemon_serves():
+    server = await serve_http(Metrics(), lambda: True, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    def status(path: str) -> int:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        for dep in by_kind("Deployment"):
+            (container,) = dep["spec"]["template"]["spec"]["containers"]
+            ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+            assert ports == {"metrics": PORT}
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                get = container[probe]["httpGet"]
+                assert get["port"] == "metrics"
+                assert await asyncio.to_thread(status, get["path"]) == 200, get["path"]
+            assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert container["resources"]["limits"]
+        assert await asyncio.to_thread(status, "/nope") == 404  # the check above can fail
+    finally:
+        server.close()
+        await server.wait_closed()
+    gpu = next(d for d in by_kind("Deployment") if d["metadata"]["name"] == "aemon-gpu")
+    (container,) = gpu["spec"]["template"]["spec"]["containers"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
+    (svc,) = by_kind("Service")
+    assert svc["spec"]["ports"][0] == {"name": "metrics", "port": PORT, "targetPort": "metrics"}
+    (pm,) = by_kind("PodMonitor")
+    assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    assert pm["spec"]["podMetricsEndpoints"][0]["path"] == "/metrics"
+
+
+def test_configmap_holds_valid_daemon_settings(tmp_path):
+    (cm,) = by_kind("ConfigMap")
+    env = dict(cm["data"])
+    for key in env:
+        assert key.startswith("AEMON_") and key[6:].lower() in config.FIELDS, key
+    env.update(AEMON_MODEL=str(tmp_path), AEMON_SSL_CAFILE="", AEMON_SASL_USERNAME="u")
+    s = config.load({}, None, env)
+    assert s.metrics_port == PORT and s.security_protocol == "SASL_SSL"
+
+
+def test_keda_scales_on_the_daemons_group_and_never_past_the_partitions():
+    (cm,) = by_kind("ConfigMap")
+    (so,) = by_kind("ScaledObject")
+    trigger = so["spec"]["triggers"][0]["metadata"]
+    assert trigger["consumerGroup"] == cm["data"]["AEMON_GROUP_ID"]
+    assert trigger["topic"] == cm["data"]["AEMON_INPUT_TOPIC"]
+    assert trigger["allowIdleConsumers"] == "false"
+    compose = (DEPLOY / "compose.yaml").read_text()
+    partitions = int(re.search(rf"{re.escape(trigger['topic'])}:(\d+)", compose).group(1))
+    assert 1 <= so["spec"]["minReplicaCount"] <= so["spec"]["maxReplicaCount"] <= partitions
+
+
+def test_image_and_unit_use_the_real_endpoints_and_signals():
+    docker = (DEPLOY / "Dockerfile").read_text()
+    assert "/healthz" in docker and f"EXPOSE {PORT}" in docker
+    assert re.search(r"^USER aemon$", docker, re.M)
+    assert 'VARIANT" = "cuda"' in docker
+    unit = (DEPLOY / "systemd" / "aemon.service").read_text()
+    assert "ExecStart=/opt/aemon/.venv/bin/aemon serve --config" in unit
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in unit and "KillSignal=SIGTERM" in unit
+
+
+def test_alertmanager_config_routes_by_severity_and_groups_by_model():
+    path = DEPLOY / "alertmanager" / "alertmanager.yml"
+    amtool = ensure("amtool", "prometheus-alertmanager")
+    out = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0 and "SUCCESS" in out.stdout, out.stdout + out.stderr
+    doc = yaml.safe_load(path.read_text())
+    assert "model" in doc["route"]["group_by"]
+    routes = {r["matchers"][0]: r["receiver"] for r in doc["route"]["routes"]}
+    assert routes == {'severity="critical"': "aemon-pager", 'severity="warning"': "aemon-warnings"}
+    assert {r["name"] for r in doc["receivers"]} == set(routes.values())
