@@ -163,6 +163,16 @@ class Service:
             loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         http = await serve_http(self.metrics, self.ready, self.s.metrics_host, self.s.metrics_port)
         self.http_port = int(http.sockets[0].getsockname()[1])
+        det = self.detector
+        log.info(
+            "serving %s %s (%s) on %s; metrics on %s:%d",
+            det.name,
+            det.version,
+            det.meta["family"],
+            det.device,
+            self.s.metrics_host,
+            self.http_port,
+        )
         self.consumer, self.producer = self._clients()
         await self.producer.start()
         try:
