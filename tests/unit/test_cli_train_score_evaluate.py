@@ -1,6 +1,8 @@
 """A small end-to-end run of the CLI on synthetic windows: train -> score -> evaluate."""
 
+import contextlib
 import csv
+import io
 import json
 
 import numpy as np
@@ -11,8 +13,26 @@ from monitor.cli import main
 
 @pytest.fixture(scope="module")
 def trained(window_csv, tmp_path_factory):
+    """A detector trained by the CLI, with the JSON it printed."""
     out = tmp_path_factory.mktemp("art") / "det"
-    return out
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        rc = main(
+            [
+                "train",
+                "windows",
+                "--input",
+                str(window_csv),
+                "--out",
+                str(out),
+                "--epochs",
+                "40",
+                "--json",
+                "--quiet",
+            ]
+        )
+    assert rc == 0
+    return out, json.loads(printed.getvalue())
 
 
 def run_json(capsys, argv):
@@ -21,21 +41,7 @@ def run_json(capsys, argv):
 
 
 def test_train_score_evaluate_agree(window_csv, trained, capsys, tmp_path):
-    doc = run_json(
-        capsys,
-        [
-            "train",
-            "windows",
-            "--input",
-            str(window_csv),
-            "--out",
-            str(trained),
-            "--epochs",
-            "40",
-            "--json",
-            "--quiet",
-        ],
-    )
+    trained, doc = trained
     for key in (
         "roc_auc",
         "pr_auc",
@@ -116,6 +122,7 @@ def test_cli_errors_are_one_line_not_tracebacks(tmp_path, capsys, window_csv):
 
 
 def test_score_refuses_windows_of_the_wrong_length(tmp_path, trained, capsys):
+    trained, _ = trained
     short = tmp_path / "short.csv"
     short.write_text("a,b,c\n1,2,3\n")
     assert (
