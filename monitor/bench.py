@@ -240,7 +240,7 @@ async def run(
             "device": str(detector.device),
         },
     }
-    steps = tqdm(total=2 * (2 * rounds + 1), desc="bench", disable=not progress)
+    steps = tqdm(total=2 * (2 * rounds + 1), desc="bench", disable=None if progress else True)
     try:
         for fmt in ("json", "f32"):
             topic = f"bench-{fmt}-{uuid.uuid4().hex[:8]}"

@@ -59,7 +59,9 @@ async def produce(
     try:
         start = time.perf_counter()
         pending = []
-        with tqdm(total=total, desc="replay", unit="msg", disable=not progress) as bar:
+        with tqdm(
+            total=total, desc="replay", unit="msg", disable=None if progress else True
+        ) as bar:
             for key, value, headers in msgs:
                 if rate and (delay := start + sent / rate - time.perf_counter()) > 0:
                     await asyncio.sleep(delay)

@@ -80,7 +80,14 @@ def fit(
     scaler = torch.amp.GradScaler(enabled=device.type == "cuda" and cfg.amp)
     result = FitResult(device=str(device))
     best, best_state, stale = float("inf"), None, 0
-    bar = tqdm(range(cfg.epochs), desc="train", unit="epoch", disable=not progress, leave=False)
+    # disable=None: a bar on a terminal only, never thousands of lines in a log file.
+    bar = tqdm(
+        range(cfg.epochs),
+        desc="train",
+        unit="epoch",
+        disable=None if progress else True,
+        leave=False,
+    )
     for epoch in bar:
         model.train()
         perm = torch.randperm(len(x), generator=gen, device=device)
