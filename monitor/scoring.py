@@ -19,8 +19,16 @@ from training.detector import Detector
 @dataclass
 class Scored:
     scores: np.ndarray  # float32 [n]
-    top: np.ndarray  # int64 [n, k]: flattened positions with the largest error
+    flagged: np.ndarray  # positions of the windows above the threshold
+    top: np.ndarray  # int64 [len(flagged), k]: their flattened positions with the largest error
     seconds: float
+
+    @property
+    def flags(self) -> np.ndarray:
+        """``scores > threshold`` as a boolean mask."""
+        mask = np.zeros(len(self.scores), dtype=bool)
+        mask[self.flagged] = True
+        return mask
 
 
 class Scorer:
@@ -62,8 +70,8 @@ class Scorer:
             staged = self._pinned[: len(values)]
             staged.copy_(x)
             x = staged.to(det.device, non_blocking=True)
-        scores, top = det.score_tensor(x, self.top_k)
-        return Scored(scores, top, time.perf_counter() - start)
+        scores, flagged, top = det.score_tensor(x, det.threshold, self.top_k)
+        return Scored(scores, flagged, top, time.perf_counter() - start)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -51,7 +51,6 @@ RETRY_SECONDS = 1.0
 class _Decided:
     batch: Batch
     scored: Scored | None
-    flags: np.ndarray | None
     sends: list[Send]
     futures: list[asyncio.Future] | None = None
 
@@ -362,9 +361,9 @@ class Service:
         det = self.scorer.detector
         sends: list[Send] = list(batch.pending)
         if scored is None:
-            return _Decided(batch, None, None, sends)
-        flags = scored.scores > det.threshold
-        for i in map(int, flags.nonzero()[0]):
+            return _Decided(batch, None, sends)
+        flags = scored.flags
+        for j, i in enumerate(map(int, scored.flagged)):
             body = alerts.alert(
                 model=det.name,
                 model_version=det.version,
@@ -373,7 +372,7 @@ class Service:
                 ts=batch.ts[i],
                 score=scored.scores[i],
                 threshold=det.threshold,
-                top=scored.top[i],
+                top=scored.top[j],
                 errors_shape=det.input_shape,
             )
             sends.append((self.s.alerts_topic, body, batch.streams[i].encode(), None))
@@ -383,7 +382,7 @@ class Service:
                     batch.streams[i], batch.seqs[i], batch.ts[i], scored.scores[i], bool(flags[i])
                 )
                 sends.append((self.s.scores_topic, body, batch.streams[i].encode(), None))
-        return _Decided(batch, scored, flags, sends)
+        return _Decided(batch, scored, sends)
 
     async def _send(self, sends: list[Send]) -> list[asyncio.Future]:
         return [await self.producer.send(t, v, key=k, headers=h) for t, v, k, h in sends]
@@ -406,9 +405,9 @@ class Service:
                 await asyncio.sleep(RETRY_SECONDS)
 
     def _count(self, d: _Decided) -> None:
-        if d.scored is None or d.flags is None:
+        if d.scored is None:
             return
-        m, now, n, anomalies = self.metrics, time.time(), d.batch.n, int(d.flags.sum())
+        m, now, n, anomalies = self.metrics, time.time(), d.batch.n, len(d.scored.flagged)
         m.windows_scored.inc(n)
         m.anomalies.inc(anomalies)
         m.alerts_published.inc(anomalies)

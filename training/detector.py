@@ -50,13 +50,25 @@ class Detector:
         with torch.inference_mode(), autocast(self.device, self.amp):
             return self.model.errors(x, self.meta["score"]).float()
 
-    def score_tensor(self, x: torch.Tensor, top_k: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Scores of a normalised batch on the device, and the ``top_k`` positions (flattened)
-        that contribute most to each window's error. The one scoring path, offline and online."""
+    def score_tensor(
+        self, x: torch.Tensor, threshold: float | None = None, top_k: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score a normalised batch on the device: the one scoring path, offline and online.
+
+        Returns the scores; with a ``threshold``, also the positions of the windows above it and,
+        for those windows only, the ``top_k`` flattened positions that contribute most.
+        """
         err = self.errors_tensor(x).flatten(1)
         scores = err.mean(1).cpu().numpy()
-        top = err.topk(min(top_k, err.shape[1]), dim=1).indices if top_k else err[:, :0]
-        return scores, top.cpu().numpy()
+        if threshold is None:
+            return scores, np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.int64)
+        flagged = np.flatnonzero(scores > threshold)
+        if top_k and flagged.size:
+            rows = torch.from_numpy(flagged).to(err.device)
+            top = err[rows].topk(min(top_k, err.shape[1]), dim=1).indices.cpu().numpy()
+        else:
+            top = np.empty((flagged.size, 0), dtype=np.int64)
+        return scores, flagged, top
 
     def score(self, values: np.ndarray, batch: int = 4096) -> np.ndarray:
         """One score per window of raw ``values`` ``[n, *input_shape]``, as float32."""
