@@ -96,7 +96,7 @@ def register_tools(sub: argparse._SubParsersAction) -> None:
         description=bench_doc(),
     )
     bench.add_argument("--model", type=Path, help="artifact to bench (default: the demo detector)")
-    bench.add_argument("--windows", type=int, default=50_000, help="messages per format")
+    bench.add_argument("--windows", type=int, default=150_000, help="messages per format")
     bench.add_argument("--rounds", type=int, default=3, help="bare/full repetitions (median)")
     bench.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
