@@ -18,8 +18,10 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager[None]:
-    """Mixed precision on CUDA (bf16 where supported, else fp16); a no-op on the CPU."""
-    if device.type != "cuda" or not enabled:
+    """bf16 mixed precision on CUDA GPUs that support it; a no-op elsewhere.
+
+    bf16 keeps float32's range, so training needs no loss scaling; GPUs without bf16 run float32.
+    """
+    if device.type != "cuda" or not enabled or not torch.cuda.is_bf16_supported():
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cuda", dtype=torch.bfloat16)

@@ -74,10 +74,9 @@ def fit(
     model.to(device)
     x = torch.as_tensor(train, dtype=torch.float32, device=device)
     xv = None if val is None else torch.as_tensor(val, dtype=torch.float32, device=device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs) if cfg.cosine else None
+    opts = model.optimizers(cfg.lr, cfg.weight_decay)
+    scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, cfg.epochs) for o in opts]
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    scaler = torch.amp.GradScaler(enabled=device.type == "cuda" and cfg.amp)
     result = FitResult(device=str(device))
     best, best_state, stale = float("inf"), None, 0
     # disable=None: a bar on a terminal only, never thousands of lines in a log file.
@@ -95,15 +94,12 @@ def fit(
         for i in range(0, len(x), cfg.batch_size):
             clean = x[perm[i : i + cfg.batch_size]]
             noisy = corrupt(clean, gen) if corrupt else clean
-            opt.zero_grad(set_to_none=True)
             with autocast(device, cfg.amp):
-                loss = model.training_loss(noisy, clean, cfg.loss)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            total += float(loss.detach()) * len(clean)
-        if sched:
-            sched.step()
+                loss = model.fit_step(noisy, clean, cfg.loss, opts, gen)
+            total += float(loss) * len(clean)
+        if cfg.cosine:
+            for sched in scheds:
+                sched.step()
         result.train_loss.append(total / len(x))
         if xv is not None:
             result.val_loss.append(_eval_loss(model, xv, cfg.loss, 4096))

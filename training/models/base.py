@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-SCORES = ("mae", "mse")
+SCORES = ("mae", "mse", "elbo")
 
 
 def elementwise_error(x: torch.Tensor, recon: torch.Tensor, score: str) -> torch.Tensor:
@@ -40,3 +40,23 @@ class Autoencoder(nn.Module):
     def errors(self, x: torch.Tensor, score: str) -> torch.Tensor:
         """Per-element reconstruction error, for scores and for the parts that contribute most."""
         return elementwise_error(x, self(x), score)
+
+    def optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
+        """The optimizers :meth:`fit_step` uses (adversarial families need several)."""
+        return [torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)]
+
+    def fit_step(
+        self,
+        noisy: torch.Tensor,
+        clean: torch.Tensor,
+        loss: str,
+        opts: list[torch.optim.Optimizer],
+        gen: torch.Generator,
+    ) -> torch.Tensor:
+        """One update on a batch; returns the reconstruction loss for the progress bar."""
+        (opt,) = opts
+        opt.zero_grad(set_to_none=True)
+        value = self.training_loss(noisy, clean, loss)
+        value.backward()
+        opt.step()
+        return value.detach()

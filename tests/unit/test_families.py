@@ -1,0 +1,131 @@
+"""Every family trains a few epochs through the real pipeline, round-trips through the artifact
+and scores the same after loading; family-specific behaviour is checked beside it."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import make_windows
+from training.datasets.images import load_digits
+from training.datasets.table import WindowTable
+from training.detector import Detector
+from training.fit import FitConfig, fit
+from training.models import FAMILIES, build
+from training.noise import parse
+from training.pipeline import train_detector
+from training.presets import Recipe
+
+CPU = torch.device("cpu")
+FIT = FitConfig(epochs=8, batch_size=64, lr=3e-3)
+
+WINDOW_RECIPES = {
+    "dense": Recipe("dense", {"widths": [16], "latent": 4}, FIT, normaliser="zscore"),
+    "conv1d": Recipe("conv1d", {"widths": [8, 16], "kernel": 5}, FIT, normaliser="zscore"),
+    "vae": Recipe("vae", {"widths": [16], "latent": 4}, FIT, normaliser="zscore", score="elbo"),
+    "aae": Recipe(
+        "aae", {"widths": [16], "latent": 4, "disc_widths": [16]}, FIT, normaliser="zscore"
+    ),
+}
+
+
+def test_every_registered_family_is_covered():
+    assert set(FAMILIES) == {*WINDOW_RECIPES, "conv2d"}
+
+
+@pytest.mark.parametrize("family", sorted(WINDOW_RECIPES))
+def test_family_trains_round_trips_and_scores(family, tmp_path):
+    data = make_windows(300, 40, seed=1)
+    train, test = data.subset(slice(0, 200)), data.subset(slice(200, None))
+    out = tmp_path / family
+    summary = train_detector(
+        name=family,
+        train=train,
+        test=test,
+        recipe=WINDOW_RECIPES[family],
+        out=out,
+        device=CPU,
+        facts={},
+        progress=False,
+    )
+    det = Detector.load(out, device="cpu")
+    assert det.meta["family"] == family and det.threshold == summary["threshold"]
+    scores = det.score(test.values)
+    assert np.isfinite(scores).all()
+    assert summary["roc_auc"] > 0.6, summary  # a few epochs already separate the bursts
+    again = Detector.load(out, device="cpu").score(test.values)
+    np.testing.assert_array_equal(scores, again)
+
+
+def test_conv1d_handles_channels_and_lengths_that_do_not_halve():
+    model = build("conv1d", {"input_shape": [2, 30], "widths": [4, 8], "kernel": 3})
+    x = torch.randn(5, 2, 30)
+    assert model(x).shape == x.shape
+    model = build("conv1d", {"input_shape": [30], "widths": [4], "kernel": 7})
+    assert model(torch.randn(3, 30)).shape == (3, 30)
+
+
+def test_conv2d_is_the_tutorials_shape_on_mnist_and_trains_on_digits():
+    big = build("conv2d", {"input_shape": [28, 28], "widths": [16, 8], "output": "sigmoid"})
+    assert big.encode(torch.rand(2, 28, 28)).shape == (2, 8, 7, 7)
+    assert big(torch.rand(2, 28, 28)).shape == (2, 28, 28)
+    train, test = load_digits()
+    torch.manual_seed(0)
+    model = build("conv2d", {"input_shape": [8, 8], "widths": [16, 8], "output": "sigmoid"})
+    result = fit(
+        model,
+        train.images,
+        test.images,
+        replace(FIT, epochs=15, loss="l2"),
+        CPU,
+        corrupt=parse("gaussian:0.2", clip=(0.0, 1.0)),
+        progress=False,
+    )
+    assert result.val_loss[-1] < 0.6 * result.val_loss[0]
+
+
+def test_vae_elbo_score_adds_the_kl_and_samples_come_from_the_prior():
+    torch.manual_seed(0)
+    vae = build("vae", {"input_shape": [12], "widths": [8], "latent": 3})
+    x = torch.randn(4, 12)
+    with torch.no_grad():
+        rec = vae.errors(x, "mse").mean(1)
+        elbo = vae.errors(x, "elbo").mean(1)
+        mu, logvar = vae._posterior(x)
+    kl = -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(1) / 12
+    torch.testing.assert_close(elbo, rec + kl)
+    assert vae.sample(6).shape == (6, 12)
+    with pytest.raises(ValueError, match="sigmoid"):
+        build("vae", {"input_shape": [4], "widths": [], "latent": 2, "recon": "bce"})
+
+
+def test_aae_updates_its_discriminator_and_samples():
+    torch.manual_seed(0)
+    aae = build("aae", {"input_shape": [16], "widths": [8], "latent": 2, "disc_widths": [8]})
+    before = [p.clone() for p in aae.discriminator.parameters()]
+    fit(aae, make_windows(100, 0).values[:, :16], None, replace(FIT, epochs=2), CPU, progress=False)
+    after = list(aae.discriminator.parameters())
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert aae.sample(5).shape == (5, 16)
+
+
+def test_noise_kinds():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(200, 50)
+    g = parse("gaussian:0.3", clip=(0.0, 1.0))(x, gen)
+    assert g.min() >= 0 and g.max() <= 1 and not torch.equal(g, x)
+    sp = parse("saltpepper:0.2")(x, gen)
+    changed = sp != x
+    assert 0.15 < changed.float().mean() < 0.25
+    assert set(torch.unique(sp[changed]).tolist()) <= {x.min().item(), x.max().item()}
+    m = parse("mask:0.25")(x, gen)
+    assert 0.2 < (m == 0).float().mean() < 0.3
+    for bad in ("gaussian", "blur:0.1", "mask:1.5", "gaussian:-1", "mask:x"):
+        with pytest.raises(ValueError):
+            parse(bad)
+
+
+def test_window_table_subset_keeps_rows_aligned():
+    t = WindowTable(np.arange(12, dtype=np.float32).reshape(4, 3), seq=np.arange(4))
+    assert t.subset(np.array([2, 0])).seq.tolist() == [2, 0]

@@ -1,0 +1,45 @@
+"""Corruptions for denoising training: the model sees a noisy batch and must return the clean one.
+
+Specs as the CLI takes them: ``gaussian:SIGMA`` (added normal noise), ``saltpepper:P`` (each
+element set to the batch's minimum or maximum with probability P), ``mask:P`` (each element set
+to zero with probability P). ``clip=(lo, hi)`` clamps the result (images: ``(0, 1)``, as the
+TensorFlow tutorial clips its noisy images).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+Corrupt = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+KINDS = ("gaussian", "saltpepper", "mask")
+
+
+def parse(spec: str, clip: tuple[float, float] | None = None) -> Corrupt:
+    """A corruption function from ``KIND:AMOUNT``."""
+    kind, _, raw = spec.partition(":")
+    if kind not in KINDS or not raw:
+        raise ValueError(f"denoise spec must be KIND:AMOUNT with KIND in {', '.join(KINDS)}")
+    try:
+        amount = float(raw)
+    except ValueError:
+        raise ValueError(f"denoise amount {raw!r} is not a number") from None
+    if (kind == "gaussian" and amount <= 0) or (kind != "gaussian" and not 0 < amount < 1):
+        raise ValueError(f"{kind} takes {'SIGMA > 0' if kind == 'gaussian' else 'P in (0, 1)'}")
+
+    def corrupt(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if kind == "gaussian":
+            noise = torch.randn(x.shape, generator=gen, device=x.device, dtype=x.dtype)
+            out = x + amount * noise
+        else:
+            hit = torch.rand(x.shape, generator=gen, device=x.device) < amount
+            if kind == "mask":
+                out = x.masked_fill(hit, 0.0)
+            else:
+                high = torch.rand(x.shape, generator=gen, device=x.device) < 0.5
+                extreme = torch.where(high, x.max(), x.min())
+                out = torch.where(hit, extreme, x)
+        return out.clamp(*clip) if clip else out
+
+    return corrupt
