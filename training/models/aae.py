@@ -11,10 +11,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from training.models.base import Autoencoder
-from training.models.dense import ACTIVATIONS, OUTPUTS, _stack
+from training.models.dense import _stack, check_choices, dense_decoder
 from training.models.registry import register
 
 
@@ -30,8 +29,7 @@ class AAE(Autoencoder):
         disc_widths: list[int] | None = None,
     ) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS or output not in OUTPUTS:
-            raise ValueError("bad activation or output")
+        check_choices(activation, output)
         disc = list(disc_widths or [64, 64])
         self.hparams = {
             "input_shape": list(input_shape),
@@ -44,10 +42,7 @@ class AAE(Autoencoder):
         self.input_shape = tuple(input_shape)
         n = math.prod(input_shape)
         self.encoder = _stack([n, *widths, latent], activation, 0.0, last_act=False)
-        self.decoder = nn.Sequential(
-            _stack([latent, *reversed(widths), n], activation, 0.0, last_act=False),
-            OUTPUTS[output](),
-        )
+        self.decoder = dense_decoder(latent, widths, n, activation, output)
         self.discriminator = _stack([latent, *disc, 1], "leaky_relu", 0.0, last_act=False)
         self.latent = latent
 

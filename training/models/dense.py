@@ -32,6 +32,25 @@ def _stack(sizes: list[int], act: str, dropout: float, last_act: bool) -> nn.Seq
     return nn.Sequential(*layers)
 
 
+def check_choices(activation: str, output: str) -> None:
+    """Refuse an unknown activation or output layer by name."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {', '.join(OUTPUTS)}")
+
+
+def dense_decoder(
+    latent: int, widths: list[int], size: int, activation: str, output: str, dropout: float = 0.0
+) -> nn.Sequential:
+    """``latent -> reversed widths... -> size`` then the output layer (shared by the dense
+    families)."""
+    return nn.Sequential(
+        _stack([latent, *reversed(widths), size], activation, dropout, last_act=False),
+        OUTPUTS[output](),
+    )
+
+
 @register("dense")
 class DenseAE(Autoencoder):
     """``input -> widths... -> latent -> reversed widths... -> input`` with a chosen activation.
@@ -50,10 +69,7 @@ class DenseAE(Autoencoder):
         output: str = "linear",
     ) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
-        if output not in OUTPUTS:
-            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}")
+        check_choices(activation, output)
         self.hparams = {
             "input_shape": list(input_shape),
             "widths": list(widths),
@@ -65,10 +81,7 @@ class DenseAE(Autoencoder):
         self.input_shape = tuple(input_shape)
         n = math.prod(input_shape)
         self.encoder = _stack([n, *widths, latent], activation, dropout, last_act=True)
-        self.decoder = nn.Sequential(
-            _stack([latent, *reversed(widths), n], activation, dropout, last_act=False),
-            OUTPUTS[output](),
-        )
+        self.decoder = dense_decoder(latent, widths, n, activation, output, dropout)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x.flatten(1))

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.models.base import Autoencoder, elementwise_error
-from training.models.dense import ACTIVATIONS, OUTPUTS, _stack
+from training.models.dense import _stack, check_choices, dense_decoder
 from training.models.registry import register
 
 
@@ -31,8 +31,9 @@ class VAE(Autoencoder):
         recon: str = "mse",
     ) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS or output not in OUTPUTS or recon not in ("mse", "bce"):
-            raise ValueError("bad activation, output or reconstruction loss")
+        check_choices(activation, output)
+        if recon not in ("mse", "bce"):
+            raise ValueError("recon must be 'mse' or 'bce'")
         if recon == "bce" and output != "sigmoid":
             raise ValueError("a BCE reconstruction needs output='sigmoid' (inputs in [0, 1])")
         self.hparams = {
@@ -49,10 +50,7 @@ class VAE(Autoencoder):
         self.body = _stack([n, *widths], activation, 0.0, last_act=True)
         self.mu = nn.Linear(widths[-1] if widths else n, latent)
         self.logvar = nn.Linear(widths[-1] if widths else n, latent)
-        self.decoder = nn.Sequential(
-            _stack([latent, *reversed(widths), n], activation, 0.0, last_act=False),
-            OUTPUTS[output](),
-        )
+        self.decoder = dense_decoder(latent, widths, n, activation, output)
         self.latent = latent
 
     def _posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
