@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from training import noise
 from training.calibration import parse_spec
 from training.datasets import ecg5000
 from training.datasets.table import WindowTable, read_windows, write_windows
@@ -17,10 +19,11 @@ from training.detector import Detector
 from training.device import pick_device
 from training.errors import ConfigError, DataError
 from training.evaluate import evaluate
+from training.models import FAMILIES
 from training.models.dense import ACTIVATIONS
 from training.normalise import KINDS
 from training.pipeline import train_detector
-from training.presets import ECG_PRESETS, WINDOW_PRESET, Recipe
+from training.presets import ECG_PRESETS, WINDOW_PRESETS, Recipe
 
 
 def _ints(text: str) -> list[int]:
@@ -28,6 +31,14 @@ def _ints(text: str) -> list[int]:
         return [int(v) for v in text.split(",") if v]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers like 64,32, got {text!r}") from None
+
+
+def _denoise_spec(text: str) -> str:
+    try:
+        noise.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _threshold_spec(text: str) -> str:
@@ -72,6 +83,11 @@ def _common_train_args(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--loss", choices=["l1", "l2"], help="training loss")
     p.add_argument("--normaliser", choices=list(KINDS), help="input normalisation")
+    p.add_argument(
+        "--denoise",
+        type=_denoise_spec,
+        help="denoising training: gaussian:SIGMA | saltpepper:P | mask:P (noisy in, clean out)",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -118,7 +134,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--test-fraction of the rows (stratified) is held back for evaluation.",
     )
     win.add_argument("--input", type=Path, required=True, help="window CSV")
-    win.add_argument("--model", choices=["dense"], default="dense", help="model family")
+    win.add_argument(
+        "--model", choices=sorted(WINDOW_PRESETS), default="dense", help="model family"
+    )
     win.add_argument("--test-fraction", type=float, default=0.2)
     win.add_argument("--split-seed", type=int, default=21)
     _common_train_args(win, "artifacts/windows")
@@ -150,11 +168,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=_evaluate)
 
 
-def _recipe(base: Recipe, args: argparse.Namespace, **more: object) -> Recipe:
+def _recipe(base: Recipe, args: argparse.Namespace) -> Recipe:
     arch = {"widths": args.widths, "latent": args.latent, "activation": args.activation}
+    arch = {k: v for k, v in arch.items() if v is not None}
+    accepted = inspect.signature(FAMILIES[base.family]).parameters
+    for key in arch:
+        if key not in accepted:
+            raise ConfigError(f"--{key} does not apply to the {base.family} family")
     try:
         return base.with_overrides(
-            hparams={**base.hparams, **{k: v for k, v in arch.items() if v is not None}},
+            hparams={**base.hparams, **arch},
             seed=args.seed,
             epochs=args.epochs,
             lr=args.lr,
@@ -162,7 +185,7 @@ def _recipe(base: Recipe, args: argparse.Namespace, **more: object) -> Recipe:
             loss=args.loss,
             threshold=args.threshold,
             normaliser=args.normaliser,
-            **more,
+            denoise=args.denoise,
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -209,7 +232,7 @@ def _train_windows(args: argparse.Namespace) -> int:
             idx, test_size=args.test_fraction, random_state=args.split_seed, stratify=table.label
         )
         train, test = table.subset(tr), table.subset(te)
-    recipe = _recipe(WINDOW_PRESET, args, family=args.model)
+    recipe = _recipe(WINDOW_PRESETS[args.model], args)
     summary = train_detector(
         name=args.input.stem,
         train=train,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training import artifact, report
+from training import artifact, noise, report
 from training.calibration import calibrate
 from training.datasets.table import WindowTable
 from training.detector import Detector
@@ -57,6 +57,7 @@ def train_detector(
         normaliser(cal_rows) if held_out else None,
         recipe.fit,
         device,
+        corrupt=noise.parse(recipe.denoise) if recipe.denoise else None,
         progress=progress,
     )
     meta: dict[str, object] = {

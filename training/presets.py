@@ -22,6 +22,7 @@ class Recipe:
     threshold: str = "mad:3"
     calibration_fraction: float = 0.2
     score: str = "mae"
+    denoise: str = ""  # a training.noise spec: noisy inputs, clean targets
     notes: str = ""
 
     def with_overrides(self, **changes: object) -> Recipe:
@@ -54,11 +55,28 @@ ECG_PRESETS: dict[str, Recipe] = {
     ),
 }
 
-WINDOW_PRESET = Recipe(
-    family="dense",
-    hparams={"widths": [64, 32], "latent": 16, "activation": "relu", "output": "linear"},
-    fit=FitConfig(epochs=100, batch_size=128, lr=3e-3, loss="l1", cosine=True, patience=20),
-    normaliser="zscore",
-    threshold="mad:3",
-    calibration_fraction=0.2,
-)
+_WINDOW_FIT = FitConfig(epochs=100, batch_size=128, lr=3e-3, loss="l1", cosine=True, patience=20)
+
+# ``aemon train windows --model NAME``: one recipe per family, z-scored windows, robust threshold.
+WINDOW_PRESETS: dict[str, Recipe] = {
+    "dense": Recipe(
+        "dense",
+        {"widths": [64, 32], "latent": 16, "activation": "relu", "output": "linear"},
+        _WINDOW_FIT,
+        normaliser="zscore",
+    ),
+    "conv1d": Recipe("conv1d", {"widths": [16, 32], "kernel": 5}, _WINDOW_FIT, normaliser="zscore"),
+    "vae": Recipe(
+        "vae",
+        {"widths": [64, 32], "latent": 8, "activation": "relu", "output": "linear"},
+        replace(_WINDOW_FIT, loss="l2"),
+        normaliser="zscore",
+        score="elbo",
+    ),
+    "aae": Recipe(
+        "aae",
+        {"widths": [64, 32], "latent": 8, "activation": "relu", "output": "linear"},
+        _WINDOW_FIT,
+        normaliser="zscore",
+    ),
+}

@@ -140,3 +140,49 @@ def test_score_refuses_windows_of_the_wrong_length(tmp_path, trained, capsys):
         == 2
     )
     assert "windows of 3 values; the model expects 32" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("family", ["dense", "conv1d", "vae", "aae"])
+def test_train_windows_offers_every_window_family(family, window_csv, tmp_path, capsys):
+    out = tmp_path / family
+    argv = [
+        "train",
+        "windows",
+        "--input",
+        str(window_csv),
+        "--model",
+        family,
+        "--epochs",
+        "3",
+        "--denoise",
+        "mask:0.1",
+        "--json",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
+    doc = run_json(capsys, argv)
+    meta = json.loads((out / "detector.json").read_text())
+    assert meta["family"] == family and doc["artifact"] == str(out)
+    assert meta["training"]["recipe"]["denoise"] == "mask:0.1"
+    assert meta["score"] == ("elbo" if family == "vae" else "mae")
+
+
+def test_architecture_flags_a_family_does_not_take_are_refused(window_csv, tmp_path, capsys):
+    argv = [
+        "train",
+        "windows",
+        "--input",
+        str(window_csv),
+        "--model",
+        "conv1d",
+        "--latent",
+        "4",
+        "--out",
+        str(tmp_path / "x"),
+    ]
+    assert main(argv) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "aemon: error: --latent does not apply to the conv1d family"
+    )
