@@ -110,12 +110,12 @@ class Service:
     # ----- set-up -------------------------------------------------------------------------
     @staticmethod
     def _windower(det: Detector) -> Windower:
+        """Windows as the artifact records them (tumbling windows when it names none)."""
         shape = det.input_shape
         window = det.meta["input"].get("window", {})
         length = int(window.get("length", shape[-1]))
-        return Windower(
-            length, int(window.get("stride", length)), 1 if len(shape) == 1 else shape[0]
-        )
+        channels = 1 if len(shape) == 1 else shape[0]
+        return Windower(length, int(window.get("stride", length)), channels)
 
     def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
         s, sec = self.s, self.s.kafka_security()

@@ -138,6 +138,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--model", choices=sorted(WINDOW_PRESETS), default="dense", help="model family"
     )
     win.add_argument("--test-fraction", type=float, default=0.2)
+    win.add_argument(
+        "--stride",
+        type=int,
+        help="for sample streams: the monitor cuts a window every STRIDE samples "
+        "(1..window length; default: the window length)",
+    )
     win.add_argument("--split-seed", type=int, default=21)
     _common_train_args(win, "artifacts/windows")
     win.set_defaults(func=_train_windows)
@@ -232,6 +238,9 @@ def _train_windows(args: argparse.Namespace) -> int:
             idx, test_size=args.test_fraction, random_state=args.split_seed, stratify=table.label
         )
         train, test = table.subset(tr), table.subset(te)
+    length = table.values.shape[1]
+    if args.stride is not None and not 1 <= args.stride <= length:
+        raise ConfigError(f"--stride must be between 1 and the window length {length}")
     recipe = _recipe(WINDOW_PRESETS[args.model], args)
     summary = train_detector(
         name=args.input.stem,
@@ -242,6 +251,7 @@ def _train_windows(args: argparse.Namespace) -> int:
         device=_device(args.device),
         facts={"data": str(args.input), "split_seed": args.split_seed},
         progress=not args.quiet,
+        stride=args.stride,
     )
     emit(summary, args.json)
     return 0

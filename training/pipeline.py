@@ -37,8 +37,12 @@ def train_detector(
     device: torch.device,
     facts: dict[str, object],
     progress: bool = True,
+    stride: int | None = None,
 ) -> dict[str, object]:
     """Train on the normal rows of ``train``; evaluate on ``test`` when it has labels.
+
+    ``stride`` is recorded for the monitor, which windows sample streams with it (default: the
+    window length, i.e. back-to-back windows).
 
     Returns the summary the CLI prints (metrics, threshold, timing, artifact path).
     """
@@ -63,7 +67,11 @@ def train_detector(
     meta: dict[str, object] = {
         "name": name,
         "family": recipe.family,
-        "input": {"kind": "window", "shape": list(normal.shape[1:])},
+        "input": {
+            "kind": "window",
+            "shape": list(normal.shape[1:]),
+            "window": {"length": normal.shape[-1], "stride": stride or normal.shape[-1]},
+        },
         "normaliser": normaliser.to_dict(),
         "score": recipe.score,
     }

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from monitor.cli import main
+from monitor.service import Service
+from training.detector import Detector
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +188,31 @@ def test_architecture_flags_a_family_does_not_take_are_refused(window_csv, tmp_p
         capsys.readouterr().err.strip()
         == "aemon: error: --latent does not apply to the conv1d family"
     )
+
+
+def test_the_window_stride_for_sample_streams_is_recorded(window_csv, tmp_path, capsys):
+    out = tmp_path / "strided"
+    run_json(
+        capsys,
+        [
+            "train",
+            "windows",
+            "--input",
+            str(window_csv),
+            "--epochs",
+            "2",
+            "--stride",
+            "8",
+            "--json",
+            "--quiet",
+            "--out",
+            str(out),
+        ],
+    )
+    meta = json.loads((out / "detector.json").read_text())
+    assert meta["input"]["window"] == {"length": 32, "stride": 8}
+    windower = Service._windower(Detector.load(out, device="cpu"))  # what `serve` will use
+    assert (windower.length, windower.stride, windower.channels) == (32, 8, 1)
+    argv = ["train", "windows", "--input", str(window_csv), "--stride", "33", "--out", str(out)]
+    assert main(argv) == 2
+    assert "--stride must be between 1 and the window length 32" in capsys.readouterr().err
