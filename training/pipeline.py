@@ -38,11 +38,13 @@ def train_detector(
     facts: dict[str, object],
     progress: bool = True,
     stride: int | None = None,
+    kind: str = "window",
 ) -> dict[str, object]:
     """Train on the normal rows of ``train``; evaluate on ``test`` when it has labels.
 
     ``stride`` is recorded for the monitor, which windows sample streams with it (default: the
-    window length, i.e. back-to-back windows).
+    window length, i.e. back-to-back windows). ``kind="image"``: pixels in [0, 1], so denoising
+    noise is clipped to that range and the report shows image grids.
 
     Returns the summary the CLI prints (metrics, threshold, timing, artifact path).
     """
@@ -61,20 +63,20 @@ def train_detector(
         normaliser(cal_rows) if held_out else None,
         recipe.fit,
         device,
-        corrupt=noise.parse(recipe.denoise) if recipe.denoise else None,
+        corrupt=noise.parse(recipe.denoise, clip=(0.0, 1.0) if kind == "image" else None)
+        if recipe.denoise
+        else None,
         progress=progress,
     )
     meta: dict[str, object] = {
         "name": name,
         "family": recipe.family,
-        "input": {
-            "kind": "window",
-            "shape": list(normal.shape[1:]),
-            "window": {"length": normal.shape[-1], "stride": stride or normal.shape[-1]},
-        },
+        "input": {"kind": kind, "shape": list(normal.shape[1:])},
         "normaliser": normaliser.to_dict(),
         "score": recipe.score,
     }
+    if kind == "window":
+        meta["input"]["window"] = {"length": normal.shape[-1], "stride": stride or normal.shape[-1]}
     detector = Detector(model, meta, normaliser, device)
     threshold = calibrate(detector.score(cal_rows), recipe.threshold)
     meta["threshold"] = {
@@ -95,10 +97,14 @@ def train_detector(
         report.error_histogram(scores, test.label, threshold.value, report_dir / "errors.png")
         if len(np.unique(test.label)) == 2:
             report.roc_pr(scores, test.label, report_dir / "roc_pr.png")
-        x = normaliser(test.values)
+    if test is not None:
+        x = normaliser(test.values[:256])
         with torch.inference_mode():
             recon = model(torch.from_numpy(x).to(device)).cpu().numpy()
-        report.reconstructions(x, recon, test.label, report_dir / "reconstructions.png")
+        if kind == "image":
+            report.image_pairs(x, recon, report_dir / "reconstructions.png")
+        else:
+            report.reconstructions(x, recon, test.label, report_dir / "reconstructions.png")
     meta["training"] = {
         **facts,
         "seed": seed,

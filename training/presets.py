@@ -80,3 +80,31 @@ WINDOW_PRESETS: dict[str, Recipe] = {
         normaliser="zscore",
     ),
 }
+
+_IMAGE_FIT = FitConfig(epochs=10, batch_size=256, lr=1e-3, loss="l2")
+_IMAGE = {"normaliser": "none", "score": "mse", "calibration_fraction": 0.1}
+
+# ``aemon train image --model NAME``: pixels in [0, 1], sigmoid outputs, MSE as in the tutorial.
+IMAGE_PRESETS: dict[str, Recipe] = {
+    "dense": Recipe(
+        "dense",
+        {"widths": [], "latent": 64, "activation": "relu", "output": "sigmoid"},
+        _IMAGE_FIT,
+        **_IMAGE,
+    ),
+    "conv2d": Recipe(
+        "conv2d", {"widths": [16, 8], "kernel": 3, "output": "sigmoid"}, _IMAGE_FIT, **_IMAGE
+    ),
+    "vae": Recipe(
+        "vae",
+        {"widths": [256], "latent": 16, "activation": "relu", "output": "sigmoid", "recon": "bce"},
+        _IMAGE_FIT,
+        **_IMAGE,
+    ),
+    "aae": Recipe(
+        "aae",
+        {"widths": [256], "latent": 16, "activation": "relu", "output": "sigmoid"},
+        _IMAGE_FIT,
+        **_IMAGE,
+    ),
+}

@@ -93,6 +93,38 @@ def reconstructions(
     return _save(fig, path)
 
 
+def _grid(rows: list[list[np.ndarray]], path: Path, row_titles: list[str] | None = None) -> Path:
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * 1.1, n_rows * 1.2), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i][j]
+            ax.axis("off")
+            if j < len(row):
+                ax.imshow(row[j], cmap="gray", vmin=0, vmax=1)
+        if row_titles:
+            axes[i][0].set_title(row_titles[i], fontsize=8, loc="left")
+    return _save(fig, path)
+
+
+def image_pairs(images: np.ndarray, recon: np.ndarray, path: Path, n: int = 24) -> Path:
+    """Original | reconstruction in alternating columns, six pairs a row."""
+    pairs = [img for k in range(min(n, len(images))) for img in (images[k], recon[k])]
+    return _grid([pairs[i : i + 12] for i in range(0, len(pairs), 12)], path)
+
+
+def denoise_rows(noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray, path: Path) -> Path:
+    """Rows: noisy input, the model's output, the clean image."""
+    k = min(10, len(clean))
+    rows = [list(noisy[:k]), list(denoised[:k]), list(clean[:k])]
+    return _grid(rows, path, ["noisy", "denoised", "clean"])
+
+
+def image_grid(images: np.ndarray, path: Path) -> Path:
+    """An 8 x 8 grid, e.g. samples drawn from a VAE's or AAE's prior."""
+    return _grid([list(images[i : i + 8]) for i in range(0, min(64, len(images)), 8)], path)
+
+
 def write_metrics(metrics_doc: dict, path: Path) -> Path:
     path.write_text(json.dumps(metrics_doc, indent=2) + "\n")
     return path

@@ -87,3 +87,17 @@ def load_digits() -> tuple[ImageSet, ImageSet]:
         x, d.target, test_size=0.2, random_state=0, stratify=d.target
     )
     return ImageSet(xtr, ytr.astype(np.int64)), ImageSet(xte, yte.astype(np.int64))
+
+
+DATASETS = ("digits", "mnist", "fashion-mnist")
+
+
+def load(dataset: str, root: str | Path | None) -> tuple[ImageSet, ImageSet]:
+    """(train, test) of ``dataset``; MNIST and Fashion-MNIST come from the IDX files in ``root``."""
+    if dataset == "digits":
+        return load_digits()
+    if dataset not in DATASETS:
+        raise DataError(f"unknown data set {dataset!r}; choose from {', '.join(DATASETS)}")
+    if root is None:
+        raise DataError(f"{dataset} needs --data-root, a directory with its four IDX files")
+    return load_idx(root, "train"), load_idx(root, "test")

@@ -1,0 +1,62 @@
+"""``aemon train image`` on digits (no files) and on tiny IDX files the test writes."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from monitor.cli import main
+from tests.unit.test_images import idx_bytes
+from training.datasets.images import IDX_FILES
+from training.detector import Detector
+
+
+def train(capsys, out, *extra):
+    argv = ["train", "image", "--epochs", "3", "--json", "--quiet", "--out", str(out), *extra]
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("model", ["dense", "conv", "vae", "aae"])
+def test_each_model_reconstructs_digits_and_round_trips(model, tmp_path, capsys):
+    out = tmp_path / model
+    doc = train(capsys, out, "--model", model)
+    assert 0 < doc["test_mse"] < 0.2
+    det = Detector.load(out, device="cpu")
+    assert det.meta["input"] == {"kind": "image", "shape": [8, 8]}
+    assert np.isfinite(det.score(np.random.default_rng(0).random((5, 8, 8)))).all()
+    assert (out / "report" / "reconstructions.png").stat().st_size > 1000
+    drawn = (out / "report" / "samples.png").exists()
+    assert drawn == (model in ("vae", "aae"))
+
+
+def test_denoising_and_one_class_tasks(tmp_path, capsys):
+    doc = train(capsys, tmp_path / "dn", "--model", "conv", "--denoise", "gaussian:0.2")
+    assert doc["denoise_mse"] > 0 and (tmp_path / "dn" / "report" / "denoising.png").exists()
+    doc = train(capsys, tmp_path / "oc", "--normal-class", "0", "--epochs", "20")
+    assert doc["n_anomalies"] == doc["n"] - 36  # digits' test split holds 36 zeros
+    assert doc["roc_auc"] > 0.8
+
+
+def test_idx_data_sets_and_their_errors(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        imgs, labs = IDX_FILES[split]
+        (tmp_path / imgs).write_bytes(gzip.compress(idx_bytes(rng.integers(0, 256, (40, 12, 12)))))
+        (tmp_path / labs).write_bytes(gzip.compress(idx_bytes(rng.integers(0, 3, 40))))
+    doc = train(
+        capsys,
+        tmp_path / "m",
+        "--dataset",
+        "mnist",
+        "--data-root",
+        str(tmp_path),
+        "--model",
+        "conv",
+    )
+    assert doc["test_mse"] > 0
+    assert main(["train", "image", "--dataset", "mnist", "--out", str(tmp_path / "x")]) == 2
+    assert "needs --data-root" in capsys.readouterr().err
+    assert main(["train", "image", "--normal-class", "12", "--out", str(tmp_path / "x")]) == 2
+    assert "digits has no class 12" in capsys.readouterr().err
