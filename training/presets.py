@@ -81,19 +81,22 @@ WINDOW_PRESETS: dict[str, Recipe] = {
     ),
 }
 
-_IMAGE_FIT = FitConfig(epochs=10, batch_size=256, lr=1e-3, loss="l2")
+_IMAGE_FIT = FitConfig(epochs=10, batch_size=32, lr=1e-3, loss="l2", cosine=True)
 _IMAGE = {"normaliser": "none", "score": "mse", "calibration_fraction": 0.1}
 
 # ``aemon train image --model NAME``: pixels in [0, 1], sigmoid outputs, MSE as in the tutorial.
 IMAGE_PRESETS: dict[str, Recipe] = {
     "dense": Recipe(
         "dense",
-        {"widths": [], "latent": 64, "activation": "relu", "output": "sigmoid"},
+        {"widths": [], "latent": 64, "activation": "relu", "output": "sigmoid", "init": "glorot"},
         _IMAGE_FIT,
         **_IMAGE,
     ),
     "conv2d": Recipe(
-        "conv2d", {"widths": [16, 8], "kernel": 3, "output": "sigmoid"}, _IMAGE_FIT, **_IMAGE
+        "conv2d",
+        {"widths": [16, 8], "kernel": 3, "output": "sigmoid", "init": "glorot"},
+        _IMAGE_FIT,
+        **_IMAGE,
     ),
     "vae": Recipe(
         "vae",

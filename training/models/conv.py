@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from training.models.base import Autoencoder
-from training.models.dense import OUTPUTS
+from training.models.dense import OUTPUTS, initialise
 from training.models.registry import register
 
 
@@ -33,7 +33,12 @@ class _ConvAE(Autoencoder):
     dims = 1
 
     def __init__(
-        self, input_shape: list[int], widths: list[int], kernel: int = 3, output: str = "linear"
+        self,
+        input_shape: list[int],
+        widths: list[int],
+        kernel: int = 3,
+        output: str = "linear",
+        init: str = "torch",
     ) -> None:
         super().__init__()
         if len(input_shape) not in (self.dims, self.dims + 1):
@@ -43,10 +48,12 @@ class _ConvAE(Autoencoder):
             "widths": list(widths),
             "kernel": kernel,
             "output": output,
+            "init": init,
         }
         self.input_shape = tuple(input_shape)
         self.channels = input_shape[0] if len(input_shape) > self.dims else 1
         self.encoder, self.decoder = _conv_ae(self.dims, self.channels, widths, kernel, output)
+        initialise(self, init)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x.reshape(len(x), self.channels, *self.input_shape[-self.dims :]))
