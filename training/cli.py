@@ -301,6 +301,8 @@ def _train_image(args: argparse.Namespace) -> int:
         kind="image",
     )
     summary.update(_image_tasks(args, test.images, recipe))
+    if args.normal_class is not None:
+        summary["per_class_auc"] = _per_class_auc(args, test.images, test.labels)
     emit(summary, args.json)
     return 0
 
@@ -333,6 +335,22 @@ def _image_tasks(args: argparse.Namespace, clean: np.ndarray, recipe: Recipe) ->
             drawn = model.sample(64, torch.Generator(device=dev).manual_seed(0)).cpu().numpy()
         report.image_grid(drawn, args.out / "report" / "samples.png")
     return out
+
+
+def _per_class_auc(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> dict[int, float]:
+    """One-class runs: the normal class against each other class on its own, and a bar chart."""
+    from sklearn.metrics import roc_auc_score
+
+    from training import report
+
+    k = args.normal_class
+    scores = Detector.load(args.out, device=str(_device(args.device))).score(x)
+    aucs = {}
+    for c in sorted(set(y.tolist()) - {k}):
+        pick = (y == k) | (y == c)
+        aucs[int(c)] = float(roc_auc_score(y[pick] == c, scores[pick]))
+    report.per_class_auc(aucs, k, args.out / "report" / "per_class_auc.png")
+    return aucs
 
 
 def _scored(args: argparse.Namespace) -> tuple[Detector, WindowTable, np.ndarray]:

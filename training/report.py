@@ -125,6 +125,21 @@ def image_grid(images: np.ndarray, path: Path) -> Path:
     return _grid([list(images[i : i + 8]) for i in range(0, min(64, len(images)), 8)], path)
 
 
+def per_class_auc(aucs: dict[int, float], normal: int, path: Path) -> Path:
+    """ROC-AUC of the normal class against each other class on its own."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    classes = sorted(aucs)
+    ax.bar([str(c) for c in classes], [aucs[c] for c in classes], color="tab:blue")
+    ax.axhline(0.5, color="grey", ls=":")
+    ax.set(
+        ylim=(0, 1),
+        xlabel="anomalous class",
+        ylabel="ROC-AUC",
+        title=f"Normal class {normal} against each other class",
+    )
+    return _save(fig, path)
+
+
 def write_metrics(metrics_doc: dict, path: Path) -> Path:
     path.write_text(json.dumps(metrics_doc, indent=2) + "\n")
     return path

@@ -37,6 +37,9 @@ def test_denoising_and_one_class_tasks(tmp_path, capsys):
     doc = train(capsys, tmp_path / "oc", "--normal-class", "0", "--epochs", "20")
     assert doc["n_anomalies"] == doc["n"] - 36  # digits' test split holds 36 zeros
     assert doc["roc_auc"] > 0.8
+    assert sorted(doc["per_class_auc"]) == [str(c) for c in range(1, 10)]
+    assert min(doc["per_class_auc"].values()) > 0.5
+    assert (tmp_path / "oc" / "report" / "per_class_auc.png").stat().st_size > 1000
 
 
 def test_idx_data_sets_and_their_errors(tmp_path, capsys):
