@@ -300,15 +300,18 @@ def _train_image(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         kind="image",
     )
-    summary.update(_image_tasks(args, test.images, recipe))
+    summary.update(_image_tasks(args, test.images, test.labels, recipe))
     if args.normal_class is not None:
         summary["per_class_auc"] = _per_class_auc(args, test.images, test.labels)
     emit(summary, args.json)
     return 0
 
 
-def _image_tasks(args: argparse.Namespace, clean: np.ndarray, recipe: Recipe) -> dict[str, float]:
-    """Reconstruction and denoising errors on the test images; prior samples for VAE/AAE."""
+def _image_tasks(
+    args: argparse.Namespace, clean: np.ndarray, labels: np.ndarray, recipe: Recipe
+) -> dict[str, float]:
+    """Reconstruction and denoising errors on the test images; prior samples for VAE/AAE; the
+    latent space by class when it has two dimensions."""
     from training import report
 
     det = Detector.load(args.out, device=str(_device(args.device)))
@@ -334,6 +337,10 @@ def _image_tasks(args: argparse.Namespace, clean: np.ndarray, recipe: Recipe) ->
         with torch.inference_mode():
             drawn = model.sample(64, torch.Generator(device=dev).manual_seed(0)).cpu().numpy()
         report.image_grid(drawn, args.out / "report" / "samples.png")
+    with torch.inference_mode():
+        z = model.encode(torch.from_numpy(clean[:2000]).to(dev)).flatten(1).cpu().numpy()
+    if z.shape[1] == 2:
+        report.latent_scatter(z, labels[:2000], args.out / "report" / "latent.png")
     return out
 
 

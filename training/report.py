@@ -125,6 +125,15 @@ def image_grid(images: np.ndarray, path: Path) -> Path:
     return _grid([list(images[i : i + 8]) for i in range(0, min(64, len(images)), 8)], path)
 
 
+def latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path) -> Path:
+    """A 2-D latent space, one colour per class."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7)
+    ax.legend(*points.legend_elements(), title="class", fontsize=7, loc="best")
+    ax.set(xlabel="z1", ylabel="z2", title="Latent space of the test images")
+    return _save(fig, path)
+
+
 def per_class_auc(aucs: dict[int, float], normal: int, path: Path) -> Path:
     """ROC-AUC of the normal class against each other class on its own."""
     fig, ax = plt.subplots(figsize=(6, 3.5))

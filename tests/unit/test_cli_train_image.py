@@ -42,6 +42,13 @@ def test_denoising_and_one_class_tasks(tmp_path, capsys):
     assert (tmp_path / "oc" / "report" / "per_class_auc.png").stat().st_size > 1000
 
 
+def test_a_two_dimensional_latent_is_drawn_by_class(tmp_path, capsys):
+    train(capsys, tmp_path / "z2", "--model", "vae", "--latent-dim", "2")
+    assert (tmp_path / "z2" / "report" / "latent.png").stat().st_size > 1000
+    train(capsys, tmp_path / "z16", "--model", "vae")
+    assert not (tmp_path / "z16" / "report" / "latent.png").exists()
+
+
 def test_idx_data_sets_and_their_errors(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
