@@ -15,6 +15,7 @@ from sklearn.model_selection import train_test_split
 from training import noise
 from training.calibration import parse_spec
 from training.datasets import ecg5000, images
+from training.datasets.cut import cut
 from training.datasets.table import WindowTable, read_windows, write_windows
 from training.detector import Detector
 from training.device import pick_device
@@ -167,6 +168,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     img.add_argument("--normal-class", type=int, help="one-class detection: the normal class")
     _common_train_args(img, "artifacts/image")
     img.set_defaults(func=_train_image)
+
+    windows = sub.add_parser(
+        "windows",
+        help="cut a sample CSV into a window CSV",
+        description="Cut each stream of a sample CSV (a 'timestamp' or 'ts' column, optional "
+        "'stream' and 'label', one or more value columns) into windows of LENGTH samples every "
+        "STRIDE samples, aligned exactly as 'aemon serve --input-kind samples' windows them.",
+    )
+    windows.add_argument("csv", type=Path, help="sample CSV")
+    windows.add_argument("--length", type=int, required=True, help="samples per window")
+    windows.add_argument("--stride", type=int, help="samples between windows (default LENGTH)")
+    windows.add_argument("--output", type=Path, required=True, help="window CSV to write")
+    windows.set_defaults(func=_cut)
 
     score = sub.add_parser(
         "score",
@@ -358,6 +372,13 @@ def _per_class_auc(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> di
         aucs[int(c)] = float(roc_auc_score(y[pick] == c, scores[pick]))
     report.per_class_auc(aucs, k, args.out / "report" / "per_class_auc.png")
     return aucs
+
+
+def _cut(args: argparse.Namespace) -> int:
+    table = cut(args.csv, args.length, args.stride)
+    write_windows(args.output, table)
+    print(f"{len(table)} windows of {args.length} samples -> {args.output}", file=sys.stderr)
+    return 0
 
 
 def _scored(args: argparse.Namespace) -> tuple[Detector, WindowTable, np.ndarray]:
