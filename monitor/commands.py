@@ -99,6 +99,13 @@ def register_tools(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--windows", type=int, default=150_000, help="messages per format")
     bench.add_argument("--rounds", type=int, default=3, help="bare/full repetitions (median)")
     bench.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
+    bench.add_argument(
+        "--training",
+        type=Path,
+        metavar="DATA_ROOT",
+        help="instead: one training epoch over the MNIST-style IDX files in DATA_ROOT, aemon's "
+        "loop against a seed-style per-sample DataLoader loop (batch 64)",
+    )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=_bench)
 
@@ -124,6 +131,16 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from monitor import bench, demo
     from training.datasets import ecg5000
+
+    if args.training:
+        from training import speed
+        from training.datasets.images import load_idx
+
+        result = speed.compare(load_idx(args.training, "train").images)
+        print(
+            json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items())
+        )
+        return 0
 
     model = args.model or demo.ensure_model(Path("artifacts/demo"), progress=False)[0]
     test = ecg5000.split(ecg5000.load()).test
