@@ -59,9 +59,9 @@ def compare(x: np.ndarray) -> dict[str, object]:
     ours = {b: aemon_epoch(x, b) for b in (64, 256)}
     return {
         "images": len(x),
-        "seed_style_batch64_s": round(seed, 2),
-        "aemon_batch64_s": round(ours[64], 2),
-        "aemon_batch256_s": round(ours[256], 2),
+        "seed_style_batch64_s": round(seed, 4),
+        "aemon_batch64_s": round(ours[64], 4),
+        "aemon_batch256_s": round(ours[256], 4),
         "ratio_batch64": round(seed / ours[64], 2),
         "ratio_batch256": round(seed / ours[256], 2),
     }

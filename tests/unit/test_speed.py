@@ -9,4 +9,5 @@ def test_training_speed_comparison_reports_both_loops_in_one_run():
     assert doc["images"] == 1024
     for key in ("seed_style_batch64_s", "aemon_batch64_s", "aemon_batch256_s"):
         assert doc[key] > 0
-    assert doc["ratio_batch256"] == round(doc["seed_style_batch64_s"] / doc["aemon_batch256_s"], 2)
+    recomputed = doc["seed_style_batch64_s"] / doc["aemon_batch256_s"]
+    assert abs(doc["ratio_batch256"] - recomputed) <= 0.005 * recomputed + 0.005
