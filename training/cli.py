@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from training import noise
+from training import noise, report
 from training.calibration import parse_spec
 from training.datasets import ecg5000, images
 from training.datasets.cut import cut
@@ -314,21 +315,22 @@ def _train_image(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         kind="image",
     )
-    summary.update(_image_tasks(args, test.images, test.labels, recipe))
+    det = Detector.load(args.out, device=str(_device(args.device)))
+    summary.update(_image_tasks(det, args.out / "report", test.images, test.labels, recipe))
     if args.normal_class is not None:
-        summary["per_class_auc"] = _per_class_auc(args, test.images, test.labels)
+        summary["per_class_auc"] = _per_class_auc(
+            det, args.out / "report", args.normal_class, test.images, test.labels
+        )
+    report.write_metrics(summary, args.out / "report" / "metrics.json")
     emit(summary, args.json)
     return 0
 
 
 def _image_tasks(
-    args: argparse.Namespace, clean: np.ndarray, labels: np.ndarray, recipe: Recipe
+    det: Detector, report_dir: Path, clean: np.ndarray, labels: np.ndarray, recipe: Recipe
 ) -> dict[str, float]:
     """Reconstruction and denoising errors on the test images; prior samples for VAE/AAE; the
     latent space by class when it has two dimensions."""
-    from training import report
-
-    det = Detector.load(args.out, device=str(_device(args.device)))
     model, dev = det.model, det.device
 
     def run(x: np.ndarray) -> np.ndarray:
@@ -346,31 +348,28 @@ def _image_tasks(
         noisy = noise.parse(recipe.denoise, clip=(0.0, 1.0))(torch.from_numpy(clean), gen).numpy()
         denoised = run(noisy)
         out["denoise_mse"] = float(np.mean((denoised - clean) ** 2))
-        report.denoise_rows(noisy, denoised, clean, args.out / "report" / "denoising.png")
+        report.denoise_rows(noisy, denoised, clean, report_dir / "denoising.png")
     if hasattr(model, "sample"):
         with torch.inference_mode():
             drawn = model.sample(64, torch.Generator(device=dev).manual_seed(0)).cpu().numpy()
-        report.image_grid(drawn, args.out / "report" / "samples.png")
+        report.image_grid(drawn, report_dir / "samples.png")
     with torch.inference_mode():
         z = model.encode(torch.from_numpy(clean[:2000]).to(dev)).flatten(1).cpu().numpy()
     if z.shape[1] == 2:
-        report.latent_scatter(z, labels[:2000], args.out / "report" / "latent.png")
+        report.latent_scatter(z, labels[:2000], report_dir / "latent.png")
     return out
 
 
-def _per_class_auc(args: argparse.Namespace, x: np.ndarray, y: np.ndarray) -> dict[int, float]:
+def _per_class_auc(
+    det: Detector, report_dir: Path, k: int, x: np.ndarray, y: np.ndarray
+) -> dict[int, float]:
     """One-class runs: the normal class against each other class on its own, and a bar chart."""
-    from sklearn.metrics import roc_auc_score
-
-    from training import report
-
-    k = args.normal_class
-    scores = Detector.load(args.out, device=str(_device(args.device))).score(x)
+    scores = det.score(x)
     aucs = {}
     for c in sorted(set(y.tolist()) - {k}):
         pick = (y == k) | (y == c)
         aucs[int(c)] = float(roc_auc_score(y[pick] == c, scores[pick]))
-    report.per_class_auc(aucs, k, args.out / "report" / "per_class_auc.png")
+    report.per_class_auc(aucs, k, report_dir / "per_class_auc.png")
     return aucs
 
 
@@ -424,8 +423,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         artifact=str(args.model),
     )
     if args.report:
-        from training import report
-
         args.report.mkdir(parents=True, exist_ok=True)
         report.error_histogram(scores, table.label, detector.threshold, args.report / "errors.png")
         if doc["roc_auc"] is not None:

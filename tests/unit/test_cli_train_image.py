@@ -40,6 +40,8 @@ def test_denoising_and_one_class_tasks(tmp_path, capsys):
     assert sorted(doc["per_class_auc"]) == [str(c) for c in range(1, 10)]
     assert min(doc["per_class_auc"].values()) > 0.5
     assert (tmp_path / "oc" / "report" / "per_class_auc.png").stat().st_size > 1000
+    saved = json.loads((tmp_path / "oc" / "report" / "metrics.json").read_text())
+    assert saved["per_class_auc"] == doc["per_class_auc"] and saved["test_mse"] == doc["test_mse"]
 
 
 def test_a_two_dimensional_latent_is_drawn_by_class(tmp_path, capsys):
