@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from training.specs import split_spec
+
 METHODS = ("mean-std", "quantile", "pot", "mad")
 POT_INITIAL_QUANTILE = 0.98
 
@@ -46,13 +48,8 @@ class Threshold:
 
 def parse_spec(spec: str) -> tuple[str, float]:
     """``"quantile:0.99"`` -> ``("quantile", 0.99)``, validated."""
-    method, _, raw = spec.partition(":")
-    if method not in METHODS or not raw:
-        raise ValueError(f"threshold must be METHOD:PARAM with METHOD in {', '.join(METHODS)}")
-    try:
-        param = float(raw)
-    except ValueError:
-        raise ValueError(f"threshold parameter {raw!r} is not a number") from None
+    usage = "threshold must be METHOD:PARAM with METHOD in"
+    method, param = split_spec(spec, METHODS, usage, "threshold parameter")
     if method in ("quantile", "pot") and not 0 < param < 1:
         raise ValueError(f"{method} takes a probability in (0, 1), got {param}")
     if method in ("mean-std", "mad") and param < 0:

@@ -12,19 +12,16 @@ from collections.abc import Callable
 
 import torch
 
+from training.specs import split_spec
+
 Corrupt = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 KINDS = ("gaussian", "saltpepper", "mask")
 
 
 def parse(spec: str, clip: tuple[float, float] | None = None) -> Corrupt:
     """A corruption function from ``KIND:AMOUNT``."""
-    kind, _, raw = spec.partition(":")
-    if kind not in KINDS or not raw:
-        raise ValueError(f"denoise spec must be KIND:AMOUNT with KIND in {', '.join(KINDS)}")
-    try:
-        amount = float(raw)
-    except ValueError:
-        raise ValueError(f"denoise amount {raw!r} is not a number") from None
+    usage = "denoise spec must be KIND:AMOUNT with KIND in"
+    kind, amount = split_spec(spec, KINDS, usage, "denoise amount")
     if (kind == "gaussian" and amount <= 0) or (kind != "gaussian" and not 0 < amount < 1):
         raise ValueError(f"{kind} takes {'SIGMA > 0' if kind == 'gaussian' else 'P in (0, 1)'}")
 
