@@ -15,7 +15,7 @@ from sklearn.model_selection import train_test_split
 
 from training import noise, report
 from training.calibration import parse_spec
-from training.datasets import ecg5000, images
+from training.datasets import download, ecg5000, images
 from training.datasets.cut import cut
 from training.datasets.table import WindowTable, read_windows, write_windows
 from training.detector import Detector
@@ -164,6 +164,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     img.add_argument("--dataset", choices=list(images.DATASETS), default="digits")
     img.add_argument("--data-root", type=Path, help="directory with the four IDX files")
     img.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch missing IDX files into --data-root first, each checked against its "
+        "published SHA-256 (files already there are checked too)",
+    )
+    img.add_argument(
+        "--mirror",
+        action="append",
+        metavar="URL",
+        help="base URL (http, https or file://) to download from instead of the published "
+        "mirrors; repeatable, tried in order",
+    )
+    img.add_argument(
         "--model", choices=["dense", "conv", "vae", "aae"], default="dense", help="model family"
     )
     img.add_argument("--normal-class", type=int, help="one-class detection: the normal class")
@@ -293,6 +306,14 @@ def _train_windows(args: argparse.Namespace) -> int:
 
 
 def _train_image(args: argparse.Namespace) -> int:
+    if args.download:
+        if args.data_root is None:
+            raise ConfigError("--download needs --data-root, the directory to download into")
+        fetched = download.fetch(
+            args.dataset, args.data_root, tuple(args.mirror or ()), progress=not args.quiet
+        )
+        for path in fetched:
+            print(f"downloaded and verified {path}", file=sys.stderr)
     train, test = images.load(args.dataset, args.data_root)
     family = "conv2d" if args.model == "conv" else args.model
     recipe = _recipe(IMAGE_PRESETS[family], args)

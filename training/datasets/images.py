@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training.datasets.download import SOURCES
 from training.errors import DataError
 
 IDX_FILES = {
@@ -58,16 +59,18 @@ def read_idx(path: str | Path, ndim: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def load_idx(root: str | Path, split: str) -> ImageSet:
-    """``split`` ("train" or "test") of the four standard IDX files under ``root``."""
+def load_idx(root: str | Path, split: str, where: str = "") -> ImageSet:
+    """``split`` ("train" or "test") of the four standard IDX files under ``root``.
+
+    ``where`` ends the missing-files message: where to get them.
+    """
     root = Path(root)
     names = IDX_FILES[split]
     missing = [n for n in names if not (root / n).is_file()]
     if missing:
         raise DataError(
             f"{root}: missing {', '.join(missing)}; --data-root needs the four IDX files of one "
-            f"data set ({', '.join(n for pair in IDX_FILES.values() for n in pair)}), as "
-            "published with MNIST and Fashion-MNIST"
+            f"data set ({', '.join(n for pair in IDX_FILES.values() for n in pair)}){where}"
         )
     images = read_idx(root / names[0], 3)
     labels = read_idx(root / names[1], 1)
@@ -94,10 +97,15 @@ DATASETS = ("digits", "mnist", "fashion-mnist")
 
 def load(dataset: str, root: str | Path | None) -> tuple[ImageSet, ImageSet]:
     """(train, test) of ``dataset``; MNIST and Fashion-MNIST come from the IDX files in ``root``."""
+
     if dataset == "digits":
         return load_digits()
     if dataset not in DATASETS:
         raise DataError(f"unknown data set {dataset!r}; choose from {', '.join(DATASETS)}")
     if root is None:
         raise DataError(f"{dataset} needs --data-root, a directory with its four IDX files")
-    return load_idx(root, "train"), load_idx(root, "test")
+    where = (
+        f"; get them from {SOURCES[dataset].mirrors[0]} or add --download "
+        "(fetches them there and checks their published SHA-256)"
+    )
+    return load_idx(root, "train", where), load_idx(root, "test", where)
