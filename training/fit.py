@@ -90,13 +90,16 @@ def fit(
     for epoch in bar:
         model.train()
         perm = torch.randperm(len(x), generator=gen, device=device)
-        total = 0.0
+        # Batch losses stay on the device until the epoch ends: no GPU sync per step.
+        losses, sizes = [], []
         for i in range(0, len(x), cfg.batch_size):
             clean = x[perm[i : i + cfg.batch_size]]
             noisy = corrupt(clean, gen) if corrupt else clean
             with autocast(device, cfg.amp):
-                loss = model.fit_step(noisy, clean, cfg.loss, opts, gen)
-            total += float(loss) * len(clean)
+                losses.append(model.fit_step(noisy, clean, cfg.loss, opts, gen))
+            sizes.append(len(clean))
+        weights = torch.tensor(sizes, dtype=torch.float64, device=device)
+        total = float(torch.stack(losses).double() @ weights)
         if cfg.cosine:
             for sched in scheds:
                 sched.step()

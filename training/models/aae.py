@@ -12,7 +12,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from training.models.base import Autoencoder
+from training.models.base import Autoencoder, adam
 from training.models.dense import _stack, check_choices, dense_decoder
 from training.models.registry import register
 
@@ -60,9 +60,9 @@ class AAE(Autoencoder):
     def optimizers(self, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
         ae = [*self.encoder.parameters(), *self.decoder.parameters()]
         return [
-            torch.optim.Adam(ae, lr=lr, weight_decay=weight_decay),
-            torch.optim.Adam(self.discriminator.parameters(), lr=lr / 2),
-            torch.optim.Adam(self.encoder.parameters(), lr=lr / 2),
+            adam(ae, lr, weight_decay),
+            adam(self.discriminator.parameters(), lr / 2),
+            adam(self.encoder.parameters(), lr / 2),
         ]
 
     def fit_step(self, noisy, clean, loss, opts, gen) -> torch.Tensor:
