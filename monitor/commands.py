@@ -103,8 +103,9 @@ def register_tools(sub: argparse._SubParsersAction) -> None:
         "--training",
         type=Path,
         metavar="DATA_ROOT",
-        help="instead: one training epoch over the MNIST-style IDX files in DATA_ROOT, aemon's "
-        "loop against a seed-style per-sample DataLoader loop (batch 64)",
+        help="instead: one training epoch of the dense AE over the MNIST-style IDX files in "
+        "DATA_ROOT, aemon's loop (batch 64, 256, 1024) against seed-style per-sample DataLoader "
+        "loops (batch 64); medians of --rounds",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=_bench)
@@ -136,7 +137,7 @@ def _bench(args: argparse.Namespace) -> int:
         from training import speed
         from training.datasets.images import load_idx
 
-        result = speed.compare(load_idx(args.training, "train").images)
+        result = speed.compare(load_idx(args.training, "train").images, args.rounds)
         print(
             json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items())
         )
