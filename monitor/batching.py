@@ -43,22 +43,15 @@ class Batch:
     def empty(self) -> bool:
         return self.n == 0 and not self.commit and not self.pending
 
-    def row(self) -> np.ndarray:
-        """The next free row, to decode into."""
-        return self.values[self.n]
-
-    @property
-    def flat(self) -> np.ndarray:
-        """The rows as ``[capacity, size]`` (a view)."""
-        return self.values.reshape(len(self.values), -1)
-
-    def keep(self, stream: str, seq: int, ts: float, kafka_ts: float) -> None:
-        """Accept the row just decoded."""
-        self.streams.append(stream)
-        self.seqs.append(seq)
-        self.ts.append(ts)
-        self.kafka_ts.append(kafka_ts)
-        self.n += 1
+    def keep(
+        self, streams: list[str], seqs: list[int], ts: list[float], kafka_ts: list[float]
+    ) -> None:
+        """Accept the rows just decoded after the last kept one (one entry each)."""
+        self.streams += streams
+        self.seqs += seqs
+        self.ts += ts
+        self.kafka_ts += kafka_ts
+        self.n += len(streams)
 
     def drop(self, i: int) -> None:
         """Remove row ``i``, moving later rows up."""

@@ -2,17 +2,18 @@
 
 Window messages (JSON ``{"stream", "seq"?, "ts"?, "values": [...]}`` or raw little-endian float32
 with ``content-type: application/x-aemon-f32`` and ``stream``/``seq`` headers) are decoded straight
-into a row of a preallocated float32 batch. Finiteness of window rows is checked once per batch
-(:func:`non_finite_rows`), not per message; :func:`non_finite_reason` names a bad row's cause.
-Sample messages (``{"stream", "ts"?, "value": x}`` or ``"values"`` for several channels) are
-decoded into a small array for the windowing stage.
+into the rows of a preallocated float32 batch, a fetched run of records at a time. Finiteness of
+window rows is checked once per batch (:func:`non_finite_rows`), not per message;
+:func:`non_finite_reason` names a bad row's cause. Sample messages (``{"stream", "ts"?, "value":
+x}`` or ``"values"`` for several channels) are decoded into a small array for the windowing stage.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import orjson
@@ -56,17 +57,23 @@ class Limits:
     max_stream_len: int = 256
 
 
-class Meta(NamedTuple):
-    """Who a row belongs to. ``seq``/``ts`` fall back to the Kafka offset and timestamp.
+class Record(Protocol):
+    """What the decoder needs of a Kafka record (aiokafka's ``ConsumerRecord`` has it)."""
 
-    ``raw`` is a validated float32 payload still to be copied into the row (the caller copies a
-    whole run of them at once); ``None`` when the row is already filled (JSON).
-    """
+    offset: int
+    timestamp: int  # milliseconds
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
 
-    stream: str
-    seq: int
-    ts: float
-    raw: bytes | None = None
+
+class Decoded(NamedTuple):
+    """Window records decoded into consecutive rows, and the ones refused."""
+
+    kept: list[Record]  # the records whose windows fill rows 0 .. len(kept) - 1, in order
+    streams: list[str]
+    seqs: list[int]  # ``seq``, else the Kafka offset
+    ts: list[float]  # ``ts``, else the Kafka timestamp (seconds)
+    refused: list[tuple[Record, Invalid]]
 
 
 def _stream(value: object, limits: Limits) -> str:
@@ -105,15 +112,6 @@ def _fill(row: np.ndarray, values: object) -> None:
         raise Invalid("bad_values", "'values' must hold numbers only") from None
 
 
-def copy_raw(flat: np.ndarray, rows: list[int], payloads: list[bytes]) -> None:
-    """Copy float32 payloads into rows of ``flat`` ``[capacity, size]`` in one numpy call."""
-    block = np.frombuffer(b"".join(payloads), dtype="<f4").reshape(len(rows), -1)
-    if rows[-1] - rows[0] + 1 == len(rows):
-        flat[rows[0] : rows[-1] + 1] = block
-    else:
-        flat[rows] = block
-
-
 def non_finite_rows(rows: np.ndarray) -> np.ndarray:
     """Positions of rows holding NaN or inf (one vectorised check for a whole batch)."""
     if not len(rows):
@@ -145,50 +143,76 @@ def _object(value: bytes, limits: Limits) -> dict:
     return doc
 
 
-def decode_window(
-    value: bytes | None,
-    headers: tuple | list | None,
-    offset: int,
-    timestamp_ms: int,
-    row: np.ndarray,
-    limits: Limits,
-) -> Meta:
-    """Decode one window message into ``row`` (a view into the batch); raise :class:`Invalid`.
+def decode_windows(records: Iterable[Record], rows: np.ndarray, limits: Limits) -> Decoded:
+    """Decode window records into ``rows`` (``[room, *shape]``: a batch's free rows), in order.
 
-    A float32 payload is validated but returned in ``Meta.raw`` for the caller to copy (see
-    :func:`copy_raw`); finiteness is left to the caller, once per batch (:func:`non_finite_rows`).
+    This runs once per message, so it is kept flat: float32 payloads are checked one by one but
+    copied in one numpy call at the end; finiteness is the caller's, once per batch
+    (:func:`non_finite_rows`).
     """
-    value = value or b""
-    ts_default = timestamp_ms / 1000.0
-    ctype = stream_h = seq_h = None
-    for key, v in headers or ():
-        if key == "content-type":
-            ctype = v
-        elif key == "stream":
-            stream_h = v
-        elif key == "seq":
-            seq_h = v
-    if ctype == F32_CONTENT_TYPE:
-        if len(value) > limits.max_bytes:
-            raise Invalid("too_large", f"{len(value)} bytes > limit {limits.max_bytes}")
-        if len(value) != row.size * 4:
-            raise Invalid("wrong_length", f"{len(value)} bytes; the model takes {row.size} float32")
+    flat = rows.reshape(len(rows), -1)
+    nbytes = flat.shape[1] * 4
+    out = Decoded([], [], [], [], [])
+    raw_at: list[int] = []
+    raw: list[bytes] = []
+    for rec in records:
+        ctype = stream_h = seq_h = None
+        for key, v in rec.headers or ():
+            if key == "content-type":
+                ctype = v
+            elif key == "stream":
+                stream_h = v
+            elif key == "seq":
+                seq_h = v
         try:
-            stream = _stream((stream_h or b"").decode(), limits)
-            seq = offset if seq_h is None else _seq(int(seq_h), offset)
-        except (UnicodeDecodeError, ValueError):
-            raise Invalid(
-                "bad_f32", "headers 'stream' (utf-8) and 'seq' (integer) required"
-            ) from None
-        return Meta(stream, seq, ts_default, value)
-    if ctype is not None and ctype != b"application/json":
-        raise Invalid("unknown_content_type", f"content-type {ctype[:64]!r}")
-    doc = _object(value, limits)
+            if ctype == F32_CONTENT_TYPE:
+                stream, seq = _f32_meta(rec, stream_h, seq_h, nbytes, limits)
+                raw_at.append(len(out.kept))
+                raw.append(rec.value)  # type: ignore[arg-type]  # checked by _f32_meta
+                ts = rec.timestamp / 1000.0
+            elif ctype is None or ctype == b"application/json":
+                stream, seq, ts = _json_window(rec, flat[len(out.kept)], limits)
+            else:
+                raise Invalid("unknown_content_type", f"content-type {ctype[:64]!r}")
+        except Invalid as bad:
+            out.refused.append((rec, bad))
+            continue
+        out.kept.append(rec)
+        out.streams.append(stream)
+        out.seqs.append(seq)
+        out.ts.append(ts)
+    if raw:
+        block = np.frombuffer(b"".join(raw), dtype="<f4").reshape(len(raw), -1)
+        if len(raw) == len(out.kept):
+            flat[: len(raw)] = block
+        else:
+            flat[raw_at] = block
+    return out
+
+
+def _f32_meta(
+    rec: Record, stream_h: bytes | None, seq_h: bytes | None, nbytes: int, limits: Limits
+) -> tuple[str, int]:
+    size = len(rec.value or b"")
+    if size > limits.max_bytes:
+        raise Invalid("too_large", f"{size} bytes > limit {limits.max_bytes}")
+    if size != nbytes:
+        raise Invalid("wrong_length", f"{size} bytes; the model takes {nbytes // 4} float32")
+    try:
+        stream = _stream((stream_h or b"").decode(), limits)
+        seq = rec.offset if seq_h is None else _seq(int(seq_h), rec.offset)
+    except (UnicodeDecodeError, ValueError):
+        raise Invalid("bad_f32", "headers 'stream' (utf-8) and 'seq' (integer) required") from None
+    return stream, seq
+
+
+def _json_window(rec: Record, row: np.ndarray, limits: Limits) -> tuple[str, int, float]:
+    doc = _object(rec.value or b"", limits)
     stream = _stream(doc.get("stream"), limits)
     if "values" not in doc:
         raise Invalid("missing_values", "no 'values' array")
     _fill(row, doc["values"])
-    return Meta(stream, _seq(doc.get("seq"), offset), _ts(doc.get("ts"), ts_default))
+    return stream, _seq(doc.get("seq"), rec.offset), _ts(doc.get("ts"), rec.timestamp / 1000.0)
 
 
 @dataclass(frozen=True)

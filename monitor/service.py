@@ -28,9 +28,8 @@ from monitor.batching import Batch, Pool
 from monitor.codec import (
     Invalid,
     Limits,
-    copy_raw,
     decode_sample,
-    decode_window,
+    decode_windows,
     non_finite_reason,
     non_finite_rows,
 )
@@ -241,47 +240,41 @@ class Service:
             batch.commit[tp] = records[-1].offset + 1
             self.first_offset.setdefault(tp, records[0].offset)
         if self.windower is not None:
-            for rec in records:
-                try:
-                    self._take_sample(tp, rec, batch)
-                except Invalid as bad:
-                    self._dead_letter(tp, rec, bad, batch)
+            self._take_samples(tp, records, batch)
             return
-        first, kept, raw_rows, raw = batch.n, [], [], []
-        for rec in records:
-            try:
-                meta = decode_window(
-                    rec.value, rec.headers, rec.offset, rec.timestamp, batch.row(), self.limits
-                )
-            except Invalid as bad:
-                self._dead_letter(tp, rec, bad, batch)
-                continue
-            if meta.raw is not None:
-                raw_rows.append(batch.n)
-                raw.append(meta.raw)
-            batch.keep(meta.stream, meta.seq, meta.ts, rec.timestamp / 1000)
-            kept.append(rec)
-        if raw:
-            copy_raw(batch.flat, raw_rows, raw)
+        first = batch.n
+        got = decode_windows(records, batch.values[first:], self.limits)
+        batch.keep(got.streams, got.seqs, got.ts, [r.timestamp / 1000 for r in got.kept])
+        for rec, bad in got.refused:
+            self._dead_letter(tp, rec, bad, batch)
         for i in non_finite_rows(batch.values[first : batch.n])[::-1]:
             batch.drop(first + int(i))
-            rec = kept[int(i)]
+            rec = got.kept[int(i)]
             self._dead_letter(tp, rec, non_finite_reason(rec.value), batch)
 
-    def _take_sample(self, tp: TopicPartition, rec, batch: Batch) -> None:
+    def _take_samples(self, tp: TopicPartition, records: list, batch: Batch) -> None:
+        """Push samples into their streams' windows; each completed window fills a row."""
         assert self.windower is not None
-        sample = decode_sample(rec.value, rec.timestamp, self.windower.channels, self.limits)
-        seq = self.windower.push(
-            tp.partition,
-            rec.offset,
-            sample.stream,
-            sample.seq,
-            sample.ts,
-            sample.values,
-            batch.row(),
-        )
-        if seq is not None:
-            batch.keep(sample.stream, seq, sample.ts, rec.timestamp / 1000)
+        streams: list[str] = []
+        seqs: list[int] = []
+        ts: list[float] = []
+        kafka_ts: list[float] = []
+        for rec in records:
+            row = batch.values[batch.n + len(streams)]
+            try:
+                s = decode_sample(rec.value, rec.timestamp, self.windower.channels, self.limits)
+                seq = self.windower.push(
+                    tp.partition, rec.offset, s.stream, s.seq, s.ts, s.values, row
+                )
+            except Invalid as bad:  # a bad sample, or a late one
+                self._dead_letter(tp, rec, bad, batch)
+                continue
+            if seq is not None:
+                streams.append(s.stream)
+                seqs.append(seq)
+                ts.append(s.ts)
+                kafka_ts.append(rec.timestamp / 1000)
+        batch.keep(streams, seqs, ts, kafka_ts)
 
     def _dead_letter(self, tp: TopicPartition, rec, bad: Invalid, batch: Batch) -> None:
         self.metrics.invalid.labels(bad.reason).inc()

@@ -1,14 +1,14 @@
 import numpy as np
 import orjson
 import pytest
+from aiokafka.structs import ConsumerRecord
 
 from monitor.codec import (
     REASONS,
     Invalid,
     Limits,
-    copy_raw,
     decode_sample,
-    decode_window,
+    decode_windows,
     encode_window,
     f32_headers,
     non_finite_reason,
@@ -18,31 +18,50 @@ from monitor.codec import (
 LIM = Limits(max_bytes=4096, max_stream_len=16)
 
 
+def record(value, headers=None, offset=99):
+    headers = tuple(headers or ())
+    return ConsumerRecord("t", 0, offset, 1_700_000_000_000, 0, None, value, None, 0, 0, headers)
+
+
 def decode(value, headers=None, length=4):
-    row = np.zeros(length, dtype=np.float32)
-    return decode_window(value, headers, 99, 1_700_000_000_000, row, LIM), row
+    """One record into a one-row batch: (stream, seq, ts) and the row, or raise its Invalid."""
+    rows = np.zeros((1, length), dtype=np.float32)
+    got = decode_windows([record(value, headers)], rows, LIM)
+    if got.refused:
+        raise got.refused[0][1]
+    return (got.streams[0], got.seqs[0], got.ts[0]), rows[0]
 
 
 def test_json_window_fills_the_row_and_falls_back_to_offset_and_kafka_time():
     meta, row = decode(b'{"stream": "p-17", "values": [1, 2.5, -3, 4e-3]}')
     np.testing.assert_array_equal(row, np.float32([1, 2.5, -3, 4e-3]))
-    assert (meta.stream, meta.seq, meta.ts) == ("p-17", 99, 1_700_000_000.0)
+    assert meta == ("p-17", 99, 1_700_000_000.0)
     meta, _ = decode(encode_window("a", 42, np.ones(4), ts=12.5))
-    assert (meta.seq, meta.ts) == (42, 12.5)
+    assert meta == ("a", 42, 12.5)
 
 
-def test_f32_windows_use_headers_and_are_copied_in_one_go():
+def test_a_run_of_mixed_records_fills_rows_in_order_and_returns_the_refused():
     values = np.float32([[0.25, -1, 3, 1e-7], [1, 2, 3, 4], [5, 6, 7, 8]])
-    metas = [
-        decode(v.astype("<f4").tobytes(), f32_headers("m-1", 7 + i))[0]
-        for i, v in enumerate(values)
+    records = [
+        record(values[0].astype("<f4").tobytes(), f32_headers("m-1", 7), offset=1),
+        record(b"{", offset=2),
+        record(encode_window("j", 3, values[1]), offset=3),
+        record(b"\x00" * 12, f32_headers("m-1", 8), offset=4),
+        record(values[2].astype("<f4").tobytes(), [*reversed(f32_headers("m-2", 9))], offset=5),
     ]
-    assert [(m.stream, m.seq) for m in metas] == [("m-1", 7), ("m-1", 8), ("m-1", 9)]
-    flat = np.zeros((6, 4), dtype=np.float32)
-    copy_raw(flat, [1, 2, 3], [m.raw for m in metas])  # a contiguous run
-    np.testing.assert_array_equal(flat[1:4], values)
-    copy_raw(flat, [0, 5], [metas[2].raw, metas[0].raw])  # rows with JSON rows between
-    np.testing.assert_array_equal(flat[[0, 5]], values[[2, 0]])
+    rows = np.full((6, 4), -9, dtype=np.float32)
+    got = decode_windows(records, rows, LIM)
+    np.testing.assert_array_equal(rows[:3], values)
+    assert (rows[3:] == -9).all()  # rows past the kept ones are untouched
+    assert [r.offset for r in got.kept] == [1, 3, 5]
+    assert (got.streams, got.seqs) == (["m-1", "j", "m-2"], [7, 3, 9])
+    assert [(r.offset, bad.reason) for r, bad in got.refused] == [
+        (2, "not_json"),
+        (4, "wrong_length"),
+    ]
+    only_f32 = decode_windows([records[0], records[4]], rows, LIM)
+    assert only_f32.streams == ["m-1", "m-2"]
+    np.testing.assert_array_equal(rows[:2], values[[0, 2]])
 
 
 @pytest.mark.parametrize(
@@ -85,9 +104,8 @@ def test_every_rejection_has_its_reason(value, headers, reason):
 )
 def test_non_finite_rows_are_found_per_batch_and_explained(value, headers, reason):
     rows = np.ones((3, 4), dtype=np.float32)
-    meta = decode_window(value, headers, 0, 0, rows[1], LIM)  # finiteness is the batch's job
-    if meta.raw is not None:
-        copy_raw(rows, [1], [meta.raw])
+    got = decode_windows([record(value, headers)], rows[1:2], LIM)  # finiteness: the batch's job
+    assert not got.refused
     assert non_finite_rows(rows).tolist() == [1]
     assert non_finite_reason(value).reason == reason
     assert non_finite_rows(np.ones((5, 2, 2), dtype=np.float32)).tolist() == []
