@@ -14,6 +14,14 @@ def alert_id(model_version: str, stream: str, seq: int) -> str:
     return hashlib.sha256(f"{model_version}\x1f{stream}\x1f{seq}".encode()).hexdigest()[:32]
 
 
+def contributors(top: np.ndarray, shape: tuple[int, ...]) -> list:
+    """Flattened positions ``[windows, k]`` as indices into the input, for a whole batch at once:
+    ints for 1-D inputs, ``[channel, step]`` or ``[row, col]`` lists otherwise."""
+    if len(shape) == 1:
+        return top.tolist()
+    return np.stack(np.unravel_index(top, shape), axis=-1).tolist()
+
+
 def alert(
     *,
     model: str,
@@ -23,33 +31,28 @@ def alert(
     ts: float,
     score: float,
     threshold: float,
-    top: np.ndarray,
-    errors_shape: tuple[int, ...],
+    top: list,
 ) -> bytes:
-    """The alert JSON; ``top`` are flattened positions, reported as indices into the input."""
-    positions = [list(np.unravel_index(int(i), errors_shape)) for i in top]
+    """The alert JSON; ``top`` is the window's entry of :func:`contributors`."""
     return orjson.dumps(
         {
             "alert_id": alert_id(model_version, stream, seq),
             "stream": stream,
             "seq": seq,
             "ts": ts,
-            "score": float(score),
+            "score": score,
             "threshold": threshold,
             "model": model,
             "model_version": model_version,
             "detected_at": time.time(),
-            "top_contributors": [
-                [int(v) for v in p] if len(p) > 1 else int(p[0]) for p in positions
-            ],
-        },
-        option=orjson.OPT_SERIALIZE_NUMPY,
+            "top_contributors": top,
+        }
     )
 
 
 def score_record(stream: str, seq: int, ts: float, score: float, is_anomaly: bool) -> bytes:
     return orjson.dumps(
-        {"stream": stream, "seq": seq, "ts": ts, "score": float(score), "is_anomaly": is_anomaly}
+        {"stream": stream, "seq": seq, "ts": ts, "score": score, "is_anomaly": is_anomaly}
     )
 
 

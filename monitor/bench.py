@@ -29,7 +29,7 @@ from monitor.broker import EmbeddedBroker, create_topics, free_port
 from monitor.config import Settings
 from monitor.replay import messages, produce
 from monitor.scoring import Scorer
-from monitor.service import Service
+from monitor.service import Service, settle_heap
 from training.datasets.table import WindowTable, write_windows
 from training.detector import Detector
 
@@ -240,6 +240,7 @@ async def run(
             "device": str(detector.device),
         },
     }
+    settle_heap()  # as the daemon does at start, so both loops run under the same collector
     steps = tqdm(total=2 * (2 * rounds + 1), desc="bench", disable=None if progress else True)
     try:
         for fmt in ("json", "f32"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -52,6 +53,15 @@ class _Decided:
     scored: Scored | None
     sends: list[Send]
     futures: list[asyncio.Future] | None = None
+
+
+def settle_heap() -> None:
+    """Hide everything alive now (torch, the model, the clients) from the cyclic garbage
+    collector, so that its full collections walk only what the stream allocates instead of
+    stalling the loop (measured: 0.15-0.37 s a collection over the ~250k start-up objects)."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class _Flush(ConsumerRebalanceListener):
@@ -177,6 +187,7 @@ class Service:
             await self.consumer.start()
             self.consumer.subscribe([self.s.input_topic], listener=_Flush(self))
             self.batch = await self.pool.take()
+            settle_heap()
             stages = [
                 asyncio.create_task(self._score_loop(), name="aemon-score"),
                 asyncio.create_task(self._confirm_loop(), name="aemon-confirm"),
@@ -355,24 +366,26 @@ class Service:
         sends: list[Send] = list(batch.pending)
         if scored is None:
             return _Decided(batch, None, sends)
-        flags = scored.flags
-        for j, i in enumerate(map(int, scored.flagged)):
+        name, version, threshold = det.name, det.version, det.threshold
+        scores = scored.scores.tolist()
+        tops = alerts.contributors(scored.top, det.input_shape)
+        for i, top in zip(scored.flagged.tolist(), tops, strict=True):
             body = alerts.alert(
-                model=det.name,
-                model_version=det.version,
+                model=name,
+                model_version=version,
                 stream=batch.streams[i],
                 seq=batch.seqs[i],
                 ts=batch.ts[i],
-                score=scored.scores[i],
-                threshold=det.threshold,
-                top=scored.top[j],
-                errors_shape=det.input_shape,
+                score=scores[i],
+                threshold=threshold,
+                top=top,
             )
             sends.append((self.s.alerts_topic, body, batch.streams[i].encode(), None))
         if self.s.scores_topic:
+            flags = scored.flags.tolist()
             for i in range(batch.n):
                 body = alerts.score_record(
-                    batch.streams[i], batch.seqs[i], batch.ts[i], scored.scores[i], bool(flags[i])
+                    batch.streams[i], batch.seqs[i], batch.ts[i], scores[i], flags[i]
                 )
                 sends.append((self.s.scores_topic, body, batch.streams[i].encode(), None))
         return _Decided(batch, scored, sends)
@@ -465,5 +478,6 @@ class Service:
         except Exception as exc:  # a bad new artifact must not stop a running monitor
             log.error("model reload refused, keeping %s: %s", self.scorer.detector.version, exc)
             return
+        settle_heap()  # the old model goes, the new one is hidden from the collector
         self.metrics.set_model(det.name, det.version, det.meta["family"], det.threshold)
         log.info("model swapped in: %s %s", det.name, det.version)
