@@ -114,7 +114,9 @@ def register_tools(sub: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--model", type=Path, help="artifact to bench (default: the demo detector)")
     bench.add_argument("--windows", type=int, default=150_000, help="messages per format")
-    bench.add_argument("--rounds", type=int, default=3, help="bare/full repetitions (median)")
+    bench.add_argument(
+        "--rounds", type=int, default=5, help="bare/full repetitions (medians; default 5)"
+    )
     bench.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
     bench.add_argument(
         "--training",

@@ -1,0 +1,22 @@
+"""``aemon bench`` end to end on a small topic: both loops, every figure, ratios that follow."""
+
+from __future__ import annotations
+
+import statistics
+
+from monitor import bench
+from training.datasets.table import read_windows
+
+
+async def test_bench_reports_both_loops_and_their_paired_ratio(bootstrap, ecg):
+    model, csv = ecg
+    windows = read_windows(csv).values
+    result = await bench.run(model, windows, 3000, bootstrap, rounds=2, progress=False)
+    assert result["windows"] == 3000 and result["scorer"]["wps"] > 0
+    for fmt in ("json", "f32"):
+        r = result[fmt]
+        assert r["bare_wps"] > 0 and r["full_wps"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0
+        assert len(r["round_ratios"]) == 2
+        assert abs(r["ratio"] - statistics.median(r["round_ratios"])) < 1e-3
+        assert r["rate"] == round(r["full_wps"] / 2)
+        assert 0 < r["alert_rate"] < 1
