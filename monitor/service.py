@@ -407,12 +407,11 @@ class Service:
         """Hand ``sends`` to the producer as one record batch per topic partition (the partition
         Kafka's default partitioner picks for the key), so that a batch's alerts cost a future
         per partition instead of one each (measured: alerts took 18% of the bench's throughput)."""
+        counts = {t: len(await self.producer.partitions_for(t)) for t in {s[0] for s in sends}}
         by_tp: dict[tuple[str, int], list[Send]] = {}
-        for topic in {send[0] for send in sends}:
-            count = len(await self.producer.partitions_for(topic))
-            for send in sends:
-                if send[0] == topic:
-                    by_tp.setdefault((topic, partition_for(send[2], count)), []).append(send)
+        for send in sends:
+            topic, key = send[0], send[2]
+            by_tp.setdefault((topic, partition_for(key, counts[topic])), []).append(send)
         futures = []
         for (topic, partition), group in by_tp.items():
             batch = self.producer.create_batch()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from training import artifact
 from training.errors import DataError
 
 CHUNK = 1 << 16
@@ -69,14 +70,6 @@ SOURCES = {
 }
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fetch_one(url: str, dest: Path, expected: str, progress: bool) -> None:
     """Download ``url`` to ``dest`` if its SHA-256 is ``expected``; raise otherwise."""
     part = dest.with_name(dest.name + ".part")
@@ -127,7 +120,7 @@ def fetch(
     for name, expected in sums.items():
         dest = root / name
         if dest.is_file():
-            if (got := sha256_of(dest)) != expected:
+            if (got := artifact.sha256(dest)) != expected:
                 raise DataError(
                     f"{dest}: SHA-256 {got}, expected the published {expected}; "
                     "remove the file to download it again"
