@@ -18,5 +18,5 @@ async def test_bench_reports_both_loops_and_their_paired_ratio(bootstrap, ecg):
         assert r["bare_wps"] > 0 and r["full_wps"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0
         assert len(r["round_ratios"]) == 2
         assert abs(r["ratio"] - statistics.median(r["round_ratios"])) < 1e-3
-        assert r["rate"] == round(r["full_wps"] / 2)
+        assert abs(r["rate"] - r["full_wps"] / 2) <= 1  # both rounded from one float
         assert 0 < r["alert_rate"] < 1
