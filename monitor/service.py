@@ -40,9 +40,9 @@ from monitor.codec import (
 from monitor.config import Settings
 from monitor.metrics import Metrics, serve_http
 from monitor.scoring import Scored, Scorer
-from monitor.windowing import Windower
 from training.artifact import META_FILE
 from training.detector import Detector
+from training.windowing import LateSample, Windower
 
 log = logging.getLogger("aemon.serve")
 Send = tuple[str, bytes | None, bytes | None, list | None]  # topic, value, key, headers
@@ -287,11 +287,12 @@ class Service:
             row = batch.values[batch.n + len(streams)]
             try:
                 s = decode_sample(rec.value, rec.timestamp, self.windower.channels, self.limits)
-                seq = self.windower.push(
-                    tp.partition, rec.offset, s.stream, s.seq, s.ts, s.values, row
-                )
-            except Invalid as bad:  # a bad sample, or a late one
+                seq = self.windower.push(tp.partition, rec.offset, s.stream, s.seq, s.values, row)
+            except Invalid as bad:
                 self._dead_letter(tp, rec, bad, batch)
+                continue
+            except LateSample as late:
+                self._dead_letter(tp, rec, Invalid("late_sample", str(late)), batch)
                 continue
             if seq is not None:
                 streams.append(s.stream)

@@ -37,8 +37,15 @@ def sha256(path: Path) -> str:
 def save(out: str | Path, model: Autoencoder, meta: dict[str, object]) -> Path:
     """Write the weights, then ``detector.json`` with their checksum, versions and schema."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ArtifactError(f"not writing {out}: non-finite weights in {', '.join(bad[:3])}")
+    try:
+        json.dumps(meta, allow_nan=False)
+    except ValueError:
+        raise ArtifactError(f"not writing {out}: a non-finite number in its settings") from None
+    out.mkdir(parents=True, exist_ok=True)
     weights = out / WEIGHTS_FILE
     safetensors.torch.save_file(state, str(weights), metadata={"format": "pt"})
     digest = sha256(weights)
@@ -55,7 +62,7 @@ def save(out: str | Path, model: Autoencoder, meta: dict[str, object]) -> Path:
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    (out / META_FILE).write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n")
+    (out / META_FILE).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
     return out
 
 

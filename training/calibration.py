@@ -8,11 +8,14 @@ Methods (spec strings as the CLI takes them):
   distribution fitted to the excesses over a high initial quantile gives the score exceeded with
   probability RISK; it extrapolates past the largest calibration score.
 - ``mad:K``: robust z-score on log scores, ``exp(median + K * 1.4826 * MAD)``; outliers among the
-  normal scores (mislabelled or odd beats) barely move it.
+  normal scores (mislabelled or odd beats) barely move it. The log-MAD is at least
+  ``LOG_MAD_FLOOR``, so near-identical scores (near-constant data) cannot collapse it onto the
+  median.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +25,8 @@ from training.specs import split_spec
 
 METHODS = ("mean-std", "quantile", "pot", "mad")
 POT_INITIAL_QUANTILE = 0.98
+POT_MIN_PEAKS = 10
+LOG_MAD_FLOOR = 0.1  # scores within about 10% of each other count as equal
 
 
 @dataclass(frozen=True)
@@ -57,12 +62,32 @@ def parse_spec(spec: str) -> tuple[str, float]:
     return method, param
 
 
+def check_sample_size(spec: str, n: int) -> None:
+    """Refuse, before any training, a calibration set too small for ``spec``."""
+    method, _ = parse_spec(spec)
+    need = 2 if method != "pot" else math.ceil(POT_MIN_PEAKS / (1 - POT_INITIAL_QUANTILE))
+    if n < need:
+        hint = "; use mad:K or quantile:Q, or more normal data" if method == "pot" else ""
+        raise ValueError(f"threshold {spec} needs >= {need} calibration windows, got {n}{hint}")
+
+
+def exceed_probability(scores: np.ndarray, value: float) -> float:
+    """Chance that a normal window scores above ``value``: a log-normal fitted robustly to the
+    calibration scores (median and MAD of the logs), so it extrapolates past the largest."""
+    logs = np.log(np.maximum(np.asarray(scores, dtype=np.float64), 1e-12))
+    med = float(np.median(logs))
+    mad = max(1.4826 * float(np.median(np.abs(logs - med))), LOG_MAD_FLOOR)
+    return float(stats.norm.sf((math.log(max(value, 1e-12)) - med) / mad))
+
+
 def pot(scores: np.ndarray, risk: float, initial_quantile: float = POT_INITIAL_QUANTILE) -> dict:
     """Peaks-over-threshold: ``z = t + sigma/gamma * ((risk * n / n_t) ** -gamma - 1)``."""
     t = float(np.quantile(scores, initial_quantile))
     peaks = scores[scores > t] - t
-    if len(peaks) < 10:
-        raise ValueError(f"POT needs >= 10 scores above its initial quantile, got {len(peaks)}")
+    if len(peaks) < POT_MIN_PEAKS:
+        raise ValueError(
+            f"POT needs >= {POT_MIN_PEAKS} scores above its initial quantile, got {len(peaks)}"
+        )
     gamma, _, sigma = stats.genpareto.fit(peaks, floc=0.0)
     ratio = risk * len(scores) / len(peaks)
     if abs(gamma) < 1e-8:
@@ -93,7 +118,7 @@ def calibrate(scores: np.ndarray, spec: str) -> Threshold:
     elif method == "mad":
         logs = np.log(np.maximum(s, 1e-12))
         med = float(np.median(logs))
-        mad = 1.4826 * float(np.median(np.abs(logs - med)))
+        mad = max(1.4826 * float(np.median(np.abs(logs - med))), LOG_MAD_FLOOR)
         details = {"log_median": med, "log_mad": mad}
         value = float(np.exp(med + param * mad))
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from training import noise, report
 from training.calibration import parse_spec
 from training.datasets import download, ecg5000, images
 from training.datasets.cut import cut
+from training.datasets.samples import read_samples
 from training.datasets.table import WindowTable, read_windows, write_windows
 from training.detector import Detector
 from training.device import pick_device
@@ -26,7 +28,8 @@ from training.models import FAMILIES
 from training.models.dense import ACTIVATIONS
 from training.normalise import KINDS
 from training.pipeline import train_detector
-from training.presets import ECG_PRESETS, IMAGE_PRESETS, WINDOW_PRESETS, Recipe
+from training.presets import ECG_PRESETS, IMAGE_PRESETS, SERIES_PRESETS, WINDOW_PRESETS, Recipe
+from training.series import DEFAULT_EVENTS, Plan, train_series
 
 
 def _ints(text: str) -> list[int]:
@@ -98,7 +101,7 @@ def _common_train_args(p: argparse.ArgumentParser, out: str) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a detector and write its artifact")
-    kinds = train.add_subparsers(dest="kind", required=True, metavar="{ecg,windows,image}")
+    kinds = train.add_subparsers(dest="kind", required=True, metavar="{ecg,windows,series,image}")
 
     ecg = kinds.add_parser(
         "ecg",
@@ -140,7 +143,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     win.add_argument(
         "--model", choices=sorted(WINDOW_PRESETS), default="dense", help="model family"
     )
-    win.add_argument("--test-fraction", type=float, default=0.2)
+    win.add_argument(
+        "--test-fraction", type=float, default=0.2, help="held back for evaluation (0.2)"
+    )
+    win.add_argument(
+        "--split",
+        choices=["ordered", "random"],
+        default="ordered",
+        help="ordered (default): test and calibration rows are the last ones in file order, "
+        "a window length apart from the fitted ones (windows of a series overlap); random: "
+        "for independent windows such as beats",
+    )
     win.add_argument(
         "--stride",
         type=int,
@@ -150,6 +163,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     win.add_argument("--split-seed", type=int, default=21)
     _common_train_args(win, "artifacts/windows")
     win.set_defaults(func=_train_windows)
+
+    ser = kinds.add_parser(
+        "series",
+        help="one detector per stream of a telemetry sample CSV (time-ordered calibration)",
+        description="Train one model per stream of a sample CSV (a timestamp/ts/time column, "
+        "optional stream, seq and label columns, value columns) into OUT/<stream>/. Each "
+        "stream's first --train-fraction of rows (at most --max-train-rows) is its normal "
+        "history: the earlier 70%% is fitted, the later 30%% calibrates the threshold (no window "
+        "shares a sample with a fitted one). Serve the directory with 'aemon serve --model OUT'. "
+        "Example: aemon train series --input nab.csv --train-fraction 0.15 "
+        "--max-train-rows 750 --out models",
+    )
+    ser.add_argument("--input", type=Path, required=True, help="sample CSV")
+    ser.add_argument(
+        "--model", choices=sorted(SERIES_PRESETS), default="dense", help="model family (dense)"
+    )
+    ser.add_argument("--length", type=int, default=8, help="samples per window (default 8)")
+    ser.add_argument("--stride", type=int, default=1, help="samples between windows (default 1)")
+    ser.add_argument(
+        "--train-fraction",
+        type=float,
+        default=1.0,
+        help="leading fraction of each stream's rows to train on (default 1: all)",
+    )
+    ser.add_argument("--max-train-rows", type=int, help="at most this many rows per stream")
+    ser.add_argument(
+        "--adaptive-window",
+        type=int,
+        default=DEFAULT_EVENTS["adaptive_window"],
+        help="windows of recent scores the adaptive threshold follows; 0: the calibrated "
+        "threshold alone (default %(default)s)",
+    )
+    ser.add_argument(
+        "--open-after",
+        type=int,
+        default=DEFAULT_EVENTS["open_after"],
+        help="windows above the threshold among --within that open an event (default %(default)s)",
+    )
+    ser.add_argument(
+        "--within",
+        type=int,
+        default=DEFAULT_EVENTS["within"],
+        help="the window count --open-after looks back over (default %(default)s)",
+    )
+    ser.add_argument(
+        "--resolve-after",
+        type=int,
+        default=DEFAULT_EVENTS["resolve_after"],
+        help="quiet windows that resolve an event (default %(default)s)",
+    )
+    _common_train_args(ser, "artifacts/series")
+    ser.set_defaults(func=_train_series)
 
     img = kinds.add_parser(
         "image",
@@ -222,7 +287,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=_evaluate)
 
 
-def _recipe(base: Recipe, args: argparse.Namespace) -> Recipe:
+def _check_flags(args: argparse.Namespace, size: int | None) -> None:
+    """Out-of-range numbers, each named by its flag."""
+    if args.epochs is not None and args.epochs < 1:
+        raise ConfigError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
+        raise ConfigError(f"--lr must be a finite number > 0, got {args.lr}")
+    if args.widths is not None and any(w < 1 for w in args.widths):
+        raise ConfigError(f"--widths must all be >= 1, got {args.widths}")
+    if args.latent is not None and args.latent < 1:
+        raise ConfigError(f"--latent must be >= 1, got {args.latent}")
+    if args.latent is not None and size is not None and args.latent >= size:
+        raise ConfigError(
+            f"--latent {args.latent} must be smaller than the input ({size} values), or the "
+            "model can copy its input and no window looks anomalous"
+        )
+
+
+def _recipe(base: Recipe, args: argparse.Namespace, size: int | None = None) -> Recipe:
+    _check_flags(args, size)
     arch = {"widths": args.widths, "latent": args.latent, "activation": args.activation}
     arch = {k: v for k, v in arch.items() if v is not None}
     accepted = inspect.signature(FAMILIES[base.family]).parameters
@@ -257,7 +342,7 @@ def _train_ecg(args: argparse.Namespace) -> int:
     split = ecg5000.split(data, args.split_seed, validation=args.evaluate_on == "validation")
     if args.holdout_csv:
         write_windows(args.holdout_csv, split.test)
-    recipe = _recipe(ECG_PRESETS[args.preset], args)
+    recipe = _recipe(ECG_PRESETS[args.preset], args, ecg5000.LENGTH)
     summary = train_detector(
         name="ecg5000",
         train=split.train,
@@ -279,17 +364,30 @@ def _train_ecg(args: argparse.Namespace) -> int:
 
 def _train_windows(args: argparse.Namespace) -> int:
     table = read_windows(args.input)
-    train, test = table, None
-    if table.label is not None and len(np.unique(table.label)) == 2 and args.test_fraction > 0:
-        idx = np.arange(len(table))
-        tr, te = train_test_split(
-            idx, test_size=args.test_fraction, random_state=args.split_seed, stratify=table.label
-        )
-        train, test = table.subset(tr), table.subset(te)
+    if not 0 <= args.test_fraction < 1:
+        raise ConfigError(f"--test-fraction must be in [0, 1), got {args.test_fraction}")
     length = table.values.shape[1]
     if args.stride is not None and not 1 <= args.stride <= length:
         raise ConfigError(f"--stride must be between 1 and the window length {length}")
-    recipe = _recipe(WINDOW_PRESETS[args.model], args)
+    ordered = args.split == "ordered"
+    # Overlapping windows of a series share samples: in time order, a gap of one window length
+    # between the parts keeps every held-back window free of fitted samples.
+    gap = length if ordered else None
+    train, test = table, None
+    if table.label is not None and len(np.unique(table.label)) == 2 and args.test_fraction > 0:
+        idx = np.arange(len(table))
+        if ordered:
+            n_test = max(1, round(len(idx) * args.test_fraction))
+            tr, te = idx[: max(0, len(idx) - n_test - length)], idx[len(idx) - n_test :]
+        else:
+            tr, te = train_test_split(
+                idx,
+                test_size=args.test_fraction,
+                random_state=args.split_seed,
+                stratify=table.label,
+            )
+        train, test = table.subset(tr), table.subset(te)
+    recipe = _recipe(WINDOW_PRESETS[args.model], args, int(np.prod(table.values.shape[1:])))
     summary = train_detector(
         name=args.input.stem,
         train=train,
@@ -300,8 +398,35 @@ def _train_windows(args: argparse.Namespace) -> int:
         facts={"data": str(args.input), "split_seed": args.split_seed},
         progress=not args.quiet,
         stride=args.stride,
+        ordered_gap=gap,
     )
     emit(summary, args.json)
+    return 0
+
+
+def _train_series(args: argparse.Namespace) -> int:
+    events = {
+        **DEFAULT_EVENTS,
+        "adaptive_window": args.adaptive_window,
+        "open_after": args.open_after,
+        "within": args.within,
+        "resolve_after": args.resolve_after,
+    }
+    plan = Plan(args.length, args.stride, args.train_fraction, args.max_train_rows, events)
+    samples = read_samples(args.input)
+    recipe = _recipe(SERIES_PRESETS[args.model], args, plan.length * samples.values.shape[1])
+    summaries = train_series(
+        samples, recipe, plan, args.out, _device(args.device), str(args.input), not args.quiet
+    )
+    if args.json:
+        emit({"models": str(args.out), "streams": summaries}, True)
+    else:
+        for stream, summary in summaries.items():
+            print(
+                f"{stream}: threshold {summary['threshold']:.4g} -> {summary['artifact']}",
+                file=sys.stderr,
+            )
+        print(f"{len(summaries)} models in {args.out}")
     return 0
 
 
@@ -316,7 +441,7 @@ def _train_image(args: argparse.Namespace) -> int:
             print(f"downloaded and verified {path}", file=sys.stderr)
     train, test = images.load(args.dataset, args.data_root)
     family = "conv2d" if args.model == "conv" else args.model
-    recipe = _recipe(IMAGE_PRESETS[family], args)
+    recipe = _recipe(IMAGE_PRESETS[family], args, int(np.prod(train.images.shape[1:])))
     if args.normal_class is not None:
         k = args.normal_class
         if k not in set(train.labels.tolist()):

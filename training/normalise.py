@@ -8,7 +8,9 @@ import numpy as np
 
 from training.errors import ArtifactError
 
-KINDS = ("none", "minmax", "zscore", "window-zscore")
+KINDS = ("none", "minmax", "zscore", "robust", "window-zscore")
+CLIP = 1e6  # normalised values are clipped to +-CLIP
+ROBUST_FLOOR = 1e-3  # the robust scale is at least this fraction of the level (never zero)
 
 
 @dataclass(frozen=True)
@@ -16,7 +18,9 @@ class Normaliser:
     """``(x - shift) / scale``: global min-max or z-score, or per window (``window-zscore``).
 
     ``minmax`` and ``zscore`` use one scalar pair fitted on the training windows (as the
-    TensorFlow tutorial does); ``window-zscore`` standardises each window by its own mean and std,
+    TensorFlow tutorial does); ``robust`` centres on the median and scales by the 5-95%
+    range, never less than 0.1% of the level, so near-constant or mostly-zero series do not
+    blow up; ``window-zscore`` standardises each window by its own mean and std,
     which suits streams whose level drifts.
     """
 
@@ -33,6 +37,10 @@ class Normaliser:
             return cls(kind, lo, max(hi - lo, 1e-12))
         if kind == "zscore":
             return cls(kind, float(x.mean()), max(float(x.std()), 1e-12))
+        if kind == "robust":
+            med = float(np.median(x))
+            spread = float(np.quantile(x, 0.95) - np.quantile(x, 0.05))
+            return cls(kind, med, max(spread, ROBUST_FLOOR * max(abs(med), 1.0)))
         return cls(kind)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -44,7 +52,9 @@ class Normaliser:
             mean = flat.mean(axis=1, keepdims=True)
             std = np.maximum(flat.std(axis=1, keepdims=True), 1e-6)
             return ((flat - mean) / std).reshape(x.shape).astype(np.float32)
-        return ((x - np.float32(self.shift)) / np.float32(self.scale)).astype(np.float32)
+        out = (x - np.float32(self.shift)) / np.float32(self.scale)
+        # Values far outside anything seen in training stay huge but finite, so every score is.
+        return np.clip(out, -CLIP, CLIP).astype(np.float32)
 
     def to_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "shift": self.shift, "scale": self.scale}
@@ -54,4 +64,10 @@ class Normaliser:
         kind = d.get("kind")
         if kind not in KINDS:
             raise ArtifactError(f"unknown normaliser {kind!r} in artifact")
-        return cls(str(kind), float(d["shift"]), float(d["scale"]))  # type: ignore[arg-type]
+        try:
+            shift, scale = float(d["shift"]), float(d["scale"])  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError):
+            raise ArtifactError("normaliser: shift and scale must be numbers") from None
+        if not (np.isfinite(shift) and np.isfinite(scale) and scale > 0):
+            raise ArtifactError(f"normaliser: shift {shift} and scale {scale} must be finite")
+        return cls(str(kind), shift, scale)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from training import artifact, noise, report
-from training.calibration import calibrate
+from training.calibration import calibrate, check_sample_size, exceed_probability
 from training.datasets.table import WindowTable
 from training.detector import Detector
 from training.evaluate import evaluate
@@ -19,12 +19,44 @@ from training.normalise import Normaliser
 from training.presets import Recipe
 
 
-def _split_normals(normal: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_normals(
+    normal: np.ndarray, fraction: float, seed: int, gap: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, calibration) rows. ``gap`` None: a random split (independent rows such as beats or
+    images). Otherwise time order: calibrate on the last ``fraction`` of the rows and fit on the
+    rows before them less ``gap`` rows, so that no calibration window shares a sample with a
+    fitted one (overlapping windows of a series)."""
     if fraction <= 0:
         return normal, normal
-    perm = np.random.default_rng(seed).permutation(len(normal))
     n_cal = max(2, round(len(normal) * fraction))
-    return normal[perm[n_cal:]], normal[perm[:n_cal]]
+    if gap is None:
+        perm = np.random.default_rng(seed).permutation(len(normal))
+        return normal[perm[n_cal:]], normal[perm[:n_cal]]
+    n_fit = len(normal) - n_cal - gap
+    if n_fit < 2:
+        raise ValueError(
+            f"only {len(normal)} normal windows: too few to fit, leave a gap of {gap} and "
+            "calibrate on a later stretch"
+        )
+    return normal[:n_fit], normal[-n_cal:]
+
+
+def _series_meta(meta: dict, series: dict[str, object], cal_scores: np.ndarray) -> None:
+    """A series model: threshold never below the largest calibration score, the calibration
+    tail that seeds the adaptive threshold, the event rule and the expected false alarms."""
+    thr = meta["threshold"]
+    thr["value"] = max(float(thr["value"]), float(cal_scores.max()))
+    thr["at_least"] = "the largest calibration score"
+    rule: dict = dict(series["events"])  # type: ignore[arg-type]
+    window = int(rule.get("adaptive_window", 0))
+    thr["calibration_tail"] = [float(v) for v in cal_scores[-window:]] if window else []
+    p = exceed_probability(cal_scores, thr["value"])
+    per_day = 86400.0 / float(series["seconds_per_window"])  # type: ignore[arg-type]
+    thr["exceed_probability"] = p
+    thr["expected_false_alarms_per_day"] = p * per_day
+    meta["events"] = rule
+    meta["stream"] = series["stream"]
+    meta["series"] = series["facts"]
 
 
 def train_detector(
@@ -39,6 +71,9 @@ def train_detector(
     progress: bool = True,
     stride: int | None = None,
     kind: str = "window",
+    ordered_gap: int | None = None,
+    calibration: np.ndarray | None = None,
+    series: dict[str, object] | None = None,
 ) -> dict[str, object]:
     """Train on the normal rows of ``train``; evaluate on ``test`` when it has labels.
 
@@ -46,17 +81,27 @@ def train_detector(
     window length, i.e. back-to-back windows). ``kind="image"``: pixels in [0, 1], so denoising
     noise is clipped to that range and the report shows image grids.
 
+    ``ordered_gap``: split fit and calibration rows in time order (see :func:`split_normals`);
+    ``calibration``: calibrate on these rows instead and fit on every normal row. ``series``
+    (sample streams): the stream's name, its event rule, the seconds a window stands for and the
+    training facts; the threshold is then never below the largest calibration score, and the
+    artifact records the calibration tail that seeds an adaptive threshold.
+
     Returns the summary the CLI prints (metrics, threshold, timing, artifact path).
     """
     seed = recipe.fit.seed
     normal = train.values if train.label is None else train.values[train.label == 0]
     if len(normal) < 4:
         raise ValueError(f"only {len(normal)} normal training windows; need at least 4")
-    fit_rows, cal_rows = _split_normals(normal, recipe.calibration_fraction, seed)
+    if calibration is not None:
+        fit_rows, cal_rows = normal, calibration
+    else:
+        fit_rows, cal_rows = split_normals(normal, recipe.calibration_fraction, seed, ordered_gap)
+    check_sample_size(recipe.threshold, len(cal_rows))
     normaliser = Normaliser.fit(recipe.normaliser, train.values)
     torch.manual_seed(seed)
     model = build(recipe.family, {"input_shape": list(normal.shape[1:]), **recipe.hparams})
-    held_out = recipe.calibration_fraction > 0
+    held_out = calibration is not None or recipe.calibration_fraction > 0
     result = fit(
         model,
         normaliser(fit_rows),
@@ -75,14 +120,18 @@ def train_detector(
         "normaliser": normaliser.to_dict(),
         "score": recipe.score,
     }
-    if kind == "window":
+    if kind in ("window", "series"):
         meta["input"]["window"] = {"length": normal.shape[-1], "stride": stride or normal.shape[-1]}
     detector = Detector(model, meta, normaliser, device)
-    threshold = calibrate(detector.score(cal_rows), recipe.threshold)
+    cal_scores = detector.score(cal_rows)
+    threshold = calibrate(cal_scores, recipe.threshold)
     meta["threshold"] = {
         **threshold.to_dict(),
         "fitted_on": "held-out normal training windows" if held_out else "fitted normal windows",
     }
+    if series is not None:
+        _series_meta(meta, series, cal_scores)
+        threshold = replace(threshold, value=meta["threshold"]["value"])
     summary: dict[str, object] = {
         "threshold": threshold.value,
         "threshold_method": threshold.spec,

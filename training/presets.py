@@ -111,3 +111,32 @@ IMAGE_PRESETS: dict[str, Recipe] = {
         **_IMAGE,
     ),
 }
+
+
+# ``aemon train series``: short windows of one telemetry stream, robust scaling fitted on the
+# stream's own history, a robust threshold (never below the largest calibration score, see
+# training.series). Chosen on NAB's development files (README, "Telemetry").
+_SERIES_FIT = FitConfig(epochs=60, batch_size=64, lr=3e-3, loss="l1")
+_SERIES = {"normaliser": "robust", "threshold": "mad:2.5", "calibration_fraction": 0.3}
+SERIES_PRESETS: dict[str, Recipe] = {
+    "dense": Recipe(
+        "dense",
+        {"widths": [32], "latent": 4, "activation": "relu", "output": "linear"},
+        _SERIES_FIT,
+        **_SERIES,
+    ),
+    "conv1d": Recipe("conv1d", {"widths": [16, 32], "kernel": 3}, _SERIES_FIT, **_SERIES),
+    "vae": Recipe(
+        "vae",
+        {"widths": [32], "latent": 4, "activation": "relu", "output": "linear"},
+        replace(_SERIES_FIT, loss="l2"),
+        score="elbo",
+        **_SERIES,
+    ),
+    "aae": Recipe(
+        "aae",
+        {"widths": [32], "latent": 4, "activation": "relu", "output": "linear"},
+        _SERIES_FIT,
+        **_SERIES,
+    ),
+}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from monitor.windowing import Windower
+
 from training.datasets.cut import cut
 from training.errors import DataError
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from monitor.windowing import Windower
 
 from monitor.codec import Invalid
-from monitor.windowing import Windower
 
 
 def feed(w: Windower, samples, partition=0):

@@ -16,7 +16,8 @@ import numpy as np
 
 from training.errors import DataError
 
-ID_COLUMNS = ("stream", "seq", "ts", "label")
+ID_COLUMNS = ("stream", "seq", "ts", "start", "label")
+F32_MAX = float(np.finfo(np.float32).max)  # larger values are refused, as the daemon does
 
 
 @dataclass
@@ -26,7 +27,8 @@ class WindowTable:
     values: np.ndarray  # float32 [n, length]
     stream: np.ndarray | None = None  # str [n]
     seq: np.ndarray | None = None  # int64 [n]
-    ts: np.ndarray | None = None  # float64 [n]
+    ts: np.ndarray | None = None  # float64 [n]: the window's (last sample's) time
+    start: np.ndarray | None = None  # float64 [n]: its first sample's time
     label: np.ndarray | None = None  # int8 [n], 1 = anomaly
 
     def __len__(self) -> int:
@@ -36,7 +38,12 @@ class WindowTable:
         """Rows at ``index`` (a boolean mask or integer positions)."""
         pick = lambda a: None if a is None else a[index]  # noqa: E731
         return WindowTable(
-            self.values[index], pick(self.stream), pick(self.seq), pick(self.ts), pick(self.label)
+            self.values[index],
+            pick(self.stream),
+            pick(self.seq),
+            pick(self.ts),
+            pick(self.start),
+            pick(self.label),
         )
 
 
@@ -77,10 +84,13 @@ def _to_float(cells: list[list[str]], path: Path, first_line: int, names: list[s
                         f"{path}:{first_line + i}: column {names[j]!r} holds {cell!r}, not a number"
                     ) from None
         raise
-    bad = ~np.isfinite(out)
+    bad = ~np.isfinite(out) | (np.abs(out) > F32_MAX)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise DataError(f"{path}:{first_line + i}: column {names[j]!r} is {out[i, j]} (not finite)")
+        raise DataError(
+            f"{path}:{first_line + i}: column {names[j]!r} is {out[i, j]} "
+            "(not a finite float32 number)"
+        )
     return out
 
 
@@ -124,12 +134,12 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
     col = {h: j for j, h in enumerate(header) if h in ID_COLUMNS}
     if "stream" in col:
         table.stream = np.array([row[col["stream"]] for row in body], dtype=str)
-    for name in ("seq", "ts", "label"):
+    for name in ("seq", "ts", "start", "label"):
         if name not in col:
             continue
         raw = _to_float([[row[col[name]]] for row in body], path, 2, [name])[:, 0]
-        if name == "ts":
-            table.ts = raw
+        if name in ("ts", "start"):
+            setattr(table, name, raw)
             continue
         if not np.array_equal(raw, np.round(raw)):
             i = int(np.flatnonzero(raw != np.round(raw))[0])

@@ -1,0 +1,101 @@
+"""``aemon nab``: the label-blind protocol on the Numenta Anomaly Benchmark's data files.
+
+1. Every ``data/<category>/<file>.csv`` under the NAB directory becomes one stream (named
+   ``<category>/<file>.csv``) of one sample CSV.
+2. ``aemon train series`` trains each stream's model on NAB's probationary period only (the first
+   min(15%, 750) rows, which NAB never scores), with the same fixed settings for every file.
+3. The rest of every file is one more sample CSV, replayed as raw samples through the broker into
+   one daemon serving the whole models directory; the events it publishes are collected.
+4. The same rows are scored offline (:mod:`training.timeline`); the two event lists must be equal.
+5. Detections = the window that opened each event; one CSV per file (``timestamp,is_anomaly``)
+   in NAB's own layout, ready for NAB's scorer.
+
+Labels are never read here.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from training.datasets.samples import read_samples
+from training.errors import DataError
+
+TRAIN_FRACTION = 0.15
+MAX_TRAIN_ROWS = 750
+
+
+def probationary(n: int) -> int:
+    """NAB's probationary length: min(floor(0.15 n), 750)."""
+    return min(math.floor(TRAIN_FRACTION * n), MAX_TRAIN_ROWS)
+
+
+def files(nab: Path) -> list[Path]:
+    found = sorted((nab / "data").glob("*/*.csv"))
+    if not found:
+        raise DataError(f"{nab}: no data/<category>/<file>.csv files (is it NAB's directory?)")
+    return found
+
+
+def build_csvs(nab: Path, out: Path) -> tuple[Path, Path, dict[str, list[str]]]:
+    """(history CSV of every row, stream CSV of the rows after each probationary period,
+    {stream: the file's timestamps}) for every NAB file."""
+    out.mkdir(parents=True, exist_ok=True)
+    history, rest = out / "history.csv", out / "stream.csv"
+    stamps: dict[str, list[str]] = {}
+    with history.open("w", newline="") as h, rest.open("w", newline="") as r:
+        hw, rw = csv.writer(h), csv.writer(r)
+        hw.writerow(["timestamp", "stream", "value"])
+        rw.writerow(["timestamp", "stream", "value"])
+        for path in files(nab):
+            stream = f"{path.parent.name}/{path.name}"
+            with path.open(newline="") as fh:
+                rows = list(csv.DictReader(fh))
+            stamps[stream] = [row["timestamp"] for row in rows]
+            p = probationary(len(rows))
+            for i, row in enumerate(rows):
+                cells = [row["timestamp"], stream, row["value"]]
+                hw.writerow(cells)
+                if i >= p:
+                    rw.writerow(cells)
+    return history, rest, stamps
+
+
+def write_detections(events: list[dict], stamps: dict[str, list[str]], out: Path) -> dict[str, int]:
+    """NAB detection CSVs: the row of each event's opening window is a detection. Event
+    ``start_seq`` counts samples from the first streamed row (after the probationary period).
+    Returns detections per stream."""
+    counts = {}
+    for stream, ts in stamps.items():
+        p = probationary(len(ts))
+        flags = np.zeros(len(ts), dtype=int)
+        for ev in events:
+            if ev["stream"] == stream and ev["state"] == "open":
+                flags[p + int(ev["start_seq"])] = 1
+        path = out / stream
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["timestamp", "is_anomaly"])
+            w.writerows(zip(ts, flags.tolist(), strict=True))
+        counts[stream] = int(flags.sum())
+    return counts
+
+
+def opened(events: list[dict]) -> list[tuple[str, int, str]]:
+    """The comparable core of an event list: (stream, opening seq, id) of each opened event."""
+    return sorted(
+        (e["stream"], int(e["start_seq"]), e["event_id"]) for e in events if e["state"] == "open"
+    )
+
+
+def stream_rows(rest: Path) -> int:
+    return len(read_samples(rest))
+
+
+def save_events(path: Path, events: list[dict]) -> None:
+    path.write_text("\n".join(json.dumps(e, sort_keys=True) for e in events) + "\n")

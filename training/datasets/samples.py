@@ -1,0 +1,132 @@
+"""Sample CSVs: one row per sample of one or more telemetry streams, one format everywhere.
+
+Columns: a time column named ``timestamp``, ``ts`` or ``time`` (ISO 8601, zone-less times taken
+as UTC, or epoch seconds); optional ``stream`` (default one stream, ``"0"``), ``seq`` (the
+per-stream sample index: an id, never a value) and ``label`` (1 = anomalous sample); every other
+column is a value channel, in order. Values must be finite float32 numbers, as the daemon
+requires. Rows keep file order: the clock never reorders samples (see
+:mod:`training.windowing`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.errors import DataError
+
+TIME_COLUMNS = ("timestamp", "ts", "time")
+ID_COLUMNS = ("stream", "seq", "label")
+F32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass
+class Samples:
+    """The rows of a sample CSV, in file order."""
+
+    stream: np.ndarray  # str [n]
+    ts: np.ndarray  # float64 epoch seconds [n]
+    values: np.ndarray  # float64 [n, channels]
+    channels: list[str]
+    seq: np.ndarray | None = None  # int64 [n]
+    label: np.ndarray | None = None  # int8 [n]
+    zoneless: bool = False  # times had no zone and were taken as UTC
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def streams(self) -> list[str]:
+        """Stream ids in order of first appearance."""
+        return list(dict.fromkeys(self.stream.tolist()))
+
+    def rows_of(self, stream: str) -> np.ndarray:
+        return np.flatnonzero(self.stream == stream)
+
+    def subset(self, rows: np.ndarray) -> Samples:
+        """The samples at ``rows`` (positions), in that order."""
+        pick = lambda a: None if a is None else a[rows]  # noqa: E731
+        return Samples(
+            self.stream[rows],
+            self.ts[rows],
+            self.values[rows],
+            self.channels,
+            pick(self.seq),
+            pick(self.label),
+            self.zoneless,
+        )
+
+
+def parse_times(column: pd.Series, path: Path) -> tuple[np.ndarray, bool]:
+    """Epoch seconds from numbers or ISO 8601 texts; also whether the texts named no zone."""
+    numeric = pd.to_numeric(column, errors="coerce")
+    if numeric.notna().all():
+        out = numeric.to_numpy(dtype=np.float64)
+        if not np.isfinite(out).all():
+            row = int(np.flatnonzero(~np.isfinite(out))[0]) + 2
+            raise DataError(f"{path}:{row}: {column.name} is not a finite time")
+        return out, False
+    text = column.astype(str)
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    if parsed.isna().any():
+        row = int(np.flatnonzero(parsed.isna().to_numpy())[0]) + 2
+        raise DataError(f"{path}:{row}: {column.name} {text.iloc[row - 2]!r} is not a time")
+    zoneless = not text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).any()
+    epoch = pd.Timestamp("1970-01-01", tz="UTC")
+    return ((parsed - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64), zoneless
+
+
+def _whole(frame: pd.DataFrame, name: str, path: Path) -> np.ndarray:
+    raw = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(raw) | (raw != np.round(raw))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0]) + 2
+        raise DataError(f"{path}:{row}: column {name!r} must hold whole numbers")
+    return raw.astype(np.int64)
+
+
+def read_samples(path: str | Path) -> Samples:
+    """Read and check a sample CSV (see the module doc)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        frame = pd.read_csv(path, dtype={"stream": str}, skipinitialspace=True)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"{path}: not a readable CSV ({exc})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    time_col = next((c for c in TIME_COLUMNS if c in frame.columns), None)
+    if time_col is None:
+        raise DataError(f"{path}: needs a time column named {', '.join(TIME_COLUMNS)}")
+    if not len(frame):
+        raise DataError(f"{path}: a header but no rows")
+    value_cols = [c for c in frame.columns if c not in (*TIME_COLUMNS, *ID_COLUMNS)]
+    if not value_cols:
+        raise DataError(f"{path}: no value columns")
+    values = frame[value_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values) | (np.abs(values) > F32_MAX)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise DataError(
+            f"{path}:{i + 2}: column {value_cols[j]!r} holds {frame[value_cols[j]].iloc[i]!r}, "
+            "not a finite float32 number"
+        )
+    ts, zoneless = parse_times(frame[time_col], path)
+    stream = (
+        frame["stream"].fillna("").astype(str).to_numpy()
+        if "stream" in frame
+        else np.full(len(ts), "0")
+    )
+    if (stream == "").any():
+        raise DataError(f"{path}:{int(np.flatnonzero(stream == '')[0]) + 2}: empty stream id")
+    label = None
+    if "label" in frame:
+        label = _whole(frame, "label", path)
+        if not np.isin(label, (0, 1)).all():
+            row = int(np.flatnonzero(~np.isin(label, (0, 1)))[0]) + 2
+            raise DataError(f"{path}:{row}: label must be 0 (normal) or 1 (anomaly)")
+        label = label.astype(np.int8)
+    seq = _whole(frame, "seq", path) if "seq" in frame else None
+    return Samples(stream, ts, values, value_cols, seq, label, zoneless)
