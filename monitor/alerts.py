@@ -50,10 +50,19 @@ def alert(
     )
 
 
-def score_record(stream: str, seq: int, ts: float, score: float, is_anomaly: bool) -> bytes:
-    return orjson.dumps(
-        {"stream": stream, "seq": seq, "ts": ts, "score": score, "is_anomaly": is_anomaly}
-    )
+def score_record(
+    stream: str, seq: int, ts: float, score: float, is_anomaly: bool, threshold: float | None = None
+) -> bytes:
+    """A window's decision for the scores topic (``threshold`` where it varies per window)."""
+    doc = {"stream": stream, "seq": seq, "ts": ts, "score": score, "is_anomaly": is_anomaly}
+    if threshold is not None:
+        doc["threshold"] = threshold
+    return orjson.dumps(doc)
+
+
+def event_message(record: dict) -> bytes:
+    """An event's open or resolved message (``record`` from training.timeline.event_record)."""
+    return orjson.dumps({**record, "detected_at": time.time()})
 
 
 def dead_letter_headers(

@@ -22,6 +22,9 @@ class Batch:
     seqs: list[int] = field(default_factory=list)
     ts: list[float] = field(default_factory=list)
     kafka_ts: list[float] = field(default_factory=list)
+    models: list[int] = field(default_factory=list)  # each row's model (models directories)
+    parts: list[int] = field(default_factory=list)  # each row's partition (sample streams)
+    holds: list[int] = field(default_factory=list)  # offset its stream's history starts at
     commit: dict[TopicPartition, int] = field(default_factory=dict)  # next offset per partition
     pending: list[tuple] = field(default_factory=list)  # dead letters to publish with the batch
     opened: float = field(default_factory=time.monotonic)
@@ -46,23 +49,36 @@ class Batch:
     def keep(
         self, streams: list[str], seqs: list[int], ts: list[float], kafka_ts: list[float]
     ) -> None:
-        """Accept the rows just decoded after the last kept one (one entry each)."""
+        """Accept the rows just decoded after the last kept one (one entry each); the caller
+        fills ``models``, ``parts`` and ``holds`` where it uses them."""
         self.streams += streams
         self.seqs += seqs
         self.ts += ts
         self.kafka_ts += kafka_ts
         self.n += len(streams)
 
+    def _lists(self) -> tuple[list, ...]:
+        return (
+            self.streams,
+            self.seqs,
+            self.ts,
+            self.kafka_ts,
+            self.models,
+            self.parts,
+            self.holds,
+        )
+
     def drop(self, i: int) -> None:
         """Remove row ``i``, moving later rows up."""
         self.values[i : self.n - 1] = self.values[i + 1 : self.n]
-        for lst in (self.streams, self.seqs, self.ts, self.kafka_ts):
-            del lst[i]
+        for lst in self._lists():
+            if len(lst) > i:
+                del lst[i]
         self.n -= 1
 
     def reset(self) -> Batch:
         self.n = 0
-        for lst in (self.streams, self.seqs, self.ts, self.kafka_ts, self.pending):
+        for lst in (*self._lists(), self.pending):
             lst.clear()
         self.commit.clear()
         self.opened = time.monotonic()

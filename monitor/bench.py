@@ -207,7 +207,7 @@ def scorer_alone(
     detector: Detector, windows: np.ndarray, batch: int, seconds: float = 2.0
 ) -> float:
     """Windows/s of the scorer on full batches (no Kafka)."""
-    scorer = Scorer(detector, batch, top_k=5)
+    scorer = Scorer([detector], batch, top_k=5)
     rows = np.resize(windows, (batch, *windows.shape[1:])).astype(np.float32)
     scorer.score(rows)
     count, start = 0, time.perf_counter()
@@ -252,7 +252,7 @@ async def run(
             topic = f"bench-{fmt}-{uuid.uuid4().hex[:8]}"
             await create_topics(bootstrap, {topic: PARTITIONS})
             await produce(
-                bootstrap, topic, messages(_table(windows, n), fmt, False), total=n, progress=False
+                bootstrap, topic, messages(_table(windows, n), fmt), total=n, progress=False
             )
             bares, fulls, alerts = [], [], 0.0
             for _ in range(rounds):

@@ -39,6 +39,7 @@ REASONS = (
     "bad_f32",
     "unknown_content_type",
     "late_sample",
+    "no_model",
 )
 
 

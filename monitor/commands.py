@@ -129,6 +129,30 @@ def register_tools(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.set_defaults(func=_bench)
 
+    nab = sub.add_parser(
+        "nab",
+        help="the label-blind NAB protocol: train on probationary rows, stream the rest",
+        description=nab_doc()
+        + "\nExample: aemon nab ../shared/data/nab --out runs/nab, then score runs/nab/detections "
+        "with NAB's scorer.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    nab.add_argument("data", type=Path, help="NAB directory (with data/<category>/<file>.csv)")
+    nab.add_argument(
+        "--out", type=Path, default=Path("runs/nab"), help="working directory (runs/nab)"
+    )
+    nab.add_argument("--seed", type=int, default=0, help="training seed (0)")
+    nab.add_argument("--offline-only", action="store_true", help="skip the broker and the daemon")
+    nab.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
+    nab.add_argument("--json", action="store_true", help="print one JSON object")
+    nab.set_defaults(func=_nab)
+
+
+def nab_doc() -> str:
+    from monitor import nab
+
+    return (nab.__doc__ or "").split("\n", 1)[1].strip()
+
 
 def bench_doc() -> str:
     from monitor import bench
@@ -179,6 +203,54 @@ def _bench(args: argparse.Namespace) -> int:
                 f" p99 {r['p99_ms']:.1f} ms at {r['rate']:,}/s"
             )
     return 0
+
+
+def _nab(args: argparse.Namespace) -> int:
+    from monitor import nab
+    from training.datasets.samples import read_samples
+    from training.device import pick_device
+    from training.presets import SERIES_PRESETS
+    from training.series import Plan, train_series
+    from training.timeline import score_samples
+
+    history, rest, stamps = nab.build_csvs(args.data, args.out)
+    models = args.out / "models"
+    recipe = SERIES_PRESETS["dense"].with_overrides(seed=args.seed)
+    plan = Plan(train_fraction=nab.TRAIN_FRACTION, max_train_rows=nab.MAX_TRAIN_ROWS)
+    print(f"training {len(stamps)} models into {models}", file=sys.stderr)
+    train_series(
+        read_samples(history), recipe, plan, models, pick_device("cpu"), str(history), False
+    )
+    offline = score_samples(read_samples(rest), models, device="cpu")
+    nab.save_events(args.out / "events-offline.jsonl", offline.events)
+    summary: dict[str, object] = {
+        "files": len(stamps),
+        "windows": len(offline),
+        "events_offline": sum(e["state"] == "open" for e in offline.events),
+    }
+    events = offline.events
+    if not args.offline_only:
+        print(f"streaming {len(read_samples(rest))} samples through the daemon", file=sys.stderr)
+        daemon, counters = run_async(
+            nab.stream_events(models, rest, len(offline), args.bootstrap_servers)
+        )
+        nab.save_events(args.out / "events-daemon.jsonl", daemon)
+        problems = nab.same_events(offline.events, daemon)
+        summary.update(
+            events_daemon=sum(e["state"] == "open" for e in daemon),
+            windows_daemon=int(counters["windows_scored"]),
+            daemon_equals_offline=not problems,
+            differences=problems[:10],
+        )
+        events = daemon
+    nab.write_detections(events, stamps, args.out / "detections")
+    summary["detections"] = str(args.out / "detections")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for k, v in summary.items():
+            print(f"{k:>22}: {v}")
+    return 0 if summary.get("daemon_equals_offline", True) else 1
 
 
 def _serve(args: argparse.Namespace) -> int:

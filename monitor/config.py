@@ -31,7 +31,7 @@ class Settings:
     scores_topic: str = ""
     group_id: str = "aemon"
     client_id: str = "aemon"
-    input_kind: str = "windows"
+    input_kind: str = "auto"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
     max_batch: int = 1024
@@ -81,7 +81,8 @@ class Settings:
 FIELDS = {f.name: f for f in fields(Settings)}
 
 HELP = {
-    "model": "artifact directory written by 'aemon train' (required)",
+    "model": "artifact directory written by 'aemon train', or a directory of them (one per "
+    "stream, as 'aemon train series' writes) (required)",
     "bootstrap_servers": "Kafka bootstrap servers, host:port[,host:port]",
     "input_topic": "topic of input windows or samples",
     "alerts_topic": "topic alerts are published to (key = stream id)",
@@ -89,7 +90,8 @@ HELP = {
     "scores_topic": "optional topic for every window's score (empty: off)",
     "group_id": "consumer group; replicas with the same group share the partitions",
     "client_id": "Kafka client id",
-    "input_kind": "'windows' (whole windows) or 'samples' (windowed per stream here)",
+    "input_kind": "'windows' (whole windows), 'samples' (windowed per stream here) or 'auto' "
+    "(samples for series models, else windows)",
     "metrics_host": "address of /metrics, /healthz and /readyz",
     "metrics_port": "port of /metrics, /healthz and /readyz (0: any free port)",
     "max_batch": "windows per scoring batch at most",
@@ -103,7 +105,7 @@ HELP = {
     "device": "auto (CUDA when present), cpu or cuda[:N]",
     "torch_threads": "CPU threads for scoring (1 leaves the other cores to decoding and Kafka)",
     "amp": "autocast when scoring on CUDA",
-    "watch_model": "swap in a new artifact when detector.json in --model changes",
+    "watch_model": "swap in a model when its detector.json changes (each model on its own)",
     "commit_timeout_s": "give up on an offset commit after this long (it is retried next batch)",
     "session_timeout_ms": "consumer group session timeout",
     "heartbeat_interval_ms": "consumer group heartbeat interval",
@@ -148,8 +150,8 @@ def _check(s: Settings) -> list[str]:
     for name in ("bootstrap_servers", "input_topic", "alerts_topic", "dlq_topic", "group_id"):
         if not getattr(s, name).strip():
             p.append(f"{name}: must not be empty")
-    if s.input_kind not in ("windows", "samples"):
-        p.append(f"input_kind: 'windows' or 'samples', got {s.input_kind!r}")
+    if s.input_kind not in ("auto", "windows", "samples"):
+        p.append(f"input_kind: 'auto', 'windows' or 'samples', got {s.input_kind!r}")
     for name, lo, hi in (
         ("metrics_port", 0, 65535),
         ("max_batch", 1, 1 << 16),

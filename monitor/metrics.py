@@ -99,12 +99,28 @@ class Metrics:
             "aemon_last_batch_timestamp_seconds", "When the last batch was decided.", registry=r
         )
 
-    def set_model(self, name: str, version: str, family: str, threshold: float) -> None:
-        """Point the model series at a (new) model, removing the old one's labels."""
+        self.events_opened = Counter(
+            "aemon_events_opened", "Anomaly events opened (open messages).", registry=r
+        )
+        self.events_resolved = Counter(
+            "aemon_events_resolved", "Anomaly events resolved (resolved messages).", registry=r
+        )
+        self.events_open = Gauge("aemon_events_open", "Anomaly events open now.", registry=r)
+        self.warmup_windows = Counter(
+            "aemon_warmup_windows",
+            "Windows re-read after a restart only to rebuild a stream's decision state.",
+            registry=r,
+        )
+
+    def set_models(self, models: list[tuple[str, str, str, float]]) -> None:
+        """Point the model series at the models in use (name, version, family, threshold),
+        removing labels of models gone. One label value per model: bounded by the models
+        directory, not by the streams."""
         self.model_info.clear()
         self.threshold.clear()
-        self.model_info.labels(name, version, family).set(1)
-        self.threshold.labels(name).set(threshold)
+        for name, version, family, threshold in models:
+            self.model_info.labels(name, version, family).set(1)
+            self.threshold.labels(name).set(threshold)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

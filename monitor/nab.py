@@ -99,3 +99,85 @@ def stream_rows(rest: Path) -> int:
 
 def save_events(path: Path, events: list[dict]) -> None:
     path.write_text("\n".join(json.dumps(e, sort_keys=True) for e in events) + "\n")
+
+
+async def stream_events(
+    models: Path, rest: Path, expected: int, bootstrap: str | None, partitions: int = 4
+) -> tuple[list[dict], dict[str, float]]:
+    """Replay ``rest`` as raw samples through the broker into one daemon serving ``models``;
+    return the event messages it published once it has decided ``expected`` windows, and its
+    counters."""
+    import asyncio
+    import contextlib
+    import dataclasses
+    import uuid
+
+    import orjson
+
+    from monitor.broker import EmbeddedBroker, create_topics
+    from monitor.config import Settings
+    from monitor.replay import replay
+    from monitor.service import Service
+    from monitor.topics import read_topic
+
+    async with contextlib.AsyncExitStack() as stack:
+        if bootstrap is None:
+            bootstrap = (await stack.enter_async_context(EmbeddedBroker())).bootstrap
+        tag = uuid.uuid4().hex[:8]
+        s = dataclasses.replace(
+            Settings(),
+            model=str(models),
+            bootstrap_servers=bootstrap,
+            input_topic=f"nab-samples-{tag}",
+            alerts_topic=f"nab-events-{tag}",
+            dlq_topic=f"nab-dlq-{tag}",
+            group_id=f"nab-{tag}",
+            metrics_port=0,
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1000,
+            watch_model=False,
+        )
+        await create_topics(
+            bootstrap, {s.input_topic: partitions, s.alerts_topic: 1, s.dlq_topic: 1}
+        )
+        svc = Service(s)
+        daemon = asyncio.create_task(svc.run())
+        while not svc.ready():
+            if daemon.done():
+                daemon.result()
+            await asyncio.sleep(0.05)
+        await replay(rest, s.input_topic, bootstrap, samples=True)
+        value = svc.metrics.registry.get_sample_value
+        while (value("aemon_windows_scored_total") or 0) < expected:
+            if daemon.done():
+                daemon.result()
+            await asyncio.sleep(0.2)
+        counters = {
+            name: value(f"aemon_{name}_total") or 0.0
+            for name in ("windows_scored", "anomalies", "events_opened", "events_resolved")
+        }
+        svc.stop()
+        await daemon
+        records = await read_topic(bootstrap, s.alerts_topic)
+    return [orjson.loads(r.value) for r in records], counters
+
+
+EXACT = ("event_id", "state", "stream", "start_seq", "end_seq", "windows_above", "resolved_seq")
+
+
+def same_events(offline: list[dict], daemon: list[dict]) -> list[str]:
+    """Differences between two event lists (empty: equal). Everything but the peak score must
+    match exactly; peak scores to 1e-5 (float32 sums may differ in the last bit across batch
+    sizes). The daemon's list may hold duplicates (at-least-once); they must be identical."""
+
+    def key(e: dict) -> tuple:
+        return tuple(e.get(k) for k in EXACT)
+
+    a, b = {key(e): e for e in offline}, {key(e): e for e in daemon}
+    problems = [f"offline only: {k}" for k in a.keys() - b.keys()]
+    problems += [f"daemon only: {k}" for k in b.keys() - a.keys()]
+    for k in a.keys() & b.keys():
+        pa, pb = a[k]["peak_score"], b[k]["peak_score"]
+        if abs(pa - pb) > 1e-5 * max(abs(pa), 1e-12):
+            problems.append(f"peak score {pa} against {pb}: {k}")
+    return problems

@@ -13,24 +13,32 @@ from aiokafka import AIOKafkaProducer
 from tqdm.auto import tqdm
 
 from monitor.codec import encode_window, f32_headers
+from training.datasets.samples import Samples, read_samples
 from training.datasets.table import WindowTable, read_windows
 
 CHUNK = 5000
 
 
-def messages(table: WindowTable, fmt: str, samples: bool):
-    """(key, value, headers) for every row, in file order."""
+def sample_messages(samples: Samples):
+    """(key, value, None) for every sample row, in file order: ``stream``, ``seq`` (the CSV's, or
+    the count of the stream's samples so far), ``ts`` (epoch seconds) and ``values``."""
+    counts: dict[str, int] = {}
+    values = samples.values.astype(np.float32).tolist()
+    for i, stream in enumerate(samples.stream.tolist()):
+        seq = counts.get(stream, 0) if samples.seq is None else int(samples.seq[i])
+        counts[stream] = seq + 1
+        doc = {"stream": stream, "seq": seq, "ts": float(samples.ts[i]), "values": values[i]}
+        yield stream.encode(), orjson.dumps(doc), None
+
+
+def messages(table: WindowTable, fmt: str):
+    """(key, value, headers) for every window row, in file order."""
     streams = table.stream if table.stream is not None else np.full(len(table), "replay")
     seqs = table.seq if table.seq is not None else np.arange(len(table))
     for i, values in enumerate(table.values):
         stream, seq = str(streams[i]), int(seqs[i])
         ts = None if table.ts is None else float(table.ts[i])
-        if samples:
-            doc: dict[str, object] = {"stream": stream, "seq": seq, "values": values.tolist()}
-            if ts is not None:
-                doc["ts"] = ts
-            yield stream.encode(), orjson.dumps(doc), None
-        elif fmt == "f32":
+        if fmt == "f32":
             yield stream.encode(), values.astype("<f4").tobytes(), f32_headers(stream, seq)
         else:
             yield stream.encode(), encode_window(stream, seq, values, ts), None
@@ -89,13 +97,19 @@ async def replay(
     progress: bool = True,
     security: dict | None = None,
 ) -> int:
-    """Produce every row of ``path`` to ``topic`` (key = stream); returns the count sent."""
-    table = read_windows(path)
+    """Produce every row of ``path`` (windows, or with ``samples`` a sample CSV) to ``topic``
+    (key = stream); returns the count sent."""
+    if samples:
+        rows = read_samples(path)
+        msgs = sample_messages(rows)
+    else:
+        rows = read_windows(path)
+        msgs = messages(rows, fmt)
     return await produce(
         bootstrap,
         topic,
-        messages(table, fmt, samples),
-        total=len(table),
+        msgs,
+        total=len(rows),
         rate=rate,
         progress=progress,
         security=security,

@@ -19,9 +19,9 @@ import random
 import signal
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+import orjson
 import torch
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -39,9 +39,12 @@ from monitor.codec import (
 )
 from monitor.config import Settings
 from monitor.metrics import Metrics, serve_http
+from monitor.models import Models
 from monitor.scoring import Scored, Scorer
-from training.artifact import META_FILE
+from training.decide import Decider
 from training.detector import Detector
+from training.errors import ConfigError
+from training.timeline import event_record
 from training.windowing import LateSample, Windower
 
 log = logging.getLogger("aemon.serve")
@@ -56,6 +59,22 @@ class _Decided:
     scored: Scored | None
     sends: list[Send]
     futures: list[asyncio.Future] | None = None
+    decided: int = 0  # windows decided (warm-up windows are scored but not decided again)
+    anomalies: int = 0
+    alerts: int = 0  # alert or event messages
+    opened: int = 0
+    resolved: int = 0
+    warmup: int = 0
+
+
+@dataclass
+class _Stream:
+    """A stream's decisions: its decider, the first window this process saw of it, and whether
+    the event open now was announced by this process."""
+
+    decider: Decider
+    first: int
+    announced: bool = False
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -83,8 +102,7 @@ class _Flush(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         await self.service.flush()
-        if self.service.windower is not None:
-            self.service.windower.drop([tp.partition for tp in revoked])
+        self.service.drop([tp.partition for tp in revoked])
         for tp in revoked:
             self.service.forget_lag(tp)
 
@@ -97,10 +115,18 @@ class Service:
         self.s = settings
         torch.set_num_threads(settings.torch_threads)  # the daemon owns its process
         self.metrics = Metrics()
-        detector = Detector.load(settings.model, device=settings.device, amp=settings.amp)
-        self.scorer = Scorer(detector, settings.max_batch, settings.top_k)
+        self.models = Models(settings.model, settings.device, settings.amp)
+        detector = self.models.first
+        self.scorer = Scorer(self.models.detectors, settings.max_batch, settings.top_k)
         self.limits = Limits(settings.max_message_bytes, settings.max_stream_id)
-        self.windower = self._windower(detector) if settings.input_kind == "samples" else None
+        kind = settings.input_kind
+        if kind == "auto":
+            kind = "samples" if detector.meta["input"]["kind"] == "series" else "windows"
+        if self.models.events and kind != "samples":
+            raise ConfigError("input_kind: series models (aemon train series) take samples")
+        self.windower = self._windower(detector, self.models) if kind == "samples" else None
+        self.streams: dict[tuple[int, str], _Stream] = {}
+        self.event_holds: dict[int, dict[str, int]] = {}  # partition -> stream -> offset
         # Every batch in flight (queued, scoring, awaiting acks) comes from this fixed pool.
         self.pool = Pool(settings.queue_batches + 2, settings.max_batch, detector.input_shape)
         self.queue: asyncio.Queue[Batch | None] = asyncio.Queue(settings.queue_batches)
@@ -111,6 +137,7 @@ class Service:
         self._confirmed_all = False
         self.stopping = asyncio.Event()
         self.reload_requested = False
+        self._reload_all = False
         self.assigned: set[TopicPartition] = set()
         self.committed: dict[TopicPartition, int] = {}
         self.first_offset: dict[TopicPartition, int] = {}  # lag baseline before a first commit
@@ -119,25 +146,29 @@ class Service:
         self.http_port = settings.metrics_port
         self.first_fetch: float | None = None  # monotonic times, for the benchmark
         self.last_commit: float | None = None
-        self._model_stamp = self._stamp()
-        self.metrics.set_model(
-            detector.name, detector.version, detector.meta["family"], detector.threshold
-        )
+        self._set_model_metrics()
 
     @property
     def detector(self) -> Detector:
-        """The model in use (it changes on SIGHUP)."""
-        return self.scorer.detector
+        """The first (with one artifact, the only) model in use; it changes on SIGHUP."""
+        return self.scorer.detectors[0]
+
+    def _set_model_metrics(self) -> None:
+        self.metrics.set_models(
+            [(d.name, d.version, d.meta["family"], d.threshold) for d in self.scorer.detectors]
+        )
 
     # ----- set-up -------------------------------------------------------------------------
     @staticmethod
-    def _windower(det: Detector) -> Windower:
-        """Windows as the artifact records them (tumbling windows when it names none)."""
+    def _windower(det: Detector, models: Models) -> Windower:
+        """Windows as the artifact records them (tumbling windows when it names none); series
+        models also keep the history their decisions depend on."""
         shape = det.input_shape
         window = det.meta["input"].get("window", {})
         length = int(window.get("length", shape[-1]))
         channels = 1 if len(shape) == 1 else shape[0]
-        return Windower(length, int(window.get("stride", length)), channels)
+        history = models.history if models.events else 0
+        return Windower(length, int(window.get("stride", length)), channels, history)
 
     def _clients(self) -> tuple[AIOKafkaConsumer, AIOKafkaProducer]:
         s, sec = self.s, self.s.kafka_security()
@@ -168,11 +199,6 @@ class Service:
     def ready(self) -> bool:
         return bool(self.assigned) and self.healthy_io and not self.stopping.is_set()
 
-    def _stamp(self) -> float:
-        with contextlib.suppress(OSError):
-            return (Path(self.s.model) / META_FILE).stat().st_mtime_ns
-        return 0.0
-
     # ----- run ----------------------------------------------------------------------------
     async def run(self) -> None:
         """Serve until SIGTERM/SIGINT (or :meth:`stop`), then drain and exit cleanly."""
@@ -181,7 +207,7 @@ class Service:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload, True)
         http = await serve_http(self.metrics, self.ready, self.s.metrics_host, self.s.metrics_port)
         self.http_port = int(http.sockets[0].getsockname()[1])
         det = self.detector
@@ -228,8 +254,9 @@ class Service:
         log.info("stopping: finishing the batch in hand, then committing")
         self.stopping.set()
 
-    def request_reload(self) -> None:
+    def request_reload(self, every: bool = False) -> None:
         self.reload_requested = True
+        self._reload_all = self._reload_all or every
 
     # ----- intake -------------------------------------------------------------------------
     async def _intake_loop(self) -> None:
@@ -269,16 +296,35 @@ class Service:
         first = batch.n
         got = decode_windows(records, batch.values[first:], self.limits)
         batch.keep(got.streams, got.seqs, got.ts, [r.timestamp / 1000 for r in got.kept])
+        if not self.models.single:
+            batch.models += [self.models.index(st) for st in got.streams]
         for rec, bad in got.refused:
             self._dead_letter(tp, rec, bad, batch)
-        for i in non_finite_rows(batch.values[first : batch.n])[::-1]:
-            batch.drop(first + int(i))
-            rec = got.kept[int(i)]
-            self._dead_letter(tp, rec, non_finite_reason(rec.value), batch)
+        bad_rows = set(non_finite_rows(batch.values[first : batch.n]).tolist())
+        if not self.models.single:
+            bad_rows |= {i for i, m in enumerate(batch.models[first:]) if m is None}
+        for i in sorted(bad_rows, reverse=True):
+            batch.drop(first + i)
+            rec = got.kept[i]
+            self._dead_letter(tp, rec, self._refusal(rec), batch)
+
+    def _refusal(self, rec) -> Invalid:
+        """Why a decoded window row was dropped: no model for its stream, or not finite."""
+        stream = None
+        for key, v in rec.headers or ():
+            if key == "stream":
+                stream = v.decode(errors="replace")
+        if stream is None:
+            with contextlib.suppress(Exception):
+                stream = orjson.loads(rec.value).get("stream")
+        if not self.models.single and stream is not None and self.models.index(stream) is None:
+            return Invalid("no_model", f"no model serves stream {stream[:64]!r}")
+        return non_finite_reason(rec.value)
 
     def _take_samples(self, tp: TopicPartition, records: list, batch: Batch) -> None:
         """Push samples into their streams' windows; each completed window fills a row."""
         assert self.windower is not None
+        w, p = self.windower, tp.partition
         streams: list[str] = []
         seqs: list[int] = []
         ts: list[float] = []
@@ -286,8 +332,11 @@ class Service:
         for rec in records:
             row = batch.values[batch.n + len(streams)]
             try:
-                s = decode_sample(rec.value, rec.timestamp, self.windower.channels, self.limits)
-                seq = self.windower.push(tp.partition, rec.offset, s.stream, s.seq, s.values, row)
+                s = decode_sample(rec.value, rec.timestamp, w.channels, self.limits)
+                model = self.models.index(s.stream)
+                if model is None:
+                    raise Invalid("no_model", f"no model serves stream {s.stream[:64]!r}")
+                seq = w.push(p, rec.offset, s.stream, s.seq, s.values, row)
             except Invalid as bad:
                 self._dead_letter(tp, rec, bad, batch)
                 continue
@@ -299,6 +348,10 @@ class Service:
                 seqs.append(seq)
                 ts.append(s.ts)
                 kafka_ts.append(rec.timestamp / 1000)
+                batch.models.append(model)
+                batch.parts.append(p)
+                if w.history:
+                    batch.holds.append(w.history_offset(p, s.stream))
         batch.keep(streams, seqs, ts, kafka_ts)
 
     def _dead_letter(self, tp: TopicPartition, rec, bad: Invalid, batch: Batch) -> None:
@@ -335,8 +388,17 @@ class Service:
             scored = None
             if batch.n:
                 rows = batch.values[: batch.n]
-                scored = await loop.run_in_executor(self.scorer.executor, self.scorer.score, rows)
-            decided = self._decide(batch, scored)
+                models = None if self.models.single and not self.models.events else batch.models
+                scored = await loop.run_in_executor(
+                    self.scorer.executor,
+                    self.scorer.score,
+                    rows,
+                    None if models is None else np.asarray(models[: batch.n], dtype=np.intp),
+                )
+            if self.models.events:
+                decided = self._decide_events(batch, scored)
+            else:
+                decided = self._decide(batch, scored)
             with contextlib.suppress(KafkaError):  # the confirm stage sends again
                 decided.futures = await self._send(decided.sends)
             await self.confirming.put(decided)
@@ -376,22 +438,27 @@ class Service:
                 self.queue.task_done()
 
     def _decide(self, batch: Batch, scored: Scored | None) -> _Decided:
-        det = self.scorer.detector
+        """Artifacts without an event rule: every window above the threshold is an alert."""
         sends: list[Send] = list(batch.pending)
         if scored is None:
             return _Decided(batch, None, sends)
-        name, version, threshold = det.name, det.version, det.threshold
+        dets = self.scorer.detectors
+        if batch.models:  # several models: flags against each row's own model
+            thresholds = np.array([dets[m].threshold for m in batch.models[: batch.n]])
+            scored.flagged = np.flatnonzero(scored.scores > thresholds)
+            scored.top = np.empty((len(scored.flagged), 0), dtype=np.int64)
         scores = scored.scores.tolist()
-        tops = alerts.contributors(scored.top, det.input_shape)
+        tops = alerts.contributors(scored.top, dets[0].input_shape)
         for i, top in zip(scored.flagged.tolist(), tops, strict=True):
+            det = dets[batch.models[i]] if batch.models else dets[0]
             body = alerts.alert(
-                model=name,
-                model_version=version,
+                model=det.name,
+                model_version=det.version,
                 stream=batch.streams[i],
                 seq=batch.seqs[i],
                 ts=batch.ts[i],
                 score=scores[i],
-                threshold=threshold,
+                threshold=det.threshold,
                 top=top,
             )
             sends.append((self.s.alerts_topic, body, batch.streams[i].encode(), None))
@@ -402,7 +469,78 @@ class Service:
                     batch.streams[i], batch.seqs[i], batch.ts[i], scores[i], flags[i]
                 )
                 sends.append((self.s.scores_topic, body, batch.streams[i].encode(), None))
-        return _Decided(batch, scored, sends)
+        n, flagged = batch.n, len(scored.flagged)
+        return _Decided(batch, scored, sends, decided=n, anomalies=flagged, alerts=flagged)
+
+    def _decide_events(self, batch: Batch, scored: Scored | None) -> _Decided:
+        """Series models: each stream's decider judges its windows in order; events open and
+        resolve. A window whose history this process has not seen in full (the first H windows
+        re-read after a restart) only rebuilds state: it was decided before the restart."""
+        d = _Decided(batch, scored, list(batch.pending))
+        if scored is None:
+            self._hold_events(batch)
+            return d
+        w, dets, rules = self.windower, self.scorer.detectors, self.models.rules
+        assert w is not None
+        scores = scored.scores.tolist()
+        for i in range(batch.n):
+            p, stream, seq, ts, m = (
+                batch.parts[i],
+                batch.streams[i],
+                batch.seqs[i],
+                batch.ts[i],
+                batch.models[i],
+            )
+            idx = w.index(seq)
+            st = self.streams.get((p, stream))
+            if st is None:
+                st = self.streams[(p, stream)] = _Stream(Decider(rules[m], stream), idx)
+            v = st.decider.push(seq, ts, scores[i])
+            if st.first and idx - st.first < rules[m].history:
+                d.warmup += 1
+                continue
+            d.decided += 1
+            d.anomalies += v.above
+            key, holds = stream.encode(), self.event_holds.setdefault(p, {})
+            if v.resolved is not None and st.announced:
+                record = event_record(v.resolved, dets[m], "resolved")
+                d.sends.append((self.s.alerts_topic, alerts.event_message(record), key, None))
+                d.resolved += 1
+                st.announced = False
+            if v.opened is not None:
+                record = event_record(v.opened, dets[m], "open")
+                d.sends.append((self.s.alerts_topic, alerts.event_message(record), key, None))
+                d.opened += 1
+                st.announced = True
+                holds[stream] = batch.holds[i]
+            if st.decider.event is None:
+                holds.pop(stream, None)
+            if self.s.scores_topic:
+                body = alerts.score_record(stream, seq, ts, scores[i], v.above, v.threshold)
+                d.sends.append((self.s.scores_topic, body, key, None))
+        d.alerts = d.opened + d.resolved
+        self._hold_events(batch)
+        return d
+
+    def _hold_events(self, batch: Batch) -> None:
+        """Keep the commit H windows before every open event's opening, so that a restart
+        re-reads the event from its start and resolves it with the same id and figures."""
+        for tp in batch.commit:
+            holds = self.event_holds.get(tp.partition)
+            if holds:
+                batch.commit[tp] = min(batch.commit[tp], *holds.values())
+
+    def drop(self, partitions: list[int]) -> None:
+        """Forget windows and decisions of partitions this consumer no longer owns."""
+        if self.windower is not None:
+            self.windower.drop(partitions)
+        gone = set(partitions)
+        for key in [k for k in self.streams if k[0] in gone]:
+            st = self.streams.pop(key)
+            if st.announced:
+                self.metrics.events_open.dec()
+        for p in partitions:
+            self.event_holds.pop(p, None)
 
     async def _send(self, sends: list[Send]) -> list[asyncio.Future]:
         """Hand ``sends`` to the producer as one record batch per topic partition (the partition
@@ -447,10 +585,14 @@ class Service:
     def _count(self, d: _Decided) -> None:
         if d.scored is None:
             return
-        m, now, n, anomalies = self.metrics, time.time(), d.batch.n, len(d.scored.flagged)
-        m.windows_scored.inc(n)
-        m.anomalies.inc(anomalies)
-        m.alerts_published.inc(anomalies)
+        m, now, n = self.metrics, time.time(), d.batch.n
+        m.windows_scored.inc(d.decided)
+        m.anomalies.inc(d.anomalies)
+        m.alerts_published.inc(d.alerts)
+        m.events_opened.inc(d.opened)
+        m.events_resolved.inc(d.resolved)
+        m.events_open.inc(d.opened - d.resolved)
+        m.warmup_windows.inc(d.warmup)
         m.batch_size.observe(n)
         m.scoring_duration.observe(d.scored.seconds)
         m.reconstruction_error.observe_many(d.scored.scores)
@@ -497,21 +639,19 @@ class Service:
         while True:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
             self._update_lag()
-            stamp = self._stamp()
-            if self.s.watch_model and stamp != self._model_stamp:
-                self._model_stamp = stamp
+            if self.s.watch_model and self.models.changed():
                 self.request_reload()
 
     async def _reload(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.reload_requested = False
-        try:
-            det = await loop.run_in_executor(
-                self.scorer.executor, lambda: Detector.load(self.s.model, self.s.device, self.s.amp)
-            )
-            self.scorer.swap(det)
-        except Exception as exc:  # a bad new artifact must not stop a running monitor
-            log.error("model reload refused, keeping %s: %s", self.scorer.detector.version, exc)
-            return
-        settle_heap()  # the old model goes, the new one is hidden from the collector
-        self.metrics.set_model(det.name, det.version, det.meta["family"], det.threshold)
-        log.info("model swapped in: %s %s", det.name, det.version)
+        """Reload the models whose artifact changed (SIGHUP: every model), one by one."""
+        which = (
+            self.models.changed() if not self._reload_all else list(range(len(self.models.paths)))
+        )
+        self.reload_requested = self._reload_all = False
+        swapped = await loop.run_in_executor(self.scorer.executor, self.models.reload, which)
+        for i, det in swapped:
+            self.scorer.swap(i, det)
+            log.info("model swapped in: %s %s", det.name, det.version)
+        if swapped:
+            settle_heap()  # the old models go, the new ones are hidden from the collector
+            self._set_model_metrics()

@@ -12,9 +12,10 @@ stepping back changes nothing. A sample whose ``seq`` is not after the stream's 
 must hold contiguous samples.
 
 Delivery: windows are aligned on ``seq``, so re-reading a partition from an earlier offset
-rebuilds exactly the same windows. :meth:`Windower.safe_offset` is the lowest offset still
-needed (buffered samples, and the first samples of the windows a stream's decisions still depend
-on, see :meth:`Windower.hold`); committing no further than it means a restart loses nothing.
+rebuilds exactly the same windows. With ``history`` H, each stream also remembers where its last
+H + 1 windows start: :meth:`Windower.safe_offset` (the lowest offset still needed: buffered
+samples and those windows) lets a restart re-read the H windows a stream's next decision depends
+on, so it is rebuilt exactly.
 """
 
 from __future__ import annotations
@@ -34,8 +35,7 @@ class _Stream:
     values: deque = field(default_factory=deque)  # float32 [channels] per sample
     offsets: deque = field(default_factory=deque)
     next_seq: int = 0
-    held: int | None = None  # offset of the oldest sample the stream's decisions still need
-    starts: deque = field(default_factory=deque)  # (seq, first-sample offset) of recent windows
+    starts: deque = field(default_factory=deque)  # first-sample offsets of the last windows
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Windower:
     length: int
     stride: int
     channels: int = 1
-    keep_windows: int = 0  # how many recent windows' first offsets to remember (see hold)
+    history: int = 0  # windows before the next one that a stream's decisions depend on
     gaps: int = 0
     _state: dict[int, dict[str, _Stream]] = field(default_factory=dict)
 
@@ -88,30 +88,24 @@ class Windower:
             s.offsets.popleft()
         if len(s.values) < self.length or (seq + 1 - self.length) % self.stride:
             return None
-        if self.keep_windows:
-            s.starts.append((seq, s.offsets[0]))
-            if len(s.starts) > self.keep_windows:
+        if self.history:
+            s.starts.append(s.offsets[0])
+            if len(s.starts) > self.history + 1:
                 s.starts.popleft()
         window = np.stack(s.values)  # [length, channels]
         out.reshape(-1)[:] = (window[:, 0] if self.channels == 1 else window.T).ravel()
         return seq
 
-    def hold(self, partition: int, stream: str, from_seq: int | None) -> None:
-        """Keep the samples of the stream's windows from the one ending at ``from_seq`` on
-        (``None``: nothing beyond the current buffer), so a restart can rebuild its decisions."""
-        s = self._state.get(partition, {}).get(stream)
-        if s is None:
-            return
-        s.held = None
-        if from_seq is not None:
-            s.held = next((o for q, o in s.starts if q >= from_seq), None)
+    def history_offset(self, partition: int, stream: str) -> int:
+        """Where the stream's last ``history`` + 1 windows start (call right after a window)."""
+        return self._state[partition][stream].starts[0]
 
     def safe_offset(self, partition: int, next_offset: int) -> int:
         """The offset to commit for ``partition`` so that nothing still needed is lost."""
         held = [
             o
             for s in self._state.get(partition, {}).values()
-            for o in ((s.offsets[0] if s.offsets else None), s.held)
+            for o in ((s.offsets[0] if s.offsets else None), (s.starts[0] if s.starts else None))
             if o is not None
         ]
         return min([next_offset, *held])

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.broker import create_topics, free_port
 from monitor.config import Settings
 from monitor.service import Service
+from monitor.topics import read_topic
 
 SESSION_MS = 6000  # the embedded broker holds each JoinGroup for half the session timeout
 HEARTBEAT_MS = 1000
@@ -89,34 +90,7 @@ async def running(s: Settings) -> AsyncIterator[Service]:
         await asyncio.wait_for(task, 30)
 
 
-async def read_all(bootstrap: str, topic: str, timeout: float = 20) -> list:
-    """Every record of ``topic`` up to its current end, in partition order."""
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await c.start()
-    try:
-        parts = c.partitions_for_topic(topic) or set()
-        for _ in range(50):
-            if parts:
-                break
-            await c._client.force_metadata_update()  # topic just created
-            parts = c.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        c.assign(tps)
-        await c.seek_to_beginning(*tps)
-        out: list = []
-        deadline = time.monotonic() + timeout
-        while True:
-            batch = await c.getmany(timeout_ms=200)
-            for recs in batch.values():
-                out.extend(recs)
-            highs = [c.highwater(tp) for tp in tps]
-            positions = [await c.position(tp) for tp in tps]
-            if None not in highs and all(p >= h for p, h in zip(positions, highs, strict=True)):
-                return out
-            if time.monotonic() > deadline:
-                raise AssertionError(f"could not read {topic} to its end")
-    finally:
-        await c.stop()
+read_all = read_topic
 
 
 async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:

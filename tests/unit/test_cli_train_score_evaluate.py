@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from monitor.cli import main
+from monitor.models import Models
 from monitor.service import Service
-from training.detector import Detector
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +211,8 @@ def test_the_window_stride_for_sample_streams_is_recorded(window_csv, tmp_path, 
     )
     meta = json.loads((out / "detector.json").read_text())
     assert meta["input"]["window"] == {"length": 32, "stride": 8}
-    windower = Service._windower(Detector.load(out, device="cpu"))  # what `serve` will use
+    models = Models(str(out), device="cpu")
+    windower = Service._windower(models.first, models)  # what `serve` will use
     assert (windower.length, windower.stride, windower.channels) == (32, 8, 1)
     argv = ["train", "windows", "--input", str(window_csv), "--stride", "33", "--out", str(out)]
     assert main(argv) == 2

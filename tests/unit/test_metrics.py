@@ -35,8 +35,8 @@ def test_bulk_histogram_matches_prometheus_client_histogram():
 
 def test_every_named_metric_is_exported():
     m = Metrics()
-    m.set_model("ecg", "abc", "dense", 0.5)
-    m.set_model("ecg", "def", "dense", 0.7)
+    m.set_models([("ecg", "abc", "dense", 0.5), ("cpu-7", "x1", "dense", 0.2)])
+    m.set_models([("ecg", "def", "dense", 0.7)])
     text = m.exposition().decode()
     for name in (
         "aemon_windows_scored_total",
@@ -49,10 +49,14 @@ def test_every_named_metric_is_exported():
         "aemon_end_to_end_latency_seconds_bucket",
         "aemon_threshold",
         "aemon_last_batch_timestamp_seconds",
+        "aemon_events_opened_total",
+        "aemon_events_resolved_total",
+        "aemon_events_open",
+        "aemon_warmup_windows_total",
     ):
         assert name in text, name
     assert 'aemon_model_info{family="dense",model="ecg",version="def"} 1.0' in text
-    assert 'version="abc"' not in text  # the old model's series is gone
+    assert 'version="abc"' not in text and "cpu-7" not in text  # models gone are gone
     assert 'aemon_threshold{model="ecg"} 0.7' in text
 
 

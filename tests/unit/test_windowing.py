@@ -2,19 +2,19 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from monitor.windowing import Windower
 
-from monitor.codec import Invalid
+from training.windowing import LateSample, Windower
 
 
 def feed(w: Windower, samples, partition=0):
-    """samples: (offset, stream, seq, ts, value) -> emitted {(stream, seq): window}."""
+    """samples: (offset, stream, seq, ts, value) -> emitted {(stream, seq): window}; ``ts`` is
+    only carried along: the windower never looks at the clock."""
     out = {}
     row = np.zeros(w.length, dtype=np.float32)
-    for offset, stream, seq, ts, value in samples:
+    for offset, stream, seq, _ts, value in samples:
         try:
-            got = w.push(partition, offset, stream, seq, ts, np.float32([value]), row)
-        except Invalid:
+            got = w.push(partition, offset, stream, seq, np.float32([value]), row)
+        except LateSample:
             continue
         if got is not None:
             out[(stream, got)] = row.copy()
@@ -36,14 +36,12 @@ def test_streams_are_independent_and_seq_defaults_to_arrival_count():
     np.testing.assert_array_equal(got[("b", 3)], [5, 7])
 
 
-def test_late_samples_are_refused_and_gaps_restart_the_buffer():
+def test_repeated_seqs_are_refused_and_gaps_restart_the_buffer():
     w = Windower(length=3, stride=1)
     row = np.zeros(3, dtype=np.float32)
-    w.push(0, 0, "a", 0, 1.0, np.float32([0]), row)
-    with pytest.raises(Invalid, match="late_sample"):
-        w.push(0, 1, "a", 0, 2.0, np.float32([0]), row)  # repeated seq
-    with pytest.raises(Invalid, match="late_sample"):
-        w.push(0, 1, "a", 1, 1.0, np.float32([0]), row)  # ts not after
+    w.push(0, 0, "a", 0, np.float32([0]), row)
+    with pytest.raises(LateSample, match="not after"):
+        w.push(0, 1, "a", 0, np.float32([0]), row)  # repeated seq
     got = feed(
         w, [(2, "a", 1, 2.0, 1), (3, "a", 5, 3.0, 5), (4, "a", 6, 4.0, 6), (5, "a", 7, 5, 7)]
     )
@@ -63,8 +61,8 @@ def test_safe_offset_and_drop():
 def test_multichannel_windows_are_channels_by_time():
     w = Windower(length=2, stride=2, channels=2)
     row = np.zeros((2, 2), dtype=np.float32)
-    w.push(0, 0, "a", 0, 0.0, np.float32([1, 10]), row)
-    assert w.push(0, 1, "a", 1, 1.0, np.float32([2, 20]), row) == 1
+    w.push(0, 0, "a", 0, np.float32([1, 10]), row)
+    assert w.push(0, 1, "a", 1, np.float32([2, 20]), row) == 1
     np.testing.assert_array_equal(row, [[1, 2], [10, 20]])
 
 
@@ -100,3 +98,29 @@ def test_a_restart_from_the_safe_offset_loses_and_changes_no_window(
     assert set(everything) == set(before) | set(after)
     for key, window in after.items():
         np.testing.assert_array_equal(window, everything[key])
+
+
+def test_clock_jumps_do_not_refuse_or_reorder_samples():
+    """A daylight-saving hour stamped twice and a 55-minute step back: every sample is taken in
+    order, exactly as without the jumps."""
+    ts = [0, 3600, 3600, 7200, 7200 - 3300, 7500]  # repeat, then a step back
+    jumpy = [(i, "a", None, float(t), float(i)) for i, t in enumerate(ts)]
+    calm = [(i, "a", None, float(i), float(i)) for i in range(len(ts))]
+    assert (
+        feed(Windower(3, 1), jumpy).keys()
+        == feed(Windower(3, 1), calm).keys()
+        == {
+            ("a", 2),
+            ("a", 3),
+            ("a", 4),
+            ("a", 5),
+        }
+    )
+
+
+def test_history_keeps_the_commit_behind_the_last_windows():
+    w = Windower(length=2, stride=1, history=3)
+    feed(w, [(10 + i, "a", i, 0.0, i) for i in range(8)])  # windows end at seq 1..7
+    # The last history + 1 = 4 windows (seq 4..7) start at seq 3: offset 13.
+    assert w.history_offset(0, "a") == 13
+    assert w.safe_offset(0, 18) == 13
