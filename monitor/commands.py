@@ -211,7 +211,7 @@ def _nab(args: argparse.Namespace) -> int:
     from training.device import pick_device
     from training.presets import SERIES_PRESETS
     from training.series import Plan, train_series
-    from training.timeline import score_samples
+    from training.timeline import draw, evaluate_events, score_samples
 
     history, rest, stamps = nab.build_csvs(args.data, args.out)
     models = args.out / "models"
@@ -245,6 +245,12 @@ def _nab(args: argparse.Namespace) -> int:
         events = daemon
     nab.write_detections(events, stamps, args.out / "detections")
     summary["detections"] = str(args.out / "detections")
+    labelled = nab.labelled_copy(args.data, rest, args.out / "labelled.csv")
+    if labelled is not None:  # evaluation only, after every detection is made
+        samples = read_samples(labelled)
+        summary["evaluation"] = evaluate_events(samples, offline)
+        draw(samples, offline, args.out / "report")
+        summary["report"] = str(args.out / "report")
     if args.json:
         print(json.dumps(summary))
     else:

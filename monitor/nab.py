@@ -181,3 +181,21 @@ def same_events(offline: list[dict], daemon: list[dict]) -> list[str]:
         if abs(pa - pb) > 1e-5 * max(abs(pa), 1e-12):
             problems.append(f"peak score {pa} against {pb}: {k}")
     return problems
+
+
+def labelled_copy(nab: Path, rest: Path, out: Path) -> Path | None:
+    """The streamed rows with NAB's incident windows as per-sample labels, to evaluate and draw
+    after detection (None when the directory has no labels). Nothing above reads it."""
+    labels = nab / "labels" / "combined_windows.json"
+    if not labels.is_file():
+        return None
+    windows = {
+        k: [(a[:19], b[:19]) for a, b in v] for k, v in json.loads(labels.read_text()).items()
+    }
+    with rest.open(newline="") as src, out.open("w", newline="") as dst:
+        reader, writer = csv.reader(src), csv.writer(dst)
+        writer.writerow([*next(reader), "label"])
+        for ts, stream, value in reader:
+            inside = any(a <= ts[:19] <= b for a, b in windows.get(stream, ()))
+            writer.writerow([ts, stream, value, int(inside)])
+    return out

@@ -14,7 +14,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from training import noise, report
+from training import noise, report, timeline
+from training.artifact import read_meta
 from training.calibration import parse_spec
 from training.datasets import download, ecg5000, images
 from training.datasets.cut import cut
@@ -263,13 +264,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     score = sub.add_parser(
         "score",
-        help="score a window CSV offline",
-        description="Write one row per window: the input's id columns, then score, threshold and "
-        "is_anomaly (score > threshold).",
+        help="score a window CSV, or a sample CSV with series models, offline",
+        description="Window models: one row per window of a window CSV: the input's id columns, "
+        "then score, threshold and is_anomaly (score > threshold). Series models (an artifact "
+        "of 'aemon train series' or a directory of them): --input is a sample CSV; one row per "
+        "window with stream, seq, start and end time, score, threshold and is_anomaly, and the "
+        "events (open and resolved, as the daemon publishes them) as JSON lines in --events. "
+        "Example: aemon score --model models --input samples.csv --output scores.csv",
     )
-    score.add_argument("--model", type=Path, required=True, help="artifact directory")
-    score.add_argument("--input", type=Path, required=True, help="window CSV")
+    score.add_argument("--model", type=Path, required=True, help="artifact or models directory")
+    score.add_argument("--input", type=Path, required=True, help="window or sample CSV")
     score.add_argument("--output", type=Path, required=True, help="scores CSV to write")
+    score.add_argument(
+        "--events", type=Path, help="series: events file (default OUTPUT with .events.jsonl)"
+    )
+    score.add_argument("--report", type=Path, help="series: a timeline picture per stream here")
+    score.add_argument("--json", action="store_true", help="series: print one JSON object")
     score.add_argument("--device", default="auto")
     score.set_defaults(func=_score)
 
@@ -279,8 +289,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="ROC-AUC, PR-AUC, precision, recall, F1, accuracy and the confusion matrix at "
         "the artifact's threshold, anomaly (label 1) as the positive class.",
     )
-    ev.add_argument("--model", type=Path, required=True, help="artifact directory")
-    ev.add_argument("--input", type=Path, required=True, help="window CSV with a label column")
+    ev.add_argument("--model", type=Path, required=True, help="artifact or models directory")
+    ev.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        help="window CSV with a label column; for series models a sample CSV with per-sample "
+        "labels (event precision, recall, F1, delay, false alarms per day, NAB score too)",
+    )
     ev.add_argument("--report", type=Path, help="directory for the histogram and ROC/PR plots")
     ev.add_argument("--device", default="auto")
     ev.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -526,6 +542,54 @@ def _cut(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_series(model: Path) -> bool:
+    """A models directory, or an artifact trained by ``train series``: its input is samples."""
+    if not (model / "detector.json").is_file():
+        return model.is_dir()
+    return read_meta(model)["input"].get("kind") == "series"
+
+
+def _score_series(args: argparse.Namespace) -> int:
+    samples = read_samples(args.input)
+    t = timeline.score_samples(samples, args.model, str(_device(args.device)))
+    timeline.write_windows_csv(args.output, t)
+    events = args.events or args.output.with_suffix(".events.jsonl")
+    events.write_text("".join(json.dumps(e) + "\n" for e in t.events))
+    if args.report:
+        timeline.draw(samples, t, args.report)
+    opened = sum(e["state"] == "open" for e in t.events)
+    doc = {"windows": len(t), "anomalous_windows": int(sum(t.above)), "events": opened}
+    if args.json:
+        emit({**doc, "output": str(args.output), "events_file": str(events)}, True)
+    else:
+        print(
+            f"scored {len(t)} windows of {len(t.models)} streams, {doc['anomalous_windows']} "
+            f"above the threshold, {opened} events -> {args.output}, {events}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _evaluate_series(args: argparse.Namespace) -> int:
+    samples = read_samples(args.input)
+    if samples.label is None:
+        raise DataError(f"{args.input}: evaluate needs a 'label' column (1 = anomalous sample)")
+    t = timeline.score_samples(samples, args.model, str(_device(args.device)))
+    doc: dict[str, object] = {"windows": len(t)}
+    labels = np.asarray(t.label)
+    doc.update(evaluate(np.asarray(t.score), labels, np.asarray(t.threshold)))
+    doc["events"] = timeline.evaluate_events(samples, t)
+    if args.report:
+        doc["report"] = [str(p) for p in timeline.draw(samples, t, args.report)]
+    if args.json:
+        emit(doc, True)
+    else:
+        emit({k: v for k, v in doc.items() if k != "report"}, False)
+        for key, value in doc["events"].items():  # type: ignore[union-attr]
+            print(f"{key:>22}: {value:.4g}" if isinstance(value, float) else f"{key:>22}: {value}")
+    return 0
+
+
 def _scored(args: argparse.Namespace) -> tuple[Detector, WindowTable, np.ndarray]:
     detector = Detector.load(args.model, device=str(_device(args.device)))
     table = read_windows(args.input, length=int(np.prod(detector.input_shape)))
@@ -534,6 +598,8 @@ def _scored(args: argparse.Namespace) -> tuple[Detector, WindowTable, np.ndarray
 
 
 def _score(args: argparse.Namespace) -> int:
+    if _is_series(args.model):
+        return _score_series(args)
     detector, table, scores = _scored(args)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     ids = [
@@ -558,6 +624,8 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if _is_series(args.model):
+        return _evaluate_series(args)
     detector, table, scores = _scored(args)
     if table.label is None:
         raise DataError(f"{args.input}: evaluate needs a 'label' column (1 = anomaly)")

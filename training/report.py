@@ -152,3 +152,53 @@ def per_class_auc(aucs: dict[int, float], normal: int, path: Path) -> Path:
 def write_metrics(metrics_doc: dict, path: Path) -> Path:
     path.write_text(json.dumps(metrics_doc, indent=2) + "\n")
     return path
+
+
+def series_timeline(
+    path: Path,
+    title: str,
+    ts: np.ndarray,
+    values: np.ndarray,
+    channels: list[str],
+    windows: dict[str, np.ndarray],
+    events: list[dict],
+    incidents: list[tuple[float, float]],
+) -> Path:
+    """One stream on one time axis: its values (in the user's units) with detected events shaded
+    and labelled incidents marked; below, each window's score and threshold (log scale)."""
+
+    def when(t: object) -> np.ndarray:  # epoch seconds -> datetime64 for the time axis
+        return (np.asarray(t, dtype=np.float64) * 1000).astype(np.int64).astype("datetime64[ms]")
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True, height_ratios=[3, 2])
+    for j, name in enumerate(channels):
+        top.plot(when(ts), values[:, j], lw=0.7, label=name)
+    for k, (a, b) in enumerate(incidents):
+        top.axvspan(
+            when(a),
+            when(b),
+            color="gold",
+            alpha=0.35,
+            label="labelled incident" if k == 0 else None,
+        )
+    opened = [e for e in events if e["state"] == "open"]
+    ends = {e["event_id"]: e for e in events if e["state"] == "resolved"}
+    for k, e in enumerate(opened):
+        end = ends.get(e["event_id"], {}).get("end_ts", e["end_ts"])
+        for ax in (top, bottom):
+            ax.axvspan(when(e["start_ts"]), when(max(end, e["start_ts"])), color="red", alpha=0.25)
+            ax.axvline(
+                when(e["start_ts"]),
+                color="red",
+                lw=1,
+                label="event opened" if k == 0 and ax is top else None,
+            )
+    top.set(ylabel="value", title=title)
+    top.legend(loc="upper left", fontsize=8)
+    end_t = when(windows["end"])
+    bottom.plot(end_t, windows["score"], lw=0.7, color="tab:blue", label="window score")
+    bottom.plot(end_t, windows["threshold"], lw=1, color="black", ls="--", label="threshold")
+    bottom.set(yscale="log", ylabel="reconstruction error", xlabel="time (UTC)")
+    bottom.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    return _save(fig, path)

@@ -110,3 +110,59 @@ def iso(ts: float | None) -> str:
     if ts is None:
         return ""
     return np.datetime64(round(ts * 1e6), "us").astype(str) + "Z"
+
+
+def opening_positions(samples: Samples, t: Timeline, stream: str) -> list[int]:
+    """Positions (within the stream's samples) of the windows that opened its events."""
+    last_row = {(s, q): r for s, q, r in zip(t.stream, t.seq, t.last_row, strict=True)}
+    local = {int(r): k for k, r in enumerate(samples.rows_of(stream))}
+    return [
+        local[last_row[(stream, int(e["start_seq"]))]]
+        for e in t.events
+        if e["stream"] == stream and e["state"] == "open"
+    ]
+
+
+def evaluate_events(samples: Samples, t: Timeline) -> dict[str, object]:
+    """Event-level metrics against the sample labels (see :mod:`training.incidents`)."""
+    from training.incidents import stream_result, summarise
+
+    assert samples.label is not None
+    results = []
+    for stream in t.models:
+        rows = samples.rows_of(stream)
+        positions = opening_positions(samples, t, stream)
+        results.append(stream_result(samples.ts[rows], samples.label[rows], positions))
+    return summarise(results)
+
+
+def draw(samples: Samples, t: Timeline, report: Path) -> list[Path]:
+    """A timeline picture per stream (see :func:`training.report.series_timeline`)."""
+    from training import report as plots
+    from training.incidents import runs
+    from training.series import stream_dir
+
+    report.mkdir(parents=True, exist_ok=True)
+    stream_of = np.asarray(t.stream)
+    drawn = []
+    for stream, det in t.models.items():
+        rows = samples.rows_of(stream)
+        ts = samples.ts[rows]
+        incidents = []
+        if samples.label is not None:
+            incidents = [(ts[a], ts[b]) for a, b in runs(samples.label[rows])]
+        pick = stream_of == stream
+        windows = {
+            "end": np.asarray(t.end)[pick],
+            "score": np.asarray(t.score)[pick],
+            "threshold": np.asarray(t.threshold)[pick],
+        }
+        events = [e for e in t.events if e["stream"] == stream]
+        opened = sum(e["state"] == "open" for e in events)
+        title = f"{stream}: {opened} events (model version {det.version})"
+        path = report / f"{stream_dir(stream)}.png"
+        plots.series_timeline(
+            path, title, ts, samples.values[rows], samples.channels, windows, events, incidents
+        )
+        drawn.append(path)
+    return drawn
