@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import signal
 import sys
 from collections.abc import Coroutine
@@ -16,6 +17,7 @@ from monitor import config
 from monitor.broker import EmbeddedBroker, create_topics
 from monitor.replay import replay
 from monitor.service import Service
+from training.errors import ConfigError
 
 T = TypeVar("T")
 
@@ -161,6 +163,8 @@ def bench_doc() -> str:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if not (math.isfinite(args.rate) and args.rate > 0):
+        raise ConfigError(f"--rate must be a number > 0, got {args.rate}")
     from monitor import demo
 
     summary = run_async(demo.run(args.cache, args.rate, args.metrics_port))
@@ -270,6 +274,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    if args.rate is not None and not (math.isfinite(args.rate) and args.rate > 0):
+        raise ConfigError(f"--rate must be a number > 0, got {args.rate}")
     n = run_async(
         replay(
             args.csv,

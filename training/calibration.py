@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from training.errors import ConfigError
 from training.specs import split_spec
 
 METHODS = ("mean-std", "quantile", "pot", "mad")
@@ -68,7 +69,7 @@ def check_sample_size(spec: str, n: int) -> None:
     need = 2 if method != "pot" else math.ceil(POT_MIN_PEAKS / (1 - POT_INITIAL_QUANTILE))
     if n < need:
         hint = "; use mad:K or quantile:Q, or more normal data" if method == "pot" else ""
-        raise ValueError(f"threshold {spec} needs >= {need} calibration windows, got {n}{hint}")
+        raise ConfigError(f"threshold {spec} needs >= {need} calibration windows, got {n}{hint}")
 
 
 def exceed_probability(scores: np.ndarray, value: float) -> float:

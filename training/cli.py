@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from training import noise, report, timeline
-from training.artifact import read_meta
+from training.artifact import META_FILE, read_meta
 from training.calibration import parse_spec
 from training.datasets import download, ecg5000, images
 from training.datasets.cut import cut
@@ -536,6 +536,10 @@ def _per_class_auc(
 
 
 def _cut(args: argparse.Namespace) -> int:
+    if args.length < 1:
+        raise ConfigError(f"--length must be >= 1, got {args.length}")
+    if args.stride is not None and not 1 <= args.stride <= args.length:
+        raise ConfigError(f"--stride must be between 1 and --length {args.length}")
     table = cut(args.csv, args.length, args.stride)
     write_windows(args.output, table)
     print(f"{len(table)} windows of {args.length} samples -> {args.output}", file=sys.stderr)
@@ -544,8 +548,8 @@ def _cut(args: argparse.Namespace) -> int:
 
 def _is_series(model: Path) -> bool:
     """A models directory, or an artifact trained by ``train series``: its input is samples."""
-    if not (model / "detector.json").is_file():
-        return model.is_dir()
+    if not (model / META_FILE).is_file():
+        return model.is_dir() and any((sub / META_FILE).is_file() for sub in model.iterdir())
     return read_meta(model)["input"].get("kind") == "series"
 
 

@@ -32,6 +32,7 @@ class Normaliser:
     def fit(cls, kind: str, x: np.ndarray) -> Normaliser:
         if kind not in KINDS:
             raise ValueError(f"unknown normaliser {kind!r}; choose from {', '.join(KINDS)}")
+        x = np.asarray(x, dtype=np.float64)  # float32 sums of squares overflow past ~1e19
         if kind == "minmax":
             lo, hi = float(x.min()), float(x.max())
             return cls(kind, lo, max(hi - lo, 1e-12))

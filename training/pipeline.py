@@ -12,6 +12,7 @@ from training import artifact, noise, report
 from training.calibration import calibrate, check_sample_size, exceed_probability
 from training.datasets.table import WindowTable
 from training.detector import Detector
+from training.errors import DataError
 from training.evaluate import evaluate
 from training.fit import fit
 from training.models import build
@@ -34,7 +35,7 @@ def split_normals(
         return normal[perm[n_cal:]], normal[perm[:n_cal]]
     n_fit = len(normal) - n_cal - gap
     if n_fit < 2:
-        raise ValueError(
+        raise DataError(
             f"only {len(normal)} normal windows: too few to fit, leave a gap of {gap} and "
             "calibrate on a later stretch"
         )
@@ -92,7 +93,7 @@ def train_detector(
     seed = recipe.fit.seed
     normal = train.values if train.label is None else train.values[train.label == 0]
     if len(normal) < 4:
-        raise ValueError(f"only {len(normal)} normal training windows; need at least 4")
+        raise DataError(f"only {len(normal)} normal training windows; need at least 4")
     if calibration is not None:
         fit_rows, cal_rows = normal, calibration
     else:

@@ -1,0 +1,147 @@
+"""train series: time-ordered calibration, thresholds that cannot collapse, refusals before
+training; offline scoring on the time axis; bad values and bad flags as one line and exit 2."""
+
+import json
+
+import numpy as np
+import pytest
+
+from monitor.cli import main
+from training.artifact import read_meta
+from training.catalog import catalog
+from training.series import stream_dir
+
+
+def samples_csv(path, n=400, streams=("a",), flat=False, seed=0, spike_at=None):
+    rng = np.random.default_rng(seed)
+    lines = ["timestamp,stream,seq,value"]
+    for s in streams:
+        t = np.arange(n)
+        x = np.zeros(n) if flat else np.sin(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(n)
+        if flat:
+            x[::50] = 1e-4  # mostly zeros, the odd tiny blip
+        if spike_at is not None:
+            x[spike_at : spike_at + 5] += 5.0
+        lines += [f"{1_700_000_000 + 60 * i},{s},{i},{float(x[i])!r}" for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def train(tmp_path, csv, *extra):
+    out = tmp_path / "models"
+    argv = ["train", "series", "--input", str(csv), "--out", str(out), "--epochs", "3"]
+    return main([*argv, "--quiet", *extra]), out
+
+
+def test_calibration_follows_fitting_in_time_and_the_artifact_says_what_to_expect(tmp_path):
+    rc, out = train(tmp_path, samples_csv(tmp_path / "s.csv", streams=("a", "b/c")))
+    assert rc == 0
+    found = catalog(out)
+    assert set(found) == {"a", "b/c"} and found["b/c"].name == stream_dir("b/c") != "b/c"
+    meta = read_meta(found["a"])
+    facts = meta["series"]
+    assert facts["fit_rows"] + facts["calibration_rows"] == facts["train_rows"] == 400
+    assert facts["fit_rows"] == 280  # the earlier 70% fitted, the later 30% calibrates
+    thr = meta["threshold"]
+    assert thr["value"] >= max(thr["calibration_tail"])  # never below a calibration score
+    assert 0 < thr["expected_false_alarms_per_day"] < 1440
+    assert meta["events"]["adaptive_window"] == 2000
+    assert meta["input"] == {"kind": "series", "shape": [8], "window": {"length": 8, "stride": 1}}
+
+
+def test_near_constant_series_cannot_collapse_the_threshold(tmp_path, capsys):
+    csv = samples_csv(tmp_path / "flat.csv", flat=True)
+    rc, out = train(tmp_path, csv, "--adaptive-window", "0")
+    assert rc == 0
+    meta = read_meta(catalog(out)["a"])
+    assert meta["normaliser"]["scale"] >= 1e-3  # robust scale floored, not 1e-4 blips
+    scores = tmp_path / "scores.csv"
+    assert main(["score", "--model", str(out), "--input", str(csv), "--output", str(scores)]) == 0
+    assert "0 events" in capsys.readouterr().err  # the data it was trained on raises nothing
+
+
+def test_pot_on_a_small_calibration_set_is_refused_before_training(tmp_path, capsys):
+    rc, out = train(tmp_path, samples_csv(tmp_path / "s.csv"), "--threshold", "pot:0.01")
+    assert rc == 2 and not out.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pot:0.01 needs >= 500 calibration windows, got 113" in err[0]
+
+
+def test_score_writes_windows_on_the_time_axis_and_events(tmp_path, capsys):
+    rc, out = train(tmp_path, samples_csv(tmp_path / "s.csv"))
+    assert rc == 0
+    capsys.readouterr()
+    test = samples_csv(tmp_path / "t.csv", n=200, seed=1, spike_at=120)
+    scores, report = tmp_path / "scores.csv", tmp_path / "report"
+    argv = ["score", "--model", str(out), "--input", str(test), "--output", str(scores)]
+    assert main([*argv, "--report", str(report), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    lines = scores.read_text().splitlines()
+    assert lines[0] == "stream,seq,start,end,score,threshold,is_anomaly"
+    first = lines[1].split(",")
+    assert first[:4] == ["a", "7", "2023-11-14T22:13:20.000000Z", "2023-11-14T22:20:20.000000Z"]
+    events = [json.loads(x) for x in (tmp_path / "scores.events.jsonl").read_text().splitlines()]
+    opened = [e for e in events if e["state"] == "open"]
+    assert doc["events"] == len(opened) >= 1
+    assert any(120 <= e["start_seq"] <= 127 for e in opened)  # the spike opens an event
+    assert (report / "a.png").stat().st_size > 10_000
+
+
+def test_evaluate_reports_event_metrics_and_the_nab_score(tmp_path, capsys):
+    rc, out = train(tmp_path, samples_csv(tmp_path / "s.csv"))
+    assert rc == 0
+    capsys.readouterr()
+    test = samples_csv(tmp_path / "t.csv", n=200, seed=1, spike_at=120)
+    text = test.read_text().splitlines()
+    labelled = ["timestamp,stream,seq,value,label"] + [
+        f"{line},{int(118 <= i <= 130)}" for i, line in enumerate(text[1:])
+    ]
+    test.write_text("\n".join(labelled) + "\n")
+    assert main(["evaluate", "--model", str(out), "--input", str(test), "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)["events"]
+    assert ev["incidents"] == 1 and ev["incidents_detected"] == 1
+    assert ev["event_recall"] == 1.0 and 0 < ev["nab_score"] <= 100
+    assert ev["median_delay_seconds"] >= 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "series", "--widths", "0"], "--widths must all be >= 1"),
+        (["train", "series", "--latent", "0"], "--latent must be >= 1"),
+        (["train", "series", "--latent", "8"], "--latent 8 must be smaller than the input"),
+        (["train", "series", "--length", "0"], "--length must be >= 1"),
+        (["train", "series", "--stride", "0"], "--stride must be between 1 and --length 8"),
+        (["train", "series", "--epochs", "-1"], "--epochs must be >= 1"),
+        (["train", "series", "--batch-size", "0"], "--batch-size must be >= 1"),
+        (["train", "series", "--lr", "nan"], "--lr must be a finite number > 0"),
+        (["train", "windows", "--test-fraction", "1.5"], "--test-fraction must be in [0, 1)"),
+        (["windows", "--length", "0", "--output", "w.csv"], "--length must be >= 1"),
+        (["replay", "--topic", "t", "--rate", "0"], "--rate must be a number > 0"),
+    ],
+)
+def test_bad_flags_are_one_line_naming_the_flag(tmp_path, capsys, argv, message):
+    csv = str(samples_csv(tmp_path / "s.csv", n=60))
+    if argv[0] == "train":
+        argv = [*argv, "--input", csv, "--out", str(tmp_path / "o"), "--quiet"]
+    else:
+        argv = [argv[0], csv, *argv[1:]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_overflowing_values_are_refused_and_artifacts_stay_finite(tmp_path, capsys):
+    big = samples_csv(tmp_path / "big.csv")
+    text = big.read_text().replace(",0.0", ",1e300", 1)
+    big.write_text(text)
+    rc, _ = train(tmp_path, big)
+    assert rc == 2
+    assert "not a finite float32 number" in capsys.readouterr().err
+    # A window CSV with one huge-but-float32 value: the artifact is written with finite numbers.
+    rows = ["a,b,c,d"] + [f"{i % 7},{i % 5},{i % 3},{1e30 if i == 9 else i % 2}" for i in range(60)]
+    (tmp_path / "w.csv").write_text("\n".join(rows) + "\n")
+    argv = ["train", "windows", "--input", str(tmp_path / "w.csv"), "--epochs", "2", "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "w")]) == 0
+    text = (tmp_path / "w" / "detector.json").read_text()
+    assert "Infinity" not in text and "NaN" not in text
