@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean nab
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ test: lint
 
 demo: install
 	$(BIN)/aemon demo
+
+# The label-blind NAB protocol (README, "Telemetry: NAB"): train on each file's probationary
+# rows, stream the rest through the embedded broker and one daemon, score with NAB's scorer.
+NAB ?= ../shared/data/nab
+NAB_SCORER ?= ../shared/tools/nab_score.py
+nab: install
+	$(BIN)/aemon nab $(NAB) --out runs/nab
+	$(BIN)/python $(NAB_SCORER) $(NAB) runs/nab/detections --detectors numenta randomCutForest random
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -18,6 +18,7 @@ from monitor.broker import EmbeddedBroker, create_topics
 from monitor.replay import replay
 from monitor.service import Service
 from training.errors import ConfigError
+from training.series import DEFAULT_EVENTS
 
 T = TypeVar("T")
 
@@ -144,7 +145,16 @@ def register_tools(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, default=Path("runs/nab"), help="working directory (runs/nab)"
     )
     nab.add_argument("--seed", type=int, default=0, help="training seed (0)")
+    nab.add_argument(
+        "--adaptive-window",
+        type=int,
+        default=DEFAULT_EVENTS["adaptive_window"],
+        help="as train series; 0: the calibrated threshold alone (default %(default)s)",
+    )
     nab.add_argument("--offline-only", action="store_true", help="skip the broker and the daemon")
+    nab.add_argument(
+        "--shared", action="store_true", help="one model for every file (as train series)"
+    )
     nab.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
     nab.add_argument("--json", action="store_true", help="print one JSON object")
     nab.set_defaults(func=_nab)
@@ -220,10 +230,18 @@ def _nab(args: argparse.Namespace) -> int:
     history, rest, stamps = nab.build_csvs(args.data, args.out)
     models = args.out / "models"
     recipe = SERIES_PRESETS["dense"].with_overrides(seed=args.seed)
-    plan = Plan(train_fraction=nab.TRAIN_FRACTION, max_train_rows=nab.MAX_TRAIN_ROWS)
+    events = {**DEFAULT_EVENTS, "adaptive_window": args.adaptive_window}
+    plan = Plan(train_fraction=nab.TRAIN_FRACTION, max_train_rows=nab.MAX_TRAIN_ROWS, events=events)
     print(f"training {len(stamps)} models into {models}", file=sys.stderr)
     train_series(
-        read_samples(history), recipe, plan, models, pick_device("cpu"), str(history), False
+        read_samples(history),
+        recipe,
+        plan,
+        models,
+        pick_device("cpu"),
+        str(history),
+        False,
+        args.shared,
     )
     offline = score_samples(read_samples(rest), models, device="cpu")
     nab.save_events(args.out / "events-offline.jsonl", offline.events)

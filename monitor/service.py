@@ -40,6 +40,7 @@ from monitor.codec import (
 from monitor.config import Settings
 from monitor.metrics import Metrics, serve_http
 from monitor.models import Models
+from monitor.refusals import RefusalLog
 from monitor.scoring import Scored, Scorer
 from training.decide import Decider
 from training.detector import Detector
@@ -126,6 +127,7 @@ class Service:
             raise ConfigError("input_kind: series models (aemon train series) take samples")
         self.windower = self._windower(detector, self.models) if kind == "samples" else None
         self.streams: dict[tuple[int, str], _Stream] = {}
+        self.refusals = RefusalLog()
         self.event_holds: dict[int, dict[str, int]] = {}  # partition -> stream -> offset
         # Every batch in flight (queued, scoring, awaiting acks) comes from this fixed pool.
         self.pool = Pool(settings.queue_batches + 2, settings.max_batch, detector.input_shape)
@@ -356,6 +358,7 @@ class Service:
 
     def _dead_letter(self, tp: TopicPartition, rec, bad: Invalid, batch: Batch) -> None:
         self.metrics.invalid.labels(bad.reason).inc()
+        self.refusals.note(bad.reason, str(bad), f"{tp.topic}/{tp.partition}@{rec.offset}")
         headers = alerts.dead_letter_headers(
             rec.headers, bad.reason, str(bad), tp.topic, tp.partition, rec.offset
         )
@@ -639,6 +642,7 @@ class Service:
         while True:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
             self._update_lag()
+            self.refusals.flush_if_due()
             if self.s.watch_model and self.models.changed():
                 self.request_reload()
 

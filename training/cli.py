@@ -214,6 +214,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=DEFAULT_EVENTS["resolve_after"],
         help="quiet windows that resolve an event (default %(default)s)",
     )
+    ser.add_argument(
+        "--shared",
+        action="store_true",
+        help="one model fitted to every stream's windows (each stream scaled and thresholded "
+        "on its own) instead of one model per stream",
+    )
     _common_train_args(ser, "artifacts/series")
     ser.set_defaults(func=_train_series)
 
@@ -432,7 +438,14 @@ def _train_series(args: argparse.Namespace) -> int:
     samples = read_samples(args.input)
     recipe = _recipe(SERIES_PRESETS[args.model], args, plan.length * samples.values.shape[1])
     summaries = train_series(
-        samples, recipe, plan, args.out, _device(args.device), str(args.input), not args.quiet
+        samples,
+        recipe,
+        plan,
+        args.out,
+        _device(args.device),
+        str(args.input),
+        not args.quiet,
+        args.shared,
     )
     if args.json:
         emit({"models": str(args.out), "streams": summaries}, True)

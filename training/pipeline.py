@@ -14,8 +14,9 @@ from training.datasets.table import WindowTable
 from training.detector import Detector
 from training.errors import DataError
 from training.evaluate import evaluate
-from training.fit import fit
+from training.fit import FitResult, fit
 from training.models import build
+from training.models.base import Autoencoder
 from training.normalise import Normaliser
 from training.presets import Recipe
 
@@ -60,6 +61,24 @@ def _series_meta(meta: dict, series: dict[str, object], cal_scores: np.ndarray) 
     meta["series"] = series["facts"]
 
 
+def fit_model(
+    recipe: Recipe,
+    x: np.ndarray,
+    val: np.ndarray | None,
+    device: torch.device,
+    kind: str = "window",
+    progress: bool = True,
+) -> tuple[Autoencoder, FitResult]:
+    """A fresh model of the recipe fitted to normalised windows ``x``."""
+    torch.manual_seed(recipe.fit.seed)
+    model = build(recipe.family, {"input_shape": list(x.shape[1:]), **recipe.hparams})
+    corrupt = None
+    if recipe.denoise:
+        corrupt = noise.parse(recipe.denoise, clip=(0.0, 1.0) if kind == "image" else None)
+    result = fit(model, x, val, recipe.fit, device, corrupt=corrupt, progress=progress)
+    return model, result
+
+
 def train_detector(
     *,
     name: str,
@@ -75,6 +94,7 @@ def train_detector(
     ordered_gap: int | None = None,
     calibration: np.ndarray | None = None,
     series: dict[str, object] | None = None,
+    trained: tuple[Autoencoder, FitResult, Normaliser] | None = None,
 ) -> dict[str, object]:
     """Train on the normal rows of ``train``; evaluate on ``test`` when it has labels.
 
@@ -86,7 +106,9 @@ def train_detector(
     ``calibration``: calibrate on these rows instead and fit on every normal row. ``series``
     (sample streams): the stream's name, its event rule, the seconds a window stands for and the
     training facts; the threshold is then never below the largest calibration score, and the
-    artifact records the calibration tail that seeds an adaptive threshold.
+    artifact records the calibration tail that seeds an adaptive threshold. ``trained``: a model
+    already fitted (shared by several series) with its fit history and this artifact's
+    normaliser; only calibration, evaluation and the artifact are done here.
 
     Returns the summary the CLI prints (metrics, threshold, timing, artifact path).
     """
@@ -99,21 +121,19 @@ def train_detector(
     else:
         fit_rows, cal_rows = split_normals(normal, recipe.calibration_fraction, seed, ordered_gap)
     check_sample_size(recipe.threshold, len(cal_rows))
-    normaliser = Normaliser.fit(recipe.normaliser, train.values)
-    torch.manual_seed(seed)
-    model = build(recipe.family, {"input_shape": list(normal.shape[1:]), **recipe.hparams})
     held_out = calibration is not None or recipe.calibration_fraction > 0
-    result = fit(
-        model,
-        normaliser(fit_rows),
-        normaliser(cal_rows) if held_out else None,
-        recipe.fit,
-        device,
-        corrupt=noise.parse(recipe.denoise, clip=(0.0, 1.0) if kind == "image" else None)
-        if recipe.denoise
-        else None,
-        progress=progress,
-    )
+    if trained is not None:
+        model, result, normaliser = trained
+    else:
+        normaliser = Normaliser.fit(recipe.normaliser, train.values)
+        model, result = fit_model(
+            recipe,
+            normaliser(fit_rows),
+            normaliser(cal_rows) if held_out else None,
+            device,
+            kind,
+            progress,
+        )
     meta: dict[str, object] = {
         "name": name,
         "family": recipe.family,

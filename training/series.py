@@ -23,7 +23,8 @@ from training.datasets.cut import windows_of
 from training.datasets.samples import Samples
 from training.decide import Rule
 from training.errors import ConfigError
-from training.pipeline import train_detector
+from training.normalise import Normaliser
+from training.pipeline import fit_model, train_detector
 from training.presets import Recipe
 
 DEFAULT_EVENTS = Rule(threshold=0.0, adaptive_window=2000).to_dict()
@@ -80,10 +81,44 @@ def train_series(
     device: torch.device,
     source: str,
     progress: bool = True,
+    shared: bool = False,
 ) -> dict[str, object]:
-    """Train every stream's model into ``out/<stream>/``; returns a summary per stream."""
-    cal_fraction = recipe.calibration_fraction
+    """Train every stream's model into ``out/<stream>/``; returns a summary per stream.
+
+    ``shared``: one model fitted to every stream's windows, each stream scaled by its own
+    normaliser; each stream's artifact holds those weights with its own scaling and threshold.
+    """
+    parts = list(_parts(samples, recipe, plan, source))
+    trained: dict[str, tuple] = {}
+    if shared:
+        scale = {p[0]: Normaliser.fit(recipe.normaliser, p[1].values) for p in parts}
+        x = np.concatenate([scale[name](fit.values) for name, fit, *_ in parts])
+        val = np.concatenate([scale[name](cal.values) for name, _, cal, *_ in parts])
+        model, result = fit_model(recipe, x, val, device, "series", progress)
+        trained = {name: (model, result, scale[name]) for name in scale}
     summaries: dict[str, object] = {}
+    for stream, fit, cal, facts, series in parts:
+        summaries[stream] = train_detector(
+            name=stream,
+            train=fit,
+            test=None,
+            recipe=recipe,
+            out=out / stream_dir(stream),
+            device=device,
+            facts={**facts, "model": "shared by every stream" if shared else "own"},
+            progress=progress,
+            stride=plan.stride,
+            kind="series",
+            calibration=cal.values,
+            series=series,
+            trained=trained.get(stream),
+        )
+    return summaries
+
+
+def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str):
+    """Per stream: (name, fit windows, calibration windows, facts, series settings)."""
+    cal_fraction = recipe.calibration_fraction
     for stream in samples.streams():
         rows = samples.rows_of(stream)
         n_train = plan.train_rows(len(rows))
@@ -112,18 +147,4 @@ def train_series(
             "seconds_per_window": _seconds_per_window(samples.ts[rows[:n_train]], plan.stride),
             "facts": facts,
         }
-        summaries[stream] = train_detector(
-            name=stream,
-            train=fit,
-            test=None,
-            recipe=recipe,
-            out=out / stream_dir(stream),
-            device=device,
-            facts=facts,
-            progress=progress,
-            stride=plan.stride,
-            kind="series",
-            calibration=cal.values,
-            series=series,
-        )
-    return summaries
+        yield stream, fit, cal, facts, series

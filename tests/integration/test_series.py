@@ -41,8 +41,9 @@ def series_csv(path, start: int = 0) -> None:
         if k == 1:
             x[950:960] += rng.choice([-6.0, 6.0], 10)
         for i in range(start, N):
-            # a daylight-saving hour stamped twice: the clock repeats 12 samples at row 300
-            ts = 1_700_000_000 + 300 * (i - 12 * (i >= 300))
+            # a daylight-saving hour stamped twice (12 samples repeat their times at row 300)
+            # and a clock stepping back 55 minutes at row 900: neither reorders anything
+            ts = 1_700_000_000 + 300 * (i - 12 * (i >= 300)) - 3300 * (i >= 900)
             rows.append((ts, stream, float(scale * (2 + x[i])), i))
     rows.sort(key=lambda r: (r[3], r[1]))  # interleave the streams sample by sample
     path.write_text(

@@ -1,0 +1,63 @@
+"""A models directory in the daemon: routing by stream, and each model reloaded on its own."""
+
+import json
+import os
+
+import pytest
+
+from monitor.cli import main
+from monitor.models import Models
+from tests.unit.test_series import samples_csv
+from training.catalog import ANY
+from training.errors import ArtifactError
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    csv = samples_csv(root / "s.csv", n=120, streams=("a", "b"))
+    argv = ["train", "series", "--input", str(csv), "--out", str(root / "m"), "--epochs", "2"]
+    assert main([*argv, "--quiet"]) == 0
+    return root / "m"
+
+
+def test_streams_are_routed_to_their_own_models(models):
+    m = Models(str(models), device="cpu")
+    a, b = m.index("a"), m.index("b")
+    assert {a, b} == {0, 1} and m.index("c") is None
+    assert m.detectors[a].meta["stream"] == "a" and m.events and not m.single
+    assert m.history == 2000 + 6 + 12
+
+
+def test_each_model_reloads_on_its_own_and_a_bad_one_keeps_running(models, tmp_path):
+    m = Models(str(models), device="cpu")
+    b = m.index("b")
+    path = m.paths[b] / "detector.json"
+    original = path.read_text()
+    meta = json.loads(original)
+    meta["events"]["resolve_after"] = 30
+    path.write_text(json.dumps(meta))
+    os.utime(path, ns=(1, 1))  # a new stamp, whatever the clock's resolution
+    assert m.changed() == [b]
+    swapped = m.reload(m.changed())
+    assert [i for i, _ in swapped] == [b] and m.rules[b].resolve_after == 30
+    assert m.changed() == []
+    path.write_text("{broken")
+    os.utime(path, ns=(2, 2))
+    old = m.detectors[b]
+    assert m.reload(m.changed()) == [] and m.detectors[b] is old  # refused, the old one runs
+    path.write_text(original)
+
+
+def test_a_catch_all_artifact_serves_every_stream(models, tmp_path):
+    one = next(p for p in models.iterdir() if p.is_dir())
+    meta = json.loads((one / "detector.json").read_text())
+    del meta["stream"]
+    (one / "detector.json").write_text(json.dumps(meta))
+    m = Models(str(one), device="cpu")
+    assert list(m.route) == [ANY] and m.index("anything") == 0
+
+
+def test_a_directory_without_artifacts_is_refused(tmp_path):
+    with pytest.raises(ArtifactError, match=r"no detector\.json"):
+        Models(str(tmp_path))
