@@ -13,7 +13,6 @@ other, and their rate is reported beside the figures.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sys
 import tempfile
 import time
@@ -26,10 +25,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from tqdm.auto import tqdm
 
 from monitor.broker import EmbeddedBroker, create_topics, free_port
-from monitor.config import Settings
+from monitor.config import Settings, local
 from monitor.replay import messages, produce
 from monitor.scoring import Scorer
-from monitor.service import Service, settle_heap
+from monitor.service import Service, settle_heap, started
 from training.datasets.table import WindowTable, write_windows
 from training.detector import Detector
 
@@ -47,21 +46,7 @@ def _table(windows: np.ndarray, n: int) -> WindowTable:
 
 
 def _settings(bootstrap: str, model: Path, topic: str, **extra: object) -> Settings:
-    tag = uuid.uuid4().hex[:8]
-    return dataclasses.replace(
-        Settings(),
-        model=str(model),
-        bootstrap_servers=bootstrap,
-        input_topic=topic,
-        alerts_topic=f"bench-alerts-{tag}",
-        dlq_topic=f"bench-dlq-{tag}",
-        group_id=f"bench-{tag}",
-        metrics_port=0,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-        watch_model=False,
-        **extra,
-    )
+    return local(model, bootstrap, "bench", input_topic=topic, **extra)
 
 
 async def _until_scored(svc: Service, task: asyncio.Task, n: int) -> None:
@@ -138,9 +123,7 @@ async def latency(
             bootstrap, {topic: PARTITIONS, scores: 1, s.alerts_topic: 1, s.dlq_topic: 1}
         )
         svc = Service(s)
-        task = asyncio.create_task(svc.run())
-        while not svc.ready():
-            await asyncio.sleep(0.05)
+        task = await started(svc)
         feeder = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

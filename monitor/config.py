@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
+import uuid
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,26 @@ def _check(s: Settings) -> list[str]:
         if getattr(s, name) and not Path(getattr(s, name)).is_file():
             p.append(f"{name}: {getattr(s, name)} is not a file")
     return p
+
+
+def local(model: str | Path, bootstrap: str, prefix: str, **extra: Any) -> Settings:
+    """Settings for a run of our own against a (usually embedded) broker: topics and group named
+    ``prefix-...-<random>``, any free metrics port, no model watching, and a short group session
+    (the embedded broker holds each JoinGroup for half of it). ``extra`` overrides."""
+    tag = uuid.uuid4().hex[:8]
+    own: dict[str, Any] = {
+        "model": str(model),
+        "bootstrap_servers": bootstrap,
+        "input_topic": f"{prefix}-input-{tag}",
+        "alerts_topic": f"{prefix}-alerts-{tag}",
+        "dlq_topic": f"{prefix}-dlq-{tag}",
+        "group_id": f"{prefix}-{tag}",
+        "metrics_port": 0,
+        "session_timeout_ms": 6000,
+        "heartbeat_interval_ms": 1000,
+        "watch_model": False,
+    }
+    return dataclasses.replace(Settings(), **{**own, **extra})
 
 
 def load(

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer
 from monitor.broker import EmbeddedBroker, create_topics, free_port
 from monitor.config import Settings
 from monitor.replay import replay
-from monitor.service import Service
+from monitor.service import Service, started
 from training.artifact import read_meta
 from training.datasets.table import read_windows
 from training.errors import AemonError
@@ -100,11 +100,7 @@ async def run(cache: Path, rate: float, metrics_port: int, progress: bool = True
             {s.input_topic: 3, s.alerts_topic: 1, s.dlq_topic: 1, s.scores_topic: 1},
         )
         svc = Service(s)
-        daemon = asyncio.create_task(svc.run())
-        while not svc.ready():
-            if daemon.done():
-                daemon.result()
-            await asyncio.sleep(0.05)
+        daemon = await started(svc)
         url = f"http://{s.metrics_host}:{svc.http_port}/metrics"
         print(
             f"broker {broker.bootstrap} (in memory)  daemon ready  metrics {url}", file=sys.stderr

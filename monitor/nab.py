@@ -10,7 +10,8 @@
 5. Detections = the window that opened each event; one CSV per file (``timestamp,is_anomaly``)
    in NAB's own layout, ready for NAB's scorer.
 
-Labels are never read here.
+6. Only then, NAB's labels (when the directory has them) mark the streamed rows, to evaluate the
+   events and draw each file (``report/``). Nothing before this step reads them.
 """
 
 from __future__ import annotations
@@ -109,43 +110,24 @@ async def stream_events(
     counters."""
     import asyncio
     import contextlib
-    import dataclasses
-    import uuid
 
     import orjson
 
     from monitor.broker import EmbeddedBroker, create_topics
-    from monitor.config import Settings
+    from monitor.config import local
     from monitor.replay import replay
-    from monitor.service import Service
+    from monitor.service import Service, started
     from monitor.topics import read_topic
 
     async with contextlib.AsyncExitStack() as stack:
         if bootstrap is None:
             bootstrap = (await stack.enter_async_context(EmbeddedBroker())).bootstrap
-        tag = uuid.uuid4().hex[:8]
-        s = dataclasses.replace(
-            Settings(),
-            model=str(models),
-            bootstrap_servers=bootstrap,
-            input_topic=f"nab-samples-{tag}",
-            alerts_topic=f"nab-events-{tag}",
-            dlq_topic=f"nab-dlq-{tag}",
-            group_id=f"nab-{tag}",
-            metrics_port=0,
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1000,
-            watch_model=False,
-        )
+        s = local(models, bootstrap, "nab")
         await create_topics(
             bootstrap, {s.input_topic: partitions, s.alerts_topic: 1, s.dlq_topic: 1}
         )
         svc = Service(s)
-        daemon = asyncio.create_task(svc.run())
-        while not svc.ready():
-            if daemon.done():
-                daemon.result()
-            await asyncio.sleep(0.05)
+        daemon = await started(svc)
         await replay(rest, s.input_topic, bootstrap, samples=True)
         value = svc.metrics.registry.get_sample_value
         while (value("aemon_windows_scored_total") or 0) < expected:

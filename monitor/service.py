@@ -111,6 +111,17 @@ class _Flush(ConsumerRebalanceListener):
         self.service.assigned = set(assigned)
 
 
+async def started(svc: Service) -> asyncio.Task:
+    """Run ``svc`` in a task; return the task once the daemon is ready (or raise what stopped it
+    before that)."""
+    task = asyncio.create_task(svc.run())
+    while not svc.ready():
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    return task
+
+
 class Service:
     def __init__(self, settings: Settings) -> None:
         self.s = settings

@@ -110,7 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train the ECG5000 detector with the TensorFlow-tutorial protocol: merge the "
         "UCR train and test files, class 1 = normal, 80/20 split (--split-seed, 21), fit on "
         "normal training beats only, calibrate the threshold on normal training beats only, "
-        "evaluate on the 20%% test split (anomaly = positive).",
+        "evaluate on the 20% test split (anomaly = positive).",
     )
     ecg.add_argument(
         "--data",
@@ -171,7 +171,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train one model per stream of a sample CSV (a timestamp/ts/time column, "
         "optional stream, seq and label columns, value columns) into OUT/<stream>/. Each "
         "stream's first --train-fraction of rows (at most --max-train-rows) is its normal "
-        "history: the earlier 70%% is fitted, the later 30%% calibrates the threshold (no window "
+        "history: the earlier 70% is fitted, the later 30% calibrates the threshold (no window "
         "shares a sample with a fitted one). Serve the directory with 'aemon serve --model OUT'. "
         "Example: aemon train series --input nab.csv --train-fraction 0.15 "
         "--max-train-rows 750 --out models",
