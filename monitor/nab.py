@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from training.datasets.samples import read_samples
 from training.errors import DataError
 
 TRAIN_FRACTION = 0.15
@@ -85,17 +84,6 @@ def write_detections(events: list[dict], stamps: dict[str, list[str]], out: Path
             w.writerows(zip(ts, flags.tolist(), strict=True))
         counts[stream] = int(flags.sum())
     return counts
-
-
-def opened(events: list[dict]) -> list[tuple[str, int, str]]:
-    """The comparable core of an event list: (stream, opening seq, id) of each opened event."""
-    return sorted(
-        (e["stream"], int(e["start_seq"]), e["event_id"]) for e in events if e["state"] == "open"
-    )
-
-
-def stream_rows(rest: Path) -> int:
-    return len(read_samples(rest))
 
 
 def save_events(path: Path, events: list[dict]) -> None:

@@ -21,6 +21,7 @@ import torch
 
 from training.datasets.cut import windows_of
 from training.datasets.samples import Samples
+from training.datasets.table import WindowTable
 from training.decide import Rule
 from training.errors import ConfigError
 from training.normalise import Normaliser
@@ -92,8 +93,8 @@ def train_series(
     trained: dict[str, tuple] = {}
     if shared:
         scale = {p[0]: Normaliser.fit(recipe.normaliser, p[1].values) for p in parts}
-        x = np.concatenate([scale[name](fit.values) for name, fit, *_ in parts])
-        val = np.concatenate([scale[name](cal.values) for name, _, cal, *_ in parts])
+        x = np.concatenate([scale[name](_normal(fit)) for name, fit, *_ in parts])
+        val = np.concatenate([scale[name](_normal(cal)) for name, _, cal, *_ in parts])
         model, result = fit_model(recipe, x, val, device, "series", progress)
         trained = {name: (model, result, scale[name]) for name in scale}
     summaries: dict[str, object] = {}
@@ -109,11 +110,16 @@ def train_series(
             progress=progress,
             stride=plan.stride,
             kind="series",
-            calibration=cal.values,
+            calibration=_normal(cal),
             series=series,
             trained=trained.get(stream),
         )
     return summaries
+
+
+def _normal(table: WindowTable) -> np.ndarray:
+    """The windows no labelled sample touches (all of them without labels)."""
+    return table.values if table.label is None else table.values[table.label == 0]
 
 
 def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str):

@@ -4,6 +4,7 @@ and verdict, and the anomaly events of each stream, decided exactly as the daemo
 
 from __future__ import annotations
 
+import csv
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,8 @@ def score_samples(samples: Samples, model: str | Path, device: str = "auto") -> 
         window = det.meta["input"].get("window", {})
         length = int(window.get("length", det.input_shape[-1]))
         sub = samples.subset(samples.rows_of(stream))
+        if len(sub) < length:  # not one window yet, as in the daemon
+            continue
         cut = windows_of(sub, length, int(window.get("stride", length)))
         scores = det.score(cut.table.values.reshape(len(cut.table), *det.input_shape))
         decider = Decider(Rule.from_meta(det.meta), stream)
@@ -97,12 +100,20 @@ def score_samples(samples: Samples, model: str | Path, device: str = "auto") -> 
 def write_windows_csv(path: Path, t: Timeline) -> None:
     """One row per window: stream, seq, start, end (ISO 8601 UTC), score, threshold, verdict."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        fh.write("stream,seq,start,end,score,threshold,is_anomaly\n")
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["stream", "seq", "start", "end", "score", "threshold", "is_anomaly"])
         for i in range(len(t)):
-            fh.write(
-                f"{t.stream[i]},{t.seq[i]},{iso(t.start[i])},{iso(t.end[i])},"
-                f"{t.score[i]!r},{t.threshold[i]!r},{int(t.above[i])}\n"
+            w.writerow(
+                [
+                    t.stream[i],
+                    t.seq[i],
+                    iso(t.start[i]),
+                    iso(t.end[i]),
+                    repr(t.score[i]),
+                    repr(t.threshold[i]),
+                    int(t.above[i]),
+                ]
             )
 
 
