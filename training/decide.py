@@ -4,9 +4,11 @@ One :class:`Decider` per stream sees the stream's window scores in order and is 
 offline scoring and by the daemon, so both decide exactly the same.
 
 - **Threshold.** The calibrated ``threshold``; with ``adaptive_window`` W > 0 also the running
-  ``adaptive_quantile`` of the last W scores (seeded with the calibration scores) times
-  ``exp(adaptive_margin)``, whichever is higher. A high quantile is not moved by a few anomalous
-  windows, but follows slow drift and rises on streams whose spikes are routine.
+  ``adaptive_quantile`` of the last W scores times ``exp(adaptive_margin)``, whichever is
+  higher. The history starts full: the calibration scores, repeated to W, which the stream's
+  scores then displace one by one. So a high quantile is not moved by a few anomalous windows,
+  not even at the start of a stream, but follows slow drift and rises on streams whose spikes
+  are routine.
 - **Events.** A window is *above* when its score exceeds its threshold. The stream is *active*
   at window t when, at some window of the last ``resolve_after`` windows, at least ``open_after``
   of the ``within`` windows up to it were above. An event opens at the first active window and
@@ -119,8 +121,10 @@ class Decider:
     event: Event | None = None
 
     def __post_init__(self) -> None:
-        for s in self.rule.seed[-self.rule.adaptive_window :] if self.rule.adaptive_window else ():
-            self._remember(s)
+        w, seed = self.rule.adaptive_window, self.rule.seed[-self.rule.adaptive_window :]
+        if w and seed:  # a full history from the start: the calibration scores, cycled
+            for i in range(w):
+                self._remember(seed[i % len(seed)])
 
     def _log(self, score: float) -> float:
         return math.log(max(score, 1e-12))

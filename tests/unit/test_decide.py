@@ -105,3 +105,15 @@ def test_event_ids_are_deterministic_and_distinct():
 def test_bad_rules_are_refused(kw, message):
     with pytest.raises(ValueError, match=message):
         Rule(**kw)
+
+
+def test_a_short_seed_fills_the_whole_history_so_one_burst_cannot_move_the_quantile():
+    seed = (1.0, 1.1, 0.9)
+    rule = Rule(
+        threshold=0.01, adaptive_window=300, adaptive_quantile=0.99, adaptive_margin=0.0, seed=seed
+    )
+    d = Decider(rule, "s")
+    assert d.current_threshold() == pytest.approx(1.1)  # 99% quantile of 300 cycled seeds
+    for i in range(2):  # a burst of two huge windows: 2 of 300 is below 1%
+        d.push(i, float(i), 1000.0)
+    assert d.current_threshold() == pytest.approx(1.1)
