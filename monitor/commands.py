@@ -230,8 +230,8 @@ def _nab(args: argparse.Namespace) -> int:
     history, rest, stamps = nab.build_csvs(args.data, args.out)
     models = args.out / "models"
     recipe = SERIES_PRESETS["dense"].with_overrides(seed=args.seed)
-    events = {**DEFAULT_EVENTS, "adaptive_window": args.adaptive_window}
-    plan = Plan(train_fraction=nab.TRAIN_FRACTION, max_train_rows=nab.MAX_TRAIN_ROWS, events=events)
+    rule = {**DEFAULT_EVENTS, "adaptive_window": args.adaptive_window}
+    plan = Plan(train_fraction=nab.TRAIN_FRACTION, max_train_rows=nab.MAX_TRAIN_ROWS, events=rule)
     print(f"training {len(stamps)} models into {models}", file=sys.stderr)
     train_series(
         read_samples(history),

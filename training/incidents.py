@@ -30,8 +30,8 @@ def _scaled_sigmoid(x: float) -> float:
     return -1.0 if x > 3.0 else 2.0 / (1.0 + math.exp(5.0 * x)) - 1.0
 
 
-def nab_raw(n: int, incidents: list[tuple[int, int]], detections: list[int]) -> float:
-    """NAB's raw score of detections (row positions) over ``n`` rows with incident windows
+def nab_raw(incidents: list[tuple[int, int]], detections: list[int]) -> float:
+    """NAB's raw score of detections (row positions) against incident windows (row ranges)
     (NAB's sweeper: the earliest detection in a window scores by its position, each false
     alarm by its distance after the last window, each missed window -1)."""
     cost = STANDARD
@@ -81,7 +81,6 @@ def stream_result(ts: np.ndarray, label: np.ndarray, opening_rows: list[int]) ->
             delays.append(float(ts[min(inside)] - ts[a]))
     true_events = sum(any(a <= r <= b for a, b in incidents) for r in opening_rows)
     days = float(ts[-1] - ts[0]) / 86400.0 if len(ts) > 1 else 0.0
-    n = len(ts)
     return StreamResult(
         len(incidents),
         detected,
@@ -89,8 +88,8 @@ def stream_result(ts: np.ndarray, label: np.ndarray, opening_rows: list[int]) ->
         true_events,
         delays,
         days,
-        nab_raw(n, incidents, opening_rows),
-        nab_raw(n, incidents, []),
+        nab_raw(incidents, opening_rows),
+        nab_raw(incidents, []),
         float(len(incidents)) * STANDARD["tp"],
     )
 

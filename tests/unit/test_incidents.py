@@ -1,0 +1,50 @@
+"""Event-level metrics and the NAB score, against values worked out by hand from NAB's rules."""
+
+import math
+
+import numpy as np
+import pytest
+
+from training.incidents import nab_raw, runs, stream_result, summarise
+
+
+def sig(x):
+    return 1 / (1 + math.exp(-x))
+
+
+MAX_TP = 2 * sig(5.0) - 1  # NAB's scaledSigmoid(-1)
+
+
+def test_runs_of_labelled_samples_are_incidents():
+    assert runs(np.array([0, 1, 1, 0, 0, 1, 0, 1])) == [(1, 2), (5, 5), (7, 7)]
+    assert runs(np.zeros(4)) == []
+
+
+@pytest.mark.parametrize(
+    "detections, raw",
+    [
+        ([], -1.0),  # a missed incident costs 1
+        ([10], 1.0),  # the first row of the window earns the full reward
+        ([19], (2 * sig(0.5) - 1) / MAX_TP),  # its last row: scaledSigmoid(-1/10)
+        ([12, 19], (2 * sig(4.0) - 1) / MAX_TP),  # only the earliest counts: -(19-12+1)/10
+        ([3], -1.0 - 0.11),  # a false alarm before any incident costs 0.11
+        ([10, 20], 1.0 + 0.11 * (2 * sig(-5 / 9) - 1)),  # right after one: almost free
+    ],
+)
+def test_nab_raw_score_by_hand(detections, raw):
+    assert nab_raw([(10, 19)], detections) == pytest.approx(raw, rel=1e-12)
+
+
+def test_event_metrics_delay_false_alarms_and_normalised_score():
+    ts = np.arange(0, 86400 * 2, 3600.0)  # two days, hourly
+    label = np.zeros(len(ts), dtype=np.int8)
+    label[10:20] = 1
+    label[30:35] = 1
+    r = stream_result(ts, label, [12, 40])  # the first incident at +2 h, a false alarm
+    assert (r.incidents, r.detected, r.events, r.true_events) == (2, 1, 2, 1)
+    assert r.delays == [7200.0]
+    doc = summarise([r])
+    assert doc["event_precision"] == 0.5 and doc["event_recall"] == 0.5
+    assert doc["false_alarms_per_day"] == pytest.approx(1 / (47 / 24))
+    assert doc["nab_score"] == pytest.approx(100 * (r.raw - r.null) / (r.perfect - r.null))
+    assert 0 < doc["nab_score"] < 50
