@@ -72,12 +72,17 @@ def check_sample_size(spec: str, n: int) -> None:
         raise ConfigError(f"threshold {spec} needs >= {need} calibration windows, got {n}{hint}")
 
 
+def _log_median_mad(scores: np.ndarray) -> tuple[float, float]:
+    """Median and scaled MAD (at least ``LOG_MAD_FLOOR``) of the log scores."""
+    logs = np.log(np.maximum(np.asarray(scores, dtype=np.float64), 1e-12))
+    med = float(np.median(logs))
+    return med, max(1.4826 * float(np.median(np.abs(logs - med))), LOG_MAD_FLOOR)
+
+
 def exceed_probability(scores: np.ndarray, value: float) -> float:
     """Chance that a normal window scores above ``value``: a log-normal fitted robustly to the
     calibration scores (median and MAD of the logs), so it extrapolates past the largest."""
-    logs = np.log(np.maximum(np.asarray(scores, dtype=np.float64), 1e-12))
-    med = float(np.median(logs))
-    mad = max(1.4826 * float(np.median(np.abs(logs - med))), LOG_MAD_FLOOR)
+    med, mad = _log_median_mad(scores)
     return float(stats.norm.sf((math.log(max(value, 1e-12)) - med) / mad))
 
 
@@ -117,9 +122,7 @@ def calibrate(scores: np.ndarray, spec: str) -> Threshold:
     elif method == "quantile":
         value = float(np.quantile(s, param))
     elif method == "mad":
-        logs = np.log(np.maximum(s, 1e-12))
-        med = float(np.median(logs))
-        mad = max(1.4826 * float(np.median(np.abs(logs - med))), LOG_MAD_FLOOR)
+        med, mad = _log_median_mad(s)
         details = {"log_median": med, "log_mad": mad}
         value = float(np.exp(med + param * mad))
     else:

@@ -68,13 +68,13 @@ def score_samples(samples: Samples, model: str | Path, device: str = "auto") -> 
         out.models[stream] = det
         window = det.meta["input"].get("window", {})
         length = int(window.get("length", det.input_shape[-1]))
-        sub = samples.subset(samples.rows_of(stream))
+        rows = samples.rows_of(stream)
+        sub = samples.subset(rows)
         if len(sub) < length:  # not one window yet, as in the daemon
             continue
         cut = windows_of(sub, length, int(window.get("stride", length)))
         scores = det.score(cut.table.values.reshape(len(cut.table), *det.input_shape))
         decider = Decider(Rule.from_meta(det.meta), stream)
-        rows = samples.rows_of(stream)
         for i, sc in enumerate(scores.tolist()):
             seq, end = int(cut.table.seq[i]), float(cut.table.ts[i])
             v = decider.push(seq, end, sc)
@@ -123,15 +123,16 @@ def iso(ts: float | None) -> str:
     return np.datetime64(round(ts * 1e6), "us").astype(str) + "Z"
 
 
-def opening_positions(samples: Samples, t: Timeline, stream: str) -> list[int]:
-    """Positions (within the stream's samples) of the windows that opened its events."""
+def opening_positions(samples: Samples, t: Timeline) -> dict[str, list[int]]:
+    """Per stream, the positions (within its samples) of the windows that opened its events."""
     last_row = {(s, q): r for s, q, r in zip(t.stream, t.seq, t.last_row, strict=True)}
-    local = {int(r): k for k, r in enumerate(samples.rows_of(stream))}
-    return [
-        local[last_row[(stream, int(e["start_seq"]))]]
-        for e in t.events
-        if e["stream"] == stream and e["state"] == "open"
-    ]
+    out: dict[str, list[int]] = {stream: [] for stream in t.models}
+    local = {stream: {int(r): k for k, r in enumerate(samples.rows_of(stream))} for stream in out}
+    for e in t.events:
+        if e["state"] == "open":
+            stream = e["stream"]
+            out[stream].append(local[stream][last_row[(stream, int(e["start_seq"]))]])
+    return out
 
 
 def evaluate_events(samples: Samples, t: Timeline) -> dict[str, object]:
@@ -139,10 +140,10 @@ def evaluate_events(samples: Samples, t: Timeline) -> dict[str, object]:
     from training.incidents import stream_result, summarise
 
     assert samples.label is not None
+    openings = opening_positions(samples, t)
     results = []
-    for stream in t.models:
+    for stream, positions in openings.items():
         rows = samples.rows_of(stream)
-        positions = opening_positions(samples, t, stream)
         results.append(stream_result(samples.ts[rows], samples.label[rows], positions))
     return summarise(results)
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -91,6 +92,15 @@ async def running(s: Settings) -> AsyncIterator[Service]:
 
 
 read_all = read_topic
+
+
+async def decided(bootstrap: str, t: dict[str, str]) -> dict[tuple[str, int], int]:
+    """How many times each window was decided (from the per-window scores topic)."""
+    out: dict[tuple[str, int], int] = {}
+    for r in await read_all(bootstrap, t["scores_topic"]):
+        doc = orjson.loads(r.value)
+        out[(doc["stream"], doc["seq"])] = out.get((doc["stream"], doc["seq"]), 0) + 1
+    return out
 
 
 async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:

@@ -13,6 +13,7 @@ from monitor.replay import replay
 from tests.integration.helpers import (
     Daemon,
     committed,
+    decided,
     make_topics,
     read_all,
     scrape,
@@ -27,15 +28,6 @@ from training.datasets.table import read_windows, write_windows
 def keys_in(path) -> list[tuple[str, int]]:
     t = read_windows(path)
     return [(str(s), int(q)) for s, q in zip(t.stream, t.seq, strict=True)]
-
-
-async def decided(bootstrap, t) -> dict[tuple[str, int], int]:
-    """How many times each window was decided (from the per-window scores topic)."""
-    out: dict[tuple[str, int], int] = {}
-    for r in await read_all(bootstrap, t["scores_topic"]):
-        doc = orjson.loads(r.value)
-        out[(doc["stream"], doc["seq"])] = out.get((doc["stream"], doc["seq"]), 0) + 1
-    return out
 
 
 async def alerts_by_window(bootstrap, t) -> dict[tuple[str, int], list[dict]]:

@@ -15,6 +15,7 @@ from monitor.replay import produce, replay
 from tests.integration.helpers import (
     Daemon,
     counter,
+    decided,
     make_topics,
     read_all,
     running,
@@ -116,12 +117,7 @@ async def test_sigkill_mid_incident_loses_no_event_and_repeats_ids(bootstrap, se
         await second.wait_ready()
         deadline = time.monotonic() + 90
         while True:
-            keys = {
-                (d["stream"], d["seq"])
-                for d in (
-                    orjson.loads(r.value) for r in await read_all(bootstrap, t["scores_topic"])
-                )
-            }
+            keys = set(await decided(bootstrap, t))
             if len(keys) >= len(offline):
                 break
             assert time.monotonic() < deadline, f"{len(offline) - len(keys)} windows undecided"

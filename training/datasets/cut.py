@@ -26,7 +26,6 @@ class Cut:
 
     table: WindowTable  # values, stream, seq, ts and start (times of last and first sample), label
     last_row: np.ndarray  # int64 [n]: CSV data row (0-based) of each window's last sample
-    late: list[int]  # CSV data rows refused as repeats (seq not after the stream's last)
 
 
 def windows_of(samples: Samples, length: int, stride: int | None = None) -> Cut:
@@ -40,7 +39,6 @@ def windows_of(samples: Samples, length: int, stride: int | None = None) -> Cut:
     shape = (length,) if channels == 1 else (channels, length)
     rows: dict[str, list] = {k: [] for k in ("values", "stream", "seq", "ts", "start", "last")}
     labels: list[int] = []
-    late: list[int] = []
     out = np.zeros(shape, dtype=np.float32)
     for stream in samples.streams():
         w = Windower(length, stride, channels)
@@ -49,8 +47,7 @@ def windows_of(samples: Samples, length: int, stride: int | None = None) -> Cut:
             seq = None if samples.seq is None else int(samples.seq[i])
             try:
                 end = w.push(0, int(i), stream, seq, samples.values[i].astype(np.float32), out)
-            except LateSample:
-                late.append(int(i))
+            except LateSample:  # a repeated seq: skipped, as the daemon refuses it
                 continue
             accepted.append(int(i))
             if end is None:
@@ -75,7 +72,7 @@ def windows_of(samples: Samples, length: int, stride: int | None = None) -> Cut:
         start=np.asarray(rows["start"]),
         label=np.asarray(labels, dtype=np.int8) if samples.label is not None else None,
     )
-    return Cut(table, np.asarray(rows["last"], dtype=np.int64), late)
+    return Cut(table, np.asarray(rows["last"], dtype=np.int64))
 
 
 def cut(path: str | Path, length: int, stride: int | None = None) -> WindowTable:

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from training.datasets.table import F32_MAX
 from training.errors import DataError
 
 TIME_COLUMNS = ("timestamp", "ts", "time")
 ID_COLUMNS = ("stream", "seq", "label")
-F32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
