@@ -65,15 +65,21 @@ def event_message(record: dict) -> bytes:
     return orjson.dumps({**record, "detected_at": time.time()})
 
 
-def dead_letter_headers(
-    original: tuple | list | None, reason: str, error: str, topic: str, partition: int, offset: int
-) -> list[tuple[str, bytes]]:
-    """The original headers plus why and where the message came from."""
-    return [
-        *(original or ()),
+def dead_letter(
+    topic: str, rec: object, reason: str, error: str, source: tuple[str, int], max_bytes: int
+) -> tuple[str, bytes | None, bytes | None, list]:
+    """A refused record as a dead letter: its bytes (cut to ``max_bytes``, with a
+    ``truncated_from`` header giving the original size) and headers, plus why and where from."""
+    value: bytes | None = rec.value  # type: ignore[attr-defined]
+    headers = [
+        *(rec.headers or ()),  # type: ignore[attr-defined]
         ("reason", reason.encode()),
         ("error", error.encode()[:1024]),
-        ("source_topic", topic.encode()),
-        ("source_partition", str(partition).encode()),
-        ("source_offset", str(offset).encode()),
+        ("source_topic", source[0].encode()),
+        ("source_partition", str(source[1]).encode()),
+        ("source_offset", str(rec.offset).encode()),  # type: ignore[attr-defined]
     ]
+    if value is not None and len(value) > max_bytes:
+        headers.append(("truncated_from", str(len(value)).encode()))
+        value = value[:max_bytes]
+    return topic, value, rec.key, headers  # type: ignore[attr-defined]

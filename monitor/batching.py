@@ -26,6 +26,7 @@ class Batch:
     parts: list[int] = field(default_factory=list)  # each row's partition (sample streams)
     holds: list[int] = field(default_factory=list)  # offset its stream's history starts at
     commit: dict[TopicPartition, int] = field(default_factory=dict)  # next offset per partition
+    epochs: dict[TopicPartition, int] = field(default_factory=dict)  # each partition's, at fetch
     pending: list[tuple] = field(default_factory=list)  # dead letters to publish with the batch
     opened: float = field(default_factory=time.monotonic)
 
@@ -81,6 +82,7 @@ class Batch:
         for lst in (*self._lists(), self.pending):
             lst.clear()
         self.commit.clear()
+        self.epochs.clear()
         self.opened = time.monotonic()
         return self
 

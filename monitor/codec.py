@@ -3,9 +3,9 @@
 Window messages (JSON ``{"stream", "seq"?, "ts"?, "values": [...]}`` or raw little-endian float32
 with ``content-type: application/x-aemon-f32`` and ``stream``/``seq`` headers) are decoded straight
 into the rows of a preallocated float32 batch, a fetched run of records at a time. Finiteness of
-window rows is checked once per batch (:func:`non_finite_rows`), not per message;
-:func:`non_finite_reason` names a bad row's cause. Sample messages (``{"stream", "ts"?, "value":
-x}`` or ``"values"`` for several channels) are decoded into a small array for the windowing stage.
+window rows is checked once per batch (:func:`non_finite_rows`), not per message. ``values`` hold
+JSON numbers only. Sample messages (``{"stream", "ts"?, "value": x}`` or ``"values"`` for several
+channels) are decoded into a small array for the windowing stage.
 """
 
 from __future__ import annotations
@@ -102,15 +102,18 @@ def _ts(value: object, default: float) -> float:
 
 
 def _fill(row: np.ndarray, values: object) -> None:
-    """Copy ``values`` into ``row`` (float32), checking the type and length (not finiteness)."""
+    """Copy ``values`` into ``row`` (float32), checking type and length (not finiteness). JSON
+    numbers only: numpy would turn ``"0.12"`` into 0.12 and ``true`` into 1."""
     if not isinstance(values, list):
         raise Invalid("bad_values", "'values' must be an array of numbers")
     if len(values) != row.size:
         raise Invalid("wrong_length", f"{len(values)} values; the model takes {row.size}")
-    try:
-        row.reshape(-1)[:] = values
-    except (TypeError, ValueError):
-        raise Invalid("bad_values", "'values' must hold numbers only") from None
+    if not set(map(type, values)) <= NUMBER_TYPES:
+        raise Invalid("bad_values", "'values' must hold numbers only (no strings, booleans, null)")
+    row.reshape(-1)[:] = values
+
+
+NUMBER_TYPES = {float, int}  # exact types: bool, a subclass of int, is refused
 
 
 def non_finite_rows(rows: np.ndarray) -> np.ndarray:
@@ -121,14 +124,7 @@ def non_finite_rows(rows: np.ndarray) -> np.ndarray:
     return np.flatnonzero(~np.isfinite(flat).all(axis=1))
 
 
-def non_finite_reason(value: bytes | None) -> Invalid:
-    """Why a decoded row is not finite: ``null`` among JSON values, or a NaN/inf/overflow."""
-    try:
-        values = orjson.loads(value or b"").get("values", [])
-    except (orjson.JSONDecodeError, AttributeError):
-        values = []  # raw float32: NaN or inf in the payload
-    if any(v is None for v in values):
-        return Invalid("bad_values", "'values' must hold numbers only (null found)")
+def non_finite() -> Invalid:
     return Invalid("non_finite", "values must be finite (no NaN, no inf, within float32)")
 
 
@@ -234,7 +230,7 @@ def decode_sample(value: bytes | None, timestamp_ms: int, channels: int, limits:
     out = np.empty(channels, dtype=np.float32)
     _fill(out, raw if isinstance(raw, list) else [raw])
     if not np.isfinite(out).all():
-        raise non_finite_reason(value)
+        raise non_finite()
     seq = doc.get("seq")
     return Sample(
         stream,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import math
 import signal
 import sys
@@ -13,10 +12,11 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from monitor import config
+from monitor import config, logs
 from monitor.broker import EmbeddedBroker, create_topics
 from monitor.replay import replay
 from monitor.service import Service
+from monitor.supervisor import StageFailed
 from training.errors import ConfigError
 from training.series import DEFAULT_EVENTS
 
@@ -55,7 +55,13 @@ def register(sub: argparse._SubParsersAction) -> None:
             metavar=name.split("_")[-1].upper(),
             help=f"{config.HELP[name]} [AEMON_{name.upper()}; default {default}]",
         )
-    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument(
+        "--log-level",
+        type=str.upper,
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level (default INFO)",
+    )
     serve.set_defaults(func=_serve)
 
     rp = sub.add_parser(
@@ -282,12 +288,19 @@ def _nab(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    """Exit 0 after a clean stop, 1 after a stage failed (logged), 2 for a start-up problem."""
     flags = {name: getattr(args, name) for name in config.FIELDS}
     settings = config.load(flags, args.config)
-    run_async(Service(settings).run())
+    logs.configure(args.log_level, settings.log_format)
+
+    async def serve() -> None:
+        await Service(settings).run()
+
+    try:
+        run_async(serve())
+    except StageFailed as exc:
+        print(f"aemon: stopped: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -40,6 +40,7 @@ class Settings:
     fetch_max_wait_ms: int = 20
     max_message_bytes: int = 1 << 20
     max_stream_id: int = 256
+    dlq_max_bytes: int = 256 << 10
     queue_batches: int = 4
     top_k: int = 5
     device: str = "auto"
@@ -47,6 +48,11 @@ class Settings:
     amp: bool = False
     watch_model: bool = True
     commit_timeout_s: float = 10.0
+    broker_wait_s: float = 300.0
+    broker_grace_s: float = 5.0
+    shutdown_timeout_s: float = 8.0
+    summary_interval_s: float = 60.0
+    log_format: str = "text"
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
     auto_offset_reset: str = "earliest"
@@ -101,6 +107,8 @@ HELP = {
     "data arrives; the embedded broker holds fetches this long under steady traffic)",
     "max_message_bytes": "larger messages go to the dead-letter topic",
     "max_stream_id": "longest stream id accepted (characters)",
+    "dlq_max_bytes": "a dead letter's original bytes are cut to this size (header truncated_from "
+    "gives the original size), so that one never exceeds what the broker accepts",
     "queue_batches": "batches queued for scoring at most (bounds memory; overload becomes lag)",
     "top_k": "time steps (or pixels) with the largest error named in each alert",
     "device": "auto (CUDA when present), cpu or cuda[:N]",
@@ -108,6 +116,12 @@ HELP = {
     "amp": "autocast when scoring on CUDA",
     "watch_model": "swap in a model when its detector.json changes (each model on its own)",
     "commit_timeout_s": "give up on an offset commit after this long (it is retried next batch)",
+    "broker_wait_s": "at start-up, wait this long for the broker before exiting 2 (0: forever)",
+    "broker_grace_s": "the broker may be unreachable this long before /readyz answers 503",
+    "shutdown_timeout_s": "SIGTERM: longest drain (finish, publish, commit) before the exit",
+    "summary_interval_s": "a summary log line this often (windows/s, anomalies, alerts, dead "
+    "letters, lag, models); 0: none",
+    "log_format": "'text' or 'json' (one JSON object per line)",
     "session_timeout_ms": "consumer group session timeout",
     "heartbeat_interval_ms": "consumer group heartbeat interval",
     "auto_offset_reset": "where a new group starts: earliest or latest",
@@ -169,8 +183,19 @@ def _check(s: Settings) -> list[str]:
         v = getattr(s, name)
         if not lo <= v <= hi:
             p.append(f"{name}: {v} is outside {lo}..{hi}")
-    if s.commit_timeout_s <= 0:
-        p.append("commit_timeout_s: must be > 0")
+    for name, lo, hi in (
+        ("commit_timeout_s", 0.01, 3600),
+        ("broker_wait_s", 0, 86400),
+        ("broker_grace_s", 0, 3600),
+        ("shutdown_timeout_s", 0.1, 3600),
+        ("summary_interval_s", 0, 86400),
+        ("dlq_max_bytes", 1024, 1 << 28),
+    ):
+        v = getattr(s, name)
+        if not lo <= v <= hi:  # also false for NaN
+            p.append(f"{name}: {v} is outside {lo:g}..{hi:g}")
+    if s.log_format not in ("text", "json"):
+        p.append(f"log_format: 'text' or 'json', got {s.log_format!r}")
     if s.heartbeat_interval_ms >= s.session_timeout_ms:
         p.append("heartbeat_interval_ms: must be below session_timeout_ms")
     if s.auto_offset_reset not in ("earliest", "latest"):

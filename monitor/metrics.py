@@ -1,13 +1,15 @@
 """Prometheus metrics (prefix ``aemon_``, base units, no per-stream labels) and the HTTP endpoints.
 
-``/metrics`` is the text exposition; ``/healthz`` answers 200 while the event loop runs;
-``/readyz`` answers 200 once a model is loaded and the consumer has joined its group.
+``/metrics`` is the text exposition; ``/healthz`` answers 200 unless a stage failed (500);
+``/readyz`` answers 200 while the daemon is ready (``health.py``), else 503 with the reasons.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -16,6 +18,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from monitor.codec import REASONS
+from monitor.health import Health
+
+if TYPE_CHECKING:
+    from monitor.decisions import Decided
 
 ERROR_BUCKETS = tuple(round(1e-4 * 10 ** (k / 3), 10) for k in range(19))  # 1e-4 .. 1e2
 SECOND_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -112,6 +118,50 @@ class Metrics:
             registry=r,
         )
 
+        self.errors = Counter(
+            "aemon_errors",
+            "Errors retried or fatal, by stage (broker, publish, commit) and error class.",
+            ["stage", "kind"],
+            registry=r,
+        )
+        self.broker_reachable = Gauge(
+            "aemon_broker_reachable", "1 while the broker answers metadata requests.", registry=r
+        )
+        self.log_lost = Counter(
+            "aemon_input_log_lost",
+            "Input logs found lost or reset (topic_missing, past_end), each read again.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("topic_missing", "past_end"):
+            self.log_lost.labels(reason)
+        self.model_reload_failures = Counter(
+            "aemon_model_reload_failures", "New artifacts refused (the old model kept).", registry=r
+        )
+        self.ready = Gauge("aemon_ready", "1 while /readyz answers 200.", registry=r)
+
+    def decided(self, d: Decided) -> None:
+        """Count an acknowledged batch's decisions."""
+        if d.scored is None:
+            return
+        now, n = time.time(), d.batch.n
+        self.windows_scored.inc(d.decided)
+        self.anomalies.inc(d.anomalies)
+        self.alerts_published.inc(d.alerts)
+        self.events_opened.inc(d.opened)
+        self.events_resolved.inc(d.resolved)
+        self.events_open.inc(d.opened - d.resolved)
+        self.warmup_windows.inc(d.warmup)
+        self.batch_size.observe(n)
+        self.scoring_duration.observe(d.scored.seconds)
+        self.reconstruction_error.observe_many(d.scored.scores)
+        self.end_to_end_latency.observe_many(now - np.asarray(d.batch.kafka_ts))
+        self.last_batch.set(now)
+
+    def forget_lag(self, topic: str, partition: int) -> None:
+        with contextlib.suppress(KeyError):
+            self.consumer_lag.remove(topic, str(partition))
+
     def set_models(self, models: list[tuple[str, str, str, float]]) -> None:
         """Point the model series at the models in use (name, version, family, threshold),
         removing labels of models gone. One label value per model: bounded by the models
@@ -126,9 +176,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-async def serve_http(
-    metrics: Metrics, ready: Callable[[], bool], host: str, port: int
-) -> asyncio.Server:
+async def serve_http(metrics: Metrics, health: Health, host: str, port: int) -> asyncio.Server:
     """Start the HTTP endpoints; the caller closes the returned server."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -141,11 +189,13 @@ async def serve_http(
             if path == "/metrics":
                 status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, metrics.exposition()
             elif path == "/healthz":
-                status, ctype, body = "200 OK", "text/plain", b"ok\n"
+                ok = health.alive()
+                status = "200 OK" if ok else "500 Internal Server Error"
+                ctype, body = "text/plain", b"ok\n" if ok else f"{health.failed}\n".encode()
             elif path == "/readyz":
-                ok = ready()
-                status = "200 OK" if ok else "503 Service Unavailable"
-                ctype, body = "text/plain", b"ready\n" if ok else b"not ready\n"
+                problems = health.problems()
+                status = "503 Service Unavailable" if problems else "200 OK"
+                ctype, body = "text/plain", "\n".join(problems or ["ready"]).encode() + b"\n"
             else:
                 status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
             head = (

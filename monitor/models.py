@@ -91,10 +91,11 @@ class Models:
         """Models whose ``detector.json`` changed since loaded."""
         return [i for i, p in enumerate(self.paths) if _stamp(p) != self.stamps[i]]
 
-    def reload(self, which: list[int]) -> list[tuple[int, Detector]]:
+    def reload(self, which: list[int]) -> tuple[list[tuple[int, Detector]], int]:
         """Reload models ``which`` (blocking: call in a worker thread); a model that fails to load
-        or no longer fits keeps running. Returns the models swapped in, by position."""
-        swapped = []
+        or no longer fits keeps running. Returns the models swapped in, by position, and how
+        many were refused."""
+        swapped, refused = [], 0
         for i in which:
             self.stamps[i] = _stamp(self.paths[i])
             try:
@@ -104,10 +105,11 @@ class Models:
             except Exception as exc:  # a bad new artifact must not stop a running monitor
                 old = self.detectors[i]
                 log.error("model reload refused, keeping %s %s: %s", old.name, old.version, exc)
+                refused += 1
                 continue
             self.detectors[i], self.rules[i] = det, rule
             swapped.append((i, det))
-        return swapped
+        return swapped, refused
 
 
 def _window(det: Detector) -> tuple[int, int]:

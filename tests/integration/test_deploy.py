@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from monitor import config
+from monitor.health import Health
 from monitor.metrics import Metrics, serve_http
 from tests.integration.tools import ensure
 
@@ -56,7 +57,7 @@ def test_every_manifest_parses_and_the_kustomization_lists_them():
 
 
 async def test_probes_and_ports_are_the_ones_the_daemon_serves():
-    server = await serve_http(Metrics(), lambda: True, "127.0.0.1", 0)
+    server = await serve_http(Metrics(), Health(assigned=True), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
 
     def status(path: str) -> int:

@@ -5,6 +5,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.health import Health
 from monitor.metrics import ERROR_BUCKETS, BulkHistogram, Metrics, serve_http
 
 
@@ -62,8 +63,9 @@ def test_every_named_metric_is_exported():
 
 async def test_http_endpoints():
     m = Metrics()
-    ready = {"v": False}
-    server = await serve_http(m, lambda: ready["v"], "127.0.0.1", 0)
+    clock = [0.0]
+    health = Health(grace_s=5, clock=lambda: clock[0])
+    server = await serve_http(m, health, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
 
     def get(path):
@@ -75,9 +77,19 @@ async def test_http_endpoints():
 
     try:
         assert (await asyncio.to_thread(get, "/healthz"))[0] == 200
-        assert (await asyncio.to_thread(get, "/readyz"))[0] == 503
-        ready["v"] = True
+        assert await asyncio.to_thread(get, "/readyz") == (503, b"no partition assigned\n")
+        health.assigned = True
+        assert (await asyncio.to_thread(get, "/readyz")) == (200, b"ready\n")
+        health.broker_down()
+        clock[0] = 4.9  # within the grace: still ready
         assert (await asyncio.to_thread(get, "/readyz"))[0] == 200
+        clock[0] = 6.0
+        assert await asyncio.to_thread(get, "/readyz") == (503, b"broker unreachable for 6 s\n")
+        assert health.broker_up() == 6.0 and health.outages == 1
+        health.failed = "score stage: RuntimeError: boom"
+        status, body = await asyncio.to_thread(get, "/healthz")
+        assert (status, body) == (500, b"score stage: RuntimeError: boom\n")
+        assert (await asyncio.to_thread(get, "/readyz"))[0] == 503
         status, body = await asyncio.to_thread(get, "/metrics")
         assert status == 200 and b"aemon_windows_scored_total" in body
         assert (await asyncio.to_thread(get, "/nope"))[0] == 404

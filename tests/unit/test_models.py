@@ -39,13 +39,13 @@ def test_each_model_reloads_on_its_own_and_a_bad_one_keeps_running(models, tmp_p
     path.write_text(json.dumps(meta))
     os.utime(path, ns=(1, 1))  # a new stamp, whatever the clock's resolution
     assert m.changed() == [b]
-    swapped = m.reload(m.changed())
-    assert [i for i, _ in swapped] == [b] and m.rules[b].resolve_after == 30
+    swapped, refused = m.reload(m.changed())
+    assert [i for i, _ in swapped] == [b] and refused == 0 and m.rules[b].resolve_after == 30
     assert m.changed() == []
     path.write_text("{broken")
     os.utime(path, ns=(2, 2))
     old = m.detectors[b]
-    assert m.reload(m.changed()) == [] and m.detectors[b] is old  # refused, the old one runs
+    assert m.reload(m.changed()) == ([], 1) and m.detectors[b] is old  # refused, the old one runs
     path.write_text(original)
 
 

@@ -1,0 +1,189 @@
+"""Stage 1: fetch, decode, [window], batch. Refused records become dead letters held in the batch
+they arrived with, so that they are published (and their offsets committed) in order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+import orjson
+from aiokafka import TopicPartition
+
+from monitor import alerts
+from monitor.batching import Batch, Pool
+from monitor.codec import (
+    Invalid,
+    Limits,
+    decode_sample,
+    decode_windows,
+    non_finite,
+    non_finite_rows,
+)
+from monitor.kafka import Consumer
+from monitor.models import Models
+from monitor.refusals import RefusalLog
+from monitor.stopping import STOPPED, unless_stopped
+from training.windowing import LateSample, Windower
+
+
+class Intake:
+    def __init__(
+        self,
+        consumer: Consumer,
+        models: Models,
+        windower: Windower | None,
+        pool: Pool,
+        queue: asyncio.Queue[Batch | None],
+        limits: Limits,
+        dlq: tuple[str, int],  # topic, largest dead letter in bytes
+        on_invalid: Callable[[str], None],
+        epoch: Callable[[TopicPartition], int],
+        baseline: dict[TopicPartition, int],
+        max_wait_s: float,
+        stopping: asyncio.Event,
+    ) -> None:
+        self.consumer, self.models, self.windower = consumer, models, windower
+        self.pool, self.queue, self.limits, self.dlq = pool, queue, limits, dlq
+        self.on_invalid, self.epoch, self.wait, self.stopping = (
+            on_invalid,
+            epoch,
+            max_wait_s,
+            stopping,
+        )
+        self.refusals = RefusalLog()
+        self.batch: Batch | None = None
+        self.fetched: dict[TopicPartition, int] = {}  # next offset per partition, as fetched
+        self.baseline = baseline  # first offset fetched per partition (lag before a commit)
+        self.first_fetch: float | None = None  # monotonic, for the benchmark
+
+    async def run(self) -> None:
+        """Fetch into batches until stopping; then hand the batch in hand on, and end the
+        queue."""
+        self.batch = await self._fresh()
+        while self.batch is not None and not self.stopping.is_set():
+            batch = self.batch
+            left = max(0.0, self.wait - (time.monotonic() - batch.opened)) if batch.n else self.wait
+            fetched = await unless_stopped(
+                self.consumer.getmany(timeout_ms=int(left * 1000), max_records=batch.room),
+                self.stopping,
+            )
+            if fetched is STOPPED:
+                break
+            assert isinstance(fetched, dict)
+            if fetched and self.first_fetch is None:
+                self.first_fetch = time.monotonic()
+            for tp, records in fetched.items():
+                self.take(tp, records)
+            if batch.full or (not batch.empty and time.monotonic() - batch.opened >= self.wait):
+                await self.hand_off()
+        if self.batch is not None and not self.batch.empty:
+            await self._queue(self.batch)  # the drain decides what is in hand
+        self.batch = None
+        await self.queue.put(None)
+
+    async def _fresh(self) -> Batch | None:
+        batch = await unless_stopped(self.pool.take(), self.stopping)
+        return None if batch is STOPPED else batch  # type: ignore[return-value]
+
+    async def _queue(self, batch: Batch) -> None:
+        if self.windower is not None:
+            for tp in batch.commit:
+                batch.commit[tp] = self.windower.safe_offset(tp.partition, batch.commit[tp])
+        await self.queue.put(batch)
+
+    async def hand_off(self) -> None:
+        """Queue the batch in hand (if it holds anything) and take a fresh one."""
+        batch = self.batch
+        if batch is None or batch.empty:
+            return
+        if await unless_stopped(self._queue(batch), self.stopping) is STOPPED:
+            return  # still in hand: the drain queues it
+        self.batch = await self._fresh()
+
+    def forget(self, tps: list[TopicPartition]) -> None:
+        """Drop the windows of partitions no longer owned (or whose log was lost)."""
+        if self.windower is not None:
+            self.windower.drop([tp.partition for tp in tps])
+        for tp in tps:
+            self.fetched.pop(tp, None)
+
+    def take(self, tp: TopicPartition, records: list) -> None:
+        batch = self.batch
+        assert batch is not None
+        if records:
+            batch.commit[tp] = self.fetched[tp] = records[-1].offset + 1
+            batch.epochs[tp] = self.epoch(tp)
+            self.baseline.setdefault(tp, records[0].offset)
+        if self.windower is not None:
+            self._samples(tp, records, batch)
+            return
+        first = batch.n
+        got = decode_windows(records, batch.values[first:], self.limits)
+        batch.keep(got.streams, got.seqs, got.ts, [r.timestamp / 1000 for r in got.kept])
+        if not self.models.single:
+            batch.models += [self.models.index(st) for st in got.streams]
+        for rec, bad in got.refused:
+            self._dead_letter(tp, rec, bad, batch)
+        bad_rows = set(non_finite_rows(batch.values[first : batch.n]).tolist())
+        if not self.models.single:
+            bad_rows |= {i for i, m in enumerate(batch.models[first:]) if m is None}
+        for i in sorted(bad_rows, reverse=True):
+            batch.drop(first + i)
+            rec = got.kept[i]
+            self._dead_letter(tp, rec, self._refusal(rec), batch)
+
+    def _refusal(self, rec) -> Invalid:
+        """Why a decoded window row was dropped: no model for its stream, or not finite."""
+        stream = None
+        for key, v in rec.headers or ():
+            if key == "stream":
+                stream = v.decode(errors="replace")
+        if stream is None:
+            with contextlib.suppress(Exception):
+                stream = orjson.loads(rec.value).get("stream")
+        if not self.models.single and stream is not None and self.models.index(stream) is None:
+            return Invalid("no_model", f"no model serves stream {stream[:64]!r}")
+        return non_finite()
+
+    def _samples(self, tp: TopicPartition, records: list, batch: Batch) -> None:
+        """Push samples into their streams' windows; each completed window fills a row."""
+        assert self.windower is not None
+        w, p = self.windower, tp.partition
+        streams: list[str] = []
+        seqs: list[int] = []
+        ts: list[float] = []
+        kafka_ts: list[float] = []
+        for rec in records:
+            row = batch.values[batch.n + len(streams)]
+            try:
+                s = decode_sample(rec.value, rec.timestamp, w.channels, self.limits)
+                model = self.models.index(s.stream)
+                if model is None:
+                    raise Invalid("no_model", f"no model serves stream {s.stream[:64]!r}")
+                seq = w.push(p, rec.offset, s.stream, s.seq, s.values, row)
+            except Invalid as bad:
+                self._dead_letter(tp, rec, bad, batch)
+                continue
+            except LateSample as late:
+                self._dead_letter(tp, rec, Invalid("late_sample", str(late)), batch)
+                continue
+            if seq is not None:
+                streams.append(s.stream)
+                seqs.append(seq)
+                ts.append(s.ts)
+                kafka_ts.append(rec.timestamp / 1000)
+                batch.models.append(model)
+                batch.parts.append(p)
+                if w.history:
+                    batch.holds.append(w.history_offset(p, s.stream))
+        batch.keep(streams, seqs, ts, kafka_ts)
+
+    def _dead_letter(self, tp: TopicPartition, rec, bad: Invalid, batch: Batch) -> None:
+        self.on_invalid(bad.reason)
+        self.refusals.note(bad.reason, str(bad), f"{tp.topic}/{tp.partition}@{rec.offset}")
+        topic, limit = self.dlq
+        batch.pending.append(
+            alerts.dead_letter(topic, rec, bad.reason, str(bad), (tp.topic, tp.partition), limit)
+        )

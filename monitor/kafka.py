@@ -1,0 +1,137 @@
+"""The Kafka clients the daemon's parts are given: what each part uses of them, and aiokafka's.
+
+Parts take these protocols, never aiokafka itself, so that every part is tested with fakes
+(``tests/unit/fakes.py``) as well as against the real broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from monitor.config import Settings
+
+
+class Consumer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None: ...
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, list]: ...
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+    def highwater(self, tp: TopicPartition) -> int | None: ...
+    def last_poll_timestamp(self, tp: TopicPartition) -> int | None: ...
+    def assignment(self) -> set[TopicPartition]: ...
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None: ...
+    async def seek_to_end(self, *tps: TopicPartition) -> None: ...
+
+
+class RecordBatch(Protocol):
+    def append(
+        self, *, timestamp: int | None, key: bytes | None, value: bytes | None, headers: Sequence
+    ) -> Any: ...
+
+
+class Producer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def partitions_for(self, topic: str) -> set[int]: ...
+    def create_batch(self) -> RecordBatch: ...
+    async def send_batch(self, batch: RecordBatch, topic: str, *, partition: int) -> Awaitable: ...
+
+
+class Cluster(Protocol):
+    """The broker as a whole: which topics exist (raises a ``KafkaError`` or ``OSError``
+    when it cannot be reached)."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+    async def topics(self) -> set[str]: ...
+
+
+@dataclass
+class Clients:
+    consumer: Consumer
+    producer: Producer
+    cluster: Cluster
+
+    def in_group(self) -> bool:
+        """Whether the consumer still holds its group membership (a commit now would be the
+        member's, not an anonymous one that a fresh group accepts from anybody). aiokafka keeps
+        this in its coordinator; fakes say it with an ``in_group`` attribute."""
+        if hasattr(self.consumer, "in_group"):
+            return bool(self.consumer.in_group)
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        return coordinator is not None and getattr(coordinator, "generation", -1) >= 0
+
+
+class AdminCluster:
+    """:class:`Cluster` over aiokafka's admin client; each call is one metadata request."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=f"{settings.client_id}-watch",
+            request_timeout_ms=3000,
+            **settings.kafka_security(),
+        )
+        self.started = False
+
+    async def start(self) -> None:
+        await self.admin.start()
+        self.started = True
+
+    async def close(self) -> None:
+        if self.started:
+            await self.admin.close()
+
+    async def topics(self) -> set[str]:
+        if not self.started:
+            await self.start()
+        return set(await asyncio.wait_for(self.admin.list_topics(), 4))
+
+
+def kafka_clients(s: Settings) -> Clients:
+    """aiokafka clients as ``s`` configures them (manual commits, ``acks=all``)."""
+    sec = s.kafka_security()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=s.bootstrap_servers,
+        group_id=s.group_id,
+        client_id=s.client_id,
+        enable_auto_commit=False,
+        auto_offset_reset=s.auto_offset_reset,
+        session_timeout_ms=s.session_timeout_ms,
+        heartbeat_interval_ms=s.heartbeat_interval_ms,
+        max_partition_fetch_bytes=max(4 << 20, s.max_message_bytes + 1024),
+        fetch_max_wait_ms=s.fetch_max_wait_ms,
+        **sec,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=s.bootstrap_servers,
+        client_id=s.client_id,
+        acks="all",
+        enable_idempotence=s.idempotent,
+        linger_ms=2,
+        max_batch_size=1 << 20,  # aiokafka's 16 KiB default splits one batch's alerts in many
+        max_request_size=max(1 << 21, 2 * s.max_message_bytes),
+        request_timeout_ms=10_000,
+        **sec,
+    )
+    return Clients(consumer, producer, AdminCluster(s))
+
+
+# An aiokafka error not marked retriable that a broker outage produces and that clears by itself.
+TRANSIENT = {"KafkaTimeoutError"}
+
+
+def retriable(exc: BaseException) -> bool:
+    """Whether a Kafka error may go away by itself (aiokafka marks its errors so); anything
+    that is not a Kafka error (a socket error, a timeout) is treated as retriable."""
+    if isinstance(exc, KafkaError):
+        return bool(getattr(exc, "retriable", False)) or type(exc).__name__ in TRANSIENT
+    return isinstance(exc, OSError | TimeoutError)

@@ -1,0 +1,126 @@
+"""The broker and the input log, watched: reachability (for readiness), and a log that was lost
+or reset under the daemon (a broker that came back empty, a topic deleted and re-created, an
+offset reset), which is reported loudly and recovered from by the documented rule: the
+partitions concerned are read again from where ``auto_offset_reset`` says."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiokafka import TopicPartition
+
+from monitor.health import Health
+from monitor.kafka import Clients, retriable
+from monitor.metrics import Metrics
+from monitor.stopping import pause
+from monitor.supervisor import Fatal
+
+log = logging.getLogger("aemon.serve")
+
+
+class BrokerWatch:
+    def __init__(
+        self,
+        clients: Clients,
+        input_topic: str,
+        health: Health,
+        metrics: Metrics,
+        fetched: dict[TopicPartition, int],
+        on_reset: Callable[[list[TopicPartition]], Awaitable[None]],
+        on_back: Callable[[], None],
+        stopping: asyncio.Event,
+        reset_to: str = "earliest",
+        period_s: float = 1.0,
+    ) -> None:
+        self.clients, self.input_topic, self.health, self.metrics = (
+            clients,
+            input_topic,
+            health,
+            metrics,
+        )
+        self.fetched, self.on_reset, self.stopping, self.period_s = (
+            fetched,
+            on_reset,
+            stopping,
+            period_s,
+        )
+        self.reset_to, self.on_back = reset_to, on_back
+        self._lost_until = 0.0
+        self._warned = float("-inf")
+
+    async def run(self) -> None:
+        while not await pause(self.period_s, self.stopping):
+            await self.check()
+
+    async def check(self) -> None:
+        try:
+            topics = await self.clients.cluster.topics()
+        except Exception as exc:
+            if not retriable(exc):
+                raise Fatal(f"the broker refuses the daemon: {exc!r}") from exc
+            self._unreachable(exc)
+            return
+        down = self.health.broker_up()
+        self.metrics.broker_reachable.set(1)
+        if down:
+            log.warning("broker reachable again after %.0f s; checking the input log", down)
+            self.on_back()
+        if self.input_topic not in topics:
+            self.lost("topic_missing", f"input topic {self.input_topic} does not exist")
+        else:
+            past = [tp for tp in self._assignment() if self._past_end(tp)]
+            if past:
+                for tp in past:
+                    self.lost(
+                        "past_end",
+                        f"{tp.topic}/{tp.partition}: read up to offset {self.fetched[tp]}, "
+                        f"the log now ends at {self.clients.consumer.highwater(tp)}",
+                    )
+                await self.on_reset(past)
+        if self.health.log_lost and time.monotonic() >= self._lost_until:
+            log.info("input log usable again")
+            self.health.log_lost = None
+
+    def _assignment(self) -> set[TopicPartition]:
+        try:
+            return set(self.clients.consumer.assignment())
+        except Exception:  # aiokafka raises while it rejoins the group
+            return set()
+
+    def _past_end(self, tp: TopicPartition) -> bool:
+        done = self.fetched.get(tp)
+        try:
+            high = self.clients.consumer.highwater(tp)
+        except AssertionError:  # no longer assigned
+            return False
+        return done is not None and high is not None and done > high
+
+    def lost(self, reason: str, detail: str, hold_s: float | None = None) -> None:
+        """Report a lost or reset input log: an error line, the metric, and not ready for a
+        while (``hold_s``, default the broker grace), so that probes see it."""
+        if self.health.log_lost != detail:
+            log.error(
+                "input log lost or reset (%s); reading it again from the %s offset",
+                detail,
+                self.reset_to,
+            )
+            self.metrics.log_lost.labels(reason).inc()
+        self.health.log_lost = detail
+        self._lost_until = time.monotonic() + (self.health.grace_s if hold_s is None else hold_s)
+
+    def _unreachable(self, exc: BaseException) -> None:
+        self.health.broker_down()
+        self.metrics.broker_reachable.set(0)
+        self.metrics.errors.labels("broker", type(exc).__name__[:40]).inc()
+        now = time.monotonic()
+        if now - self._warned >= 10:
+            self._warned = now
+            since = self.health.broker_down_since or now
+            log.warning(
+                "broker unreachable for %.0f s (%r); waiting for it",
+                now - since,
+                exc,
+            )
