@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install clean nab
+.PHONY: demo test lint install clean nab reliability soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,14 @@ lint: install
 
 test: lint
 	$(BIN)/pytest
+
+# Daemons broken on purpose against the real embedded broker; prints the table the README holds.
+reliability: install
+	$(BIN)/pytest tests/reliability -m reliability -p no:cacheprovider
+
+# 30 minutes at half the measured capacity: RSS, file descriptors and threads must stay flat.
+soak: install
+	$(BIN)/pytest tests/reliability -m soak -p no:cacheprovider
 
 demo: install
 	$(BIN)/aemon demo

@@ -129,16 +129,19 @@ class Metrics:
         )
         self.log_lost = Counter(
             "aemon_input_log_lost",
-            "Input logs found lost or reset (topic_missing, past_end), each read again.",
+            "Input logs found lost or reset (topic_missing, offsets_lost, past_end).",
             ["reason"],
             registry=r,
         )
-        for reason in ("topic_missing", "past_end"):
+        for reason in ("topic_missing", "offsets_lost", "past_end"):
             self.log_lost.labels(reason)
         self.model_reload_failures = Counter(
             "aemon_model_reload_failures", "New artifacts refused (the old model kept).", registry=r
         )
         self.ready = Gauge("aemon_ready", "1 while /readyz answers 200.", registry=r)
+        self.assigned = Gauge(
+            "aemon_assigned_partitions", "Input partitions this member owns.", registry=r
+        )
 
     def decided(self, d: Decided) -> None:
         """Count an acknowledged batch's decisions."""

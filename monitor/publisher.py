@@ -101,6 +101,7 @@ class Publisher:
                 if not retriable(exc):
                     raise Fatal(f"publishing failed and retrying cannot help: {exc!r}") from exc
                 self._failed(exc, delay)
+                _abandon(d.futures)
                 d.futures = None
             if await pause(delay, self.stopping):
                 return False
@@ -124,6 +125,13 @@ class Publisher:
             raise TopicsMissing(", ".join(sorted(missing)))
         self.verified = outages
         log.info("output topics present after the broker came back: %s", ", ".join(self.topics))
+
+
+def _abandon(futures: list | None) -> None:
+    """Sends given up on: their outcomes are read, whenever they come, so that none is logged
+    as an exception nobody retrieved."""
+    for fut in futures or ():
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 class TopicsMissing(OSError):

@@ -183,6 +183,7 @@ class Service:
             self.stopping,
             s.auto_offset_reset,
         )
+        self.watch.committed = self.committer.committed
         self.summary = Summary(self.metrics, s.summary_interval_s)
 
     def ready(self) -> bool:
@@ -291,7 +292,7 @@ class Service:
             try:
                 await asyncio.wait_for(close(), 3)
             except (Exception, asyncio.CancelledError) as exc:
-                log.info("closing a Kafka client: %r", exc)
+                log.info("a Kafka client did not close cleanly: %r", exc)
 
     def stop(self) -> None:
         if not self.stopping.is_set():
@@ -311,6 +312,7 @@ class Service:
     def assigned(self, tps: list[TopicPartition]) -> None:
         self.committer.assigned = set(tps)
         self.health.assigned = bool(tps)
+        self.metrics.assigned.set(len(tps))
         log.info("assigned %d partition(s)", len(tps))
 
     async def revoked(self, tps: list[TopicPartition]) -> None:
@@ -321,6 +323,7 @@ class Service:
             await self.flush()
         self._forget(tps, revoked=True)
         self.health.assigned = bool(self.committer.assigned)
+        self.metrics.assigned.set(len(self.committer.assigned))
 
     async def flush(self) -> None:
         """Decide and commit everything consumed so far (unless stopping first)."""
@@ -334,14 +337,21 @@ class Service:
 
     async def _reset(self, tps: list[TopicPartition]) -> None:
         """The documented rule for a lost log: forget what was read of it, read it again from
-        where ``auto_offset_reset`` says; nothing fetched before is committed."""
+        where ``auto_offset_reset`` says; nothing fetched before is committed. (Partitions this
+        member no longer owns start there anyway: the broker holds no offset for them.)"""
         self._forget(tps, revoked=False)
-        consumer = self.clients.consumer if self.clients else None
-        assert consumer is not None
-        if self.s.auto_offset_reset == "earliest":
-            await consumer.seek_to_beginning(*tps)
-        else:
-            await consumer.seek_to_end(*tps)
+        assert self.clients is not None
+        consumer = self.clients.consumer
+        owned = [tp for tp in tps if tp in consumer.assignment()]
+        if not owned:
+            return
+        try:
+            if self.s.auto_offset_reset == "earliest":
+                await consumer.seek_to_beginning(*owned)
+            else:
+                await consumer.seek_to_end(*owned)
+        except Exception as exc:  # the group is rebalancing: the new assignment starts there
+            log.info("could not seek %s: %r", owned, exc)
 
     def _past_end(self, tp: TopicPartition, detail: str) -> None:
         self.watch.lost("past_end", f"{tp.topic}/{tp.partition}: {detail}")

@@ -1,7 +1,11 @@
 """The broker and the input log, watched: reachability (for readiness), and a log that was lost
-or reset under the daemon (a broker that came back empty, a topic deleted and re-created, an
-offset reset), which is reported loudly and recovered from by the documented rule: the
-partitions concerned are read again from where ``auto_offset_reset`` says."""
+or reset under the daemon, which is reported loudly and recovered from by the documented rule:
+the partitions concerned are read again from where ``auto_offset_reset`` says.
+
+Three signs of a lost log: the input topic is missing (deleted, or a broker that came back
+empty); after an outage the broker no longer holds the offsets this member committed before it;
+a partition's log now ends before what was already read from it (re-created, or reset).
+"""
 
 from __future__ import annotations
 
@@ -48,6 +52,8 @@ class BrokerWatch:
             period_s,
         )
         self.reset_to, self.on_back = reset_to, on_back
+        self.committed: dict[TopicPartition, int] = {}  # ours, kept up to date by the service
+        self._before: dict[TopicPartition, int] | None = None  # ours when the outage began
         self._lost_until = 0.0
         self._warned = float("-inf")
 
@@ -70,6 +76,8 @@ class BrokerWatch:
             self.on_back()
         if self.input_topic not in topics:
             self.lost("topic_missing", f"input topic {self.input_topic} does not exist")
+        elif self._before is not None:
+            await self._offsets_kept(self._before)
         else:
             past = [tp for tp in self._assignment() if self._past_end(tp)]
             if past:
@@ -83,6 +91,25 @@ class BrokerWatch:
         if self.health.log_lost and time.monotonic() >= self._lost_until:
             log.info("input log usable again")
             self.health.log_lost = None
+
+    async def _offsets_kept(self, before: dict[TopicPartition, int]) -> None:
+        """After an outage: does the broker still hold the offsets committed before it?"""
+        gone = []
+        for tp, ours in before.items():
+            try:
+                theirs = await asyncio.wait_for(self.clients.consumer.committed(tp), 3)
+            except Exception:  # the group is still rejoining: ask again next time
+                return
+            if theirs is None or theirs < ours:
+                gone.append(tp)
+                self.lost(
+                    "offsets_lost",
+                    f"{tp.topic}/{tp.partition}: the broker holds offset {theirs} for the group, "
+                    f"{ours} was committed before the outage",
+                )
+        self._before = None
+        if gone:
+            await self.on_reset(gone)
 
     def _assignment(self) -> set[TopicPartition]:
         try:
@@ -112,6 +139,8 @@ class BrokerWatch:
         self._lost_until = time.monotonic() + (self.health.grace_s if hold_s is None else hold_s)
 
     def _unreachable(self, exc: BaseException) -> None:
+        if self.health.broker_down_since is None:
+            self._before = dict(self.committed)
         self.health.broker_down()
         self.metrics.broker_reachable.set(0)
         self.metrics.errors.labels("broker", type(exc).__name__[:40]).inc()

@@ -1,12 +1,18 @@
-"""Shared fixtures: small synthetic window data the tests make themselves."""
+"""Shared fixtures: small synthetic window data the tests make themselves; a real
+Kafka-protocol broker for the session (or the one AEMON_TEST_BOOTSTRAP names) and a small ECG
+detector with its held-out beats as a window CSV (for the broker tiers)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from monitor.broker import EmbeddedBroker
+from monitor.cli import main
 from training.datasets.table import WindowTable, write_windows
 
 LENGTH = 32
@@ -34,3 +40,37 @@ def window_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "windows.csv"
     write_windows(path, make_windows(400, 60))
     return path
+
+
+@pytest.fixture(scope="session")
+def bootstrap():
+    given = os.environ.get("AEMON_TEST_BOOTSTRAP")
+    if given:
+        yield given
+        return
+    broker = EmbeddedBroker()
+    asyncio.run(broker.start())
+    yield broker.bootstrap
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def ecg(tmp_path_factory) -> tuple[Path, Path]:
+    """(artifact, held-out CSV): the tutorial preset trains in about a second."""
+    root = tmp_path_factory.mktemp("ecg")
+    art, csv = root / "model", root / "test.csv"
+    rc = main(
+        [
+            "train",
+            "ecg",
+            "--preset",
+            "tutorial",
+            "--quiet",
+            "--out",
+            str(art),
+            "--holdout-csv",
+            str(csv),
+        ]
+    )
+    assert rc == 0
+    return art, csv

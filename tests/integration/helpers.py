@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -130,7 +131,7 @@ def scrape(port: int) -> dict[str, float]:
 class Daemon:
     """``aemon serve`` as a real subprocess (for signals)."""
 
-    def __init__(self, s: Settings, log: Path) -> None:
+    def __init__(self, s: Settings, log: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         args = [sys.executable, "-m", "monitor.cli", "serve"]
         for f in dataclasses.fields(s):
@@ -144,8 +145,38 @@ class Daemon:
             args,
             stdout=log.open("ab"),
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
+
+    def status(self, path: str) -> int:
+        """HTTP status of ``path`` (0: no answer)."""
+        try:
+            url = f"http://127.0.0.1:{self.port}{path}"
+            return urllib.request.urlopen(url, timeout=2).status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except OSError:
+            return 0
+
+    def readyz(self) -> str:
+        """The body of /readyz: 'ready' or the reasons it is not."""
+        try:
+            url = f"http://127.0.0.1:{self.port}/readyz"
+            return urllib.request.urlopen(url, timeout=2).read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.read().decode()
+        except OSError:
+            return ""
+
+    def proc_status(self, field: str) -> int:
+        """A number from /proc/<pid>/status (VmRSS in kB, Threads)."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise KeyError(field)
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def metric(self, name: str) -> float:
         try:
@@ -154,13 +185,7 @@ class Daemon:
             return -1.0
 
     def ready(self) -> bool:
-        try:
-            return (
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2).status
-                == 200
-            )
-        except OSError:
-            return False
+        return self.status("/readyz") == 200
 
     async def wait_ready(self) -> None:
         await until(lambda: self.ready() or self.proc.poll() is not None, 60, "daemon ready")

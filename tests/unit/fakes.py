@@ -37,6 +37,7 @@ class FakeConsumer:
         self.assigned: set[TopicPartition] = set()
         self.arrived = asyncio.Event()
         self.polled: int | None = None
+        self.offsets_lost = False
 
     async def start(self) -> None:
         pass
@@ -75,9 +76,13 @@ class FakeConsumer:
             raise self.commit_error
         self.commits.append(dict(offsets))
 
-    def committed(self, tp: TopicPartition) -> int | None:
+    def last_commit(self, tp: TopicPartition) -> int | None:
         last = [c[tp] for c in self.commits if tp in c]
         return last[-1] if last else None
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        """What the broker holds (``lost``: a broker that came back without it)."""
+        return None if self.offsets_lost else self.last_commit(tp)
 
     def highwater(self, tp: TopicPartition) -> int | None:
         return self.high.get(tp, len(self.logs[tp]))

@@ -84,7 +84,7 @@ async def test_commit_never_passes_an_unacknowledged_batch(model):
     assert c.commits == []
     p.pending = held
     p.ack()
-    await until(lambda: c.committed(c.tps[0]) == 12, 10, "the commit after every ack")
+    await until(lambda: c.last_commit(c.tps[0]) == 12, 10, "the commit after every ack")
     assert all(o <= 12 for commit in c.commits for o in commit.values())
     svc.stop()
     await task
@@ -97,7 +97,7 @@ async def test_retriable_errors_are_retried_with_backoff_and_counted(model):
     task = await serving(svc)
     clients.producer.fail = [KafkaConnectionError("down"), KafkaConnectionError("down")]
     clients.consumer.produce(0, windows(4))
-    await until(lambda: clients.consumer.committed(clients.consumer.tps[0]) == 4, 10, "commit")
+    await until(lambda: clients.consumer.last_commit(clients.consumer.tps[0]) == 4, 10, "commit")
     errors = svc.metrics.registry.get_sample_value(
         "aemon_errors_total", {"stage": "publish", "kind": "KafkaConnectionError"}
     )
@@ -131,7 +131,7 @@ async def test_a_scoring_exception_drops_readiness_and_stops_within_seconds(mode
         await asyncio.wait_for(task, 10)
     assert time.monotonic() - started < 5
     assert "score stage" in (svc.health.failed or "") and not svc.ready()
-    assert clients.consumer.committed(clients.consumer.tps[0]) == 4  # exactly what was decided
+    assert clients.consumer.last_commit(clients.consumer.tps[0]) == 4  # exactly what was decided
     assert decided(clients) == list(range(4))
 
 
@@ -145,14 +145,14 @@ async def test_a_rebalance_commits_what_was_decided_and_only_as_a_member(model):
     await until(lambda: c.position[c.tps[1]] == 3, 10, "fetched (the batch waits: max_wait)")
     assert c.commits == []
     await c.listener.on_partitions_revoked([c.tps[0]])  # a member: flush, commit, then let go
-    assert c.committed(c.tps[0]) == 5 and c.committed(c.tps[1]) == 3
+    assert c.last_commit(c.tps[0]) == 5 and c.last_commit(c.tps[1]) == 3
     assert svc.committer.assigned == {c.tps[1]}
     c.produce(1, windows(2, start=8))
     await until(lambda: c.position[c.tps[1]] == 5, 10, "fetched again")
     c.in_group = False  # membership lost: decisions made, nothing committed
     await c.listener.on_partitions_revoked([c.tps[1]])
     await until(lambda: not svc.ready(), 5, "no partitions: not ready")
-    assert c.committed(c.tps[1]) == 3
+    assert c.last_commit(c.tps[1]) == 3
     svc.stop()
     await task
 
@@ -164,14 +164,14 @@ async def test_a_log_that_ends_before_what_was_read_is_reported_and_read_again(m
     c = clients.consumer
     tp = c.tps[0]
     c.produce(0, windows(8))
-    await until(lambda: c.committed(tp) == 8, 10, "the first log decided")
+    await until(lambda: c.last_commit(tp) == 8, 10, "the first log decided")
     c.logs[tp] = []  # the broker came back without its log; 3 new windows arrive
     c.produce(0, windows(3, start=100))
     await svc.watch.check()
     assert svc.health.log_lost and not svc.ready()
     get = svc.metrics.registry.get_sample_value
     assert get("aemon_input_log_lost_total", {"reason": "past_end"}) == 1
-    await until(lambda: c.committed(tp) == 3, 10, "the new log decided from its start")
+    await until(lambda: c.last_commit(tp) == 3, 10, "the new log decided from its start")
     assert all(commit[tp] <= 8 for commit in c.commits)
     assert decided(clients)[-3:] == [100, 101, 102]
     svc.stop()
@@ -209,8 +209,27 @@ async def test_after_an_outage_acks_count_only_once_the_output_topics_exist(mode
     await until(lambda: svc.health.publish_failing is not None, 10, "topics missing reported")
     assert clients.consumer.commits == []
     cluster.present = {"in", "al", "dlq", "sc"}
-    await until(lambda: clients.consumer.committed(clients.consumer.tps[0]) == 4, 10, "commit")
+    await until(lambda: clients.consumer.last_commit(clients.consumer.tps[0]) == 4, 10, "commit")
     assert decided(clients).count(0) == 2  # sent again after the outage (same decision)
+    svc.stop()
+    await task
+
+
+async def test_a_broker_back_without_the_groups_offsets_is_reported_and_read_again(model):
+    clients = fake_clients("in", ["al", "dlq", "sc"])
+    svc = Service(settings(model, broker_grace_s=5.0), clients)
+    task = await serving(svc)
+    c, cluster = clients.consumer, clients.cluster
+    c.produce(0, windows(6))
+    await until(lambda: c.last_commit(c.tps[0]) == 6, 10, "decided")
+    cluster.reachable = False
+    await svc.watch.check()
+    cluster.reachable, c.offsets_lost = True, True
+    await svc.watch.check()
+    get = svc.metrics.registry.get_sample_value
+    assert get("aemon_input_log_lost_total", {"reason": "offsets_lost"}) == 1
+    assert "committed before the outage" in (svc.health.log_lost or "") and not svc.ready()
+    assert c.position[c.tps[0]] == 0  # read again from the earliest offset
     svc.stop()
     await task
 
