@@ -58,8 +58,7 @@ def settings(bootstrap: str, model: Path, t: dict[str, str], **extra: object) ->
         session_timeout_ms=SESSION_MS,
         heartbeat_interval_ms=HEARTBEAT_MS,
         watch_model=False,
-        **own,
-        **extra,
+        **{**own, **extra},
     )
 
 

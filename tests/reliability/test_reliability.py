@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from monitor.alerts import alert_id
 from monitor.broker import EmbeddedBroker, free_port
@@ -322,7 +322,9 @@ async def test_twice_the_capacity_for_a_minute(bootstrap, ecg, tmp_path, table):
     art, holdout = ecg
     t = topics(3)
     await make_topics(bootstrap, t)
-    s = settings(bootstrap, art, t, scores_topic="")
+    # The proof: the counter and the commits (no scores topic). Small batches keep the daemon's
+    # capacity where a producer sharing these 2 cores can offer twice it.
+    s = settings(bootstrap, art, t, scores_topic="", max_batch=BATCH)
     backlog = 40_000
     await produce(
         bootstrap, t["input_topic"], _messages(holdout, backlog), total=backlog, progress=False
@@ -356,7 +358,7 @@ async def test_twice_the_capacity_for_a_minute(bootstrap, ecg, tmp_path, table):
     scored = d.metric("aemon_windows_scored_total")
     assert terminate(d) == 0
     table.row(
-        "2x the measured capacity for 60 s",
+        f"2x the measured capacity for 60 s (max_batch {BATCH})",
         capacity_per_s=round(capacity),
         offered_per_s=round(offered),
         sent=sent,
@@ -365,7 +367,39 @@ async def test_twice_the_capacity_for_a_minute(bootstrap, ecg, tmp_path, table):
         drain_s=f"{drain:.1f}",
         lost=int(backlog + sent - scored),
     )
-    assert scored == backlog + sent
+    assert scored == backlog + sent and offered > 1.8 * capacity
+
+
+async def blast(
+    bootstrap: str, topic: str, holdout: Path, n: int, rate: float, partitions: int
+) -> int:
+    """Send ``n`` windows at ``rate`` per second as whole record batches (one per partition
+    every 50 ms: a per-message producer on this machine falls short of twice the capacity)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    msgs = _messages(holdout, n)
+    sent, start, futures = 0, time.monotonic(), []
+    try:
+        while sent < n:
+            due = min(n, int((time.monotonic() - start) * rate) + int(rate * 0.05))
+            for p in range(partitions):
+                batch = producer.create_batch()
+                for _ in range((due - sent) // partitions + (p < (due - sent) % partitions)):
+                    key, value, _ = next(msgs)
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        futures.append(await producer.send_batch(batch, topic, partition=p))
+                        batch = producer.create_batch()
+                        batch.append(key=key, value=value, timestamp=None)
+                futures.append(await producer.send_batch(batch, topic, partition=p))
+            sent = due
+            await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic() - 0.05))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent
+
+
+BATCH = 16
 
 
 def scrape_lag(d: Daemon) -> dict[str, float]:
