@@ -72,28 +72,40 @@ class Clients:
 
 
 class AdminCluster:
-    """:class:`Cluster` over aiokafka's admin client; each call is one metadata request."""
+    """:class:`Cluster` over aiokafka's admin client; each call is one metadata request. A client
+    that failed to start is closed and replaced, so that waiting for a broker leaks nothing."""
 
     def __init__(self, settings: Settings) -> None:
-        self.admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers,
-            client_id=f"{settings.client_id}-watch",
+        self.settings = settings
+        self.admin: AIOKafkaAdminClient | None = None
+
+    def _client(self) -> AIOKafkaAdminClient:
+        s = self.settings
+        return AIOKafkaAdminClient(
+            bootstrap_servers=s.bootstrap_servers,
+            client_id=f"{s.client_id}-watch",
             request_timeout_ms=3000,
-            **settings.kafka_security(),
+            **s.kafka_security(),
         )
-        self.started = False
 
     async def start(self) -> None:
-        await self.admin.start()
-        self.started = True
+        admin = self._client()
+        try:
+            await asyncio.wait_for(admin.start(), 4)
+        except BaseException:
+            await admin.close()
+            raise
+        self.admin = admin
 
     async def close(self) -> None:
-        if self.started:
+        if self.admin is not None:
             await self.admin.close()
+            self.admin = None
 
     async def topics(self) -> set[str]:
-        if not self.started:
+        if self.admin is None:
             await self.start()
+        assert self.admin is not None
         return set(await asyncio.wait_for(self.admin.list_topics(), 4))
 
 
