@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from tqdm.auto import tqdm
 
 from monitor.codec import encode_window, f32_headers
 from training.datasets.samples import Samples, read_samples
 from training.datasets.table import WindowTable, read_windows
+from training.errors import AemonError
 
 CHUNK = 5000
 
@@ -62,7 +65,11 @@ async def produce(
         max_batch_size=1 << 20,
         **(security or {}),
     )
-    await producer.start()
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise AemonError(f"replay: cannot reach the broker at {bootstrap}: {exc!r}") from None
     sent = 0
     try:
         start = time.perf_counter()
@@ -81,8 +88,14 @@ async def produce(
                     pending.clear()
             await asyncio.gather(*pending)
             bar.update(len(pending))
+    except KafkaError as exc:
+        raise AemonError(
+            f"replay to {topic} stopped after {sent} messages (those before the last "
+            f"{len(pending)} are acknowledged): {exc!r}"
+        ) from None
     finally:
-        await producer.stop()
+        with contextlib.suppress(KafkaError):
+            await producer.stop()
     return sent
 
 
