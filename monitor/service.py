@@ -49,6 +49,7 @@ log = logging.getLogger("aemon.serve")
 FAULT_ENV = "AEMON_TEST_FAIL_SCORING_AFTER"  # test hook: the scorer raises after N windows
 HOUSEKEEPING_SECONDS = 2.0
 FAILED_DRAIN_SECONDS = 2.0  # after a stage failure: time to commit what was acknowledged
+DRAINING = {"intake", "score", "publish", "commit"}  # the stages a drain waits for
 
 
 def settle_heap() -> None:
@@ -247,7 +248,16 @@ class Service:
             sup.start("housekeeping", self._housekeeping())
             await self.stopping.wait()
             failed = sup.failure is not None
-            await sup.finish(FAILED_DRAIN_SECONDS if failed else s.shutdown_timeout_s)
+            late = await sup.finish(
+                FAILED_DRAIN_SECONDS if failed else s.shutdown_timeout_s, DRAINING
+            )
+            if late and not failed:
+                log.warning(
+                    "drain cut short after %g s (%s); what was not acknowledged is decided again "
+                    "after the restart",
+                    s.shutdown_timeout_s,
+                    ", ".join(late),
+                )
         finally:
             await self._close(clients)
 

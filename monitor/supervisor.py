@@ -53,11 +53,14 @@ class Supervisor:
         name, exc = self.failure
         return f"{name} stage: {exc}" if isinstance(exc, Fatal) else f"{name} stage failed: {exc!r}"
 
-    async def finish(self, timeout: float) -> None:
-        """Let the stages end by themselves within ``timeout`` s, then cancel what is left."""
-        live = [t for t in self.tasks if not t.done()]
+    async def finish(self, timeout: float, ending: set[str]) -> list[str]:
+        """Let the stages named in ``ending`` end by themselves within ``timeout`` s, then cancel
+        every stage; return the names of those that had to be cancelled."""
+        live = [t for t in self.tasks if not t.done() and t.get_name()[6:] in ending]
         if live:
             await asyncio.wait(live, timeout=timeout)
+        late = [t.get_name()[6:] for t in live if not t.done()]
         for t in self.tasks:
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        return late
