@@ -138,6 +138,18 @@ class Committer:
         self.last_commit = time.monotonic()
         self.update_lag()
 
+    async def find_baselines(self) -> None:
+        """Lag before a partition's first commit counts from where its consumption starts, so
+        that partitions not fetched yet are not left out of the gauge at start-up."""
+        for tp in list(self.assigned):
+            if tp not in self.committed and tp not in self.baseline:
+                try:
+                    self.baseline[tp] = await asyncio.wait_for(
+                        self.clients.consumer.position(tp), 2
+                    )
+                except Exception:  # not assigned any more, or the broker is away: next time
+                    return
+
     def update_lag(self) -> None:
         for tp in list(self.assigned):
             high = self.clients.consumer.highwater(tp)

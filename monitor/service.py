@@ -421,6 +421,7 @@ class Service:
         """Every few seconds: refresh the lag gauges (they must move even when nothing is
         committed), write due log lines and, with ``watch_model``, notice a changed artifact."""
         while not await pause(HOUSEKEEPING_SECONDS, self.stopping):
+            await self.committer.find_baselines()
             self.committer.update_lag()
             self.intake.refusals.flush_if_due()
             self.metrics.ready.set(self.health.ready())

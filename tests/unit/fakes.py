@@ -28,7 +28,7 @@ class FakeConsumer:
     def __init__(self, topic: str, partitions: int = 1) -> None:
         self.tps = [TopicPartition(topic, p) for p in range(partitions)]
         self.logs: dict[TopicPartition, list[Rec]] = {tp: [] for tp in self.tps}
-        self.position: dict[TopicPartition, int] = {tp: 0 for tp in self.tps}
+        self.position_of: dict[TopicPartition, int] = {tp: 0 for tp in self.tps}
         self.high: dict[TopicPartition, int] = {}  # overrides the log end the broker reports
         self.commits: list[dict[TopicPartition, int]] = []
         self.commit_error: BaseException | None = None
@@ -60,10 +60,10 @@ class FakeConsumer:
         self.polled = int(time.time() * 1000)
         out = {}
         for tp in sorted(self.assigned):
-            recs = self.logs[tp][self.position[tp] : self.position[tp] + max_records]
+            recs = self.logs[tp][self.position_of[tp] : self.position_of[tp] + max_records]
             if recs:
                 out[tp] = recs
-                self.position[tp] += len(recs)
+                self.position_of[tp] += len(recs)
                 max_records -= len(recs)
         if not out:
             self.arrived.clear()
@@ -93,13 +93,16 @@ class FakeConsumer:
     def assignment(self) -> set[TopicPartition]:
         return set(self.assigned)
 
+    async def position(self, tp: TopicPartition) -> int:
+        return self.position_of[tp]
+
     async def seek_to_beginning(self, *tps: TopicPartition) -> None:
         for tp in tps:
-            self.position[tp] = 0
+            self.position_of[tp] = 0
 
     async def seek_to_end(self, *tps: TopicPartition) -> None:
         for tp in tps:
-            self.position[tp] = len(self.logs[tp])
+            self.position_of[tp] = len(self.logs[tp])
 
 
 class FakeBatch:

@@ -78,7 +78,7 @@ async def test_commit_never_passes_an_unacknowledged_batch(model):
     p.pending.clear()
     p.auto = True
     c.produce(0, windows(8, start=4))  # batches 2 and 3: acknowledged at once
-    await until(lambda: c.position[c.tps[0]] == 12, 10, "all fetched")
+    await until(lambda: c.position_of[c.tps[0]] == 12, 10, "all fetched")
     for _ in range(20):  # many loop turns: nothing may be committed while batch 1 waits
         await asyncio.sleep(0)
     assert c.commits == []
@@ -142,13 +142,13 @@ async def test_a_rebalance_commits_what_was_decided_and_only_as_a_member(model):
     c = clients.consumer
     c.produce(0, windows(5))
     c.produce(1, windows(3, start=5))
-    await until(lambda: c.position[c.tps[1]] == 3, 10, "fetched (the batch waits: max_wait)")
+    await until(lambda: c.position_of[c.tps[1]] == 3, 10, "fetched (the batch waits: max_wait)")
     assert c.commits == []
     await c.listener.on_partitions_revoked([c.tps[0]])  # a member: flush, commit, then let go
     assert c.last_commit(c.tps[0]) == 5 and c.last_commit(c.tps[1]) == 3
     assert svc.committer.assigned == {c.tps[1]}
     c.produce(1, windows(2, start=8))
-    await until(lambda: c.position[c.tps[1]] == 5, 10, "fetched again")
+    await until(lambda: c.position_of[c.tps[1]] == 5, 10, "fetched again")
     c.in_group = False  # membership lost: decisions made, nothing committed
     await c.listener.on_partitions_revoked([c.tps[1]])
     await until(lambda: not svc.ready(), 5, "no partitions: not ready")
@@ -174,6 +174,25 @@ async def test_a_log_that_ends_before_what_was_read_is_reported_and_read_again(m
     await until(lambda: c.last_commit(tp) == 3, 10, "the new log decided from its start")
     assert all(commit[tp] <= 8 for commit in c.commits)
     assert decided(clients)[-3:] == [100, 101, 102]
+    svc.stop()
+    await task
+
+
+async def test_lag_counts_partitions_not_fetched_yet(model):
+    clients = fake_clients("in", ["al", "dlq", "sc"], partitions=2)
+    svc = Service(settings(model), clients)
+    task = await serving(svc)
+    c = clients.consumer
+    clients.producer.auto = False  # the pipeline fills up: partition 1 is never fetched
+    c.produce(0, windows(40))
+    c.produce(1, windows(40, start=40))
+    get = svc.metrics.registry.get_sample_value
+
+    def lag(p: int) -> float | None:
+        return get("aemon_consumer_lag_messages", {"topic": "in", "partition": str(p)})
+
+    await until(lambda: lag(0) == 40 and lag(1) == 40, 10, lambda: f"lag {lag(0)}, {lag(1)}")
+    assert c.position_of[c.tps[1]] == 0
     svc.stop()
     await task
 
@@ -229,7 +248,7 @@ async def test_a_broker_back_without_the_groups_offsets_is_reported_and_read_aga
     get = svc.metrics.registry.get_sample_value
     assert get("aemon_input_log_lost_total", {"reason": "offsets_lost"}) == 1
     assert "committed before the outage" in (svc.health.log_lost or "") and not svc.ready()
-    assert c.position[c.tps[0]] == 0  # read again from the earliest offset
+    assert c.position_of[c.tps[0]] == 0  # read again from the earliest offset
     svc.stop()
     await task
 
