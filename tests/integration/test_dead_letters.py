@@ -17,6 +17,7 @@ from tests.integration.helpers import (
 from training.datasets.table import read_windows
 
 LIMIT = 64 * 1024
+CUT = 4096  # dead letters are cut to this many bytes
 
 
 def bad_messages(row: np.ndarray) -> list[tuple[str, bytes, list | None]]:
@@ -33,6 +34,8 @@ def bad_messages(row: np.ndarray) -> list[tuple[str, bytes, list | None]]:
         ("missing_values", orjson.dumps({"stream": "x"}), None),
         ("bad_values", orjson.dumps({"stream": "x", "values": ["a"] * 140}), None),
         ("bad_values", orjson.dumps({"stream": "x", "values": 3.0}), None),
+        ("bad_values", orjson.dumps({"stream": "x", "values": [str(v) for v in values]}), None),
+        ("bad_values", orjson.dumps({"stream": "x", "values": [True] * 140}), None),
         ("wrong_length", orjson.dumps({"stream": "x", "values": values[:-1]}), None),
         ("non_finite", orjson.dumps({"stream": "x", "values": [1e39] * 140}), None),
         ("bad_seq", orjson.dumps({"stream": "x", "seq": -3, "values": values}), None),
@@ -50,7 +53,7 @@ async def test_each_kind_of_bad_message_is_dead_lettered_and_scoring_goes_on(boo
     bad = bad_messages(rows[0])
     t = topics(2)
     await make_topics(bootstrap, t)
-    s = settings(bootstrap, art, t, max_message_bytes=LIMIT)
+    s = settings(bootstrap, art, t, max_message_bytes=LIMIT, dlq_max_bytes=CUT)
     async with running(s) as svc:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
         await producer.start()
@@ -90,7 +93,11 @@ async def test_each_kind_of_bad_message_is_dead_lettered_and_scoring_goes_on(boo
     assert len(dead) == len(bad)
     by_value = {r.value: dict(r.headers) for r in dead}
     for reason, value, headers in bad:
-        h = by_value[value]  # the original bytes, unchanged
+        h = by_value[value[:CUT]]  # the original bytes, cut to dlq_max_bytes
+        if len(value) > CUT:
+            assert int(h["truncated_from"]) == len(value)
+        else:
+            assert "truncated_from" not in h
         assert h["reason"].decode() == reason
         assert h["error"].decode().startswith(reason)
         assert h["source_topic"].decode() == t["input_topic"]

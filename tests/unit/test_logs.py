@@ -1,0 +1,61 @@
+"""The daemon's log: aiokafka's repeats folded, JSON lines, the summary line."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from monitor.logs import Fold, JsonLines
+from monitor.metrics import Metrics
+from monitor.summary import Summary
+
+
+def record(name: str, msg: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, args, None)
+
+
+def test_aiokafka_repeats_are_folded_into_one_line_per_kind():
+    fold = Fold(every=30)
+    lines = [record("aiokafka", "Unable connect to node %s", i) for i in range(100)]
+    passed = [r for r in lines if fold.filter(r)]
+    assert len(passed) == 1  # within 30 s: one line
+    other = record("aiokafka", "Unable to update metadata from %s", 1)
+    assert fold.filter(other)  # another kind passes
+    assert all(fold.filter(record("aemon.serve", "ours")) for _ in range(5))  # ours never folded
+    fold.every = 0  # the period has passed: the next line says how many were folded
+    late = record("aiokafka", "Unable connect to node %s", 7)
+    assert fold.filter(late) and "(99 more like it" in late.getMessage()
+
+
+def test_json_lines_carry_the_message_and_the_traceback():
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        import sys
+
+        r = logging.LogRecord(
+            "aemon.serve", logging.ERROR, __file__, 1, "stage %s", ("x",), sys.exc_info()
+        )
+    doc = json.loads(JsonLines().format(r))
+    assert doc["message"] == "stage x" and doc["level"] == "ERROR"
+    assert "RuntimeError: boom" in doc["traceback"]
+
+
+def test_the_summary_line_reports_the_interval():
+    m = Metrics()
+    now = [0.0]
+    summary = Summary(m, 60, clock=lambda: now[0])
+    m.windows_scored.inc(1200)
+    m.anomalies.inc(3)
+    m.invalid.labels("wrong_length").inc(5)
+    m.consumer_lag.labels("in", "0").set(42)
+    now[0] = 60.0
+
+    class Det:
+        name, version = "ecg5000", "abc"
+
+    line = summary.line([Det()])  # type: ignore[list-item]
+    assert line.startswith("last 60 s: 20.0 windows/s, 1200 decided, 3 anomalous, 0 alerts")
+    assert "dead letters: wrong_length 5" in line and "lag 42" in line and "ecg5000 abc" in line
+    now[0] = 120.0
+    assert "0.0 windows/s" in summary.line([Det()])  # type: ignore[list-item]
