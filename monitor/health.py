@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -23,7 +23,6 @@ class Health:
     failed: str | None = None
     stopping: bool = False
     outages: int = 0  # broker outages seen; an ack from before the last one is not trusted
-    _problems: list[str] = field(default_factory=list)
 
     def broker_down(self) -> None:
         if self.broker_down_since is None:

@@ -44,14 +44,17 @@ class Intake:
         max_wait_s: float,
         stopping: asyncio.Event,
     ) -> None:
-        self.consumer, self.models, self.windower = consumer, models, windower
-        self.pool, self.queue, self.limits, self.dlq = pool, queue, limits, dlq
-        self.on_invalid, self.epoch, self.wait, self.stopping = (
-            on_invalid,
-            epoch,
-            max_wait_s,
-            stopping,
-        )
+        self.consumer = consumer
+        self.models = models
+        self.windower = windower
+        self.pool = pool
+        self.queue = queue
+        self.limits = limits
+        self.dlq = dlq
+        self.on_invalid = on_invalid
+        self.epoch = epoch
+        self.wait = max_wait_s
+        self.stopping = stopping
         self.refusals = RefusalLog()
         self.batch: Batch | None = None
         self.fetched: dict[TopicPartition, int] = {}  # next offset per partition, as fetched

@@ -179,12 +179,12 @@ class Service:
             self.health,
             self.metrics,
             self.intake.fetched,
+            self.committer.committed,
             self._reset,
             self.committer.outage_ended,
             self.stopping,
             s.auto_offset_reset,
         )
-        self.watch.committed = self.committer.committed
         self.summary = Summary(self.metrics, s.summary_interval_s)
 
     def ready(self) -> bool:

@@ -33,26 +33,25 @@ class BrokerWatch:
         health: Health,
         metrics: Metrics,
         fetched: dict[TopicPartition, int],
+        committed: dict[TopicPartition, int],
         on_reset: Callable[[list[TopicPartition]], Awaitable[None]],
         on_back: Callable[[], None],
         stopping: asyncio.Event,
         reset_to: str = "earliest",
         period_s: float = 1.0,
     ) -> None:
-        self.clients, self.input_topic, self.health, self.metrics = (
-            clients,
-            input_topic,
-            health,
-            metrics,
-        )
-        self.fetched, self.on_reset, self.stopping, self.period_s = (
-            fetched,
-            on_reset,
-            stopping,
-            period_s,
-        )
-        self.reset_to, self.on_back = reset_to, on_back
-        self.committed: dict[TopicPartition, int] = {}  # ours, kept up to date by the service
+        self.clients = clients
+        self.input_topic = input_topic
+        self.health = health
+        self.metrics = metrics
+        self.fetched = fetched  # the intake's: next offset per partition, as fetched
+        self.on_reset = on_reset
+        self.on_back = on_back
+        self.stopping = stopping
+        self.reset_to = reset_to
+        self.period_s = period_s
+        self.committed = committed  # the committer's: what this member committed
+        self._topic_seen = False
         self._before: dict[TopicPartition, int] | None = None  # ours when the outage began
         self._lost_until = 0.0
         self._warned = float("-inf")
@@ -75,7 +74,10 @@ class BrokerWatch:
             log.warning("broker reachable again after %.0f s; checking the input log", down)
             self.on_back()
         if self.input_topic not in topics:
-            self.lost("topic_missing", f"input topic {self.input_topic} does not exist")
+            if self._topic_seen:
+                self.lost("topic_missing", f"input topic {self.input_topic} does not exist")
+            else:
+                self._warn(f"input topic {self.input_topic} does not exist yet; waiting for it")
         elif self._before is not None:
             await self._offsets_kept(self._before)
         else:
@@ -88,6 +90,7 @@ class BrokerWatch:
                         f"the log now ends at {self.clients.consumer.highwater(tp)}",
                     )
                 await self.on_reset(past)
+        self._topic_seen |= self.input_topic in topics
         if self.health.log_lost and time.monotonic() >= self._lost_until:
             log.info("input log usable again")
             self.health.log_lost = None
@@ -144,12 +147,12 @@ class BrokerWatch:
         self.health.broker_down()
         self.metrics.broker_reachable.set(0)
         self.metrics.errors.labels("broker", type(exc).__name__[:40]).inc()
+        since = self.health.broker_down_since or time.monotonic()
+        self._warn(f"broker unreachable for {time.monotonic() - since:.0f} s ({exc!r}); waiting")
+
+    def _warn(self, text: str) -> None:
+        """A warning at most every 10 s."""
         now = time.monotonic()
         if now - self._warned >= 10:
             self._warned = now
-            since = self.health.broker_down_since or now
-            log.warning(
-                "broker unreachable for %.0f s (%r); waiting for it",
-                now - since,
-                exc,
-            )
+            log.warning("%s", text)

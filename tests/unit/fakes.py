@@ -162,9 +162,6 @@ class FakeCluster:
         self.present = set(topics)
         self.reachable = True
 
-    async def start(self) -> None:
-        pass
-
     async def close(self) -> None:
         pass
 

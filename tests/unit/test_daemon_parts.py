@@ -197,6 +197,25 @@ async def test_lag_counts_partitions_not_fetched_yet(model):
     await task
 
 
+async def test_an_input_topic_not_created_yet_is_awaited_and_one_that_vanishes_is_lost(model):
+    clients = fake_clients("in", ["al", "dlq", "sc"])
+    cluster = clients.cluster
+    cluster.present.discard("in")
+    svc = Service(settings(model, broker_grace_s=5.0), clients)
+    task = await serving(svc)
+    await svc.watch.check()
+    assert svc.health.log_lost is None  # not there yet: a warning, not a lost log
+    cluster.present.add("in")
+    await svc.watch.check()
+    cluster.present.discard("in")
+    await svc.watch.check()
+    assert "does not exist" in (svc.health.log_lost or "") and not svc.ready()
+    get = svc.metrics.registry.get_sample_value
+    assert get("aemon_input_log_lost_total", {"reason": "topic_missing"}) == 1
+    svc.stop()
+    await task
+
+
 async def test_an_offset_past_the_log_end_is_never_committed(model):
     clients = fake_clients("in", ["al", "dlq", "sc"])
     svc = Service(settings(model), clients)
