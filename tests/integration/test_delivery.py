@@ -92,9 +92,9 @@ async def test_sigterm_drains_commits_and_exits_zero(bootstrap, ecg, tmp_path):
     done = (await committed(bootstrap, t["group_id"], t["input_topic"], 1))[0]
     assert 100 <= done < 1000
     decided_now = await decided(bootstrap, t)
-    # Everything up to the committed offset was decided before the commit (one partition: the
-    # offsets are the CSV's row order).
-    assert set(keys_in(holdout)[:done]) <= set(decided_now)
+    # The commit is exactly at the last decided message (one partition: the offsets are the
+    # CSV's row order): everything before it decided, nothing after it.
+    assert set(decided_now) == set(keys_in(holdout)[:done])
 
 
 async def test_sighup_swaps_the_model_for_the_next_batch(bootstrap, ecg, tmp_path):
