@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 from monitor.broker import EmbeddedBroker, create_topics, free_port
 from monitor.config import Settings, local
 from monitor.replay import messages, produce
-from monitor.scoring import Scorer
-from monitor.service import Service, settle_heap, started
+from monitor.scoring import Scorer, settle_heap
+from monitor.service import Service, started
 from training.datasets.table import WindowTable, write_windows
 from training.detector import Detector
 

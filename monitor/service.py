@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
-import os
 import signal
-import time
 
 import numpy as np
 import torch
@@ -32,11 +29,12 @@ from monitor.config import Settings
 from monitor.decisions import Decided, Decisions
 from monitor.health import Health
 from monitor.intake import Intake
-from monitor.kafka import Clients, kafka_clients, retriable
+from monitor.kafka import Clients, kafka_clients
 from monitor.metrics import Metrics, serve_http
+from monitor.model_watch import ModelWatch
 from monitor.models import Models
 from monitor.publisher import Publisher
-from monitor.scoring import Scored, Scorer
+from monitor.scoring import Scorer, settle_heap
 from monitor.stopping import pause, unless_stopped
 from monitor.summary import Summary
 from monitor.supervisor import StageFailed, Supervisor
@@ -46,19 +44,9 @@ from training.errors import AemonError, ConfigError
 from training.windowing import Windower
 
 log = logging.getLogger("aemon.serve")
-FAULT_ENV = "AEMON_TEST_FAIL_SCORING_AFTER"  # test hook: the scorer raises after N windows
 HOUSEKEEPING_SECONDS = 2.0
 FAILED_DRAIN_SECONDS = 2.0  # after a stage failure: time to commit what was acknowledged
 DRAINING = {"intake", "score", "publish", "commit"}  # the stages a drain waits for
-
-
-def settle_heap() -> None:
-    """Hide everything alive now (torch, the model, the clients) from the cyclic garbage
-    collector, so that its full collections walk only what the stream allocates instead of
-    stalling the loop (measured: 0.15-0.37 s a collection over the ~250k start-up objects)."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -107,15 +95,10 @@ class Service:
             settings.alerts_topic,
             settings.scores_topic,
         )
+        self.model_watch = ModelWatch(self.models, self.scorer, self.metrics)
         self.clients = clients
         self.stopping = asyncio.Event()
-        self.reload_requested = False
-        self._reload_all = False
         self.http_port = settings.metrics_port
-        fault = os.environ.get(FAULT_ENV)
-        self.fail_scoring_after = int(fault) if fault else None
-        self._scored = 0
-        self._set_model_metrics()
 
     @property
     def detector(self) -> Detector:
@@ -129,11 +112,6 @@ class Service:
     @property
     def last_commit(self) -> float | None:
         return self.committer.last_commit
-
-    def _set_model_metrics(self) -> None:
-        self.metrics.set_models(
-            [(d.name, d.version, d.meta["family"], d.threshold) for d in self.scorer.detectors]
-        )
 
     @staticmethod
     def _windower(det: Detector, models: Models) -> Windower:
@@ -199,7 +177,7 @@ class Service:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop)
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signal.SIGHUP, self.request_reload, True)
+            loop.add_signal_handler(signal.SIGHUP, self.model_watch.request, True)
         try:
             http = await serve_http(
                 self.metrics, self.health, self.s.metrics_host, self.s.metrics_port
@@ -235,7 +213,7 @@ class Service:
         )
         self.supervisor = Supervisor(self._failed)
         try:
-            if not await self._broker_answers(clients):
+            if not await self.watch.first_contact(s.bootstrap_servers, s.broker_wait_s):
                 return
             await self._start(clients)
             settle_heap()
@@ -260,33 +238,6 @@ class Service:
                 )
         finally:
             await self._close(clients)
-
-    async def _broker_answers(self, clients: Clients) -> bool:
-        """Wait for the broker with bounded backoff, saying what is awaited; False if stopped
-        first. Gives up after ``broker_wait_s`` (0: never)."""
-        start, delay, said = time.monotonic(), 0.25, float("-inf")
-        while True:
-            try:
-                await clients.cluster.topics()
-                self.health.broker_up()
-                self.metrics.broker_reachable.set(1)
-                return True
-            except Exception as exc:
-                if not retriable(exc):
-                    raise AemonError(f"broker {self.s.bootstrap_servers}: {exc!r}") from None
-                self.health.broker_down()
-                waited = time.monotonic() - start
-                if self.s.broker_wait_s and waited >= self.s.broker_wait_s:
-                    raise AemonError(
-                        f"broker {self.s.bootstrap_servers} did not answer within "
-                        f"{self.s.broker_wait_s:g} s (broker_wait_s): {exc!r}"
-                    ) from None
-                if time.monotonic() - said >= 10:
-                    said = time.monotonic()
-                    log.warning("waiting for the broker at %s (%r)", self.s.bootstrap_servers, exc)
-            if await pause(delay, self.stopping):
-                return False
-            delay = min(2 * delay, 5.0)
 
     async def _start(self, clients: Clients) -> None:
         try:
@@ -313,10 +264,6 @@ class Service:
     def _failed(self, reason: str) -> None:
         self.health.failed = reason
         self.stop()
-
-    def request_reload(self, every: bool = False) -> None:
-        self.reload_requested = True
-        self._reload_all = self._reload_all or every
 
     # ----- rebalance and lost logs ---------------------------------------------------------
     def assigned(self, tps: list[TopicPartition]) -> None:
@@ -375,15 +322,14 @@ class Service:
         """Score each batch off the loop, decide, hand its messages to the producer."""
         loop = asyncio.get_running_loop()
         while (batch := await self.queue.get()) is not None:
-            if self.reload_requested:
-                await self._reload(loop)
+            await self.model_watch.swap_if_requested()
             scored = None
             if batch.n:
                 rows = batch.values[: batch.n]
                 models = None if self.models.single and not self.models.events else batch.models
                 scored = await loop.run_in_executor(
                     self.scorer.executor,
-                    self._score,
+                    self.scorer.score,
                     rows,
                     None if models is None else np.asarray(models[: batch.n], dtype=np.intp),
                 )
@@ -393,13 +339,6 @@ class Service:
             await self.confirming.put(decided)
         self.queue.task_done()
         await self.confirming.put(None)
-
-    def _score(self, rows: np.ndarray, models: np.ndarray | None) -> Scored:
-        """In the worker thread: the scorer, or the injected fault (``fail_scoring_after``)."""
-        self._scored += len(rows)
-        if self.fail_scoring_after is not None and self._scored > self.fail_scoring_after:
-            raise RuntimeError(f"injected scoring fault after {self.fail_scoring_after} windows")
-        return self.scorer.score(rows, models)
 
     async def _confirm_stage(self) -> None:
         """In batch order: wait for every ack, count, then let the committer have the offsets.
@@ -426,22 +365,5 @@ class Service:
             self.intake.refusals.flush_if_due()
             self.metrics.ready.set(self.health.ready())
             self.summary.due(self.scorer.detectors)
-            if self.s.watch_model and self.models.changed():
-                self.request_reload()
-
-    async def _reload(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Reload the models whose artifact changed (SIGHUP: every model), one by one."""
-        which = (
-            self.models.changed() if not self._reload_all else list(range(len(self.models.paths)))
-        )
-        self.reload_requested = self._reload_all = False
-        swapped, refused = await loop.run_in_executor(
-            self.scorer.executor, self.models.reload, which
-        )
-        self.metrics.model_reload_failures.inc(refused)
-        for i, det in swapped:
-            self.scorer.swap(i, det)
-            log.info("model swapped in: %s %s", det.name, det.version)
-        if swapped:
-            settle_heap()  # the old models go, the new ones are hidden from the collector
-            self._set_model_metrics()
+            if self.s.watch_model:
+                self.model_watch.notice_changes()

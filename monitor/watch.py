@@ -21,6 +21,7 @@ from monitor.kafka import Clients, retriable
 from monitor.metrics import Metrics
 from monitor.stopping import pause
 from monitor.supervisor import Fatal
+from training.errors import AemonError
 
 log = logging.getLogger("aemon.serve")
 
@@ -55,6 +56,30 @@ class BrokerWatch:
         self._before: dict[TopicPartition, int] | None = None  # ours when the outage began
         self._lost_until = 0.0
         self._warned = float("-inf")
+
+    async def first_contact(self, where: str, wait_s: float) -> bool:
+        """At start-up: wait for the broker with bounded backoff, saying every 10 s what is
+        awaited; False if the daemon stops first. Gives up after ``wait_s`` (0: never)."""
+        start, delay = time.monotonic(), 0.25
+        while True:
+            try:
+                await self.clients.cluster.topics()
+                self.health.broker_down_since = None  # not an outage: nothing was sent yet
+                self.metrics.broker_reachable.set(1)
+                return True
+            except Exception as exc:
+                if not retriable(exc):
+                    raise AemonError(f"broker {where}: {exc!r}") from None
+                self.health.broker_down()
+                if wait_s and time.monotonic() - start >= wait_s:
+                    raise AemonError(
+                        f"broker {where} did not answer within {wait_s:g} s (broker_wait_s): "
+                        f"{exc!r}"
+                    ) from None
+                self._warn(f"waiting for the broker at {where} ({exc!r})")
+            if await pause(delay, self.stopping):
+                return False
+            delay = min(2 * delay, 5.0)
 
     async def run(self) -> None:
         while not await pause(self.period_s, self.stopping):

@@ -18,7 +18,7 @@ from monitor.alerts import alert_id
 from monitor.broker import EmbeddedBroker, free_port
 from monitor.codec import F32_CONTENT_TYPE
 from monitor.replay import produce, replay
-from monitor.service import FAULT_ENV
+from monitor.scoring import FAULT_ENV
 from tests.integration.helpers import (
     Daemon,
     committed,

@@ -123,7 +123,7 @@ async def test_a_non_retriable_error_ends_the_process(model):
 async def test_a_scoring_exception_drops_readiness_and_stops_within_seconds(model):
     clients = fake_clients("in", ["al", "dlq", "sc"])
     svc = Service(settings(model), clients)
-    svc.fail_scoring_after = 4
+    svc.scorer.fail_after = 4
     task = await serving(svc)
     clients.consumer.produce(0, windows(12))
     started = time.monotonic()
@@ -292,6 +292,20 @@ async def test_start_up_waits_for_the_broker_and_gives_up_with_one_line(model):
     svc = Service(settings(model, broker_wait_s=0.5), clients)
     with pytest.raises(Exception, match=r"did not answer within 0.5 s \(broker_wait_s\)"):
         await asyncio.wait_for(svc.run(), 10)
+
+
+async def test_a_broker_late_at_start_up_is_awaited_and_counts_as_no_outage(model):
+    clients = fake_clients("in", ["al", "dlq", "sc"])
+    clients.cluster.reachable = False
+    svc = Service(settings(model), clients)
+    task = asyncio.create_task(svc.run())
+    await until(lambda: svc.health.broker_down_since is not None, 10, "waiting for the broker")
+    assert not svc.ready()
+    clients.cluster.reachable = True
+    await until(svc.ready, 10, "ready once the broker answers")
+    assert svc.health.outages == 0
+    svc.stop()
+    await task
 
 
 async def test_a_metrics_port_in_use_is_one_clear_error(model):
