@@ -107,8 +107,11 @@ async def test_sigkill_mid_incident_loses_no_event_and_repeats_ids(bootstrap, se
     first = Daemon(s, tmp_path / "first.log")
     await first.wait_ready()
     feeding = asyncio.create_task(
-        replay(rest, t["input_topic"], bootstrap, rate=600, samples=True, progress=False)
+        replay(rest, t["input_topic"], bootstrap, rate=150, samples=True, progress=False)
     )
+    # 150 samples/s: the level shift keeps events open about 2 s, far longer than the time
+    # between this check and the kill (at 600/s it was 0.4 s, and the kill sometimes came after
+    # the events had resolved and been committed).
     await until(lambda: first.metric("aemon_events_open") >= 2, 60, "events open mid-incident")
     first.kill()
     await feeding
