@@ -42,6 +42,16 @@ def window_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_daemon_left():
+    """Kill any ``aemon serve`` process a failed test left running."""
+    yield
+    from tests.integration.helpers import Daemon
+
+    for d in Daemon.started:
+        d.kill()
+
+
 @pytest.fixture(scope="session")
 def bootstrap():
     given = os.environ.get("AEMON_TEST_BOOTSTRAP")

@@ -14,6 +14,7 @@ import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import ClassVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -128,7 +129,10 @@ def scrape(port: int) -> dict[str, float]:
 
 
 class Daemon:
-    """``aemon serve`` as a real subprocess (for signals)."""
+    """``aemon serve`` as a real subprocess (for signals). Every one started is killed at the
+    end of the session if a test left it running (``tests/conftest.py``)."""
+
+    started: ClassVar[list[Daemon]] = []
 
     def __init__(self, s: Settings, log: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
@@ -146,6 +150,7 @@ class Daemon:
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
+        Daemon.started.append(self)
 
     def status(self, path: str) -> int:
         """HTTP status of ``path`` (0: no answer)."""
