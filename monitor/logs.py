@@ -32,6 +32,21 @@ class Fold(logging.Filter):
         return True
 
 
+class Throttled:
+    """A warning written at most once every ``every`` seconds (the rest are dropped: the next
+    one that passes carries the current state)."""
+
+    def __init__(self, log: logging.Logger, every: float = 10.0) -> None:
+        self.log, self.every = log, every
+        self._last = float("-inf")
+
+    def warning(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self.log.warning("%s", text)
+
+
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         doc = {

@@ -13,13 +13,13 @@ import asyncio
 import functools
 import logging
 import random
-import time
 
 from aiokafka.partitioner import murmur2
 
 from monitor.decisions import Decided, Send
 from monitor.health import Health
 from monitor.kafka import Cluster, Producer, retriable
+from monitor.logs import Throttled
 from monitor.metrics import Metrics
 from monitor.stopping import pause
 from monitor.supervisor import Fatal
@@ -52,7 +52,7 @@ class Publisher:
         self.health, self.metrics, self.stopping = health, metrics, stopping
         self.backoff = backoff
         self.verified = 0  # outages after which the output topics were seen to exist
-        self._warned = float("-inf")
+        self._warn = Throttled(log)
 
     async def send(self, d: Decided) -> None:
         """Hand ``d``'s messages to the producer as one record batch per topic partition (the
@@ -110,10 +110,7 @@ class Publisher:
     def _failed(self, exc: BaseException, delay: float) -> None:
         self.metrics.errors.labels("publish", type(exc).__name__[:40]).inc()
         self.health.publish_failing = type(exc).__name__
-        now = time.monotonic()
-        if now - self._warned >= 10:
-            self._warned = now
-            log.warning("publishing failed (%r); sending again in %.1f s", exc, delay)
+        self._warn.warning(f"publishing failed ({exc!r}); sending again in {delay:.1f} s")
 
     async def _topics_back(self) -> None:
         """After a broker outage, wait until every output topic exists again."""

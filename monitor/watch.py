@@ -18,6 +18,7 @@ from aiokafka import TopicPartition
 
 from monitor.health import Health
 from monitor.kafka import Clients, retriable
+from monitor.logs import Throttled
 from monitor.metrics import Metrics
 from monitor.stopping import pause
 from monitor.supervisor import Fatal
@@ -55,7 +56,7 @@ class BrokerWatch:
         self._topic_seen = False
         self._before: dict[TopicPartition, int] | None = None  # ours when the outage began
         self._lost_until = 0.0
-        self._warned = float("-inf")
+        self._warn = Throttled(log).warning
 
     async def first_contact(self, where: str, wait_s: float) -> bool:
         """At start-up: wait for the broker with bounded backoff, saying every 10 s what is
@@ -153,9 +154,9 @@ class BrokerWatch:
             return False
         return done is not None and high is not None and done > high
 
-    def lost(self, reason: str, detail: str, hold_s: float | None = None) -> None:
-        """Report a lost or reset input log: an error line, the metric, and not ready for a
-        while (``hold_s``, default the broker grace), so that probes see it."""
+    def lost(self, reason: str, detail: str) -> None:
+        """Report a lost or reset input log: an error line, the metric, and not ready for the
+        broker grace, so that probes see it."""
         if self.health.log_lost != detail:
             log.error(
                 "input log lost or reset (%s); reading it again from the %s offset",
@@ -164,7 +165,7 @@ class BrokerWatch:
             )
             self.metrics.log_lost.labels(reason).inc()
         self.health.log_lost = detail
-        self._lost_until = time.monotonic() + (self.health.grace_s if hold_s is None else hold_s)
+        self._lost_until = time.monotonic() + self.health.grace_s
 
     def _unreachable(self, exc: BaseException) -> None:
         if self.health.broker_down_since is None:
@@ -174,10 +175,3 @@ class BrokerWatch:
         self.metrics.errors.labels("broker", type(exc).__name__[:40]).inc()
         since = self.health.broker_down_since or time.monotonic()
         self._warn(f"broker unreachable for {time.monotonic() - since:.0f} s ({exc!r}); waiting")
-
-    def _warn(self, text: str) -> None:
-        """A warning at most every 10 s."""
-        now = time.monotonic()
-        if now - self._warned >= 10:
-            self._warned = now
-            log.warning("%s", text)
