@@ -1,1 +1,3 @@
-"""aemon monitor: the streaming daemon and its tools (replay, broker, demo, bench)."""
+"""aemon: autoencoder anomaly detection for windows, images and telemetry streams."""
+
+__version__ = "0.1.0"

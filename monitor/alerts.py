@@ -61,7 +61,7 @@ def score_record(
 
 
 def event_message(record: dict) -> bytes:
-    """An event's open or resolved message (``record`` from training.timeline.event_record)."""
+    """An event's open or resolved message (``record`` as ``timeline.event_record`` makes it)."""
     return orjson.dumps({**record, "detected_at": time.time()})
 
 

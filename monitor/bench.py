@@ -24,13 +24,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from tqdm.auto import tqdm
 
-from monitor.broker import EmbeddedBroker, create_topics, free_port
-from monitor.config import Settings, local
-from monitor.replay import messages, produce
-from monitor.scoring import Scorer, settle_heap
-from monitor.service import Service, started
-from training.datasets.table import WindowTable, write_windows
-from training.detector import Detector
+from aemon.broker import EmbeddedBroker, create_topics, free_port
+from aemon.config import Settings, local
+from aemon.replay import messages, produce
+from aemon.scoring import Scorer, settle_heap
+from aemon.service import Service, started
+from aemon.training.datasets.table import WindowTable, write_windows
+from aemon.training.detector import Detector
 
 PARTITIONS = 3
 STREAMS = 16
@@ -127,7 +127,7 @@ async def latency(
         feeder = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "monitor.cli",
+            "aemon.cli",
             "replay",
             str(csv),
             "--topic",

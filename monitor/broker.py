@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from training.errors import AemonError
+from aemon.training.errors import AemonError
 
 HOST = "127.0.0.1"
 PR_SET_PDEATHSIG = 1

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from monitor import commands
-from training import __version__
-from training import cli as training_cli
-from training.errors import AemonError
+from aemon import __version__, commands
+from aemon.training import cli as training_cli
+from aemon.training.errors import AemonError
 
 
 def parser() -> argparse.ArgumentParser:

@@ -12,13 +12,13 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from monitor import config, logs
-from monitor.broker import EmbeddedBroker, create_topics
-from monitor.replay import replay
-from monitor.service import Service
-from monitor.supervisor import StageFailed
-from training.errors import ConfigError
-from training.series import DEFAULT_EVENTS
+from aemon import config, logs
+from aemon.broker import EmbeddedBroker, create_topics
+from aemon.replay import replay
+from aemon.service import Service
+from aemon.supervisor import StageFailed
+from aemon.training.errors import ConfigError
+from aemon.training.series import DEFAULT_EVENTS
 
 T = TypeVar("T")
 
@@ -167,13 +167,13 @@ def register_tools(sub: argparse._SubParsersAction) -> None:
 
 
 def nab_doc() -> str:
-    from monitor import nab
+    from aemon import nab
 
     return (nab.__doc__ or "").split("\n", 1)[1].strip()
 
 
 def bench_doc() -> str:
-    from monitor import bench
+    from aemon import bench
 
     return (bench.__doc__ or "").split("\n", 1)[1].strip()
 
@@ -181,7 +181,7 @@ def bench_doc() -> str:
 def _demo(args: argparse.Namespace) -> int:
     if not (math.isfinite(args.rate) and args.rate > 0):
         raise ConfigError(f"--rate must be a number > 0, got {args.rate}")
-    from monitor import demo
+    from aemon import demo
 
     summary = run_async(demo.run(args.cache, args.rate, args.metrics_port))
     if args.json:
@@ -193,12 +193,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from monitor import bench, demo
-    from training.datasets import ecg5000
+    from aemon import bench, demo
+    from aemon.training.datasets import ecg5000
 
     if args.training:
-        from training import speed
-        from training.datasets.images import load_idx
+        from aemon.training import speed
+        from aemon.training.datasets.images import load_idx
 
         result = speed.compare(load_idx(args.training, "train").images, args.rounds)
         print(
@@ -226,12 +226,12 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _nab(args: argparse.Namespace) -> int:
-    from monitor import nab
-    from training.datasets.samples import read_samples
-    from training.device import pick_device
-    from training.presets import SERIES_PRESETS
-    from training.series import Plan, train_series
-    from training.timeline import draw, evaluate_events, score_samples
+    from aemon import nab
+    from aemon.training.datasets.samples import read_samples
+    from aemon.training.device import pick_device
+    from aemon.training.presets import SERIES_PRESETS
+    from aemon.training.series import Plan, train_series
+    from aemon.training.timeline import draw, evaluate_events, score_samples
 
     history, rest, stamps = nab.build_csvs(args.data, args.out)
     models = args.out / "models"

@@ -18,10 +18,10 @@ from collections.abc import Callable
 
 from aiokafka import TopicPartition
 
-from monitor.batching import Batch
-from monitor.kafka import Clients, retriable
-from monitor.metrics import Metrics
-from monitor.supervisor import Fatal
+from aemon.batching import Batch
+from aemon.kafka import Clients, retriable
+from aemon.metrics import Metrics
+from aemon.supervisor import Fatal
 
 log = logging.getLogger("aemon.serve")
 

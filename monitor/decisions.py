@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor import alerts
-from monitor.batching import Batch
-from monitor.models import Models
-from monitor.scoring import Scored
-from training.decide import Decider
-from training.detector import Detector
-from training.timeline import event_record
-from training.windowing import Windower
+from aemon import alerts
+from aemon.batching import Batch
+from aemon.models import Models
+from aemon.scoring import Scored
+from aemon.training.decide import Decider
+from aemon.training.detector import Detector
+from aemon.training.timeline import event_record
+from aemon.training.windowing import Windower
 
 Send = tuple[str, bytes | None, bytes | None, list | None]  # topic, value, key, headers
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from monitor.broker import EmbeddedBroker, create_topics, free_port
-from monitor.config import Settings
-from monitor.replay import replay
-from monitor.service import Service, started
-from training.artifact import read_meta
-from training.datasets.table import read_windows
-from training.errors import AemonError
+from aemon.broker import EmbeddedBroker, create_topics, free_port
+from aemon.config import Settings
+from aemon.replay import replay
+from aemon.service import Service, started
+from aemon.training.artifact import read_meta
+from aemon.training.datasets.table import read_windows
+from aemon.training.errors import AemonError
 
 
 def ensure_model(cache: Path, progress: bool) -> tuple[Path, Path]:
@@ -34,7 +34,7 @@ def ensure_model(cache: Path, progress: bool) -> tuple[Path, Path]:
             return model, holdout
     except AemonError:
         pass
-    from monitor.cli import main
+    from aemon.cli import main
 
     print("training the ECG5000 detector (default preset)...", file=sys.stderr)
     argv = ["train", "ecg", "--out", str(model), "--holdout-csv", str(holdout)]

@@ -11,9 +11,9 @@ from collections.abc import Callable
 import orjson
 from aiokafka import TopicPartition
 
-from monitor import alerts
-from monitor.batching import Batch, Pool
-from monitor.codec import (
+from aemon import alerts
+from aemon.batching import Batch, Pool
+from aemon.codec import (
     Invalid,
     Limits,
     decode_sample,
@@ -21,11 +21,11 @@ from monitor.codec import (
     non_finite,
     non_finite_rows,
 )
-from monitor.kafka import Consumer
-from monitor.models import Models
-from monitor.refusals import RefusalLog
-from monitor.stopping import STOPPED, unless_stopped
-from training.windowing import LateSample, Windower
+from aemon.kafka import Consumer
+from aemon.models import Models
+from aemon.refusals import RefusalLog
+from aemon.stopping import STOPPED, unless_stopped
+from aemon.training.windowing import LateSample, Windower
 
 
 class Intake:

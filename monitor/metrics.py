@@ -17,11 +17,11 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from monitor.codec import REASONS
-from monitor.health import Health
+from aemon.codec import REASONS
+from aemon.health import Health
 
 if TYPE_CHECKING:
-    from monitor.decisions import Decided
+    from aemon.decisions import Decided
 
 ERROR_BUCKETS = tuple(round(1e-4 * 10 ** (k / 3), 10) for k in range(19))  # 1e-4 .. 1e2
 SECOND_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)

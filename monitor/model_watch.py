@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from monitor.metrics import Metrics
-from monitor.models import Models
-from monitor.scoring import Scorer, settle_heap
+from aemon.metrics import Metrics
+from aemon.models import Models
+from aemon.scoring import Scorer, settle_heap
 
 log = logging.getLogger("aemon.serve")
 

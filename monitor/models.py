@@ -13,11 +13,11 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.artifact import META_FILE
-from training.catalog import ANY, catalog
-from training.decide import Rule
-from training.detector import Detector
-from training.errors import ArtifactError
+from aemon.training.artifact import META_FILE
+from aemon.training.catalog import ANY, catalog
+from aemon.training.decide import Rule
+from aemon.training.detector import Detector
+from aemon.training.errors import ArtifactError
 
 log = logging.getLogger("aemon.serve")
 

@@ -6,7 +6,8 @@
    min(15%, 750) rows, which NAB never scores), with the same fixed settings for every file.
 3. The rest of every file is one more sample CSV, replayed as raw samples through the broker into
    one daemon serving the whole models directory; the events it publishes are collected.
-4. The same rows are scored offline (:mod:`training.timeline`); the two event lists must be equal.
+4. The same rows are scored offline (:mod:`aemon.training.timeline`); the two event lists must
+   be equal.
 5. Detections = the window that opened each event; one CSV per file (``timestamp,is_anomaly``)
    in NAB's own layout, ready for NAB's scorer.
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.errors import DataError
+from aemon.training.errors import DataError
 
 TRAIN_FRACTION = 0.15
 MAX_TRAIN_ROWS = 750
@@ -101,11 +102,11 @@ async def stream_events(
 
     import orjson
 
-    from monitor.broker import EmbeddedBroker, create_topics
-    from monitor.config import local
-    from monitor.replay import replay
-    from monitor.service import Service, started
-    from monitor.topics import read_topic
+    from aemon.broker import EmbeddedBroker, create_topics
+    from aemon.config import local
+    from aemon.replay import replay
+    from aemon.service import Service, started
+    from aemon.topics import read_topic
 
     async with contextlib.AsyncExitStack() as stack:
         if bootstrap is None:

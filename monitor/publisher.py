@@ -16,13 +16,13 @@ import random
 
 from aiokafka.partitioner import murmur2
 
-from monitor.decisions import Decided, Send
-from monitor.health import Health
-from monitor.kafka import Cluster, Producer, retriable
-from monitor.logs import Throttled
-from monitor.metrics import Metrics
-from monitor.stopping import pause
-from monitor.supervisor import Fatal
+from aemon.decisions import Decided, Send
+from aemon.health import Health
+from aemon.kafka import Cluster, Producer, retriable
+from aemon.logs import Throttled
+from aemon.metrics import Metrics
+from aemon.stopping import pause
+from aemon.supervisor import Fatal
 
 log = logging.getLogger("aemon.serve")
 

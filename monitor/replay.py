@@ -14,10 +14,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from tqdm.auto import tqdm
 
-from monitor.codec import encode_window, f32_headers
-from training.datasets.samples import Samples, read_samples
-from training.datasets.table import WindowTable, read_windows
-from training.errors import AemonError
+from aemon.codec import encode_window, f32_headers
+from aemon.training.datasets.samples import Samples, read_samples
+from aemon.training.datasets.table import WindowTable, read_windows
+from aemon.training.errors import AemonError
 
 CHUNK = 5000
 

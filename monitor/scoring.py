@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from training.detector import Detector
+from aemon.training.detector import Detector
 
 FAULT_ENV = "AEMON_TEST_FAIL_SCORING_AFTER"  # test hook: scoring raises after N windows
 

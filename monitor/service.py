@@ -22,26 +22,26 @@ import numpy as np
 import torch
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
-from monitor.batching import Batch, Pool
-from monitor.codec import Limits
-from monitor.committer import Committer
-from monitor.config import Settings
-from monitor.decisions import Decided, Decisions
-from monitor.health import Health
-from monitor.intake import Intake
-from monitor.kafka import Clients, kafka_clients
-from monitor.metrics import Metrics, serve_http
-from monitor.model_watch import ModelWatch
-from monitor.models import Models
-from monitor.publisher import Publisher
-from monitor.scoring import Scorer, settle_heap
-from monitor.stopping import pause, unless_stopped
-from monitor.summary import Summary
-from monitor.supervisor import StageFailed, Supervisor
-from monitor.watch import BrokerWatch
-from training.detector import Detector
-from training.errors import AemonError, ConfigError
-from training.windowing import Windower
+from aemon.batching import Batch, Pool
+from aemon.codec import Limits
+from aemon.committer import Committer
+from aemon.config import Settings
+from aemon.decisions import Decided, Decisions
+from aemon.health import Health
+from aemon.intake import Intake
+from aemon.kafka import Clients, kafka_clients
+from aemon.metrics import Metrics, serve_http
+from aemon.model_watch import ModelWatch
+from aemon.models import Models
+from aemon.publisher import Publisher
+from aemon.scoring import Scorer, settle_heap
+from aemon.stopping import pause, unless_stopped
+from aemon.summary import Summary
+from aemon.supervisor import StageFailed, Supervisor
+from aemon.training.detector import Detector
+from aemon.training.errors import AemonError, ConfigError
+from aemon.training.windowing import Windower
+from aemon.watch import BrokerWatch
 
 log = logging.getLogger("aemon.serve")
 HOUSEKEEPING_SECONDS = 2.0

@@ -6,8 +6,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from monitor.metrics import Metrics
-from training.detector import Detector
+from aemon.metrics import Metrics
+from aemon.training.detector import Detector
 
 log = logging.getLogger("aemon.serve")
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from training.errors import AemonError
+from aemon.training.errors import AemonError
 
 log = logging.getLogger("aemon.serve")
 

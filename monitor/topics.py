@@ -6,7 +6,7 @@ import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from training.errors import AemonError
+from aemon.training.errors import AemonError
 
 
 async def read_topic(bootstrap: str, topic: str, timeout: float = 20) -> list:

@@ -16,13 +16,13 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka import TopicPartition
 
-from monitor.health import Health
-from monitor.kafka import Clients, retriable
-from monitor.logs import Throttled
-from monitor.metrics import Metrics
-from monitor.stopping import pause
-from monitor.supervisor import Fatal
-from training.errors import AemonError
+from aemon.health import Health
+from aemon.kafka import Clients, retriable
+from aemon.logs import Throttled
+from aemon.metrics import Metrics
+from aemon.stopping import pause
+from aemon.supervisor import Fatal
+from aemon.training.errors import AemonError
 
 log = logging.getLogger("aemon.serve")
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.broker import EmbeddedBroker
-from monitor.cli import main
-from training.datasets.table import WindowTable, write_windows
+from aemon.broker import EmbeddedBroker
+from aemon.cli import main
+from aemon.training.datasets.table import WindowTable, write_windows
 
 LENGTH = 32
 

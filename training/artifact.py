@@ -15,10 +15,10 @@ from pathlib import Path
 import safetensors.torch
 import torch
 
-from training import __version__
-from training.errors import ArtifactError
-from training.models import build
-from training.models.base import SCORES, Autoencoder
+from aemon import __version__
+from aemon.training.errors import ArtifactError
+from aemon.training.models import build
+from aemon.training.models.base import SCORES, Autoencoder
 
 SCHEMA_VERSION = 1
 META_FILE = "detector.json"

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from training.errors import ConfigError
-from training.specs import split_spec
+from aemon.training.errors import ConfigError
+from aemon.training.specs import split_spec
 
 METHODS = ("mean-std", "quantile", "pot", "mad")
 POT_INITIAL_QUANTILE = 0.98

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.artifact import META_FILE, read_meta
-from training.errors import ArtifactError
+from aemon.training.artifact import META_FILE, read_meta
+from aemon.training.errors import ArtifactError
 
 ANY = ""  # the key of an artifact that serves every stream without a model of its own
 

@@ -14,23 +14,29 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from training import noise, report, timeline
-from training.artifact import META_FILE, read_meta
-from training.calibration import parse_spec
-from training.datasets import download, ecg5000, images
-from training.datasets.cut import cut
-from training.datasets.samples import read_samples
-from training.datasets.table import WindowTable, read_windows, write_windows
-from training.detector import Detector
-from training.device import pick_device
-from training.errors import ConfigError, DataError
-from training.evaluate import evaluate
-from training.models import FAMILIES
-from training.models.dense import ACTIVATIONS
-from training.normalise import KINDS
-from training.pipeline import train_detector
-from training.presets import ECG_PRESETS, IMAGE_PRESETS, SERIES_PRESETS, WINDOW_PRESETS, Recipe
-from training.series import DEFAULT_EVENTS, Plan, train_series
+from aemon.training import noise, report, timeline
+from aemon.training.artifact import META_FILE, read_meta
+from aemon.training.calibration import parse_spec
+from aemon.training.datasets import download, ecg5000, images
+from aemon.training.datasets.cut import cut
+from aemon.training.datasets.samples import read_samples
+from aemon.training.datasets.table import WindowTable, read_windows, write_windows
+from aemon.training.detector import Detector
+from aemon.training.device import pick_device
+from aemon.training.errors import ConfigError, DataError
+from aemon.training.evaluate import evaluate
+from aemon.training.models import FAMILIES
+from aemon.training.models.dense import ACTIVATIONS
+from aemon.training.normalise import KINDS
+from aemon.training.pipeline import train_detector
+from aemon.training.presets import (
+    ECG_PRESETS,
+    IMAGE_PRESETS,
+    SERIES_PRESETS,
+    WINDOW_PRESETS,
+    Recipe,
+)
+from aemon.training.series import DEFAULT_EVENTS, Plan, train_series
 
 
 def _ints(text: str) -> list[int]:

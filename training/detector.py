@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.artifact import load_model
-from training.device import autocast, pick_device
-from training.models.base import Autoencoder
-from training.normalise import Normaliser
+from aemon.training.artifact import load_model
+from aemon.training.device import autocast, pick_device
+from aemon.training.models.base import Autoencoder
+from aemon.training.normalise import Normaliser
 
 
 @dataclass

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from training.device import autocast
-from training.models.base import Autoencoder
+from aemon.training.device import autocast
+from aemon.training.models.base import Autoencoder
 
 Corrupt = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 

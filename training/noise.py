@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from training.specs import split_spec
+from aemon.training.specs import split_spec
 
 Corrupt = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 KINDS = ("gaussian", "saltpepper", "mask")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.errors import ArtifactError
+from aemon.training.errors import ArtifactError
 
 KINDS = ("none", "minmax", "zscore", "robust", "window-zscore")
 CLIP = 1e6  # normalised values are clipped to +-CLIP

@@ -8,17 +8,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training import artifact, noise, report
-from training.calibration import calibrate, check_sample_size, exceed_probability
-from training.datasets.table import WindowTable
-from training.detector import Detector
-from training.errors import DataError
-from training.evaluate import evaluate
-from training.fit import FitResult, fit
-from training.models import build
-from training.models.base import Autoencoder
-from training.normalise import Normaliser
-from training.presets import Recipe
+from aemon.training import artifact, noise, report
+from aemon.training.calibration import calibrate, check_sample_size, exceed_probability
+from aemon.training.datasets.table import WindowTable
+from aemon.training.detector import Detector
+from aemon.training.errors import DataError
+from aemon.training.evaluate import evaluate
+from aemon.training.fit import FitResult, fit
+from aemon.training.models import build
+from aemon.training.models.base import Autoencoder
+from aemon.training.normalise import Normaliser
+from aemon.training.presets import Recipe
 
 
 def split_normals(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from training.fit import FitConfig
+from aemon.training.fit import FitConfig
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Recipe:
     threshold: str = "mad:3"
     calibration_fraction: float = 0.2
     score: str = "mae"
-    denoise: str = ""  # a training.noise spec: noisy inputs, clean targets
+    denoise: str = ""  # an aemon.training.noise spec: noisy inputs, clean targets
     notes: str = ""
 
     def with_overrides(self, **changes: object) -> Recipe:
@@ -115,7 +115,7 @@ IMAGE_PRESETS: dict[str, Recipe] = {
 
 # ``aemon train series``: short windows of one telemetry stream, robust scaling fitted on the
 # stream's own history, a robust threshold (never below the largest calibration score, see
-# training.series). Chosen on NAB's development files (README, "Telemetry").
+# aemon.training.series). Chosen on NAB's development files (README, "Telemetry").
 _SERIES_FIT = FitConfig(epochs=60, batch_size=64, lr=3e-3, loss="l1")
 _SERIES = {"normaliser": "robust", "threshold": "mad:2.5", "calibration_fraction": 0.3}
 SERIES_PRESETS: dict[str, Recipe] = {

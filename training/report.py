@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn import metrics
 
-from training.fit import FitResult
+from aemon.training.fit import FitResult
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

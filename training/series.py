@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.datasets.cut import windows_of
-from training.datasets.samples import Samples
-from training.datasets.table import WindowTable
-from training.decide import Rule
-from training.errors import ConfigError
-from training.normalise import Normaliser
-from training.pipeline import fit_model, train_detector
-from training.presets import Recipe
+from aemon.training.datasets.cut import windows_of
+from aemon.training.datasets.samples import Samples
+from aemon.training.datasets.table import WindowTable
+from aemon.training.decide import Rule
+from aemon.training.errors import ConfigError
+from aemon.training.normalise import Normaliser
+from aemon.training.pipeline import fit_model, train_detector
+from aemon.training.presets import Recipe
 
 DEFAULT_EVENTS = Rule(threshold=0.0, adaptive_window=2000).to_dict()
 

@@ -25,9 +25,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from training.fit import fit
-from training.models import build
-from training.presets import IMAGE_PRESETS
+from aemon.training.fit import fit
+from aemon.training.models import build
+from aemon.training.presets import IMAGE_PRESETS
 
 SEED_BATCH = 64
 AEMON_BATCHES = (64, 256, 1024)
@@ -94,7 +94,7 @@ def _stack_first(items: list[tuple[torch.Tensor]]) -> torch.Tensor:
 
 
 def aemon_epoch(x: np.ndarray, batch: int) -> float:
-    """Seconds for one epoch of :func:`training.fit.fit` at ``batch``."""
+    """Seconds for one epoch of :func:`aemon.training.fit.fit` at ``batch``."""
     cfg = replace(IMAGE_PRESETS["dense"].fit, epochs=1, batch_size=batch, cosine=False)
     device = torch.device("cpu")
     fit(_model(x.shape[1:]), x[: batch * 6], None, cfg, device, progress=False)  # warm-up

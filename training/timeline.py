@@ -1,6 +1,6 @@
 """Offline scoring of sample CSVs on the time axis: every window's start, end, score, threshold
 and verdict, and the anomaly events of each stream, decided exactly as the daemon decides them
-(the same windowing, scoring path and :class:`training.decide.Decider`)."""
+(the same windowing, scoring path and :class:`aemon.training.decide.Decider`)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from training.catalog import catalog, model_for
-from training.datasets.cut import windows_of
-from training.datasets.samples import Samples
-from training.decide import Decider, Event, Rule, event_id
-from training.detector import Detector
+from aemon.training.catalog import catalog, model_for
+from aemon.training.datasets.cut import windows_of
+from aemon.training.datasets.samples import Samples
+from aemon.training.decide import Decider, Event, Rule, event_id
+from aemon.training.detector import Detector
 
 
 @dataclass
@@ -136,8 +136,8 @@ def opening_positions(samples: Samples, t: Timeline) -> dict[str, list[int]]:
 
 
 def evaluate_events(samples: Samples, t: Timeline) -> dict[str, object]:
-    """Event-level metrics against the sample labels (see :mod:`training.incidents`)."""
-    from training.incidents import stream_result, summarise
+    """Event-level metrics against the sample labels (see :mod:`aemon.training.incidents`)."""
+    from aemon.training.incidents import stream_result, summarise
 
     assert samples.label is not None
     openings = opening_positions(samples, t)
@@ -149,10 +149,10 @@ def evaluate_events(samples: Samples, t: Timeline) -> dict[str, object]:
 
 
 def draw(samples: Samples, t: Timeline, report: Path) -> list[Path]:
-    """A timeline picture per stream (see :func:`training.report.series_timeline`)."""
-    from training import report as plots
-    from training.incidents import runs
-    from training.series import stream_dir
+    """A timeline picture per stream (see :func:`aemon.training.report.series_timeline`)."""
+    from aemon.training import report as plots
+    from aemon.training.incidents import runs
+    from aemon.training.series import stream_dir
 
     report.mkdir(parents=True, exist_ok=True)
     stream_of = np.asarray(t.stream)

@@ -20,10 +20,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.broker import create_topics, free_port
-from monitor.config import Settings
-from monitor.service import Service
-from monitor.topics import read_topic
+from aemon.broker import create_topics, free_port
+from aemon.config import Settings
+from aemon.service import Service
+from aemon.topics import read_topic
 
 SESSION_MS = 6000  # the embedded broker holds each JoinGroup for half the session timeout
 HEARTBEAT_MS = 1000
@@ -136,7 +136,7 @@ class Daemon:
 
     def __init__(self, s: Settings, log: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        args = [sys.executable, "-m", "monitor.cli", "serve"]
+        args = [sys.executable, "-m", "aemon.cli", "serve"]
         for f in dataclasses.fields(s):
             value = getattr(s, f.name)
             if f.name == "metrics_port":

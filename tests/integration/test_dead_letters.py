@@ -4,7 +4,8 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from monitor.codec import F32_CONTENT_TYPE, encode_window, f32_headers
+from aemon.codec import F32_CONTENT_TYPE, encode_window, f32_headers
+from aemon.training.datasets.table import read_windows
 from tests.integration.helpers import (
     counter,
     make_topics,
@@ -14,7 +15,6 @@ from tests.integration.helpers import (
     topics,
     until,
 )
-from training.datasets.table import read_windows
 
 LIMIT = 64 * 1024
 CUT = 4096  # dead letters are cut to this many bytes

@@ -7,9 +7,11 @@ import time
 
 import orjson
 
-from monitor.alerts import alert_id
-from monitor.cli import main
-from monitor.replay import replay
+from aemon.alerts import alert_id
+from aemon.cli import main
+from aemon.replay import replay
+from aemon.training.artifact import read_meta
+from aemon.training.datasets.table import read_windows, write_windows
 from tests.integration.helpers import (
     Daemon,
     committed,
@@ -21,8 +23,6 @@ from tests.integration.helpers import (
     topics,
     until,
 )
-from training.artifact import read_meta
-from training.datasets.table import read_windows, write_windows
 
 
 def keys_in(path) -> list[tuple[str, int]]:

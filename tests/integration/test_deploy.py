@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from monitor import config
-from monitor.health import Health
-from monitor.metrics import Metrics, serve_http
+from aemon import config
+from aemon.health import Health
+from aemon.metrics import Metrics, serve_http
 from tests.integration.tools import ensure
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

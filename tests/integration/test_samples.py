@@ -5,8 +5,9 @@ import csv
 import numpy as np
 import orjson
 
-from monitor.cli import main
-from monitor.replay import replay
+from aemon.cli import main
+from aemon.replay import replay
+from aemon.training.datasets.table import WindowTable, read_windows, write_windows
 from tests.integration.helpers import (
     counter,
     make_topics,
@@ -16,7 +17,6 @@ from tests.integration.helpers import (
     topics,
     until,
 )
-from training.datasets.table import WindowTable, read_windows, write_windows
 
 BEATS = 60
 STREAMS = 3

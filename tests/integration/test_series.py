@@ -9,9 +9,11 @@ import numpy as np
 import orjson
 import pytest
 
-from monitor import nab
-from monitor.cli import main
-from monitor.replay import produce, replay
+from aemon import nab
+from aemon.cli import main
+from aemon.replay import produce, replay
+from aemon.training.datasets.samples import read_samples
+from aemon.training.timeline import score_samples
 from tests.integration.helpers import (
     Daemon,
     counter,
@@ -23,8 +25,6 @@ from tests.integration.helpers import (
     topics,
     until,
 )
-from training.datasets.samples import read_samples
-from training.timeline import score_samples
 
 N, TRAIN = 1200, 500
 STREAMS = {"cpu-a": 0.04, "disk/b": 100.0, "net c": 15000.0}  # three scales, odd names

@@ -5,9 +5,9 @@ import csv
 import orjson
 import pytest
 
-from monitor.alerts import alert_id
-from monitor.cli import main
-from monitor.replay import replay
+from aemon.alerts import alert_id
+from aemon.cli import main
+from aemon.replay import replay
 from tests.integration.helpers import (
     counter,
     make_topics,

@@ -14,11 +14,12 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from monitor.alerts import alert_id
-from monitor.broker import EmbeddedBroker, free_port
-from monitor.codec import F32_CONTENT_TYPE
-from monitor.replay import produce, replay
-from monitor.scoring import FAULT_ENV
+from aemon.alerts import alert_id
+from aemon.broker import EmbeddedBroker, free_port
+from aemon.codec import F32_CONTENT_TYPE
+from aemon.replay import produce, replay
+from aemon.scoring import FAULT_ENV
+from aemon.training.datasets.table import WindowTable, read_windows, write_windows
 from tests.integration.helpers import (
     Daemon,
     committed,
@@ -29,7 +30,6 @@ from tests.integration.helpers import (
     topics,
     until,
 )
-from training.datasets.table import WindowTable, read_windows, write_windows
 
 KILL_CYCLES = 20
 

@@ -12,7 +12,7 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from monitor.kafka import Clients
+from aemon.kafka import Clients
 
 
 @dataclass

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from training import artifact
-from training.detector import Detector
-from training.errors import ArtifactError
-from training.models import build
+from aemon.training import artifact
+from aemon.training.detector import Detector
+from aemon.training.errors import ArtifactError
+from aemon.training.models import build
 
 META = {
     "name": "t",

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from training.calibration import calibrate, parse_spec, pot
+from aemon.training.calibration import calibrate, parse_spec, pot
 
 RNG = np.random.default_rng(7)
 

@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from monitor.cli import main
+from aemon.cli import main
+from aemon.training.datasets.images import IDX_FILES
+from aemon.training.detector import Detector
 from tests.unit.test_images import idx_bytes
-from training.datasets.images import IDX_FILES
-from training.detector import Detector
 
 
 def train(capsys, out, *extra):

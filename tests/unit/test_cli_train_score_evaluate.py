@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from monitor.cli import main
-from monitor.models import Models
-from monitor.service import Service
+from aemon.cli import main
+from aemon.models import Models
+from aemon.service import Service
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from monitor.codec import (
+from aemon.codec import (
     REASONS,
     Invalid,
     Limits,

@@ -1,7 +1,7 @@
 import pytest
 
-from monitor import config
-from training.errors import ConfigError
+from aemon import config
+from aemon.training.errors import ConfigError
 
 
 @pytest.fixture

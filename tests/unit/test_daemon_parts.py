@@ -12,10 +12,10 @@ import orjson
 import pytest
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
-from monitor import alerts
-from monitor.config import Settings
-from monitor.service import Service
-from monitor.supervisor import StageFailed
+from aemon import alerts
+from aemon.config import Settings
+from aemon.service import Service
+from aemon.supervisor import StageFailed
 from tests.integration.helpers import until
 from tests.unit.fakes import Rec, fake_clients
 
@@ -24,7 +24,7 @@ TOPICS = {"input_topic": "in", "alerts_topic": "al", "dlq_topic": "dlq", "scores
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory, window_csv):
-    from monitor.cli import main
+    from aemon.cli import main
 
     out = tmp_path_factory.mktemp("parts") / "model"
     argv = ["train", "windows", "--input", str(window_csv), "--out", str(out), "--epochs", "1"]

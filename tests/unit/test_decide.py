@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from training.decide import Decider, Rule, event_id
+from aemon.training.decide import Decider, Rule, event_id
 
 
 def run(rule: Rule, scores, stream="s"):

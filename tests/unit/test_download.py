@@ -7,11 +7,11 @@ import threading
 import numpy as np
 import pytest
 
-from monitor.cli import main
+from aemon.cli import main
+from aemon.training.datasets import download
+from aemon.training.datasets.images import IDX_FILES, load_idx
+from aemon.training.errors import DataError
 from tests.unit.test_images import idx_bytes
-from training.datasets import download
-from training.datasets.images import IDX_FILES, load_idx
-from training.errors import DataError
 
 NAMES = [n for pair in IDX_FILES.values() for n in pair]
 

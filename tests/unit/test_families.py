@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from aemon.training.datasets.images import load_digits
+from aemon.training.datasets.table import WindowTable
+from aemon.training.detector import Detector
+from aemon.training.fit import FitConfig, fit
+from aemon.training.models import FAMILIES, build
+from aemon.training.noise import parse
+from aemon.training.pipeline import train_detector
+from aemon.training.presets import Recipe
 from tests.conftest import make_windows
-from training.datasets.images import load_digits
-from training.datasets.table import WindowTable
-from training.detector import Detector
-from training.fit import FitConfig, fit
-from training.models import FAMILIES, build
-from training.noise import parse
-from training.pipeline import train_detector
-from training.presets import Recipe
 
 CPU = torch.device("cpu")
 FIT = FitConfig(epochs=8, batch_size=64, lr=3e-3)

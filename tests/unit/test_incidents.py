@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from training.incidents import nab_raw, runs, stream_result, summarise
+from aemon.training.incidents import nab_raw, runs, stream_result, summarise
 
 
 def sig(x):

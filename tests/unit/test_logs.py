@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-from monitor.logs import Fold, JsonLines
-from monitor.metrics import Metrics
-from monitor.summary import Summary
+from aemon.logs import Fold, JsonLines
+from aemon.metrics import Metrics
+from aemon.summary import Summary
 
 
 def record(name: str, msg: str, *args: object) -> logging.LogRecord:

@@ -5,11 +5,11 @@ import os
 
 import pytest
 
-from monitor.cli import main
-from monitor.models import Models
+from aemon.cli import main
+from aemon.models import Models
+from aemon.training.catalog import ANY
+from aemon.training.errors import ArtifactError
 from tests.unit.test_series import samples_csv
-from training.catalog import ANY
-from training.errors import ArtifactError
 
 
 @pytest.fixture(scope="module")

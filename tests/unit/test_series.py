@@ -6,10 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from monitor.cli import main
-from training.artifact import read_meta
-from training.catalog import catalog
-from training.series import stream_dir
+from aemon.cli import main
+from aemon.training.artifact import read_meta
+from aemon.training.catalog import catalog
+from aemon.training.series import stream_dir
 
 
 def samples_csv(path, n=400, streams=("a",), flat=False, seed=0, spike_at=None):

@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from training import speed
+from aemon.training import speed
 
 
 def test_per_sample_images_convert_as_to_tensor_does():

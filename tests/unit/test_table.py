@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from aemon.training.datasets.table import read_matrix, read_windows, write_windows
+from aemon.training.errors import DataError
 from tests.conftest import make_windows
-from training.datasets.table import read_matrix, read_windows, write_windows
-from training.errors import DataError
 
 
 def write(tmp_path, text, name="w.csv"):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.datasets.download import SOURCES
-from training.errors import DataError
+from aemon.training.datasets.download import SOURCES
+from aemon.training.errors import DataError
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.errors import DataError
+from aemon.training.errors import DataError
 
 ID_COLUMNS = ("stream", "seq", "ts", "start", "label")
 F32_MAX = float(np.finfo(np.float32).max)  # larger values are refused, as the daemon does

@@ -1,12 +1,12 @@
-"""Autoencoder families, each registered by name (see :mod:`training.models.registry`).
+"""Autoencoder families, each registered by name (see :mod:`aemon.training.models.registry`).
 
 Importing a family's module registers it; the imports below make every family buildable.
 """
 
-from training.models import aae as aae
-from training.models import conv as conv
-from training.models import dense as dense
-from training.models import vae as vae
-from training.models.registry import FAMILIES, build
+from aemon.training.models import aae as aae
+from aemon.training.models import conv as conv
+from aemon.training.models import dense as dense
+from aemon.training.models import vae as vae
+from aemon.training.models.registry import FAMILIES, build
 
 __all__ = ["FAMILIES", "build"]

@@ -12,9 +12,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from training.models.base import Autoencoder, adam
-from training.models.dense import _stack, check_choices, dense_decoder
-from training.models.registry import register
+from aemon.training.models.base import Autoencoder, adam
+from aemon.training.models.dense import _stack, check_choices, dense_decoder
+from aemon.training.models.registry import register
 
 
 @register("aae")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.models.base import Autoencoder
-from training.models.dense import OUTPUTS, initialise
-from training.models.registry import register
+from aemon.training.models.base import Autoencoder
+from aemon.training.models.dense import OUTPUTS, initialise
+from aemon.training.models.registry import register
 
 
 def _conv_ae(dims: int, channels: int, widths: list[int], kernel: int, output: str):

@@ -8,8 +8,8 @@ import math
 import torch
 from torch import nn
 
-from training.models.base import Autoencoder
-from training.models.registry import register
+from aemon.training.models.base import Autoencoder
+from aemon.training.models.registry import register
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,

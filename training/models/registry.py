@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from training.errors import ArtifactError
-from training.models.base import Autoencoder
+from aemon.training.errors import ArtifactError
+from aemon.training.models.base import Autoencoder
 
 FAMILIES: dict[str, type[Autoencoder]] = {}
 

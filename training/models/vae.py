@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.models.base import Autoencoder, elementwise_error
-from training.models.dense import _stack, check_choices, dense_decoder
-from training.models.registry import register
+from aemon.training.models.base import Autoencoder, elementwise_error
+from aemon.training.models.dense import _stack, check_choices, dense_decoder
+from aemon.training.models.registry import register
 
 
 @register("vae")
