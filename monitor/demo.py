@@ -20,7 +20,7 @@ from aemon.config import Settings
 from aemon.replay import replay
 from aemon.service import Service, started
 from aemon.training.artifact import read_meta
-from aemon.training.datasets.table import read_windows
+from aemon.training.datasets.table import read_windows, write_windows
 from aemon.training.errors import AemonError
 
 
@@ -34,12 +34,17 @@ def ensure_model(cache: Path, progress: bool) -> tuple[Path, Path]:
             return model, holdout
     except AemonError:
         pass
-    from aemon.cli import main
+    import aemon
+    from aemon.training.datasets import ecg5000
 
     print("training the ECG5000 detector (default preset)...", file=sys.stderr)
-    argv = ["train", "ecg", "--out", str(model), "--holdout-csv", str(holdout)]
-    if main(argv + ([] if progress else ["--quiet"])) != 0:
-        raise AemonError("training the demo detector failed")
+    split = ecg5000.split(ecg5000.load())
+    det = aemon.fit(
+        split.train.values, split.train.label, preset="ecg", name="ecg5000", progress=progress
+    )
+    det.save(model)
+    det.report(model / "report", split.test.values, split.test.label)
+    write_windows(holdout, split.test)
     return model, holdout
 
 

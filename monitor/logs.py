@@ -20,6 +20,12 @@ class Fold(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("aiokafka"):
             return True
+        if record.levelno >= logging.ERROR and str(record.msg).startswith("Unable connect"):
+            # aemon's own lines say what it means (waiting for the broker, unreachable, not
+            # ready): aiokafka's connection refusals are warnings beside them.
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            if logging.getLogger().getEffectiveLevel() > logging.WARNING:
+                return False
         key = (record.name, record.msg)
         now = time.monotonic()
         last, folded = self._last.get(key, (float("-inf"), 0))

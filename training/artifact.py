@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,21 +35,20 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save(out: str | Path, model: Autoencoder, meta: dict[str, object]) -> Path:
-    """Write the weights, then ``detector.json`` with their checksum, versions and schema."""
-    out = Path(out)
+def seal(model: Autoencoder, meta: dict[str, object]) -> tuple[bytes, dict]:
+    """The weights as safetensors bytes and the complete ``detector.json`` document (checksum,
+    ``model_version``, versions, schema), in memory: a fitted model has its version before it is
+    saved, and :func:`save` writes exactly these bytes."""
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if bad:
-        raise ArtifactError(f"not writing {out}: non-finite weights in {', '.join(bad[:3])}")
+        raise ArtifactError(f"non-finite weights in {', '.join(bad[:3])}")
     try:
         json.dumps(meta, allow_nan=False)
     except ValueError:
-        raise ArtifactError(f"not writing {out}: a non-finite number in its settings") from None
-    out.mkdir(parents=True, exist_ok=True)
-    weights = out / WEIGHTS_FILE
-    safetensors.torch.save_file(state, str(weights), metadata={"format": "pt"})
-    digest = sha256(weights)
+        raise ArtifactError("a non-finite number in the model's settings") from None
+    blob = safetensors.torch.save(state, metadata={"format": "pt"})
+    digest = hashlib.sha256(blob).hexdigest()
     doc = {
         "schema_version": SCHEMA_VERSION,
         **meta,
@@ -62,6 +62,20 @@ def save(out: str | Path, model: Autoencoder, meta: dict[str, object]) -> Path:
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    return blob, doc
+
+
+def save(out: str | Path, model: Autoencoder, meta: dict[str, object]) -> Path:
+    """Write the weights, then ``detector.json`` with their checksum, versions and schema."""
+    out = Path(out)
+    try:
+        blob, doc = seal(model, meta)
+    except ArtifactError as exc:
+        raise ArtifactError(f"not writing {out}: {exc}") from None
+    if out.exists() and not out.is_dir():
+        raise ArtifactError(f"not writing {out}: it is a file, not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / WEIGHTS_FILE).write_bytes(blob)
     (out / META_FILE).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
     return out
 
@@ -88,7 +102,48 @@ def read_meta(path: str | Path) -> dict:
         raise ArtifactError(f"{meta_path}: missing {', '.join(missing)}")
     if meta["score"] not in SCORES:
         raise ArtifactError(f"{meta_path}: unknown score function {meta['score']!r}")
+    problem = _wrong_type(meta)
+    if problem:
+        raise ArtifactError(f"{meta_path}: {problem}")
     return meta
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _wrong_type(meta: dict) -> str | None:
+    """The first value of ``detector.json`` whose type the loader cannot use, if any."""
+    checks: list[tuple[str, object, bool]] = [
+        ("name", meta["name"], isinstance(meta["name"], str)),
+        ("family", meta["family"], isinstance(meta["family"], str)),
+        ("hparams", meta["hparams"], isinstance(meta["hparams"], dict)),
+        ("normaliser", meta["normaliser"], isinstance(meta["normaliser"], dict)),
+        ("input", meta["input"], isinstance(meta["input"], dict)),
+        ("threshold", meta["threshold"], isinstance(meta["threshold"], dict)),
+        ("weights", meta["weights"], isinstance(meta["weights"], dict)),
+    ]
+    for key, value, ok in checks:
+        if not ok:
+            kind = "a text" if key in ("name", "family") else "an object"
+            return f"{key} must be {kind}, got {value!r}"
+    shape = meta["input"].get("shape")
+    if not (
+        isinstance(shape, list)
+        and shape
+        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+    ):
+        return f"input.shape must be a list of whole numbers > 0, got {shape!r}"
+    value = meta["threshold"].get("value")
+    if not _finite(value):
+        return f"threshold.value must be a finite number, got {value!r}"
+    if not isinstance(meta.get("model_version", ""), str):
+        return f"model_version must be a text, got {meta['model_version']!r}"
+    if "stream" in meta and not isinstance(meta["stream"], str):
+        return f"stream must be a text, got {meta['stream']!r}"
+    if "events" in meta and not isinstance(meta["events"], dict):
+        return f"events must be an object, got {meta['events']!r}"
+    return None
 
 
 def load_model(path: str | Path) -> tuple[Autoencoder, dict]:

@@ -22,9 +22,8 @@ import numpy as np
 from scipy import stats
 
 from aemon.training.errors import ConfigError
-from aemon.training.specs import split_spec
+from aemon.training.specs import parse_threshold
 
-METHODS = ("mean-std", "quantile", "pot", "mad")
 POT_INITIAL_QUANTILE = 0.98
 POT_MIN_PEAKS = 10
 LOG_MAD_FLOOR = 0.1  # scores within about 10% of each other count as equal
@@ -52,20 +51,9 @@ class Threshold:
         }
 
 
-def parse_spec(spec: str) -> tuple[str, float]:
-    """``"quantile:0.99"`` -> ``("quantile", 0.99)``, validated."""
-    usage = "threshold must be METHOD:PARAM with METHOD in"
-    method, param = split_spec(spec, METHODS, usage, "threshold parameter")
-    if method in ("quantile", "pot") and not 0 < param < 1:
-        raise ValueError(f"{method} takes a probability in (0, 1), got {param}")
-    if method in ("mean-std", "mad") and param < 0:
-        raise ValueError(f"{method} takes K >= 0, got {param}")
-    return method, param
-
-
 def check_sample_size(spec: str, n: int) -> None:
     """Refuse, before any training, a calibration set too small for ``spec``."""
-    method, _ = parse_spec(spec)
+    method, _ = parse_threshold(spec)
     need = 2 if method != "pot" else math.ceil(POT_MIN_PEAKS / (1 - POT_INITIAL_QUANTILE))
     if n < need:
         hint = "; use mad:K or quantile:Q, or more normal data" if method == "pot" else ""
@@ -111,7 +99,7 @@ def pot(scores: np.ndarray, risk: float, initial_quantile: float = POT_INITIAL_Q
 
 def calibrate(scores: np.ndarray, spec: str) -> Threshold:
     """Fit the threshold named by ``spec`` on normal ``scores``."""
-    method, param = parse_spec(spec)
+    method, param = parse_threshold(spec)
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 1 or len(s) < 2 or not np.isfinite(s).all():
         raise ValueError("calibration needs at least two finite scores")

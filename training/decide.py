@@ -26,6 +26,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+from aemon.training.errors import ArtifactError
+
 
 def event_id(model_version: str, stream: str, seq: int) -> str:
     """Deterministic: the event opened at the same window by the same model has the same id."""
@@ -78,8 +80,15 @@ class Rule:
         """The rule an artifact records (fixed threshold, one-window events when it has none)."""
         events = meta.get("events", {})
         thr = meta["threshold"]
-        seed = tuple(float(v) for v in thr.get("calibration_tail", ()))
-        return cls(float(thr["value"]), seed=seed, **events)
+        try:
+            seed = tuple(float(v) for v in thr.get("calibration_tail", ()))
+            return cls(float(thr["value"]), seed=seed, **events)
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"the event rule of model {meta.get('name')!r}: {exc}") from None
+
+
+# The event rule of `aemon train series` and `aemon nab` unless their flags say otherwise.
+DEFAULT_EVENTS = Rule(threshold=0.0, adaptive_window=2000).to_dict()
 
 
 @dataclass

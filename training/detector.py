@@ -1,17 +1,49 @@
-"""A loaded artifact ready to score: normalise, reconstruct, reduce to one score per window."""
+"""A detector ready to score: normalise, reconstruct, reduce to one score per window; predict,
+evaluate, save and report. Fitted in memory (:func:`aemon.fit`) or loaded from an artifact."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from aemon.training import artifact
 from aemon.training.artifact import load_model
+from aemon.training.datasets.table import F32_MAX, ID_COLUMNS
 from aemon.training.device import autocast, pick_device
+from aemon.training.errors import DataError
 from aemon.training.models.base import Autoencoder
 from aemon.training.normalise import Normaliser
+
+
+def as_windows(values: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``values`` (array, nested lists or a DataFrame whose non-id columns are the values) as
+    float32 ``[n, *shape]``; refuses NaN, infinities and values beyond float32, as the daemon
+    does."""
+    if hasattr(values, "columns") and hasattr(values, "to_numpy"):  # a pandas DataFrame
+        values = values[[c for c in values.columns if c not in ID_COLUMNS]].to_numpy()
+    try:
+        x = np.asarray(values)
+        if x.dtype != np.float32:
+            x = x.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"values must be numbers ({exc})") from None
+    size = int(np.prod(shape))
+    if x.ndim == 1 and x.size == size:
+        x = x[None]
+    if x.ndim < 2 or int(np.prod(x.shape[1:])) != size:
+        raise DataError(
+            f"expected windows of shape {list(shape)} ({size} values each), got an array of "
+            f"shape {list(x.shape)}"
+        )
+    bad = ~np.isfinite(x) | (np.abs(x) > F32_MAX)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise DataError(f"window {row} holds NaN, an infinity or a value beyond float32")
+    return x.reshape(len(x), *shape).astype(np.float32)
 
 
 @dataclass
@@ -70,12 +102,57 @@ class Detector:
             top = np.empty((flagged.size, 0), dtype=np.int64)
         return scores, flagged, top
 
-    def score(self, values: np.ndarray, batch: int = 4096) -> np.ndarray:
-        """One score per window of raw ``values`` ``[n, *input_shape]``, as float32."""
-        x = self.normaliser(np.ascontiguousarray(values, dtype=np.float32))
+    def score(self, values: Any, batch: int = 4096) -> np.ndarray:
+        """One score per window of raw ``values`` ``[n, *input_shape]`` (or a DataFrame of
+        windows, one per row), as float32; higher is more anomalous."""
+        x = self.normaliser(as_windows(values, self.input_shape))
         out = np.empty(len(x), dtype=np.float32)
         for i in range(0, len(x), batch):
             out[i : i + batch] = self.score_tensor(
                 torch.from_numpy(x[i : i + batch]).to(self.device)
             )[0]
         return out
+
+    def predict(self, values: Any) -> np.ndarray:
+        """1 where a window's score is above the calibrated threshold, else 0 (int8)."""
+        return (self.score(values) > self.threshold).astype(np.int8)
+
+    def evaluate(self, values: Any, labels: Any) -> dict[str, object]:
+        """ROC-AUC, PR-AUC, precision, recall, F1, accuracy and the confusion matrix at the
+        threshold; ``labels`` 1 = anomaly."""
+        from aemon.training.evaluate import evaluate
+
+        return evaluate(self.score(values), _labels(labels), self.threshold)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact (``detector.json`` and ``weights.safetensors``) that the CLI,
+        :func:`aemon.load` and ``aemon serve`` read."""
+        out = artifact.save(path, self.model, self.meta)
+        self.meta = artifact.read_meta(out)
+        return out
+
+    def report(self, path: str | Path, values: Any = None, labels: Any = None) -> list[Path]:
+        """Pictures (and ``metrics.json``) into ``path``: the loss curves; with ``values``,
+        reconstructions; with ``labels`` too, the score histogram and ROC/PR curves."""
+        from aemon.training.report import run_report
+
+        x = None if values is None else as_windows(values, self.input_shape)
+        y = None if labels is None else _labels(labels)
+        return run_report(self, Path(path), x, y)
+
+    def summary(self) -> dict[str, object]:
+        """What a training run prints: threshold, evaluation metrics, timing, version."""
+        training = self.meta.get("training", {})
+        return {
+            "threshold": self.threshold,
+            **self.meta.get("metrics", {}),
+            "fit_seconds": round(float(training.get("fit_seconds", 0.0)), 3),
+            "model_version": self.version,
+        }
+
+
+def _labels(labels: Any) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.ndim != 1 or not np.isin(y, (0, 1)).all():
+        raise DataError("labels must be a flat sequence of 0 (normal) and 1 (anomaly)")
+    return y.astype(np.int8)

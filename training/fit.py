@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,29 +14,9 @@ from tqdm.auto import tqdm
 
 from aemon.training.device import autocast
 from aemon.training.models.base import Autoencoder
+from aemon.training.presets import FitConfig
 
 Corrupt = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-
-
-@dataclass
-class FitConfig:
-    """How to train. ``patience`` epochs without a better validation loss stop the run."""
-
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 1e-3
-    loss: str = "l1"
-    weight_decay: float = 0.0
-    cosine: bool = False
-    patience: int | None = None
-    seed: int = 0
-    amp: bool = True
-
-    def __post_init__(self) -> None:
-        if self.loss not in ("l1", "l2"):
-            raise ValueError("loss must be 'l1' or 'l2'")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch size must be >= 1 and the learning rate > 0")
 
 
 @dataclass
@@ -79,14 +60,11 @@ def fit(
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     result = FitResult(device=str(device))
     best, best_state, stale = float("inf"), None, 0
-    # disable=None: a bar on a terminal only, never thousands of lines in a log file.
-    bar = tqdm(
-        range(cfg.epochs),
-        desc="train",
-        unit="epoch",
-        disable=None if progress else True,
-        leave=False,
-    )
+    # A bar on a terminal (left on screen at the end); in a log file a line every tenth of the
+    # run instead of thousands of bar updates.
+    tty = sys.stderr.isatty()
+    bar = tqdm(range(cfg.epochs), desc="train", unit="epoch", disable=not (progress and tty))
+    every = max(1, cfg.epochs // 10)
     for epoch in bar:
         model.train()
         perm = torch.randperm(len(x), generator=gen, device=device)
@@ -111,12 +89,21 @@ def fit(
                 result.best_epoch = epoch
             else:
                 stale += 1
-            bar.set_postfix(loss=f"{result.train_loss[-1]:.4f}", val=f"{result.val_loss[-1]:.4f}")
-            if cfg.patience is not None and stale >= cfg.patience:
-                break
+            bar.set_postfix(loss=f"{result.train_loss[-1]:.4f}", cal=f"{result.val_loss[-1]:.4f}")
         else:
             result.best_epoch = epoch
             bar.set_postfix(loss=f"{result.train_loss[-1]:.4f}")
+        stop = cfg.patience is not None and stale >= cfg.patience
+        if progress and not tty and ((epoch + 1) % every == 0 or stop or epoch + 1 == cfg.epochs):
+            cal = f", calibration {result.val_loss[-1]:.4g}" if result.val_loss else ""
+            print(
+                f"aemon: epoch {epoch + 1}/{cfg.epochs}: training loss {result.train_loss[-1]:.4g}"
+                f"{cal}{' (stopping early)' if stop else ''}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if stop:
+            break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

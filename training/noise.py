@@ -12,18 +12,14 @@ from collections.abc import Callable
 
 import torch
 
-from aemon.training.specs import split_spec
+from aemon.training.specs import parse_denoise
 
 Corrupt = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-KINDS = ("gaussian", "saltpepper", "mask")
 
 
 def parse(spec: str, clip: tuple[float, float] | None = None) -> Corrupt:
     """A corruption function from ``KIND:AMOUNT``."""
-    usage = "denoise spec must be KIND:AMOUNT with KIND in"
-    kind, amount = split_spec(spec, KINDS, usage, "denoise amount")
-    if (kind == "gaussian" and amount <= 0) or (kind != "gaussian" and not 0 < amount < 1):
-        raise ValueError(f"{kind} takes {'SIGMA > 0' if kind == 'gaussian' else 'P in (0, 1)'}")
+    kind, amount = parse_denoise(spec)
 
     def corrupt(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         if kind == "gaussian":

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from aemon.training.errors import ArtifactError
+from aemon.training.specs import NORMALISERS
 
-KINDS = ("none", "minmax", "zscore", "robust", "window-zscore")
 CLIP = 1e6  # normalised values are clipped to +-CLIP
 ROBUST_FLOOR = 1e-3  # the robust scale is at least this fraction of the level (never zero)
 
@@ -30,8 +30,8 @@ class Normaliser:
 
     @classmethod
     def fit(cls, kind: str, x: np.ndarray) -> Normaliser:
-        if kind not in KINDS:
-            raise ValueError(f"unknown normaliser {kind!r}; choose from {', '.join(KINDS)}")
+        if kind not in NORMALISERS:
+            raise ValueError(f"unknown normaliser {kind!r}; choose from {', '.join(NORMALISERS)}")
         x = np.asarray(x, dtype=np.float64)  # float32 sums of squares overflow past ~1e19
         if kind == "minmax":
             lo, hi = float(x.min()), float(x.max())
@@ -57,13 +57,25 @@ class Normaliser:
         # Values far outside anything seen in training stay huge but finite, so every score is.
         return np.clip(out, -CLIP, CLIP).astype(np.float32)
 
+    def inverse(self, z: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Normalised ``z`` back in the units of ``raw``, the windows it was computed from
+        (``window-zscore`` undoes each window's own mean and std)."""
+        if self.kind == "none":
+            return z
+        if self.kind == "window-zscore":
+            flat = raw.reshape(len(raw), -1).astype(np.float64)
+            mean = flat.mean(axis=1, keepdims=True)
+            std = np.maximum(flat.std(axis=1, keepdims=True), 1e-6)
+            return (z.reshape(len(z), -1) * std + mean).reshape(z.shape)
+        return z.astype(np.float64) * self.scale + self.shift
+
     def to_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "shift": self.shift, "scale": self.scale}
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> Normaliser:
         kind = d.get("kind")
-        if kind not in KINDS:
+        if kind not in NORMALISERS:
             raise ArtifactError(f"unknown normaliser {kind!r} in artifact")
         try:
             shift, scale = float(d["shift"]), float(d["scale"])  # type: ignore[arg-type]

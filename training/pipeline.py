@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
-from pathlib import Path
+import sys
+from dataclasses import asdict
 
 import numpy as np
 import torch
 
-from aemon.training import artifact, noise, report
+from aemon.training import artifact, noise
 from aemon.training.calibration import calibrate, check_sample_size, exceed_probability
 from aemon.training.datasets.table import WindowTable
 from aemon.training.detector import Detector
@@ -19,6 +19,12 @@ from aemon.training.models import build
 from aemon.training.models.base import Autoencoder
 from aemon.training.normalise import Normaliser
 from aemon.training.presets import Recipe
+
+
+def stage(progress: bool, text: str) -> None:
+    """One line on stderr per stage of a run (``progress``), terminal or log file alike."""
+    if progress:
+        print(f"aemon: {text}", file=sys.stderr, flush=True)
 
 
 def split_normals(
@@ -79,13 +85,12 @@ def fit_model(
     return model, result
 
 
-def train_detector(
+def fit_detector(
     *,
     name: str,
     train: WindowTable,
     test: WindowTable | None,
     recipe: Recipe,
-    out: Path,
     device: torch.device,
     facts: dict[str, object],
     progress: bool = True,
@@ -95,12 +100,13 @@ def train_detector(
     calibration: np.ndarray | None = None,
     series: dict[str, object] | None = None,
     trained: tuple[Autoencoder, FitResult, Normaliser] | None = None,
-) -> dict[str, object]:
-    """Train on the normal rows of ``train``; evaluate on ``test`` when it has labels.
+) -> Detector:
+    """Fit on the normal rows of ``train``, calibrate, evaluate on ``test`` when it has labels:
+    a detector in memory (nothing is written; :meth:`Detector.save` writes the artifact).
 
     ``stride`` is recorded for the monitor, which windows sample streams with it (default: the
     window length, i.e. back-to-back windows). ``kind="image"``: pixels in [0, 1], so denoising
-    noise is clipped to that range and the report shows image grids.
+    noise is clipped to that range.
 
     ``ordered_gap``: split fit and calibration rows in time order (see :func:`split_normals`);
     ``calibration``: calibrate on these rows instead and fit on every normal row. ``series``
@@ -108,9 +114,7 @@ def train_detector(
     training facts; the threshold is then never below the largest calibration score, and the
     artifact records the calibration tail that seeds an adaptive threshold. ``trained``: a model
     already fitted (shared by several series) with its fit history and this artifact's
-    normaliser; only calibration, evaluation and the artifact are done here.
-
-    Returns the summary the CLI prints (metrics, threshold, timing, artifact path).
+    normaliser; only calibration and evaluation are done here.
     """
     seed = recipe.fit.seed
     normal = train.values if train.label is None else train.values[train.label == 0]
@@ -125,6 +129,7 @@ def train_detector(
     if trained is not None:
         model, result, normaliser = trained
     else:
+        stage(progress, f"fitting {recipe.family} on {len(fit_rows)} normal windows")
         normaliser = Normaliser.fit(recipe.normaliser, train.values)
         model, result = fit_model(
             recipe,
@@ -144,6 +149,7 @@ def train_detector(
     if kind in ("window", "series"):
         meta["input"]["window"] = {"length": normal.shape[-1], "stride": stride or normal.shape[-1]}
     detector = Detector(model, meta, normaliser, device)
+    stage(progress, f"calibrating the threshold ({recipe.threshold}) on {len(cal_rows)} windows")
     cal_scores = detector.score(cal_rows)
     threshold = calibrate(cal_scores, recipe.threshold)
     meta["threshold"] = {
@@ -152,29 +158,10 @@ def train_detector(
     }
     if series is not None:
         _series_meta(meta, series, cal_scores)
-        threshold = replace(threshold, value=meta["threshold"]["value"])
-    summary: dict[str, object] = {
-        "threshold": threshold.value,
-        "threshold_method": threshold.spec,
-        "fit_seconds": round(result.seconds, 3),
-    }
-    report_dir = out / "report"
-    report_dir.mkdir(parents=True, exist_ok=True)
-    report.loss_curves(result, report_dir / "loss.png")
+    metrics: dict[str, object] = {"threshold_method": threshold.spec}
     if test is not None and test.label is not None:
-        scores = detector.score(test.values)
-        summary.update(evaluate(scores, test.label, threshold.value))
-        report.error_histogram(scores, test.label, threshold.value, report_dir / "errors.png")
-        if len(np.unique(test.label)) == 2:
-            report.roc_pr(scores, test.label, report_dir / "roc_pr.png")
-    if test is not None:
-        x = normaliser(test.values[:256])
-        with torch.inference_mode():
-            recon = model(torch.from_numpy(x).to(device)).cpu().numpy()
-        if kind == "image":
-            report.image_pairs(x, recon, report_dir / "reconstructions.png")
-        else:
-            report.reconstructions(x, recon, test.label, report_dir / "reconstructions.png")
+        stage(progress, f"evaluating on {len(test)} test windows")
+        metrics.update(evaluate(detector.score(test.values), test.label, detector.threshold))
     meta["training"] = {
         **facts,
         "seed": seed,
@@ -186,10 +173,12 @@ def train_detector(
         "fit_seconds": result.seconds,
         "device": result.device,
         "final_train_loss": result.train_loss[-1],
+        "history": {
+            "loss": recipe.fit.loss,
+            "train": result.train_loss,
+            "calibration": result.val_loss,
+        },
     }
-    meta["metrics"] = {k: v for k, v in summary.items() if k not in ("threshold", "fit_seconds")}
-    artifact.save(out, model, meta)
-    report.write_metrics(summary, report_dir / "metrics.json")
-    summary["artifact"] = str(out)
-    summary["model_version"] = artifact.read_meta(out)["model_version"]
-    return summary
+    meta["metrics"] = metrics
+    _, doc = artifact.seal(model, meta)
+    return Detector(model, doc, normaliser, device)

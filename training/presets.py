@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
 
-from aemon.training.fit import FitConfig
+
+@dataclass
+class FitConfig:
+    """How to train. ``patience`` epochs without a better validation loss stop the run."""
+
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 1e-3
+    loss: str = "l1"
+    weight_decay: float = 0.0
+    cosine: bool = False
+    patience: int | None = None
+    seed: int = 0
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("l1", "l2"):
+            raise ValueError("loss must be 'l1' or 'l2'")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs and batch size must be >= 1 and the learning rate > 0")
 
 
 @dataclass(frozen=True)
@@ -24,6 +44,31 @@ class Recipe:
     score: str = "mae"
     denoise: str = ""  # an aemon.training.noise spec: noisy inputs, clean targets
     notes: str = ""
+
+    def customise(self, size: int, flag: str = "", **changes: object) -> Recipe:
+        """This recipe with the settings a user gave (None: the recipe's own); ``widths``,
+        ``latent`` and ``activation`` go into the model's hyper-parameters. Errors name each
+        setting as ``{flag}{name}`` (``--latent`` on the command line); ``size`` is the number
+        of values per window, which the latent dimension must stay below."""
+        from aemon.training.errors import ConfigError
+        from aemon.training.models import FAMILIES
+
+        arch = {k: changes.pop(k, None) for k in ("widths", "latent", "activation")}
+        arch = {k: v for k, v in arch.items() if v is not None}
+        accepted = inspect.signature(FAMILIES[self.family]).parameters
+        for key in arch:
+            if key not in accepted:
+                raise ConfigError(f"{flag}{key} does not apply to the {self.family} family")
+        latent = arch.get("latent")
+        if isinstance(latent, int) and latent >= size:
+            raise ConfigError(
+                f"{flag}latent {latent} must be smaller than the input ({size} values), or the "
+                "model can copy its input and no window looks anomalous"
+            )
+        try:
+            return self.with_overrides(hparams={**self.hparams, **arch}, **changes)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def with_overrides(self, **changes: object) -> Recipe:
         fit_keys = {k: v for k, v in changes.items() if k in FitConfig.__dataclass_fields__}

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
+from matplotlib.ticker import MaxNLocator
 from sklearn import metrics
 
-from aemon.training.fit import FitResult
+if TYPE_CHECKING:
+    from aemon.training.detector import Detector
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -22,136 +26,329 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def loss_curves(fit: FitResult, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(fit.train_loss, label="training")
-    if fit.val_loss:
-        ax.plot(fit.val_loss, label="validation")
-        ax.axvline(fit.best_epoch, color="grey", ls=":", label=f"best epoch {fit.best_epoch}")
-    ax.set(xlabel="epoch", ylabel="loss", title="Loss", yscale="log")
-    ax.legend()
+def loss_curves(history: dict, title: str, path: Path) -> Path:
+    """Training and calibration-set loss per epoch (whole epochs from 1), the kept epoch marked."""
+    train, cal = history["train"], history.get("calibration") or []
+    loss = {"l1": "mean absolute error (L1)", "l2": "mean squared error (L2)"}.get(
+        history.get("loss", ""), history.get("loss", "")
+    )
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    epochs = np.arange(1, len(train) + 1)
+    ax.plot(epochs, train, marker="." if len(train) < 30 else None, label="training windows")
+    if cal:
+        ax.plot(epochs[: len(cal)], cal, label="calibration set (held out of fitting)")
+        best = int(np.argmin(cal)) + 1
+        ax.axvline(best, color="grey", ls=":", label=f"kept: epoch {best} (lowest calibration)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(
+        xlabel="epoch",
+        ylabel=f"training loss: {loss}\non normalised values",
+        title=f"{title}: loss per epoch",
+        yscale="log",
+    )
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
 def error_histogram(
-    scores: np.ndarray, labels: np.ndarray | None, threshold: float, path: Path
+    scores: np.ndarray, labels: np.ndarray | None, threshold: float, title: str, path: Path
 ) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(0, np.quantile(scores, 0.995) * 1.1, 60)
-    if labels is None:
-        ax.hist(scores, bins=bins, alpha=0.7, label="windows")
-    else:
-        ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="normal")
-        ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="anomalous")
+    """Score densities of normal and anomalous windows over the full range (log axis when the
+    scores span more than two decades), the threshold marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    lo, hi = float(scores.min()), float(scores.max())
+    log = lo > 0 and hi / lo > 100
+    bins = np.geomspace(lo, hi, 70) if log else np.linspace(lo, hi if hi > lo else lo + 1, 70)
+    groups = [("windows", np.ones(len(scores), bool), "tab:blue")]
+    if labels is not None:
+        groups = [("normal", labels == 0, "tab:blue"), ("anomalous", labels == 1, "tab:orange")]
+    for name, pick, colour in groups:
+        if pick.any():
+            above = float(np.mean(scores[pick] > threshold))
+            ax.hist(
+                scores[pick],
+                bins=bins,
+                density=True,
+                alpha=0.45,
+                color=colour,
+                label=f"{name} (n={int(pick.sum())}, {above:.1%} above)",
+            )
     ax.axvline(threshold, color="red", ls="--", label=f"threshold {threshold:.4g}")
-    ax.set(xlabel="reconstruction error", ylabel="windows", title="Reconstruction error")
-    ax.legend()
+    ax.set(
+        xlabel="reconstruction error (score)" + (", log scale" if log else ""),
+        ylabel="density (each group sums to 1)",
+        title=f"{title}: score distribution",
+    )
+    if log:
+        ax.set_xscale("log")
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def roc_pr(scores: np.ndarray, labels: np.ndarray, path: Path) -> Path:
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+def roc_pr(
+    scores: np.ndarray, labels: np.ndarray, threshold: float, title: str, path: Path
+) -> Path:
+    """ROC and precision-recall curves with the operating point at the threshold and the PR
+    baseline (the share of anomalies: a detector that guesses reaches it)."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.3))
+    pred = scores > threshold
+    y = labels.astype(bool)
+    tp = int((pred & y).sum())
+    op_fpr, op_tpr = float(pred[~y].mean()), float(pred[y].mean())
+    op_prec = tp / int(pred.sum()) if pred.any() else 1.0
     fpr, tpr, _ = metrics.roc_curve(labels, scores)
-    a.plot(fpr, tpr, label=f"AUC {metrics.auc(fpr, tpr):.4f}")
-    a.plot([0, 1], [0, 1], color="grey", ls=":")
-    a.set(
-        xlabel="false positive rate", ylabel="true positive rate", title="ROC (anomaly = positive)"
-    )
-    a.legend(loc="lower right")
+    a.plot(fpr, tpr, label=f"ROC, AUC {metrics.auc(fpr, tpr):.4f}")
+    a.plot([0, 1], [0, 1], color="grey", ls=":", label="chance")
+    a.plot(op_fpr, op_tpr, "o", color="red", label=f"threshold {threshold:.4g}")
+    a.set(xlabel="false positive rate", ylabel="true positive rate (recall)", title="ROC")
+    a.legend(loc="lower right", fontsize=8)
     prec, rec, _ = metrics.precision_recall_curve(labels, scores)
     ap = metrics.average_precision_score(labels, scores)
-    b.plot(rec, prec, label=f"AP {ap:.4f}")
-    b.set(xlabel="recall", ylabel="precision", title="Precision-recall")
-    b.legend(loc="lower left")
+    base = float(y.mean())
+    b.plot(rec, prec, label=f"PR, AP {ap:.4f}")
+    b.axhline(base, color="grey", ls=":", label=f"baseline: {base:.1%} anomalies")
+    b.plot(
+        op_tpr,
+        op_prec,
+        "o",
+        color="red",
+        label=f"threshold: precision {op_prec:.3f}, recall {op_tpr:.3f}",
+    )
+    b.set(xlabel="recall", ylabel="precision", title="Precision-recall", ylim=(0, 1.02))
+    b.legend(loc="lower left", fontsize=8)
+    fig.suptitle(f"{title} (anomaly = positive)")
     return _save(fig, path)
+
+
+def _verdict(alert: bool, label: int | None) -> str:
+    if label is None:
+        return "alert" if alert else "no alert"
+    return {
+        (True, 1): "alert: true positive",
+        (True, 0): "alert: FALSE POSITIVE",
+        (False, 1): "no alert: MISSED (false negative)",
+        (False, 0): "no alert: true negative",
+    }[(alert, int(label))]
 
 
 def reconstructions(
-    values: np.ndarray, recon: np.ndarray, labels: np.ndarray | None, path: Path, n: int = 3
+    values: np.ndarray,
+    recon: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    labels: np.ndarray | None,
+    title: str,
+    path: Path,
+    n: int = 3,
 ) -> Path:
-    """Input and reconstruction with the error shaded, normal windows above anomalous ones."""
+    """Input and reconstruction in the input's units with the error shaded, normal windows above
+    anomalous ones; each panel titled with its score, the threshold and the verdict."""
     groups = (
         [("normal", labels == 0), ("anomalous", labels == 1)]
         if labels is not None
         else [("window", np.ones(len(values), bool))]
     )
     groups = [(name, np.flatnonzero(mask)[:n]) for name, mask in groups if mask.any()]
-    fig, axes = plt.subplots(len(groups), n, figsize=(4 * n, 3 * len(groups)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(groups), n, figsize=(4.3 * n, 3.2 * len(groups)), squeeze=False, sharey=True
+    )
     for row, (name, idx) in enumerate(groups):
         for col in range(n):
             ax = axes[row][col]
             if col >= len(idx):
                 ax.axis("off")
                 continue
-            x, r = values[idx[col]].ravel(), recon[idx[col]].ravel()
+            i = idx[col]
+            x, r = values[i].ravel(), recon[i].ravel()
             t = np.arange(len(x))
-            ax.plot(t, x, "b", label="input")
-            ax.plot(t, r, "r", label="reconstruction")
+            ax.plot(t, x, "b", lw=1, label="input")
+            ax.plot(t, r, "r", lw=1, label="reconstruction")
             ax.fill_between(t, r, x, color="lightcoral", label="error")
-            ax.set_title(f"{name} #{idx[col]}")
-    axes[0][0].legend(fontsize=8)
+            label = None if labels is None else int(labels[i])
+            sign = ">" if scores[i] > threshold else "<="
+            ax.set_title(
+                f"{name} #{i}: score {scores[i]:.3g} {sign} {threshold:.3g}\n"
+                f"{_verdict(bool(scores[i] > threshold), label)}",
+                fontsize=9,
+            )
+            ax.set_xlabel("time step")
+        axes[row][0].set_ylabel("value (input units)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{title}: reconstructions")
     return _save(fig, path)
 
 
-def _grid(rows: list[list[np.ndarray]], path: Path, row_titles: list[str] | None = None) -> Path:
+def _grid(
+    rows: list[list[np.ndarray]],
+    path: Path,
+    title: str,
+    row_titles: list[str] | None = None,
+    captions: list[list[str]] | None = None,
+) -> Path:
+    """Grey images in a grid (pixels 0 black .. 1 white), a title above, optional row titles
+    and a caption under each image."""
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * 1.1, n_rows * 1.2), squeeze=False)
+    cell = 1.35 if captions else 1.15
+    fig, axes = plt.subplots(
+        n_rows, n_cols, figsize=(max(n_cols * 1.15, 6), n_rows * cell + 0.6), squeeze=False
+    )
     for i, row in enumerate(rows):
         for j in range(n_cols):
             ax = axes[i][j]
-            ax.axis("off")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
             if j < len(row):
-                ax.imshow(row[j], cmap="gray", vmin=0, vmax=1)
+                ax.imshow(np.squeeze(row[j]), cmap="gray", vmin=0, vmax=1)
+                if captions:
+                    ax.set_xlabel(captions[i][j], fontsize=6.5)
         if row_titles:
-            axes[i][0].set_title(row_titles[i], fontsize=8, loc="left")
+            axes[i][0].set_ylabel(row_titles[i], fontsize=8)
+    fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 
-def image_pairs(images: np.ndarray, recon: np.ndarray, path: Path, n: int = 24) -> Path:
-    """Original | reconstruction in alternating columns, six pairs a row."""
-    pairs = [img for k in range(min(n, len(images))) for img in (images[k], recon[k])]
-    return _grid([pairs[i : i + 12] for i in range(0, len(pairs), 12)], path)
+def image_pairs(
+    images: np.ndarray,
+    recon: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    labels: np.ndarray | None,
+    title: str,
+    path: Path,
+    n: int = 8,
+) -> Path:
+    """Rows: originals, their reconstructions; each captioned with its score and verdict
+    (normal and anomalous images side by side when labelled)."""
+    if labels is not None and len(np.unique(labels)) == 2:
+        pick = np.r_[np.flatnonzero(labels == 0)[: n // 2], np.flatnonzero(labels == 1)[: n // 2]]
+    else:
+        pick = np.arange(min(n, len(images)))
+    captions = []
+    for i in pick:
+        alert = bool(scores[i] > threshold)
+        kind = "" if labels is None else ("anomalous\n" if labels[i] else "normal\n")
+        captions.append(f"{kind}{scores[i]:.3g} {'ALERT' if alert else 'ok'}")
+    rows = [list(images[pick]), list(recon[pick])]
+    return _grid(
+        rows,
+        path,
+        f"{title}: reconstructions (score, threshold {threshold:.3g})",
+        ["original", "reconstructed"],
+        [[""] * len(pick), captions],
+    )
 
 
-def denoise_rows(noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray, path: Path) -> Path:
+def denoise_rows(
+    noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray, title: str, path: Path
+) -> Path:
     """Rows: noisy input, the model's output, the clean image."""
     k = min(10, len(clean))
     rows = [list(noisy[:k]), list(denoised[:k]), list(clean[:k])]
-    return _grid(rows, path, ["noisy", "denoised", "clean"])
+    return _grid(rows, path, f"{title}: denoising", ["noisy input", "model output", "clean"])
 
 
-def image_grid(images: np.ndarray, path: Path) -> Path:
+def image_grid(images: np.ndarray, title: str, path: Path) -> Path:
     """An 8 x 8 grid, e.g. samples drawn from a VAE's or AAE's prior."""
-    return _grid([list(images[i : i + 8]) for i in range(0, min(64, len(images)), 8)], path)
+    rows = [list(images[i : i + 8]) for i in range(0, min(64, len(images)), 8)]
+    return _grid(rows, path, title)
 
 
-def latent_scatter(z: np.ndarray, labels: np.ndarray, path: Path) -> Path:
+def latent_scatter(z: np.ndarray, labels: np.ndarray, title: str, path: Path) -> Path:
     """A 2-D latent space, one colour per class."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     points = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7)
     ax.legend(*points.legend_elements(), title="class", fontsize=7, loc="best")
-    ax.set(xlabel="z1", ylabel="z2", title="Latent space of the test images")
+    ax.set(xlabel="latent z1", ylabel="latent z2", title=f"{title}: latent space of test images")
     return _save(fig, path)
 
 
-def per_class_auc(aucs: dict[int, float], normal: int, path: Path) -> Path:
+def per_class_auc(aucs: dict[int, float], normal: int, title: str, path: Path) -> Path:
     """ROC-AUC of the normal class against each other class on its own."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     classes = sorted(aucs)
     ax.bar([str(c) for c in classes], [aucs[c] for c in classes], color="tab:blue")
-    ax.axhline(0.5, color="grey", ls=":")
+    ax.axhline(0.5, color="grey", ls=":", label="chance")
+    for k, c in enumerate(classes):
+        ax.text(k, aucs[c] + 0.01, f"{aucs[c]:.2f}", ha="center", fontsize=7)
     ax.set(
-        ylim=(0, 1),
-        xlabel="anomalous class",
-        ylabel="ROC-AUC",
-        title=f"Normal class {normal} against each other class",
+        ylim=(0, 1.08),
+        xlabel="anomalous class (test split)",
+        ylabel="ROC-AUC against the normal class",
+        title=f"{title}: normal class {normal} against each other class",
     )
+    ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
 
 
 def write_metrics(metrics_doc: dict, path: Path) -> Path:
-    path.write_text(json.dumps(metrics_doc, indent=2) + "\n")
+    path.write_text(json.dumps(metrics_doc, indent=2, default=_plain) + "\n")
     return path
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def describe(det: Detector, split: str) -> str:
+    """A figure's title: the model's name and family, and the data split shown."""
+    return f"{det.name} ({det.meta['family']} AE), {split}"
+
+
+def run_report(
+    det: Detector,
+    out: Path,
+    values: np.ndarray | None,
+    labels: np.ndarray | None,
+    split: str = "given windows",
+) -> list[Path]:
+    """The pictures of one detector: loss curves; with ``values``, reconstructions (image grids
+    for images); with ``labels`` too, the score histogram and ROC/PR. And ``metrics.json``."""
+    out.mkdir(parents=True, exist_ok=True)
+    title = describe(det, split)
+    paths = []
+    history = det.meta.get("training", {}).get("history")
+    if history and history.get("train"):
+        paths.append(loss_curves(history, describe(det, "fit"), out / "loss.png"))
+    doc = det.summary()
+    if values is not None and len(values):
+        scores = det.score(values)
+        if labels is not None:
+            doc["evaluated_on"] = split
+            doc.update(det.evaluate(values, labels))
+            paths.append(error_histogram(scores, labels, det.threshold, title, out / "errors.png"))
+            if len(np.unique(labels)) == 2:
+                paths.append(roc_pr(scores, labels, det.threshold, title, out / "roc_pr.png"))
+        paths.append(_reconstruction_picture(det, values, scores, labels, title, out))
+    paths.append(write_metrics(doc, out / "metrics.json"))
+    return paths
+
+
+def _reconstruction_picture(
+    det: Detector,
+    values: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray | None,
+    title: str,
+    out: Path,
+) -> Path:
+    if labels is not None and len(np.unique(labels)) == 2:  # the first of each class
+        rows = np.r_[np.flatnonzero(labels == 0)[:8], np.flatnonzero(labels == 1)[:8]]
+    else:
+        rows = np.arange(min(16, len(values)))
+    x = values[rows]
+    z = det.normaliser(x)
+    with torch.inference_mode():
+        r = det.model(torch.from_numpy(z).to(det.device)).float().cpu().numpy()
+    recon = det.normaliser.inverse(r, x)
+    y = None if labels is None else labels[rows]
+    path = out / "reconstructions.png"
+    if det.meta["input"]["kind"] == "image":
+        return image_pairs(x, recon, scores[rows], det.threshold, y, title, path)
+    return reconstructions(x, recon, scores[rows], det.threshold, y, title, path)
 
 
 def series_timeline(

@@ -4,8 +4,8 @@ For each stream, the first ``train_rows`` samples (all of them by default) are i
 history. The earlier part is fitted; the last ``calibration_fraction`` of it calibrates the
 threshold: its windows start after the last fitted window ends, so none shares a sample with a
 fitted window. The threshold is never below the largest calibration score, the artifact records
-the event rule and the expected false alarms per day, and the models land in one directory,
-``OUT/<stream>/``, that ``aemon serve`` and ``aemon score`` route streams through.
+the event rule and the expected false alarms per day, and the models are saved into one
+directory, ``OUT/<stream>/``, that ``aemon serve`` and ``aemon score`` route streams through.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,13 +21,12 @@ import torch
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
 from aemon.training.datasets.table import WindowTable
-from aemon.training.decide import Rule
+from aemon.training.decide import DEFAULT_EVENTS, Rule
+from aemon.training.detector import Detector
 from aemon.training.errors import ConfigError
 from aemon.training.normalise import Normaliser
-from aemon.training.pipeline import fit_model, train_detector
+from aemon.training.pipeline import fit_detector, fit_model
 from aemon.training.presets import Recipe
-
-DEFAULT_EVENTS = Rule(threshold=0.0, adaptive_window=2000).to_dict()
 
 
 @dataclass(frozen=True)
@@ -74,17 +72,16 @@ def _seconds_per_window(ts: np.ndarray, stride: int) -> float:
     return float(np.median(steps)) * stride if len(steps) else float(stride)
 
 
-def train_series(
+def fit_series(
     samples: Samples,
     recipe: Recipe,
     plan: Plan,
-    out: Path,
     device: torch.device,
     source: str,
     progress: bool = True,
     shared: bool = False,
-) -> dict[str, object]:
-    """Train every stream's model into ``out/<stream>/``; returns a summary per stream.
+) -> dict[str, Detector]:
+    """Every stream's detector, in memory (``SeriesDetector.save`` writes ``OUT/<stream>/``).
 
     ``shared``: one model fitted to every stream's windows, each stream scaled by its own
     normaliser; each stream's artifact holds those weights with its own scaling and threshold.
@@ -97,14 +94,13 @@ def train_series(
         val = np.concatenate([scale[name](_normal(cal)) for name, _, cal, *_ in parts])
         model, result = fit_model(recipe, x, val, device, "series", progress)
         trained = {name: (model, result, scale[name]) for name in scale}
-    summaries: dict[str, object] = {}
+    detectors: dict[str, Detector] = {}
     for stream, fit, cal, facts, series in parts:
-        summaries[stream] = train_detector(
+        detectors[stream] = fit_detector(
             name=stream,
             train=fit,
             test=None,
             recipe=recipe,
-            out=out / stream_dir(stream),
             device=device,
             facts={**facts, "model": "shared by every stream" if shared else "own"},
             progress=progress,
@@ -114,7 +110,7 @@ def train_series(
             series=series,
             trained=trained.get(stream),
         )
-    return summaries
+    return detectors
 
 
 def _normal(table: WindowTable) -> np.ndarray:

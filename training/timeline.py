@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from aemon.training.catalog import catalog, model_for
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
 from aemon.training.decide import Decider, Event, Rule, event_id
@@ -54,17 +54,17 @@ def event_record(ev: Event, det: Detector, state: str) -> dict:
     return doc
 
 
-def score_samples(samples: Samples, model: str | Path, device: str = "auto") -> Timeline:
-    """Score every stream of ``samples`` with its model from ``model`` (artifact or models dir)."""
-    models = catalog(model)
+def score_samples(
+    samples: Samples, route: Callable[[str], Detector | None], where: str = "the models"
+) -> Timeline:
+    """Score every stream of ``samples`` with the detector ``route`` gives it (none: skipped,
+    with one line on stderr naming ``where`` the models are)."""
     out = Timeline()
-    loaded: dict[Path, Detector] = {}
     for stream in samples.streams():
-        path = model_for(models, stream)
-        if path is None:
+        det = route(stream)
+        if det is None:
             out.skipped.append(stream)
             continue
-        det = loaded.get(path) or loaded.setdefault(path, Detector.load(path, device=device))
         out.models[stream] = det
         window = det.meta["input"].get("window", {})
         length = int(window.get("length", det.input_shape[-1]))
@@ -93,7 +93,7 @@ def score_samples(samples: Samples, model: str | Path, device: str = "auto") -> 
             if v.opened is not None:
                 out.events.append(event_record(v.opened, det, "open"))
     for stream in out.skipped:
-        print(f"aemon: stream {stream!r} has no model in {model}; not scored", file=sys.stderr)
+        print(f"aemon: stream {stream!r} has no model in {where}; not scored", file=sys.stderr)
     return out
 
 

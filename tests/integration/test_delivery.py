@@ -8,10 +8,10 @@ import time
 import orjson
 
 from aemon.alerts import alert_id
-from aemon.cli import main
 from aemon.replay import replay
 from aemon.training.artifact import read_meta
 from aemon.training.datasets.table import read_windows, write_windows
+from tests.conftest import train_ecg
 from tests.integration.helpers import (
     Daemon,
     committed,
@@ -102,12 +102,7 @@ async def test_sighup_swaps_the_model_for_the_next_batch(bootstrap, ecg, tmp_pat
     live = tmp_path / "live"
     shutil.copytree(art, live)
     other = tmp_path / "other"
-    assert (
-        main(
-            ["train", "ecg", "--preset", "tutorial", "--seed", "1", "--quiet", "--out", str(other)]
-        )
-        == 0
-    )
+    train_ecg(other, seed=1)
     old, new = read_meta(live)["model_version"], read_meta(other)["model_version"]
     assert old != new
     table = read_windows(holdout)

@@ -1,11 +1,9 @@
 """Sample streams windowed by the daemon decide exactly what offline scoring of the windows does."""
 
-import csv
-
 import numpy as np
 import orjson
 
-from aemon.cli import main
+import aemon
 from aemon.replay import replay
 from aemon.training.datasets.table import WindowTable, read_windows, write_windows
 from tests.integration.helpers import (
@@ -51,21 +49,11 @@ async def test_samples_are_windowed_per_stream_like_the_beats_they_came_from(
         seq=np.array([(b // STREAMS) * length + length - 1 for b in range(BEATS)], dtype=np.int64),
     )
     write_windows(tmp_path / "windows.csv", windows)
-    assert (
-        main(
-            [
-                "score",
-                "--model",
-                str(art),
-                "--input",
-                str(tmp_path / "windows.csv"),
-                "--output",
-                str(tmp_path / "s.csv"),
-            ]
-        )
-        == 0
-    )
-    offline = {(r["stream"], int(r["seq"])): r for r in csv.DictReader((tmp_path / "s.csv").open())}
+    det = aemon.load(art, device="cpu")
+    offline = {
+        (str(s), int(q)): {"score": repr(float(v)), "is_anomaly": str(int(v > det.threshold))}
+        for s, q, v in zip(windows.stream, windows.seq, det.score(windows.values), strict=True)
+    }
 
     t = topics(2)
     await make_topics(bootstrap, t)

@@ -9,11 +9,10 @@ import numpy as np
 import orjson
 import pytest
 
+import aemon
 from aemon import nab
-from aemon.cli import main
 from aemon.replay import produce, replay
 from aemon.training.datasets.samples import read_samples
-from aemon.training.timeline import score_samples
 from tests.integration.helpers import (
     Daemon,
     counter,
@@ -57,11 +56,12 @@ def series(tmp_path_factory):
     """(models directory, CSV of the rows after training, offline timeline of those rows)."""
     root = tmp_path_factory.mktemp("series")
     series_csv(root / "history.csv")
-    argv = ["train", "series", "--input", str(root / "history.csv"), "--out", str(root / "m")]
-    argv += ["--train-fraction", str(TRAIN / N), "--epochs", "15", "--adaptive-window", "100"]
-    assert main([*argv, "--quiet"]) == 0
+    fitted = aemon.fit_series(
+        root / "history.csv", train_fraction=TRAIN / N, epochs=15, adaptive_window=100
+    )
+    fitted.save(root / "m")
     series_csv(root / "rest.csv", start=TRAIN)
-    offline = score_samples(read_samples(root / "rest.csv"), root / "m", device="cpu")
+    offline = aemon.load(root / "m", device="cpu").timeline(read_samples(root / "rest.csv"))
     assert {e["stream"] for e in offline.events} == set(STREAMS)  # each stream has events
     return root / "m", root / "rest.csv", offline
 

@@ -1,13 +1,12 @@
 """Streaming decides exactly what offline ``aemon score`` decides, through the real broker."""
 
-import csv
-
 import orjson
 import pytest
 
+import aemon
 from aemon.alerts import alert_id
-from aemon.cli import main
 from aemon.replay import replay
+from aemon.training.datasets.table import read_windows
 from tests.integration.helpers import (
     counter,
     make_topics,
@@ -30,21 +29,11 @@ async def test_streaming_flags_exactly_what_offline_scoring_flags(bootstrap, ecg
         assert counter(svc, "aemon_windows_scored_total") == sent == 1000
         assert counter(svc, "aemon_invalid_messages_total", reason="not_json") == 0
 
-    assert (
-        main(
-            [
-                "score",
-                "--model",
-                str(art),
-                "--input",
-                str(holdout),
-                "--output",
-                str(tmp_path / "s.csv"),
-            ]
-        )
-        == 0
-    )
-    offline = {(r["stream"], int(r["seq"])): r for r in csv.DictReader((tmp_path / "s.csv").open())}
+    det, table = aemon.load(art, device="cpu"), read_windows(holdout)
+    offline = {
+        (str(s), int(q)): {"score": repr(float(v)), "is_anomaly": str(int(v > det.threshold))}
+        for s, q, v in zip(table.stream, table.seq, det.score(table.values), strict=True)
+    }
     flagged = {k for k, r in offline.items() if r["is_anomaly"] == "1"}
 
     alerts = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from aemon.training.calibration import calibrate, parse_spec, pot
+from aemon.training.calibration import calibrate, pot
+from aemon.training.specs import parse_threshold
 
 RNG = np.random.default_rng(7)
 
@@ -48,7 +49,7 @@ def test_mad_on_a_lognormal_ignores_outliers():
 )
 def test_bad_specs_are_refused(spec):
     with pytest.raises(ValueError):
-        parse_spec(spec)
+        parse_threshold(spec)
 
 
 def test_calibration_refuses_non_finite_scores():

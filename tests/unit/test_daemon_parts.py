@@ -24,12 +24,13 @@ TOPICS = {"input_topic": "in", "alerts_topic": "al", "dlq_topic": "dlq", "scores
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory, window_csv):
-    from aemon.cli import main
+    import aemon
+    from aemon.training.datasets.table import read_windows
 
-    out = tmp_path_factory.mktemp("parts") / "model"
-    argv = ["train", "windows", "--input", str(window_csv), "--out", str(out), "--epochs", "1"]
-    assert main([*argv, "--quiet"]) == 0
-    return out
+    table = read_windows(window_csv)
+    return aemon.fit(table.values, table.label, epochs=1).save(
+        tmp_path_factory.mktemp("parts") / "model"
+    )
 
 
 def settings(model, **extra) -> Settings:

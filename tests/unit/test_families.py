@@ -10,11 +10,12 @@ import torch
 from aemon.training.datasets.images import load_digits
 from aemon.training.datasets.table import WindowTable
 from aemon.training.detector import Detector
-from aemon.training.fit import FitConfig, fit
+from aemon.training.errors import ArtifactError
+from aemon.training.fit import fit
 from aemon.training.models import FAMILIES, build
 from aemon.training.noise import parse
-from aemon.training.pipeline import train_detector
-from aemon.training.presets import Recipe
+from aemon.training.pipeline import fit_detector
+from aemon.training.presets import FitConfig, Recipe
 from tests.conftest import make_windows
 
 CPU = torch.device("cpu")
@@ -39,17 +40,21 @@ def test_family_trains_round_trips_and_scores(family, tmp_path):
     data = make_windows(300, 40, seed=1)
     train, test = data.subset(slice(0, 200)), data.subset(slice(200, None))
     out = tmp_path / family
-    summary = train_detector(
+    summary = fit_detector(
         name=family,
         train=train,
         test=test,
         recipe=WINDOW_RECIPES[family],
-        out=out,
         device=CPU,
         facts={},
         progress=False,
+    ).summary()
+    fitted = fit_detector(
+        name=family, train=train, test=None, recipe=WINDOW_RECIPES[family], device=CPU, facts={}
     )
+    fitted.save(out)
     det = Detector.load(out, device="cpu")
+    assert det.version == fitted.version  # the version is known before the artifact is written
     assert det.meta["family"] == family and det.threshold == summary["threshold"]
     scores = det.score(test.values)
     assert np.isfinite(scores).all()
@@ -96,7 +101,7 @@ def test_vae_elbo_score_adds_the_kl_and_samples_come_from_the_prior():
     kl = -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(1) / 12
     torch.testing.assert_close(elbo, rec + kl)
     assert vae.sample(6).shape == (6, 12)
-    with pytest.raises(ValueError, match="sigmoid"):
+    with pytest.raises(ArtifactError, match="sigmoid"):
         build("vae", {"input_shape": [4], "widths": [], "latent": 2, "recon": "bce"})
 
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from aemon.cli import main
+import aemon
 from aemon.models import Models
 from aemon.training.catalog import ANY
 from aemon.training.errors import ArtifactError
@@ -16,9 +16,7 @@ from tests.unit.test_series import samples_csv
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     csv = samples_csv(root / "s.csv", n=120, streams=("a", "b"))
-    argv = ["train", "series", "--input", str(csv), "--out", str(root / "m"), "--epochs", "2"]
-    assert main([*argv, "--quiet"]) == 0
-    return root / "m"
+    return aemon.fit_series(csv, epochs=2).save(root / "m")
 
 
 def test_streams_are_routed_to_their_own_models(models):

@@ -15,6 +15,7 @@ import numpy as np
 
 from aemon.training.datasets.download import SOURCES
 from aemon.training.errors import DataError
+from aemon.training.specs import DATASETS
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -90,9 +91,6 @@ def load_digits() -> tuple[ImageSet, ImageSet]:
         x, d.target, test_size=0.2, random_state=0, stratify=d.target
     )
     return ImageSet(xtr, ytr.astype(np.int64)), ImageSet(xte, yte.astype(np.int64))
-
-
-DATASETS = ("digits", "mnist", "fashion-mnist")
 
 
 def load(dataset: str, root: str | Path | None) -> tuple[ImageSet, ImageSet]:

@@ -59,7 +59,7 @@ class Samples:
         )
 
 
-def parse_times(column: pd.Series, path: Path) -> tuple[np.ndarray, bool]:
+def parse_times(column: pd.Series, path: str) -> tuple[np.ndarray, bool]:
     """Epoch seconds from numbers or ISO 8601 texts; also whether the texts named no zone."""
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().all():
@@ -78,7 +78,7 @@ def parse_times(column: pd.Series, path: Path) -> tuple[np.ndarray, bool]:
     return ((parsed - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64), zoneless
 
 
-def _whole(frame: pd.DataFrame, name: str, path: Path) -> np.ndarray:
+def _whole(frame: pd.DataFrame, name: str, path: str) -> np.ndarray:
     raw = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(raw) | (raw != np.round(raw))
     if bad.any():
@@ -96,6 +96,13 @@ def read_samples(path: str | Path) -> Samples:
         frame = pd.read_csv(path, dtype={"stream": str}, skipinitialspace=True)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{path}: not a readable CSV ({exc})") from None
+    return samples_of(frame, str(path))
+
+
+def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
+    """Check a table of samples with the columns of a sample CSV (see the module doc); ``path``
+    names it in errors (their row numbers count the header as line 1, as in the file)."""
+    frame = frame.reset_index(drop=True)
     frame.columns = [str(c).strip() for c in frame.columns]
     time_col = next((c for c in TIME_COLUMNS if c in frame.columns), None)
     if time_col is None:
@@ -115,7 +122,7 @@ def read_samples(path: str | Path) -> Samples:
         )
     ts, zoneless = parse_times(frame[time_col], path)
     stream = (
-        frame["stream"].fillna("").astype(str).to_numpy()
+        frame["stream"].astype(object).where(frame["stream"].notna(), "").astype(str).to_numpy()
         if "stream" in frame
         else np.full(len(ts), "0")
     )

@@ -8,16 +8,11 @@ import math
 import torch
 from torch import nn
 
+from aemon.training import specs
 from aemon.training.models.base import Autoencoder
 from aemon.training.models.registry import register
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "elu": nn.ELU,
-    "tanh": nn.Tanh,
-    "leaky_relu": nn.LeakyReLU,
-}
+ACTIVATIONS: dict[str, type[nn.Module]] = {k: getattr(nn, v) for k, v in specs.ACTIVATIONS.items()}
 OUTPUTS: dict[str, type[nn.Module]] = {"linear": nn.Identity, "sigmoid": nn.Sigmoid}
 
 

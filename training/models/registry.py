@@ -30,5 +30,5 @@ def build(family: str, hparams: dict[str, object]) -> Autoencoder:
         raise ArtifactError(f"unknown model family {family!r} (known: {known})")
     try:
         return FAMILIES[family](**hparams)
-    except TypeError as exc:
+    except (TypeError, ValueError, KeyError) as exc:
         raise ArtifactError(f"bad hyper-parameters for {family!r}: {exc}") from None

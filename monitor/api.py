@@ -1,0 +1,245 @@
+"""The Python API: fit in memory, score, predict, events, save/load, report, serve.
+
+The CLI runs the same code: ``aemon train`` is :func:`fit` (or :func:`fit_series`) plus
+:meth:`Detector.save` and :meth:`Detector.report`; ``aemon serve`` is :func:`serve`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aemon.training.errors import ConfigError
+
+IMAGE_MODELS = {"dense": "dense", "conv": "conv2d", "conv2d": "conv2d", "vae": "vae", "aae": "aae"}
+ECG_PRESETS = {"ecg": "default", "ecg-tutorial": "tutorial"}
+
+
+def fit(
+    X: Any,
+    y: Sequence[int] | Any = None,
+    *,
+    model: str = "dense",
+    preset: str | None = None,
+    threshold: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    widths: list[int] | None = None,
+    latent: int | None = None,
+    activation: str | None = None,
+    loss: str | None = None,
+    normaliser: str | None = None,
+    denoise: str | None = None,
+    device: str = "auto",
+    name: str = "detector",
+    progress: bool = False,
+) -> Any:
+    """Fit a detector on the normal windows of ``X`` in memory; nothing is written.
+
+    ``X``: windows ``[n, length]`` (a numpy array, nested lists, or a DataFrame whose columns
+    other than ``stream``, ``seq``, ``ts``, ``start`` and ``label`` are the values) or images
+    ``[n, height, width]`` with pixels in [0, 1]. ``y`` (optional, 1 = anomaly): those rows are
+    never fitted. Part of the normal rows is held out to calibrate the threshold.
+
+    ``model``: ``dense``, ``conv1d``, ``vae`` or ``aae`` for windows; ``dense``, ``conv``,
+    ``vae`` or ``aae`` for images. ``preset="ecg"`` (or ``"ecg-tutorial"``) takes the ECG5000
+    recipe instead. The other settings override the recipe's, as the ``aemon train`` flags do.
+
+    Returns a :class:`aemon.Detector`: ``score``, ``predict``, ``evaluate``, ``save``, ``report``.
+    """
+    import numpy as np
+
+    from aemon.training import presets
+    from aemon.training.datasets.table import ID_COLUMNS, WindowTable
+    from aemon.training.detector import as_windows
+    from aemon.training.pipeline import fit_detector
+
+    if hasattr(X, "columns"):  # a DataFrame: its id columns are not values
+        if y is None and "label" in X.columns:
+            y = X["label"].to_numpy()
+        X = X[[c for c in X.columns if c not in ID_COLUMNS]].to_numpy()
+    shape = tuple(np.shape(X)[1:])
+    if not shape:
+        raise ConfigError(f"X must be windows [n, length] or images [n, h, w], got {np.shape(X)}")
+    if len(shape) == 2:
+        kind, family = "image", IMAGE_MODELS.get(model)
+        table = presets.IMAGE_PRESETS
+    else:
+        kind, family, table = "window", model, presets.WINDOW_PRESETS
+    if preset is not None:
+        if preset not in ECG_PRESETS:
+            raise ConfigError(f"preset must be one of {', '.join(ECG_PRESETS)}, got {preset!r}")
+        base = presets.ECG_PRESETS[ECG_PRESETS[preset]]
+    elif family not in table:
+        raise ConfigError(f"model must be one of {', '.join(table)} for {kind}s, got {model!r}")
+    else:
+        base = table[family]
+    values = as_windows(X, shape)
+    labels = None
+    if y is not None:
+        labels = np.asarray(y)
+        if labels.shape != (len(values),) or not np.isin(labels, (0, 1)).all():
+            raise ConfigError(f"y must hold one 0 or 1 per row of X ({len(values)} rows)")
+        labels = labels.astype(np.int8)
+    overrides = {
+        "threshold": threshold,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "widths": widths,
+        "latent": latent,
+        "activation": activation,
+        "loss": loss,
+        "normaliser": normaliser,
+        "denoise": denoise,
+    }
+    _check_numbers(overrides)
+    recipe = base.customise(int(np.prod(values.shape[1:])), **overrides)
+    return fit_detector(
+        name=name,
+        train=WindowTable(values, label=labels),
+        test=None,
+        recipe=recipe,
+        device=_device(device),
+        facts={"data": "in memory (aemon.fit)"},
+        progress=progress,
+        kind=kind,
+    )
+
+
+def _check_numbers(settings: dict[str, Any]) -> None:
+    """The ranges the CLI's parser checks, for the same settings given from Python."""
+    import math
+
+    for key in ("epochs", "batch_size", "latent"):
+        v = settings.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise ConfigError(f"{key} must be a whole number >= 1, got {v!r}")
+    lr = settings.get("lr")
+    if lr is not None and not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
+    from aemon.training.specs import parse_denoise, parse_threshold
+
+    for key, parse in (("threshold", parse_threshold), ("denoise", parse_denoise)):
+        if settings.get(key) is not None:
+            try:
+                parse(settings[key])
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
+
+
+def _device(name: str) -> Any:
+    from aemon.training.device import pick_device
+
+    try:
+        return pick_device(name)
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(f"device {name!r}: {exc}") from None
+
+
+def fit_series(
+    samples: Any,
+    *,
+    length: int = 8,
+    stride: int = 1,
+    train_fraction: float = 1.0,
+    max_train_rows: int | None = None,
+    model: str = "dense",
+    shared: bool = False,
+    adaptive_window: int | None = None,
+    open_after: int | None = None,
+    within: int | None = None,
+    resolve_after: int | None = None,
+    threshold: str | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = False,
+) -> Any:
+    """Fit one detector per stream of telemetry ``samples`` (time order; nothing is written).
+
+    ``samples``: a DataFrame (or a sample CSV's path) with a ``timestamp``/``ts``/``time``
+    column, optional ``stream`` and ``label`` (1 = anomalous sample: never fitted) columns, and
+    value columns. Each stream's first ``train_fraction`` of rows (at most ``max_train_rows``)
+    is its history: the earlier part is fitted, the later part calibrates the threshold. Windows
+    of ``length`` samples every ``stride``; events open after ``open_after`` windows above the
+    threshold among ``within`` and resolve after ``resolve_after`` quiet ones, the threshold
+    following the last ``adaptive_window`` scores (0: fixed), as ``aemon train series`` does.
+
+    Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
+    """
+    from aemon.training import presets
+    from aemon.training.decide import DEFAULT_EVENTS
+    from aemon.training.series import Plan
+    from aemon.training.series import fit_series as fit_streams
+    from aemon.training.series_detector import SeriesDetector, as_samples
+
+    if model not in presets.SERIES_PRESETS:
+        raise ConfigError(f"model must be one of {', '.join(presets.SERIES_PRESETS)}")
+    rule = {
+        "adaptive_window": adaptive_window,
+        "open_after": open_after,
+        "within": within,
+        "resolve_after": resolve_after,
+    }
+    events = {**DEFAULT_EVENTS, **{k: v for k, v in rule.items() if v is not None}}
+    plan = Plan(length, stride, train_fraction, max_train_rows, events)
+    s = as_samples(samples)
+    overrides = {
+        "threshold": threshold,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+    }
+    _check_numbers(overrides)
+    recipe = presets.SERIES_PRESETS[model].customise(length * s.values.shape[1], **overrides)
+    detectors = fit_streams(s, recipe, plan, _device(device), "in memory", progress, shared)
+    return SeriesDetector(detectors)
+
+
+def load(path: str | Path, device: str = "auto") -> Any:
+    """An artifact (``aemon train``, :meth:`Detector.save`) as a :class:`aemon.Detector`; a
+    models directory or a series artifact as a :class:`aemon.SeriesDetector`."""
+    from aemon.training.artifact import META_FILE, read_meta
+    from aemon.training.detector import Detector
+    from aemon.training.series_detector import SeriesDetector
+
+    root = Path(path)
+    if (root / META_FILE).is_file() and read_meta(root)["input"].get("kind") != "series":
+        return Detector.load(root, device=device)
+    return SeriesDetector.load(root, device=device)
+
+
+def serve(
+    model: str | Path | None = None,
+    *,
+    config: str | Path | None = None,
+    log_level: str = "INFO",
+    environ: dict[str, str] | None = None,
+    **settings: Any,
+) -> None:
+    """Run the daemon until SIGTERM or Ctrl-C, as ``aemon serve`` does, with the same settings:
+    keyword arguments named like the flags (``bootstrap_servers="kafka:9092"``, ``max_batch=512``),
+    then ``AEMON_*`` environment variables (``environ``, default ``os.environ``), then the TOML
+    file ``config``. Raises :class:`aemon.ConfigError` for bad settings and
+    :class:`aemon.StageFailed` when a stage of the daemon failed (logged)."""
+    from aemon import logs
+    from aemon.commands import run_async
+    from aemon.config import FIELDS
+    from aemon.config import load as load_settings
+    from aemon.service import Service
+
+    unknown = sorted(set(settings) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r} (see aemon serve --help)")
+    flags = {**settings, "model": None if model is None else str(model)}
+    resolved = load_settings(flags, config, environ)
+    logs.configure(log_level, resolved.log_format)
+    run_async(Service(resolved).run())

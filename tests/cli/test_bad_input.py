@@ -1,0 +1,137 @@
+"""Every user mistake the CLI can meet: exit 2 and exactly one line on stderr naming the problem.
+
+Each row runs the installed console script in a fresh process, as a user would, and reads its
+real stderr: no traceback, no usage block, no second line.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import aemon
+from aemon.training.datasets.table import read_windows, write_windows
+from tests.conftest import make_windows
+from tests.unit.test_series import samples_csv
+
+AEMON = str(Path(sys.executable).parent / "aemon")
+DOWN = "127.0.0.1:1"  # nothing listens on port 1 of loopback
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("bad")
+    windows = root / "windows.csv"
+    write_windows(windows, make_windows(120, 20))
+    write_windows(root / "three.csv", make_windows(3, 0))
+    table = read_windows(windows)
+    art = aemon.fit(table.values, table.label, epochs=1).save(root / "model")
+    typed = shutil.copytree(art, root / "typed")
+    meta = json.loads((typed / "detector.json").read_text())
+    meta["threshold"]["value"] = "high"
+    (typed / "detector.json").write_text(json.dumps(meta))
+    tampered = shutil.copytree(art, root / "tampered")
+    (tampered / "weights.safetensors").write_bytes(b"\0" * 64)
+    (root / "a-file").write_text("not a directory\n")
+    (root / "a-dir").mkdir()
+    (root / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
+    (root / "bad.toml").write_text("max_batch = [1\n")
+    return {
+        "W": str(windows),
+        "THREE": str(root / "three.csv"),
+        "S": str(samples_csv(root / "samples.csv", n=60)),
+        "ART": str(art),
+        "TYPED": str(typed),
+        "TAMPERED": str(tampered),
+        "FILE": str(root / "a-file"),
+        "DIR": str(root / "a-dir"),
+        "BIN": str(root / "binary.csv"),
+        "TOML": str(root / "bad.toml"),
+        "OUT": str(root / "out"),
+    }
+
+
+@pytest.fixture(scope="module")
+def taken_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    yield str(s.getsockname()[1])
+    s.close()
+
+
+TW = ["train", "windows", "--input", "{W}", "--quiet", "--out", "{OUT}"]
+# The daemon logs at --log-level (INFO: "serving detector ..."): at ERROR a refusal to start is
+# its one line.
+SERVE = ["serve", "--log-level", "ERROR", "--model", "{ART}", "--bootstrap-servers", DOWN]
+
+# (argv with {placeholders}, what the one line must say)
+CASES = [
+    # the broker and the network
+    ([*SERVE, "--broker-wait-s", "1"], "broker"),
+    (["replay", "{W}", "--topic", "t", "--bootstrap-servers", DOWN], "127.0.0.1:1"),
+    (["replay", "{W}", "--topic", "bad topic!"], "--topic: 'bad topic!' is not a valid topic"),
+    (["broker", "--topic", "t:zero"], "PARTITIONS must be a whole number"),
+    ([*SERVE, "--metrics-port", "{PORT}"], "{PORT}"),
+    # training flags
+    ([*TW, "--lr", "nan"], "--lr: must be a finite number"),
+    ([*TW, "--lr", "-1"], "--lr: must be a finite number"),
+    ([*TW, "--epochs", "-1"], "--epochs: must be >= 1"),
+    ([*TW, "--epochs", "x"], "--epochs: must be a whole number"),
+    ([*TW, "--batch-size", "0"], "--batch-size: must be >= 1"),
+    ([*TW, "--test-fraction", "1.5"], "--test-fraction: must be a finite number in [0, 1)"),
+    ([*TW, "--device", "tpu"], "--device: must be auto, cpu, cuda"),
+    ([*TW, "--threshold", "pot:"], "--threshold: threshold must be METHOD:PARAM"),
+    ([*TW, "--threshold", "quantile:7"], "quantile takes a probability"),
+    ([*TW, "--threshold", "pot:0.01"], "needs >= 500 calibration windows"),
+    ([*TW, "--denoise", "gaussian:-1"], "--denoise: gaussian takes SIGMA > 0"),
+    ([*TW, "--widths", "0"], "--widths: widths must all be >= 1"),
+    ([*TW, "--latent", "40"], "--latent 40 must be smaller than the input"),
+    ([*TW, "--stride", "0"], "--stride: must be >= 1"),
+    ([*TW, "--stride", "99"], "--stride must be between 1 and the window length"),
+    ([*TW, "--bogus"], "unrecognized arguments: --bogus"),
+    (["train", "windows", "--input", "{W}", "--out", "{FILE}"], "--out: "),
+    (["train", "windows", "--input", "{THREE}", "--quiet", "--out", "{OUT}"], "need at least 4"),
+    (["train", "windows", "--input", "{BIN}", "--out", "{OUT}"], "binary.csv"),
+    (["train", "windows", "--input", "{DIR}/missing.csv"], "--input: "),
+    (["train", "series", "--input", "{S}", "--length", "0"], "--length: must be >= 1"),
+    (["train", "series", "--input", "{S}", "--train-fraction", "0"], "--train-fraction: must"),
+    (["train", "image", "--dataset", "mnist", "--out", "{OUT}"], "mnist"),
+    # scoring, evaluation, windows
+    (["score", "--model", "{ART}", "--input", "{W}", "--output", "{DIR}"], "--output: "),
+    (["evaluate", "--model", "{ART}", "--input", "{W}", "--report", "{FILE}"], "--report: "),
+    (["score", "--model", "{TYPED}", "--input", "{W}", "--output", "{OUT}.csv"], "threshold.value"),
+    (["score", "--model", "{DIR}", "--input", "{W}", "--output", "{OUT}.csv"], "a-dir"),
+    (["score", "--model", "{TAMPERED}", "--input", "{W}", "--output", "{OUT}.csv"], "checksum"),
+    (["windows", "{S}", "--length", "0", "--output", "{OUT}.csv"], "--length: must be >= 1"),
+    (["windows", "{S}", "--length", "4", "--stride", "9", "--output", "{OUT}.csv"], "--stride"),
+    # the daemon's settings
+    (["serve", "--model", "{TYPED}", "--bootstrap-servers", DOWN], "threshold.value"),
+    (["serve", "--model", "{TYPED}", "--log-format", "yaml"], "log_format: 'text' or 'json'"),
+    ([*SERVE, "--max-batch", "0"], "max_batch: 0 is outside"),
+    ([*SERVE, "--max-batch", "many"], "--max-batch: max_batch must be int"),
+    ([*SERVE, "--input-topic", "a/b"], "input_topic: 'a/b' is not a valid topic"),
+    ([*SERVE, "--config", "{TOML}"], "bad.toml"),
+    ([*SERVE, "--config", "{DIR}/none.toml"], "--config: "),
+    (["serve"], "model: required"),
+    (["demo", "--rate", "0"], "--rate: must be a finite number"),
+    (["bench", "--windows", "0"], "--windows: must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("argv, says", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
+def test_one_line_and_exit_2(files, taken_port, tmp_path, argv, says):
+    values = {**files, "PORT": taken_port}
+    args = [a.format(**values) for a in argv]
+    run = subprocess.run([AEMON, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    lines = run.stderr.splitlines()
+    assert run.returncode == 2, (run.returncode, run.stderr[-2000:])
+    assert len(lines) == 1, run.stderr[-2000:]
+    assert says.format(**values) in lines[0], lines[0]
+    assert "Traceback" not in run.stderr
