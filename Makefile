@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install clean nab reliability soak
+.PHONY: demo test lint install tools clean nab reliability soak startup
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,27 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
-	$(BIN)/pytest
+# The Prometheus, Alertmanager and compose tests run the real tools: Debian's packages,
+# installed here (never inside a test) when one is missing. Root and apt-get, as on CI.
+DEBIAN_TOOLS := promtool:prometheus prometheus:prometheus amtool:prometheus-alertmanager \
+	docker-compose:docker-compose
+tools:
+	@missing=""; for pair in $(DEBIAN_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make tools: installing Debian's$$missing (the Prometheus and compose tests run them)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
+
+# Two tiers: the fast one first (unit tests, under a minute), then the CLI runs and the real
+# broker and Prometheus.
+test: lint tools
+	$(BIN)/pytest tests/unit
+	$(BIN)/pytest tests/cli tests/integration
+
+# aemon --help and --version: the median of 10 fresh processes each (README, "Start-up").
+startup: install
+	$(BIN)/python -m tests.benchmarks.cli_startup --runs 10
 
 # Daemons broken on purpose against the real embedded broker; prints the table the README holds.
 reliability: install

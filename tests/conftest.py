@@ -36,6 +36,21 @@ def make_windows(n_normal: int, n_anomalous: int, seed: int = 0) -> WindowTable:
     )
 
 
+def samples_csv(path, n=400, streams=("a",), flat=False, seed=0, spike_at=None):
+    rng = np.random.default_rng(seed)
+    lines = ["timestamp,stream,seq,value"]
+    for s in streams:
+        t = np.arange(n)
+        x = np.zeros(n) if flat else np.sin(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(n)
+        if flat:
+            x[::50] = 1e-4  # mostly zeros, the odd tiny blip
+        if spike_at is not None:
+            x[spike_at : spike_at + 5] += 5.0
+        lines += [f"{1_700_000_000 + 60 * i},{s},{i},{float(x[i])!r}" for i in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.fixture(scope="session")
 def window_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "windows.csv"

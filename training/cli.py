@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from aemon.training.decide import DEFAULT_EVENTS
-from aemon.training.presets import ECG_PRESETS, IMAGE_PRESETS, SERIES_PRESETS, WINDOW_PRESETS
+from aemon.training.presets import (
+    ECG_PRESETS,
+    IMAGE_EPOCHS,
+    IMAGE_PRESETS,
+    SERIES_PRESETS,
+    WINDOW_PRESETS,
+)
 from aemon.training.specs import (
     ACTIVATIONS,
     DATASETS,
@@ -173,13 +179,15 @@ def _preset_default(presets: dict[str, Any], attr: str) -> str:
     return ", ".join(f"{v} ({k})" for k, v in seen.items())
 
 
-def _train_args(p: argparse.ArgumentParser, out: str, presets: dict[str, Any]) -> None:
+def _train_args(
+    p: argparse.ArgumentParser, out: str, presets: dict[str, Any], epochs_note: str = ""
+) -> None:
     p.add_argument("--out", type=out_dir, default=Path(out), help="artifact directory")
     p.add_argument("--seed", type=int, default=0, help="seed for weights, shuffling and splits")
     p.add_argument(
         "--epochs",
         type=at_least(1),
-        help=f"epochs (default: the preset's, {_preset_default(presets, 'epochs')})",
+        help=f"epochs (default: the preset's, {_preset_default(presets, 'epochs')}{epochs_note})",
     )
     p.add_argument(
         "--batch-size",
@@ -407,7 +415,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     img.add_argument(
         "--normal-class", type=int, help="one-class detection: the normal class (default: off)"
     )
-    _train_args(img, "artifacts/image", IMAGE_PRESETS)
+    note = "".join(f"; {n} on {d}" for d, n in IMAGE_EPOCHS.items())
+    _train_args(img, "artifacts/image", IMAGE_PRESETS, note)
 
     windows = command(
         sub,

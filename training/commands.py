@@ -27,6 +27,7 @@ from aemon.training.evaluate import evaluate as metrics_at
 from aemon.training.pipeline import fit_detector, stage
 from aemon.training.presets import (
     ECG_PRESETS,
+    IMAGE_EPOCHS,
     IMAGE_PRESETS,
     SERIES_PRESETS,
     WINDOW_PRESETS,
@@ -177,6 +178,8 @@ def train_image(args: argparse.Namespace) -> int:
             print(f"downloaded and verified {path}", file=sys.stderr)
     train, test = images.load(args.dataset, args.data_root)
     family = "conv2d" if args.model == "conv" else args.model
+    if args.epochs is None:
+        args.epochs = IMAGE_EPOCHS.get(args.dataset)
     recipe = recipe_of(IMAGE_PRESETS[family], args, int(np.prod(train.images.shape[1:])))
     if args.normal_class is not None:
         k = args.normal_class

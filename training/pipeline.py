@@ -129,7 +129,8 @@ def fit_detector(
     if trained is not None:
         model, result, normaliser = trained
     else:
-        stage(progress, f"fitting {recipe.family} on {len(fit_rows)} normal windows")
+        unit = "images" if kind == "image" else "windows"
+        stage(progress, f"fitting {recipe.family} on {len(fit_rows)} normal {unit}")
         normaliser = Normaliser.fit(recipe.normaliser, train.values)
         model, result = fit_model(
             recipe,

@@ -139,10 +139,12 @@ def reconstructions(
     labels: np.ndarray | None,
     title: str,
     path: Path,
+    rows: np.ndarray,
     n: int = 3,
 ) -> Path:
     """Input and reconstruction in the input's units with the error shaded, normal windows above
-    anomalous ones; each panel titled with its score, the threshold and the verdict."""
+    anomalous ones; each panel titled with its row (``rows``: in the data shown), score,
+    threshold and verdict."""
     groups = (
         [("normal", labels == 0), ("anomalous", labels == 1)]
         if labels is not None
@@ -167,7 +169,7 @@ def reconstructions(
             label = None if labels is None else int(labels[i])
             sign = ">" if scores[i] > threshold else "<="
             ax.set_title(
-                f"{name} #{i}: score {scores[i]:.3g} {sign} {threshold:.3g}\n"
+                f"{name}, row {rows[i]}: score {scores[i]:.3g} {sign} {threshold:.3g}\n"
                 f"{_verdict(bool(scores[i] > threshold), label)}",
                 fontsize=9,
             )
@@ -228,8 +230,12 @@ def image_pairs(
     captions = []
     for i in pick:
         alert = bool(scores[i] > threshold)
-        kind = "" if labels is None else ("anomalous\n" if labels[i] else "normal\n")
-        captions.append(f"{kind}{scores[i]:.3g} {'ALERT' if alert else 'ok'}")
+        if labels is None:
+            captions.append(f"{scores[i]:.3g} {'ALERT' if alert else 'ok'}")
+            continue
+        verdict = {(True, 1): "ALERT", (False, 1): "MISSED", (True, 0): "FALSE ALARM"}
+        name = "anomalous" if labels[i] else "normal"
+        captions.append(f"{name}\n{scores[i]:.3g} {verdict.get((alert, int(labels[i])), 'ok')}")
     rows = [list(images[pick]), list(recon[pick])]
     return _grid(
         rows,
@@ -266,7 +272,7 @@ def latent_scatter(z: np.ndarray, labels: np.ndarray, title: str, path: Path) ->
 
 def per_class_auc(aucs: dict[int, float], normal: int, title: str, path: Path) -> Path:
     """ROC-AUC of the normal class against each other class on its own."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7, 4))
     classes = sorted(aucs)
     ax.bar([str(c) for c in classes], [aucs[c] for c in classes], color="tab:blue")
     ax.axhline(0.5, color="grey", ls=":", label="chance")
@@ -276,7 +282,7 @@ def per_class_auc(aucs: dict[int, float], normal: int, title: str, path: Path) -
         ylim=(0, 1.08),
         xlabel="anomalous class (test split)",
         ylabel="ROC-AUC against the normal class",
-        title=f"{title}: normal class {normal} against each other class",
+        title=f"{title}:\nnormal class {normal} against each other class",
     )
     ax.legend(fontsize=8, loc="lower right")
     return _save(fig, path)
@@ -348,7 +354,7 @@ def _reconstruction_picture(
     path = out / "reconstructions.png"
     if det.meta["input"]["kind"] == "image":
         return image_pairs(x, recon, scores[rows], det.threshold, y, title, path)
-    return reconstructions(x, recon, scores[rows], det.threshold, y, title, path)
+    return reconstructions(x, recon, scores[rows], det.threshold, y, title, path, rows)
 
 
 def series_timeline(

@@ -17,8 +17,7 @@ import pytest
 
 import aemon
 from aemon.training.datasets.table import read_windows, write_windows
-from tests.conftest import make_windows
-from tests.unit.test_series import samples_csv
+from tests.conftest import make_windows, samples_csv
 
 AEMON = str(Path(sys.executable).parent / "aemon")
 DOWN = "127.0.0.1:1"  # nothing listens on port 1 of loopback

@@ -9,7 +9,7 @@ import aemon
 from aemon.models import Models
 from aemon.training.catalog import ANY
 from aemon.training.errors import ArtifactError
-from tests.unit.test_series import samples_csv
+from tests.conftest import samples_csv
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,16 @@ class Samples:
 
 
 def parse_times(column: pd.Series, path: str) -> tuple[np.ndarray, bool]:
-    """Epoch seconds from numbers or ISO 8601 texts; also whether the texts named no zone."""
+    """Epoch seconds from numbers, ISO 8601 texts or datetimes (a DataFrame's); also whether
+    the times named no zone (those are taken as UTC)."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        zoneless = getattr(column.dt, "tz", None) is None
+        stamps = column.dt.tz_localize("UTC") if zoneless else column.dt.tz_convert("UTC")
+        if stamps.isna().any():
+            row = int(np.flatnonzero(stamps.isna().to_numpy())[0]) + 2
+            raise DataError(f"{path}:{row}: {column.name} is not a time")
+        epoch = pd.Timestamp("1970-01-01", tz="UTC")
+        return ((stamps - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64), zoneless
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().all():
         out = numeric.to_numpy(dtype=np.float64)

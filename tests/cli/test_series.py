@@ -3,27 +3,11 @@ training; offline scoring on the time axis; bad values and bad flags as one line
 
 import json
 
-import numpy as np
-
 from aemon.cli import main
 from aemon.training.artifact import read_meta
 from aemon.training.catalog import catalog
 from aemon.training.series import stream_dir
-
-
-def samples_csv(path, n=400, streams=("a",), flat=False, seed=0, spike_at=None):
-    rng = np.random.default_rng(seed)
-    lines = ["timestamp,stream,seq,value"]
-    for s in streams:
-        t = np.arange(n)
-        x = np.zeros(n) if flat else np.sin(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(n)
-        if flat:
-            x[::50] = 1e-4  # mostly zeros, the odd tiny blip
-        if spike_at is not None:
-            x[spike_at : spike_at + 5] += 5.0
-        lines += [f"{1_700_000_000 + 60 * i},{s},{i},{float(x[i])!r}" for i in range(n)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+from tests.conftest import samples_csv
 
 
 def train(tmp_path, csv, *extra):

@@ -1,0 +1,92 @@
+"""The public API: what ``aemon`` exports, what importing it costs, and the README's examples."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import aemon
+from tests.conftest import make_windows
+
+
+def test_all_is_pinned_and_every_name_resolves():
+    assert aemon.__all__ == [
+        "AemonError",
+        "ArtifactError",
+        "ConfigError",
+        "DataError",
+        "Detector",
+        "SeriesDetector",
+        "Settings",
+        "StageFailed",
+        "__version__",
+        "fit",
+        "fit_series",
+        "load",
+        "serve",
+    ]
+    for name in aemon.__all__:
+        assert getattr(aemon, name) is not None
+    with pytest.raises(AttributeError):
+        aemon.no_such_name  # noqa: B018
+
+
+def _fresh(code: str, tmp_path: Path) -> str:
+    """Run ``code`` in a new interpreter outside the repository (no checkout on sys.path)."""
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def test_import_aemon_puts_no_bare_names_and_loads_nothing_heavy(tmp_path):
+    out = _fresh(
+        "import sys, importlib.util as u, aemon\n"
+        "print(sorted(m for m in ('training', 'monitor', 'torch', 'numpy') if m in sys.modules))\n"
+        "print(u.find_spec('training'), u.find_spec('monitor'))\n",
+        tmp_path,
+    )
+    assert out.split("\n")[:2] == ["[]", "None None"]
+
+
+def test_the_parser_imports_no_torch_numpy_pandas_or_aiokafka(tmp_path):
+    out = _fresh(
+        "import sys\nfrom aemon.cli import parser\nparser().format_help()\n"
+        "heavy = ('torch', 'numpy', 'pandas', 'sklearn', 'matplotlib', 'aiokafka', 'scipy')\n"
+        "print([m for m in heavy if m in sys.modules])\n",
+        tmp_path,
+    )
+    assert out.strip() == "[]"
+
+
+def test_fit_takes_a_dataframe_and_never_fits_labelled_rows():
+    table = make_windows(200, 30)
+    frame = pd.DataFrame(table.values, columns=[f"v{i}" for i in range(table.values.shape[1])])
+    frame["label"] = table.label
+    frame["stream"] = table.stream
+    det = aemon.fit(frame, epochs=2)
+    assert (
+        det.meta["training"]["windows_fitted"] + det.meta["training"]["windows_calibration"] == 200
+    )
+    assert det.predict(frame).shape == (230,) and set(det.predict(frame)) <= {0, 1}
+
+
+def test_fit_refuses_bad_input_with_the_errors_the_cli_prints():
+    good = make_windows(40, 0).values
+    with pytest.raises(aemon.DataError, match="NaN"):
+        aemon.fit(np.where(np.arange(good.size).reshape(good.shape) == 5, np.nan, good))
+    with pytest.raises(aemon.ConfigError, match="epochs must be a whole number >= 1"):
+        aemon.fit(good, epochs=0)
+    with pytest.raises(aemon.ConfigError, match="model must be one of"):
+        aemon.fit(good, model="transformer")
+    with pytest.raises(aemon.ConfigError, match="windows"):
+        aemon.fit(np.zeros(10))
+    det = aemon.fit(good, epochs=1)
+    with pytest.raises(aemon.DataError, match="expected windows of shape"):
+        det.score(np.zeros((3, 5)))
