@@ -175,7 +175,8 @@ def fit_detector(
         "device": result.device,
         "final_train_loss": result.train_loss[-1],
         "history": {
-            "loss": recipe.fit.loss,
+            "loss": model.loss_name(recipe.fit.loss),
+            "unit": "images" if kind == "image" else "windows",
             "train": result.train_loss,
             "calibration": result.val_loss,
         },

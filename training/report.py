@@ -29,12 +29,11 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 def loss_curves(history: dict, title: str, path: Path) -> Path:
     """Training and calibration-set loss per epoch (whole epochs from 1), the kept epoch marked."""
     train, cal = history["train"], history.get("calibration") or []
-    loss = {"l1": "mean absolute error (L1)", "l2": "mean squared error (L2)"}.get(
-        history.get("loss", ""), history.get("loss", "")
-    )
+    loss = history.get("loss", "")
     fig, ax = plt.subplots(figsize=(6.5, 4))
     epochs = np.arange(1, len(train) + 1)
-    ax.plot(epochs, train, marker="." if len(train) < 30 else None, label="training windows")
+    unit = history.get("unit", "windows")
+    ax.plot(epochs, train, marker="." if len(train) < 30 else None, label=f"training {unit}")
     if cal:
         ax.plot(epochs[: len(cal)], cal, label="calibration set (held out of fitting)")
         best = int(np.argmin(cal)) + 1
@@ -42,7 +41,7 @@ def loss_curves(history: dict, title: str, path: Path) -> Path:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(
         xlabel="epoch",
-        ylabel=f"training loss: {loss}\non normalised values",
+        ylabel=f"{loss}\non normalised values",
         title=f"{title}: loss per epoch",
         yscale="log",
     )

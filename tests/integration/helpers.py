@@ -141,8 +141,11 @@ class Daemon:
             value = getattr(s, f.name)
             if f.name == "metrics_port":
                 value = self.port
-            if value != "":
-                args += [f"--{f.name.replace('_', '-')}", str(value)]
+            flag = f"--{f.name.replace('_', '-')}"
+            if isinstance(value, bool):
+                args.append(flag if value else f"--no-{flag[2:]}")
+            elif value != "":
+                args += [flag, str(value)]
         self.log = log
         self.proc = subprocess.Popen(
             args,

@@ -65,6 +65,9 @@ class AAE(Autoencoder):
             adam(self.encoder.parameters(), lr / 2),
         ]
 
+    def loss_name(self, loss: str) -> str:
+        return f"{super().loss_name(loss)}, the reconstruction part"
+
     def fit_step(self, noisy, clean, loss, opts, gen) -> torch.Tensor:
         ae_opt, d_opt, g_opt = opts
         ae_opt.zero_grad(set_to_none=True)

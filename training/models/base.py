@@ -45,6 +45,10 @@ class Autoencoder(nn.Module):
         fused = nn.functional.l1_loss if loss == "l1" else nn.functional.mse_loss
         return fused(self(noisy), clean)
 
+    def loss_name(self, loss: str) -> str:
+        """What :meth:`training_loss` computes, for the loss plot's axis."""
+        return {"l1": "mean absolute error (L1)", "l2": "mean squared error (L2)"}[loss]
+
     def errors(self, x: torch.Tensor, score: str) -> torch.Tensor:
         """Per-element reconstruction error, for scores and for the parts that contribute most."""
         return elementwise_error(x, self(x), score)

@@ -82,6 +82,10 @@ class VAE(Autoencoder):
             rec = (recon - clean).square().flatten(1).sum(1)
         return (rec + self.hparams["beta"] * self._kl(mu, logvar)).mean() / clean[0].numel()
 
+    def loss_name(self, loss: str) -> str:
+        recon = "binary cross-entropy" if self.hparams["recon"] == "bce" else "squared error"
+        return f"negative ELBO ({recon} + KL) per value"
+
     def errors(self, x: torch.Tensor, score: str) -> torch.Tensor:
         mu, logvar = self._posterior(x)
         recon = self.decode(mu)
