@@ -50,7 +50,7 @@ class Help(argparse.RawDescriptionHelpFormatter):
         if (
             "default" in text
             or not action.option_strings
-            or action.default in (None, False, argparse.SUPPRESS)
+            or any(action.default is v for v in (None, False, argparse.SUPPRESS))
             or isinstance(action, argparse.BooleanOptionalAction)
         ):
             return text
@@ -172,8 +172,12 @@ def in_file(text: str) -> Path:
 
 
 def _preset_default(presets: dict[str, Any], attr: str) -> str:
-    """``"200"`` or ``"dense 100, vae 60"``: a fit setting as the presets set it."""
-    seen = {name: getattr(r.fit, attr) for name, r in presets.items()}
+    """``"200"`` or ``"20 (tutorial), 200 (default)"``: a setting as the presets set it (a fit
+    setting, or ``threshold``)."""
+    seen = {
+        name: getattr(r, attr) if attr == "threshold" else getattr(r.fit, attr)
+        for name, r in presets.items()
+    }
     if len(set(seen.values())) == 1:
         return f"{next(iter(seen.values()))}"
     return ", ".join(f"{v} ({k})" for k, v in seen.items())
@@ -199,7 +203,7 @@ def _train_args(
         type=positive,
         help=f"Adam learning rate (default: the preset's, {_preset_default(presets, 'lr')})",
     )
-    thresholds = ", ".join(sorted({f"{r.threshold} ({k})" for k, r in presets.items()}))
+    thresholds = _preset_default(presets, "threshold")
     p.add_argument(
         "--threshold",
         type=_spec(parse_threshold),
