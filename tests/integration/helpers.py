@@ -129,19 +129,28 @@ def scrape(port: int) -> dict[str, float]:
 
 
 class Daemon:
-    """``aemon serve`` as a real subprocess (for signals). Every one started is killed at the
-    end of the session if a test left it running (``tests/conftest.py``)."""
+    """``aemon serve`` as a real subprocess (for signals); ``python_api``: started as
+    ``aemon.serve(**settings)`` from Python instead. Every one started is killed at the end of
+    the session if a test left it running (``tests/conftest.py``)."""
 
     started: ClassVar[list[Daemon]] = []
 
-    def __init__(self, s: Settings, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        s: Settings,
+        log: Path,
+        env: dict[str, str] | None = None,
+        python_api: bool = False,
+    ) -> None:
         self.port = free_port()
-        args = [sys.executable, "-m", "aemon.cli", "serve"]
-        for f in dataclasses.fields(s):
-            value = getattr(s, f.name)
-            if f.name == "metrics_port":
-                value = self.port
-            flag = f"--{f.name.replace('_', '-')}"
+        values = {**dataclasses.asdict(s), "metrics_port": self.port}
+        if python_api:
+            code = f"import aemon\naemon.serve(**{values!r})"
+            args = [sys.executable, "-c", code]
+        else:
+            args = [sys.executable, "-m", "aemon.cli", "serve"]
+        for name, value in values.items() if not python_api else ():
+            flag = f"--{name.replace('_', '-')}"
             if isinstance(value, bool):
                 args.append(flag if value else f"--no-{flag[2:]}")
             elif value != "":

@@ -7,6 +7,7 @@ import time
 
 import orjson
 
+import aemon
 from aemon.alerts import alert_id
 from aemon.replay import replay
 from aemon.training.artifact import read_meta
@@ -128,3 +129,23 @@ async def test_sighup_swaps_the_model_for_the_next_batch(bootstrap, ecg, tmp_pat
     first = set(keys_in(tmp_path / "a.csv"))
     for key, copies in (await alerts_by_window(bootstrap, t)).items():
         assert [a["model_version"] for a in copies] == [old if key in first else new], key
+
+
+async def test_serve_from_python_takes_the_cli_settings_and_stops_on_sigterm(
+    bootstrap, ecg, tmp_path
+):
+    art, holdout = ecg
+    t = topics(1)
+    await make_topics(bootstrap, t)
+    d = Daemon(settings(bootstrap, art, t), tmp_path / "d.log", python_api=True)
+    try:
+        await d.wait_ready()
+        sent = await replay(holdout, t["input_topic"], bootstrap, progress=False)
+        await until(lambda: d.metric("aemon_windows_scored_total") == sent, 30, "all scored")
+        table = read_windows(holdout)
+        flagged = int(aemon.load(art, device="cpu").predict(table.values).sum())
+        assert d.metric("aemon_anomalies_total") == flagged > 0
+        d.proc.send_signal(signal.SIGTERM)
+        assert d.proc.wait(timeout=15) == 0, d.log.read_text()[-2000:]
+    finally:
+        d.kill()
