@@ -31,8 +31,3 @@ def catalog(path: str | Path) -> dict[str, Path]:
     if not found:
         raise ArtifactError(f"{root}: no {META_FILE} in it or in any sub-directory")
     return found
-
-
-def model_for(models: dict[str, Path], stream: str) -> Path | None:
-    """The artifact that serves ``stream``, if any."""
-    return models.get(stream, models.get(ANY))

@@ -40,7 +40,7 @@ from aemon.training.series_detector import SeriesDetector
 def emit(doc: dict[str, object], as_json: bool) -> None:
     """One JSON object on stdout with ``--json``, else a short human summary."""
     if as_json:
-        print(json.dumps(doc, default=report._plain))
+        print(json.dumps(doc, default=report.plain))
         return
     for key, value in doc.items():
         if not isinstance(value, dict | list):

@@ -119,15 +119,17 @@ def roc_pr(
     return _save(fig, path)
 
 
-def _verdict(alert: bool, label: int | None) -> str:
+def _verdict(alert: bool, label: int | None, short: bool = False) -> str:
+    """What the threshold decided, and whether the label agrees (``short``: for captions)."""
     if label is None:
-        return "alert" if alert else "no alert"
-    return {
-        (True, 1): "alert: true positive",
-        (True, 0): "alert: FALSE POSITIVE",
-        (False, 1): "no alert: MISSED (false negative)",
-        (False, 0): "no alert: true negative",
+        return ("ALERT" if alert else "ok") if short else ("alert" if alert else "no alert")
+    long, brief = {
+        (True, 1): ("alert: true positive", "ALERT"),
+        (True, 0): ("alert: FALSE POSITIVE", "FALSE ALARM"),
+        (False, 1): ("no alert: MISSED (false negative)", "MISSED"),
+        (False, 0): ("no alert: true negative", "ok"),
     }[(alert, int(label))]
+    return brief if short else long
 
 
 def reconstructions(
@@ -228,13 +230,10 @@ def image_pairs(
         pick = np.arange(min(n, len(images)))
     captions = []
     for i in pick:
-        alert = bool(scores[i] > threshold)
-        if labels is None:
-            captions.append(f"{scores[i]:.3g} {'ALERT' if alert else 'ok'}")
-            continue
-        verdict = {(True, 1): "ALERT", (False, 1): "MISSED", (True, 0): "FALSE ALARM"}
-        name = "anomalous" if labels[i] else "normal"
-        captions.append(f"{name}\n{scores[i]:.3g} {verdict.get((alert, int(labels[i])), 'ok')}")
+        label = None if labels is None else int(labels[i])
+        name = "" if label is None else ("anomalous\n" if label else "normal\n")
+        verdict = _verdict(bool(scores[i] > threshold), label, short=True)
+        captions.append(f"{name}{scores[i]:.3g} {verdict}")
     rows = [list(images[pick]), list(recon[pick])]
     return _grid(
         rows,
@@ -288,11 +287,11 @@ def per_class_auc(aucs: dict[int, float], normal: int, title: str, path: Path) -
 
 
 def write_metrics(metrics_doc: dict, path: Path) -> Path:
-    path.write_text(json.dumps(metrics_doc, indent=2, default=_plain) + "\n")
+    path.write_text(json.dumps(metrics_doc, indent=2, default=plain) + "\n")
     return path
 
 
-def _plain(value: object) -> object:
+def plain(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
