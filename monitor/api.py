@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aemon.training.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+    from aemon.training.detector import Detector
+    from aemon.training.series_detector import SeriesDetector
 
 IMAGE_MODELS = {"dense": "dense", "conv": "conv2d", "conv2d": "conv2d", "vae": "vae", "aae": "aae"}
 ECG_PRESETS = {"ecg": "default", "ecg-tutorial": "tutorial"}
@@ -36,7 +42,7 @@ def fit(
     device: str = "auto",
     name: str = "detector",
     progress: bool = False,
-) -> Any:
+) -> Detector:
     """Fit a detector on the normal windows of ``X`` in memory; nothing is written.
 
     ``X``: windows ``[n, length]`` (a numpy array, nested lists, or a DataFrame whose columns
@@ -132,7 +138,7 @@ def _check_numbers(settings: dict[str, Any]) -> None:
                 raise ConfigError(str(exc)) from None
 
 
-def _device(name: str) -> Any:
+def _device(name: str) -> torch.device:
     from aemon.training.device import pick_device
 
     try:
@@ -161,7 +167,7 @@ def fit_series(
     seed: int = 0,
     device: str = "auto",
     progress: bool = False,
-) -> Any:
+) -> SeriesDetector:
     """Fit one detector per stream of telemetry ``samples`` (time order; nothing is written).
 
     ``samples``: a DataFrame (or a sample CSV's path) with a ``timestamp``/``ts``/``time``
@@ -204,7 +210,7 @@ def fit_series(
     return SeriesDetector(detectors)
 
 
-def load(path: str | Path, device: str = "auto") -> Any:
+def load(path: str | Path, device: str = "auto") -> Detector | SeriesDetector:
     """An artifact (``aemon train``, :meth:`Detector.save`) as a :class:`aemon.Detector`; a
     models directory or a series artifact as a :class:`aemon.SeriesDetector`."""
     from aemon.training.artifact import META_FILE, read_meta
