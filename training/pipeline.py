@@ -126,10 +126,10 @@ def fit_detector(
         fit_rows, cal_rows = split_normals(normal, recipe.calibration_fraction, seed, ordered_gap)
     check_sample_size(recipe.threshold, len(cal_rows))
     held_out = calibration is not None or recipe.calibration_fraction > 0
+    unit = "images" if kind == "image" else "windows"
     if trained is not None:
         model, result, normaliser = trained
     else:
-        unit = "images" if kind == "image" else "windows"
         stage(progress, f"fitting {recipe.family} on {len(fit_rows)} normal {unit}")
         normaliser = Normaliser.fit(recipe.normaliser, train.values)
         model, result = fit_model(
@@ -150,7 +150,7 @@ def fit_detector(
     if kind in ("window", "series"):
         meta["input"]["window"] = {"length": normal.shape[-1], "stride": stride or normal.shape[-1]}
     detector = Detector(model, meta, normaliser, device)
-    stage(progress, f"calibrating the threshold ({recipe.threshold}) on {len(cal_rows)} windows")
+    stage(progress, f"calibrating the threshold ({recipe.threshold}) on {len(cal_rows)} {unit}")
     cal_scores = detector.score(cal_rows)
     threshold = calibrate(cal_scores, recipe.threshold)
     meta["threshold"] = {
@@ -161,7 +161,7 @@ def fit_detector(
         _series_meta(meta, series, cal_scores)
     metrics: dict[str, object] = {"threshold_method": threshold.spec}
     if test is not None and test.label is not None:
-        stage(progress, f"evaluating on {len(test)} test windows")
+        stage(progress, f"evaluating on {len(test)} test {unit}")
         metrics.update(evaluate(detector.score(test.values), test.label, detector.threshold))
     meta["training"] = {
         **facts,
@@ -176,7 +176,7 @@ def fit_detector(
         "final_train_loss": result.train_loss[-1],
         "history": {
             "loss": model.loss_name(recipe.fit.loss),
-            "unit": "images" if kind == "image" else "windows",
+            "unit": unit,
             "train": result.train_loss,
             "calibration": result.val_loss,
         },

@@ -14,7 +14,7 @@ from aemon.training.catalog import ANY, catalog
 from aemon.training.datasets.samples import Samples, read_samples, samples_of
 from aemon.training.detector import Detector
 from aemon.training.series import stream_dir
-from aemon.training.timeline import Timeline, draw, iso, score_samples
+from aemon.training.timeline import Timeline, draw, score_samples
 
 
 def as_samples(samples: Any) -> Samples:
@@ -46,6 +46,7 @@ class SeriesDetector:
 
     @property
     def streams(self) -> list[str]:
+        """The streams with a model of their own (a catch-all model serves the others)."""
         return [s for s in self.detectors if s != ANY]
 
     def detector_for(self, stream: str) -> Detector | None:
@@ -62,8 +63,8 @@ class SeriesDetector:
             {
                 "stream": t.stream,
                 "seq": np.asarray(t.seq, dtype=np.int64),
-                "start": pd.to_datetime([iso(v) for v in t.start]),
-                "end": pd.to_datetime([iso(v) for v in t.end]),
+                "start": pd.to_datetime(np.asarray(t.start), unit="s", utc=True),
+                "end": pd.to_datetime(np.asarray(t.end), unit="s", utc=True),
                 "score": np.asarray(t.score, dtype=np.float64),
                 "threshold": np.asarray(t.threshold, dtype=np.float64),
                 "is_anomaly": np.asarray(t.above, dtype=np.int8),

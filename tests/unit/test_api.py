@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,29 @@ def test_fit_refuses_bad_input_with_the_errors_the_cli_prints():
     det = aemon.fit(good, epochs=1)
     with pytest.raises(aemon.DataError, match="expected windows of shape"):
         det.score(np.zeros((3, 5)))
+
+
+def test_series_api_scores_and_events_equal_the_cli_on_the_saved_models(tmp_path, capsys):
+    from aemon.cli import main
+    from tests.conftest import samples_csv
+
+    csv = samples_csv(tmp_path / "s.csv", n=160, streams=("a", "b"), spike_at=140)
+    series = aemon.fit_series(csv, train_fraction=0.6, epochs=2)
+    assert series.streams == ["a", "b"]
+    windows = series.score(csv)
+    assert list(windows.columns) == [
+        "stream",
+        "seq",
+        "start",
+        "end",
+        "score",
+        "threshold",
+        "is_anomaly",
+    ]
+    assert str(windows.end.dt.tz) == "UTC" and set(windows.stream) == {"a", "b"}
+    series.save(tmp_path / "m")
+    out = tmp_path / "scores.csv"
+    argv = ["score", "--model", str(tmp_path / "m"), "--input", str(csv), "--output", str(out)]
+    assert main(argv) == 0
+    cli = [json.loads(line) for line in out.with_suffix(".events.jsonl").read_text().splitlines()]
+    assert cli == series.events(csv) and cli  # the spike opens events in both streams

@@ -27,6 +27,20 @@ def test_aiokafka_repeats_are_folded_into_one_line_per_kind():
     assert fold.filter(late) and "(99 more like it" in late.getMessage()
 
 
+def test_aiokafka_connection_refusals_are_warnings_and_silent_at_error_level():
+    root = logging.getLogger()
+    before = root.level
+    try:
+        root.setLevel(logging.INFO)
+        r = record("aiokafka.conn", "Unable connect to %s", "127.0.0.1:1")
+        assert Fold().filter(r) and r.levelname == "WARNING" and r.levelno == logging.WARNING
+        root.setLevel(logging.ERROR)  # aemon serve --log-level ERROR: aemon's own line says it
+        assert not Fold().filter(record("aiokafka.conn", "Unable connect to %s", "x"))
+        assert Fold().filter(record("aiokafka.conn", "Unexpected error %s", "x"))  # others stay
+    finally:
+        root.setLevel(before)
+
+
 def test_json_lines_carry_the_message_and_the_traceback():
     try:
         raise RuntimeError("boom")
