@@ -103,7 +103,6 @@ def fit(
         "normaliser": normaliser,
         "denoise": denoise,
     }
-    _check_numbers(overrides)
     recipe = base.customise(int(np.prod(values.shape[1:])), **overrides)
     return fit_detector(
         name=name,
@@ -115,27 +114,6 @@ def fit(
         progress=progress,
         kind=kind,
     )
-
-
-def _check_numbers(settings: dict[str, Any]) -> None:
-    """The ranges the CLI's parser checks, for the same settings given from Python."""
-    import math
-
-    for key in ("epochs", "batch_size", "latent"):
-        v = settings.get(key)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise ConfigError(f"{key} must be a whole number >= 1, got {v!r}")
-    lr = settings.get("lr")
-    if lr is not None and not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-        raise ConfigError(f"lr must be a finite number > 0, got {lr!r}")
-    from aemon.training.specs import parse_denoise, parse_threshold
-
-    for key, parse in (("threshold", parse_threshold), ("denoise", parse_denoise)):
-        if settings.get(key) is not None:
-            try:
-                parse(settings[key])
-            except ValueError as exc:
-                raise ConfigError(str(exc)) from None
 
 
 def _device(name: str) -> torch.device:
@@ -204,7 +182,6 @@ def fit_series(
         "lr": lr,
         "seed": seed,
     }
-    _check_numbers(overrides)
     recipe = presets.SERIES_PRESETS[model].customise(length * s.values.shape[1], **overrides)
     detectors = fit_streams(s, recipe, plan, _device(device), "in memory", progress, shared)
     return SeriesDetector(detectors)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass
@@ -22,9 +25,19 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         if self.loss not in ("l1", "l2"):
-            raise ValueError("loss must be 'l1' or 'l2'")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch size must be >= 1 and the learning rate > 0")
+            raise ValueError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+            setattr(self, name, int(value))  # numpy integers too, stored as plain ints
+        lr = self.lr
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < lr < math.inf:
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        self.lr = float(lr)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
+            raise ValueError(f"seed must be a whole number, got {self.seed!r}")
+        self.seed = int(self.seed)
 
 
 @dataclass(frozen=True)
@@ -46,13 +59,23 @@ class Recipe:
     notes: str = ""
 
     def customise(self, size: int, flag: str = "", **changes: object) -> Recipe:
-        """This recipe with the settings a user gave (None: the recipe's own); ``widths``,
-        ``latent`` and ``activation`` go into the model's hyper-parameters. Errors name each
-        setting as ``{flag}{name}`` (``--latent`` on the command line); ``size`` is the number
-        of values per window, which the latent dimension must stay below."""
+        """This recipe with the settings a user gave (None: the recipe's own), each checked:
+        the one place the CLI's flags and :func:`aemon.fit`'s keywords are validated beyond
+        their types. ``widths``, ``latent`` and ``activation`` go into the model's
+        hyper-parameters. Errors name each setting as ``{flag}{name}`` (``--latent`` on the
+        command line); ``size`` is the number of values per window, which the latent dimension
+        must stay below."""
         from aemon.training.errors import ConfigError
         from aemon.training.models import FAMILIES
+        from aemon.training.specs import parse_denoise, parse_threshold
 
+        for key, parse in (("threshold", parse_threshold), ("denoise", parse_denoise)):
+            spec = changes.get(key)
+            if spec is not None:
+                try:
+                    parse(str(spec))
+                except ValueError as exc:
+                    raise ConfigError(f"{flag}{key}: {exc}") from None
         arch = {k: changes.pop(k, None) for k in ("widths", "latent", "activation")}
         arch = {k: v for k, v in arch.items() if v is not None}
         accepted = inspect.signature(FAMILIES[self.family]).parameters
@@ -60,15 +83,24 @@ class Recipe:
             if key not in accepted:
                 raise ConfigError(f"{flag}{key} does not apply to the {self.family} family")
         latent = arch.get("latent")
-        if isinstance(latent, int) and latent >= size:
-            raise ConfigError(
-                f"{flag}latent {latent} must be smaller than the input ({size} values), or the "
-                "model can copy its input and no window looks anomalous"
-            )
+        if latent is not None:
+            if not isinstance(latent, numbers.Integral) or latent < 1:
+                raise ConfigError(f"{flag}latent must be a whole number >= 1, got {latent!r}")
+            if latent >= size:
+                raise ConfigError(
+                    f"{flag}latent {latent} must be smaller than the input ({size} values), or "
+                    "the model can copy its input and no window looks anomalous"
+                )
+            arch["latent"] = int(latent)  # numpy integers too: the artifact holds plain JSON
+        widths: Any = arch.get("widths")
+        if widths is not None:
+            if not all(isinstance(w, numbers.Integral) and w >= 1 for w in widths):
+                raise ConfigError(f"{flag}widths must all be whole numbers >= 1, got {widths!r}")
+            arch["widths"] = [int(w) for w in widths]
         try:
             return self.with_overrides(hparams={**self.hparams, **arch}, **changes)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
+        except ValueError as exc:  # FitConfig's checks, which name the setting first
+            raise ConfigError(f"{flag}{exc}") from None
 
     def with_overrides(self, **changes: object) -> Recipe:
         fit_keys = {k: v for k, v in changes.items() if k in FitConfig.__dataclass_fields__}

@@ -15,6 +15,8 @@ import torch
 from matplotlib.ticker import MaxNLocator
 from sklearn import metrics
 
+from aemon.training.evaluate import evaluate
+
 if TYPE_CHECKING:
     from aemon.training.detector import Detector
 
@@ -322,7 +324,7 @@ def run_report(
         scores = det.score(values)
         if labels is not None:
             doc["evaluated_on"] = split
-            doc.update(det.evaluate(values, labels))
+            doc.update(evaluate(scores, labels, det.threshold))
             paths.append(error_histogram(scores, labels, det.threshold, title, out / "errors.png"))
             if len(np.unique(labels)) == 2:
                 paths.append(roc_pr(scores, labels, det.threshold, title, out / "roc_pr.png"))

@@ -117,3 +117,16 @@ def test_series_api_scores_and_events_equal_the_cli_on_the_saved_models(tmp_path
     assert main(argv) == 0
     cli = [json.loads(line) for line in out.with_suffix(".events.jsonl").read_text().splitlines()]
     assert cli == series.events(csv) and cli  # the spike opens events in both streams
+
+
+def test_numpy_numbers_as_settings_are_stored_as_plain_json(tmp_path):
+    x = make_windows(40, 0).values
+    det = aemon.fit(
+        x, epochs=np.int64(1), latent=np.int64(4), widths=[np.int32(16)], seed=np.int64(2)
+    )
+    det.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "detector.json").read_text())
+    assert meta["hparams"]["latent"] == 4 and meta["hparams"]["widths"] == [16]
+    assert meta["training"]["seed"] == 2 and meta["training"]["recipe"]["fit"]["epochs"] == 1
+    with pytest.raises(aemon.ConfigError, match="lr must be a finite number > 0, got nan"):
+        aemon.fit(x, lr=float("nan"))  # FitConfig's own check, for the CLI and the API alike
