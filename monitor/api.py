@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 from aemon.training.errors import ConfigError
 
 if TYPE_CHECKING:
-    import torch
-
     from aemon.training.detector import Detector
     from aemon.training.series_detector import SeriesDetector
 
@@ -61,6 +59,7 @@ def fit(
     from aemon.training import presets
     from aemon.training.datasets.table import ID_COLUMNS, WindowTable
     from aemon.training.detector import as_windows
+    from aemon.training.device import pick_device
     from aemon.training.pipeline import fit_detector
 
     if hasattr(X, "columns"):  # a DataFrame: its id columns are not values
@@ -109,20 +108,11 @@ def fit(
         train=WindowTable(values, label=labels),
         test=None,
         recipe=recipe,
-        device=_device(device),
+        device=pick_device(device),
         facts={"data": "in memory (aemon.fit)"},
         progress=progress,
         kind=kind,
     )
-
-
-def _device(name: str) -> torch.device:
-    from aemon.training.device import pick_device
-
-    try:
-        return pick_device(name)
-    except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"device {name!r}: {exc}") from None
 
 
 def fit_series(
@@ -160,6 +150,7 @@ def fit_series(
     """
     from aemon.training import presets
     from aemon.training.decide import DEFAULT_EVENTS
+    from aemon.training.device import pick_device
     from aemon.training.series import Plan
     from aemon.training.series import fit_series as fit_streams
     from aemon.training.series_detector import SeriesDetector, as_samples
@@ -183,7 +174,7 @@ def fit_series(
         "seed": seed,
     }
     recipe = presets.SERIES_PRESETS[model].customise(length * s.values.shape[1], **overrides)
-    detectors = fit_streams(s, recipe, plan, _device(device), "in memory", progress, shared)
+    detectors = fit_streams(s, recipe, plan, pick_device(device), "in memory", progress, shared)
     return SeriesDetector(detectors)
 
 

@@ -54,13 +54,6 @@ def recipe_of(base: Recipe, args: argparse.Namespace, size: int) -> Recipe:
     return base.customise(size, "--", **{k: getattr(args, k) for k in keys})
 
 
-def device_of(name: str) -> torch.device:
-    try:
-        return pick_device(name)
-    except (ValueError, RuntimeError) as exc:
-        raise ConfigError(f"--device {name}: {exc}") from None
-
-
 def _finish(
     det: Detector, args: argparse.Namespace, test: WindowTable | None, split: str
 ) -> dict[str, object]:
@@ -83,7 +76,7 @@ def train_ecg(args: argparse.Namespace) -> int:
         train=split.train,
         test=split.test,
         recipe=recipe_of(ECG_PRESETS[args.preset], args, ecg5000.LENGTH),
-        device=device_of(args.device),
+        device=pick_device(args.device),
         facts={
             "data": data.source,
             "preset": args.preset,
@@ -124,7 +117,7 @@ def train_windows(args: argparse.Namespace) -> int:
         train=train,
         test=test,
         recipe=recipe_of(WINDOW_PRESETS[args.model], args, int(np.prod(table.values.shape[1:]))),
-        device=device_of(args.device),
+        device=pick_device(args.device),
         facts={"data": str(args.input), "split_seed": args.split_seed},
         progress=not args.quiet,
         stride=args.stride,
@@ -146,7 +139,13 @@ def train_series(args: argparse.Namespace) -> int:
     samples = read_samples(args.input)
     recipe = recipe_of(SERIES_PRESETS[args.model], args, plan.length * samples.values.shape[1])
     detectors = fit_series(
-        samples, recipe, plan, device_of(args.device), str(args.input), not args.quiet, args.shared
+        samples,
+        recipe,
+        plan,
+        pick_device(args.device),
+        str(args.input),
+        not args.quiet,
+        args.shared,
     )
     stage(not args.quiet, f"writing {len(detectors)} artifacts to {args.out}")
     SeriesDetector(detectors).save(args.out)
@@ -196,7 +195,7 @@ def train_image(args: argparse.Namespace) -> int:
         train=fit_on,
         test=judged,
         recipe=recipe,
-        device=device_of(args.device),
+        device=pick_device(args.device),
         facts={"data": args.dataset, "normal_class": args.normal_class},
         progress=not args.quiet,
         kind="image",
@@ -295,7 +294,7 @@ def _is_series(model: Path) -> bool:
 
 def _score_series(args: argparse.Namespace) -> int:
     samples = read_samples(args.input)
-    models = SeriesDetector.load(args.model, str(device_of(args.device)))
+    models = SeriesDetector.load(args.model, args.device)
     t = timeline.score_samples(samples, models.detector_for, str(args.model))
     timeline.write_windows_csv(args.output, t)
     events = args.events or args.output.with_suffix(".events.jsonl")
@@ -319,7 +318,7 @@ def _evaluate_series(args: argparse.Namespace) -> int:
     samples = read_samples(args.input)
     if samples.label is None:
         raise DataError(f"{args.input}: evaluate needs a 'label' column (1 = anomalous sample)")
-    models = SeriesDetector.load(args.model, str(device_of(args.device)))
+    models = SeriesDetector.load(args.model, args.device)
     t = timeline.score_samples(samples, models.detector_for, str(args.model))
     doc: dict[str, object] = {"windows": len(t)}
     labels = np.asarray(t.label)
@@ -337,7 +336,7 @@ def _evaluate_series(args: argparse.Namespace) -> int:
 
 
 def _scored(args: argparse.Namespace) -> tuple[Detector, WindowTable, np.ndarray]:
-    detector = Detector.load(args.model, device=str(device_of(args.device)))
+    detector = Detector.load(args.model, device=args.device)
     table = read_windows(args.input, length=int(np.prod(detector.input_shape)))
     return detector, table, detector.score(table.values)
 

@@ -6,14 +6,22 @@ import contextlib
 
 import torch
 
+from aemon.training.errors import ConfigError
+
 
 def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` means CUDA when present, else the CPU."""
+    """``auto`` means CUDA when present, else the CPU; a device this machine lacks is a
+    :class:`ConfigError` naming the setting (training, scoring and ``serve`` alike)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r}: not auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA was asked for but is not available on this machine")
+        raise ConfigError(f"device {name!r}: CUDA was asked for but is not available here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name!r}: MPS was asked for but is not available here")
     return device
 
 

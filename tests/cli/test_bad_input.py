@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import aemon
 from aemon.training.datasets.table import read_windows, write_windows
@@ -122,9 +123,29 @@ CASES = [
     (["demo", "--rate", "0"], "--rate: must be a finite number"),
     (["bench", "--windows", "0"], "--windows: must be >= 1"),
 ]
+IDS = [" ".join(a)[:60] for a, _ in CASES]
+if not torch.cuda.is_available():  # a device this machine lacks (on a GPU machine: none)
+    CASES.append(([*TW, "--device", "cuda"], "device 'cuda': CUDA was asked for"))
+    CASES.append(
+        (
+            [
+                "score",
+                "--model",
+                "{ART}",
+                "--input",
+                "{W}",
+                "--output",
+                "{OUT}.csv",
+                "--device",
+                "cuda:1",
+            ],
+            "CUDA was asked for",
+        )
+    )
+    IDS += ["train --device cuda without CUDA", "score --device cuda:1 without CUDA"]
 
 
-@pytest.mark.parametrize("argv, says", CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
+@pytest.mark.parametrize("argv, says", CASES, ids=IDS)
 def test_one_line_and_exit_2(files, taken_port, tmp_path, argv, says):
     values = {**files, "PORT": taken_port}
     args = [a.format(**values) for a in argv]
