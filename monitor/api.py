@@ -57,15 +57,15 @@ def fit(
     import numpy as np
 
     from aemon.training import presets
-    from aemon.training.datasets.table import ID_COLUMNS, WindowTable
-    from aemon.training.detector import as_windows
+    from aemon.training.datasets.table import WindowTable
+    from aemon.training.detector import as_windows, frame_values
     from aemon.training.device import pick_device
     from aemon.training.pipeline import fit_detector
 
     if hasattr(X, "columns"):  # a DataFrame: its id columns are not values
         if y is None and "label" in X.columns:
             y = X["label"].to_numpy()
-        X = X[[c for c in X.columns if c not in ID_COLUMNS]].to_numpy()
+        X = frame_values(X)
     shape = tuple(np.shape(X)[1:])
     if not shape:
         raise ConfigError(f"X must be windows [n, length] or images [n, h, w], got {np.shape(X)}")

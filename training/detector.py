@@ -19,12 +19,17 @@ from aemon.training.models.base import Autoencoder
 from aemon.training.normalise import Normaliser
 
 
+def frame_values(frame: Any) -> np.ndarray:
+    """A DataFrame's value columns (all but the id columns of a window CSV), as an array."""
+    return frame[[c for c in frame.columns if c not in ID_COLUMNS]].to_numpy()
+
+
 def as_windows(values: Any, shape: tuple[int, ...]) -> np.ndarray:
     """``values`` (array, nested lists or a DataFrame whose non-id columns are the values) as
     float32 ``[n, *shape]``; refuses NaN, infinities and values beyond float32, as the daemon
     does."""
     if hasattr(values, "columns") and hasattr(values, "to_numpy"):  # a pandas DataFrame
-        values = values[[c for c in values.columns if c not in ID_COLUMNS]].to_numpy()
+        values = frame_values(values)
     try:
         x = np.asarray(values)
         if x.dtype != np.float32:
