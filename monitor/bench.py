@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -26,6 +27,7 @@ from tqdm.auto import tqdm
 
 from aemon.broker import EmbeddedBroker, create_topics, free_port
 from aemon.config import Settings, local
+from aemon.kafka import GroupConsumer, kafka_clients
 from aemon.replay import messages, produce
 from aemon.scoring import Scorer, settle_heap
 from aemon.service import Service, started
@@ -51,7 +53,7 @@ def _settings(bootstrap: str, model: Path, topic: str, **extra: object) -> Setti
 
 async def _until_scored(svc: Service, task: asyncio.Task, n: int) -> None:
     deadline = time.monotonic() + 300
-    while svc.metrics.registry.get_sample_value("aemon_windows_scored_total") < n:
+    while svc.totals.windows < n:
         if task.done():
             task.result()
         if time.monotonic() > deadline:
@@ -94,15 +96,47 @@ async def bare_loop(
         await c.stop()
 
 
-async def _full_path(bootstrap: str, model: Path, topic: str, n: int, extra: dict) -> Service:
+class Stopwatch:
+    """The daemon's consumer, timed from its first fetch that returned records to its last
+    commit (the full path's time, start-up and drain left out)."""
+
+    def __init__(self, consumer: GroupConsumer) -> None:
+        self.consumer = consumer
+        self.first_fetch: float | None = None
+        self.last_commit: float | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.consumer, name)
+
+    async def getmany(self, **kw: Any) -> dict:
+        fetched = await self.consumer.getmany(**kw)
+        if fetched and self.first_fetch is None:
+            self.first_fetch = time.monotonic()
+        return fetched
+
+    async def commit(self, offsets: dict) -> None:
+        await self.consumer.commit(offsets)
+        self.last_commit = time.monotonic()
+
+    def seconds(self) -> float:
+        assert self.first_fetch is not None and self.last_commit is not None
+        return self.last_commit - self.first_fetch
+
+
+async def _full_path(
+    bootstrap: str, model: Path, topic: str, n: int, extra: dict
+) -> tuple[Service, Stopwatch]:
     s = _settings(bootstrap, model, topic, **extra)
     await create_topics(bootstrap, {s.alerts_topic: 1, s.dlq_topic: 1})
-    svc = Service(s)
+    clients = kafka_clients(s)
+    watch = Stopwatch(clients.consumer)  # type: ignore[arg-type]
+    clients.consumer = watch  # type: ignore[assignment]
+    svc = Service(s, clients)
     task = asyncio.create_task(svc.run())
     await _until_scored(svc, task, n)
     svc.stop()
     await task
-    return svc
+    return svc, watch
 
 
 async def latency(
@@ -241,9 +275,9 @@ async def run(
             for _ in range(rounds):
                 bares.append(await bare_loop(bootstrap, topic, n, detector.input_shape, fmt, batch))
                 steps.update()
-                svc = await _full_path(bootstrap, model, topic, n, {})
-                fulls.append(n / (svc.last_commit - svc.first_fetch))
-                alerts = svc.metrics.registry.get_sample_value("aemon_alerts_published_total")
+                svc, watch = await _full_path(bootstrap, model, topic, n, {})
+                fulls.append(n / watch.seconds())
+                alerts = svc.totals.alerts
                 steps.update()
             bare, full = float(np.median(bares)), float(np.median(fulls))
             paired = [f / b for f, b in zip(fulls, bares, strict=True)]

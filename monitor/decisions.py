@@ -40,6 +40,24 @@ class Decided:
 
 
 @dataclass
+class Totals:
+    """What the daemon decided since it started, counted once each batch is acknowledged."""
+
+    windows: int = 0
+    anomalies: int = 0
+    alerts: int = 0
+    opened: int = 0
+    resolved: int = 0
+
+    def add(self, d: Decided) -> None:
+        self.windows += d.decided
+        self.anomalies += d.anomalies
+        self.alerts += d.alerts
+        self.opened += d.opened
+        self.resolved += d.resolved
+
+
+@dataclass
 class _Stream:
     """A stream's decider, the first window this process saw of it, and whether the event open
     now was announced by this process."""
@@ -59,12 +77,14 @@ class Decisions:
     streams: dict[tuple[int, str], _Stream] = field(default_factory=dict)
     holds: dict[int, dict[str, int]] = field(default_factory=dict)  # partition -> stream -> offset
 
-    def decide(self, batch: Batch, scored: Scored | None) -> Decided:
+    def decide(self, batch: Batch, scored: Scored | None, stale: set[int]) -> Decided:
+        """Decide ``batch``'s windows, except those of the partitions in ``stale`` (fetched in
+        an epoch that has ended: revoked, or their log lost; their next reader decides them)."""
         if self.models.events:
-            return self._events(batch, scored)
-        return self._windows(batch, scored)
+            return self._events(batch, scored, stale)
+        return self._windows(batch, scored, stale)
 
-    def _windows(self, batch: Batch, scored: Scored | None) -> Decided:
+    def _windows(self, batch: Batch, scored: Scored | None, stale: set[int]) -> Decided:
         """Artifacts without an event rule: every window above the threshold is an alert."""
         sends: list[Send] = list(batch.pending)
         if scored is None:
@@ -76,6 +96,13 @@ class Decisions:
             scored.top = np.empty((len(scored.flagged), 0), dtype=np.int64)
         scores = scored.scores.tolist()
         tops = alerts.contributors(scored.top, dets[0].input_shape)
+        rows = range(batch.n)
+        if stale:
+            rows = [i for i in rows if batch.parts[i] not in stale]
+            keep = set(rows)
+            kept = [(i, t) for i, t in zip(scored.flagged.tolist(), tops, strict=True) if i in keep]
+            scored.flagged = np.array([i for i, _ in kept], dtype=np.int64)
+            tops = [t for _, t in kept]
         for i, top in zip(scored.flagged.tolist(), tops, strict=True):
             det = dets[batch.models[i]] if batch.models else dets[0]
             body = alerts.alert(
@@ -91,15 +118,15 @@ class Decisions:
             sends.append((self.alerts_topic, body, batch.streams[i].encode(), None))
         if self.scores_topic:
             flags = scored.flags.tolist()
-            for i in range(batch.n):
+            for i in rows:
                 body = alerts.score_record(
                     batch.streams[i], batch.seqs[i], batch.ts[i], scores[i], flags[i]
                 )
                 sends.append((self.scores_topic, body, batch.streams[i].encode(), None))
-        n, flagged = batch.n, len(scored.flagged)
+        n, flagged = len(rows), len(scored.flagged)
         return Decided(batch, scored, sends, decided=n, anomalies=flagged, alerts=flagged)
 
-    def _events(self, batch: Batch, scored: Scored | None) -> Decided:
+    def _events(self, batch: Batch, scored: Scored | None, stale: set[int]) -> Decided:
         """Series models: each stream's decider judges its windows in order; events open and
         resolve. A window whose history this process has not seen in full (the first H windows
         re-read after a restart) only rebuilds state: it was decided before the restart."""
@@ -111,6 +138,8 @@ class Decisions:
         assert w is not None
         scores = scored.scores.tolist()
         for i in range(batch.n):
+            if batch.parts[i] in stale:
+                continue
             p, stream, seq, ts, m = (
                 batch.parts[i],
                 batch.streams[i],

@@ -116,12 +116,11 @@ async def run(cache: Path, rate: float, metrics_port: int, progress: bool = True
             replay(holdout, s.input_topic, broker.bootstrap, rate=rate, progress=False)
         )
         value = svc.metrics.registry.get_sample_value
-        start, last = time.monotonic(), 0.0
-        while value("aemon_windows_scored_total") < len(table) or len(tally.alerted) < value(
-            "aemon_anomalies_total"
-        ):
+        start, last, totals = time.monotonic(), 0, svc.totals
+        while totals.windows < len(table) or len(tally.alerted) < totals.anomalies:
             await asyncio.sleep(0.5)
-            scored = value("aemon_windows_scored_total")
+            totals = svc.totals
+            scored = totals.windows
             lag = sum(
                 value("aemon_consumer_lag_messages", {"topic": s.input_topic, "partition": str(p)})
                 or 0
@@ -130,8 +129,8 @@ async def run(cache: Path, rate: float, metrics_port: int, progress: bool = True
             wps = (scored - last) / 0.5
             last = scored
             print(
-                f"\r{scored:6.0f}/{len(table)} windows  {wps:6.0f}/s  anomalies "
-                f"{value('aemon_anomalies_total'):4.0f}  precision {tally.precision():.3f}  "
+                f"\r{scored:6d}/{len(table)} windows  {wps:6.0f}/s  anomalies "
+                f"{totals.anomalies:4d}  precision {tally.precision():.3f}  "
                 f"recall {tally.recall():.3f}  lag {lag:3.0f}",
                 end="",
                 file=sys.stderr,
@@ -143,8 +142,8 @@ async def run(cache: Path, rate: float, metrics_port: int, progress: bool = True
         stop.set()
         await reader
         summary = {
-            "windows": int(value("aemon_windows_scored_total")),
-            "anomalies": int(value("aemon_anomalies_total")),
+            "windows": svc.totals.windows,
+            "anomalies": svc.totals.anomalies,
             "precision": round(tally.precision(), 4),
             "recall": round(tally.recall(), 4),
             "model_version": svc.detector.version,

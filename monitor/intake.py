@@ -1,12 +1,17 @@
 """Stage 1: fetch, decode, [window], batch. Refused records become dead letters held in the batch
-they arrived with, so that they are published (and their offsets committed) in order."""
+they arrived with, so that they are published (and their offsets committed) in order.
+
+The intake alone owns the batch it is filling: :meth:`Intake.hand_off` (its own, or a
+rebalance's flush) queues it under a lock, so that one batch is never queued twice. Records
+whose partition moved to a new epoch while the fetch was out (revoked, or its log lost) are
+dropped: the consumer's position is set again for them, by the new assignment or the reset.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 
 import orjson
 from aiokafka import TopicPartition
@@ -22,6 +27,8 @@ from aemon.codec import (
     non_finite_rows,
 )
 from aemon.kafka import Consumer
+from aemon.ledger import Ledger
+from aemon.metrics import Metrics
 from aemon.models import Models
 from aemon.refusals import RefusalLog
 from aemon.stopping import STOPPED, unless_stopped
@@ -31,16 +38,17 @@ from aemon.training.windowing import LateSample, Windower
 class Intake:
     def __init__(
         self,
+        *,
         consumer: Consumer,
         models: Models,
         windower: Windower | None,
         pool: Pool,
         queue: asyncio.Queue[Batch | None],
+        ledger: Ledger,
+        metrics: Metrics,
         limits: Limits,
-        dlq: tuple[str, int],  # topic, largest dead letter in bytes
-        on_invalid: Callable[[str], None],
-        epoch: Callable[[TopicPartition], int],
-        baseline: dict[TopicPartition, int],
+        dlq_topic: str,
+        dlq_max_bytes: int,
         max_wait_s: float,
         stopping: asyncio.Event,
     ) -> None:
@@ -49,17 +57,15 @@ class Intake:
         self.windower = windower
         self.pool = pool
         self.queue = queue
+        self.ledger = ledger
+        self.metrics = metrics
         self.limits = limits
-        self.dlq = dlq
-        self.on_invalid = on_invalid
-        self.epoch = epoch
+        self.dlq_topic, self.dlq_max_bytes = dlq_topic, dlq_max_bytes
         self.wait = max_wait_s
         self.stopping = stopping
         self.refusals = RefusalLog()
         self.batch: Batch | None = None
-        self.fetched: dict[TopicPartition, int] = {}  # next offset per partition, as fetched
-        self.baseline = baseline  # first offset fetched per partition (lag before a commit)
-        self.first_fetch: float | None = None  # monotonic, for the benchmark
+        self._handing = asyncio.Lock()
 
     async def run(self) -> None:
         """Fetch into batches until stopping; then hand the batch in hand on, and end the
@@ -68,6 +74,7 @@ class Intake:
         while self.batch is not None and not self.stopping.is_set():
             batch = self.batch
             left = max(0.0, self.wait - (time.monotonic() - batch.opened)) if batch.n else self.wait
+            epochs = self.ledger.epochs()
             fetched = await unless_stopped(
                 self.consumer.getmany(timeout_ms=int(left * 1000), max_records=batch.room),
                 self.stopping,
@@ -75,10 +82,12 @@ class Intake:
             if fetched is STOPPED:
                 break
             assert isinstance(fetched, dict)
-            if fetched and self.first_fetch is None:
-                self.first_fetch = time.monotonic()
+            batch = self.batch  # a rebalance's flush may have handed the old one off
+            if batch is None:
+                break
             for tp, records in fetched.items():
-                self.take(tp, records)
+                if self.ledger.epoch(tp) == epochs.get(tp, 0):
+                    self.take(tp, records)
             if batch.full or (not batch.empty and time.monotonic() - batch.opened >= self.wait):
                 await self.hand_off()
         if self.batch is not None and not self.batch.empty:
@@ -95,36 +104,43 @@ class Intake:
             for tp in batch.commit:
                 batch.commit[tp] = self.windower.safe_offset(tp.partition, batch.commit[tp])
         await self.queue.put(batch)
+        self.ledger.handed()
 
     async def hand_off(self) -> None:
-        """Queue the batch in hand (if it holds anything) and take a fresh one."""
-        batch = self.batch
-        if batch is None or batch.empty:
-            return
-        if await unless_stopped(self._queue(batch), self.stopping) is STOPPED:
-            return  # still in hand: the drain queues it
-        self.batch = await self._fresh()
+        """Queue the batch in hand (if it holds anything) and take a fresh one. Called by the
+        intake's loop and by a rebalance's flush: the lock makes the second caller find the
+        fresh batch, never queue the same one again."""
+        async with self._handing:
+            batch = self.batch
+            if batch is None or batch.empty:
+                return
+            if await unless_stopped(self._queue(batch), self.stopping) is STOPPED:
+                return  # still in hand: the drain queues it
+            self.batch = await self._fresh()
+
+    async def flush(self) -> None:
+        """Decide and commit everything consumed so far (unless stopping first)."""
+        await self.hand_off()
+        await unless_stopped(self.ledger.all_settled(), self.stopping)
 
     def forget(self, tps: list[TopicPartition]) -> None:
         """Drop the windows of partitions no longer owned (or whose log was lost)."""
         if self.windower is not None:
             self.windower.drop([tp.partition for tp in tps])
-        for tp in tps:
-            self.fetched.pop(tp, None)
 
     def take(self, tp: TopicPartition, records: list) -> None:
         batch = self.batch
         assert batch is not None
         if records:
-            batch.commit[tp] = self.fetched[tp] = records[-1].offset + 1
-            batch.epochs[tp] = self.epoch(tp)
-            self.baseline.setdefault(tp, records[0].offset)
+            batch.commit[tp] = records[-1].offset + 1
+            batch.epochs[tp] = self.ledger.fetched(tp, records[0].offset, batch.commit[tp])
         if self.windower is not None:
             self._samples(tp, records, batch)
             return
         first = batch.n
         got = decode_windows(records, batch.values[first:], self.limits)
         batch.keep(got.streams, got.seqs, got.ts, [r.timestamp / 1000 for r in got.kept])
+        batch.parts += [tp.partition] * len(got.streams)
         if not self.models.single:
             batch.models += [self.models.index(st) for st in got.streams]
         for rec, bad in got.refused:
@@ -184,9 +200,9 @@ class Intake:
         batch.keep(streams, seqs, ts, kafka_ts)
 
     def _dead_letter(self, tp: TopicPartition, rec, bad: Invalid, batch: Batch) -> None:
-        self.on_invalid(bad.reason)
+        self.metrics.invalid.labels(bad.reason).inc()
         self.refusals.note(bad.reason, str(bad), f"{tp.topic}/{tp.partition}@{rec.offset}")
-        topic, limit = self.dlq
+        where = (tp.topic, tp.partition)
         batch.pending.append(
-            alerts.dead_letter(topic, rec, bad.reason, str(bad), (tp.topic, tp.partition), limit)
+            alerts.dead_letter(self.dlq_topic, rec, bad.reason, str(bad), where, self.dlq_max_bytes)
         )

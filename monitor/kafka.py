@@ -31,6 +31,7 @@ class Consumer(Protocol):
     def assignment(self) -> set[TopicPartition]: ...
     async def seek_to_beginning(self, *tps: TopicPartition) -> None: ...
     async def seek_to_end(self, *tps: TopicPartition) -> None: ...
+    def in_group(self) -> bool: ...
 
 
 class RecordBatch(Protocol):
@@ -61,13 +62,14 @@ class Clients:
     producer: Producer
     cluster: Cluster
 
+
+class GroupConsumer(AIOKafkaConsumer):
+    """aiokafka's consumer, saying whether it holds its group membership."""
+
     def in_group(self) -> bool:
-        """Whether the consumer still holds its group membership (a commit now would be the
-        member's, not an anonymous one that a fresh group accepts from anybody). aiokafka keeps
-        this in its coordinator; fakes say it with an ``in_group`` attribute."""
-        if hasattr(self.consumer, "in_group"):
-            return bool(self.consumer.in_group)
-        coordinator = getattr(self.consumer, "_coordinator", None)
+        """Whether a commit now would be the member's, not an anonymous one that a fresh group
+        accepts from anybody. aiokafka keeps the generation in its coordinator."""
+        coordinator = getattr(self, "_coordinator", None)
         return coordinator is not None and getattr(coordinator, "generation", -1) >= 0
 
 
@@ -112,7 +114,7 @@ class AdminCluster:
 def kafka_clients(s: Settings) -> Clients:
     """aiokafka clients as ``s`` configures them (manual commits, ``acks=all``)."""
     sec = s.kafka_security()
-    consumer = AIOKafkaConsumer(
+    consumer = GroupConsumer(
         bootstrap_servers=s.bootstrap_servers,
         group_id=s.group_id,
         client_id=s.client_id,

@@ -17,7 +17,8 @@ from aemon.training.artifact import META_FILE
 from aemon.training.catalog import ANY, catalog
 from aemon.training.decide import Rule
 from aemon.training.detector import Detector
-from aemon.training.errors import ArtifactError
+from aemon.training.errors import ArtifactError, ConfigError
+from aemon.training.windowing import Windower
 
 log = logging.getLogger("aemon.serve")
 
@@ -81,6 +82,22 @@ class Models:
     @property
     def history(self) -> int:
         return max(rule.history for rule in self.rules)
+
+    def windower(self, input_kind: str) -> Windower | None:
+        """For raw samples (``input_kind`` "samples", or "auto" with series models): windows as
+        the artifact records them (tumbling when it names none), keeping the history series
+        decisions depend on. None for ready-made windows."""
+        det = self.first
+        if input_kind == "auto":
+            input_kind = "samples" if det.meta["input"]["kind"] == "series" else "windows"
+        if self.events and input_kind != "samples":
+            raise ConfigError("input_kind: series models (aemon train series) take samples")
+        if input_kind != "samples":
+            return None
+        shape = det.input_shape
+        length, stride = _window(det)
+        channels = 1 if len(shape) == 1 else shape[0]
+        return Windower(length, stride, channels, self.history if self.events else 0)
 
     def index(self, stream: str) -> int | None:
         """The model serving ``stream``, or None."""

@@ -118,14 +118,16 @@ async def stream_events(
         svc = Service(s)
         daemon = await started(svc)
         await replay(rest, s.input_topic, bootstrap, samples=True)
-        value = svc.metrics.registry.get_sample_value
-        while (value("aemon_windows_scored_total") or 0) < expected:
+        while svc.totals.windows < expected:
             if daemon.done():
                 daemon.result()
             await asyncio.sleep(0.2)
+        t = svc.totals
         counters = {
-            name: value(f"aemon_{name}_total") or 0.0
-            for name in ("windows_scored", "anomalies", "events_opened", "events_resolved")
+            "windows_scored": float(t.windows),
+            "anomalies": float(t.anomalies),
+            "events_opened": float(t.opened),
+            "events_resolved": float(t.resolved),
         }
         svc.stop()
         await daemon

@@ -16,7 +16,9 @@ import random
 
 from aiokafka.partitioner import murmur2
 
-from aemon.decisions import Decided, Send
+from aemon.batching import Pool
+from aemon.committer import Committer
+from aemon.decisions import Decided, Send, Totals
 from aemon.health import Health
 from aemon.kafka import Cluster, Producer, retriable
 from aemon.logs import Throttled
@@ -40,19 +42,43 @@ def partition_for(key: bytes | None, partitions: int) -> int:
 class Publisher:
     def __init__(
         self,
+        *,
         producer: Producer,
         cluster: Cluster,
         topics: list[str],
+        confirming: asyncio.Queue[Decided | None],
+        pool: Pool,
+        committer: Committer,
         health: Health,
         metrics: Metrics,
         stopping: asyncio.Event,
         backoff: tuple[float, float] = (0.25, 5.0),
     ) -> None:
+        """``confirming``: the decided batches, in order, that :meth:`run` waits on."""
         self.producer, self.cluster, self.topics = producer, cluster, topics
+        self.confirming, self.pool, self.committer = confirming, pool, committer
         self.health, self.metrics, self.stopping = health, metrics, stopping
         self.backoff = backoff
         self.verified = 0  # outages after which the output topics were seen to exist
+        self.totals = Totals()  # what was decided and acknowledged since start
         self._warn = Throttled(log)
+
+    async def run(self) -> None:
+        """In batch order: wait for every ack, count, then let the committer have the offsets.
+        A batch not acknowledged when the daemon stops ends the stage: nothing after it may be
+        committed."""
+        try:
+            while (d := await self.confirming.get()) is not None:
+                try:
+                    if not await self.confirm(d):
+                        return
+                    self.metrics.decided(d)
+                    self.totals.add(d)
+                    self.committer.acknowledged(d.batch)
+                finally:
+                    self.pool.give(d.batch)
+        finally:
+            self.committer.close()
 
     async def send(self, d: Decided) -> None:
         """Hand ``d``'s messages to the producer as one record batch per topic partition (the

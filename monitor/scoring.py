@@ -8,7 +8,6 @@ windows of several models (a models directory): each model scores its own rows.
 from __future__ import annotations
 
 import gc
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,8 +16,6 @@ import numpy as np
 import torch
 
 from aemon.training.detector import Detector
-
-FAULT_ENV = "AEMON_TEST_FAIL_SCORING_AFTER"  # test hook: scoring raises after N windows
 
 
 def settle_heap() -> None:
@@ -54,9 +51,6 @@ class Scorer:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="aemon-score")
         self.detectors = list(detectors)
         self._pinned = self._staging(self.detectors[0])
-        fault = os.environ.get(FAULT_ENV)
-        self.fail_after = int(fault) if fault else None  # the reliability suite's stage failure
-        self._windows = 0
         self.warm_up()
 
     def warm_up(self) -> None:
@@ -92,9 +86,6 @@ class Scorer:
     def score(self, values: np.ndarray, models: np.ndarray | None = None) -> Scored:
         """Score raw windows ``[n, *input_shape]`` (runs in the worker thread). ``models``: the
         model of each row; None: model 0 for all, with its threshold's flags and contributors."""
-        self._windows += len(values)
-        if self.fail_after is not None and self._windows > self.fail_after:
-            raise RuntimeError(f"injected scoring fault after {self.fail_after} windows")
         start = time.perf_counter()
         if models is None:
             det = self.detectors[0]

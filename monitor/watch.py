@@ -18,6 +18,7 @@ from aiokafka import TopicPartition
 
 from aemon.health import Health
 from aemon.kafka import Clients, retriable
+from aemon.ledger import Ledger
 from aemon.logs import Throttled
 from aemon.metrics import Metrics
 from aemon.stopping import pause
@@ -30,29 +31,27 @@ log = logging.getLogger("aemon.serve")
 class BrokerWatch:
     def __init__(
         self,
+        *,
         clients: Clients,
         input_topic: str,
+        ledger: Ledger,
         health: Health,
         metrics: Metrics,
-        fetched: dict[TopicPartition, int],
-        committed: dict[TopicPartition, int],
         on_reset: Callable[[list[TopicPartition]], Awaitable[None]],
-        on_back: Callable[[], None],
         stopping: asyncio.Event,
         reset_to: str = "earliest",
         period_s: float = 1.0,
     ) -> None:
+        """``on_reset``: read the given partitions again (their log was lost)."""
         self.clients = clients
         self.input_topic = input_topic
+        self.ledger = ledger
         self.health = health
         self.metrics = metrics
-        self.fetched = fetched  # the intake's: next offset per partition, as fetched
         self.on_reset = on_reset
-        self.on_back = on_back
         self.stopping = stopping
         self.reset_to = reset_to
         self.period_s = period_s
-        self.committed = committed  # the committer's: what this member committed
         self._topic_seen = False
         self._before: dict[TopicPartition, int] | None = None  # ours when the outage began
         self._lost_until = 0.0
@@ -98,7 +97,7 @@ class BrokerWatch:
         self.metrics.broker_reachable.set(1)
         if down:
             log.warning("broker reachable again after %.0f s; checking the input log", down)
-            self.on_back()
+            self.ledger.outage_ended()
         if self.input_topic not in topics:
             if self._topic_seen:
                 self.lost("topic_missing", f"input topic {self.input_topic} does not exist")
@@ -112,7 +111,8 @@ class BrokerWatch:
                 for tp in past:
                     self.lost(
                         "past_end",
-                        f"{tp.topic}/{tp.partition}: read up to offset {self.fetched[tp]}, "
+                        f"{tp.topic}/{tp.partition}: read up to offset "
+                        f"{self.ledger.fetched_offset(tp)}, "
                         f"the log now ends at {self.clients.consumer.highwater(tp)}",
                     )
                 await self.on_reset(past)
@@ -147,7 +147,7 @@ class BrokerWatch:
             return set()
 
     def _past_end(self, tp: TopicPartition) -> bool:
-        done = self.fetched.get(tp)
+        done = self.ledger.fetched_offset(tp)
         try:
             high = self.clients.consumer.highwater(tp)
         except AssertionError:  # no longer assigned
@@ -169,7 +169,7 @@ class BrokerWatch:
 
     def _unreachable(self, exc: BaseException) -> None:
         if self.health.broker_down_since is None:
-            self._before = dict(self.committed)
+            self._before = self.ledger.committed_offsets()
         self.health.broker_down()
         self.metrics.broker_reachable.set(0)
         self.metrics.errors.labels("broker", type(exc).__name__[:40]).inc()

@@ -13,6 +13,7 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
 from aemon.kafka import Clients
+from aemon.scoring import Scorer
 
 
 @dataclass
@@ -32,7 +33,7 @@ class FakeConsumer:
         self.high: dict[TopicPartition, int] = {}  # overrides the log end the broker reports
         self.commits: list[dict[TopicPartition, int]] = []
         self.commit_error: BaseException | None = None
-        self.in_group = True
+        self.member = True  # holds its group membership
         self.listener = None
         self.assigned: set[TopicPartition] = set()
         self.arrived = asyncio.Event()
@@ -57,6 +58,7 @@ class FakeConsumer:
         self.arrived.set()
 
     async def getmany(self, *, timeout_ms: int, max_records: int) -> dict:
+        await asyncio.sleep(0)  # as aiokafka's: other tasks run while a fetch is out
         self.polled = int(time.time() * 1000)
         out = {}
         for tp in sorted(self.assigned):
@@ -75,6 +77,9 @@ class FakeConsumer:
         if self.commit_error is not None:
             raise self.commit_error
         self.commits.append(dict(offsets))
+
+    def in_group(self) -> bool:
+        return self.member
 
     def last_commit(self, tp: TopicPartition) -> int | None:
         last = [c[tp] for c in self.commits if tp in c]
@@ -177,3 +182,19 @@ def fake_clients(input_topic: str, outputs: list[str], partitions: int = 1) -> C
         FakeProducer(),
         FakeCluster({input_topic, *outputs}),
     )
+
+
+def failing_scorer(after: int) -> type[Scorer]:
+    """A scorer that raises once it has been given more than ``after`` windows (a stage failure
+    injected from outside the daemon: ``Service(settings, scorer=failing_scorer(n))``)."""
+
+    class FailingScorer(Scorer):
+        given = 0
+
+        def score(self, values, models=None):
+            self.given += len(values)
+            if self.given > after:
+                raise RuntimeError(f"injected scoring fault after {after} windows")
+            return super().score(values, models)
+
+    return FailingScorer

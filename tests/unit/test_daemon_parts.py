@@ -17,7 +17,7 @@ from aemon.config import Settings
 from aemon.service import Service
 from aemon.supervisor import StageFailed
 from tests.integration.helpers import until
-from tests.unit.fakes import Rec, fake_clients
+from tests.unit.fakes import Rec, failing_scorer, fake_clients
 
 TOPICS = {"input_topic": "in", "alerts_topic": "al", "dlq_topic": "dlq", "scores_topic": "sc"}
 
@@ -123,8 +123,7 @@ async def test_a_non_retriable_error_ends_the_process(model):
 
 async def test_a_scoring_exception_drops_readiness_and_stops_within_seconds(model):
     clients = fake_clients("in", ["al", "dlq", "sc"])
-    svc = Service(settings(model), clients)
-    svc.scorer.fail_after = 4
+    svc = Service(settings(model), clients, scorer=failing_scorer(4))
     task = await serving(svc)
     clients.consumer.produce(0, windows(12))
     started = time.monotonic()
@@ -147,15 +146,51 @@ async def test_a_rebalance_commits_what_was_decided_and_only_as_a_member(model):
     assert c.commits == []
     await c.listener.on_partitions_revoked([c.tps[0]])  # a member: flush, commit, then let go
     assert c.last_commit(c.tps[0]) == 5 and c.last_commit(c.tps[1]) == 3
-    assert svc.committer.assigned == {c.tps[1]}
+    assert svc.ledger.assigned == {c.tps[1]}
     c.produce(1, windows(2, start=8))
     await until(lambda: c.position_of[c.tps[1]] == 5, 10, "fetched again")
-    c.in_group = False  # membership lost: decisions made, nothing committed
+    c.member = False  # membership lost: decisions made, nothing committed
     await c.listener.on_partitions_revoked([c.tps[1]])
     await until(lambda: not svc.ready(), 5, "no partitions: not ready")
     assert c.last_commit(c.tps[1]) == 3
     svc.stop()
     await task
+
+
+async def test_a_revoke_while_every_batch_is_in_flight_loses_no_window(model):
+    """The loss seen with three replicas: a revoke arrives while the intake waits for a free
+    batch (all are queued or awaiting acks). Its flush must not queue the intake's batch a second
+    time (which recycled a batch still queued, decided rows that were not the batch's and
+    committed offsets past windows nobody decided)."""
+    clients = fake_clients("in", ["al", "dlq", "sc"], partitions=2)
+    svc = Service(settings(model, max_batch=4, queue_batches=1), clients)  # a pool of 3 batches
+    task = await serving(svc)
+    c, p = clients.consumer, clients.producer
+    p.auto = False  # every batch stays in flight
+    c.produce(0, windows(20))
+    c.produce(1, windows(20, start=100))
+
+    def held() -> int:
+        return sum(len(b.records) for _, topic, b in p.pending if topic == "sc")
+
+    await until(lambda: held() == 12, 10, "three batches decided, their acks held")
+    for _ in range(20):  # the intake now waits for a free batch
+        await asyncio.sleep(0)
+    revoke = asyncio.create_task(c.listener.on_partitions_revoked([c.tps[0]]))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    p.auto = True
+    p.ack()
+    await asyncio.wait_for(revoke, 10)
+    c.produce(1, windows(200, start=120))  # the batches go round the pool many times more
+    await until(lambda: c.last_commit(c.tps[1]) == 220 or task.done(), 20, "partition 1 done")
+    svc.stop()
+    await task  # no stage failed
+    seen = decided(clients)
+    for tp, first in ((c.tps[0], 0), (c.tps[1], 100)):
+        upto = c.last_commit(tp) or 0
+        assert set(range(first, first + upto)) <= set(seen), f"{tp} committed undecided windows"
+    assert set(range(100, 320)) <= set(seen)
 
 
 async def test_a_log_that_ends_before_what_was_read_is_reported_and_read_again(model):
@@ -168,7 +203,7 @@ async def test_a_log_that_ends_before_what_was_read_is_reported_and_read_again(m
     await until(lambda: c.last_commit(tp) == 8, 10, "the first log decided")
     c.logs[tp] = []  # the broker came back without its log; 3 new windows arrive
     c.produce(0, windows(3, start=100))
-    await svc.watch.check()
+    await svc.stages.watch.check()
     assert svc.health.log_lost and not svc.ready()
     get = svc.metrics.registry.get_sample_value
     assert get("aemon_input_log_lost_total", {"reason": "past_end"}) == 1
@@ -204,12 +239,12 @@ async def test_an_input_topic_not_created_yet_is_awaited_and_one_that_vanishes_i
     cluster.present.discard("in")
     svc = Service(settings(model, broker_grace_s=5.0), clients)
     task = await serving(svc)
-    await svc.watch.check()
+    await svc.stages.watch.check()
     assert svc.health.log_lost is None  # not there yet: a warning, not a lost log
     cluster.present.add("in")
-    await svc.watch.check()
+    await svc.stages.watch.check()
     cluster.present.discard("in")
-    await svc.watch.check()
+    await svc.stages.watch.check()
     assert "does not exist" in (svc.health.log_lost or "") and not svc.ready()
     get = svc.metrics.registry.get_sample_value
     assert get("aemon_input_log_lost_total", {"reason": "topic_missing"}) == 1
@@ -239,10 +274,10 @@ async def test_after_an_outage_acks_count_only_once_the_output_topics_exist(mode
     clients.consumer.produce(0, windows(4))
     await until(lambda: len(p.pending) >= 1, 10, "sent")
     cluster.reachable = False
-    await svc.watch.check()
+    await svc.stages.watch.check()
     assert not svc.ready()  # grace 0
     cluster.reachable, cluster.present = True, {"in"}  # back, without the output topics
-    await svc.watch.check()
+    await svc.stages.watch.check()
     p.auto = True
     p.ack()  # acknowledged by the broker that came back: not trusted
     await until(lambda: svc.health.publish_failing is not None, 10, "topics missing reported")
@@ -262,9 +297,9 @@ async def test_a_broker_back_without_the_groups_offsets_is_reported_and_read_aga
     c.produce(0, windows(6))
     await until(lambda: c.last_commit(c.tps[0]) == 6, 10, "decided")
     cluster.reachable = False
-    await svc.watch.check()
+    await svc.stages.watch.check()
     cluster.reachable, c.offsets_lost = True, True
-    await svc.watch.check()
+    await svc.stages.watch.check()
     get = svc.metrics.registry.get_sample_value
     assert get("aemon_input_log_lost_total", {"reason": "offsets_lost"}) == 1
     assert "committed before the outage" in (svc.health.log_lost or "") and not svc.ready()
