@@ -18,18 +18,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from aemon.core.version import __version__
 
 # name -> the module that defines it
 _EXPORTS = {
-    "AemonError": "aemon.training.errors",
-    "ArtifactError": "aemon.training.errors",
-    "ConfigError": "aemon.training.errors",
-    "DataError": "aemon.training.errors",
-    "Detector": "aemon.training.detector",
-    "SeriesDetector": "aemon.training.series_detector",
-    "Settings": "aemon.config",
-    "StageFailed": "aemon.supervisor",
+    "AemonError": "aemon.core.errors",
+    "ArtifactError": "aemon.core.errors",
+    "ConfigError": "aemon.core.errors",
+    "DataError": "aemon.core.errors",
+    "Detector": "aemon.detector",
+    "SeriesDetector": "aemon.series_detector",
+    "Settings": "aemon.daemon.config",
+    "StageFailed": "aemon.daemon.supervisor",
     "fit": "aemon.api",
     "fit_series": "aemon.api",
     "load": "aemon.api",
@@ -54,11 +54,11 @@ __all__ = [
 
 if TYPE_CHECKING:
     from aemon.api import fit, fit_series, load, serve
-    from aemon.config import Settings
-    from aemon.supervisor import StageFailed
-    from aemon.training.detector import Detector
-    from aemon.training.errors import AemonError, ArtifactError, ConfigError, DataError
-    from aemon.training.series_detector import SeriesDetector
+    from aemon.core.errors import AemonError, ArtifactError, ConfigError, DataError
+    from aemon.daemon.config import Settings
+    from aemon.daemon.supervisor import StageFailed
+    from aemon.detector import Detector
+    from aemon.series_detector import SeriesDetector
 
 
 def __getattr__(name: str) -> Any:

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aemon.training.errors import ConfigError
+from aemon.core.errors import ConfigError
 
 if TYPE_CHECKING:
-    from aemon.training.detector import Detector
-    from aemon.training.series_detector import SeriesDetector
+    from aemon.detector import Detector
+    from aemon.series_detector import SeriesDetector
 
 IMAGE_MODELS = {"dense": "dense", "conv": "conv2d", "conv2d": "conv2d", "vae": "vae", "aae": "aae"}
 ECG_PRESETS = {"ecg": "default", "ecg-tutorial": "tutorial"}
@@ -56,10 +56,11 @@ def fit(
     """
     import numpy as np
 
+    from aemon.core.detector import as_windows, frame_values
+    from aemon.core.device import pick_device
+    from aemon.core.table import WindowTable
+    from aemon.detector import Detector
     from aemon.training import presets
-    from aemon.training.datasets.table import WindowTable
-    from aemon.training.detector import as_windows, frame_values
-    from aemon.training.device import pick_device
     from aemon.training.pipeline import fit_detector
 
     if hasattr(X, "columns"):  # a DataFrame: its id columns are not values
@@ -103,7 +104,7 @@ def fit(
         "denoise": denoise,
     }
     recipe = base.customise(int(np.prod(values.shape[1:])), **overrides)
-    return fit_detector(
+    fitted = fit_detector(
         name=name,
         train=WindowTable(values, label=labels),
         test=None,
@@ -113,6 +114,7 @@ def fit(
         progress=progress,
         kind=kind,
     )
+    return Detector.of(fitted)
 
 
 def fit_series(
@@ -148,12 +150,12 @@ def fit_series(
 
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """
+    from aemon.core.device import pick_device
+    from aemon.core.events import DEFAULT_EVENTS
+    from aemon.series_detector import SeriesDetector, as_samples
     from aemon.training import presets
-    from aemon.training.decide import DEFAULT_EVENTS
-    from aemon.training.device import pick_device
     from aemon.training.series import Plan
     from aemon.training.series import fit_series as fit_streams
-    from aemon.training.series_detector import SeriesDetector, as_samples
 
     if model not in presets.SERIES_PRESETS:
         raise ConfigError(f"model must be one of {', '.join(presets.SERIES_PRESETS)}")
@@ -181,9 +183,9 @@ def fit_series(
 def load(path: str | Path, device: str = "auto") -> Detector | SeriesDetector:
     """An artifact (``aemon train``, :meth:`Detector.save`) as a :class:`aemon.Detector`; a
     models directory or a series artifact as a :class:`aemon.SeriesDetector`."""
-    from aemon.training.artifact import META_FILE, read_meta
-    from aemon.training.detector import Detector
-    from aemon.training.series_detector import SeriesDetector
+    from aemon.core.artifact import META_FILE, read_meta
+    from aemon.detector import Detector
+    from aemon.series_detector import SeriesDetector
 
     root = Path(path)
     if (root / META_FILE).is_file() and read_meta(root)["input"].get("kind") != "series":
@@ -204,11 +206,11 @@ def serve(
     then ``AEMON_*`` environment variables (``environ``, default ``os.environ``), then the TOML
     file ``config``. Raises :class:`aemon.ConfigError` for bad settings and
     :class:`aemon.StageFailed` when a stage of the daemon failed (logged)."""
-    from aemon import logs
-    from aemon.commands import run_async
-    from aemon.config import FIELDS
-    from aemon.config import load as load_settings
-    from aemon.service import Service
+    from aemon.daemon import logs
+    from aemon.daemon.config import FIELDS
+    from aemon.daemon.config import load as load_settings
+    from aemon.daemon.event_loop import run_async
+    from aemon.daemon.service import Service
 
     unknown = sorted(set(settings) - set(FIELDS))
     if unknown:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import aemon
-from aemon.broker import EmbeddedBroker
+from aemon.core.table import WindowTable, write_windows
+from aemon.tools.broker import EmbeddedBroker
 from aemon.training.datasets import ecg5000
-from aemon.training.datasets.table import WindowTable, write_windows
 
 LENGTH = 32
 

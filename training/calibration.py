@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from aemon.training.errors import ConfigError
-from aemon.training.specs import parse_threshold
+from aemon.core.errors import ConfigError
+from aemon.core.specs import parse_threshold
 
 POT_INITIAL_QUANTILE = 0.98
 POT_MIN_PEAKS = 10

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from aemon.training.device import autocast
-from aemon.training.models.base import Autoencoder
+from aemon.core.device import autocast
+from aemon.core.families.base import Autoencoder
 from aemon.training.presets import FitConfig
 
 Corrupt = Callable[[torch.Tensor, torch.Generator], torch.Tensor]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from aemon.training.specs import parse_denoise
+from aemon.core.specs import parse_denoise
 
 Corrupt = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 

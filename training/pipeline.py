@@ -8,16 +8,17 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from aemon.training import artifact, noise
+from aemon.core import artifact
+from aemon.core.detector import Detector
+from aemon.core.errors import DataError
+from aemon.core.evaluation import evaluate
+from aemon.core.families import build
+from aemon.core.families.base import Autoencoder
+from aemon.core.normalise import Normaliser
+from aemon.core.table import WindowTable
+from aemon.training import noise
 from aemon.training.calibration import calibrate, check_sample_size, exceed_probability
-from aemon.training.datasets.table import WindowTable
-from aemon.training.detector import Detector
-from aemon.training.errors import DataError
-from aemon.training.evaluate import evaluate
 from aemon.training.fit import FitResult, fit
-from aemon.training.models import build
-from aemon.training.models.base import Autoencoder
-from aemon.training.normalise import Normaliser
 from aemon.training.presets import Recipe
 
 

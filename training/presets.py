@@ -65,9 +65,9 @@ class Recipe:
         hyper-parameters. Errors name each setting as ``{flag}{name}`` (``--latent`` on the
         command line); ``size`` is the number of values per window, which the latent dimension
         must stay below."""
-        from aemon.training.errors import ConfigError
-        from aemon.training.models import FAMILIES
-        from aemon.training.specs import parse_denoise, parse_threshold
+        from aemon.core.errors import ConfigError
+        from aemon.core.families import FAMILIES
+        from aemon.core.specs import parse_denoise, parse_threshold
 
         for key, parse in (("threshold", parse_threshold), ("denoise", parse_denoise)):
             spec = changes.get(key)

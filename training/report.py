@@ -15,10 +15,10 @@ import torch
 from matplotlib.ticker import MaxNLocator
 from sklearn import metrics
 
-from aemon.training.evaluate import evaluate
+from aemon.core.evaluation import evaluate
 
 if TYPE_CHECKING:
-    from aemon.training.detector import Detector
+    from aemon.core.detector import Detector
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from aemon.core.detector import Detector
+from aemon.core.errors import ConfigError
+from aemon.core.events import DEFAULT_EVENTS, Rule
+from aemon.core.normalise import Normaliser
+from aemon.core.table import WindowTable
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
-from aemon.training.datasets.table import WindowTable
-from aemon.training.decide import DEFAULT_EVENTS, Rule
-from aemon.training.detector import Detector
-from aemon.training.errors import ConfigError
-from aemon.training.normalise import Normaliser
 from aemon.training.pipeline import fit_detector, fit_model
 from aemon.training.presets import Recipe
 

@@ -25,8 +25,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from aemon.core.families import build
 from aemon.training.fit import fit
-from aemon.training.models import build
 from aemon.training.presets import IMAGE_PRESETS
 
 SEED_BATCH = 64

@@ -1,6 +1,6 @@
 """Offline scoring of sample CSVs on the time axis: every window's start, end, score, threshold
 and verdict, and the anomaly events of each stream, decided exactly as the daemon decides them
-(the same windowing, scoring path and :class:`aemon.training.decide.Decider`)."""
+(the same windowing, scoring path and :class:`aemon.core.events.Decider`)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from aemon.core.detector import Detector
+from aemon.core.events import Decider, Rule, event_record
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
-from aemon.training.decide import Decider, Event, Rule, event_id
-from aemon.training.detector import Detector
 
 
 @dataclass
@@ -37,21 +37,6 @@ class Timeline:
 
     def __len__(self) -> int:
         return len(self.score)
-
-
-def event_record(ev: Event, det: Detector, state: str) -> dict:
-    """An event as the alerts topic carries it (``state``: open or resolved)."""
-    doc = {
-        "event_id": event_id(det.version, ev.stream, ev.start_seq),
-        "state": state,
-        **ev.to_dict(),
-        "model": det.name,
-        "model_version": det.version,
-    }
-    if state == "open":
-        for k in ("resolved_seq", "resolved_ts"):
-            doc.pop(k)
-    return doc
 
 
 def score_samples(

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import aemon
-from aemon.training.datasets.table import read_windows, write_windows
+from aemon.core.table import read_windows, write_windows
 from tests.conftest import make_windows, samples_csv
 
 AEMON = str(Path(sys.executable).parent / "aemon")

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import aemon
-from aemon.config import FIELDS
+from aemon.daemon.config import FIELDS
 
 README = Path(__file__).parents[2] / "README.md"
 

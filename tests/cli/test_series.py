@@ -4,8 +4,8 @@ training; offline scoring on the time axis; bad values and bad flags as one line
 import json
 
 from aemon.cli import main
-from aemon.training.artifact import read_meta
-from aemon.training.catalog import catalog
+from aemon.core.artifact import read_meta
+from aemon.core.catalog import catalog
 from aemon.training.series import stream_dir
 from tests.conftest import samples_csv
 

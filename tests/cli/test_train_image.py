@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from aemon.cli import main
+from aemon.core.detector import Detector
 from aemon.training.datasets.images import IDX_FILES
-from aemon.training.detector import Detector
 from tests.unit.test_images import idx_bytes
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from aemon.cli import main
-from aemon.models import Models
-from aemon.service import Service
+from aemon.daemon.routing import Models
+from aemon.daemon.service import Service
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from aemon.broker import create_topics, free_port
-from aemon.config import Settings
-from aemon.service import Service
-from aemon.topics import read_topic
+from aemon.daemon.config import Settings
+from aemon.daemon.service import Service
+from aemon.tools.broker import create_topics, free_port
+from aemon.tools.topics import read_topic
 
 SESSION_MS = 6000  # the embedded broker holds each JoinGroup for half the session timeout
 HEARTBEAT_MS = 1000

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import statistics
 
-from aemon import bench
-from aemon.training.datasets.table import read_windows
+from aemon.core.table import read_windows
+from aemon.tools import bench
 
 
 async def test_bench_reports_both_loops_and_their_paired_ratio(bootstrap, ecg):

@@ -4,8 +4,8 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from aemon.codec import F32_CONTENT_TYPE, encode_window, f32_headers
-from aemon.training.datasets.table import read_windows
+from aemon.core.table import read_windows
+from aemon.daemon.codec import F32_CONTENT_TYPE, encode_window, f32_headers
 from tests.integration.helpers import (
     counter,
     make_topics,

@@ -8,10 +8,10 @@ import time
 import orjson
 
 import aemon
-from aemon.alerts import alert_id
-from aemon.replay import replay
-from aemon.training.artifact import read_meta
-from aemon.training.datasets.table import read_windows, write_windows
+from aemon.core.artifact import read_meta
+from aemon.core.table import read_windows, write_windows
+from aemon.daemon.alerts import alert_id
+from aemon.tools.replay import replay
 from tests.conftest import train_ecg
 from tests.integration.helpers import (
     Daemon,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from aemon import config
-from aemon.health import Health
-from aemon.metrics import Metrics, serve_http
+from aemon.daemon import config
+from aemon.daemon.health import Health
+from aemon.daemon.metrics import Metrics, serve_http
 from tests.integration.tools import ensure
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"

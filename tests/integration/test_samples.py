@@ -4,8 +4,8 @@ import numpy as np
 import orjson
 
 import aemon
-from aemon.replay import replay
-from aemon.training.datasets.table import WindowTable, read_windows, write_windows
+from aemon.core.table import WindowTable, read_windows, write_windows
+from aemon.tools.replay import replay
 from tests.integration.helpers import (
     counter,
     make_topics,

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 import aemon
-from aemon import nab
-from aemon.replay import produce, replay
+from aemon.tools import nab
+from aemon.tools.replay import produce, replay
 from aemon.training.datasets.samples import read_samples
 from tests.integration.helpers import (
     Daemon,

@@ -4,9 +4,9 @@ import orjson
 import pytest
 
 import aemon
-from aemon.alerts import alert_id
-from aemon.replay import replay
-from aemon.training.datasets.table import read_windows
+from aemon.core.table import read_windows
+from aemon.daemon.alerts import alert_id
+from aemon.tools.replay import replay
 from tests.integration.helpers import (
     counter,
     make_topics,

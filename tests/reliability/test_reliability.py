@@ -14,12 +14,12 @@ import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from aemon.alerts import alert_id
-from aemon.broker import EmbeddedBroker, free_port
-from aemon.codec import F32_CONTENT_TYPE
-from aemon.replay import produce, replay
-from aemon.scoring import FAULT_ENV
-from aemon.training.datasets.table import WindowTable, read_windows, write_windows
+from aemon.core.table import WindowTable, read_windows, write_windows
+from aemon.daemon.alerts import alert_id
+from aemon.daemon.codec import F32_CONTENT_TYPE
+from aemon.daemon.scoring import FAULT_ENV
+from aemon.tools.broker import EmbeddedBroker, free_port
+from aemon.tools.replay import produce, replay
 from tests.integration.helpers import (
     Daemon,
     committed,

@@ -12,8 +12,8 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from aemon.kafka import Clients
-from aemon.scoring import Scorer
+from aemon.daemon.kafka import Clients
+from aemon.daemon.scoring import Scorer
 
 
 @dataclass

@@ -1,7 +1,7 @@
 import numpy as np
 import orjson
 
-from aemon import alerts
+from aemon.daemon import alerts
 
 
 def test_alert_ids_are_deterministic_and_tell_windows_apart():

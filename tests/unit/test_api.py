@@ -58,7 +58,7 @@ def test_import_aemon_puts_no_bare_names_and_loads_nothing_heavy(tmp_path):
 
 def test_the_parser_imports_no_torch_numpy_pandas_or_aiokafka(tmp_path):
     out = _fresh(
-        "import sys\nfrom aemon.cli import parser\nparser().format_help()\n"
+        "import sys\nfrom aemon.cli.main import parser\nparser().format_help()\n"
         "heavy = ('torch', 'numpy', 'pandas', 'sklearn', 'matplotlib', 'aiokafka', 'scipy')\n"
         "print([m for m in heavy if m in sys.modules])\n",
         tmp_path,

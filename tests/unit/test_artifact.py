@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from aemon.training import artifact
-from aemon.training.detector import Detector
-from aemon.training.errors import ArtifactError
-from aemon.training.models import build
+from aemon.core import artifact
+from aemon.core.detector import Detector
+from aemon.core.errors import ArtifactError
+from aemon.core.families import build
 
 META = {
     "name": "t",

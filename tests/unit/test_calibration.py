@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from aemon.core.specs import parse_threshold
 from aemon.training.calibration import calibrate, pot
-from aemon.training.specs import parse_threshold
 
 RNG = np.random.default_rng(7)
 

@@ -3,7 +3,7 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from aemon.codec import (
+from aemon.daemon.codec import (
     REASONS,
     Invalid,
     Limits,

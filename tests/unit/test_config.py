@@ -1,7 +1,7 @@
 import pytest
 
-from aemon import config
-from aemon.training.errors import ConfigError
+from aemon.core.errors import ConfigError
+from aemon.daemon import config
 
 
 @pytest.fixture

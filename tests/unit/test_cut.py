@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
+from aemon.core.errors import DataError
+from aemon.core.windowing import Windower
 from aemon.training.datasets.cut import cut
-from aemon.training.errors import DataError
-from aemon.training.windowing import Windower
 
 
 def test_windows_match_the_monitors_windowing_per_stream(tmp_path):

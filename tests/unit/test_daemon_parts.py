@@ -12,10 +12,10 @@ import orjson
 import pytest
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 
-from aemon import alerts
-from aemon.config import Settings
-from aemon.service import Service
-from aemon.supervisor import StageFailed
+from aemon.daemon import alerts
+from aemon.daemon.config import Settings
+from aemon.daemon.service import Service
+from aemon.daemon.supervisor import StageFailed
 from tests.integration.helpers import until
 from tests.unit.fakes import Rec, failing_scorer, fake_clients
 
@@ -25,7 +25,7 @@ TOPICS = {"input_topic": "in", "alerts_topic": "al", "dlq_topic": "dlq", "scores
 @pytest.fixture(scope="module")
 def model(tmp_path_factory, window_csv):
     import aemon
-    from aemon.training.datasets.table import read_windows
+    from aemon.core.table import read_windows
 
     table = read_windows(window_csv)
     return aemon.fit(table.values, table.label, epochs=1).save(

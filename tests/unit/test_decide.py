@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from aemon.training.decide import Decider, Rule, event_id
+from aemon.core.events import Decider, Rule, event_id
 
 
 def run(rule: Rule, scores, stream="s"):

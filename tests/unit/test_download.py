@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from aemon.cli import main
+from aemon.core.errors import DataError
 from aemon.training.datasets import download
 from aemon.training.datasets.images import IDX_FILES, load_idx
-from aemon.training.errors import DataError
 from tests.unit.test_images import idx_bytes
 
 NAMES = [n for pair in IDX_FILES.values() for n in pair]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from aemon.core.errors import DataError
 from aemon.training.datasets import ecg5000
-from aemon.training.errors import DataError
 
 RNG = np.random.default_rng(3)
 

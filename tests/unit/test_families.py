@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from aemon.core.detector import Detector
+from aemon.core.errors import ArtifactError
+from aemon.core.families import FAMILIES, build
+from aemon.core.table import WindowTable
 from aemon.training.datasets.images import load_digits
-from aemon.training.datasets.table import WindowTable
-from aemon.training.detector import Detector
-from aemon.training.errors import ArtifactError
 from aemon.training.fit import fit
-from aemon.training.models import FAMILIES, build
 from aemon.training.noise import parse
 from aemon.training.pipeline import fit_detector
 from aemon.training.presets import FitConfig, Recipe

@@ -4,8 +4,8 @@ import struct
 import numpy as np
 import pytest
 
+from aemon.core.errors import DataError
 from aemon.training.datasets.images import IDX_FILES, load_digits, load_idx, read_idx
-from aemon.training.errors import DataError
 
 RNG = np.random.default_rng(5)
 

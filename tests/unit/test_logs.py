@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
-from aemon.logs import Fold, JsonLines
-from aemon.metrics import Metrics
-from aemon.summary import Summary
+from aemon.daemon.logs import Fold, JsonLines
+from aemon.daemon.metrics import Metrics
+from aemon.daemon.summary import Summary
 
 
 def record(name: str, msg: str, *args: object) -> logging.LogRecord:

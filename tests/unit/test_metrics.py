@@ -5,8 +5,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from aemon.health import Health
-from aemon.metrics import ERROR_BUCKETS, BulkHistogram, Metrics, serve_http
+from aemon.daemon.health import Health
+from aemon.daemon.metrics import ERROR_BUCKETS, BulkHistogram, Metrics, serve_http
 
 
 def samples(text: str, name: str) -> dict:

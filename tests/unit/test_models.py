@@ -6,9 +6,9 @@ import os
 import pytest
 
 import aemon
-from aemon.models import Models
-from aemon.training.catalog import ANY
-from aemon.training.errors import ArtifactError
+from aemon.core.catalog import ANY
+from aemon.core.errors import ArtifactError
+from aemon.daemon.routing import Models
 from tests.conftest import samples_csv
 
 

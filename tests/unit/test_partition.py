@@ -2,7 +2,7 @@ import random
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from aemon.publisher import partition_for
+from aemon.daemon.publisher import partition_for
 
 
 def test_keyed_records_go_where_kafkas_default_partitioner_sends_them():

@@ -1,6 +1,6 @@
 import logging
 
-from aemon.refusals import RefusalLog
+from aemon.daemon.refusals import RefusalLog
 
 
 def test_refusals_are_summarised_at_most_once_per_interval(caplog):

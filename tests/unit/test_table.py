@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from aemon.training.datasets.table import read_matrix, read_windows, write_windows
-from aemon.training.errors import DataError
+from aemon.core.errors import DataError
+from aemon.core.table import read_matrix, read_windows, write_windows
 from tests.conftest import make_windows
 
 

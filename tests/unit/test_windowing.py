@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aemon.training.windowing import LateSample, Windower
+from aemon.core.windowing import LateSample, Windower
 
 
 def feed(w: Windower, samples, partition=0):

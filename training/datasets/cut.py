@@ -1,6 +1,6 @@
 """Cut a sample CSV into windows exactly as the daemon windows sample streams.
 
-Each stream's samples go, in file order, through the same :class:`aemon.training.windowing.Windower`
+Each stream's samples go, in file order, through the same :class:`aemon.core.windowing.Windower`
 the daemon uses, so offline and streaming windows are identical. A window takes the ``seq`` of
 its last sample (the per-stream index, or the CSV's ``seq``), its ``start``/``ts`` times (first
 and last sample), and is labelled 1 when any of its samples is. Several value columns become
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from aemon.core.errors import DataError
+from aemon.core.table import WindowTable
+from aemon.core.windowing import LateSample, Windower
 from aemon.training.datasets.samples import Samples, read_samples
-from aemon.training.datasets.table import WindowTable
-from aemon.training.errors import DataError
-from aemon.training.windowing import LateSample, Windower
 
 
 @dataclass

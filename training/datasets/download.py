@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from aemon.training import artifact
-from aemon.training.errors import DataError
+from aemon.core import artifact
+from aemon.core.errors import DataError
 
 CHUNK = 1 << 16
 TIMEOUT_S = 30.0

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from aemon.training.datasets.table import WindowTable, has_header, read_matrix, read_windows
-from aemon.training.errors import DataError
+from aemon.core.errors import DataError
+from aemon.core.table import WindowTable, has_header, read_matrix, read_windows
 
 LENGTH = 140
 UCR_FILES = ("ECG5000_TRAIN.tsv", "ECG5000_TEST.tsv")

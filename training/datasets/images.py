@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from aemon.core.errors import DataError
+from aemon.core.specs import DATASETS
 from aemon.training.datasets.download import SOURCES
-from aemon.training.errors import DataError
-from aemon.training.specs import DATASETS
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

@@ -5,7 +5,7 @@ as UTC, or epoch seconds); optional ``stream`` (default one stream, ``"0"``), ``
 per-stream sample index: an id, never a value) and ``label`` (1 = anomalous sample); every other
 column is a value channel, in order. Values must be finite float32 numbers, as the daemon
 requires. Rows keep file order: the clock never reorders samples (see
-:mod:`aemon.training.windowing`).
+:mod:`aemon.core.windowing`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aemon.training.datasets.table import F32_MAX
-from aemon.training.errors import DataError
+from aemon.core.errors import DataError
+from aemon.core.table import F32_MAX
 
 TIME_COLUMNS = ("timestamp", "ts", "time")
 ID_COLUMNS = ("stream", "seq", "label")

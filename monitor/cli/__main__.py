@@ -1,0 +1,7 @@
+"""``python -m aemon.cli``: the ``aemon`` command."""
+
+import sys
+
+from aemon.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,189 @@
+"""What ``aemon serve``, ``replay``, ``broker``, ``demo``, ``bench`` and ``nab`` do. The parsers
+are in :mod:`aemon.cli`; this module is imported only when one of them runs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import TypeVar
+
+from aemon.core.errors import ConfigError
+from aemon.core.events import DEFAULT_EVENTS
+from aemon.daemon.event_loop import run_async
+from aemon.daemon.supervisor import StageFailed
+from aemon.tools.broker import EmbeddedBroker, create_topics
+
+T = TypeVar("T")
+
+
+def demo(args: argparse.Namespace) -> int:
+    from aemon.tools import demo
+
+    summary = run_async(demo.run(args.cache, args.rate, args.metrics_port))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for k, v in summary.items():
+            print(f"{k:>14}: {v}")
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    from aemon.tools import bench, demo
+    from aemon.training.datasets import ecg5000
+
+    if args.training:
+        from aemon.training import speed
+        from aemon.training.datasets.images import load_idx
+
+        result = speed.compare(load_idx(args.training, "train").images, args.rounds)
+        print(
+            json.dumps(result) if args.json else "\n".join(f"{k}: {v}" for k, v in result.items())
+        )
+        return 0
+
+    model = args.model or demo.ensure_model(Path("artifacts/demo"), progress=False)[0]
+    test = ecg5000.split(ecg5000.load()).test
+    windows = test.values[test.label == 0]
+    result = run_async(bench.run(model, windows, args.windows, args.bootstrap_servers, args.rounds))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        alone = result["scorer"]
+        print(f"scorer alone: {alone['wps']:,} windows/s (batch {alone['batch']})")
+        for fmt in ("json", "f32"):
+            r = result[fmt]
+            print(
+                f"{fmt:>4}: bare {r['bare_wps']:,}/s  full {r['full_wps']:,}/s"
+                f"  ratio {r['ratio']:.2f}  latency p50 {r['p50_ms']:.1f} ms"
+                f" p99 {r['p99_ms']:.1f} ms at {r['rate']:,}/s"
+            )
+    return 0
+
+
+def nab(args: argparse.Namespace) -> int:
+    from aemon.core.device import pick_device
+    from aemon.series_detector import SeriesDetector
+    from aemon.tools import nab
+    from aemon.training.datasets.samples import read_samples
+    from aemon.training.presets import SERIES_PRESETS
+    from aemon.training.series import Plan, fit_series
+    from aemon.training.timeline import draw, evaluate_events, score_samples
+
+    history, rest, stamps = nab.build_csvs(args.data, args.out)
+    models = args.out / "models"
+    recipe = SERIES_PRESETS["dense"].with_overrides(seed=args.seed)
+    rule = {**DEFAULT_EVENTS, "adaptive_window": args.adaptive_window}
+    plan = Plan(train_fraction=nab.TRAIN_FRACTION, max_train_rows=nab.MAX_TRAIN_ROWS, events=rule)
+    print(f"training {len(stamps)} models into {models}", file=sys.stderr)
+    fitted = fit_series(
+        read_samples(history), recipe, plan, pick_device("cpu"), str(history), False, args.shared
+    )
+    SeriesDetector(fitted).save(models)
+    route = SeriesDetector.load(models, device="cpu").detector_for
+    offline = score_samples(read_samples(rest), route, str(models))
+    nab.save_events(args.out / "events-offline.jsonl", offline.events)
+    summary: dict[str, object] = {
+        "files": len(stamps),
+        "windows": len(offline),
+        "events_offline": sum(e["state"] == "open" for e in offline.events),
+    }
+    events = offline.events
+    if not args.offline_only:
+        print(f"streaming {len(read_samples(rest))} samples through the daemon", file=sys.stderr)
+        daemon, counters = run_async(
+            nab.stream_events(models, rest, len(offline), args.bootstrap_servers)
+        )
+        nab.save_events(args.out / "events-daemon.jsonl", daemon)
+        problems = nab.same_events(offline.events, daemon)
+        summary.update(
+            events_daemon=sum(e["state"] == "open" for e in daemon),
+            windows_daemon=int(counters["windows_scored"]),
+            daemon_equals_offline=not problems,
+            differences=problems[:10],
+        )
+        events = daemon
+    nab.write_detections(events, stamps, args.out / "detections")
+    summary["detections"] = str(args.out / "detections")
+    labelled = nab.labelled_copy(args.data, rest, args.out / "labelled.csv")
+    if labelled is not None:  # evaluation only, after every detection is made
+        samples = read_samples(labelled)
+        summary["evaluation"] = evaluate_events(samples, offline)
+        draw(samples, offline, args.out / "report")
+        summary["report"] = str(args.out / "report")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for k, v in summary.items():
+            print(f"{k:>22}: {v}")
+    return 0 if summary.get("daemon_equals_offline", True) else 1
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Exit 0 after a clean stop, 1 after a stage failed (logged), 2 for a start-up problem."""
+    from aemon.api import serve as run_daemon
+    from aemon.daemon.config import FIELDS
+
+    flags = {name: getattr(args, name) for name in FIELDS if name != "model"}
+    try:
+        run_daemon(args.model, config=args.config, log_level=args.log_level, **flags)
+    except StageFailed as exc:
+        print(f"aemon: stopped: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    import logging
+
+    from aemon.daemon.config import check_topic
+    from aemon.tools.replay import replay as produce
+
+    check_topic(args.topic, "--topic")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
+    n = run_async(
+        produce(
+            args.csv,
+            args.topic,
+            args.bootstrap_servers,
+            rate=args.rate,
+            fmt=args.format,
+            samples=args.samples,
+            progress=not args.quiet,
+        )
+    )
+    if args.json:
+        print(json.dumps({"messages": n, "topic": args.topic}))
+    else:
+        print(f"sent {n} messages to {args.topic}", file=sys.stderr)
+    return 0
+
+
+def broker(args: argparse.Namespace) -> int:
+    from aemon.daemon.config import check_topic
+
+    topics = {}
+    for spec in args.topic:
+        name, _, parts = spec.partition(":")
+        check_topic(name, "--topic")
+        if parts and not (parts.isdigit() and int(parts) >= 1):
+            raise ConfigError(f"--topic {spec}: PARTITIONS must be a whole number >= 1")
+        topics[name] = int(parts or 1)
+
+    async def run() -> None:
+        async with EmbeddedBroker(args.port) as broker:
+            if topics:
+                await create_topics(broker.bootstrap, topics)
+            print(json.dumps({"bootstrap_servers": broker.bootstrap, "topics": topics}), flush=True)
+            print("embedded broker running (in memory only); Ctrl-C stops it", file=sys.stderr)
+            stop = asyncio.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            await stop.wait()
+
+    run_async(run())
+    return 0

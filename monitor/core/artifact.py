@@ -1,0 +1,170 @@
+"""The model artifact: ``detector.json`` + ``weights.safetensors`` (+ ``report/``).
+
+``detector.json`` holds everything needed to rebuild and trust the model; the weights' SHA-256
+is recorded in it and checked on every load. Weights are never unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+
+import safetensors.torch
+import torch
+
+from aemon.core.errors import ArtifactError
+from aemon.core.families import build
+from aemon.core.families.base import SCORES, Autoencoder
+from aemon.core.version import __version__
+
+SCHEMA_VERSION = 1
+META_FILE = "detector.json"
+WEIGHTS_FILE = "weights.safetensors"
+REQUIRED = ("name", "family", "hparams", "input", "normaliser", "score", "threshold", "weights")
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def seal(model: Autoencoder, meta: dict[str, object]) -> tuple[bytes, dict]:
+    """The weights as safetensors bytes and the complete ``detector.json`` document (checksum,
+    ``model_version``, versions, schema), in memory: a fitted model has its version before it is
+    saved, and :func:`save` writes exactly these bytes."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ArtifactError(f"non-finite weights in {', '.join(bad[:3])}")
+    try:
+        json.dumps(meta, allow_nan=False)
+    except ValueError:
+        raise ArtifactError("a non-finite number in the model's settings") from None
+    blob = safetensors.torch.save(state, metadata={"format": "pt"})
+    digest = hashlib.sha256(blob).hexdigest()
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        **meta,
+        "hparams": model.hparams,
+        "weights": {"file": WEIGHTS_FILE, "sha256": digest},
+        "model_version": digest[:12],
+        "versions": {
+            "aemon": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    return blob, doc
+
+
+def save(out: str | Path, model: Autoencoder, meta: dict[str, object]) -> Path:
+    """Write the weights, then ``detector.json`` with their checksum, versions and schema."""
+    out = Path(out)
+    try:
+        blob, doc = seal(model, meta)
+    except ArtifactError as exc:
+        raise ArtifactError(f"not writing {out}: {exc}") from None
+    if out.exists() and not out.is_dir():
+        raise ArtifactError(f"not writing {out}: it is a file, not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / WEIGHTS_FILE).write_bytes(blob)
+    (out / META_FILE).write_text(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    return out
+
+
+def read_meta(path: str | Path) -> dict:
+    """``detector.json`` of an artifact directory, checked for schema and required keys."""
+    root = Path(path)
+    meta_path = root / META_FILE
+    if not root.is_dir():
+        raise ArtifactError(f"{root}: not an aemon artifact directory (expected {META_FILE})")
+    if not meta_path.is_file():
+        raise ArtifactError(f"{root}: no {META_FILE}; not an aemon artifact")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{meta_path}: corrupt JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("schema_version") != SCHEMA_VERSION:
+        found = meta.get("schema_version") if isinstance(meta, dict) else None
+        raise ArtifactError(
+            f"{meta_path}: schema version {found!r}, this aemon reads {SCHEMA_VERSION}"
+        )
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        raise ArtifactError(f"{meta_path}: missing {', '.join(missing)}")
+    if meta["score"] not in SCORES:
+        raise ArtifactError(f"{meta_path}: unknown score function {meta['score']!r}")
+    problem = _wrong_type(meta)
+    if problem:
+        raise ArtifactError(f"{meta_path}: {problem}")
+    return meta
+
+
+def _finite(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _wrong_type(meta: dict) -> str | None:
+    """The first value of ``detector.json`` whose type the loader cannot use, if any."""
+    checks: list[tuple[str, object, bool]] = [
+        ("name", meta["name"], isinstance(meta["name"], str)),
+        ("family", meta["family"], isinstance(meta["family"], str)),
+        ("hparams", meta["hparams"], isinstance(meta["hparams"], dict)),
+        ("normaliser", meta["normaliser"], isinstance(meta["normaliser"], dict)),
+        ("input", meta["input"], isinstance(meta["input"], dict)),
+        ("threshold", meta["threshold"], isinstance(meta["threshold"], dict)),
+        ("weights", meta["weights"], isinstance(meta["weights"], dict)),
+    ]
+    for key, value, ok in checks:
+        if not ok:
+            kind = "a text" if key in ("name", "family") else "an object"
+            return f"{key} must be {kind}, got {value!r}"
+    shape = meta["input"].get("shape")
+    if not (
+        isinstance(shape, list)
+        and shape
+        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+    ):
+        return f"input.shape must be a list of whole numbers > 0, got {shape!r}"
+    value = meta["threshold"].get("value")
+    if not _finite(value):
+        return f"threshold.value must be a finite number, got {value!r}"
+    if not isinstance(meta.get("model_version", ""), str):
+        return f"model_version must be a text, got {meta['model_version']!r}"
+    if "stream" in meta and not isinstance(meta["stream"], str):
+        return f"stream must be a text, got {meta['stream']!r}"
+    if "events" in meta and not isinstance(meta["events"], dict):
+        return f"events must be an object, got {meta['events']!r}"
+    return None
+
+
+def load_model(path: str | Path) -> tuple[Autoencoder, dict]:
+    """Rebuild the model from ``detector.json`` and load verified weights into it."""
+    root = Path(path)
+    meta = read_meta(root)
+    weights = root / meta["weights"].get("file", WEIGHTS_FILE)
+    if not weights.is_file():
+        raise ArtifactError(f"{weights}: missing weights file")
+    if sha256(weights) != meta["weights"].get("sha256"):
+        raise ArtifactError(f"{weights}: checksum mismatch; the artifact is corrupt or tampered")
+    model = build(meta["family"], meta["hparams"])
+    try:
+        state = safetensors.torch.load_file(str(weights))
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise ArtifactError(f"{weights}: unreadable safetensors file ({exc})") from None
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        diff = sorted(set(expected.items()) ^ set(found.items()))[:3]
+        raise ArtifactError(f"{weights}: tensors do not match {meta['family']!r} model: {diff}")
+    model.load_state_dict(state)
+    model.eval()
+    return model, meta

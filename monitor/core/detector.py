@@ -1,0 +1,154 @@
+"""A detector ready to score: normalise, reconstruct, reduce to one score per window; predict,
+evaluate and save. Fitted in memory (:func:`aemon.fit`) or loaded from an artifact; the API's
+:class:`aemon.Detector` adds the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aemon.core import artifact
+from aemon.core.artifact import load_model
+from aemon.core.device import autocast, pick_device
+from aemon.core.errors import DataError
+from aemon.core.evaluation import evaluate
+from aemon.core.families.base import Autoencoder
+from aemon.core.normalise import Normaliser
+from aemon.core.table import F32_MAX, ID_COLUMNS
+
+
+def frame_values(frame: Any) -> np.ndarray:
+    """A DataFrame's value columns (all but the id columns of a window CSV), as an array."""
+    return frame[[c for c in frame.columns if c not in ID_COLUMNS]].to_numpy()
+
+
+def as_windows(values: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """``values`` (array, nested lists or a DataFrame whose non-id columns are the values) as
+    float32 ``[n, *shape]``; refuses NaN, infinities and values beyond float32, as the daemon
+    does."""
+    if hasattr(values, "columns") and hasattr(values, "to_numpy"):  # a pandas DataFrame
+        values = frame_values(values)
+    try:
+        x = np.asarray(values)
+        if x.dtype != np.float32:
+            x = x.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"values must be numbers ({exc})") from None
+    size = int(np.prod(shape))
+    if x.ndim == 1 and x.size == size:
+        x = x[None]
+    if x.ndim < 2 or int(np.prod(x.shape[1:])) != size:
+        raise DataError(
+            f"expected windows of shape {list(shape)} ({size} values each), got an array of "
+            f"shape {list(x.shape)}"
+        )
+    bad = ~np.isfinite(x) | (np.abs(x) > F32_MAX)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise DataError(f"window {row} holds NaN, an infinity or a value beyond float32")
+    return x.reshape(len(x), *shape).astype(np.float32)
+
+
+@dataclass
+class Detector:
+    model: Autoencoder
+    meta: dict
+    normaliser: Normaliser
+    device: torch.device
+    amp: bool = False
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "auto", amp: bool = False) -> Detector:
+        """Load and verify an artifact; ``amp`` enables autocast when scoring on CUDA."""
+        model, meta = load_model(path)
+        dev = pick_device(device)
+        return cls(model.to(dev), meta, Normaliser.from_dict(meta["normaliser"]), dev, amp)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.meta["input"]["shape"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta["threshold"]["value"])
+
+    @property
+    def name(self) -> str:
+        return str(self.meta["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.meta["model_version"])
+
+    def errors_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-element error of a normalised batch already on the device (float32)."""
+        with torch.inference_mode(), autocast(self.device, self.amp):
+            return self.model.errors(x, self.meta["score"]).float()
+
+    def score_tensor(
+        self, x: torch.Tensor, threshold: float | None = None, top_k: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score a normalised batch on the device: the one scoring path, offline and online.
+
+        Returns the scores; with a ``threshold``, also the positions of the windows above it and,
+        for those windows only, the ``top_k`` flattened positions that contribute most.
+        """
+        err = self.errors_tensor(x).flatten(1)
+        scores = err.mean(1).cpu().numpy()
+        if threshold is None:
+            return scores, np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.int64)
+        flagged = np.flatnonzero(scores > threshold)
+        if top_k and flagged.size:
+            rows = torch.from_numpy(flagged).to(err.device)
+            top = err[rows].topk(min(top_k, err.shape[1]), dim=1).indices.cpu().numpy()
+        else:
+            top = np.empty((flagged.size, 0), dtype=np.int64)
+        return scores, flagged, top
+
+    def score(self, values: Any, batch: int = 4096) -> np.ndarray:
+        """One score per window of raw ``values`` ``[n, *input_shape]`` (or a DataFrame of
+        windows, one per row), as float32; higher is more anomalous."""
+        x = self.normaliser(as_windows(values, self.input_shape))
+        out = np.empty(len(x), dtype=np.float32)
+        for i in range(0, len(x), batch):
+            out[i : i + batch] = self.score_tensor(
+                torch.from_numpy(x[i : i + batch]).to(self.device)
+            )[0]
+        return out
+
+    def predict(self, values: Any) -> np.ndarray:
+        """1 where a window's score is above the calibrated threshold, else 0 (int8)."""
+        return (self.score(values) > self.threshold).astype(np.int8)
+
+    def evaluate(self, values: Any, labels: Any) -> dict[str, object]:
+        """ROC-AUC, PR-AUC, precision, recall, F1, accuracy and the confusion matrix at the
+        threshold; ``labels`` 1 = anomaly."""
+        return evaluate(self.score(values), labels_of(labels), self.threshold)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact (``detector.json`` and ``weights.safetensors``) that the CLI,
+        :func:`aemon.load` and ``aemon serve`` read."""
+        out = artifact.save(path, self.model, self.meta)
+        self.meta = artifact.read_meta(out)
+        return out
+
+    def summary(self) -> dict[str, object]:
+        """What a training run prints: threshold, evaluation metrics, timing, version."""
+        training = self.meta.get("training", {})
+        return {
+            "threshold": self.threshold,
+            **self.meta.get("metrics", {}),
+            "fit_seconds": round(float(training.get("fit_seconds", 0.0)), 3),
+            "model_version": self.version,
+        }
+
+
+def labels_of(labels: Any) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.ndim != 1 or not np.isin(y, (0, 1)).all():
+        raise DataError("labels must be a flat sequence of 0 (normal) and 1 (anomaly)")
+    return y.astype(np.int8)

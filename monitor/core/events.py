@@ -1,0 +1,208 @@
+"""Per-stream decisions: a window's threshold, its verdict, and the anomaly events they form.
+
+One :class:`Decider` per stream sees the stream's window scores in order and is used alike by
+offline scoring and by the daemon, so both decide exactly the same.
+
+- **Threshold.** The calibrated ``threshold``; with ``adaptive_window`` W > 0 also the running
+  ``adaptive_quantile`` of the last W scores times ``exp(adaptive_margin)``, whichever is
+  higher. The history starts full: the calibration scores, repeated to W, which the stream's
+  scores then displace one by one. So a high quantile is not moved by a few anomalous windows,
+  not even at the start of a stream, but follows slow drift and rises on streams whose spikes
+  are routine.
+- **Events.** A window is *above* when its score exceeds its threshold. The stream is *active*
+  at window t when, at some window of the last ``resolve_after`` windows, at least ``open_after``
+  of the ``within`` windows up to it were above. An event opens at the first active window and
+  resolves at the first inactive one: one message each.
+
+Every decision at window t depends only on windows t - ``history`` .. t (a bounded history), so a
+daemon that re-reads that much after a restart rebuilds exactly the same state.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aemon.core.errors import ArtifactError
+
+if TYPE_CHECKING:
+    from aemon.core.detector import Detector
+
+
+def event_id(model_version: str, stream: str, seq: int) -> str:
+    """Deterministic: the event opened at the same window by the same model has the same id."""
+    raw = f"event\x1f{model_version}\x1f{stream}\x1f{seq}".encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """How a stream's windows become verdicts and events (stored in the artifact)."""
+
+    threshold: float
+    adaptive_window: int = 0
+    adaptive_quantile: float = 0.99
+    adaptive_margin: float = 0.2
+    open_after: int = 1
+    within: int = 6
+    resolve_after: int = 12
+    seed: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.threshold) or self.threshold < 0:
+            raise ValueError(f"threshold must be finite and >= 0, got {self.threshold}")
+        if self.adaptive_window < 0:
+            raise ValueError("adaptive_window must be >= 0")
+        if not 0 < self.adaptive_quantile < 1:
+            raise ValueError("adaptive_quantile must be in (0, 1)")
+        if not 1 <= self.open_after <= self.within:
+            raise ValueError("open_after must be between 1 and within")
+        if self.resolve_after < 1:
+            raise ValueError("resolve_after must be >= 1")
+
+    @property
+    def history(self) -> int:
+        """Windows before t that a decision at t may depend on."""
+        return self.adaptive_window + self.within + self.resolve_after
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "adaptive_window": self.adaptive_window,
+            "adaptive_quantile": self.adaptive_quantile,
+            "adaptive_margin": self.adaptive_margin,
+            "open_after": self.open_after,
+            "within": self.within,
+            "resolve_after": self.resolve_after,
+        }
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> Rule:
+        """The rule an artifact records (fixed threshold, one-window events when it has none)."""
+        events = meta.get("events", {})
+        thr = meta["threshold"]
+        try:
+            seed = tuple(float(v) for v in thr.get("calibration_tail", ()))
+            return cls(float(thr["value"]), seed=seed, **events)
+        except (TypeError, ValueError) as exc:
+            raise ArtifactError(f"the event rule of model {meta.get('name')!r}: {exc}") from None
+
+
+# The event rule of `aemon train series` and `aemon nab` unless their flags say otherwise.
+DEFAULT_EVENTS = Rule(threshold=0.0, adaptive_window=2000).to_dict()
+
+
+@dataclass
+class Event:
+    """An anomaly event of one stream; ``end_*`` is the last window above the threshold."""
+
+    stream: str
+    start_seq: int
+    start_ts: float
+    end_seq: int
+    end_ts: float
+    peak_score: float
+    windows_above: int
+    resolved_seq: int | None = None
+    resolved_ts: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class Verdict:
+    threshold: float
+    above: bool
+    opened: Event | None = None
+    resolved: Event | None = None
+
+
+@dataclass
+class Decider:
+    """The decision state of one stream; feed it windows in order with :meth:`push`."""
+
+    rule: Rule
+    stream: str = ""
+    _recent: deque = field(default_factory=deque)  # last W log-scores, in order
+    _sorted: list = field(default_factory=list)  # the same, sorted
+    _above: deque = field(default_factory=deque)  # last `within` verdicts
+    _since_trigger: int = 1 << 30
+    event: Event | None = None
+
+    def __post_init__(self) -> None:
+        w, seed = self.rule.adaptive_window, self.rule.seed[-self.rule.adaptive_window :]
+        if w and seed:  # a full history from the start: the calibration scores, cycled
+            for i in range(w):
+                self._remember(seed[i % len(seed)])
+
+    def _log(self, score: float) -> float:
+        return math.log(max(score, 1e-12))
+
+    def _remember(self, score: float) -> None:
+        w = self.rule.adaptive_window
+        if not w:
+            return
+        v = self._log(score)
+        self._recent.append(v)
+        bisect.insort(self._sorted, v)
+        if len(self._recent) > w:
+            old = self._recent.popleft()
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
+
+    def current_threshold(self) -> float:
+        """The threshold the next window will be judged by."""
+        r = self.rule
+        if not r.adaptive_window or not self._sorted:
+            return r.threshold
+        s = self._sorted
+        pos = r.adaptive_quantile * (len(s) - 1)  # numpy's 'linear' quantile
+        lo = math.floor(pos)
+        hi = min(lo + 1, len(s) - 1)
+        q = s[lo] + (s[hi] - s[lo]) * (pos - lo)
+        return max(r.threshold, math.exp(q + r.adaptive_margin))
+
+    def push(self, seq: int, ts: float, score: float) -> Verdict:
+        """Judge the next window of the stream; say whether an event opened or resolved."""
+        r = self.rule
+        thr = self.current_threshold()
+        above = score > thr
+        self._remember(score)
+        self._above.append(above)
+        if len(self._above) > r.within:
+            self._above.popleft()
+        self._since_trigger = 0 if sum(self._above) >= r.open_after else self._since_trigger + 1
+        active = self._since_trigger < r.resolve_after
+        verdict = Verdict(thr, above)
+        ev = self.event
+        if active and ev is None:
+            ev = self.event = Event(self.stream, seq, ts, seq, ts, score, int(above))
+            verdict.opened = ev
+        elif active and ev is not None:
+            if above:
+                ev.end_seq, ev.end_ts = seq, ts
+                ev.windows_above += 1
+            ev.peak_score = max(ev.peak_score, score)
+        elif ev is not None:
+            ev.resolved_seq, ev.resolved_ts = seq, ts
+            verdict.resolved = ev
+            self.event = None
+        return verdict
+
+
+def event_record(ev: Event, det: Detector, state: str) -> dict:
+    """An event as the alerts topic carries it (``state``: open or resolved)."""
+    doc = {
+        "event_id": event_id(det.version, ev.stream, ev.start_seq),
+        "state": state,
+        **ev.to_dict(),
+        "model": det.name,
+        "model_version": det.version,
+    }
+    if state == "open":
+        for k in ("resolved_seq", "resolved_ts"):
+            doc.pop(k)
+    return doc

@@ -1,0 +1,168 @@
+"""Numeric tables from CSV/TSV files, with errors that name the file, line and problem.
+
+A *window CSV* has a header row. The optional id columns ``stream``, ``seq``, ``ts`` and
+``label`` (1 = anomaly, 0 = normal) may stand anywhere; every other column is a value, in order.
+Headerless numeric files (UCR TSVs, the TensorFlow tutorial's ``ecg.csv``) are read as a plain
+matrix and their label column is picked by the caller.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aemon.core.errors import DataError
+
+ID_COLUMNS = ("stream", "seq", "ts", "start", "label")
+F32_MAX = float(np.finfo(np.float32).max)  # larger values are refused, as the daemon does
+
+
+@dataclass
+class WindowTable:
+    """Windows (one per row) and their optional id columns."""
+
+    values: np.ndarray  # float32 [n, length]
+    stream: np.ndarray | None = None  # str [n]
+    seq: np.ndarray | None = None  # int64 [n]
+    ts: np.ndarray | None = None  # float64 [n]: the window's (last sample's) time
+    start: np.ndarray | None = None  # float64 [n]: its first sample's time
+    label: np.ndarray | None = None  # int8 [n], 1 = anomaly
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def subset(self, index: np.ndarray) -> WindowTable:
+        """Rows at ``index`` (a boolean mask or integer positions)."""
+        pick = lambda a: None if a is None else a[index]  # noqa: E731
+        return WindowTable(
+            self.values[index],
+            pick(self.stream),
+            pick(self.seq),
+            pick(self.ts),
+            pick(self.start),
+            pick(self.label),
+        )
+
+
+def _open_rows(path: Path, delimiter: str) -> list[list[str]]:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = [row for row in csv.reader(fh, delimiter=delimiter) if row]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a readable text table ({exc})") from None
+    if not rows:
+        raise DataError(f"{path}: the file is empty")
+    return rows
+
+
+def _check_width(rows: list[list[str]], path: Path, first_line: int) -> int:
+    width = len(rows[0])
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise DataError(
+                f"{path}:{first_line + i}: {len(row)} columns where the first row has {width}"
+            )
+    return width
+
+
+def _to_float(cells: list[list[str]], path: Path, first_line: int, names: list[str]) -> np.ndarray:
+    """Convert a rectangular list of strings; on failure find the first bad cell and name it."""
+    try:
+        out = np.array(cells, dtype=np.float64)
+    except ValueError:
+        for i, row in enumerate(cells):
+            for j, cell in enumerate(row):
+                try:
+                    float(cell)
+                except ValueError:
+                    raise DataError(
+                        f"{path}:{first_line + i}: column {names[j]!r} holds {cell!r}, not a number"
+                    ) from None
+        raise
+    bad = ~np.isfinite(out) | (np.abs(out) > F32_MAX)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise DataError(
+            f"{path}:{first_line + i}: column {names[j]!r} is {out[i, j]} "
+            "(not a finite float32 number)"
+        )
+    return out
+
+
+def read_matrix(path: str | Path, delimiter: str | None = None) -> np.ndarray:
+    """A headerless numeric file as a float64 matrix (TSV when the name ends in .tsv)."""
+    path = Path(path)
+    delimiter = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+    rows = _open_rows(path, delimiter)
+    width = _check_width(rows, path, 1)
+    return _to_float(rows, path, 1, [str(j + 1) for j in range(width)])
+
+
+def has_header(path: str | Path, delimiter: str = ",") -> bool:
+    """True when the first row is not all numbers."""
+    path = Path(path)
+    rows = _open_rows(path, delimiter)
+    try:
+        [float(c) for c in rows[0]]
+    except ValueError:
+        return True
+    return False
+
+
+def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
+    """A window CSV (header row; id columns by name; every other column a value)."""
+    path = Path(path)
+    rows = _open_rows(path, ",")
+    header = [h.strip() for h in rows[0]]
+    body = rows[1:]
+    if not body:
+        raise DataError(f"{path}: a header but no rows")
+    _check_width(rows, path, 1)
+    value_cols = [j for j, h in enumerate(header) if h not in ID_COLUMNS]
+    if not value_cols:
+        raise DataError(f"{path}:1: no value columns (only {', '.join(header)})")
+    if length is not None and len(value_cols) != length:
+        raise DataError(f"{path}: windows of {len(value_cols)} values; the model expects {length}")
+    names = [header[j] for j in value_cols]
+    values = _to_float([[row[j] for j in value_cols] for row in body], path, 2, names)
+    table = WindowTable(values.astype(np.float32))
+    col = {h: j for j, h in enumerate(header) if h in ID_COLUMNS}
+    if "stream" in col:
+        table.stream = np.array([row[col["stream"]] for row in body], dtype=str)
+    for name in ("seq", "ts", "start", "label"):
+        if name not in col:
+            continue
+        raw = _to_float([[row[col[name]]] for row in body], path, 2, [name])[:, 0]
+        if name in ("ts", "start"):
+            setattr(table, name, raw)
+            continue
+        if not np.array_equal(raw, np.round(raw)):
+            i = int(np.flatnonzero(raw != np.round(raw))[0])
+            raise DataError(f"{path}:{i + 2}: column {name!r} must hold whole numbers")
+        if name == "label" and not np.isin(raw, (0, 1)).all():
+            i = int(np.flatnonzero(~np.isin(raw, (0, 1)))[0])
+            raise DataError(f"{path}:{i + 2}: label must be 0 (normal) or 1 (anomaly)")
+        setattr(table, name, raw.astype(np.int8 if name == "label" else np.int64))
+    return table
+
+
+def write_windows(path: str | Path, table: WindowTable) -> None:
+    """Write a window CSV that :func:`read_windows` reads back exactly (float32 round-trips)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ids = [(n, getattr(table, n)) for n in ID_COLUMNS if getattr(table, n) is not None]
+    length = table.values.shape[1]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow([n for n, _ in ids] + [f"v{i}" for i in range(length)])
+        for i, row in enumerate(table.values):
+            w.writerow([_cell(col[i]) for _, col in ids] + [repr(float(v)) for v in row])
+
+
+def _cell(value: object) -> str:
+    return repr(float(value)) if isinstance(value, np.floating) else str(value)

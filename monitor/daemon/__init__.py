@@ -1,0 +1,1 @@
+"""The daemon: Kafka in, decisions out (imports only aemon.core)."""

@@ -1,0 +1,197 @@
+"""Scored batch -> decisions: alerts (or event messages), per-window score records, counts.
+
+No Kafka here: :class:`Decisions` turns a batch and its scores into the messages to publish and
+keeps each stream's decision state (series models: open events, the offsets they hold).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aemon.core.detector import Detector
+from aemon.core.events import Decider, event_record
+from aemon.core.windowing import Windower
+from aemon.daemon import alerts
+from aemon.daemon.batching import Batch
+from aemon.daemon.routing import Models
+from aemon.daemon.scoring import Scored
+
+Send = tuple[str, bytes | None, bytes | None, list | None]  # topic, value, key, headers
+
+
+@dataclass
+class Decided:
+    """A batch's messages and counts, from decision to commit."""
+
+    batch: Batch
+    scored: Scored | None
+    sends: list[Send]
+    futures: list | None = None
+    outages: int = 0  # broker outages seen when sent (an ack from before a later one is doubted)
+    decided: int = 0  # windows decided (warm-up windows are scored but not decided again)
+    anomalies: int = 0
+    alerts: int = 0  # alert or event messages
+    opened: int = 0
+    resolved: int = 0
+    warmup: int = 0
+
+
+@dataclass
+class Totals:
+    """What the daemon decided since it started, counted once each batch is acknowledged."""
+
+    windows: int = 0
+    anomalies: int = 0
+    alerts: int = 0
+    opened: int = 0
+    resolved: int = 0
+
+    def add(self, d: Decided) -> None:
+        self.windows += d.decided
+        self.anomalies += d.anomalies
+        self.alerts += d.alerts
+        self.opened += d.opened
+        self.resolved += d.resolved
+
+
+@dataclass
+class _Stream:
+    """A stream's decider, the first window this process saw of it, and whether the event open
+    now was announced by this process."""
+
+    decider: Decider
+    first: int
+    announced: bool = False
+
+
+@dataclass
+class Decisions:
+    models: Models
+    detectors: list[Detector]  # the scorer's (swapped in place on reload)
+    windower: Windower | None
+    alerts_topic: str
+    scores_topic: str
+    streams: dict[tuple[int, str], _Stream] = field(default_factory=dict)
+    holds: dict[int, dict[str, int]] = field(default_factory=dict)  # partition -> stream -> offset
+
+    def decide(self, batch: Batch, scored: Scored | None, stale: set[int]) -> Decided:
+        """Decide ``batch``'s windows, except those of the partitions in ``stale`` (fetched in
+        an epoch that has ended: revoked, or their log lost; their next reader decides them)."""
+        if self.models.events:
+            return self._events(batch, scored, stale)
+        return self._windows(batch, scored, stale)
+
+    def _windows(self, batch: Batch, scored: Scored | None, stale: set[int]) -> Decided:
+        """Artifacts without an event rule: every window above the threshold is an alert."""
+        sends: list[Send] = list(batch.pending)
+        if scored is None:
+            return Decided(batch, None, sends)
+        dets = self.detectors
+        if batch.models:  # several models: flags against each row's own model
+            thresholds = np.array([dets[m].threshold for m in batch.models[: batch.n]])
+            scored.flagged = np.flatnonzero(scored.scores > thresholds)
+            scored.top = np.empty((len(scored.flagged), 0), dtype=np.int64)
+        scores = scored.scores.tolist()
+        tops = alerts.contributors(scored.top, dets[0].input_shape)
+        rows = range(batch.n)
+        if stale:
+            rows = [i for i in rows if batch.parts[i] not in stale]
+            keep = set(rows)
+            kept = [(i, t) for i, t in zip(scored.flagged.tolist(), tops, strict=True) if i in keep]
+            scored.flagged = np.array([i for i, _ in kept], dtype=np.int64)
+            tops = [t for _, t in kept]
+        for i, top in zip(scored.flagged.tolist(), tops, strict=True):
+            det = dets[batch.models[i]] if batch.models else dets[0]
+            body = alerts.alert(
+                model=det.name,
+                model_version=det.version,
+                stream=batch.streams[i],
+                seq=batch.seqs[i],
+                ts=batch.ts[i],
+                score=scores[i],
+                threshold=det.threshold,
+                top=top,
+            )
+            sends.append((self.alerts_topic, body, batch.streams[i].encode(), None))
+        if self.scores_topic:
+            flags = scored.flags.tolist()
+            for i in rows:
+                body = alerts.score_record(
+                    batch.streams[i], batch.seqs[i], batch.ts[i], scores[i], flags[i]
+                )
+                sends.append((self.scores_topic, body, batch.streams[i].encode(), None))
+        n, flagged = len(rows), len(scored.flagged)
+        return Decided(batch, scored, sends, decided=n, anomalies=flagged, alerts=flagged)
+
+    def _events(self, batch: Batch, scored: Scored | None, stale: set[int]) -> Decided:
+        """Series models: each stream's decider judges its windows in order; events open and
+        resolve. A window whose history this process has not seen in full (the first H windows
+        re-read after a restart) only rebuilds state: it was decided before the restart."""
+        d = Decided(batch, scored, list(batch.pending))
+        if scored is None:
+            self._hold(batch)
+            return d
+        w, dets, rules = self.windower, self.detectors, self.models.rules
+        assert w is not None
+        scores = scored.scores.tolist()
+        for i in range(batch.n):
+            if batch.parts[i] in stale:
+                continue
+            p, stream, seq, ts, m = (
+                batch.parts[i],
+                batch.streams[i],
+                batch.seqs[i],
+                batch.ts[i],
+                batch.models[i],
+            )
+            idx = w.index(seq)
+            st = self.streams.get((p, stream))
+            if st is None:
+                st = self.streams[(p, stream)] = _Stream(Decider(rules[m], stream), idx)
+            v = st.decider.push(seq, ts, scores[i])
+            if st.first and idx - st.first < rules[m].history:
+                d.warmup += 1
+                continue
+            d.decided += 1
+            d.anomalies += v.above
+            key, holds = stream.encode(), self.holds.setdefault(p, {})
+            if v.resolved is not None and st.announced:
+                record = event_record(v.resolved, dets[m], "resolved")
+                d.sends.append((self.alerts_topic, alerts.event_message(record), key, None))
+                d.resolved += 1
+                st.announced = False
+            if v.opened is not None:
+                record = event_record(v.opened, dets[m], "open")
+                d.sends.append((self.alerts_topic, alerts.event_message(record), key, None))
+                d.opened += 1
+                st.announced = True
+                holds[stream] = batch.holds[i]
+            if st.decider.event is None:
+                holds.pop(stream, None)
+            if self.scores_topic:
+                body = alerts.score_record(stream, seq, ts, scores[i], v.above, v.threshold)
+                d.sends.append((self.scores_topic, body, key, None))
+        d.alerts = d.opened + d.resolved
+        self._hold(batch)
+        return d
+
+    def _hold(self, batch: Batch) -> None:
+        """Keep the commit H windows before every open event's opening, so that a restart
+        re-reads the event from its start and resolves it with the same id and figures."""
+        for tp in batch.commit:
+            holds = self.holds.get(tp.partition)
+            if holds:
+                batch.commit[tp] = min(batch.commit[tp], *holds.values())
+
+    def drop(self, partitions: list[int]) -> int:
+        """Forget the decisions of partitions this consumer no longer owns; return how many
+        announced events went with them."""
+        gone = set(partitions)
+        announced = 0
+        for key in [k for k in self.streams if k[0] in gone]:
+            announced += self.streams.pop(key).announced
+        for p in partitions:
+            self.holds.pop(p, None)
+        return announced

@@ -1,0 +1,209 @@
+"""Stage 1: fetch, decode, [window], batch. Refused records become dead letters held in the batch
+they arrived with, so that they are published (and their offsets committed) in order.
+
+The intake alone owns the batch it is filling: :meth:`Intake.hand_off` (its own, or a
+rebalance's flush) queues it under a lock, so that one batch is never queued twice. Records of
+a partition revoked while the fetch was out are dropped: when it comes back, the consumer
+starts it again from the committed offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import orjson
+from aiokafka import TopicPartition
+
+from aemon.core.windowing import LateSample, Windower
+from aemon.daemon import alerts
+from aemon.daemon.batching import Batch, Pool
+from aemon.daemon.codec import (
+    Invalid,
+    Limits,
+    decode_sample,
+    decode_windows,
+    non_finite,
+    non_finite_rows,
+)
+from aemon.daemon.kafka import Consumer
+from aemon.daemon.ledger import Ledger
+from aemon.daemon.metrics import Metrics
+from aemon.daemon.refusals import RefusalLog
+from aemon.daemon.routing import Models
+from aemon.daemon.stopping import STOPPED, unless_stopped
+
+
+class Intake:
+    def __init__(
+        self,
+        *,
+        consumer: Consumer,
+        models: Models,
+        windower: Windower | None,
+        pool: Pool,
+        queue: asyncio.Queue[Batch | None],
+        ledger: Ledger,
+        metrics: Metrics,
+        limits: Limits,
+        dlq_topic: str,
+        dlq_max_bytes: int,
+        max_wait_s: float,
+        stopping: asyncio.Event,
+    ) -> None:
+        self.consumer = consumer
+        self.models = models
+        self.windower = windower
+        self.pool = pool
+        self.queue = queue
+        self.ledger = ledger
+        self.metrics = metrics
+        self.limits = limits
+        self.dlq_topic, self.dlq_max_bytes = dlq_topic, dlq_max_bytes
+        self.wait = max_wait_s
+        self.stopping = stopping
+        self.refusals = RefusalLog()
+        self.batch: Batch | None = None
+        self._handing = asyncio.Lock()
+
+    async def run(self) -> None:
+        """Fetch into batches until stopping; then hand the batch in hand on, and end the
+        queue."""
+        self.batch = await self._fresh()
+        while self.batch is not None and not self.stopping.is_set():
+            batch = self.batch
+            left = max(0.0, self.wait - (time.monotonic() - batch.opened)) if batch.n else self.wait
+            owned = self.ledger.owned()
+            fetched = await unless_stopped(
+                self.consumer.getmany(timeout_ms=int(left * 1000), max_records=batch.room),
+                self.stopping,
+            )
+            if fetched is STOPPED:
+                break
+            assert isinstance(fetched, dict)
+            batch = self.batch  # a rebalance's flush may have handed the old one off
+            if batch is None:
+                break
+            now = self.ledger.owned()
+            for tp, records in fetched.items():
+                if tp in now and now[tp] == owned.get(tp):
+                    self.take(tp, records)
+            if batch.full or (not batch.empty and time.monotonic() - batch.opened >= self.wait):
+                await self.hand_off()
+        if self.batch is not None and not self.batch.empty:
+            await self._queue(self.batch)  # the drain decides what is in hand
+        self.batch = None
+        await self.queue.put(None)
+
+    async def _fresh(self) -> Batch | None:
+        batch = await unless_stopped(self.pool.take(), self.stopping)
+        return None if batch is STOPPED else batch  # type: ignore[return-value]
+
+    async def _queue(self, batch: Batch) -> None:
+        if self.windower is not None:
+            for tp in batch.commit:
+                batch.commit[tp] = self.windower.safe_offset(tp.partition, batch.commit[tp])
+        await self.queue.put(batch)
+        self.ledger.handed()
+
+    async def hand_off(self) -> None:
+        """Queue the batch in hand (if it holds anything) and take a fresh one. Called by the
+        intake's loop and by a rebalance's flush: the lock makes the second caller find the
+        fresh batch, never queue the same one again."""
+        async with self._handing:
+            batch = self.batch
+            if batch is None or batch.empty:
+                return
+            if await unless_stopped(self._queue(batch), self.stopping) is STOPPED:
+                return  # still in hand: the drain queues it
+            self.batch = await self._fresh()
+
+    async def flush(self) -> None:
+        """Decide and commit everything consumed so far (unless stopping first)."""
+        await self.hand_off()
+        await unless_stopped(self.ledger.all_settled(), self.stopping)
+
+    def forget(self, tps: list[TopicPartition]) -> None:
+        """Drop the windows of partitions no longer owned (or whose log was lost)."""
+        if self.windower is not None:
+            self.windower.drop([tp.partition for tp in tps])
+
+    def take(self, tp: TopicPartition, records: list) -> None:
+        batch = self.batch
+        assert batch is not None
+        if records:
+            batch.commit[tp] = records[-1].offset + 1
+            batch.epochs[tp] = self.ledger.fetched(tp, records[0].offset, batch.commit[tp])
+        if self.windower is not None:
+            self._samples(tp, records, batch)
+            return
+        first = batch.n
+        got = decode_windows(records, batch.values[first:], self.limits)
+        batch.keep(got.streams, got.seqs, got.ts, [r.timestamp / 1000 for r in got.kept])
+        batch.parts += [tp.partition] * len(got.streams)
+        if not self.models.single:
+            batch.models += [self.models.index(st) for st in got.streams]
+        for rec, bad in got.refused:
+            self._dead_letter(tp, rec, bad, batch)
+        bad_rows = set(non_finite_rows(batch.values[first : batch.n]).tolist())
+        if not self.models.single:
+            bad_rows |= {i for i, m in enumerate(batch.models[first:]) if m is None}
+        for i in sorted(bad_rows, reverse=True):
+            batch.drop(first + i)
+            rec = got.kept[i]
+            self._dead_letter(tp, rec, self._refusal(rec), batch)
+
+    def _refusal(self, rec) -> Invalid:
+        """Why a decoded window row was dropped: no model for its stream, or not finite."""
+        stream = None
+        for key, v in rec.headers or ():
+            if key == "stream":
+                stream = v.decode(errors="replace")
+        if stream is None:
+            with contextlib.suppress(Exception):
+                stream = orjson.loads(rec.value).get("stream")
+        if not self.models.single and stream is not None and self.models.index(stream) is None:
+            return Invalid("no_model", f"no model serves stream {stream[:64]!r}")
+        return non_finite()
+
+    def _samples(self, tp: TopicPartition, records: list, batch: Batch) -> None:
+        """Push samples into their streams' windows; each completed window fills a row."""
+        assert self.windower is not None
+        w, p = self.windower, tp.partition
+        streams: list[str] = []
+        seqs: list[int] = []
+        ts: list[float] = []
+        kafka_ts: list[float] = []
+        for rec in records:
+            row = batch.values[batch.n + len(streams)]
+            try:
+                s = decode_sample(rec.value, rec.timestamp, w.channels, self.limits)
+                model = self.models.index(s.stream)
+                if model is None:
+                    raise Invalid("no_model", f"no model serves stream {s.stream[:64]!r}")
+                seq = w.push(p, rec.offset, s.stream, s.seq, s.values, row)
+            except Invalid as bad:
+                self._dead_letter(tp, rec, bad, batch)
+                continue
+            except LateSample as late:
+                self._dead_letter(tp, rec, Invalid("late_sample", str(late)), batch)
+                continue
+            if seq is not None:
+                streams.append(s.stream)
+                seqs.append(seq)
+                ts.append(s.ts)
+                kafka_ts.append(rec.timestamp / 1000)
+                batch.models.append(model)
+                batch.parts.append(p)
+                if w.history:
+                    batch.holds.append(w.history_offset(p, s.stream))
+        batch.keep(streams, seqs, ts, kafka_ts)
+
+    def _dead_letter(self, tp: TopicPartition, rec, bad: Invalid, batch: Batch) -> None:
+        self.metrics.invalid.labels(bad.reason).inc()
+        self.refusals.note(bad.reason, str(bad), f"{tp.topic}/{tp.partition}@{rec.offset}")
+        where = (tp.topic, tp.partition)
+        batch.pending.append(
+            alerts.dead_letter(self.dlq_topic, rec, bad.reason, str(bad), where, self.dlq_max_bytes)
+        )

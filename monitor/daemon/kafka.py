@@ -1,0 +1,152 @@
+"""The Kafka clients the daemon's parts are given: what each part uses of them, and aiokafka's.
+
+Parts take these protocols, never aiokafka itself, so that every part is tested with fakes
+(``tests/unit/fakes.py``) as well as against the real broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from aemon.daemon.config import Settings
+
+
+class Consumer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None: ...
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> dict[TopicPartition, list]: ...
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+    async def committed(self, tp: TopicPartition) -> int | None: ...
+    def highwater(self, tp: TopicPartition) -> int | None: ...
+    async def position(self, tp: TopicPartition) -> int: ...
+    def last_poll_timestamp(self, tp: TopicPartition) -> int | None: ...
+    def assignment(self) -> set[TopicPartition]: ...
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None: ...
+    async def seek_to_end(self, *tps: TopicPartition) -> None: ...
+    def in_group(self) -> bool: ...
+
+
+class RecordBatch(Protocol):
+    def append(
+        self, *, timestamp: int | None, key: bytes | None, value: bytes | None, headers: Sequence
+    ) -> Any: ...
+
+
+class Producer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def partitions_for(self, topic: str) -> set[int]: ...
+    def create_batch(self) -> RecordBatch: ...
+    async def send_batch(self, batch: RecordBatch, topic: str, *, partition: int) -> Awaitable: ...
+
+
+class Cluster(Protocol):
+    """The broker as a whole: which topics exist (raises a ``KafkaError`` or ``OSError``
+    when it cannot be reached)."""
+
+    async def close(self) -> None: ...
+    async def topics(self) -> set[str]: ...
+
+
+@dataclass
+class Clients:
+    consumer: Consumer
+    producer: Producer
+    cluster: Cluster
+
+
+class GroupConsumer(AIOKafkaConsumer):
+    """aiokafka's consumer, saying whether it holds its group membership."""
+
+    def in_group(self) -> bool:
+        """Whether a commit now would be the member's, not an anonymous one that a fresh group
+        accepts from anybody. aiokafka keeps the generation in its coordinator."""
+        coordinator = getattr(self, "_coordinator", None)
+        return coordinator is not None and getattr(coordinator, "generation", -1) >= 0
+
+
+class AdminCluster:
+    """:class:`Cluster` over aiokafka's admin client; each call is one metadata request. A client
+    that failed to start is closed and replaced, so that waiting for a broker leaks nothing."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.admin: AIOKafkaAdminClient | None = None
+
+    def _client(self) -> AIOKafkaAdminClient:
+        s = self.settings
+        return AIOKafkaAdminClient(
+            bootstrap_servers=s.bootstrap_servers,
+            client_id=f"{s.client_id}-watch",
+            request_timeout_ms=3000,
+            **s.kafka_security(),
+        )
+
+    async def start(self) -> None:
+        admin = self._client()
+        try:
+            await asyncio.wait_for(admin.start(), 4)
+        except BaseException:
+            await admin.close()
+            raise
+        self.admin = admin
+
+    async def close(self) -> None:
+        if self.admin is not None:
+            await self.admin.close()
+            self.admin = None
+
+    async def topics(self) -> set[str]:
+        if self.admin is None:
+            await self.start()
+        assert self.admin is not None
+        return set(await asyncio.wait_for(self.admin.list_topics(), 4))
+
+
+def kafka_clients(s: Settings) -> Clients:
+    """aiokafka clients as ``s`` configures them (manual commits, ``acks=all``)."""
+    sec = s.kafka_security()
+    consumer = GroupConsumer(
+        bootstrap_servers=s.bootstrap_servers,
+        group_id=s.group_id,
+        client_id=s.client_id,
+        enable_auto_commit=False,
+        auto_offset_reset=s.auto_offset_reset,
+        session_timeout_ms=s.session_timeout_ms,
+        heartbeat_interval_ms=s.heartbeat_interval_ms,
+        max_partition_fetch_bytes=max(4 << 20, s.max_message_bytes + 1024),
+        fetch_max_wait_ms=s.fetch_max_wait_ms,
+        **sec,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=s.bootstrap_servers,
+        client_id=s.client_id,
+        acks="all",
+        enable_idempotence=s.idempotent,
+        linger_ms=2,
+        max_batch_size=1 << 20,  # aiokafka's 16 KiB default splits one batch's alerts in many
+        max_request_size=max(1 << 21, 2 * s.max_message_bytes),
+        request_timeout_ms=10_000,
+        **sec,
+    )
+    return Clients(consumer, producer, AdminCluster(s))
+
+
+# An aiokafka error not marked retriable that a broker outage produces and that clears by itself.
+TRANSIENT = {"KafkaTimeoutError"}
+
+
+def retriable(exc: BaseException) -> bool:
+    """Whether a Kafka error may go away by itself (aiokafka marks its errors so); anything
+    that is not a Kafka error (a socket error, a timeout) is treated as retriable."""
+    if isinstance(exc, KafkaError):
+        return bool(getattr(exc, "retriable", False)) or type(exc).__name__ in TRANSIENT
+    return isinstance(exc, OSError | TimeoutError)

@@ -1,0 +1,215 @@
+"""Prometheus metrics (prefix ``aemon_``, base units, no per-stream labels) and the HTTP endpoints.
+
+``/metrics`` is the text exposition; ``/healthz`` answers 200 unless a stage failed (500);
+``/readyz`` answers 200 while the daemon is ready (``health.py``), else 503 with the reasons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from aemon.daemon.codec import REASONS
+from aemon.daemon.health import Health
+
+if TYPE_CHECKING:
+    from aemon.daemon.decisions import Decided
+
+ERROR_BUCKETS = tuple(round(1e-4 * 10 ** (k / 3), 10) for k in range(19))  # 1e-4 .. 1e2
+SECOND_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+SIZE_BUCKETS = tuple(float(2**k) for k in range(17))
+
+
+class BulkHistogram(Collector):
+    """A histogram fed whole numpy arrays at once (one ``observe`` call per value would cost
+    more than scoring the window). Exposed exactly like a ``prometheus_client`` histogram."""
+
+    def __init__(
+        self, name: str, doc: str, buckets: tuple[float, ...], registry: CollectorRegistry
+    ):
+        self.name, self.doc = name, doc
+        self.bounds = np.asarray(buckets, dtype=np.float64)
+        self.counts = np.zeros(len(buckets) + 1, dtype=np.int64)  # last: above every bound
+        self.total = 0.0
+        registry.register(self)
+
+    def observe_many(self, values: np.ndarray) -> None:
+        v = np.asarray(values, dtype=np.float64)
+        self.counts += np.bincount(np.searchsorted(self.bounds, v), minlength=len(self.counts))
+        self.total += float(v.sum())
+
+    def observe(self, value: float) -> None:
+        self.observe_many(np.array([value]))
+
+    def collect(self):
+        cumulative = np.cumsum(self.counts)
+        buckets = [(repr(float(b)), int(c)) for b, c in zip(self.bounds, cumulative, strict=False)]
+        buckets.append(("+Inf", int(cumulative[-1])))
+        family = HistogramMetricFamily(self.name, self.doc)
+        family.add_metric([], buckets, self.total)
+        yield family
+
+
+class Metrics:
+    """Every series the daemon exports, on its own registry."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.windows_scored = Counter("aemon_windows_scored", "Windows scored.", registry=r)
+        self.anomalies = Counter("aemon_anomalies", "Windows above the threshold.", registry=r)
+        self.invalid = Counter(
+            "aemon_invalid_messages", "Messages refused, by reason.", ["reason"], registry=r
+        )
+        for reason in REASONS:
+            self.invalid.labels(reason)
+        self.alerts_published = Counter(
+            "aemon_alerts_published", "Alerts acknowledged by the broker.", registry=r
+        )
+        self.reconstruction_error = BulkHistogram(
+            "aemon_reconstruction_error", "Anomaly score per window.", ERROR_BUCKETS, r
+        )
+        self.batch_size = Histogram(
+            "aemon_batch_size", "Windows per scored batch.", buckets=SIZE_BUCKETS, registry=r
+        )
+        self.scoring_duration = Histogram(
+            "aemon_scoring_duration_seconds",
+            "Model time per batch.",
+            buckets=SECOND_BUCKETS,
+            registry=r,
+        )
+        self.end_to_end_latency = BulkHistogram(
+            "aemon_end_to_end_latency_seconds", "Message timestamp to decision.", SECOND_BUCKETS, r
+        )
+        self.consumer_lag = Gauge(
+            "aemon_consumer_lag_messages",
+            "High-water mark minus position.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.threshold = Gauge("aemon_threshold", "Calibrated threshold.", ["model"], registry=r)
+        self.model_info = Gauge(
+            "aemon_model_info",
+            "The model in use (value 1).",
+            ["model", "version", "family"],
+            registry=r,
+        )
+        self.last_batch = Gauge(
+            "aemon_last_batch_timestamp_seconds", "When the last batch was decided.", registry=r
+        )
+
+        self.events_opened = Counter(
+            "aemon_events_opened", "Anomaly events opened (open messages).", registry=r
+        )
+        self.events_resolved = Counter(
+            "aemon_events_resolved", "Anomaly events resolved (resolved messages).", registry=r
+        )
+        self.events_open = Gauge("aemon_events_open", "Anomaly events open now.", registry=r)
+        self.warmup_windows = Counter(
+            "aemon_warmup_windows",
+            "Windows re-read after a restart only to rebuild a stream's decision state.",
+            registry=r,
+        )
+
+        self.errors = Counter(
+            "aemon_errors",
+            "Errors retried or fatal, by stage (broker, publish, commit) and error class.",
+            ["stage", "kind"],
+            registry=r,
+        )
+        self.broker_reachable = Gauge(
+            "aemon_broker_reachable", "1 while the broker answers metadata requests.", registry=r
+        )
+        self.log_lost = Counter(
+            "aemon_input_log_lost",
+            "Input logs found lost or reset (topic_missing, offsets_lost, past_end).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("topic_missing", "offsets_lost", "past_end"):
+            self.log_lost.labels(reason)
+        self.model_reload_failures = Counter(
+            "aemon_model_reload_failures", "New artifacts refused (the old model kept).", registry=r
+        )
+        self.ready = Gauge("aemon_ready", "1 while /readyz answers 200.", registry=r)
+        self.assigned = Gauge(
+            "aemon_assigned_partitions", "Input partitions this member owns.", registry=r
+        )
+
+    def decided(self, d: Decided) -> None:
+        """Count an acknowledged batch's decisions."""
+        if d.scored is None:
+            return
+        now, n = time.time(), d.batch.n
+        self.windows_scored.inc(d.decided)
+        self.anomalies.inc(d.anomalies)
+        self.alerts_published.inc(d.alerts)
+        self.events_opened.inc(d.opened)
+        self.events_resolved.inc(d.resolved)
+        self.events_open.inc(d.opened - d.resolved)
+        self.warmup_windows.inc(d.warmup)
+        self.batch_size.observe(n)
+        self.scoring_duration.observe(d.scored.seconds)
+        self.reconstruction_error.observe_many(d.scored.scores)
+        self.end_to_end_latency.observe_many(now - np.asarray(d.batch.kafka_ts))
+        self.last_batch.set(now)
+
+    def forget_lag(self, topic: str, partition: int) -> None:
+        with contextlib.suppress(KeyError):
+            self.consumer_lag.remove(topic, str(partition))
+
+    def set_models(self, models: list[tuple[str, str, str, float]]) -> None:
+        """Point the model series at the models in use (name, version, family, threshold),
+        removing labels of models gone. One label value per model: bounded by the models
+        directory, not by the streams."""
+        self.model_info.clear()
+        self.threshold.clear()
+        for name, version, family, threshold in models:
+            self.model_info.labels(name, version, family).set(1)
+            self.threshold.labels(name).set(threshold)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def serve_http(metrics: Metrics, health: Health, host: str, port: int) -> asyncio.Server:
+    """Start the HTTP endpoints; the caller closes the returned server."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readline(), 5)
+            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
+                pass
+            parts = request.decode("latin-1").split()
+            path = parts[1].split("?")[0] if len(parts) >= 2 else ""
+            if path == "/metrics":
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, metrics.exposition()
+            elif path == "/healthz":
+                ok = health.alive()
+                status = "200 OK" if ok else "500 Internal Server Error"
+                ctype, body = "text/plain", b"ok\n" if ok else f"{health.failed}\n".encode()
+            elif path == "/readyz":
+                problems = health.problems()
+                status = "503 Service Unavailable" if problems else "200 OK"
+                ctype, body = "text/plain", "\n".join(problems or ["ready"]).encode() + b"\n"
+            else:
+                status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
+            head = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode() + body)
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(handle, host, port)

@@ -1,0 +1,135 @@
+"""The daemon's models: one artifact for every stream, or a directory with one per stream.
+
+Each stream is routed to its own model (or to the catch-all one); a stream without a model is
+refused with the reason ``no_model``. Every artifact is watched on its own: a changed
+``detector.json`` reloads that model only, and a bad new artifact is refused while the old one
+keeps scoring.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aemon.core.artifact import META_FILE
+from aemon.core.catalog import ANY, catalog
+from aemon.core.detector import Detector
+from aemon.core.errors import ArtifactError, ConfigError
+from aemon.core.events import Rule
+from aemon.core.windowing import Windower
+
+log = logging.getLogger("aemon.serve")
+
+
+def _stamp(path: Path) -> int:
+    with contextlib.suppress(OSError):
+        return (path / META_FILE).stat().st_mtime_ns
+    return 0
+
+
+@dataclass
+class Models:
+    """Loaded detectors, the stream -> model routing, and each artifact's change stamp."""
+
+    root: str
+    device: str = "auto"
+    amp: bool = False
+    detectors: list[Detector] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    rules: list[Rule] = field(default_factory=list)
+    route: dict[str, int] = field(default_factory=dict)
+    stamps: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for stream, path in catalog(self.root).items():
+            self.route[stream] = len(self.detectors)
+            self.paths.append(path)
+            self.stamps.append(_stamp(path))
+            det = Detector.load(path, device=self.device, amp=self.amp)
+            self.detectors.append(det)
+            self.rules.append(Rule.from_meta(det.meta))
+        self._check(self.detectors)
+
+    @staticmethod
+    def _check(detectors: list[Detector]) -> None:
+        first = detectors[0]
+        for det in detectors[1:]:
+            if det.input_shape != first.input_shape or _window(det) != _window(first):
+                raise ArtifactError(
+                    f"models {first.name} and {det.name} take different windows "
+                    f"({first.input_shape}, {_window(first)} against {det.input_shape}, "
+                    f"{_window(det)}); one daemon serves models of one window shape"
+                )
+            if ("events" in det.meta) != ("events" in first.meta):
+                raise ArtifactError("a models directory mixes series models with others")
+
+    @property
+    def first(self) -> Detector:
+        return self.detectors[0]
+
+    @property
+    def events(self) -> bool:
+        """Series models: windows form events. Others alert on every window above threshold."""
+        return "events" in self.first.meta
+
+    @property
+    def single(self) -> bool:
+        """One model serves every stream (no per-stream routing needed)."""
+        return list(self.route) == [ANY]
+
+    @property
+    def history(self) -> int:
+        return max(rule.history for rule in self.rules)
+
+    def windower(self, input_kind: str) -> Windower | None:
+        """For raw samples (``input_kind`` "samples", or "auto" with series models): windows as
+        the artifact records them (tumbling when it names none), keeping the history series
+        decisions depend on. None for ready-made windows."""
+        det = self.first
+        if input_kind == "auto":
+            input_kind = "samples" if det.meta["input"]["kind"] == "series" else "windows"
+        if self.events and input_kind != "samples":
+            raise ConfigError("input_kind: series models (aemon train series) take samples")
+        if input_kind != "samples":
+            return None
+        shape = det.input_shape
+        length, stride = _window(det)
+        channels = 1 if len(shape) == 1 else shape[0]
+        return Windower(length, stride, channels, self.history if self.events else 0)
+
+    def index(self, stream: str) -> int | None:
+        """The model serving ``stream``, or None."""
+        i = self.route.get(stream)
+        return self.route.get(ANY) if i is None else i
+
+    def changed(self) -> list[int]:
+        """Models whose ``detector.json`` changed since loaded."""
+        return [i for i, p in enumerate(self.paths) if _stamp(p) != self.stamps[i]]
+
+    def reload(self, which: list[int]) -> tuple[list[tuple[int, Detector]], int]:
+        """Reload models ``which`` (blocking: call in a worker thread); a model that fails to load
+        or no longer fits keeps running. Returns the models swapped in, by position, and how
+        many were refused."""
+        swapped, refused = [], 0
+        for i in which:
+            self.stamps[i] = _stamp(self.paths[i])
+            try:
+                det = Detector.load(self.paths[i], device=self.device, amp=self.amp)
+                self._check([det, *(d for j, d in enumerate(self.detectors) if j != i)])
+                rule = Rule.from_meta(det.meta)
+            except Exception as exc:  # a bad new artifact must not stop a running monitor
+                old = self.detectors[i]
+                log.error("model reload refused, keeping %s %s: %s", old.name, old.version, exc)
+                refused += 1
+                continue
+            self.detectors[i], self.rules[i] = det, rule
+            swapped.append((i, det))
+        return swapped, refused
+
+
+def _window(det: Detector) -> tuple[int, int]:
+    w = det.meta["input"].get("window", {})
+    length = int(w.get("length", det.input_shape[-1]))
+    return length, int(w.get("stride", length))

@@ -1,0 +1,57 @@
+"""Stage 2: score each batch off the event loop, decide, hand its messages to the producer.
+
+Rows of partitions whose epoch ended while the batch was queued or scored (revoked, or their
+log lost) are not decided here: the ledger says which, and their next reader decides them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import numpy as np
+
+from aemon.daemon.batching import Batch
+from aemon.daemon.decisions import Decided, Decisions
+from aemon.daemon.ledger import Ledger
+from aemon.daemon.model_watch import ModelWatch
+from aemon.daemon.publisher import Publisher
+from aemon.daemon.routing import Models
+from aemon.daemon.scoring import Scored, Scorer
+
+
+class ScoreStage:
+    def __init__(
+        self,
+        *,
+        queue: asyncio.Queue[Batch | None],
+        confirming: asyncio.Queue[Decided | None],
+        models: Models,
+        scorer: Scorer,
+        decisions: Decisions,
+        publisher: Publisher,
+        model_watch: ModelWatch,
+        ledger: Ledger,
+    ) -> None:
+        self.queue, self.confirming = queue, confirming
+        self.models, self.scorer, self.decisions = models, scorer, decisions
+        self.publisher, self.model_watch, self.ledger = publisher, model_watch, ledger
+
+    async def run(self) -> None:
+        while (batch := await self.queue.get()) is not None:
+            await self.model_watch.swap_if_requested()
+            scored = await self._score(batch) if batch.n else None
+            stale = {tp.partition for tp in set(batch.epochs) - self.ledger.current(batch.epochs)}
+            decided = self.decisions.decide(batch, scored, stale)
+            with contextlib.suppress(Exception):  # the publisher's run sends again
+                await self.publisher.send(decided)
+            await self.confirming.put(decided)
+        await self.confirming.put(None)
+
+    async def _score(self, batch: Batch) -> Scored:
+        rows = batch.values[: batch.n]
+        models = None
+        if not self.models.single or self.models.events:
+            models = np.asarray(batch.models[: batch.n], dtype=np.intp)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.scorer.executor, self.scorer.score, rows, models)

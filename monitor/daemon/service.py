@@ -1,0 +1,172 @@
+"""The daemon: consume -> decode -> [window] -> micro-batch -> score -> decide -> publish -> commit.
+
+Only wiring and supervision: each stage is a class with ``run()`` built by keyword from the
+settings, the ledger (:mod:`aemon.daemon.ledger`, the one owner of partition state) and the health
+object, joined by bounded queues: the *intake* fetches and decodes into preallocated batches; the
+*score stage* scores each batch in a worker thread and decides; the *publisher* waits until every
+message is acknowledged; the *committer* commits what the ledger allows; the *watch* follows the
+broker and the input log; *housekeeping* refreshes lag, log lines and models. A stage that fails
+stops the daemon: readiness drops, what was acknowledged is committed, and :meth:`Service.run`
+raises :class:`StageFailed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+import torch
+
+from aemon.core.detector import Detector
+from aemon.core.errors import AemonError, ConfigError
+from aemon.daemon import stages
+from aemon.daemon.config import Settings
+from aemon.daemon.decisions import Decisions, Totals
+from aemon.daemon.health import Health
+from aemon.daemon.kafka import Clients, kafka_clients
+from aemon.daemon.ledger import Ledger
+from aemon.daemon.metrics import Metrics, serve_http
+from aemon.daemon.model_watch import ModelWatch
+from aemon.daemon.routing import Models
+from aemon.daemon.scoring import Scorer, settle_heap
+from aemon.daemon.supervisor import StageFailed, Supervisor
+
+log = logging.getLogger("aemon.serve")
+FAILED_DRAIN_SECONDS = 2.0  # after a stage failure: time to commit what was acknowledged
+
+
+async def started(svc: Service) -> asyncio.Task:
+    """Run ``svc`` in a task; return the task once the daemon is ready (or raise what stopped it
+    before that)."""
+    task = asyncio.create_task(svc.run())
+    while not svc.ready():
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    return task
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        clients: Clients | None = None,
+        scorer: Callable[[list[Detector], int, int], Scorer] = Scorer,
+    ) -> None:
+        """``clients``: the Kafka clients (fakes in tests; by default aiokafka's, made when
+        :meth:`run` starts); ``scorer``: what builds the scorer from the models."""
+        self.s = s = settings
+        torch.set_num_threads(s.torch_threads)  # the daemon owns its process
+        self.metrics, self.health, self.ledger = Metrics(), Health(s.broker_grace_s), Ledger()
+        self.models = Models(s.model, s.device, s.amp)
+        self.scorer = scorer(self.models.detectors, s.max_batch, s.top_k)
+        self.windower = self.models.windower(s.input_kind)
+        self.decisions = Decisions(
+            self.models, self.scorer.detectors, self.windower, s.alerts_topic, s.scores_topic
+        )
+        self.model_watch = ModelWatch(self.models, self.scorer, self.metrics)
+        self.clients, self.stopping, self.http_port = clients, asyncio.Event(), s.metrics_port
+        self.stages: stages.Stages | None = None
+
+    @property
+    def detector(self) -> Detector:
+        """The first (with one artifact, the only) model in use; it changes on SIGHUP."""
+        return self.scorer.detectors[0]
+
+    @property
+    def totals(self) -> Totals:
+        """What was decided and acknowledged since the daemon started."""
+        return Totals() if self.stages is None else self.stages.publish.totals
+
+    def ready(self) -> bool:
+        return self.health.ready()
+
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT (or :meth:`stop`), then drain and return; raise
+        :class:`StageFailed` after a stage failed, :class:`AemonError` when start-up fails."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.model_watch.request, True)
+        try:
+            http = await serve_http(self.metrics, self.health, self.s.metrics_host, self.http_port)
+        except OSError as exc:
+            raise ConfigError(
+                f"metrics_port: cannot listen on {self.s.metrics_host}:{self.s.metrics_port} "
+                f"({exc.strerror or exc})"
+            ) from None
+        self.http_port = int(http.sockets[0].getsockname()[1])
+        self.clients = self.clients or kafka_clients(self.s)
+        self.supervisor = Supervisor(self._failed)
+        self.stages = stages.build(
+            self.s,
+            self.clients,
+            ledger=self.ledger,
+            health=self.health,
+            metrics=self.metrics,
+            models=self.models,
+            scorer=self.scorer,
+            decisions=self.decisions,
+            model_watch=self.model_watch,
+            stopping=self.stopping,
+        )
+        try:
+            await self._serve(self.clients, self.stages)
+        finally:
+            self.scorer.close()
+            http.close()
+            await http.wait_closed()
+        if self.supervisor.failure is not None:
+            raise StageFailed(self.supervisor.reason)
+        log.info("stopped cleanly")
+
+    async def _serve(self, c: Clients, parts: stages.Stages) -> None:
+        det, s, sup = self.detector, self.s, self.supervisor
+        log.info(
+            "serving %s %s (%s) on %s; metrics on %s:%d",
+            *(det.name, det.version, det.meta["family"], det.device),
+            *(s.metrics_host, self.http_port),
+        )
+        try:
+            if not await parts.watch.first_contact(s.bootstrap_servers, s.broker_wait_s):
+                return
+            try:
+                await c.producer.start()
+                await c.consumer.start()
+            except Exception as exc:
+                raise AemonError(f"cannot start the Kafka clients: {exc!r}") from None
+            c.consumer.subscribe([s.input_topic], listener=parts.rebalance)
+            settle_heap()
+            for name, run in parts.runs().items():
+                sup.start(name, run)
+            await self.stopping.wait()
+            failed = sup.failure is not None
+            deadline = FAILED_DRAIN_SECONDS if failed else s.shutdown_timeout_s
+            late = await sup.finish(deadline, set(stages.DRAINING))
+            if late and not failed:
+                log.warning(
+                    "drain cut short after %g s (%s); what was not acknowledged is decided again "
+                    "after the restart",
+                    *(s.shutdown_timeout_s, ", ".join(late)),
+                )
+        finally:
+            for close in (c.consumer.stop, c.producer.stop, c.cluster.close):
+                try:  # each within a bound: a broker that is gone must not hold the exit
+                    await asyncio.wait_for(close(), 3)
+                except (Exception, asyncio.CancelledError) as exc:
+                    log.info("a Kafka client did not close cleanly: %r", exc)
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("stopping: finishing the batches in hand, then committing")
+        self.health.stopping = True
+        self.stopping.set()
+
+    def _failed(self, reason: str) -> None:
+        self.health.failed = reason
+        self.stop()

@@ -1,0 +1,300 @@
+"""``aemon bench``: the scorer alone, and the full daemon path beside a bare decode loop.
+
+In one run and on the same topic: (a) a bare aiokafka loop that only decodes each message into a
+float32 batch, and (b) the whole daemon (decode, batch, score, decide, publish, commit). Then the
+decision latency (input message timestamp to the per-window score record's timestamp, both set
+on this machine) at a fixed input rate of half the full path's measured maximum.
+
+The windows are the detector's held-out *normal* windows, as a monitored stream mostly is; the
+alerts they still raise (false positives at the calibrated threshold) are published like any
+other, and their rate is reported beside the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from tqdm.auto import tqdm
+
+from aemon.core.detector import Detector
+from aemon.core.table import WindowTable, write_windows
+from aemon.daemon.config import Settings, local
+from aemon.daemon.kafka import GroupConsumer, kafka_clients
+from aemon.daemon.scoring import Scorer, settle_heap
+from aemon.daemon.service import Service, started
+from aemon.tools.broker import EmbeddedBroker, create_topics, free_port
+from aemon.tools.replay import messages, produce
+
+PARTITIONS = 3
+STREAMS = 16
+
+
+def _table(windows: np.ndarray, n: int) -> WindowTable:
+    """``n`` windows cycled from ``windows``, spread over ``STREAMS`` streams, seq 0..n-1."""
+    return WindowTable(
+        np.resize(windows, (n, *windows.shape[1:])),
+        stream=np.array([f"b{i % STREAMS}" for i in range(n)]),
+        seq=np.arange(n, dtype=np.int64),
+    )
+
+
+def _settings(bootstrap: str, model: Path, topic: str, **extra: object) -> Settings:
+    return local(model, bootstrap, "bench", input_topic=topic, **extra)
+
+
+async def _until_scored(svc: Service, task: asyncio.Task, n: int) -> None:
+    deadline = time.monotonic() + 300
+    while svc.totals.windows < n:
+        if task.done():
+            task.result()
+        if time.monotonic() > deadline:
+            raise TimeoutError("the daemon did not score every bench window within 300 s")
+        await asyncio.sleep(0.01)
+
+
+async def bare_loop(
+    bootstrap: str, topic: str, n: int, shape: tuple[int, ...], fmt: str, batch: int
+) -> float:
+    """Windows/s of a loop that only fetches and decodes into a float32 batch."""
+    c = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 << 20,  # as the daemon's consumer
+        fetch_max_wait_ms=Settings().fetch_max_wait_ms,
+    )
+    await c.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        rows = np.empty((batch, *shape), dtype=np.float32)
+        flat = rows.reshape(batch, -1)
+        count, first = 0, None
+        while count < n:
+            fetched = await c.getmany(timeout_ms=200, max_records=batch)
+            if fetched and first is None:
+                first = time.monotonic()
+            for recs in fetched.values():
+                for r in recs:
+                    i = count % batch
+                    if fmt == "f32":
+                        flat[i] = np.frombuffer(r.value, dtype="<f4")
+                    else:
+                        flat[i] = orjson.loads(r.value)["values"]
+                    count += 1
+        return n / (time.monotonic() - first)
+    finally:
+        await c.stop()
+
+
+class Stopwatch:
+    """The daemon's consumer, timed from its first fetch that returned records to its last
+    commit (the full path's time, start-up and drain left out)."""
+
+    def __init__(self, consumer: GroupConsumer) -> None:
+        self.consumer = consumer
+        self.first_fetch: float | None = None
+        self.last_commit: float | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.consumer, name)
+
+    async def getmany(self, **kw: Any) -> dict:
+        fetched = await self.consumer.getmany(**kw)
+        if fetched and self.first_fetch is None:
+            self.first_fetch = time.monotonic()
+        return fetched
+
+    async def commit(self, offsets: dict) -> None:
+        await self.consumer.commit(offsets)
+        self.last_commit = time.monotonic()
+
+    def seconds(self) -> float:
+        assert self.first_fetch is not None and self.last_commit is not None
+        return self.last_commit - self.first_fetch
+
+
+async def _full_path(
+    bootstrap: str, model: Path, topic: str, n: int, extra: dict
+) -> tuple[Service, Stopwatch]:
+    s = _settings(bootstrap, model, topic, **extra)
+    await create_topics(bootstrap, {s.alerts_topic: 1, s.dlq_topic: 1})
+    clients = kafka_clients(s)
+    watch = Stopwatch(clients.consumer)  # type: ignore[arg-type]
+    clients.consumer = watch  # type: ignore[assignment]
+    svc = Service(s, clients)
+    task = asyncio.create_task(svc.run())
+    await _until_scored(svc, task, n)
+    svc.stop()
+    await task
+    return svc, watch
+
+
+async def latency(
+    bootstrap: str, model: Path, windows: np.ndarray, fmt: str, rate: float, seconds: float
+) -> tuple[float, float]:
+    """p50/p99 milliseconds from input timestamp to the window's score record, at ``rate``.
+
+    The input comes from ``aemon replay --rate`` in its own process, as from a real producer.
+    """
+    tag = uuid.uuid4().hex[:8]
+    topic, scores = f"bench-lat-{tag}", f"bench-scores-{tag}"
+    n = max(200, int(rate * seconds))
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = Path(tmp) / "windows.csv"
+        write_windows(csv, _table(windows, n))
+        s = _settings(bootstrap, model, topic, scores_topic=scores, auto_offset_reset="latest")
+        await create_topics(
+            bootstrap, {topic: PARTITIONS, scores: 1, s.alerts_topic: 1, s.dlq_topic: 1}
+        )
+        svc = Service(s)
+        task = await started(svc)
+        feeder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "aemon.cli",
+            "replay",
+            str(csv),
+            "--topic",
+            topic,
+            "--rate",
+            str(rate),
+            "--format",
+            fmt,
+            "--bootstrap-servers",
+            bootstrap,
+            "--quiet",
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        if await feeder.wait() != 0:
+            raise RuntimeError("the bench's replay process failed")
+        await _until_scored(svc, task, n)
+        svc.stop()
+        await task
+    sent_at = await _timestamps(bootstrap, topic, PARTITIONS, lambda r: _key(r, fmt))
+    decided_at = await _timestamps(bootstrap, scores, 1, _score_key)
+    lat = np.array([decided_at[k] - sent_at[k] for k in sent_at if k in decided_at], dtype=float)
+    return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+
+
+def _score_key(r) -> tuple[str, int]:
+    doc = orjson.loads(r.value)
+    return doc["stream"], doc["seq"]
+
+
+def _key(r, fmt: str) -> tuple[str, int]:
+    if fmt == "f32":
+        h = dict(r.headers)
+        return h["stream"].decode(), int(h["seq"])
+    doc = orjson.loads(r.value)
+    return doc["stream"], doc["seq"]
+
+
+async def _timestamps(bootstrap: str, topic: str, partitions: int, key) -> dict:
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await c.start()
+    out = {}
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        while True:
+            for recs in (await c.getmany(timeout_ms=300)).values():
+                for r in recs:
+                    out[key(r)] = r.timestamp
+            highs = [c.highwater(tp) for tp in tps]
+            if None not in highs and all(
+                [await c.position(tp) >= h for tp, h in zip(tps, highs, strict=True)]
+            ):
+                return out
+    finally:
+        await c.stop()
+
+
+def scorer_alone(
+    detector: Detector, windows: np.ndarray, batch: int, seconds: float = 2.0
+) -> float:
+    """Windows/s of the scorer on full batches (no Kafka)."""
+    scorer = Scorer([detector], batch, top_k=5)
+    rows = np.resize(windows, (batch, *windows.shape[1:])).astype(np.float32)
+    scorer.score(rows)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        scorer.score(rows)
+        count += batch
+    scorer.close()
+    return count / (time.perf_counter() - start)
+
+
+async def run(
+    model: Path,
+    windows: np.ndarray,
+    n: int,
+    bootstrap: str | None,
+    rounds: int = 5,
+    progress: bool = True,
+) -> dict:
+    """The whole benchmark over ``rounds`` alternating bare/full reads of one topic.
+
+    Throughputs are medians over the rounds; the ratio is the median of each round's full/bare
+    ratio, so that the machine's speed drifting between rounds (seen here: 2x within a minute on
+    2 shared cores) cancels out as far as it can.
+    """
+    broker = None if bootstrap else await EmbeddedBroker(free_port()).start()
+    bootstrap = bootstrap or broker.bootstrap
+    detector = Detector.load(model)
+    batch = Settings().max_batch
+    result: dict[str, object] = {
+        "windows": n,
+        "rounds": rounds,
+        "scorer": {
+            "wps": round(scorer_alone(detector, windows, batch)),
+            "batch": batch,
+            "device": str(detector.device),
+        },
+    }
+    settle_heap()  # as the daemon does at start, so both loops run under the same collector
+    steps = tqdm(total=2 * (2 * rounds + 1), desc="bench", disable=None if progress else True)
+    try:
+        for fmt in ("json", "f32"):
+            topic = f"bench-{fmt}-{uuid.uuid4().hex[:8]}"
+            await create_topics(bootstrap, {topic: PARTITIONS})
+            await produce(
+                bootstrap, topic, messages(_table(windows, n), fmt), total=n, progress=False
+            )
+            bares, fulls, alerts = [], [], 0.0
+            for _ in range(rounds):
+                bares.append(await bare_loop(bootstrap, topic, n, detector.input_shape, fmt, batch))
+                steps.update()
+                svc, watch = await _full_path(bootstrap, model, topic, n, {})
+                fulls.append(n / watch.seconds())
+                alerts = svc.totals.alerts
+                steps.update()
+            bare, full = float(np.median(bares)), float(np.median(fulls))
+            paired = [f / b for f, b in zip(fulls, bares, strict=True)]
+            p50, p99 = await latency(bootstrap, model, windows, fmt, full / 2, seconds=4.0)
+            steps.update()
+            result[fmt] = {
+                "bare_wps": round(bare),
+                "full_wps": round(full),
+                "ratio": round(float(np.median(paired)), 3),
+                "round_ratios": [round(r, 3) for r in paired],
+                "p50_ms": round(p50, 2),
+                "p99_ms": round(p99, 2),
+                "rate": round(full / 2),
+                "alert_rate": round(alerts / n, 4),
+            }
+    finally:
+        steps.close()
+        if broker:
+            broker.stop()
+    return result

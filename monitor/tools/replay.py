@@ -1,0 +1,129 @@
+"""Replay a window or sample CSV into a Kafka topic, as fast as possible or at a fixed rate."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from tqdm.auto import tqdm
+
+from aemon.core.errors import AemonError
+from aemon.core.table import WindowTable, read_windows
+from aemon.daemon.codec import encode_window, f32_headers
+from aemon.training.datasets.samples import Samples, read_samples
+
+CHUNK = 5000
+
+
+def sample_messages(samples: Samples):
+    """(key, value, None) for every sample row, in file order: ``stream``, ``seq`` (the CSV's, or
+    the count of the stream's samples so far), ``ts`` (epoch seconds) and ``values``."""
+    counts: dict[str, int] = {}
+    values = samples.values.astype(np.float32).tolist()
+    for i, stream in enumerate(samples.stream.tolist()):
+        seq = counts.get(stream, 0) if samples.seq is None else int(samples.seq[i])
+        counts[stream] = seq + 1
+        doc = {"stream": stream, "seq": seq, "ts": float(samples.ts[i]), "values": values[i]}
+        yield stream.encode(), orjson.dumps(doc), None
+
+
+def messages(table: WindowTable, fmt: str):
+    """(key, value, headers) for every window row, in file order."""
+    streams = table.stream if table.stream is not None else np.full(len(table), "replay")
+    seqs = table.seq if table.seq is not None else np.arange(len(table))
+    for i, values in enumerate(table.values):
+        stream, seq = str(streams[i]), int(seqs[i])
+        ts = None if table.ts is None else float(table.ts[i])
+        if fmt == "f32":
+            yield stream.encode(), values.astype("<f4").tobytes(), f32_headers(stream, seq)
+        else:
+            yield stream.encode(), encode_window(stream, seq, values, ts), None
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    msgs: Iterable[tuple[bytes, bytes, list | None]],
+    *,
+    total: int,
+    rate: float | None = None,
+    progress: bool = True,
+    security: dict | None = None,
+) -> int:
+    """Send ``(key, value, headers)`` messages (``acks=all``), paced to ``rate`` per second."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=1 << 20,
+        **(security or {}),
+    )
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise AemonError(f"replay: cannot reach the broker at {bootstrap}: {exc!r}") from None
+    sent = 0
+    try:
+        start = time.perf_counter()
+        pending = []
+        with tqdm(
+            total=total, desc="replay", unit="msg", disable=None if progress else True
+        ) as bar:
+            for key, value, headers in msgs:
+                if rate and (delay := start + sent / rate - time.perf_counter()) > 0:
+                    await asyncio.sleep(delay)
+                pending.append(await producer.send(topic, value, key=key, headers=headers))
+                sent += 1
+                if len(pending) >= CHUNK:
+                    await asyncio.gather(*pending)
+                    bar.update(len(pending))
+                    pending.clear()
+            await asyncio.gather(*pending)
+            bar.update(len(pending))
+    except KafkaError as exc:
+        raise AemonError(
+            f"replay to {topic} stopped after {sent} messages (those before the last "
+            f"{len(pending)} are acknowledged): {exc!r}"
+        ) from None
+    finally:
+        with contextlib.suppress(KafkaError):
+            await producer.stop()
+    return sent
+
+
+async def replay(
+    path: str | Path,
+    topic: str,
+    bootstrap: str,
+    *,
+    rate: float | None = None,
+    fmt: str = "json",
+    samples: bool = False,
+    progress: bool = True,
+    security: dict | None = None,
+) -> int:
+    """Produce every row of ``path`` (windows, or with ``samples`` a sample CSV) to ``topic``
+    (key = stream); returns the count sent."""
+    if samples:
+        rows = read_samples(path)
+        msgs = sample_messages(rows)
+    else:
+        rows = read_windows(path)
+        msgs = messages(rows, fmt)
+    return await produce(
+        bootstrap,
+        topic,
+        msgs,
+        total=len(rows),
+        rate=rate,
+        progress=progress,
+        security=security,
+    )
