@@ -188,7 +188,7 @@ def load(path: str | Path, device: str = "auto") -> Detector | SeriesDetector:
     from aemon.series_detector import SeriesDetector
 
     root = Path(path)
-    if (root / META_FILE).is_file() and read_meta(root)["input"].get("kind") != "series":
+    if (root / META_FILE).is_file() and not read_meta(root).is_series:
         return Detector.load(root, device=device)
     return SeriesDetector.load(root, device=device)
 

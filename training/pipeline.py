@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 import torch
 
 from aemon.core import artifact
+from aemon.core.artifact import Meta
 from aemon.core.detector import Detector
 from aemon.core.errors import DataError
 from aemon.core.evaluation import evaluate
@@ -50,22 +52,25 @@ def split_normals(
     return normal[:n_fit], normal[-n_cal:]
 
 
-def _series_meta(meta: dict, series: dict[str, object], cal_scores: np.ndarray) -> None:
-    """A series model: threshold never below the largest calibration score, the calibration
-    tail that seeds the adaptive threshold, the event rule and the expected false alarms."""
-    thr = meta["threshold"]
-    thr["value"] = max(float(thr["value"]), float(cal_scores.max()))
-    thr["at_least"] = "the largest calibration score"
+def _series_facts(
+    threshold: dict[str, object], series: dict[str, object], cal_scores: np.ndarray
+) -> dict[str, object]:
+    """A series model's additions to ``detector.json``: the threshold never below the largest
+    calibration score, the calibration tail that seeds the adaptive threshold, the expected false
+    alarms (all into ``threshold``), and the event rule, stream and facts (returned)."""
+    value = max(float(threshold["value"]), float(cal_scores.max()))  # type: ignore[arg-type]
     rule: dict = dict(series["events"])  # type: ignore[arg-type]
     window = int(rule.get("adaptive_window", 0))
-    thr["calibration_tail"] = [float(v) for v in cal_scores[-window:]] if window else []
-    p = exceed_probability(cal_scores, thr["value"])
+    p = exceed_probability(cal_scores, value)
     per_day = 86400.0 / float(series["seconds_per_window"])  # type: ignore[arg-type]
-    thr["exceed_probability"] = p
-    thr["expected_false_alarms_per_day"] = p * per_day
-    meta["events"] = rule
-    meta["stream"] = series["stream"]
-    meta["series"] = series["facts"]
+    threshold.update(
+        value=value,
+        at_least="the largest calibration score",
+        calibration_tail=[float(v) for v in cal_scores[-window:]] if window else [],
+        exceed_probability=p,
+        expected_false_alarms_per_day=p * per_day,
+    )
+    return {"events": rule, "stream": series["stream"], "series": series["facts"]}
 
 
 def fit_model(
@@ -141,7 +146,7 @@ def fit_detector(
             kind,
             progress,
         )
-    meta: dict[str, object] = {
+    doc: dict[str, Any] = {
         "name": name,
         "family": recipe.family,
         "input": {"kind": kind, "shape": list(normal.shape[1:])},
@@ -149,22 +154,22 @@ def fit_detector(
         "score": recipe.score,
     }
     if kind in ("window", "series"):
-        meta["input"]["window"] = {"length": normal.shape[-1], "stride": stride or normal.shape[-1]}
-    detector = Detector(model, meta, normaliser, device)
+        doc["input"]["window"] = {"length": normal.shape[-1], "stride": stride or normal.shape[-1]}
+    detector = Detector(model, Meta(doc), normaliser, device)
     stage(progress, f"calibrating the threshold ({recipe.threshold}) on {len(cal_rows)} {unit}")
     cal_scores = detector.score(cal_rows)
     threshold = calibrate(cal_scores, recipe.threshold)
-    meta["threshold"] = {
+    doc["threshold"] = {
         **threshold.to_dict(),
         "fitted_on": "held-out normal training windows" if held_out else "fitted normal windows",
     }
     if series is not None:
-        _series_meta(meta, series, cal_scores)
+        doc.update(_series_facts(doc["threshold"], series, cal_scores))
     metrics: dict[str, object] = {"threshold_method": threshold.spec}
     if test is not None and test.label is not None:
         stage(progress, f"evaluating on {len(test)} test {unit}")
         metrics.update(evaluate(detector.score(test.values), test.label, detector.threshold))
-    meta["training"] = {
+    doc["training"] = {
         **facts,
         "seed": seed,
         "recipe": {**asdict(recipe), "fit": asdict(recipe.fit)},
@@ -182,6 +187,6 @@ def fit_detector(
             "calibration": result.val_loss,
         },
     }
-    meta["metrics"] = metrics
-    _, doc = artifact.seal(model, meta)
-    return Detector(model, doc, normaliser, device)
+    doc["metrics"] = metrics
+    _, sealed = artifact.seal(model, doc)
+    return Detector(model, Meta(sealed), normaliser, device)

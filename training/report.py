@@ -301,7 +301,7 @@ def plain(value: object) -> object:
 
 def describe(det: Detector, split: str) -> str:
     """A figure's title: the model's name and family, and the data split shown."""
-    return f"{det.name} ({det.meta['family']} AE), {split}"
+    return f"{det.name} ({det.meta.family} AE), {split}"
 
 
 def run_report(
@@ -316,7 +316,7 @@ def run_report(
     out.mkdir(parents=True, exist_ok=True)
     title = describe(det, split)
     paths = []
-    history = det.meta.get("training", {}).get("history")
+    history = det.meta.training.get("history")
     if history and history.get("train"):
         paths.append(loss_curves(history, describe(det, "fit"), out / "loss.png"))
     doc = det.summary()
@@ -352,7 +352,7 @@ def _reconstruction_picture(
     recon = det.normaliser.inverse(r, x)
     y = None if labels is None else labels[rows]
     path = out / "reconstructions.png"
-    if det.meta["input"]["kind"] == "image":
+    if det.meta.kind == "image":
         return image_pairs(x, recon, scores[rows], det.threshold, y, title, path)
     return reconstructions(x, recon, scores[rows], det.threshold, y, title, path, rows)
 

@@ -51,13 +51,13 @@ def score_samples(
             out.skipped.append(stream)
             continue
         out.models[stream] = det
-        window = det.meta["input"].get("window", {})
-        length = int(window.get("length", det.input_shape[-1]))
+        window = det.meta.window
+        length = window.length
         rows = samples.rows_of(stream)
         sub = samples.subset(rows)
         if len(sub) < length:  # not one window yet, as in the daemon
             continue
-        cut = windows_of(sub, length, int(window.get("stride", length)))
+        cut = windows_of(sub, length, window.stride)
         scores = det.score(cut.table.values.reshape(len(cut.table), *det.input_shape))
         decider = Decider(Rule.from_meta(det.meta), stream)
         for i, sc in enumerate(scores.tolist()):

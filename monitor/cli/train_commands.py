@@ -246,7 +246,7 @@ def _image_tasks(
     if hasattr(model, "sample"):
         with torch.inference_mode():
             drawn = model.sample(64, torch.Generator(device=dev).manual_seed(0)).cpu().numpy()
-        epochs = det.meta["training"]["epochs_run"]
+        epochs = det.meta.training["epochs_run"]
         report.image_grid(
             drawn,
             f"{report.describe(det, 'prior')}: 64 samples from N(0, I) after {epochs} epochs",
@@ -289,7 +289,7 @@ def _is_series(model: Path) -> bool:
     """A models directory, or an artifact trained by ``train series``: its input is samples."""
     if not (model / META_FILE).is_file():
         return model.is_dir() and any((sub / META_FILE).is_file() for sub in model.iterdir())
-    return read_meta(model)["input"].get("kind") == "series"
+    return read_meta(model).is_series
 
 
 def _score_series(args: argparse.Namespace) -> int:
@@ -378,10 +378,9 @@ def evaluate(args: argparse.Namespace) -> int:
     if table.label is None:
         raise DataError(f"{args.input}: evaluate needs a 'label' column (1 = anomaly)")
     doc = metrics_at(scores, table.label, detector.threshold)
-    thr = detector.meta["threshold"]
     doc.update(
         threshold=detector.threshold,
-        threshold_method=f"{thr.get('method')}:{thr.get('param')}",
+        threshold_method=detector.meta.threshold_spec,
         model_version=detector.version,
         artifact=str(args.model),
     )

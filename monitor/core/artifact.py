@@ -10,8 +10,10 @@ import hashlib
 import json
 import math
 import platform
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import safetensors.torch
 import torch
@@ -25,6 +27,109 @@ SCHEMA_VERSION = 1
 META_FILE = "detector.json"
 WEIGHTS_FILE = "weights.safetensors"
 REQUIRED = ("name", "family", "hparams", "input", "normaliser", "score", "threshold", "weights")
+
+
+@dataclass(frozen=True)
+class Window:
+    """How a series or window model cuts its input: ``length`` samples, every ``stride``."""
+
+    length: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class Meta:
+    """``detector.json``, typed: the one way every caller reads an artifact's metadata.
+
+    ``doc`` is the document as written (or being built, while a model is fitted); everything
+    else is read through the properties below, so that each fact is parsed in one place.
+    """
+
+    doc: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.doc["name"])
+
+    @property
+    def family(self) -> str:
+        return str(self.doc["family"])
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        return self.doc["hparams"]
+
+    @property
+    def kind(self) -> str:
+        """What the model takes: ``window``, ``series`` (raw samples it windows) or ``image``."""
+        return str(self.doc["input"].get("kind", "window"))
+
+    @property
+    def is_series(self) -> bool:
+        return self.kind == "series"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.doc["input"]["shape"])
+
+    @property
+    def channels(self) -> int:
+        return 1 if len(self.shape) == 1 else self.shape[0]
+
+    @property
+    def window(self) -> Window:
+        """Window length and stride (tumbling windows of the input length when none is
+        recorded)."""
+        w = self.doc["input"].get("window", {})
+        length = int(w.get("length", self.shape[-1]))
+        return Window(length, int(w.get("stride", length)))
+
+    @property
+    def normaliser(self) -> dict[str, Any]:
+        return self.doc["normaliser"]
+
+    @property
+    def score(self) -> str:
+        return str(self.doc["score"])
+
+    @property
+    def threshold(self) -> float:
+        """The calibrated threshold value."""
+        return float(self.doc["threshold"]["value"])
+
+    @property
+    def threshold_spec(self) -> str:
+        """How the threshold was calibrated, as the ``--threshold`` flag writes it."""
+        thr = self.doc["threshold"]
+        return f"{thr.get('method')}:{thr.get('param')}"
+
+    @property
+    def calibration_tail(self) -> tuple[float, ...]:
+        """Calibration scores that seed an adaptive threshold (series models)."""
+        return tuple(float(v) for v in self.doc["threshold"].get("calibration_tail", ()))
+
+    @property
+    def event_rule(self) -> dict[str, Any] | None:
+        """The event rule's settings (series models), else None."""
+        return self.doc.get("events")
+
+    @property
+    def stream(self) -> str | None:
+        """The stream a per-stream model serves (None: any)."""
+        stream = self.doc.get("stream")
+        return None if stream is None else str(stream)
+
+    @property
+    def model_version(self) -> str:
+        return str(self.doc["model_version"])
+
+    @property
+    def training(self) -> dict[str, Any]:
+        return self.doc.get("training", {})
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.doc.get("metrics", {})
 
 
 def sha256(path: Path) -> str:
@@ -80,8 +185,8 @@ def save(out: str | Path, model: Autoencoder, meta: dict[str, object]) -> Path:
     return out
 
 
-def read_meta(path: str | Path) -> dict:
-    """``detector.json`` of an artifact directory, checked for schema and required keys."""
+def read_meta(path: str | Path) -> Meta:
+    """``detector.json`` of an artifact directory, checked for schema, keys and types."""
     root = Path(path)
     meta_path = root / META_FILE
     if not root.is_dir():
@@ -105,7 +210,7 @@ def read_meta(path: str | Path) -> dict:
     problem = _wrong_type(meta)
     if problem:
         raise ArtifactError(f"{meta_path}: {problem}")
-    return meta
+    return Meta(meta)
 
 
 def _finite(v: object) -> bool:
@@ -146,10 +251,11 @@ def _wrong_type(meta: dict) -> str | None:
     return None
 
 
-def load_model(path: str | Path) -> tuple[Autoencoder, dict]:
+def load_model(path: str | Path) -> tuple[Autoencoder, Meta]:
     """Rebuild the model from ``detector.json`` and load verified weights into it."""
     root = Path(path)
-    meta = read_meta(root)
+    typed = read_meta(root)
+    meta = typed.doc
     weights = root / meta["weights"].get("file", WEIGHTS_FILE)
     if not weights.is_file():
         raise ArtifactError(f"{weights}: missing weights file")
@@ -167,4 +273,4 @@ def load_model(path: str | Path) -> tuple[Autoencoder, dict]:
         raise ArtifactError(f"{weights}: tensors do not match {meta['family']!r} model: {diff}")
     model.load_state_dict(state)
     model.eval()
-    return model, meta
+    return model, typed

@@ -19,12 +19,12 @@ def catalog(path: str | Path) -> dict[str, Path]:
     """``{stream: artifact directory}`` (``ANY`` for a catch-all) of an artifact or models dir."""
     root = Path(path)
     if (root / META_FILE).is_file():
-        return {str(read_meta(root).get("stream", ANY)): root}
+        return {read_meta(root).stream or ANY: root}
     if not root.is_dir():
         raise ArtifactError(f"{root}: not an artifact or a directory of artifacts")
     found: dict[str, Path] = {}
     for sub in sorted(p for p in root.iterdir() if (p / META_FILE).is_file()):
-        stream = str(read_meta(sub).get("stream", ANY))
+        stream = read_meta(sub).stream or ANY
         if stream in found:
             raise ArtifactError(f"{sub} and {found[stream]} both serve stream {stream!r}")
         found[stream] = sub

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from aemon.core import artifact
-from aemon.core.artifact import load_model
+from aemon.core.artifact import Meta, load_model
 from aemon.core.device import autocast, pick_device
 from aemon.core.errors import DataError
 from aemon.core.evaluation import evaluate
@@ -56,7 +56,7 @@ def as_windows(values: Any, shape: tuple[int, ...]) -> np.ndarray:
 @dataclass
 class Detector:
     model: Autoencoder
-    meta: dict
+    meta: Meta
     normaliser: Normaliser
     device: torch.device
     amp: bool = False
@@ -66,28 +66,28 @@ class Detector:
         """Load and verify an artifact; ``amp`` enables autocast when scoring on CUDA."""
         model, meta = load_model(path)
         dev = pick_device(device)
-        return cls(model.to(dev), meta, Normaliser.from_dict(meta["normaliser"]), dev, amp)
+        return cls(model.to(dev), meta, Normaliser.from_dict(meta.normaliser), dev, amp)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.meta["input"]["shape"])
+        return self.meta.shape
 
     @property
     def threshold(self) -> float:
-        return float(self.meta["threshold"]["value"])
+        return self.meta.threshold
 
     @property
     def name(self) -> str:
-        return str(self.meta["name"])
+        return self.meta.name
 
     @property
     def version(self) -> str:
-        return str(self.meta["model_version"])
+        return self.meta.model_version
 
     def errors_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Per-element error of a normalised batch already on the device (float32)."""
         with torch.inference_mode(), autocast(self.device, self.amp):
-            return self.model.errors(x, self.meta["score"]).float()
+            return self.model.errors(x, self.meta.score).float()
 
     def score_tensor(
         self, x: torch.Tensor, threshold: float | None = None, top_k: int = 0
@@ -132,16 +132,16 @@ class Detector:
     def save(self, path: str | Path) -> Path:
         """Write the artifact (``detector.json`` and ``weights.safetensors``) that the CLI,
         :func:`aemon.load` and ``aemon serve`` read."""
-        out = artifact.save(path, self.model, self.meta)
+        out = artifact.save(path, self.model, self.meta.doc)
         self.meta = artifact.read_meta(out)
         return out
 
     def summary(self) -> dict[str, object]:
         """What a training run prints: threshold, evaluation metrics, timing, version."""
-        training = self.meta.get("training", {})
+        training = self.meta.training
         return {
             "threshold": self.threshold,
-            **self.meta.get("metrics", {}),
+            **self.meta.metrics,
             "fit_seconds": round(float(training.get("fit_seconds", 0.0)), 3),
             "model_version": self.version,
         }

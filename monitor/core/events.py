@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from aemon.core.errors import ArtifactError
 
 if TYPE_CHECKING:
+    from aemon.core.artifact import Meta
     from aemon.core.detector import Detector
 
 
@@ -80,15 +81,12 @@ class Rule:
         }
 
     @classmethod
-    def from_meta(cls, meta: dict) -> Rule:
+    def from_meta(cls, meta: Meta) -> Rule:
         """The rule an artifact records (fixed threshold, one-window events when it has none)."""
-        events = meta.get("events", {})
-        thr = meta["threshold"]
         try:
-            seed = tuple(float(v) for v in thr.get("calibration_tail", ()))
-            return cls(float(thr["value"]), seed=seed, **events)
+            return cls(meta.threshold, seed=meta.calibration_tail, **(meta.event_rule or {}))
         except (TypeError, ValueError) as exc:
-            raise ArtifactError(f"the event rule of model {meta.get('name')!r}: {exc}") from None
+            raise ArtifactError(f"the event rule of model {meta.name!r}: {exc}") from None
 
 
 # The event rule of `aemon train series` and `aemon nab` unless their flags say otherwise.

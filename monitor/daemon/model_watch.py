@@ -22,7 +22,7 @@ class ModelWatch:
 
     def set_metrics(self) -> None:
         self.metrics.set_models(
-            [(d.name, d.version, d.meta["family"], d.threshold) for d in self.scorer.detectors]
+            [(d.name, d.version, d.meta.family, d.threshold) for d in self.scorer.detectors]
         )
 
     def request(self, every: bool = False) -> None:

@@ -56,13 +56,14 @@ class Models:
     def _check(detectors: list[Detector]) -> None:
         first = detectors[0]
         for det in detectors[1:]:
-            if det.input_shape != first.input_shape or _window(det) != _window(first):
+            a, b = first.meta.window, det.meta.window
+            if det.input_shape != first.input_shape or a != b:
                 raise ArtifactError(
                     f"models {first.name} and {det.name} take different windows "
-                    f"({first.input_shape}, {_window(first)} against {det.input_shape}, "
-                    f"{_window(det)}); one daemon serves models of one window shape"
+                    f"({first.input_shape}, {(a.length, a.stride)} against {det.input_shape}, "
+                    f"{(b.length, b.stride)}); one daemon serves models of one window shape"
                 )
-            if ("events" in det.meta) != ("events" in first.meta):
+            if (det.meta.event_rule is None) != (first.meta.event_rule is None):
                 raise ArtifactError("a models directory mixes series models with others")
 
     @property
@@ -72,7 +73,7 @@ class Models:
     @property
     def events(self) -> bool:
         """Series models: windows form events. Others alert on every window above threshold."""
-        return "events" in self.first.meta
+        return self.first.meta.event_rule is not None
 
     @property
     def single(self) -> bool:
@@ -89,15 +90,13 @@ class Models:
         decisions depend on. None for ready-made windows."""
         det = self.first
         if input_kind == "auto":
-            input_kind = "samples" if det.meta["input"]["kind"] == "series" else "windows"
+            input_kind = "samples" if det.meta.is_series else "windows"
         if self.events and input_kind != "samples":
             raise ConfigError("input_kind: series models (aemon train series) take samples")
         if input_kind != "samples":
             return None
-        shape = det.input_shape
-        length, stride = _window(det)
-        channels = 1 if len(shape) == 1 else shape[0]
-        return Windower(length, stride, channels, self.history if self.events else 0)
+        w = det.meta.window
+        return Windower(w.length, w.stride, det.meta.channels, self.history if self.events else 0)
 
     def index(self, stream: str) -> int | None:
         """The model serving ``stream``, or None."""
@@ -127,9 +126,3 @@ class Models:
             self.detectors[i], self.rules[i] = det, rule
             swapped.append((i, det))
         return swapped, refused
-
-
-def _window(det: Detector) -> tuple[int, int]:
-    w = det.meta["input"].get("window", {})
-    length = int(w.get("length", det.input_shape[-1]))
-    return length, int(w.get("stride", length))

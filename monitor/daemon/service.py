@@ -129,7 +129,7 @@ class Service:
         det, s, sup = self.detector, self.s, self.supervisor
         log.info(
             "serving %s %s (%s) on %s; metrics on %s:%d",
-            *(det.name, det.version, det.meta["family"], det.device),
+            *(det.name, det.version, det.meta.family, det.device),
             *(s.metrics_host, self.http_port),
         )
         try:

@@ -21,7 +21,7 @@ def test_calibration_follows_fitting_in_time_and_the_artifact_says_what_to_expec
     assert rc == 0
     found = catalog(out)
     assert set(found) == {"a", "b/c"} and found["b/c"].name == stream_dir("b/c") != "b/c"
-    meta = read_meta(found["a"])
+    meta = read_meta(found["a"]).doc
     facts = meta["series"]
     assert facts["fit_rows"] + facts["calibration_rows"] == facts["train_rows"] == 400
     assert facts["fit_rows"] == 280  # the earlier 70% fitted, the later 30% calibrates
@@ -36,7 +36,7 @@ def test_near_constant_series_cannot_collapse_the_threshold(tmp_path, capsys):
     csv = samples_csv(tmp_path / "flat.csv", flat=True)
     rc, out = train(tmp_path, csv, "--adaptive-window", "0")
     assert rc == 0
-    meta = read_meta(catalog(out)["a"])
+    meta = read_meta(catalog(out)["a"]).doc
     assert meta["normaliser"]["scale"] >= 1e-3  # robust scale floored, not 1e-4 blips
     scores = tmp_path / "scores.csv"
     assert main(["score", "--model", str(out), "--input", str(csv), "--output", str(scores)]) == 0

@@ -24,7 +24,7 @@ def test_each_model_reconstructs_digits_and_round_trips(model, tmp_path, capsys)
     doc = train(capsys, out, "--model", model)
     assert 0 < doc["test_mse"] < 0.2
     det = Detector.load(out, device="cpu")
-    assert det.meta["input"] == {"kind": "image", "shape": [8, 8]}
+    assert det.meta.doc["input"] == {"kind": "image", "shape": [8, 8]}
     assert np.isfinite(det.score(np.random.default_rng(0).random((5, 8, 8)))).all()
     assert (out / "report" / "reconstructions.png").stat().st_size > 1000
     drawn = (out / "report" / "samples.png").exists()

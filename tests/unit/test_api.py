@@ -72,9 +72,7 @@ def test_fit_takes_a_dataframe_and_never_fits_labelled_rows():
     frame["label"] = table.label
     frame["stream"] = table.stream
     det = aemon.fit(frame, epochs=2)
-    assert (
-        det.meta["training"]["windows_fitted"] + det.meta["training"]["windows_calibration"] == 200
-    )
+    assert det.meta.training["windows_fitted"] + det.meta.training["windows_calibration"] == 200
     assert det.predict(frame).shape == (230,) and set(det.predict(frame)) <= {0, 1}
 
 

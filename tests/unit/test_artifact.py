@@ -34,7 +34,7 @@ def test_round_trip_scores_identically(saved):
     with torch.inference_mode():
         expected = model((torch.from_numpy(x) - 0.5) / 2.0) - (torch.from_numpy(x) - 0.5) / 2.0
     np.testing.assert_allclose(det.score(x), expected.abs().mean(1).numpy(), rtol=1e-6)
-    meta = artifact.read_meta(path)
+    meta = artifact.read_meta(path).doc
     assert meta["model_version"] == meta["weights"]["sha256"][:12]
     assert meta["versions"]["torch"] == torch.__version__
     assert det.threshold == 0.3 and det.input_shape == (16,)

@@ -55,7 +55,7 @@ def test_family_trains_round_trips_and_scores(family, tmp_path):
     fitted.save(out)
     det = Detector.load(out, device="cpu")
     assert det.version == fitted.version  # the version is known before the artifact is written
-    assert det.meta["family"] == family and det.threshold == summary["threshold"]
+    assert det.meta.family == family and det.threshold == summary["threshold"]
     scores = det.score(test.values)
     assert np.isfinite(scores).all()
     assert summary["roc_auc"] > 0.6, summary  # a few epochs already separate the bursts
