@@ -62,7 +62,12 @@ class Metrics:
     """Every series the daemon exports, on its own registry."""
 
     def __init__(self) -> None:
-        r = self.registry = CollectorRegistry()
+        self.registry = CollectorRegistry()
+        self._decisions(self.registry)
+        self._events(self.registry)
+        self._health(self.registry)
+
+    def _decisions(self, r: CollectorRegistry) -> None:
         self.windows_scored = Counter("aemon_windows_scored", "Windows scored.", registry=r)
         self.anomalies = Counter("aemon_anomalies", "Windows above the threshold.", registry=r)
         self.invalid = Counter(
@@ -105,6 +110,7 @@ class Metrics:
             "aemon_last_batch_timestamp_seconds", "When the last batch was decided.", registry=r
         )
 
+    def _events(self, r: CollectorRegistry) -> None:
         self.events_opened = Counter(
             "aemon_events_opened", "Anomaly events opened (open messages).", registry=r
         )
@@ -118,6 +124,7 @@ class Metrics:
             registry=r,
         )
 
+    def _health(self, r: CollectorRegistry) -> None:
         self.errors = Counter(
             "aemon_errors",
             "Errors retried or fatal, by stage (broker, publish, commit) and error class.",

@@ -1,13 +1,9 @@
 """The daemon: consume -> decode -> [window] -> micro-batch -> score -> decide -> publish -> commit.
 
-Only wiring and supervision: each stage is a class with ``run()`` built by keyword from the
-settings, the ledger (:mod:`aemon.daemon.ledger`, the one owner of partition state) and the health
-object, joined by bounded queues: the *intake* fetches and decodes into preallocated batches; the
-*score stage* scores each batch in a worker thread and decides; the *publisher* waits until every
-message is acknowledged; the *committer* commits what the ledger allows; the *watch* follows the
-broker and the input log; *housekeeping* refreshes lag, log lines and models. A stage that fails
-stops the daemon: readiness drops, what was acknowledged is committed, and :meth:`Service.run`
-raises :class:`StageFailed`.
+Only wiring and supervision. The stages (:mod:`aemon.daemon.stages`) share the ledger
+(:mod:`aemon.daemon.ledger`, the one owner of partition state); a stage that fails stops the
+daemon: readiness drops, what was acknowledged is committed, and :meth:`Service.run` raises
+:class:`StageFailed`.
 """
 
 from __future__ import annotations
@@ -36,17 +32,6 @@ from aemon.daemon.supervisor import StageFailed, Supervisor
 
 log = logging.getLogger("aemon.serve")
 FAILED_DRAIN_SECONDS = 2.0  # after a stage failure: time to commit what was acknowledged
-
-
-async def started(svc: Service) -> asyncio.Task:
-    """Run ``svc`` in a task; return the task once the daemon is ready (or raise what stopped it
-    before that)."""
-    task = asyncio.create_task(svc.run())
-    while not svc.ready():
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.05)
-    return task
 
 
 class Service:
@@ -103,18 +88,11 @@ class Service:
         self.http_port = int(http.sockets[0].getsockname()[1])
         self.clients = self.clients or kafka_clients(self.s)
         self.supervisor = Supervisor(self._failed)
-        self.stages = stages.build(
-            self.s,
-            self.clients,
-            ledger=self.ledger,
-            health=self.health,
-            metrics=self.metrics,
-            models=self.models,
-            scorer=self.scorer,
-            decisions=self.decisions,
-            model_watch=self.model_watch,
-            stopping=self.stopping,
+        shared = stages.Shared(
+            *(self.s, self.clients, self.ledger, self.health, self.metrics, self.models),
+            *(self.scorer, self.decisions, self.model_watch, self.stopping),
         )
+        self.stages = stages.build(shared)
         try:
             await self._serve(self.clients, self.stages)
         finally:

@@ -50,90 +50,106 @@ class Stages:
         }
 
 
-def build(
-    s: Settings,
-    c: Clients,
-    *,
-    ledger: Ledger,
-    health: Health,
-    metrics: Metrics,
-    models: Models,
-    scorer: Scorer,
-    decisions: Decisions,
-    model_watch: ModelWatch,
-    stopping: asyncio.Event,
-) -> Stages:
-    common = {"metrics": metrics, "stopping": stopping}
-    # Every batch in flight (queued, scoring, awaiting acks) comes from this fixed pool.
-    pool = Pool(s.queue_batches + 2, s.max_batch, models.first.input_shape)
-    queue: asyncio.Queue[Batch | None] = asyncio.Queue(s.queue_batches)
+@dataclass
+class Shared:
+    """What several stages hold: the settings, the Kafka clients, the ledger, health and
+    metrics, the models and their scorer, decisions, the model watch, the stop signal."""
+
+    s: Settings
+    c: Clients
+    ledger: Ledger
+    health: Health
+    metrics: Metrics
+    models: Models
+    scorer: Scorer
+    decisions: Decisions
+    model_watch: ModelWatch
+    stopping: asyncio.Event
+
+
+def build(x: Shared) -> Stages:
+    """Every stage, joined: a fixed pool of batches (every batch in flight, queued, scoring or
+    awaiting acks, comes from it), the bounded queue to the score stage, and the publisher's."""
+    pool = Pool(x.s.queue_batches + 2, x.s.max_batch, x.models.first.input_shape)
+    queue: asyncio.Queue[Batch | None] = asyncio.Queue(x.s.queue_batches)
     confirming: asyncio.Queue[Decided | None] = asyncio.Queue()
-    intake = Intake(
-        consumer=c.consumer,
-        models=models,
-        windower=decisions.windower,
-        pool=pool,
-        queue=queue,
-        ledger=ledger,
-        limits=Limits(s.max_message_bytes, s.max_stream_id),
-        dlq_topic=s.dlq_topic,
-        dlq_max_bytes=s.dlq_max_bytes,
-        max_wait_s=s.max_wait_ms / 1000,
-        **common,
-    )
-    rebalance = Rebalance(
-        consumer=c.consumer,
-        ledger=ledger,
-        intake=intake,
-        decisions=decisions,
-        health=health,
-        metrics=metrics,
-        reset_to=s.auto_offset_reset,
-    )
-    watch = BrokerWatch(
-        clients=c,
-        input_topic=s.input_topic,
-        ledger=ledger,
-        health=health,
-        on_reset=rebalance.reset,
-        reset_to=s.auto_offset_reset,
-        **common,
-    )
+    intake, rebalance, watch = _input(x, pool, queue)
     committer = Committer(
-        consumer=c.consumer,
-        ledger=ledger,
-        metrics=metrics,
-        timeout_s=s.commit_timeout_s,
+        consumer=x.c.consumer,
+        ledger=x.ledger,
+        metrics=x.metrics,
+        timeout_s=x.s.commit_timeout_s,
         lost=watch.lost,
     )
     publisher = Publisher(
-        producer=c.producer,
-        cluster=c.cluster,
-        topics=[s.alerts_topic, s.dlq_topic, *([s.scores_topic] if s.scores_topic else [])],
+        producer=x.c.producer,
+        cluster=x.c.cluster,
+        topics=[x.s.alerts_topic, x.s.dlq_topic, *([x.s.scores_topic] if x.s.scores_topic else [])],
         confirming=confirming,
         pool=pool,
         committer=committer,
-        health=health,
-        **common,
+        health=x.health,
+        metrics=x.metrics,
+        stopping=x.stopping,
     )
     score = ScoreStage(
         queue=queue,
         confirming=confirming,
-        models=models,
-        scorer=scorer,
-        decisions=decisions,
+        models=x.models,
+        scorer=x.scorer,
+        decisions=x.decisions,
         publisher=publisher,
-        model_watch=model_watch,
-        ledger=ledger,
+        model_watch=x.model_watch,
+        ledger=x.ledger,
     )
     housekeeping = Housekeeping(
         committer=committer,
         intake=intake,
-        scorer=scorer,
-        model_watch=model_watch,
-        health=health,
-        summary_interval_s=s.summary_interval_s,
-        watch_model=s.watch_model,
-        **common,
+        scorer=x.scorer,
+        model_watch=x.model_watch,
+        health=x.health,
+        metrics=x.metrics,
+        summary_interval_s=x.s.summary_interval_s,
+        watch_model=x.s.watch_model,
+        stopping=x.stopping,
     )
     return Stages(intake, score, publisher, committer, watch, housekeeping, rebalance)
+
+
+def _input(
+    x: Shared, pool: Pool, queue: asyncio.Queue[Batch | None]
+) -> tuple[Intake, Rebalance, BrokerWatch]:
+    intake = Intake(
+        consumer=x.c.consumer,
+        models=x.models,
+        windower=x.decisions.windower,
+        pool=pool,
+        queue=queue,
+        ledger=x.ledger,
+        metrics=x.metrics,
+        limits=Limits(x.s.max_message_bytes, x.s.max_stream_id),
+        dlq_topic=x.s.dlq_topic,
+        dlq_max_bytes=x.s.dlq_max_bytes,
+        max_wait_s=x.s.max_wait_ms / 1000,
+        stopping=x.stopping,
+    )
+    rebalance = Rebalance(
+        consumer=x.c.consumer,
+        ledger=x.ledger,
+        intake=intake,
+        decisions=x.decisions,
+        health=x.health,
+        metrics=x.metrics,
+        reset_to=x.s.auto_offset_reset,
+    )
+    watch = BrokerWatch(
+        clients=x.c,
+        input_topic=x.s.input_topic,
+        ledger=x.ledger,
+        health=x.health,
+        metrics=x.metrics,
+        on_reset=rebalance.reset,
+        stopping=x.stopping,
+        reset_to=x.s.auto_offset_reset,
+    )
+    return intake, rebalance, watch

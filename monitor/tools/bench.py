@@ -30,8 +30,9 @@ from aemon.core.table import WindowTable, write_windows
 from aemon.daemon.config import Settings, local
 from aemon.daemon.kafka import GroupConsumer, kafka_clients
 from aemon.daemon.scoring import Scorer, settle_heap
-from aemon.daemon.service import Service, started
+from aemon.daemon.service import Service
 from aemon.tools.broker import EmbeddedBroker, create_topics, free_port
+from aemon.tools.harness import started, until_decided
 from aemon.tools.replay import messages, produce
 
 PARTITIONS = 3
@@ -49,16 +50,6 @@ def _table(windows: np.ndarray, n: int) -> WindowTable:
 
 def _settings(bootstrap: str, model: Path, topic: str, **extra: object) -> Settings:
     return local(model, bootstrap, "bench", input_topic=topic, **extra)
-
-
-async def _until_scored(svc: Service, task: asyncio.Task, n: int) -> None:
-    deadline = time.monotonic() + 300
-    while svc.totals.windows < n:
-        if task.done():
-            task.result()
-        if time.monotonic() > deadline:
-            raise TimeoutError("the daemon did not score every bench window within 300 s")
-        await asyncio.sleep(0.01)
 
 
 async def bare_loop(
@@ -133,7 +124,7 @@ async def _full_path(
     clients.consumer = watch  # type: ignore[assignment]
     svc = Service(s, clients)
     task = asyncio.create_task(svc.run())
-    await _until_scored(svc, task, n)
+    await until_decided(svc, task, n)
     svc.stop()
     await task
     return svc, watch
@@ -177,7 +168,7 @@ async def latency(
         )
         if await feeder.wait() != 0:
             raise RuntimeError("the bench's replay process failed")
-        await _until_scored(svc, task, n)
+        await until_decided(svc, task, n)
         svc.stop()
         await task
     sent_at = await _timestamps(bootstrap, topic, PARTITIONS, lambda r: _key(r, fmt))

@@ -97,14 +97,14 @@ async def stream_events(
     """Replay ``rest`` as raw samples through the broker into one daemon serving ``models``;
     return the event messages it published once it has decided ``expected`` windows, and its
     counters."""
-    import asyncio
     import contextlib
 
     import orjson
 
     from aemon.daemon.config import local
-    from aemon.daemon.service import Service, started
+    from aemon.daemon.service import Service
     from aemon.tools.broker import EmbeddedBroker, create_topics
+    from aemon.tools.harness import started, until_decided
     from aemon.tools.replay import replay
     from aemon.tools.topics import read_topic
 
@@ -118,10 +118,7 @@ async def stream_events(
         svc = Service(s)
         daemon = await started(svc)
         await replay(rest, s.input_topic, bootstrap, samples=True)
-        while svc.totals.windows < expected:
-            if daemon.done():
-                daemon.result()
-            await asyncio.sleep(0.2)
+        await until_decided(svc, daemon, expected, timeout=3600)
         t = svc.totals
         counters = {
             "windows_scored": float(t.windows),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import subprocess
@@ -12,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -23,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from aemon.daemon.config import Settings
 from aemon.daemon.service import Service
 from aemon.tools.broker import create_topics, free_port
+from aemon.tools.harness import running as running  # the tests share the tools' harness
 from aemon.tools.topics import read_topic
 
 SESSION_MS = 6000  # the embedded broker holds each JoinGroup for half the session timeout
@@ -75,21 +75,6 @@ async def until(check: Callable[[], bool], timeout: float, what: str | Callable[
 
 def counter(svc: Service, name: str, **labels: str) -> float:
     return svc.metrics.registry.get_sample_value(name, labels or None) or 0.0
-
-
-@contextlib.asynccontextmanager
-async def running(s: Settings) -> AsyncIterator[Service]:
-    """The daemon in this process; stopped (drained) on exit."""
-    svc = Service(s)
-    task = asyncio.create_task(svc.run())
-    try:
-        await until(lambda: svc.ready() or task.done(), 30, "the daemon to join its group")
-        if task.done():
-            task.result()
-        yield svc
-    finally:
-        svc.stop()
-        await asyncio.wait_for(task, 30)
 
 
 read_all = read_topic
