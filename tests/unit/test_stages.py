@@ -1,0 +1,317 @@
+"""Each stage of the daemon built alone, by keyword, with the fake Kafka clients and the ledger:
+none starts a Service, loads a model or opens a port."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import orjson
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import (
+    KafkaConnectionError,
+    TopicAuthorizationFailedError,
+    UnknownTopicOrPartitionError,
+)
+
+from aemon.daemon.batching import Batch, Pool
+from aemon.daemon.codec import Limits
+from aemon.daemon.committer import Committer
+from aemon.daemon.decisions import Decided
+from aemon.daemon.health import Health
+from aemon.daemon.intake import Intake
+from aemon.daemon.ledger import Ledger
+from aemon.daemon.metrics import Metrics
+from aemon.daemon.publisher import Publisher
+from aemon.daemon.rebalance import Rebalance
+from aemon.daemon.supervisor import Fatal
+from aemon.daemon.watch import BrokerWatch
+from tests.unit.fakes import FakeCluster, FakeConsumer, FakeProducer, Rec
+
+TP0, TP1 = TopicPartition("in", 0), TopicPartition("in", 1)
+
+
+class OneModel:
+    """What the intake asks of the models: one model serves every stream."""
+
+    single = True
+
+    def index(self, stream: str) -> int:
+        return 0
+
+
+class NoDecisions:
+    windower = None
+
+    def drop(self, partitions: list[int]) -> int:
+        return 0
+
+
+def window(seq: int) -> bytes:
+    return orjson.dumps({"stream": "s", "seq": seq, "values": [0.5] * 4})
+
+
+def acknowledged(ledger: Ledger, tp: TopicPartition, offset: int) -> Batch:
+    """A batch whose messages are acknowledged up to ``offset``, fetched in ``tp``'s epoch now."""
+    batch = Batch(np.zeros((1, 4), dtype=np.float32))
+    batch.commit[tp] = offset
+    batch.epochs[tp] = ledger.fetched(tp, 0, offset)
+    return batch
+
+
+# ----- the ledger: the commit rule ------------------------------------------------------------
+def test_the_ledger_commits_only_owned_current_acknowledged_offsets_within_the_log():
+    ledger = Ledger()
+    ledger.assign([TP0, TP1])
+    old = acknowledged(ledger, TP0, 5)
+    ledger.revoke([TP0])  # a new epoch, not owned: nothing of it is committed
+    ledger.acknowledged(old.commit, old.epochs)
+    b1 = acknowledged(ledger, TP1, 9)
+    ledger.acknowledged(b1.commit, b1.epochs)
+    answer = ledger.committable(lambda tp: 7, lambda tp: 0)
+    assert answer.offsets == {} and answer.past_end == [(TP1, "offset 9 is past the log end 7")]
+    b2 = acknowledged(ledger, TP1, 6)
+    ledger.acknowledged(b2.commit, b2.epochs)
+    assert ledger.committable(lambda tp: 7, lambda tp: 0).offsets == {TP1: 6}
+    ledger.committed({TP1: 6})
+    assert ledger.committable(lambda tp: 7, lambda tp: 0).offsets == {}  # nothing new
+    ledger.assign([TP0, TP1])  # back, in a later epoch: the old batch still does not count
+    ledger.acknowledged(old.commit, old.epochs)
+    assert ledger.committable(lambda tp: 7, lambda tp: 0).offsets == {}
+
+
+def test_after_an_outage_offsets_wait_for_a_fetch_answered_since():
+    ledger = Ledger()
+    ledger.assign([TP0])
+    b = acknowledged(ledger, TP0, 3)
+    ledger.acknowledged(b.commit, b.epochs)
+    ledger.outage_ended()
+    since = ledger.fresh_after_ms or 0
+    assert ledger.committable(lambda tp: 10, lambda tp: since - 1).offsets == {}
+    assert ledger.committable(lambda tp: 10, lambda tp: since).offsets == {TP0: 3}
+
+
+async def test_a_rebalances_flush_waits_until_every_queued_batch_settles():
+    ledger = Ledger()
+    ledger.handed()
+    ledger.handed()
+    waiting = asyncio.create_task(ledger.all_settled())
+    await asyncio.sleep(0)
+    ledger.settled(1)
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    ledger.settled(1)
+    await asyncio.wait_for(waiting, 1)
+
+
+# ----- the committer --------------------------------------------------------------------------
+def committer(consumer: FakeConsumer, ledger: Ledger, lost: list) -> Committer:
+    return Committer(
+        consumer=consumer,
+        ledger=ledger,
+        metrics=Metrics(),
+        timeout_s=1.0,
+        lost=lambda reason, detail: lost.append((reason, detail)),
+    )
+
+
+async def test_the_committer_commits_acknowledged_batches_and_only_as_a_member():
+    consumer, ledger, lost = FakeConsumer("in"), Ledger(), []
+    consumer.produce(0, [window(i) for i in range(10)])
+    ledger.assign([TP0])
+    c = committer(consumer, ledger, lost)
+    running = asyncio.create_task(c.run())
+    c.acknowledged(acknowledged(ledger, TP0, 4))
+    c.close()
+    await asyncio.wait_for(running, 1)
+    assert consumer.commits == [{TP0: 4}] and ledger.committed_offsets() == {TP0: 4}
+    consumer.member = False
+    b = acknowledged(ledger, TP0, 8)
+    ledger.acknowledged(b.commit, b.epochs)
+    await c.commit()
+    assert consumer.commits == [{TP0: 4}]  # membership lost: nothing committed
+    assert lost == []
+
+
+async def test_commit_errors_a_lost_partition_reported_a_missing_permission_fatal():
+    consumer, ledger, lost = FakeConsumer("in"), Ledger(), []
+    consumer.produce(0, [window(i) for i in range(10)])
+    ledger.assign([TP0])
+    c = committer(consumer, ledger, lost)
+    b = acknowledged(ledger, TP0, 4)
+    ledger.acknowledged(b.commit, b.epochs)
+    consumer.commit_error = UnknownTopicOrPartitionError()
+    await c.commit()
+    assert lost == [("past_end", "in/0: the broker does not know the partition")]
+    consumer.commit_error = TopicAuthorizationFailedError()
+    with pytest.raises(Fatal, match="may not commit"):
+        await c.commit()
+    consumer.commit_error = None
+    await c.commit()  # what was acknowledged is committed once the broker takes it
+    assert consumer.commits == [{TP0: 4}]
+
+
+# ----- the intake -----------------------------------------------------------------------------
+def intake(consumer: FakeConsumer, ledger: Ledger, pool: Pool, queue: asyncio.Queue) -> Intake:
+    return Intake(
+        consumer=consumer,
+        models=OneModel(),  # type: ignore[arg-type]
+        windower=None,
+        pool=pool,
+        queue=queue,
+        ledger=ledger,
+        metrics=Metrics(),
+        limits=Limits(),
+        dlq_topic="dlq",
+        dlq_max_bytes=1 << 16,
+        max_wait_s=60.0,
+        stopping=asyncio.Event(),
+    )
+
+
+async def test_two_hand_offs_at_once_queue_the_batch_once():
+    """The loss three replicas showed: the intake waits for a free batch after queueing its
+    batch while a rebalance's flush hands off too. The batch must be queued once only."""
+    consumer, ledger = FakeConsumer("in"), Ledger()
+    ledger.assign([TP0])
+    pool, queue = Pool(1, 4, (4,)), asyncio.Queue(4)
+    stage = intake(consumer, ledger, pool, queue)
+    stage.batch = await pool.take()
+    stage.take(TP0, [Rec(0, window(0))])
+    first = asyncio.create_task(stage.hand_off())  # queues it, then waits: the pool is empty
+    second = asyncio.create_task(stage.hand_off())  # the flush's
+    await asyncio.sleep(0.01)
+    assert queue.qsize() == 1 and ledger.in_flight == 1
+    pool.give(queue.get_nowait())
+    await asyncio.wait_for(asyncio.gather(first, second), 1)
+    assert queue.qsize() == 0 and stage.batch is not None and stage.batch.empty
+
+
+async def test_records_of_a_partition_revoked_during_the_fetch_are_not_taken():
+    consumer, ledger = FakeConsumer("in", partitions=2), Ledger()
+    ledger.assign([TP0, TP1])
+    consumer.assigned = {TP0, TP1}
+    consumer.produce(0, [window(i) for i in range(3)])
+    consumer.produce(1, [window(100 + i) for i in range(3)])
+    pool, queue = Pool(2, 8, (4,)), asyncio.Queue(2)
+    stage = intake(consumer, ledger, pool, queue)
+    fetch = consumer.getmany
+
+    async def revoked_meanwhile(**kw):
+        ledger.revoke([TP0])  # the rebalance listener runs while the fetch is out
+        return await fetch(**kw)
+
+    consumer.getmany = revoked_meanwhile  # type: ignore[method-assign]
+    running = asyncio.create_task(stage.run())
+    while stage.batch is None or stage.batch.n == 0:
+        await asyncio.sleep(0.01)
+    stage.stopping.set()
+    await asyncio.wait_for(running, 2)
+    batch = queue.get_nowait()
+    assert batch.seqs == [100, 101, 102] and set(batch.commit) == {TP1}
+
+
+# ----- the publisher --------------------------------------------------------------------------
+def publisher(producer: FakeProducer, confirming: asyncio.Queue, health: Health) -> Publisher:
+    ledger = Ledger()
+    return Publisher(
+        producer=producer,
+        cluster=FakeCluster({"al"}),
+        topics=["al"],
+        confirming=confirming,
+        pool=Pool(0, 1, (4,)),
+        committer=committer(FakeConsumer("in"), ledger, []),
+        health=health,
+        metrics=Metrics(),
+        stopping=asyncio.Event(),
+        backoff=(0.01, 0.02),
+    )
+
+
+def decided_batch() -> Decided:
+    return Decided(Batch(np.zeros((1, 4), dtype=np.float32)), None, [("al", b"{}", b"k", None)])
+
+
+async def test_the_publisher_sends_again_after_a_retriable_error_and_counts_it():
+    producer, health = FakeProducer(), Health()
+    producer.fail = [KafkaConnectionError("down")]
+    pub = publisher(producer, asyncio.Queue(), health)
+    d = decided_batch()
+    await pub.send(d)
+    assert await asyncio.wait_for(pub.confirm(d), 2)
+    assert len(producer.acked["al"]) == 1 and health.publish_failing is None
+    errors = pub.metrics.registry.get_sample_value(
+        "aemon_errors_total", {"stage": "publish", "kind": "KafkaConnectionError"}
+    )
+    assert errors == 1
+
+
+async def test_a_non_retriable_publish_error_is_fatal():
+    producer = FakeProducer()
+    producer.fail = [TopicAuthorizationFailedError()]
+    pub = publisher(producer, asyncio.Queue(), Health())
+    d = decided_batch()
+    await pub.send(d)
+    with pytest.raises(Fatal, match="retrying cannot help"):
+        await pub.confirm(d)
+
+
+# ----- the watch and the rebalance listener ---------------------------------------------------
+async def test_the_watch_reports_a_log_that_ends_before_what_was_read_and_resets_it():
+    consumer, ledger, health = FakeConsumer("in"), Ledger(), Health(grace_s=5)
+    consumer.assigned = {TP0}
+    ledger.assign([TP0])
+    ledger.fetched(TP0, 0, 8)
+    consumer.produce(0, [window(i) for i in range(3)])  # the log ends at 3: it was re-created
+    resets: list[list[TopicPartition]] = []
+
+    async def reset(tps: list[TopicPartition]) -> None:
+        resets.append(tps)
+
+    clients = type("C", (), {"consumer": consumer, "cluster": FakeCluster({"in"})})()
+    watch = BrokerWatch(
+        clients=clients,  # type: ignore[arg-type]
+        input_topic="in",
+        ledger=ledger,
+        health=health,
+        metrics=Metrics(),
+        on_reset=reset,
+        stopping=asyncio.Event(),
+    )
+    await watch.check()
+    assert resets == [[TP0]] and health.log_lost and not health.ready()
+
+
+class FlushCounter:
+    def __init__(self) -> None:
+        self.flushes = 0
+        self.forgotten: list[TopicPartition] = []
+
+    async def flush(self) -> None:
+        self.flushes += 1
+
+    def forget(self, tps: list[TopicPartition]) -> None:
+        self.forgotten += tps
+
+
+async def test_a_revoke_flushes_as_a_member_then_starts_a_new_epoch():
+    consumer, ledger, health = FakeConsumer("in", partitions=2), Ledger(), Health()
+    flushes = FlushCounter()
+    listener = Rebalance(
+        consumer=consumer,
+        ledger=ledger,
+        intake=flushes,  # type: ignore[arg-type]
+        decisions=NoDecisions(),  # type: ignore[arg-type]
+        health=health,
+        metrics=Metrics(),
+        reset_to="earliest",
+    )
+    await listener.on_partitions_assigned([TP0, TP1])
+    assert ledger.assigned == {TP0, TP1} and health.assigned
+    await listener.on_partitions_revoked([TP0])
+    assert flushes.flushes == 1 and ledger.epoch(TP0) == 1 and ledger.assigned == {TP1}
+    consumer.member = False  # membership lost: no flush (the partitions may be someone else's)
+    await listener.on_partitions_revoked([TP1])
+    assert flushes.flushes == 1 and ledger.assigned == set() and not health.assigned
+    assert flushes.forgotten == [TP0, TP1]
