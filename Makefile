@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install tools clean nab reliability soak startup
+.PHONY: demo test lint install tools clean nab reliability soak startup bench-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ tools:
 test: lint tools
 	$(BIN)/pytest tests/unit
 	$(BIN)/pytest tests/cli tests/integration
+
+# aemon bench end to end on a small topic (about a minute): outside the correctness tiers.
+bench-smoke: install
+	$(BIN)/pytest tests/benchmarks -p no:cacheprovider
 
 # aemon --help and --version: the median of 10 fresh processes each (README, "Start-up").
 startup: install

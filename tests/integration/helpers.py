@@ -113,6 +113,23 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
+FAILING = """\
+import sys
+from aemon.daemon import logs
+from aemon.daemon.config import Settings
+from aemon.daemon.event_loop import run_async
+from aemon.daemon.service import Service
+from aemon.daemon.supervisor import StageFailed
+from tests.unit.fakes import failing_scorer
+logs.configure("INFO", "text")
+try:
+    run_async(Service(Settings(**{values!r}), scorer=failing_scorer({after})).run())
+except StageFailed as exc:
+    print(f"aemon: stopped: {{exc}}", file=sys.stderr)
+    sys.exit(1)
+"""
+
+
 class Daemon:
     """``aemon serve`` as a real subprocess (for signals); ``python_api``: started as
     ``aemon.serve(**settings)`` from Python instead. Every one started is killed at the end of
@@ -126,10 +143,15 @@ class Daemon:
         log: Path,
         env: dict[str, str] | None = None,
         python_api: bool = False,
+        fail_scoring_after: int | None = None,
     ) -> None:
         self.port = free_port()
         values = {**dataclasses.asdict(s), "metrics_port": self.port}
-        if python_api:
+        if fail_scoring_after is not None:  # a stage failure injected from outside the daemon
+            code = FAILING.format(values=values, after=fail_scoring_after)
+            args = [sys.executable, "-c", code]
+            python_api = True
+        elif python_api:
             code = f"import aemon\naemon.serve(**{values!r})"
             args = [sys.executable, "-c", code]
         else:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from aemon.core.table import WindowTable, read_windows, write_windows
 from aemon.daemon.alerts import alert_id
 from aemon.daemon.codec import F32_CONTENT_TYPE
-from aemon.daemon.scoring import FAULT_ENV
 from aemon.tools.broker import EmbeddedBroker, free_port
 from aemon.tools.replay import produce, replay
 from tests.integration.helpers import (
@@ -110,7 +110,8 @@ async def test_sigkill_restart_cycles_during_a_replay(bootstrap, ecg, tmp_path, 
     assert sent == len(want) and missing == 0 and differ == 0
 
 
-async def test_three_replicas_one_killed_for_good(bootstrap, ecg, tmp_path, table):
+@pytest.mark.parametrize("run", range(5))
+async def test_three_replicas_one_killed_for_good(bootstrap, ecg, tmp_path, table, run):
     art, holdout = ecg
     t = topics(6)
     await make_topics(bootstrap, t)
@@ -141,7 +142,7 @@ async def test_three_replicas_one_killed_for_good(bootstrap, ecg, tmp_path, tabl
     seen = await decided(bootstrap, t)
     missing = len(set(want) - set(seen))
     table.row(
-        "3 replicas on 6 partitions, one SIGKILLed and not restarted",
+        f"3 replicas on 6 partitions, one SIGKILLed and not restarted (run {run + 1})",
         sent=sent,
         missing=missing,
         decided_twice=sum(n > 1 for n in seen.values()),
@@ -169,7 +170,7 @@ async def test_a_stage_failure_exits_within_seconds_and_the_restart_decides_the_
     want = many_windows(holdout, 3000, tmp_path / "w.csv")
     await replay(tmp_path / "w.csv", t["input_topic"], bootstrap, progress=False)
     s = settings(bootstrap, art, t, max_batch=256)
-    d = Daemon(s, tmp_path / "fail.log", env={FAULT_ENV: "1000"})
+    d = Daemon(s, tmp_path / "fail.log", fail_scoring_after=1000)
     statuses: list[tuple[int, int]] = []
     while d.proc.poll() is None:
         statuses.append((d.status("/readyz"), d.status("/healthz")))
@@ -187,7 +188,7 @@ async def test_a_stage_failure_exits_within_seconds_and_the_restart_decides_the_
     seen = await decided(bootstrap, t)
     missing = len(set(want) - set(seen))
     table.row(
-        "scoring exception injected (test hook) after 1000 windows",
+        "scoring exception injected (a failing scorer) after 1000 windows",
         exit_code=d.proc.returncode,
         exit_after_failure_s=f"{after:.1f}",
         readyz_503_healthz_500_seen=seen_down,
