@@ -3,8 +3,8 @@ they arrived with, so that they are published (and their offsets committed) in o
 
 The intake alone owns the batch it is filling: :meth:`Intake.hand_off` (its own, or a
 rebalance's flush) queues it under a lock, so that one batch is never queued twice. Records of
-a partition revoked while the fetch was out are dropped: when it comes back, the consumer
-starts it again from the committed offset.
+a partition revoked while the fetch was out are dropped: it is not this member's any more (when
+it comes back, the consumer starts it again from the committed offset).
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ class Intake:
         while self.batch is not None and not self.stopping.is_set():
             batch = self.batch
             left = max(0.0, self.wait - (time.monotonic() - batch.opened)) if batch.n else self.wait
-            owned = self.ledger.owned()
             fetched = await unless_stopped(
                 self.consumer.getmany(timeout_ms=int(left * 1000), max_records=batch.room),
                 self.stopping,
@@ -85,9 +84,9 @@ class Intake:
             batch = self.batch  # a rebalance's flush may have handed the old one off
             if batch is None:
                 break
-            now = self.ledger.owned()
+            owned = self.ledger.assigned
             for tp, records in fetched.items():
-                if tp in now and now[tp] == owned.get(tp):
+                if tp in owned:
                     self.take(tp, records)
             if batch.full or (not batch.empty and time.monotonic() - batch.opened >= self.wait):
                 await self.hand_off()

@@ -22,7 +22,6 @@ from aiokafka import TopicPartition
 class PartitionState:
     epoch: int = 0
     assigned: bool = False
-    assignments: int = 0  # times assigned: a fetch that spans a new assignment is not used
     fetched: int | None = None  # next offset to fetch, as the intake last took records
     acknowledged: int | None = None  # next offset after the last fully acknowledged batch
     committed: int | None = None  # what this member last committed
@@ -61,7 +60,7 @@ class Ledger:
         """The partitions assigned to this member now, all of them (rebalance listener)."""
         now = set(tps)
         for tp in now:
-            self._state(tp).assignments += 1
+            self._state(tp)
         for tp, st in self.parts.items():
             st.assigned = tp in now
 
@@ -87,11 +86,6 @@ class Ledger:
         return {tp for tp, st in self.parts.items() if st.assigned}
 
     # ----- the intake ---------------------------------------------------------------------
-    def owned(self) -> dict[TopicPartition, int]:
-        """The partitions owned now, each with its assignment count (the intake takes this
-        before a fetch and drops what it returns for partitions revoked meanwhile: the consumer
-        starts them again from the committed offset when they come back)."""
-        return {tp: st.assignments for tp, st in self.parts.items() if st.assigned}
 
     def epoch(self, tp: TopicPartition) -> int:
         st = self.parts.get(tp)

@@ -30,8 +30,15 @@ def test_the_wheel_holds_only_aemon_and_its_console_script(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("aemon-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names} == {"aemon", wheel.name.split("-py")[0] + ".dist-info"}
-    assert {"aemon/__init__.py", "aemon/cli.py", "aemon/training/__init__.py"} <= set(names)
-    assert "aemon/training/models/dense.py" in names
+    assert {
+        "aemon/__init__.py",
+        "aemon/cli/main.py",
+        "aemon/core/artifact.py",
+        "aemon/daemon/service.py",
+        "aemon/tools/harness.py",
+        "aemon/training/__init__.py",
+    } <= set(names)
+    assert "aemon/core/families/dense.py" in names
     meta = wheel.name.split("-py")[0] + ".dist-info"
     entry = zipfile.ZipFile(wheel).read(f"{meta}/entry_points.txt").decode()
     assert "aemon = aemon.cli:main" in entry

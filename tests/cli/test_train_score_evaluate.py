@@ -10,7 +10,6 @@ import pytest
 
 from aemon.cli import main
 from aemon.daemon.routing import Models
-from aemon.daemon.service import Service
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +211,7 @@ def test_the_window_stride_for_sample_streams_is_recorded(window_csv, tmp_path, 
     meta = json.loads((out / "detector.json").read_text())
     assert meta["input"]["window"] == {"length": 32, "stride": 8}
     models = Models(str(out), device="cpu")
-    windower = Service._windower(models.first, models)  # what `serve` will use
+    windower = models.windower("samples")  # what `serve --input-kind samples` uses
     assert (windower.length, windower.stride, windower.channels) == (32, 8, 1)
     argv = ["train", "windows", "--input", str(window_csv), "--stride", "33", "--out", str(out)]
     assert main(argv) == 2

@@ -104,7 +104,7 @@ async def test_sighup_swaps_the_model_for_the_next_batch(bootstrap, ecg, tmp_pat
     shutil.copytree(art, live)
     other = tmp_path / "other"
     train_ecg(other, seed=1)
-    old, new = read_meta(live)["model_version"], read_meta(other)["model_version"]
+    old, new = read_meta(live).model_version, read_meta(other).model_version
     assert old != new
     table = read_windows(holdout)
     write_windows(tmp_path / "a.csv", table.subset(slice(0, 400)))
