@@ -5,23 +5,38 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import signal
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import TypeVar
 
 from aemon.core.errors import ConfigError
 from aemon.core.events import DEFAULT_EVENTS
 from aemon.daemon.event_loop import run_async
 from aemon.daemon.supervisor import StageFailed
-from aemon.tools.broker import EmbeddedBroker, create_topics
 
 T = TypeVar("T")
 
 
+def tool(name: str) -> ModuleType:
+    """A development tool's module (``aemon.tools``); one clear line where this installation has
+    no tools (the container image leaves them out)."""
+    try:
+        return importlib.import_module(f"aemon.tools.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("aemon.tools", f"aemon.tools.{name}"):
+            raise
+        raise ConfigError(
+            f"aemon {name} is a development tool, not in this installation (the container image "
+            "leaves the tools out); run it from a source checkout"
+        ) from None
+
+
 def demo(args: argparse.Namespace) -> int:
-    from aemon.tools import demo
+    demo = tool("demo")
 
     summary = run_async(demo.run(args.cache, args.rate, args.metrics_port))
     if args.json:
@@ -33,7 +48,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
-    from aemon.tools import bench, demo
+    bench, demo = tool("bench"), tool("demo")
     from aemon.training.datasets import ecg5000
 
     if args.training:
@@ -68,7 +83,8 @@ def bench(args: argparse.Namespace) -> int:
 def nab(args: argparse.Namespace) -> int:
     from aemon.core.device import pick_device
     from aemon.series_detector import SeriesDetector
-    from aemon.tools import nab
+
+    nab = tool("nab")
     from aemon.training.datasets.samples import read_samples
     from aemon.training.presets import SERIES_PRESETS
     from aemon.training.series import Plan, fit_series
@@ -141,7 +157,8 @@ def replay(args: argparse.Namespace) -> int:
     import logging
 
     from aemon.daemon.config import check_topic
-    from aemon.tools.replay import replay as produce
+
+    produce = tool("replay").replay
 
     check_topic(args.topic, "--topic")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
@@ -166,6 +183,8 @@ def replay(args: argparse.Namespace) -> int:
 def broker(args: argparse.Namespace) -> int:
     from aemon.daemon.config import check_topic
 
+    embedded = tool("broker")
+
     topics = {}
     for spec in args.topic:
         name, _, parts = spec.partition(":")
@@ -175,9 +194,9 @@ def broker(args: argparse.Namespace) -> int:
         topics[name] = int(parts or 1)
 
     async def run() -> None:
-        async with EmbeddedBroker(args.port) as broker:
+        async with embedded.EmbeddedBroker(args.port) as broker:
             if topics:
-                await create_topics(broker.bootstrap, topics)
+                await embedded.create_topics(broker.bootstrap, topics)
             print(json.dumps({"bootstrap_servers": broker.bootstrap, "topics": topics}), flush=True)
             print("embedded broker running (in memory only); Ctrl-C stops it", file=sys.stderr)
             stop = asyncio.Event()

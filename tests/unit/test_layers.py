@@ -93,3 +93,31 @@ def test_the_rule_catches_a_daemon_module_that_imports_training(tmp_path):
     targets = imports(path)
     assert "aemon.training.pipeline" in targets
     assert layer("aemon.training.pipeline") not in ALLOWED[layer("aemon.daemon.bad")]
+
+
+WITHOUT_TOOLS = """
+import importlib.abc, sys
+class NoTools(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "aemon.tools" or name.startswith("aemon.tools."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoTools())
+import aemon.cli.commands, aemon.daemon.service, aemon.training.pipeline
+from aemon.cli.main import main
+sys.exit(main(["replay", "windows.csv", "--topic", "t"]))
+"""
+
+
+def test_the_daemon_and_the_cli_work_without_the_tools(tmp_path):
+    """As in the container image, which leaves ``aemon.tools`` out: everything else imports, and
+    a tool's command says in one line that it is not there."""
+    import subprocess
+    import sys
+
+    (tmp_path / "windows.csv").write_text("stream,v0\ns,1.0\n")
+    run = subprocess.run(
+        [sys.executable, "-c", WITHOUT_TOOLS], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "aemon replay is a development tool" in lines[0]
