@@ -151,7 +151,7 @@ def fit_series(
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """
     from aemon.core.device import pick_device
-    from aemon.core.events import DEFAULT_EVENTS
+    from aemon.core.events import DEFAULT_EVENT_RULE
     from aemon.series_detector import SeriesDetector, as_samples
     from aemon.training import presets
     from aemon.training.series import Plan
@@ -165,7 +165,7 @@ def fit_series(
         "within": within,
         "resolve_after": resolve_after,
     }
-    events = {**DEFAULT_EVENTS, **{k: v for k, v in rule.items() if v is not None}}
+    events = {**DEFAULT_EVENT_RULE, **{k: v for k, v in rule.items() if v is not None}}
     plan = Plan(length, stride, train_fraction, max_train_rows, events)
     s = as_samples(samples)
     overrides = {

@@ -20,7 +20,7 @@ import torch
 
 from aemon.core.detector import Detector
 from aemon.core.errors import ConfigError
-from aemon.core.events import DEFAULT_EVENTS, Rule
+from aemon.core.events import DEFAULT_EVENT_RULE, Rule
 from aemon.core.normalise import Normaliser
 from aemon.core.table import WindowTable
 from aemon.training.datasets.cut import windows_of
@@ -37,7 +37,7 @@ class Plan:
     stride: int = 1
     train_fraction: float = 1.0
     max_train_rows: int | None = None
-    events: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_EVENTS))
+    events: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_EVENT_RULE))
 
     def __post_init__(self) -> None:
         if self.length < 1:

@@ -24,7 +24,7 @@ from aemon.cli.toolkit import (
 from aemon.cli.toolkit import (
     register as register_training,
 )
-from aemon.core.events import DEFAULT_EVENTS
+from aemon.core.events import DEFAULT_EVENT_RULE
 from aemon.core.version import __version__
 
 COMMANDS = "aemon.cli.commands"
@@ -194,7 +194,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     nab.add_argument(
         "--adaptive-window",
         type=at_least(0),
-        default=DEFAULT_EVENTS["adaptive_window"],
+        default=DEFAULT_EVENT_RULE["adaptive_window"],
         help="as train series; 0: the calibrated threshold alone",
     )
     nab.add_argument("--offline-only", action="store_true", help="skip the broker and the daemon")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from aemon.core.events import DEFAULT_EVENTS
+from aemon.core.events import DEFAULT_EVENT_RULE
 from aemon.core.specs import (
     ACTIVATIONS,
     DATASETS,
@@ -351,26 +351,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     ser.add_argument(
         "--adaptive-window",
         type=at_least(0),
-        default=DEFAULT_EVENTS["adaptive_window"],
+        default=DEFAULT_EVENT_RULE["adaptive_window"],
         help="windows of recent scores the adaptive threshold follows; 0: the calibrated "
         "threshold alone",
     )
     ser.add_argument(
         "--open-after",
         type=at_least(1),
-        default=DEFAULT_EVENTS["open_after"],
+        default=DEFAULT_EVENT_RULE["open_after"],
         help="windows above the threshold among --within that open an event",
     )
     ser.add_argument(
         "--within",
         type=at_least(1),
-        default=DEFAULT_EVENTS["within"],
+        default=DEFAULT_EVENT_RULE["within"],
         help="the window count --open-after looks back over",
     )
     ser.add_argument(
         "--resolve-after",
         type=at_least(1),
-        default=DEFAULT_EVENTS["resolve_after"],
+        default=DEFAULT_EVENT_RULE["resolve_after"],
         help="quiet windows that resolve an event",
     )
     ser.add_argument(

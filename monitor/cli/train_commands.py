@@ -18,7 +18,7 @@ from aemon.core.detector import Detector
 from aemon.core.device import pick_device
 from aemon.core.errors import ConfigError, DataError
 from aemon.core.evaluation import evaluate as metrics_at
-from aemon.core.events import DEFAULT_EVENTS
+from aemon.core.events import DEFAULT_EVENT_RULE
 from aemon.core.table import WindowTable, read_windows, write_windows
 from aemon.series_detector import SeriesDetector
 from aemon.training import noise, report, timeline
@@ -129,7 +129,7 @@ def train_windows(args: argparse.Namespace) -> int:
 
 def train_series(args: argparse.Namespace) -> int:
     events = {
-        **DEFAULT_EVENTS,
+        **DEFAULT_EVENT_RULE,
         "adaptive_window": args.adaptive_window,
         "open_after": args.open_after,
         "within": args.within,

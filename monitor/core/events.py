@@ -90,7 +90,7 @@ class Rule:
 
 
 # The event rule of `aemon train series` and `aemon nab` unless their flags say otherwise.
-DEFAULT_EVENTS = Rule(threshold=0.0, adaptive_window=2000).to_dict()
+DEFAULT_EVENT_RULE = Rule(threshold=0.0, adaptive_window=2000).to_dict()
 
 
 @dataclass

@@ -79,7 +79,7 @@ class Decisions:
     def decide(self, batch: Batch, scored: Scored | None, stale: set[int]) -> Decided:
         """Decide ``batch``'s windows, except those of the partitions in ``stale`` (fetched in
         an epoch that has ended: revoked, or their log lost; their next reader decides them)."""
-        if self.models.events:
+        if self.models.series:
             return self._events(batch, scored, stale)
         return self._windows(batch, scored, stale)
 

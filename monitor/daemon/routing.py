@@ -71,7 +71,7 @@ class Models:
         return self.detectors[0]
 
     @property
-    def events(self) -> bool:
+    def series(self) -> bool:
         """Series models: windows form events. Others alert on every window above threshold."""
         return self.first.meta.event_rule is not None
 
@@ -91,12 +91,12 @@ class Models:
         det = self.first
         if input_kind == "auto":
             input_kind = "samples" if det.meta.is_series else "windows"
-        if self.events and input_kind != "samples":
+        if self.series and input_kind != "samples":
             raise ConfigError("input_kind: series models (aemon train series) take samples")
         if input_kind != "samples":
             return None
         w = det.meta.window
-        return Windower(w.length, w.stride, det.meta.channels, self.history if self.events else 0)
+        return Windower(w.length, w.stride, det.meta.channels, self.history if self.series else 0)
 
     def index(self, stream: str) -> int | None:
         """The model serving ``stream``, or None."""

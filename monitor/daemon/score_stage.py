@@ -51,7 +51,7 @@ class ScoreStage:
     async def _score(self, batch: Batch) -> Scored:
         rows = batch.values[: batch.n]
         models = None
-        if not self.models.single or self.models.events:
+        if not self.models.single or self.models.series:
             models = np.asarray(batch.models[: batch.n], dtype=np.intp)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.scorer.executor, self.scorer.score, rows, models)

@@ -48,9 +48,9 @@ class Service:
         self.metrics, self.health, self.ledger = Metrics(), Health(s.broker_grace_s), Ledger()
         self.models = Models(s.model, s.device, s.amp)
         self.scorer = scorer(self.models.detectors, s.max_batch, s.top_k)
-        self.windower = self.models.windower(s.input_kind)
+        windower = self.models.windower(s.input_kind)
         self.decisions = Decisions(
-            self.models, self.scorer.detectors, self.windower, s.alerts_topic, s.scores_topic
+            self.models, self.scorer.detectors, windower, s.alerts_topic, s.scores_topic
         )
         self.model_watch = ModelWatch(self.models, self.scorer, self.metrics)
         self.clients, self.stopping, self.http_port = clients, asyncio.Event(), s.metrics_port
@@ -127,11 +127,8 @@ class Service:
             deadline = FAILED_DRAIN_SECONDS if failed else s.shutdown_timeout_s
             late = await sup.finish(deadline, set(stages.DRAINING))
             if late and not failed:
-                log.warning(
-                    "drain cut short after %g s (%s); what was not acknowledged is decided again "
-                    "after the restart",
-                    *(s.shutdown_timeout_s, ", ".join(late)),
-                )
+                cut = f"drain cut short after {s.shutdown_timeout_s:g} s ({', '.join(late)})"
+                log.warning("%s; what was not acknowledged is decided again after restart", cut)
         finally:
             for close in (c.consumer.stop, c.producer.stop, c.cluster.close):
                 try:  # each within a bound: a broker that is gone must not hold the exit

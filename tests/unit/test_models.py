@@ -23,7 +23,7 @@ def test_streams_are_routed_to_their_own_models(models):
     m = Models(str(models), device="cpu")
     a, b = m.index("a"), m.index("b")
     assert {a, b} == {0, 1} and m.index("c") is None
-    assert m.detectors[a].meta.stream == "a" and m.events and not m.single
+    assert m.detectors[a].meta.stream == "a" and m.series and not m.single
     assert m.history == 2000 + 6 + 12
 
 
