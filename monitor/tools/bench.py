@@ -34,6 +34,7 @@ from aemon.daemon.service import Service
 from aemon.tools.broker import EmbeddedBroker, create_topics, free_port
 from aemon.tools.harness import started, until_decided
 from aemon.tools.replay import messages, produce
+from aemon.tools.topics import read_topic
 
 PARTITIONS = 3
 STREAMS = 16
@@ -171,8 +172,8 @@ async def latency(
         await until_decided(svc, task, n)
         svc.stop()
         await task
-    sent_at = await _timestamps(bootstrap, topic, PARTITIONS, lambda r: _key(r, fmt))
-    decided_at = await _timestamps(bootstrap, scores, 1, _score_key)
+    sent_at = await _timestamps(bootstrap, topic, lambda r: _key(r, fmt))
+    decided_at = await _timestamps(bootstrap, scores, _score_key)
     lat = np.array([decided_at[k] - sent_at[k] for k in sent_at if k in decided_at], dtype=float)
     return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
 
@@ -190,25 +191,9 @@ def _key(r, fmt: str) -> tuple[str, int]:
     return doc["stream"], doc["seq"]
 
 
-async def _timestamps(bootstrap: str, topic: str, partitions: int, key) -> dict:
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await c.start()
-    out = {}
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        c.assign(tps)
-        await c.seek_to_beginning(*tps)
-        while True:
-            for recs in (await c.getmany(timeout_ms=300)).values():
-                for r in recs:
-                    out[key(r)] = r.timestamp
-            highs = [c.highwater(tp) for tp in tps]
-            if None not in highs and all(
-                [await c.position(tp) >= h for tp, h in zip(tps, highs, strict=True)]
-            ):
-                return out
-    finally:
-        await c.stop()
+async def _timestamps(bootstrap: str, topic: str, key) -> dict:
+    """Each record's timestamp in ``topic``, by ``key(record)``."""
+    return {key(r): r.timestamp for r in await read_topic(bootstrap, topic, timeout=120)}
 
 
 def scorer_alone(
