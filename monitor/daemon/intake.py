@@ -81,13 +81,14 @@ class Intake:
             if fetched is STOPPED:
                 break
             assert isinstance(fetched, dict)
-            batch = self.batch  # a rebalance's flush may have handed the old one off
-            if batch is None:
-                break
-            owned = self.ledger.assigned
-            for tp, records in fetched.items():
-                if tp in owned:
-                    self.take(tp, records)
+            async with self._handing:  # a flush's hand-off in progress ends first
+                batch = self.batch  # the flush may have handed the old one off
+                if batch is None:
+                    break
+                owned = self.ledger.assigned
+                for tp, records in fetched.items():
+                    if tp in owned:
+                        self.take(tp, records)
             if batch.full or (not batch.empty and time.monotonic() - batch.opened >= self.wait):
                 await self.hand_off()
         if self.batch is not None and not self.batch.empty:
@@ -116,6 +117,7 @@ class Intake:
                 return
             if await unless_stopped(self._queue(batch), self.stopping) is STOPPED:
                 return  # still in hand: the drain queues it
+            self.batch = None  # queued: never filled again until the pool gives it back
             self.batch = await self._fresh()
 
     async def flush(self) -> None:

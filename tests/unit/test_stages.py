@@ -315,3 +315,30 @@ async def test_a_revoke_flushes_as_a_member_then_starts_a_new_epoch():
     await listener.on_partitions_revoked([TP1])
     assert flushes.flushes == 1 and ledger.assigned == set() and not health.assigned
     assert flushes.forgotten == [TP0, TP1]
+
+
+async def test_records_fetched_while_a_flush_waits_for_a_free_batch_go_to_the_next_batch():
+    """A batch once queued is never filled again: records that arrive while the flush's
+    hand-off waits for a free batch wait for that batch."""
+    consumer, ledger = FakeConsumer("in"), Ledger()
+    ledger.assign([TP0])
+    consumer.assigned = {TP0}
+    pool, queue = Pool(1, 8, (4,)), asyncio.Queue(4)
+    stage = intake(consumer, ledger, pool, queue)
+    running = asyncio.create_task(stage.run())
+    consumer.produce(0, [window(0)])
+    while stage.batch is None or stage.batch.n == 0:
+        await asyncio.sleep(0.01)
+    flush = asyncio.create_task(stage.hand_off())  # queues the batch, then waits: pool empty
+    await asyncio.sleep(0.01)
+    consumer.produce(0, [window(1), window(2)])
+    await asyncio.sleep(0.05)
+    queued = queue.get_nowait()
+    assert queued.seqs == [0] and queued.n == 1 and queued.commit == {TP0: 1}
+    pool.give(queued)  # acknowledged: it comes back as the next fresh batch
+    await asyncio.wait_for(flush, 1)
+    while stage.batch is None or stage.batch.n < 2:
+        await asyncio.sleep(0.01)
+    assert stage.batch.seqs == [1, 2] and stage.batch.commit == {TP0: 3}
+    stage.stopping.set()
+    await asyncio.wait_for(running, 2)
