@@ -151,7 +151,7 @@ def fit_series(
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """
     from aemon.core.device import pick_device
-    from aemon.core.events import DEFAULT_EVENT_RULE
+    from aemon.core.events import event_rule
     from aemon.series_detector import SeriesDetector, as_samples
     from aemon.training import presets
     from aemon.training.series import Plan
@@ -159,13 +159,12 @@ def fit_series(
 
     if model not in presets.SERIES_PRESETS:
         raise ConfigError(f"model must be one of {', '.join(presets.SERIES_PRESETS)}")
-    rule = {
-        "adaptive_window": adaptive_window,
-        "open_after": open_after,
-        "within": within,
-        "resolve_after": resolve_after,
-    }
-    events = {**DEFAULT_EVENT_RULE, **{k: v for k, v in rule.items() if v is not None}}
+    events = event_rule(
+        adaptive_window=adaptive_window,
+        open_after=open_after,
+        within=within,
+        resolve_after=resolve_after,
+    )
     plan = Plan(length, stride, train_fraction, max_train_rows, events)
     s = as_samples(samples)
     overrides = {

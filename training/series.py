@@ -23,6 +23,7 @@ from aemon.core.errors import ConfigError
 from aemon.core.events import DEFAULT_EVENT_RULE, Rule
 from aemon.core.normalise import Normaliser
 from aemon.core.table import WindowTable
+from aemon.core.windowing import check_stride
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
 from aemon.training.pipeline import fit_detector, fit_model
@@ -42,8 +43,7 @@ class Plan:
     def __post_init__(self) -> None:
         if self.length < 1:
             raise ConfigError(f"--length must be >= 1, got {self.length}")
-        if not 1 <= self.stride <= self.length:
-            raise ConfigError(f"--stride must be between 1 and --length {self.length}")
+        check_stride(self.stride, self.length, f"--length {self.length}")
         if not 0 < self.train_fraction <= 1:
             raise ConfigError(f"--train-fraction must be in (0, 1], got {self.train_fraction}")
         if self.max_train_rows is not None and self.max_train_rows < 1:

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import TypeVar
 
 from aemon.core.errors import ConfigError
-from aemon.core.events import DEFAULT_EVENT_RULE
+from aemon.core.events import event_rule
 from aemon.daemon.event_loop import run_async
 from aemon.daemon.supervisor import StageFailed
 
@@ -93,7 +93,7 @@ def nab(args: argparse.Namespace) -> int:
     history, rest, stamps = nab.build_csvs(args.data, args.out)
     models = args.out / "models"
     recipe = SERIES_PRESETS["dense"].with_overrides(seed=args.seed)
-    rule = {**DEFAULT_EVENT_RULE, "adaptive_window": args.adaptive_window}
+    rule = event_rule(adaptive_window=args.adaptive_window)
     plan = Plan(train_fraction=nab.TRAIN_FRACTION, max_train_rows=nab.MAX_TRAIN_ROWS, events=rule)
     print(f"training {len(stamps)} models into {models}", file=sys.stderr)
     fitted = fit_series(

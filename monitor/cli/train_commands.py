@@ -18,8 +18,9 @@ from aemon.core.detector import Detector
 from aemon.core.device import pick_device
 from aemon.core.errors import ConfigError, DataError
 from aemon.core.evaluation import evaluate as metrics_at
-from aemon.core.events import DEFAULT_EVENT_RULE
+from aemon.core.events import event_rule
 from aemon.core.table import WindowTable, read_windows, write_windows
+from aemon.core.windowing import check_stride
 from aemon.series_detector import SeriesDetector
 from aemon.training import noise, report, timeline
 from aemon.training.datasets import download, ecg5000, images
@@ -92,8 +93,7 @@ def train_ecg(args: argparse.Namespace) -> int:
 def train_windows(args: argparse.Namespace) -> int:
     table = read_windows(args.input)
     length = table.values.shape[1]
-    if args.stride is not None and args.stride > length:
-        raise ConfigError(f"--stride must be between 1 and the window length {length}")
+    check_stride(args.stride, length, f"the window length {length}")
     ordered = args.split == "ordered"
     # Overlapping windows of a series share samples: in time order, a gap of one window length
     # between the parts keeps every held-back window free of fitted samples.
@@ -128,13 +128,12 @@ def train_windows(args: argparse.Namespace) -> int:
 
 
 def train_series(args: argparse.Namespace) -> int:
-    events = {
-        **DEFAULT_EVENT_RULE,
-        "adaptive_window": args.adaptive_window,
-        "open_after": args.open_after,
-        "within": args.within,
-        "resolve_after": args.resolve_after,
-    }
+    events = event_rule(
+        adaptive_window=args.adaptive_window,
+        open_after=args.open_after,
+        within=args.within,
+        resolve_after=args.resolve_after,
+    )
     plan = Plan(args.length, args.stride, args.train_fraction, args.max_train_rows, events)
     samples = read_samples(args.input)
     recipe = recipe_of(SERIES_PRESETS[args.model], args, plan.length * samples.values.shape[1])
@@ -273,8 +272,7 @@ def _per_class_auc(
 
 
 def cut_windows(args: argparse.Namespace) -> int:
-    if args.stride is not None and args.stride > args.length:
-        raise ConfigError(f"--stride must be between 1 and --length {args.length}")
+    check_stride(args.stride, args.length, f"--length {args.length}")
     table = cut(args.csv, args.length, args.stride)
     write_windows(args.output, table)
     doc = {"windows": len(table), "length": args.length, "output": str(args.output)}

@@ -93,6 +93,11 @@ class Rule:
 DEFAULT_EVENT_RULE = Rule(threshold=0.0, adaptive_window=2000).to_dict()
 
 
+def event_rule(**settings: int | float | None) -> dict[str, int | float]:
+    """The default event rule with the ``settings`` given (None keeps the default)."""
+    return {**DEFAULT_EVENT_RULE, **{k: v for k, v in settings.items() if v is not None}}
+
+
 @dataclass
 class Event:
     """An anomaly event of one stream; ``end_*`` is the last window above the threshold."""

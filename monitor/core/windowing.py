@@ -25,6 +25,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aemon.core.errors import ConfigError
+
+
+def check_stride(stride: int | None, length: int, length_name: str) -> None:
+    """One clear error for a window stride outside 1..length (``length_name``: how the user
+    named the length, e.g. ``--length 8``)."""
+    if stride is not None and not 1 <= stride <= length:
+        raise ConfigError(f"--stride must be between 1 and {length_name}")
+
 
 class LateSample(ValueError):
     """A sample whose ``seq`` is not after its stream's last one."""
