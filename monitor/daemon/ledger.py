@@ -86,7 +86,6 @@ class Ledger:
         return {tp for tp, st in self.parts.items() if st.assigned}
 
     # ----- the intake ---------------------------------------------------------------------
-
     def epoch(self, tp: TopicPartition) -> int:
         st = self.parts.get(tp)
         return 0 if st is None else st.epoch
@@ -132,7 +131,8 @@ class Ledger:
         after = self.fresh_after_ms
         for tp, st in self.parts.items():
             offset = st.acknowledged
-            if not st.assigned or offset is None or offset <= (st.committed or -1):
+            done = -1 if st.committed is None else st.committed
+            if not st.assigned or offset is None or offset <= done:
                 continue
             if after is not None and (last_poll(tp) or 0) < after:
                 continue  # held until a fetch answers after the outage
