@@ -38,7 +38,7 @@ test: lint tools
 	$(BIN)/pytest tests/unit
 	$(BIN)/pytest tests/cli tests/integration
 
-# aemon bench end to end on a small topic (about a minute): outside the correctness tiers.
+# aemon bench end to end on a small topic (under two minutes): outside the correctness tiers.
 bench-smoke: install
 	$(BIN)/pytest tests/benchmarks -p no:cacheprovider
 
