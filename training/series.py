@@ -118,6 +118,15 @@ def _normal(table: WindowTable) -> np.ndarray:
     return table.values if table.label is None else table.values[table.label == 0]
 
 
+def _channels_first(table: WindowTable, channels: int) -> WindowTable:
+    """The windows as the model and the daemon take them: ``[n, length]`` for one value column,
+    ``[n, channels, length]`` for several (the windower's layout), so that the artifact records
+    the window length, not length x channels."""
+    if channels > 1:
+        table.values = table.values.reshape(len(table), channels, -1)
+    return table
+
+
 def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str):
     """Per stream: (name, fit windows, calibration windows, facts, series settings)."""
     cal_fraction = recipe.calibration_fraction
@@ -132,8 +141,13 @@ def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str):
                 f"stream {stream!r}: {n_train} training samples are too few for windows of "
                 f"{plan.length} (fit needs >= {need}, calibration >= {plan.length + 1})"
             )
-        fit = windows_of(samples.subset(fit_part), plan.length, plan.stride).table
-        cal = windows_of(samples.subset(cal_part), plan.length, plan.stride).table
+        channels = samples.values.shape[1]
+        fit = _channels_first(
+            windows_of(samples.subset(fit_part), plan.length, plan.stride).table, channels
+        )
+        cal = _channels_first(
+            windows_of(samples.subset(cal_part), plan.length, plan.stride).table, channels
+        )
         facts = {
             "data": source,
             "stream": stream,

@@ -2,6 +2,7 @@
 training; offline scoring on the time axis; bad values and bad flags as one line and exit 2."""
 
 import json
+import math
 
 from aemon.cli import main
 from aemon.core.artifact import read_meta
@@ -101,3 +102,27 @@ def test_overflowing_values_are_refused_and_artifacts_stay_finite(tmp_path, caps
     assert main([*argv, "--out", str(tmp_path / "w")]) == 0
     text = (tmp_path / "w" / "detector.json").read_text()
     assert "Infinity" not in text and "NaN" not in text
+
+
+def test_several_value_columns_train_score_and_evaluate(tmp_path, capsys):
+    """Two value columns: windows of [2, length], and score and evaluate read them (they ended
+    in a reshape traceback when the artifact recorded length x channels as the length)."""
+    lines = ["timestamp,stream,flow,pressure,label"]
+    for i in range(600):
+        shift = 4.0 if 450 <= i < 470 else 0.0
+        flow, pressure = math.sin(i / 6), 3 * math.cos(i / 6) + shift
+        lines.append(f"{1_700_000_000 + 60 * i},pump,{flow:.5f},{pressure:.5f},{int(shift > 0)}")
+    (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
+    rc, out = train(tmp_path, tmp_path / "s.csv", "--train-fraction", "0.6")
+    assert rc == 0
+    meta = read_meta(catalog(out)["pump"])
+    assert meta.shape == (2, 8) and meta.window.length == 8 and meta.channels == 2
+    scores = tmp_path / "scores.csv"
+    argv = ["score", "--model", str(out), "--input", str(tmp_path / "s.csv"), "--output"]
+    assert main([*argv, str(scores)]) == 0
+    assert len(scores.read_text().splitlines()) == 1 + 600 - 8 + 1  # one window per sample
+    capsys.readouterr()
+    assert (
+        main(["evaluate", "--model", str(out), "--input", str(tmp_path / "s.csv"), "--json"]) == 0
+    )
+    assert json.loads(capsys.readouterr().out)["events"]["incidents"] == 1

@@ -142,3 +142,49 @@ async def test_sigkill_mid_incident_loses_no_event_and_repeats_ids(bootstrap, se
         assert {(c["stream"], c["start_seq"], c["end_seq"]) for c in copies} == {
             (copies[0]["stream"], copies[0]["start_seq"], copies[0]["end_seq"])
         }
+
+
+def two_channel_csv(path, start: int = 0) -> None:
+    """One pump, two value columns at different scales; a level shift on one of them only."""
+    rng = np.random.default_rng(1)
+    t = np.arange(N)
+    a = np.sin(2 * np.pi * t / 48) + 0.1 * rng.standard_normal(N)
+    b = 50 * np.cos(2 * np.pi * t / 48) + 5 * rng.standard_normal(N)
+    b[700:780] += 200.0
+    lines = ["timestamp,stream,flow,pressure"]
+    lines += [f"{1_700_000_000 + 60 * i},pump,{a[i]:.6f},{b[i]:.6f}" for i in range(start, N)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+async def test_a_stream_of_several_metrics_is_windowed_scored_and_decided_like_offline(
+    bootstrap, tmp_path
+):
+    """Multichannel series end to end: the artifact takes [channels, length] windows, offline
+    scoring reads it, and the daemon windows samples carrying ``values`` into the same events."""
+    two_channel_csv(tmp_path / "history.csv")
+    fitted = aemon.fit_series(
+        tmp_path / "history.csv", train_fraction=TRAIN / N, epochs=10, adaptive_window=100
+    )
+    fitted.save(tmp_path / "m")
+    det = aemon.load(tmp_path / "m", device="cpu").detector_for("pump")
+    assert det is not None and det.input_shape == (2, 8) and det.meta.window.length == 8
+    two_channel_csv(tmp_path / "rest.csv", start=TRAIN)
+    offline = aemon.load(tmp_path / "m", device="cpu").timeline(read_samples(tmp_path / "rest.csv"))
+    assert any(e["state"] == "open" for e in offline.events)  # the shift opens an event
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, tmp_path / "m", t)) as svc:
+        await replay(
+            tmp_path / "rest.csv", t["input_topic"], bootstrap, samples=True, progress=False
+        )
+        await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
+        assert (
+            sum(
+                counter(svc, "aemon_invalid_messages_total", reason=r)
+                for r in ("wrong_length", "bad_values")
+            )
+            == 0
+        )
+    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
+    assert nab.same_events(offline.events, daemon) == []
+    assert len(daemon) == len(offline.events)
