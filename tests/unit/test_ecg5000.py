@@ -41,6 +41,7 @@ def test_split_follows_train_test_split_and_is_deterministic(tmp_path):
     assert not np.array_equal(a.test.seq, c.test.seq)
     assert sorted(np.r_[a.train.seq, a.test.seq]) == list(range(100))
     np.testing.assert_array_equal(a.test.values, data.values[a.test.seq])
+    assert set(a.train.stream) == set(a.test.stream) == {"ecg5000"}  # not "e" (dtype=str)
 
 
 def test_bad_sources_give_clear_errors(tmp_path):

@@ -111,7 +111,7 @@ def split(
     def table(idx: np.ndarray) -> WindowTable:
         return WindowTable(
             values=data.values[idx],
-            stream=np.full(len(idx), "ecg5000", dtype=str),
+            stream=np.full(len(idx), "ecg5000"),
             seq=idx.astype(np.int64),
             label=data.label[idx],
         )
