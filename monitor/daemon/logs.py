@@ -1,5 +1,6 @@
-"""The daemon's log: text or JSON lines, and aiokafka's repeated complaints folded into one line
-per kind every ``every`` seconds (a broker outage made it write about 85 ERROR lines a second)."""
+"""The daemon's log: text or JSON lines, aiokafka's routine INFO lines at DEBUG, and its repeated
+complaints folded into one line per kind every ``every`` seconds (a broker outage made it write
+about 85 ERROR lines a second)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ class Fold(logging.Filter):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             if logging.getLogger().getEffectiveLevel() > logging.WARNING:
                 return False
+        if record.levelno == logging.INFO:
+            # routine (group joined, partitions assigned, coordinator found): aemon's own lines
+            # say what matters, so these are debug lines
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().getEffectiveLevel() <= logging.DEBUG
         key = (record.name, record.msg)
         now = time.monotonic()
         last, folded = self._last.get(key, (float("-inf"), 0))

@@ -27,6 +27,21 @@ def test_aiokafka_repeats_are_folded_into_one_line_per_kind():
     assert fold.filter(late) and "(99 more like it" in late.getMessage()
 
 
+def test_aiokafka_routine_info_lines_are_debug_lines():
+    root = logging.getLogger()
+    before = root.level
+    try:
+        root.setLevel(logging.INFO)
+        joined = logging.LogRecord("aiokafka.consumer.group_coordinator", logging.INFO, "", 1,
+                                   "Joined group %s", ("g",), None)  # fmt: skip
+        assert not Fold().filter(joined)  # hidden at INFO (10 of the first 12 lines were these)
+        root.setLevel(logging.DEBUG)
+        assert Fold().filter(joined) and joined.levelname == "DEBUG"
+        assert Fold().filter(record("aemon.serve", "ours"))  # aemon's own INFO lines stay
+    finally:
+        root.setLevel(before)
+
+
 def test_aiokafka_connection_refusals_are_warnings_and_silent_at_error_level():
     root = logging.getLogger()
     before = root.level
