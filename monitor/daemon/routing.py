@@ -84,6 +84,16 @@ class Models:
     def history(self) -> int:
         return max(rule.history for rule in self.rules)
 
+    def describe(self) -> str:
+        """Every model in use, with the streams it serves: what the start-up line says."""
+        parts = []
+        for stream, i in self.route.items():
+            det = self.detectors[i]
+            serves = "every stream" if stream == ANY else f"stream {stream!r}"
+            parts.append(f"{det.name} {det.version} ({det.meta.family}, {serves})")
+        shown = "; ".join(parts[:20]) + (f"; and {len(parts) - 20} more" if len(parts) > 20 else "")
+        return f"{len(parts)} model{'s' if len(parts) != 1 else ''}: {shown}"
+
     def windower(self, input_kind: str) -> Windower | None:
         """For raw samples (``input_kind`` "samples", or "auto" with series models): windows as
         the artifact records them (tumbling when it names none), keeping the history series

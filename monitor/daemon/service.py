@@ -104,11 +104,12 @@ class Service:
         log.info("stopped cleanly")
 
     async def _serve(self, c: Clients, parts: stages.Stages) -> None:
-        det, s, sup = self.detector, self.s, self.supervisor
+        s, sup = self.s, self.supervisor
+        log.info("serving %s on %s", self.models.describe(), self.detector.device)
         log.info(
-            "serving %s %s (%s) on %s; metrics on %s:%d",
-            *(det.name, det.version, det.meta.family, det.device),
-            *(s.metrics_host, self.http_port),
+            "input %s, alerts %s, dead letters %s, scores %s; group %s at %s; metrics on %s:%d",
+            *(s.input_topic, s.alerts_topic, s.dlq_topic, s.scores_topic or "off", s.group_id),
+            *(s.bootstrap_servers, s.metrics_host, self.http_port),
         )
         try:
             if not await parts.watch.first_contact(s.bootstrap_servers, s.broker_wait_s):

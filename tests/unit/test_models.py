@@ -25,6 +25,9 @@ def test_streams_are_routed_to_their_own_models(models):
     assert {a, b} == {0, 1} and m.index("c") is None
     assert m.detectors[a].meta.stream == "a" and m.series and not m.single
     assert m.history == 2000 + 6 + 12
+    line = m.describe()  # the start-up line names every model and what it serves
+    assert line.startswith("2 models: ") and "stream 'a'" in line and "stream 'b'" in line
+    assert m.detectors[a].version in line and m.detectors[b].version in line
 
 
 def test_each_model_reloads_on_its_own_and_a_bad_one_keeps_running(models, tmp_path):
