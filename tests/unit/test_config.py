@@ -74,3 +74,21 @@ def test_sasl_settings_pass_through_to_aiokafka(model):
         "sasl_plain_username": "u",
         "sasl_plain_password": "p",
     }
+
+
+def test_the_example_config_loads_and_documents_every_setting_with_its_default(tmp_path):
+    import dataclasses
+    import re
+    import tomllib
+    from pathlib import Path
+
+    path = Path(__file__).parents[2] / "deploy" / "systemd" / "aemon.toml"
+    s = config.load({"model": str(tmp_path)}, path, environ={})  # the flag: a real directory
+    assert s.bootstrap_servers == "kafka-1:9092,kafka-2:9092" and s.metrics_host == "0.0.0.0"
+    assert s.scores_topic == "aemon.scores" and s.max_batch == config.Settings().max_batch
+    text = path.read_text()
+    shown = re.findall(r"^#? ?([a-z_]+) = (.+)$", text, re.M)
+    assert [name for name, _ in shown] == [f.name for f in dataclasses.fields(config.Settings)]
+    commented = tomllib.loads("\n".join(f"{k} = {v}" for k, v in shown if f"\n# {k} =" in text))
+    for name, value in commented.items():  # each commented line shows the default
+        assert getattr(config.Settings(), name) == value, name
