@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import json
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TypeVar
 
-from aemon.core.errors import ConfigError
+from aemon.core.errors import AemonError, ConfigError
 from aemon.core.events import event_rule
 from aemon.daemon.event_loop import run_async
 from aemon.daemon.supervisor import StageFailed
@@ -197,12 +198,23 @@ def broker(args: argparse.Namespace) -> int:
         async with embedded.EmbeddedBroker(args.port) as broker:
             if topics:
                 await embedded.create_topics(broker.bootstrap, topics)
-            print(json.dumps({"bootstrap_servers": broker.bootstrap, "topics": topics}), flush=True)
-            print("embedded broker running (in memory only); Ctrl-C stops it", file=sys.stderr)
+            doc = {"bootstrap_servers": broker.bootstrap, "storage": "memory", "topics": topics}
+            print(json.dumps(doc), flush=True)
+            print(
+                f"embedded broker listening on {broker.bootstrap}, storage in memory (stopping "
+                "it loses every topic and offset); Ctrl-C stops it",
+                file=sys.stderr,
+            )
             stop = asyncio.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-            await stop.wait()
+            while not stop.is_set():  # the broker process dying ends this too, with its code
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                code = broker.process.poll() if broker.process else None
+                if code is not None:
+                    raise AemonError(f"the embedded broker on {broker.bootstrap} exited ({code})")
 
     run_async(run())
+    print("embedded broker stopped", file=sys.stderr)
     return 0

@@ -20,6 +20,7 @@ from aemon.cli.toolkit import (
     in_file,
     number,
     out_dir,
+    port,
 )
 from aemon.cli.toolkit import (
     register as register_training,
@@ -119,7 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "For development, tests and the demo; production uses Apache Kafka.",
         example="aemon broker --port 9092 --topic aemon.windows:3 --topic aemon.alerts",
     )
-    br.add_argument("--port", type=at_least(1), default=9092, help="port on 127.0.0.1")
+    br.add_argument("--port", type=port, default=9092, help="port on 127.0.0.1")
     br.add_argument(
         "--topic",
         action="append",

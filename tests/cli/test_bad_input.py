@@ -78,6 +78,8 @@ CASES = [
     (["replay", "{W}", "--topic", "t", "--bootstrap-servers", DOWN], "127.0.0.1:1"),
     (["replay", "{W}", "--topic", "bad topic!"], "--topic: 'bad topic!' is not a valid topic"),
     (["broker", "--topic", "t:zero"], "PARTITIONS must be a whole number"),
+    (["broker", "--port", "{PORT}"], "--port {PORT}: 127.0.0.1:{PORT} is taken"),
+    (["broker", "--port", "99999"], "--port: must be a port from 1 to 65535"),
     ([*SERVE, "--metrics-port", "{PORT}"], "{PORT}"),
     # training flags
     ([*TW, "--lr", "nan"], "--lr: must be a finite number"),
