@@ -136,7 +136,7 @@ def fit_detector(
     if trained is not None:
         model, result, normaliser = trained
     else:
-        stage(progress, f"fitting {recipe.family} on {len(fit_rows)} normal {unit}")
+        stage(progress, f"{name}: fitting {recipe.family} on {len(fit_rows)} normal {unit}")
         normaliser = Normaliser.fit(recipe.normaliser, train.values)
         model, result = fit_model(
             recipe,
@@ -156,7 +156,10 @@ def fit_detector(
     if kind in ("window", "series"):
         doc["input"]["window"] = {"length": normal.shape[-1], "stride": stride or normal.shape[-1]}
     detector = Detector(model, Meta(doc), normaliser, device)
-    stage(progress, f"calibrating the threshold ({recipe.threshold}) on {len(cal_rows)} {unit}")
+    stage(
+        progress,
+        f"{name}: calibrating the threshold ({recipe.threshold}) on {len(cal_rows)} {unit}",
+    )
     cal_scores = detector.score(cal_rows)
     threshold = calibrate(cal_scores, recipe.threshold)
     doc["threshold"] = {
@@ -167,7 +170,7 @@ def fit_detector(
         doc.update(_series_facts(doc["threshold"], series, cal_scores))
     metrics: dict[str, object] = {"threshold_method": threshold.spec}
     if test is not None and test.label is not None:
-        stage(progress, f"evaluating on {len(test)} test {unit}")
+        stage(progress, f"{name}: evaluating on {len(test)} test {unit}")
         metrics.update(evaluate(detector.score(test.values), test.label, detector.threshold))
     doc["training"] = {
         **facts,

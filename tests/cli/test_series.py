@@ -126,3 +126,11 @@ def test_several_value_columns_train_score_and_evaluate(tmp_path, capsys):
         main(["evaluate", "--model", str(out), "--input", str(tmp_path / "s.csv"), "--json"]) == 0
     )
     assert json.loads(capsys.readouterr().out)["events"]["incidents"] == 1
+
+
+def test_progress_lines_name_the_stream_they_fit(tmp_path, capsys):
+    csv = samples_csv(tmp_path / "s.csv", n=200, streams=("pump-a", "pump-b"))
+    argv = ["train", "series", "--input", str(csv), "--out", str(tmp_path / "m"), "--epochs", "1"]
+    assert main(argv) == 0
+    fitting = [ln for ln in capsys.readouterr().err.splitlines() if ": fitting " in ln]
+    assert [ln.split(":")[1].strip() for ln in fitting] == ["pump-a", "pump-b"]
