@@ -237,4 +237,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aemon: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print(f"aemon: {args.command} interrupted (Ctrl-C)", file=sys.stderr)
         return 130

@@ -216,3 +216,23 @@ def test_the_window_stride_for_sample_streams_is_recorded(window_csv, tmp_path, 
     argv = ["train", "windows", "--input", str(window_csv), "--stride", "33", "--out", str(out)]
     assert main(argv) == 2
     assert "--stride must be between 1 and the window length 32" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_training_says_so_and_exits_130(window_csv, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    aemon = str(Path(sys.executable).parent / "aemon")
+    argv = [aemon, "train", "windows", "--input", str(window_csv), "--out", str(tmp_path / "m")]
+    proc = subprocess.Popen([*argv, "--epochs", "100000"], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # SIGINT once the epochs have started
+        if "epoch " in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(30) == 130
+    assert rest.strip().splitlines()[-1] == "aemon: train interrupted (Ctrl-C)"
+    assert "Traceback" not in rest and not (tmp_path / "m").exists()
