@@ -209,12 +209,13 @@ def serve(
     from aemon.daemon.config import FIELDS
     from aemon.daemon.config import load as load_settings
     from aemon.daemon.event_loop import run_async
-    from aemon.daemon.service import Service
 
     unknown = sorted(set(settings) - set(FIELDS))
     if unknown:
         raise ConfigError(f"unknown setting {unknown[0]!r} (see aemon serve --help)")
     flags = {**settings, "model": None if model is None else str(model)}
-    resolved = load_settings(flags, config, environ)
+    resolved = load_settings(flags, config, environ)  # bad settings refused before torch loads
     logs.configure(log_level, resolved.log_format)
+    from aemon.daemon.service import Service
+
     run_async(Service(resolved).run())

@@ -128,3 +128,14 @@ def test_numpy_numbers_as_settings_are_stored_as_plain_json(tmp_path):
     assert meta["training"]["seed"] == 2 and meta["training"]["recipe"]["fit"]["epochs"] == 1
     with pytest.raises(aemon.ConfigError, match="lr must be a finite number > 0, got nan"):
         aemon.fit(x, lr=float("nan"))  # FitConfig's own check, for the CLI and the API alike
+
+
+def test_bad_serve_settings_are_refused_before_torch_loads(tmp_path):
+    """``aemon serve`` without a model answered after 4.4 s (torch loaded first); now at once."""
+    code = (
+        "import sys, aemon\n"
+        "try:\n    aemon.serve(environ={})\n"
+        "except aemon.ConfigError as exc:\n    print('torch' in sys.modules, exc)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert run.stdout.startswith("False invalid settings: model: required"), run.stderr
