@@ -60,6 +60,26 @@ def _open_rows(path: Path, delimiter: str) -> list[list[str]]:
     return rows
 
 
+SEPARATORS = ((";", "semicolons"), ("\t", "tabs"), ("|", "bars"))
+
+
+def check_header(names: list[str], where: str) -> None:
+    """One clear line for the header mistakes people make: a file separated by something other
+    than commas (read as one column), and a column name given twice."""
+    if len(names) == 1:
+        for sep, what in SEPARATORS:
+            if sep in names[0]:
+                raise DataError(
+                    f"{where}:1: one column, {names[0][:60]!r}: the file looks separated by "
+                    f"{what}; aemon reads comma-separated files"
+                )
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataError(f"{where}:1: column {name!r} appears twice")
+        seen.add(name)
+
+
 def _check_width(rows: list[list[str]], path: Path, first_line: int) -> int:
     width = len(rows[0])
     for i, row in enumerate(rows):
@@ -119,6 +139,7 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
     path = Path(path)
     rows = _open_rows(path, ",")
     header = [h.strip() for h in rows[0]]
+    check_header(header, str(path))
     body = rows[1:]
     if not body:
         raise DataError(f"{path}: a header but no rows")

@@ -42,6 +42,9 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "a-dir").mkdir()
     (root / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
     (root / "bad.toml").write_text("max_batch = [1\n")
+    (root / "semi.csv").write_text("stream;seq;v0;v1\ns;0;1.0;2.0\n")
+    (root / "semi-samples.csv").write_text("timestamp;value\n1700000000;1.0\n")
+    (root / "twice.csv").write_text("stream,v,v\ns,1.0,2.0\n")
     return {
         "W": str(windows),
         "THREE": str(root / "three.csv"),
@@ -54,6 +57,9 @@ def files(tmp_path_factory) -> dict[str, str]:
         "BIN": str(root / "binary.csv"),
         "TOML": str(root / "bad.toml"),
         "OUT": str(root / "out"),
+        "SEMI": str(root / "semi.csv"),
+        "SEMIS": str(root / "semi-samples.csv"),
+        "TWICE": str(root / "twice.csv"),
     }
 
 
@@ -102,6 +108,9 @@ CASES = [
     (["train", "windows", "--input", "{THREE}", "--quiet", "--out", "{OUT}"], "need at least 4"),
     (["train", "windows", "--input", "{BIN}", "--out", "{OUT}"], "binary.csv"),
     (["train", "windows", "--input", "{DIR}/missing.csv"], "--input: "),
+    ([*TW[:3], "{SEMI}", *TW[4:]], "looks separated by semicolons"),
+    (["train", "series", "--input", "{SEMIS}", "--out", "{OUT}"], "separated by semicolons"),
+    ([*TW[:3], "{TWICE}", *TW[4:]], "column 'v' appears twice"),
     (["train", "series", "--input", "{S}", "--length", "0"], "--length: must be >= 1"),
     (["train", "series", "--input", "{S}", "--train-fraction", "0"], "--train-fraction: must"),
     (["train", "image", "--dataset", "mnist", "--out", "{OUT}"], "mnist"),

@@ -10,6 +10,7 @@ requires. Rows keep file order: the clock never reorders samples (see
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.core.table import F32_MAX
+from aemon.core.table import F32_MAX, check_header
 
 TIME_COLUMNS = ("timestamp", "ts", "time")
 ID_COLUMNS = ("stream", "seq", "label")
@@ -102,6 +103,9 @@ def read_samples(path: str | Path) -> Samples:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), [])
+        check_header([h.strip() for h in header], str(path))  # before pandas renames doubles
         frame = pd.read_csv(path, dtype={"stream": str}, skipinitialspace=True)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise DataError(f"{path}: not a readable CSV ({exc})") from None
