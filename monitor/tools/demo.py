@@ -149,7 +149,6 @@ async def run(cache: Path, rate: float, metrics_port: int, progress: bool = True
             "recall": round(tally.recall(), 4),
             "model_version": svc.detector.version,
             "threshold": svc.detector.threshold,
-            "metrics_url": url,
             "seconds": round(time.monotonic() - t0, 1),
         }
         svc.stop()
