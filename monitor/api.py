@@ -27,6 +27,7 @@ def fit(
     model: str = "dense",
     preset: str | None = None,
     threshold: str | None = None,
+    contamination: float | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
@@ -51,6 +52,11 @@ def fit(
     ``model``: ``dense``, ``conv1d``, ``vae`` or ``aae`` for windows; ``dense``, ``conv``,
     ``vae`` or ``aae`` for images. ``preset="ecg"`` (or ``"ecg-tutorial"``) takes the ECG5000
     recipe instead. The other settings override the recipe's, as the ``aemon train`` flags do.
+
+    ``threshold``: how to calibrate it (``mad:2.5``, ``quantile:0.99``, ``mean-std:3``,
+    ``pot:0.01``); ``contamination`` (as in PyOD): the share of normal windows to flag, i.e. the
+    threshold is the ``1 - contamination`` quantile of the held-out normal windows' scores. Set
+    ``det.threshold`` afterwards to decide at another value.
 
     Returns a :class:`aemon.Detector`: ``score``, ``predict``, ``evaluate``, ``save``, ``report``.
     """
@@ -83,6 +89,12 @@ def fit(
         raise ConfigError(f"model must be one of {', '.join(table)} for {kind}s, got {model!r}")
     else:
         base = table[family]
+    if contamination is not None:
+        if threshold is not None:
+            raise ConfigError("give threshold or contamination, not both")
+        if not (isinstance(contamination, int | float) and 0 < contamination < 0.5):
+            raise ConfigError(f"contamination must be in (0, 0.5), got {contamination!r}")
+        threshold = f"quantile:{1 - contamination:.10g}"
     values = as_windows(X, shape)
     labels = None
     if y is not None:

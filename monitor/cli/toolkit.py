@@ -104,6 +104,12 @@ def port(text: str) -> int:
     return value
 
 
+THRESHOLD_HELP = (
+    "window models: decide at this score instead of the artifact's threshold (default: the "
+    "artifact's)"
+)
+
+
 def number(low: float, high: float, *, low_open: bool = False, high_open: bool = False):
     """A finite float within [low, high] (ends open where asked)."""
 
@@ -121,6 +127,9 @@ def number(low: float, high: float, *, low_open: bool = False, high_open: bool =
 
     parse.__name__ = "number"
     return parse
+
+
+THRESHOLD_VALUE = number(0.0, math.inf)
 
 
 positive = number(0, math.inf, low_open=True, high_open=True)
@@ -473,6 +482,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     score.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     score.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, cuda:N")
+    score.add_argument("--threshold", type=THRESHOLD_VALUE, help=THRESHOLD_HELP)
 
     ev = command(
         sub,
@@ -497,3 +507,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, cuda:N")
     ev.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    ev.add_argument("--threshold", type=THRESHOLD_VALUE, help=THRESHOLD_HELP)

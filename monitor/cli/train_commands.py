@@ -335,12 +335,23 @@ def _evaluate_series(args: argparse.Namespace) -> int:
 
 def _scored(args: argparse.Namespace) -> tuple[Detector, WindowTable, np.ndarray]:
     detector = Detector.load(args.model, device=args.device)
+    if args.threshold is not None:
+        detector.threshold = args.threshold
     table = read_windows(args.input, length=int(np.prod(detector.input_shape)))
     return detector, table, detector.score(table.values)
 
 
+def _window_model(args: argparse.Namespace) -> bool:
+    """False for series models; they decide with their event rule, one threshold per stream."""
+    if not _is_series(args.model):
+        return True
+    if args.threshold is not None:
+        raise ConfigError("--threshold: series models decide with a threshold per stream")
+    return False
+
+
 def score(args: argparse.Namespace) -> int:
-    if _is_series(args.model):
+    if not _window_model(args):
         return _score_series(args)
     detector, table, scores = _scored(args)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -370,7 +381,7 @@ def score(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    if _is_series(args.model):
+    if not _window_model(args):
         return _evaluate_series(args)
     detector, table, scores = _scored(args)
     if table.label is None:

@@ -18,7 +18,7 @@ from typing import Any
 import safetensors.torch
 import torch
 
-from aemon.core.errors import ArtifactError
+from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.families import build
 from aemon.core.families.base import SCORES, Autoencoder
 from aemon.core.version import __version__
@@ -27,6 +27,17 @@ SCHEMA_VERSION = 1
 META_FILE = "detector.json"
 WEIGHTS_FILE = "weights.safetensors"
 REQUIRED = ("name", "family", "hparams", "input", "normaliser", "score", "threshold", "weights")
+
+
+def threshold_value(value: object) -> float:
+    """A threshold a user gives: a finite number >= 0 (scores are errors), as a float."""
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        out = math.nan
+    if not (math.isfinite(out) and out >= 0):
+        raise ConfigError(f"threshold must be a finite number >= 0, got {value!r}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,21 @@ class Meta:
         """The calibrated threshold value."""
         return float(self.doc["threshold"]["value"])
 
+    def with_threshold(self, value: float) -> Meta:
+        """The same artifact deciding at ``value``: the calibrated value is kept beside it, and
+        the version changes with what is decided (the weights' version when ``value`` is the
+        calibrated one again), so that alert and event ids never mix two thresholds."""
+        value = threshold_value(value)
+        thr = {k: v for k, v in self.doc["threshold"].items() if k != "calibrated_value"}
+        calibrated = float(self.doc["threshold"].get("calibrated_value", thr["value"]))
+        doc = {**self.doc, "threshold": {**thr, "value": value}}
+        if value != calibrated:
+            doc["threshold"]["calibrated_value"] = calibrated
+        weights = self.doc.get("weights", {}).get("sha256")
+        if weights:
+            doc["model_version"] = model_version(weights, doc["threshold"])
+        return Meta(doc)
+
     @property
     def threshold_spec(self) -> str:
         """How the threshold was calibrated, as the ``--threshold`` flag writes it."""
@@ -132,6 +158,16 @@ class Meta:
         return self.doc.get("metrics", {})
 
 
+def model_version(weights_sha256: str, threshold: dict[str, Any]) -> str:
+    """What alert and event ids are made of: the weights' checksum, and the threshold when a
+    user set one other than the calibrated value (it changes what is decided)."""
+    if "calibrated_value" not in threshold:
+        return weights_sha256[:12]
+    return hashlib.sha256(f"{weights_sha256}:{float(threshold['value'])!r}".encode()).hexdigest()[
+        :12
+    ]
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -159,7 +195,7 @@ def seal(model: Autoencoder, meta: dict[str, object]) -> tuple[bytes, dict]:
         **meta,
         "hparams": model.hparams,
         "weights": {"file": WEIGHTS_FILE, "sha256": digest},
-        "model_version": digest[:12],
+        "model_version": model_version(digest, meta.get("threshold", {})),  # type: ignore[arg-type]
         "versions": {
             "aemon": __version__,
             "torch": torch.__version__,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from aemon.core import artifact
-from aemon.core.artifact import Meta, load_model
+from aemon.core.artifact import Meta, load_model, threshold_value
 from aemon.core.device import autocast, pick_device
 from aemon.core.errors import DataError
 from aemon.core.evaluation import evaluate
@@ -74,7 +74,14 @@ class Detector:
 
     @property
     def threshold(self) -> float:
+        """The score above which a window is anomalous: calibrated at fit, or set here
+        (``det.threshold = 0.05``; the artifact keeps the calibrated value beside it, and the
+        version changes with what is decided)."""
         return self.meta.threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self.meta = self.meta.with_threshold(value)
 
     @property
     def name(self) -> str:
@@ -120,14 +127,19 @@ class Detector:
             )[0]
         return out
 
-    def predict(self, values: Any) -> np.ndarray:
-        """1 where a window's score is above the calibrated threshold, else 0 (int8)."""
-        return (self.score(values) > self.threshold).astype(np.int8)
+    def predict(self, values: Any, threshold: float | None = None) -> np.ndarray:
+        """1 where a window's score is above ``threshold`` (default: the detector's), else 0
+        (int8)."""
+        limit = self.threshold if threshold is None else threshold_value(threshold)
+        return (self.score(values) > limit).astype(np.int8)
 
-    def evaluate(self, values: Any, labels: Any) -> dict[str, object]:
-        """ROC-AUC, PR-AUC, precision, recall, F1, accuracy and the confusion matrix at the
-        threshold; ``labels`` 1 = anomaly."""
-        return evaluate(self.score(values), labels_of(labels), self.threshold)
+    def evaluate(
+        self, values: Any, labels: Any, threshold: float | None = None
+    ) -> dict[str, object]:
+        """ROC-AUC, PR-AUC, precision, recall, F1, accuracy and the confusion matrix at
+        ``threshold`` (default: the detector's); ``labels`` 1 = anomaly."""
+        limit = self.threshold if threshold is None else threshold_value(threshold)
+        return evaluate(self.score(values), labels_of(labels), limit)
 
     def save(self, path: str | Path) -> Path:
         """Write the artifact (``detector.json`` and ``weights.safetensors``) that the CLI,

@@ -73,6 +73,7 @@ def taken_port():
 
 
 TW = ["train", "windows", "--input", "{W}", "--quiet", "--out", "{OUT}"]
+SCORE = ["score", "--model", "{ART}", "--input", "{W}", "--output", "{OUT}.csv"]
 # The daemon logs at --log-level (INFO: "serving detector ..."): at ERROR a refusal to start is
 # its one line.
 SERVE = ["serve", "--log-level", "ERROR", "--model", "{ART}", "--bootstrap-servers", DOWN]
@@ -121,6 +122,8 @@ CASES = [
     (["score", "--model", "{DIR}", "--input", "{W}", "--output", "{OUT}.csv"], "a-dir"),
     (["score", "--model", "{TAMPERED}", "--input", "{W}", "--output", "{OUT}.csv"], "checksum"),
     (["windows", "{S}", "--length", "0", "--output", "{OUT}.csv"], "--length: must be >= 1"),
+    ([*SCORE, "--threshold", "nan"], "--threshold: must be a finite number"),
+    ([*SCORE, "--threshold", "-1"], "--threshold: must be a finite number"),
     (["windows", "{S}", "--length", "4", "--stride", "9", "--output", "{OUT}.csv"], "--stride"),
     # the daemon's settings
     (["serve", "--model", "{TYPED}", "--bootstrap-servers", DOWN], "threshold.value"),

@@ -134,3 +134,12 @@ def test_progress_lines_name_the_stream_they_fit(tmp_path, capsys):
     assert main(argv) == 0
     fitting = [ln for ln in capsys.readouterr().err.splitlines() if ": fitting " in ln]
     assert [ln.split(":")[1].strip() for ln in fitting] == ["pump-a", "pump-b"]
+
+
+def test_one_threshold_for_every_stream_of_series_models_is_refused(tmp_path, capsys):
+    rc, out = train(tmp_path, samples_csv(tmp_path / "s.csv", streams=("a", "b")))
+    assert rc == 0
+    capsys.readouterr()
+    argv = ["score", "--model", str(out), "--input", str(tmp_path / "s.csv")]
+    assert main([*argv, "--output", str(tmp_path / "o.csv"), "--threshold", "1"]) == 2
+    assert "series models decide with a threshold per stream" in capsys.readouterr().err

@@ -236,3 +236,18 @@ def test_ctrl_c_during_training_says_so_and_exits_130(window_csv, tmp_path):
     assert proc.wait(30) == 130
     assert rest.strip().splitlines()[-1] == "aemon: train interrupted (Ctrl-C)"
     assert "Traceback" not in rest and not (tmp_path / "m").exists()
+
+
+def test_score_and_evaluate_decide_at_the_threshold_given(window_csv, trained, capsys, tmp_path):
+    model, _ = trained
+    out = tmp_path / "scores.csv"
+    argv = ["score", "--model", str(model), "--input", str(window_csv), "--output", str(out)]
+    assert main([*argv, "--threshold", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["anomalies"] == 460  # every window scores > 0
+    rows = list(csv.DictReader(out.open()))
+    assert {r["threshold"] for r in rows} == {"0.0"} and {r["is_anomaly"] for r in rows} == {"1"}
+    ev = ["evaluate", "--model", str(model), "--input", str(window_csv), "--json"]
+    assert main([*ev, "--threshold", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["recall"] == 1.0
+    assert main([*ev]) == 0  # the artifact on disk is unchanged
+    assert json.loads(capsys.readouterr().out)["threshold"] > 0

@@ -139,3 +139,37 @@ def test_bad_serve_settings_are_refused_before_torch_loads(tmp_path):
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert run.stdout.startswith("False invalid settings: model: required"), run.stderr
+
+
+def test_the_threshold_is_the_users_to_set_and_the_artifact_records_it(tmp_path):
+    table = make_windows(200, 30)
+    det = aemon.fit(table.values, table.label, epochs=1)
+    calibrated, version = det.threshold, det.version
+    scores = det.score(table.values)
+    low = float(np.quantile(scores, 0.5))
+    assert det.predict(table.values, threshold=low).sum() == (scores > low).sum()
+    assert det.threshold == calibrated  # predict(threshold=...) sets nothing
+    det.threshold = low
+    moved = det.version
+    assert det.threshold == low and moved != version  # it decides otherwise: a new id
+    assert (det.predict(table.values) == (scores > low)).all()
+    loaded = aemon.load(det.save(tmp_path / "m"))
+    assert loaded.threshold == low and loaded.version == det.version == moved
+    assert loaded.meta.doc["threshold"]["calibrated_value"] == calibrated
+    loaded.threshold = calibrated  # back to the calibrated value: back to the weights' id
+    assert loaded.version == version and "calibrated_value" not in loaded.meta.doc["threshold"]
+    for bad in (float("nan"), -1.0, "high"):
+        with pytest.raises(aemon.ConfigError, match="threshold must be a finite number"):
+            det.threshold = bad  # type: ignore[assignment]
+    with pytest.raises(aemon.ConfigError, match="threshold must be a finite number"):
+        det.predict(table.values, threshold=float("inf"))
+
+
+def test_contamination_calibrates_the_share_of_normal_windows_flagged():
+    table = make_windows(300, 0)
+    det = aemon.fit(table.values, contamination=0.1, epochs=1)
+    assert det.meta.threshold_spec == "quantile:0.9"
+    with pytest.raises(aemon.ConfigError, match="not both"):
+        aemon.fit(table.values, contamination=0.1, threshold="mad:3")
+    with pytest.raises(aemon.ConfigError, match=r"contamination must be in \(0, 0.5\)"):
+        aemon.fit(table.values, contamination=0.7)
