@@ -198,6 +198,9 @@ def broker(args: argparse.Namespace) -> int:
         async with embedded.EmbeddedBroker(args.port) as broker:
             if topics:
                 await embedded.create_topics(broker.bootstrap, topics)
+            stop = asyncio.Event()  # before the ready line: a SIGTERM right after it stops us
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
             doc = {"bootstrap_servers": broker.bootstrap, "storage": "memory", "topics": topics}
             print(json.dumps(doc), flush=True)
             print(
@@ -205,9 +208,6 @@ def broker(args: argparse.Namespace) -> int:
                 "it loses every topic and offset); Ctrl-C stops it",
                 file=sys.stderr,
             )
-            stop = asyncio.Event()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
             while not stop.is_set():  # the broker process dying ends this too, with its code
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
