@@ -181,6 +181,42 @@ def replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def tail(args: argparse.Namespace) -> int:
+    import logging
+
+    from aemon import tail as reader
+    from aemon.daemon.config import check_topic
+
+    check_topic(args.topic, "topic")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        count = 0
+        async for r in reader.records(
+            args.bootstrap_servers, args.topic, follow=args.follow, stop=stop
+        ):
+            count += 1
+            if args.json:
+                heads = {k: v.decode(errors="replace") for k, v in r.headers or ()}
+                try:
+                    value = json.loads(r.value or b"")
+                except ValueError:
+                    value = (r.value or b"").decode(errors="replace")
+                doc = {"partition": r.partition, "offset": r.offset, "value": value}
+                print(json.dumps({**doc, "headers": heads}), flush=True)
+            else:
+                print(reader.line(r.value, r.headers), flush=True)
+        return count
+
+    count = run_async(run())
+    if not args.json:
+        print(f"{count} records of {args.topic}", file=sys.stderr)
+    return 0
+
+
 def broker(args: argparse.Namespace) -> int:
     from aemon.daemon.config import check_topic
 

@@ -110,6 +110,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
+    tail = command(
+        sub,
+        "tail",
+        f"{COMMANDS}:tail",
+        help="print what the daemon published: alerts and events, scores or dead letters",
+        description="Read a topic from its start: one readable line per alert, event (open or "
+        "resolved), window score or dead letter; --follow goes on as new ones arrive (Ctrl-C "
+        "stops). --json prints each record as one JSON object (partition, offset, value, "
+        "headers).",
+        example=["aemon tail", "aemon tail aemon.dlq --follow", "aemon tail aemon.scores --json"],
+    )
+    tail.add_argument(
+        "topic", nargs="?", default="aemon.alerts", help="topic to read (default: aemon.alerts)"
+    )
+    tail.add_argument("--bootstrap-servers", default="127.0.0.1:9092", help="Kafka brokers")
+    tail.add_argument("--follow", action="store_true", help="go on as new records arrive")
+    tail.add_argument("--json", action="store_true", help="one JSON object per record")
+
     br = command(
         sub,
         "broker",

@@ -85,6 +85,8 @@ CASES = [
     (["replay", "{W}", "--topic", "t", "--bootstrap-servers", DOWN], "127.0.0.1:1"),
     (["replay", "{W}", "--topic", "bad topic!"], "--topic: 'bad topic!' is not a valid topic"),
     (["broker", "--topic", "t:zero"], "PARTITIONS must be a whole number"),
+    (["tail", "--bootstrap-servers", DOWN], "cannot read aemon.alerts from 127.0.0.1:1"),
+    (["tail", "bad topic!"], "topic: 'bad topic!' is not a valid topic"),
     (["broker", "--port", "{PORT}"], "--port {PORT}: 127.0.0.1:{PORT} is taken"),
     (["broker", "--port", "99999"], "--port: must be a port from 1 to 65535"),
     ([*SERVE, "--metrics-port", "{PORT}"], "{PORT}"),
