@@ -12,18 +12,27 @@ import pandas as pd
 
 from aemon.core.catalog import ANY, catalog
 from aemon.core.detector import Detector
+from aemon.core.table import TIME_COLUMNS
 from aemon.training.datasets.samples import Samples, read_samples, samples_of
 from aemon.training.series import stream_dir
 from aemon.training.timeline import Timeline, draw, score_samples
 
 
 def as_samples(samples: Any) -> Samples:
-    """A sample CSV's path, a DataFrame with its columns, or :class:`Samples` as they are."""
+    """A sample CSV's path, a DataFrame with a sample CSV's columns, or :class:`Samples` as they
+    are; a time index (a ``DatetimeIndex``, or an index named like a time column) serves as the
+    time column, and a Series is one value column."""
     if isinstance(samples, Samples):
         return samples
     if isinstance(samples, str | Path):
         return read_samples(samples)
-    return samples_of(pd.DataFrame(samples))
+    if isinstance(samples, pd.Series):
+        samples = samples.to_frame(name=samples.name if samples.name is not None else "value")
+    frame = pd.DataFrame(samples)
+    timed = isinstance(frame.index, pd.DatetimeIndex) or frame.index.name in TIME_COLUMNS
+    if timed and not any(c in frame.columns for c in TIME_COLUMNS):
+        frame = frame.rename_axis(frame.index.name or "timestamp").reset_index()
+    return samples_of(frame)
 
 
 class SeriesDetector:

@@ -18,12 +18,17 @@ from aemon.core.errors import DataError
 from aemon.core.evaluation import evaluate
 from aemon.core.families.base import Autoencoder
 from aemon.core.normalise import Normaliser
-from aemon.core.table import F32_MAX, ID_COLUMNS
+from aemon.core.table import F32_MAX, ID_COLUMNS, TIME_COLUMNS
 
 
 def frame_values(frame: Any) -> np.ndarray:
-    """A DataFrame's value columns (all but the id columns of a window CSV), as an array."""
-    return frame[[c for c in frame.columns if c not in ID_COLUMNS]].to_numpy()
+    """A DataFrame's value columns, as an array: all but the id columns of a window CSV, time
+    columns (by name, or holding dates) and nothing else."""
+    from pandas.api.types import is_datetime64_any_dtype
+
+    ids = (*ID_COLUMNS, *TIME_COLUMNS)
+    keep = [c for c in frame.columns if c not in ids and not is_datetime64_any_dtype(frame[c])]
+    return frame[keep].to_numpy()
 
 
 def as_windows(values: Any, shape: tuple[int, ...]) -> np.ndarray:

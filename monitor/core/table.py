@@ -17,6 +17,8 @@ import numpy as np
 from aemon.core.errors import DataError
 
 ID_COLUMNS = ("stream", "seq", "ts", "start", "label")
+# What a sample's time column may be called (in a CSV or a DataFrame); never a value.
+TIME_COLUMNS = ("timestamp", "ts", "time", "date", "datetime")
 F32_MAX = float(np.finfo(np.float32).max)  # larger values are refused, as the daemon does
 
 

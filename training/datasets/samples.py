@@ -1,11 +1,11 @@
 """Sample CSVs: one row per sample of one or more telemetry streams, one format everywhere.
 
-Columns: a time column named ``timestamp``, ``ts`` or ``time`` (ISO 8601, zone-less times taken
-as UTC, or epoch seconds); optional ``stream`` (default one stream, ``"0"``), ``seq`` (the
-per-stream sample index: an id, never a value) and ``label`` (1 = anomalous sample); every other
-column is a value channel, in order. Values must be finite float32 numbers, as the daemon
-requires. Rows keep file order: the clock never reorders samples (see
-:mod:`aemon.core.windowing`).
+Columns: a time column named ``timestamp``, ``ts``, ``time``, ``date`` or ``datetime`` (ISO
+8601, zone-less times taken as UTC, or epoch seconds); optional ``stream`` (default one stream,
+``"0"``), ``seq`` (the per-stream sample index: an id, never a value) and ``label`` (1 =
+anomalous sample); every other column is a value channel, in order. Values must be finite
+float32 numbers, as the daemon requires. Rows keep file order: the clock never reorders samples
+(see :mod:`aemon.core.windowing`).
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.core.table import F32_MAX, check_header
+from aemon.core.table import F32_MAX, TIME_COLUMNS, check_header
 
-TIME_COLUMNS = ("timestamp", "ts", "time")
 ID_COLUMNS = ("stream", "seq", "label")
 
 
@@ -117,7 +116,10 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
     names it in errors (their row numbers count the header as line 1, as in the file)."""
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c).strip() for c in frame.columns]
-    time_col = next((c for c in TIME_COLUMNS if c in frame.columns), None)
+    times = [c for c in TIME_COLUMNS if c in frame.columns]
+    if len(times) > 1:
+        raise DataError(f"{path}: several time columns ({', '.join(times)}); keep one")
+    time_col = times[0] if times else None
     if time_col is None:
         raise DataError(f"{path}: needs a time column named {', '.join(TIME_COLUMNS)}")
     if not len(frame):
