@@ -1,5 +1,5 @@
-"""What ``aemon serve``, ``replay``, ``broker``, ``demo``, ``bench`` and ``nab`` do. The parsers
-are in :mod:`aemon.cli`; this module is imported only when one of them runs."""
+"""What ``aemon serve``, ``tail``, ``replay``, ``broker``, ``demo``, ``bench`` and ``nab`` do.
+The parsers are in :mod:`aemon.cli`; this module is imported only when one of them runs."""
 
 from __future__ import annotations
 
@@ -12,14 +12,11 @@ import signal
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import TypeVar
 
 from aemon.core.errors import AemonError, ConfigError
 from aemon.core.events import event_rule
 from aemon.daemon.event_loop import run_async
 from aemon.daemon.supervisor import StageFailed
-
-T = TypeVar("T")
 
 
 def tool(name: str) -> ModuleType:
