@@ -53,6 +53,12 @@ class SeriesDetector:
             )
         return cls(found)
 
+    def __repr__(self) -> str:
+        shown = ", ".join(self.streams[:5]) + (", ..." if len(self.streams) > 5 else "")
+        extra = " and a model for every other stream" if ANY in self.detectors else ""
+        n = len(self.streams)
+        return f"SeriesDetector({n} stream{'s' if n != 1 else ''}: {shown}{extra})"
+
     @property
     def streams(self) -> list[str]:
         """The streams with a model of their own (a catch-all model serves the others)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import asdict
 from typing import Any
 
@@ -22,6 +23,12 @@ from aemon.training import noise
 from aemon.training.calibration import calibrate, check_sample_size, exceed_probability
 from aemon.training.fit import FitResult, fit
 from aemon.training.presets import Recipe
+
+FEW_CALIBRATION = 20  # calibration windows below which the threshold is a rough guess
+
+
+def unit_of(kind: str) -> str:
+    return "images" if kind == "image" else "windows"
 
 
 def stage(progress: bool, text: str) -> None:
@@ -131,8 +138,14 @@ def fit_detector(
     else:
         fit_rows, cal_rows = split_normals(normal, recipe.calibration_fraction, seed, ordered_gap)
     check_sample_size(recipe.threshold, len(cal_rows))
+    if len(cal_rows) < FEW_CALIBRATION:
+        warnings.warn(
+            f"{name}: the threshold is calibrated on only {len(cal_rows)} normal {unit_of(kind)}; "
+            f"with fewer than {FEW_CALIBRATION} it is a rough guess (give more normal data)",
+            stacklevel=2,
+        )
     held_out = calibration is not None or recipe.calibration_fraction > 0
-    unit = "images" if kind == "image" else "windows"
+    unit = unit_of(kind)
     if trained is not None:
         model, result, normaliser = trained
     else:

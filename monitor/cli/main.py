@@ -10,6 +10,7 @@ import argparse
 import ast
 import importlib
 import sys
+import warnings
 from pathlib import Path
 
 from aemon.cli.toolkit import (
@@ -239,9 +240,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"aemon: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; a user's mistake is one line on stderr and exit 2, never a traceback."""
+    """Run one command; a user's mistake is one line on stderr and exit 2, never a traceback;
+    a warning is one line too."""
     args = parser().parse_args(argv)
+    warnings.showwarning = _warning_line
     module, _, name = args.run.partition(":")
     from aemon.core.errors import AemonError
 

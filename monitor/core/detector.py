@@ -58,7 +58,7 @@ def as_windows(values: Any, shape: tuple[int, ...]) -> np.ndarray:
     return x.reshape(len(x), *shape).astype(np.float32)
 
 
-@dataclass
+@dataclass(repr=False)
 class Detector:
     model: Autoencoder
     meta: Meta
@@ -152,6 +152,13 @@ class Detector:
         out = artifact.save(path, self.model, self.meta.doc)
         self.meta = artifact.read_meta(out)
         return out
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.name!r}, {self.meta.family}, input "
+            f"{list(self.input_shape)}, threshold {self.threshold:.6g}, version {self.version}, "
+            f"on {self.device})"
+        )
 
     def summary(self) -> dict[str, object]:
         """What a training run prints: threshold, evaluation metrics, timing, version."""

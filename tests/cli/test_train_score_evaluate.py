@@ -251,3 +251,22 @@ def test_score_and_evaluate_decide_at_the_threshold_given(window_csv, trained, c
     assert json.loads(capsys.readouterr().out)["recall"] == 1.0
     assert main([*ev]) == 0  # the artifact on disk is unchanged
     assert json.loads(capsys.readouterr().out)["threshold"] > 0
+
+
+def test_a_warning_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from aemon.core.table import write_windows
+    from tests.conftest import make_windows
+
+    write_windows(tmp_path / "few.csv", make_windows(12, 0))
+    aemon = str(Path(sys.executable).parent / "aemon")
+    argv = [aemon, "train", "windows", "--input", str(tmp_path / "few.csv"), "--quiet"]
+    argv += ["--split", "random", "--epochs", "1", "--out", str(tmp_path / "m")]
+    run = subprocess.run(argv, text=True, capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    warned = [ln for ln in run.stderr.splitlines() if "warning" in ln]
+    assert len(warned) == 1 and warned[0].startswith("aemon: warning: ")
+    assert "calibrated on only" in warned[0] and "Traceback" not in run.stderr

@@ -190,3 +190,17 @@ def test_dataframes_as_people_have_them():
     both = pd.DataFrame({"date": index, "time": index, "flow": flow.values})
     with pytest.raises(aemon.DataError, match=r"several time columns \(time, date\); keep one"):
         aemon.fit_series(both, epochs=1)
+
+
+def test_notebook_reprs_are_one_short_line_and_a_thin_calibration_warns(tmp_path):
+    with pytest.warns(UserWarning, match="calibrated on only 2 normal windows"):
+        det = aemon.fit(make_windows(10, 0).values, epochs=1)
+    text = repr(det)
+    assert len(text) < 160 and "\n" not in text and det.version in text
+    series = aemon.fit_series(samples_frame(), epochs=1)
+    assert repr(series) == "SeriesDetector(1 stream: 0)"
+
+
+def samples_frame() -> pd.DataFrame:
+    index = pd.date_range("2026-01-01", periods=200, freq="min")
+    return pd.DataFrame({"flow": np.sin(np.arange(200) / 6)}, index=index)
