@@ -61,9 +61,14 @@ async def _partitions(c: AIOKafkaConsumer, topic: str, timeout: float) -> list[T
     return [TopicPartition(topic, p) for p in sorted(parts)]
 
 
+def headers_of(headers: list | tuple | None) -> dict[str, str]:
+    """A record's headers as text."""
+    return {k: v.decode(errors="replace") for k, v in headers or ()}
+
+
 def line(value: bytes | None, headers: list | tuple = ()) -> str:
     """One readable line for a record of the alerts, scores or dead-letter topic."""
-    head = {k: v.decode(errors="replace") for k, v in headers or ()}
+    head = headers_of(headers)
     if "reason" in head:
         where = (
             f"{head.get('source_topic')}/{head.get('source_partition')}@{head.get('source_offset')}"

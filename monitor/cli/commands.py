@@ -197,7 +197,7 @@ def tail(args: argparse.Namespace) -> int:
         ):
             count += 1
             if args.json:
-                heads = {k: v.decode(errors="replace") for k, v in r.headers or ()}
+                heads = reader.headers_of(r.headers)
                 try:
                     value = json.loads(r.value or b"")
                 except ValueError:

@@ -104,10 +104,10 @@ class Ledger:
         self._settled.clear()
 
     # ----- scoring, publishing, committing ------------------------------------------------
-    def current(self, epochs: dict[TopicPartition, int]) -> set[TopicPartition]:
-        """Of a batch's partitions (with the epoch each was fetched in), those still in the same
-        epoch: only their rows are decided."""
-        return {tp for tp, e in epochs.items() if self.epoch(tp) == e}
+    def stale(self, epochs: dict[TopicPartition, int]) -> set[int]:
+        """Of a batch's partitions (with the epoch each was fetched in), the numbers of those
+        whose epoch has ended since: their rows are not decided."""
+        return {tp.partition for tp, e in epochs.items() if self.epoch(tp) != e}
 
     def acknowledged(
         self, offsets: dict[TopicPartition, int], epochs: dict[TopicPartition, int]

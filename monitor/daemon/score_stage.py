@@ -41,8 +41,7 @@ class ScoreStage:
         while (batch := await self.queue.get()) is not None:
             await self.model_watch.swap_if_requested()
             scored = await self._score(batch) if batch.n else None
-            stale = {tp.partition for tp in set(batch.epochs) - self.ledger.current(batch.epochs)}
-            decided = self.decisions.decide(batch, scored, stale)
+            decided = self.decisions.decide(batch, scored, self.ledger.stale(batch.epochs))
             with contextlib.suppress(Exception):  # the publisher's run sends again
                 await self.publisher.send(decided)
             await self.confirming.put(decided)
