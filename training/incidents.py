@@ -116,3 +116,42 @@ def summarise(results: list[StreamResult]) -> dict[str, object]:
         "false_alarms_per_day": (ev - tev) / days if days else None,
         "nab_score": 100 * (raw - null) / (perfect - null) if perfect != null else None,
     }
+
+
+def pointwise(streams: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> dict:
+    """Point-wise figures over streams of ``(times, labels, flags, scores)`` per sample, counts
+    pooled (as SKAB and ``segment_score.py`` pool them): precision, recall, F1, FAR and MAR (%
+    of normal samples flagged, of anomalous ones missed), segment recall (labelled runs with a
+    flagged sample), false alarms per day (flagged runs touching no labelled run), and the mean
+    over streams of the average precision of the scores (PR-AUC; streams without anomalies
+    left out, samples without a score ranked lowest)."""
+    from sklearn.metrics import average_precision_score
+
+    tp = fp = fn = tn = segments = hit = false_runs = 0
+    days = 0.0
+    aps = []
+    for ts, label, flag, score in streams:
+        y, f = label.astype(bool), flag.astype(bool)
+        tp, fp = tp + int((y & f).sum()), fp + int((~y & f).sum())
+        fn, tn = fn + int((y & ~f).sum()), tn + int((~y & ~f).sum())
+        for a, b in runs(y):
+            segments += 1
+            hit += bool(f[a : b + 1].any())
+        false_runs += sum(not y[a : b + 1].any() for a, b in runs(f))
+        days += float(ts[-1] - ts[0]) / 86400 if len(ts) > 1 else 0.0
+        if y.any():
+            s = np.where(np.isfinite(score), score, -np.inf)
+            s[~np.isfinite(s)] = np.min(s[np.isfinite(s)], initial=0.0) - 1
+            aps.append(float(average_precision_score(y, s)))
+    ratio = lambda a, b: a / b if b else None  # noqa: E731
+    return {
+        "precision": ratio(tp, tp + fp),
+        "recall": ratio(tp, tp + fn),
+        "f1": ratio(2 * tp, 2 * tp + fp + fn),
+        "far_percent": ratio(100 * fp, fp + tn),
+        "mar_percent": ratio(100 * fn, fn + tp),
+        "segments": segments,
+        "segment_recall": ratio(hit, segments),
+        "false_alarms_per_day": ratio(false_runs, days),
+        "pr_auc": float(np.mean(aps)) if aps else None,
+    }

@@ -150,7 +150,7 @@ def fit_detector(
         model, result, normaliser = trained
     else:
         stage(progress, f"{name}: fitting {recipe.family} on {len(fit_rows)} normal {unit}")
-        normaliser = Normaliser.fit(recipe.normaliser, train.values)
+        normaliser = Normaliser.fit(recipe.normaliser, train.values, per_channel=kind == "series")
         model, result = fit_model(
             recipe,
             normaliser(fit_rows),

@@ -89,7 +89,7 @@ def fit_series(
     parts = list(_parts(samples, recipe, plan, source))
     trained: dict[str, tuple] = {}
     if shared:
-        scale = {p[0]: Normaliser.fit(recipe.normaliser, p[1].values) for p in parts}
+        scale = {p[0]: Normaliser.fit(recipe.normaliser, p[1].values, True) for p in parts}
         x = np.concatenate([scale[name](_normal(fit)) for name, fit, *_ in parts])
         val = np.concatenate([scale[name](_normal(cal)) for name, _, cal, *_ in parts])
         model, result = fit_model(recipe, x, val, device, "series", progress)

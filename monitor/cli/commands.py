@@ -1,5 +1,5 @@
-"""What ``aemon serve``, ``tail``, ``replay``, ``broker``, ``demo``, ``bench`` and ``nab`` do.
-The parsers are in :mod:`aemon.cli`; this module is imported only when one of them runs."""
+"""What ``aemon serve``, ``tail``, ``replay``, ``broker``, ``demo``, ``bench``, ``nab``, ``skab``
+and ``asd`` do. The parsers are in :mod:`aemon.cli`; this module is imported only when one runs."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from pathlib import Path
 from types import ModuleType
 
 from aemon.core.errors import AemonError, ConfigError
-from aemon.core.events import event_rule
 from aemon.daemon.event_loop import run_async
 from aemon.daemon.supervisor import StageFailed
 
@@ -78,57 +77,18 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def nab(args: argparse.Namespace) -> int:
-    from aemon.core.device import pick_device
-    from aemon.series_detector import SeriesDetector
-
-    nab = tool("nab")
-    from aemon.training.datasets.samples import read_samples
-    from aemon.training.presets import SERIES_PRESETS
-    from aemon.training.series import Plan, fit_series
-    from aemon.training.timeline import draw, evaluate_events, score_samples
-
-    history, rest, stamps = nab.build_csvs(args.data, args.out)
-    models = args.out / "models"
-    recipe = SERIES_PRESETS["dense"].with_overrides(seed=args.seed)
-    rule = event_rule(adaptive_window=args.adaptive_window)
-    plan = Plan(train_fraction=nab.TRAIN_FRACTION, max_train_rows=nab.MAX_TRAIN_ROWS, events=rule)
-    print(f"training {len(stamps)} models into {models}", file=sys.stderr)
-    fitted = fit_series(
-        read_samples(history), recipe, plan, pick_device("cpu"), str(history), False, args.shared
+def benchmark(args: argparse.Namespace) -> int:
+    """``aemon nab``, ``aemon skab``, ``aemon asd``: one protocol (:mod:`aemon.tools.benchmark`)."""
+    summary = tool("benchmark").run(
+        args.command,
+        args.data,
+        args.out,
+        seed=args.seed,
+        offline_only=args.offline_only,
+        bootstrap=args.bootstrap_servers,
+        shared=args.shared,
+        adaptive_window=args.adaptive_window,
     )
-    SeriesDetector(fitted).save(models)
-    route = SeriesDetector.load(models, device="cpu").detector_for
-    offline = score_samples(read_samples(rest), route, str(models))
-    nab.save_events(args.out / "events-offline.jsonl", offline.events)
-    summary: dict[str, object] = {
-        "files": len(stamps),
-        "windows": len(offline),
-        "events_offline": sum(e["state"] == "open" for e in offline.events),
-    }
-    events = offline.events
-    if not args.offline_only:
-        print(f"streaming {len(read_samples(rest))} samples through the daemon", file=sys.stderr)
-        daemon, counters = run_async(
-            nab.stream_events(models, rest, len(offline), args.bootstrap_servers)
-        )
-        nab.save_events(args.out / "events-daemon.jsonl", daemon)
-        problems = nab.same_events(offline.events, daemon)
-        summary.update(
-            events_daemon=sum(e["state"] == "open" for e in daemon),
-            windows_daemon=int(counters["windows_scored"]),
-            daemon_equals_offline=not problems,
-            differences=problems[:10],
-        )
-        events = daemon
-    nab.write_detections(events, stamps, args.out / "detections")
-    summary["detections"] = str(args.out / "detections")
-    labelled = nab.labelled_copy(args.data, rest, args.out / "labelled.csv")
-    if labelled is not None:  # evaluation only, after every detection is made
-        samples = read_samples(labelled)
-        summary["evaluation"] = evaluate_events(samples, offline)
-        draw(samples, offline, args.out / "report")
-        summary["report"] = str(args.out / "report")
     if args.json:
         print(json.dumps(summary))
     else:

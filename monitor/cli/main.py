@@ -199,30 +199,54 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 
-    nab = command(
-        sub,
-        "nab",
-        f"{COMMANDS}:nab",
-        help="the label-blind NAB protocol: train on probationary rows, stream the rest",
-        description=_doc("nab"),
-        example="aemon nab ../shared/data/nab --out runs/nab  (then NAB's scorer on "
-        "runs/nab/detections)",
-    )
-    nab.add_argument("data", type=Path, help="NAB directory (with data/<category>/<file>.csv)")
-    nab.add_argument("--out", type=out_dir, default=Path("runs/nab"), help="working directory")
-    nab.add_argument("--seed", type=int, default=0, help="training seed")
-    nab.add_argument(
-        "--adaptive-window",
-        type=at_least(0),
-        default=DEFAULT_EVENT_RULE["adaptive_window"],
-        help="as train series; 0: the calibrated threshold alone",
-    )
-    nab.add_argument("--offline-only", action="store_true", help="skip the broker and the daemon")
-    nab.add_argument(
-        "--shared", action="store_true", help="one model for every file (as train series)"
-    )
-    nab.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
-    nab.add_argument("--json", action="store_true", help="print one JSON object")
+    examples = {
+        "nab": (
+            "NAB's development files: train on the probationary rows, stream the rest",
+            "aemon nab ../shared/data/nab --out runs/nab  (then NAB's scorer on "
+            "runs/nab/detections)",
+            "NAB directory (with data/<category>/<file>.csv)",
+        ),
+        "skab": (
+            "SKAB's pump runs: train on each run's first 400 rows, stream the rest",
+            "aemon skab ../shared/data/skab --out runs/skab  (then segment_score.py "
+            "../shared/data/skab runs/skab/detections --skip 400)",
+            "SKAB directory (with valve1/, valve2/, other/)",
+        ),
+        "asd": (
+            "ASD's 12 servers: train on train.csv, stream test.csv",
+            "aemon asd ../shared/data/asd --out runs/asd  (then segment_score.py "
+            "../shared/data/asd runs/asd/detections)",
+            "ASD directory (with omi-N/)",
+        ),
+    }
+    for name, (summary, example, data_help) in examples.items():
+        suite = command(
+            sub,
+            name,
+            f"{COMMANDS}:benchmark",
+            help=summary,
+            description=f"{summary}.\n\n" + _doc("benchmark"),
+            example=example,
+        )
+        suite.add_argument("data", type=Path, help=data_help)
+        suite.add_argument(
+            "--out", type=out_dir, default=Path(f"runs/{name}"), help="working directory"
+        )
+        suite.add_argument("--seed", type=int, default=0, help="training seed")
+        suite.add_argument(
+            "--adaptive-window",
+            type=at_least(0),
+            default=DEFAULT_EVENT_RULE["adaptive_window"],
+            help="as train series; 0: the calibrated threshold alone",
+        )
+        suite.add_argument(
+            "--offline-only", action="store_true", help="skip the broker and the daemon"
+        )
+        suite.add_argument(
+            "--shared", action="store_true", help="one model for every stream (as train series)"
+        )
+        suite.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
+        suite.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ import torch
 from aemon.core import artifact
 from aemon.core.artifact import Meta, load_model, threshold_value
 from aemon.core.device import autocast, pick_device
-from aemon.core.errors import DataError
+from aemon.core.errors import ArtifactError, DataError
 from aemon.core.evaluation import evaluate
 from aemon.core.families.base import Autoencoder
 from aemon.core.normalise import Normaliser
@@ -70,8 +70,14 @@ class Detector:
     def load(cls, path: str | Path, device: str = "auto", amp: bool = False) -> Detector:
         """Load and verify an artifact; ``amp`` enables autocast when scoring on CUDA."""
         model, meta = load_model(path)
+        normaliser = Normaliser.from_dict(meta.normaliser)
+        if normaliser.channels not in (None, meta.channels):
+            raise ArtifactError(
+                f"{path}: the normaliser has {normaliser.channels} channels, the input "
+                f"{meta.channels}"
+            )
         dev = pick_device(device)
-        return cls(model.to(dev), meta, Normaliser.from_dict(meta.normaliser), dev, amp)
+        return cls(model.to(dev), meta, normaliser, dev, amp)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

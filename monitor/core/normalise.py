@@ -22,17 +22,24 @@ class Normaliser:
     range, never less than 0.1% of the level, so near-constant or mostly-zero series do not
     blow up; ``window-zscore`` standardises each window by its own mean and std,
     which suits streams whose level drifts.
+
+    Multichannel windows ``[n, channels, length]`` fitted with ``per_channel``: one pair per
+    channel (``shift`` and ``scale`` are then tuples), so metrics whose units differ by 10^8
+    each count alike.
     """
 
     kind: str = "none"
-    shift: float = 0.0
-    scale: float = 1.0
+    shift: float | tuple[float, ...] = 0.0
+    scale: float | tuple[float, ...] = 1.0
 
     @classmethod
-    def fit(cls, kind: str, x: np.ndarray) -> Normaliser:
+    def fit(cls, kind: str, x: np.ndarray, per_channel: bool = False) -> Normaliser:
         if kind not in NORMALISERS:
             raise ValueError(f"unknown normaliser {kind!r}; choose from {', '.join(NORMALISERS)}")
         x = np.asarray(x, dtype=np.float64)  # float32 sums of squares overflow past ~1e19
+        if per_channel and x.ndim == 3 and kind in ("minmax", "zscore", "robust"):
+            pairs = [cls.fit(kind, x[:, c]) for c in range(x.shape[1])]
+            return cls(kind, tuple(p.shift for p in pairs), tuple(p.scale for p in pairs))  # type: ignore[misc]
         if kind == "minmax":
             lo, hi = float(x.min()), float(x.max())
             return cls(kind, lo, max(hi - lo, 1e-12))
@@ -44,6 +51,14 @@ class Normaliser:
             return cls(kind, med, max(spread, ROBUST_FLOOR * max(abs(med), 1.0)))
         return cls(kind)
 
+    def _pair(self, dtype: type) -> tuple[np.ndarray, np.ndarray]:
+        """Shift and scale shaped to broadcast over ``[n, channels, length]`` (or scalars)."""
+        shape = (-1, 1) if isinstance(self.shift, tuple) else ()
+        return (
+            np.asarray(self.shift, dtype=dtype).reshape(shape),
+            np.asarray(self.scale, dtype=dtype).reshape(shape),
+        )
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Normalise a float32 batch ``[n, ...]``; ``none`` returns ``x`` itself, not a copy."""
         if self.kind == "none":
@@ -53,7 +68,8 @@ class Normaliser:
             mean = flat.mean(axis=1, keepdims=True)
             std = np.maximum(flat.std(axis=1, keepdims=True), 1e-6)
             return ((flat - mean) / std).reshape(x.shape).astype(np.float32)
-        out = (x - np.float32(self.shift)) / np.float32(self.scale)
+        shift, scale = self._pair(np.float32)
+        out = (x - shift) / scale
         # Values far outside anything seen in training stay huge but finite, so every score is.
         return np.clip(out, -CLIP, CLIP).astype(np.float32)
 
@@ -67,10 +83,12 @@ class Normaliser:
             mean = flat.mean(axis=1, keepdims=True)
             std = np.maximum(flat.std(axis=1, keepdims=True), 1e-6)
             return (z.reshape(len(z), -1) * std + mean).reshape(z.shape)
-        return z.astype(np.float64) * self.scale + self.shift
+        shift, scale = self._pair(np.float64)
+        return z.astype(np.float64) * scale + shift
 
     def to_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "shift": self.shift, "scale": self.scale}
+        listed = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
+        return {"kind": self.kind, "shift": listed(self.shift), "scale": listed(self.scale)}
 
     @classmethod
     def from_dict(cls, d: dict[str, object]) -> Normaliser:
@@ -78,9 +96,26 @@ class Normaliser:
         if kind not in NORMALISERS:
             raise ArtifactError(f"unknown normaliser {kind!r} in artifact")
         try:
-            shift, scale = float(d["shift"]), float(d["scale"])  # type: ignore[arg-type]
+            shift, scale = (_numbers(d[k]) for k in ("shift", "scale"))
         except (KeyError, TypeError, ValueError):
             raise ArtifactError("normaliser: shift and scale must be numbers") from None
-        if not (np.isfinite(shift) and np.isfinite(scale) and scale > 0):
+        a, b = np.atleast_1d(shift), np.atleast_1d(scale)
+        if a.shape != b.shape or not (
+            np.isfinite(a).all() and np.isfinite(b).all() and b.min() > 0
+        ):
             raise ArtifactError(f"normaliser: shift {shift} and scale {scale} must be finite")
         return cls(str(kind), shift, scale)
+
+    @property
+    def channels(self) -> int | None:
+        """The channels of a per-channel normaliser (None: one pair for every value)."""
+        return len(self.shift) if isinstance(self.shift, tuple) else None
+
+
+def _numbers(v: object) -> float | tuple[float, ...]:
+    """A number or a non-empty list of numbers, as floats (booleans refused)."""
+    if isinstance(v, list) and v and not any(isinstance(x, bool) for x in v):
+        return tuple(float(x) for x in v)
+    if isinstance(v, bool | list):
+        raise TypeError("not a number")
+    return float(v)  # type: ignore[arg-type]

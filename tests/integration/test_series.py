@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 import aemon
-from aemon.tools import nab
+from aemon.tools.benchmark import same_events
 from aemon.tools.replay import produce, replay
 from aemon.training.datasets.samples import read_samples
 from tests.integration.helpers import (
@@ -86,7 +86,7 @@ async def test_one_daemon_serves_every_stream_and_equals_offline(bootstrap, seri
             e["state"] == "open" for e in offline.events
         )
     daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
-    assert nab.same_events(offline.events, daemon) == []
+    assert same_events(offline.events, daemon) == []
     assert len(daemon) == len(offline.events)  # no duplicates without a restart
     dead = await read_all(bootstrap, t["dlq_topic"])
     assert [dict(r.headers)["reason"] for r in dead] == [b"no_model"]
@@ -131,7 +131,7 @@ async def test_sigkill_mid_incident_loses_no_event_and_repeats_ids(bootstrap, se
         assert second.proc.wait(20) == 0
     assert warm > 0  # the restart re-read history it did not decide again
     daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
-    assert nab.same_events(offline.events, daemon) == []  # none lost, none invented
+    assert same_events(offline.events, daemon) == []  # none lost, none invented
     by_id: dict = {}
     for e in daemon:
         by_id.setdefault((e["event_id"], e["state"]), []).append(e)
@@ -186,5 +186,5 @@ async def test_a_stream_of_several_metrics_is_windowed_scored_and_decided_like_o
             == 0
         )
     daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
-    assert nab.same_events(offline.events, daemon) == []
+    assert same_events(offline.events, daemon) == []
     assert len(daemon) == len(offline.events)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from aemon.training.incidents import nab_raw, runs, stream_result, summarise
+from aemon.training.incidents import nab_raw, pointwise, runs, stream_result, summarise
 
 
 def sig(x):
@@ -48,3 +48,26 @@ def test_event_metrics_delay_false_alarms_and_normalised_score():
     assert doc["false_alarms_per_day"] == pytest.approx(1 / (47 / 24))
     assert doc["nab_score"] == pytest.approx(100 * (r.raw - r.null) / (r.perfect - r.null))
     assert 0 < doc["nab_score"] < 50
+
+
+def test_pointwise_figures_pool_counts_over_streams():
+    day = np.arange(0, 86400, 3600.0)  # 24 hourly samples
+    y1 = np.zeros(24, dtype=np.int8)
+    y1[5:10] = 1
+    f1 = np.zeros(24, dtype=np.int8)
+    f1[7:12] = 1  # 3 hits, 2 misses, 2 false (one run, touching the segment)
+    f1[20] = 1  # a false alarm run
+    s1 = np.where(y1 == 1, 2.0, 0.0) + np.linspace(0, 0.1, 24)
+    y2 = np.zeros(24, dtype=np.int8)  # no anomaly: no average precision of its own
+    f2 = np.zeros(24, dtype=np.int8)
+    f2[0] = 1
+    out = pointwise([(day, y1, f1, s1), (day, y2, f2, np.full(24, np.nan))])
+    tp, fp, fn, tn = 3, 4, 2, 48 - 9
+    assert out["precision"] == tp / (tp + fp)
+    assert out["recall"] == tp / (tp + fn)
+    assert out["f1"] == 2 * tp / (2 * tp + fp + fn)
+    assert out["far_percent"] == 100 * fp / (fp + tn)
+    assert out["mar_percent"] == 100 * fn / (fn + tp)
+    assert out["segments"] == 1 and out["segment_recall"] == 1.0
+    assert out["false_alarms_per_day"] == pytest.approx(2 / (2 * 23 / 24))
+    assert out["pr_auc"] == pytest.approx(1.0)  # the scores rank every anomaly first

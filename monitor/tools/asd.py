@@ -1,0 +1,72 @@
+"""``aemon asd``: the Application Server Dataset (InterFusion) for :mod:`aemon.tools.benchmark`.
+
+Every server ``omi-N`` is one stream of 19 metrics at 5 min. Its model trains on its unlabelled
+``train.csv`` (30 days) and its labelled ``test.csv`` (15 days) is streamed and scored
+point-wise. Detections: ``omi-N/test.csv`` (``timestamp,is_anomaly,anomaly_score``), every
+test row, for ``segment_score.py DATA DETECTIONS`` (``--best-f1`` reads the scores).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from aemon.core.errors import DataError
+from aemon.tools.benchmark import Prepared, flagged_rows, row_scores
+from aemon.training.timeline import Timeline
+
+
+def _servers(asd: Path) -> list[Path]:
+    found = sorted(
+        (p for p in asd.glob("omi-*") if (p / "test.csv").is_file()),
+        key=lambda p: int(p.name.split("-")[1]),
+    )
+    if not found:
+        raise DataError(f"{asd}: no omi-N/test.csv files (is it the ASD directory?)")
+    return found
+
+
+def prepare(asd: Path, out: Path) -> Prepared:
+    """A history CSV of every server's train.csv, a stream CSV of every test.csv without its
+    labels, and a labelled copy of it for evaluation."""
+    out.mkdir(parents=True, exist_ok=True)
+    history, rest, stamps = [], [], {}
+    for server in _servers(asd):
+        train, test = pd.read_csv(server / "train.csv"), pd.read_csv(server / "test.csv")
+        for frame in (train, test):
+            frame.insert(1, "stream", server.name)
+        history.append(train)
+        rest.append(test)
+        stamps[server.name] = test["timestamp"].tolist()
+    labelled = pd.concat(rest, ignore_index=True)
+    pd.concat(history, ignore_index=True).to_csv(out / "history.csv", index=False)
+    labelled.drop(columns=["label"]).to_csv(out / "stream.csv", index=False)
+    labelled.to_csv(out / "labelled.csv", index=False)
+    return Prepared(out / "history.csv", out / "stream.csv", stamps=stamps)
+
+
+def write_detections(prepared: Prepared, t: Timeline, events: list[dict], out: Path) -> None:
+    """Per server, every test row's flag and score (empty before the first window)."""
+    rows = sum(len(s) for s in prepared.stamps.values())
+    flags, scores = flagged_rows(t, events, rows), row_scores(t, rows)
+    at = 0
+    for server, stamps in prepared.stamps.items():
+        n = len(stamps)
+        path = out / server / "test.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        score = scores[at : at + n]
+        pd.DataFrame(
+            {
+                "timestamp": stamps,
+                "is_anomaly": flags[at : at + n],
+                "anomaly_score": np.where(np.isnan(score), "", score.astype(str)),
+            }
+        ).to_csv(path, index=False)
+        at += n
+
+
+def labelled_copy(asd: Path, prepared: Prepared, out: Path) -> Path:
+    """The streamed rows with ASD's labels (written by :func:`prepare`)."""
+    return prepared.rest.with_name("labelled.csv")

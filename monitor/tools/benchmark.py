@@ -1,0 +1,221 @@
+"""The label-blind runner behind ``aemon nab``, ``aemon skab`` and ``aemon asd``.
+
+1. The data directory becomes a history CSV (what each stream may train on) and a stream CSV
+   (the rows to detect on), one stream per file or machine (``aemon/tools/nab.py``, ``skab.py``,
+   ``asd.py`` say how).
+2. ``train series``'s defaults, the same for every suite, train each stream's model on the first
+   rows of its history that the suite's protocol allows.
+3. The stream CSV is scored offline and replayed as raw samples
+   through the broker into one daemon serving the models directory; the two event lists must be
+   equal.
+4. Detections in the suite's scorer layout: NAB's opening rows, or per-sample flags (the rows
+   from each event's opening window to its last window above the threshold) with each row's
+   score.
+5. Only then the labels: event-level and point-wise figures, and one picture per stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from aemon.training.timeline import Timeline
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A suite's data in aemon's sample format, and how much of each history trains."""
+
+    history: Path
+    rest: Path
+    train_fraction: float = 1.0
+    max_train_rows: int | None = None
+    stamps: dict[str, list[str]] = field(default_factory=dict)  # per stream: its file's times
+
+
+def save_events(path: Path, events: list[dict]) -> None:
+    path.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in events))
+
+
+def flagged_rows(t: Timeline, events: list[dict], rows: int) -> np.ndarray:
+    """Per row of the scored CSV: 1 from each event's opening window to its last window above
+    the threshold (the rows an operator sees the event cover), else 0."""
+    at = {(s, q): i for i, (s, q) in enumerate(zip(t.stream, t.seq, strict=True))}
+    resolved = {
+        (e["stream"], e["start_seq"]): at[(e["stream"], e["resolved_seq"])]
+        for e in events
+        if e["state"] == "resolved"
+    }
+    flags = np.zeros(rows, dtype=np.int8)
+    for e in events:
+        if e["state"] != "open":
+            continue
+        first = at[(e["stream"], e["start_seq"])]
+        stop = resolved.get((e["stream"], e["start_seq"]), len(t))
+        inside = [i for i in range(first, stop) if t.stream[i] == e["stream"] and t.above[i]]
+        last = inside[-1] if inside else first
+        flags[t.last_row[first] : t.last_row[last] + 1] = 1
+    return flags
+
+
+def row_scores(t: Timeline, rows: int) -> np.ndarray:
+    """Per row of the scored CSV: the score of the window ending there (NaN before a stream's
+    first window)."""
+    out = np.full(rows, np.nan)
+    out[np.asarray(t.last_row, dtype=np.int64)] = t.score
+    return out
+
+
+async def stream_events(
+    models: Path, rest: Path, expected: int, bootstrap: str | None, name: str, partitions: int = 4
+) -> tuple[list[dict], dict[str, float]]:
+    """Replay ``rest`` as raw samples through the broker into one daemon serving ``models``;
+    return the event messages it published once it has decided ``expected`` windows, and its
+    counters."""
+    import orjson
+
+    from aemon.daemon.config import local
+    from aemon.daemon.service import Service
+    from aemon.tools.broker import EmbeddedBroker, create_topics
+    from aemon.tools.harness import started, until_decided
+    from aemon.tools.replay import replay
+    from aemon.tools.topics import read_topic
+
+    async with contextlib.AsyncExitStack() as stack:
+        if bootstrap is None:
+            bootstrap = (await stack.enter_async_context(EmbeddedBroker())).bootstrap
+        s = local(models, bootstrap, name)
+        await create_topics(
+            bootstrap, {s.input_topic: partitions, s.alerts_topic: 1, s.dlq_topic: 1}
+        )
+        svc = Service(s)
+        daemon = await started(svc)
+        await replay(rest, s.input_topic, bootstrap, samples=True)
+        await until_decided(svc, daemon, expected, timeout=3600)
+        t = svc.totals
+        counters = {
+            "windows_scored": float(t.windows),
+            "anomalies": float(t.anomalies),
+            "events_opened": float(t.opened),
+            "events_resolved": float(t.resolved),
+        }
+        svc.stop()
+        await daemon
+        records = await read_topic(bootstrap, s.alerts_topic)
+    return [orjson.loads(r.value) for r in records], counters
+
+
+EXACT = ("event_id", "state", "stream", "start_seq", "end_seq", "windows_above", "resolved_seq")
+
+
+def same_events(offline: list[dict], daemon: list[dict]) -> list[str]:
+    """Differences between two event lists (empty: equal). Everything but the peak score must
+    match exactly; peak scores to 1e-5 (float32 sums may differ in the last bit across batch
+    sizes). The daemon's list may hold duplicates (at-least-once); they must be identical."""
+
+    def key(e: dict) -> tuple:
+        return tuple(e.get(k) for k in EXACT)
+
+    a, b = {key(e): e for e in offline}, {key(e): e for e in daemon}
+    problems = [f"offline only: {k}" for k in a.keys() - b.keys()]
+    problems += [f"daemon only: {k}" for k in b.keys() - a.keys()]
+    for k in a.keys() & b.keys():
+        pa, pb = a[k]["peak_score"], b[k]["peak_score"]
+        if abs(pa - pb) > 1e-5 * max(abs(pa), 1e-12):
+            problems.append(f"peak score {pa} against {pb}: {k}")
+    return problems
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+SUITES = ("nab", "skab", "asd")
+
+
+def run(
+    suite_name: str,
+    data: Path,
+    out: Path,
+    seed: int = 0,
+    offline_only: bool = False,
+    bootstrap: str | None = None,
+    shared: bool = False,
+    adaptive_window: int | None = None,
+) -> dict[str, object]:
+    """The whole protocol on ``data`` (see the module's docstring); the summary it prints."""
+    import importlib
+
+    from aemon.core.device import pick_device
+    from aemon.core.events import event_rule
+    from aemon.daemon.event_loop import run_async
+    from aemon.series_detector import SeriesDetector
+    from aemon.training.datasets.samples import read_samples
+    from aemon.training.incidents import pointwise
+    from aemon.training.presets import SERIES_PRESETS
+    from aemon.training.series import Plan, fit_series
+    from aemon.training.timeline import draw, evaluate_events, score_samples
+
+    suite = importlib.import_module(f"aemon.tools.{suite_name}")
+    prepared: Prepared = suite.prepare(data, out)
+    models = out / "models"
+    history = read_samples(prepared.history)
+    recipe = SERIES_PRESETS["dense"].with_overrides(seed=seed)
+    rule = event_rule(adaptive_window=adaptive_window)
+    plan = Plan(
+        train_fraction=prepared.train_fraction,
+        max_train_rows=prepared.max_train_rows,
+        events=rule,
+    )
+    say(f"training {len(history.streams())} models into {models}")
+    fitted = fit_series(
+        history, recipe, plan, pick_device("cpu"), str(prepared.history), False, shared
+    )
+    SeriesDetector(fitted).save(models)
+    route = SeriesDetector.load(models, device="cpu").detector_for
+    rest = read_samples(prepared.rest)
+    offline = score_samples(rest, route, str(models))
+    save_events(out / "events-offline.jsonl", offline.events)
+    summary: dict[str, object] = {
+        "streams": len(prepared.stamps),
+        "windows": len(offline),
+        "events_offline": sum(e["state"] == "open" for e in offline.events),
+    }
+    events = offline.events
+    if not offline_only:
+        say(f"streaming {len(rest)} samples through the daemon")
+        daemon, counters = run_async(
+            stream_events(models, prepared.rest, len(offline), bootstrap, suite_name)
+        )
+        save_events(out / "events-daemon.jsonl", daemon)
+        problems = same_events(offline.events, daemon)
+        summary.update(
+            events_daemon=sum(e["state"] == "open" for e in daemon),
+            windows_daemon=int(counters["windows_scored"]),
+            daemon_equals_offline=not problems,
+            differences=problems[:10],
+        )
+        events = daemon
+    suite.write_detections(prepared, offline, events, out / "detections")
+    summary["detections"] = str(out / "detections")
+    labelled = suite.labelled_copy(data, prepared, out / "labelled.csv")
+    if labelled is not None:  # evaluation only, after every detection is made
+        samples = read_samples(labelled)
+        summary["events"] = evaluate_events(samples, offline)
+        flags, scores = (
+            flagged_rows(offline, events, len(samples)),
+            row_scores(offline, len(samples)),
+        )
+        per_stream = [samples.rows_of(s) for s in samples.streams()]
+        assert samples.label is not None
+        summary["pointwise"] = pointwise(
+            [(samples.ts[r], samples.label[r], flags[r], scores[r]) for r in per_stream]
+        )
+        draw(samples, offline, out / "report")
+        summary["report"] = str(out / "report")
+    return summary

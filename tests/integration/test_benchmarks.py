@@ -1,0 +1,91 @@
+"""``aemon skab`` and ``aemon asd`` as a user runs them, on small data in each benchmark's own
+layout: multichannel streams (8 sensors; 38 metrics whose scales differ by 10^8) trained,
+streamed through the real broker into one daemon, decided exactly as offline, scored."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+AEMON = str(Path(sys.executable).parent / "aemon")
+
+
+def skab_like(root: Path) -> None:
+    """Two runs of 8 sensors at 1 s, SKAB's columns and separator; a valve fault (a level
+    shift on three sensors) from row 500 to 599."""
+    rng = np.random.default_rng(0)
+    names = ["Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature"]
+    names += ["Thermocouple", "Voltage", "Volume Flow RateRMS"]
+    for folder, k in (("valve1", 0), ("other", 1)):
+        t = np.arange(700)
+        x = 1 + 0.05 * rng.standard_normal((700, 8)) + 0.3 * np.sin(2 * np.pi * t / 60)[:, None]
+        x *= np.array([0.03, 0.04, 1.3, 0.5, 80, 26, 230, 32])
+        anomaly = ((t >= 500) & (t < 600)).astype(float)
+        x[500:600, [2, 3, 7]] *= 1.5
+        frame = pd.DataFrame(x, columns=names)
+        frame.insert(0, "datetime", pd.date_range("2020-03-09 10:14:33", periods=700, freq="s"))
+        frame["anomaly"], frame["changepoint"] = anomaly, 0.0
+        (root / folder).mkdir(parents=True)
+        frame.to_csv(root / folder / f"{k}.csv", sep=";", index=False)
+    (root / "anomaly-free").mkdir()  # not scored, as in SKAB
+
+
+def asd_like(root: Path, metrics: int = 38) -> None:
+    """Two servers of ``metrics`` metrics at 5 min whose scales run from 10^-3 to 10^5; the
+    test part has one incident (rows 200-229: a quarter of the metrics jump)."""
+    rng = np.random.default_rng(1)
+    scales = np.logspace(-3, 5, metrics)
+    for n in (1, 2):
+        t = np.arange(900)
+        daily = np.sin(2 * np.pi * t / 288)[:, None]
+        x = scales * (2 + daily + 0.1 * rng.standard_normal((900, metrics)))
+        train, test = x[:600], x[600:].copy()
+        test[200:230, : metrics // 4] += 3 * scales[: metrics // 4]
+        cols = [f"m{k + 1}" for k in range(metrics)]
+        (root / f"omi-{n}").mkdir(parents=True)
+        tr = pd.DataFrame(train, columns=cols)
+        tr.insert(0, "timestamp", 1_580_428_800 - 300 * (600 - np.arange(600)))
+        tr.to_csv(root / f"omi-{n}" / "train.csv", index=False)
+        te = pd.DataFrame(test, columns=cols)
+        te.insert(0, "timestamp", 1_580_428_800 + 300 * np.arange(300))
+        te["label"] = ((np.arange(300) >= 200) & (np.arange(300) < 230)).astype(int)
+        te.to_csv(root / f"omi-{n}" / "test.csv", index=False)
+
+
+def run(suite: str, data: Path, out: Path, bootstrap: str) -> dict:
+    done = subprocess.run(
+        [AEMON, suite, str(data), "--out", str(out), "--bootstrap-servers", bootstrap, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_skab_runs_decide_like_offline_and_find_the_fault(bootstrap, tmp_path):
+    skab_like(tmp_path / "skab")
+    s = run("skab", tmp_path / "skab", tmp_path / "out", bootstrap)
+    assert s["daemon_equals_offline"] is True and s["differences"] == []
+    assert s["streams"] == 2 and s["windows_daemon"] == s["windows"] == 2 * (300 - 7)
+    assert s["pointwise"]["segment_recall"] == 1.0 and s["pointwise"]["pr_auc"] > 0.9
+    det = pd.read_csv(tmp_path / "out" / "detections" / "valve1" / "0.csv")
+    assert len(det) == 700 and det["is_anomaly"][:400].sum() == 0  # SKAB's layout, every row
+    flags = det["is_anomaly"].to_numpy()
+    assert flags[500:600].sum() > flags[400:500].sum() + flags[600:].sum()
+    assert len(list((tmp_path / "out" / "report").glob("*.png"))) == 2
+
+
+def test_asd_servers_of_38_metrics_far_apart_in_scale_decide_like_offline(bootstrap, tmp_path):
+    asd_like(tmp_path / "asd")
+    s = run("asd", tmp_path / "asd", tmp_path / "out", bootstrap)
+    assert s["daemon_equals_offline"] is True and s["differences"] == []
+    assert s["windows_daemon"] == s["windows"] == 2 * (300 - 7)
+    p = s["pointwise"]
+    assert p["segment_recall"] == 1.0 and p["pr_auc"] > 0.8  # the small metrics count too
+    det = pd.read_csv(tmp_path / "out" / "detections" / "omi-1" / "test.csv")
+    assert list(det.columns) == ["timestamp", "is_anomaly", "anomaly_score"]
+    assert det["anomaly_score"][:7].isna().all() and det["anomaly_score"][7:].notna().all()
