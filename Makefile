@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install tools clean nab reliability soak startup bench-smoke
+.PHONY: demo test lint install tools clean nab skab asd reliability soak startup bench-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,17 @@ NAB_SCORER ?= ../shared/tools/nab_score.py
 nab: install
 	$(BIN)/aemon nab $(NAB) --out runs/nab
 	$(BIN)/python $(NAB_SCORER) $(NAB) runs/nab/detections --detectors numenta randomCutForest random
+
+# SKAB's and ASD's protocols, the same way (README, "Telemetry: SKAB and ASD").
+SKAB ?= ../shared/data/skab
+ASD ?= ../shared/data/asd
+SEGMENT_SCORER ?= ../shared/tools/segment_score.py
+skab: install
+	$(BIN)/aemon skab $(SKAB) --out runs/skab
+	$(BIN)/python $(SEGMENT_SCORER) $(SKAB) runs/skab/detections --skip 400 | tail -5
+asd: install
+	$(BIN)/aemon asd $(ASD) --out runs/asd
+	$(BIN)/python $(SEGMENT_SCORER) $(ASD) runs/asd/detections | tail -5
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

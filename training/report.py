@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -367,15 +368,40 @@ def series_timeline(
     events: list[dict],
     incidents: list[tuple[float, float]],
 ) -> Path:
-    """One stream on one time axis: its values (in the user's units) with detected events shaded
-    and labelled incidents marked; below, each window's score and threshold (log scale)."""
+    """One stream on one time axis: its values with detected events shaded and labelled
+    incidents marked; below, each window's score and threshold (log scale). One channel is drawn
+    in its units; up to 8 each on its own robust scale (median 0, 5-95% range 1), so metrics far
+    apart in scale are all visible; more as a heat map of those scaled values, one row each."""
 
     def when(t: object) -> np.ndarray:  # epoch seconds -> datetime64 for the time axis
         return (np.asarray(t, dtype=np.float64) * 1000).astype(np.int64).astype("datetime64[ms]")
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True, height_ratios=[3, 2])
-    for j, name in enumerate(channels):
-        top.plot(when(ts), values[:, j], lw=0.7, label=name)
+    if len(channels) == 1:
+        top.plot(when(ts), values[:, 0], lw=0.7, label=channels[0])
+        top.set(ylabel="value")
+    else:
+        med = np.median(values, axis=0)
+        spread = np.quantile(values, 0.95, axis=0) - np.quantile(values, 0.05, axis=0)
+        scaled = (values - med) / np.where(spread > 0, spread, 1.0)
+        if len(channels) <= 8:
+            for j, name in enumerate(channels):
+                top.plot(when(ts), scaled[:, j], lw=0.7, label=name)
+            top.set(ylabel="scaled value (5-95% = 1)")
+        else:
+            t0, t1 = mdates.date2num(when(ts[[0, -1]]))
+            top.imshow(
+                np.clip(scaled.T, -3, 3),
+                aspect="auto",
+                cmap="coolwarm",
+                vmin=-3,
+                vmax=3,
+                interpolation="nearest",
+                extent=(t0, t1, len(channels) - 0.5, -0.5),
+            )
+            step = max(1, len(channels) // 20)
+            top.set_yticks(range(0, len(channels), step), channels[::step], fontsize=6)
+            top.set(ylabel=f"{len(channels)} metrics, scaled")
     for k, (a, b) in enumerate(incidents):
         top.axvspan(
             when(a),
@@ -396,8 +422,8 @@ def series_timeline(
                 lw=1,
                 label="event opened" if k == 0 and ax is top else None,
             )
-    top.set(ylabel="value", title=title)
-    top.legend(loc="upper left", fontsize=8)
+    top.set(title=title)
+    top.legend(loc="upper left", fontsize=8, ncols=min(4, len(channels) + 2))
     end_t = when(windows["end"])
     bottom.plot(end_t, windows["score"], lw=0.7, color="tab:blue", label="window score")
     bottom.plot(end_t, windows["threshold"], lw=1, color="black", ls="--", label="threshold")
