@@ -16,26 +16,10 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {k: getattr(nn, v) for k, v in specs.A
 OUTPUTS: dict[str, type[nn.Module]] = {"linear": nn.Identity, "sigmoid": nn.Sigmoid}
 
 
-class Members(nn.Module):
-    """``members`` independent linear layers at once: ``[k, n, a] -> [k, n, b]`` (one batched
-    matrix product), each initialised as :class:`torch.nn.Linear` is."""
-
-    def __init__(self, members: int, a: int, b: int) -> None:
-        super().__init__()
-        bound = 1 / math.sqrt(a)
-        self.weight = nn.Parameter(torch.empty(members, a, b).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(members, 1, b).uniform_(-bound, bound))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
-
-
-def _stack(
-    sizes: list[int], act: str, dropout: float, last_act: bool, members: int = 1
-) -> nn.Sequential:
+def _stack(sizes: list[int], act: str, dropout: float, last_act: bool) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(itertools.pairwise(sizes)):
-        layers.append(nn.Linear(a, b) if members == 1 else Members(members, a, b))
+        layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2 or last_act:
             layers.append(ACTIVATIONS[act]())
             if dropout:
@@ -53,7 +37,7 @@ def initialise(module: nn.Module, init: str) -> None:
         raise ValueError(f"init must be one of {', '.join(INITS)}")
     if init == "glorot":
         for layer in module.modules():
-            if isinstance(layer, nn.Linear | nn.modules.conv._ConvNd | Members):
+            if isinstance(layer, nn.Linear | nn.modules.conv._ConvNd):
                 nn.init.xavier_uniform_(layer.weight)
                 nn.init.zeros_(layer.bias)
 
@@ -67,18 +51,12 @@ def check_choices(activation: str, output: str) -> None:
 
 
 def dense_decoder(
-    latent: int,
-    widths: list[int],
-    size: int,
-    activation: str,
-    output: str,
-    dropout: float = 0.0,
-    members: int = 1,
+    latent: int, widths: list[int], size: int, activation: str, output: str, dropout: float = 0.0
 ) -> nn.Sequential:
     """``latent -> reversed widths... -> size`` then the output layer (shared by the dense
     families)."""
     return nn.Sequential(
-        _stack([latent, *reversed(widths), size], activation, dropout, False, members),
+        _stack([latent, *reversed(widths), size], activation, dropout, last_act=False),
         OUTPUTS[output](),
     )
 
@@ -88,9 +66,7 @@ class DenseAE(Autoencoder):
     """``input -> widths... -> latent -> reversed widths... -> input`` with a chosen activation.
 
     ``input_shape`` may have several dimensions (an image); it is flattened on the way in and
-    restored on the way out. ``members`` > 1: an ensemble of that many such autoencoders, each
-    initialised and trained on its own (the loss is the mean of theirs); the reconstruction is
-    the mean of theirs, so a score does not hang on one random start.
+    restored on the way out.
     """
 
     def __init__(
@@ -102,12 +78,9 @@ class DenseAE(Autoencoder):
         dropout: float = 0.0,
         output: str = "linear",
         init: str = "torch",
-        members: int = 1,
     ) -> None:
         super().__init__()
         check_choices(activation, output)
-        if not isinstance(members, int) or members < 1:
-            raise ValueError("members must be an integer >= 1")
         self.hparams = {
             "input_shape": list(input_shape),
             "widths": list(widths),
@@ -116,27 +89,15 @@ class DenseAE(Autoencoder):
             "dropout": dropout,
             "output": output,
             "init": init,
-            **({"members": members} if members > 1 else {}),
         }
-        self.members = members
         self.input_shape = tuple(input_shape)
         n = math.prod(input_shape)
-        self.encoder = _stack([n, *widths, latent], activation, dropout, True, members)
-        self.decoder = dense_decoder(latent, widths, n, activation, output, dropout, members)
+        self.encoder = _stack([n, *widths, latent], activation, dropout, last_act=True)
+        self.decoder = dense_decoder(latent, widths, n, activation, output, dropout)
         initialise(self, init)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """``[n, latent]``; an ensemble's is ``[members, n, latent]``."""
-        flat = x.flatten(1)
-        return self.encoder(flat if self.members == 1 else flat.expand(self.members, *flat.shape))
+        return self.encoder(x.flatten(1))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        out = self.decoder(z)
-        return (out if self.members == 1 else out.mean(0)).view(-1, *self.input_shape)
-
-    def training_loss(self, noisy: torch.Tensor, clean: torch.Tensor, loss: str) -> torch.Tensor:
-        if self.members == 1:
-            return super().training_loss(noisy, clean, loss)
-        fused = nn.functional.l1_loss if loss == "l1" else nn.functional.mse_loss
-        each = self.decoder(self.encode(noisy))  # [members, n, size]: each member on its own
-        return fused(each, clean.flatten(1).expand_as(each))
+        return self.decoder(z).view(-1, *self.input_shape)
