@@ -139,6 +139,7 @@ def fit_series(
     model: str = "dense",
     shared: bool = False,
     adaptive_window: int | None = None,
+    adaptive_delay: int | None = None,
     open_after: int | None = None,
     within: int | None = None,
     resolve_after: int | None = None,
@@ -158,7 +159,8 @@ def fit_series(
     is its history: the earlier part is fitted, the later part calibrates the threshold. Windows
     of ``length`` samples every ``stride``; events open after ``open_after`` windows above the
     threshold among ``within`` and resolve after ``resolve_after`` quiet ones, the threshold
-    following the last ``adaptive_window`` scores (0: fixed), as ``aemon train series`` does.
+    following ``adaptive_window`` recent scores (0: fixed), each learned ``adaptive_delay``
+    windows after it was scored, as ``aemon train series`` does.
 
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """
@@ -173,6 +175,7 @@ def fit_series(
         raise ConfigError(f"model must be one of {', '.join(presets.SERIES_PRESETS)}")
     events = event_rule(
         adaptive_window=adaptive_window,
+        adaptive_delay=adaptive_delay,
         open_after=open_after,
         within=within,
         resolve_after=resolve_after,

@@ -88,6 +88,7 @@ def benchmark(args: argparse.Namespace) -> int:
         bootstrap=args.bootstrap_servers,
         shared=args.shared,
         adaptive_window=args.adaptive_window,
+        adaptive_delay=args.adaptive_delay,
     )
     if args.json:
         print(json.dumps(summary))

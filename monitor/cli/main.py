@@ -240,6 +240,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             help="as train series; 0: the calibrated threshold alone",
         )
         suite.add_argument(
+            "--adaptive-delay",
+            type=at_least(0),
+            default=DEFAULT_EVENT_RULE["adaptive_delay"],
+            help="as train series",
+        )
+        suite.add_argument(
             "--offline-only", action="store_true", help="skip the broker and the daemon"
         )
         suite.add_argument(

@@ -373,6 +373,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "threshold alone",
     )
     ser.add_argument(
+        "--adaptive-delay",
+        type=at_least(0),
+        default=DEFAULT_EVENT_RULE["adaptive_delay"],
+        help="windows a score waits before the adaptive threshold learns it (a persistent "
+        "fault is not learned as normal while it is younger)",
+    )
+    ser.add_argument(
         "--open-after",
         type=at_least(1),
         default=DEFAULT_EVENT_RULE["open_after"],

@@ -130,6 +130,7 @@ def train_windows(args: argparse.Namespace) -> int:
 def train_series(args: argparse.Namespace) -> int:
     events = event_rule(
         adaptive_window=args.adaptive_window,
+        adaptive_delay=args.adaptive_delay,
         open_after=args.open_after,
         within=args.within,
         resolve_after=args.resolve_after,

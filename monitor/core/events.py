@@ -4,11 +4,13 @@ One :class:`Decider` per stream sees the stream's window scores in order and is 
 offline scoring and by the daemon, so both decide exactly the same.
 
 - **Threshold.** The calibrated ``threshold``; with ``adaptive_window`` W > 0 also the running
-  ``adaptive_quantile`` of the last W scores times ``exp(adaptive_margin)``, whichever is
-  higher. The history starts full: the calibration scores, repeated to W, which the stream's
-  scores then displace one by one. So a high quantile is not moved by a few anomalous windows,
-  not even at the start of a stream, but follows slow drift and rises on streams whose spikes
-  are routine.
+  ``adaptive_quantile`` of W scores times ``exp(adaptive_margin)``, whichever is higher. The
+  history starts full: the calibration scores, repeated to W, which the stream's scores then
+  displace one by one. So a high quantile is not moved by a few anomalous windows, not even at
+  the start of a stream, but follows slow drift and rises on streams whose spikes are routine.
+  With ``adaptive_delay`` D, a score joins that history only D windows later (the W scores are
+  those before the last D), so an incident is not learned as normal while its first D windows
+  last: a persistent fault stays above the threshold instead of raising it.
 - **Events.** A window is *above* when its score exceeds its threshold. The stream is *active*
   at window t when, at some window of the last ``resolve_after`` windows, at least ``open_after``
   of the ``within`` windows up to it were above. An event opens at the first active window and
@@ -48,6 +50,7 @@ class Rule:
     adaptive_window: int = 0
     adaptive_quantile: float = 0.99
     adaptive_margin: float = 0.2
+    adaptive_delay: int = 0
     open_after: int = 1
     within: int = 6
     resolve_after: int = 12
@@ -58,6 +61,8 @@ class Rule:
             raise ValueError(f"threshold must be finite and >= 0, got {self.threshold}")
         if self.adaptive_window < 0:
             raise ValueError("adaptive_window must be >= 0")
+        if self.adaptive_delay < 0:
+            raise ValueError("adaptive_delay must be >= 0")
         if not 0 < self.adaptive_quantile < 1:
             raise ValueError("adaptive_quantile must be in (0, 1)")
         if not 1 <= self.open_after <= self.within:
@@ -68,13 +73,14 @@ class Rule:
     @property
     def history(self) -> int:
         """Windows before t that a decision at t may depend on."""
-        return self.adaptive_window + self.within + self.resolve_after
+        return self.adaptive_window + self.adaptive_delay + self.within + self.resolve_after
 
     def to_dict(self) -> dict[str, object]:
         return {
             "adaptive_window": self.adaptive_window,
             "adaptive_quantile": self.adaptive_quantile,
             "adaptive_margin": self.adaptive_margin,
+            "adaptive_delay": self.adaptive_delay,
             "open_after": self.open_after,
             "within": self.within,
             "resolve_after": self.resolve_after,
@@ -130,7 +136,8 @@ class Decider:
 
     rule: Rule
     stream: str = ""
-    _recent: deque = field(default_factory=deque)  # last W log-scores, in order
+    _recent: deque = field(default_factory=deque)  # W log-scores before the last D, in order
+    _pending: deque = field(default_factory=deque)  # the last D log-scores, in order
     _sorted: list = field(default_factory=list)  # the same, sorted
     _above: deque = field(default_factory=deque)  # last `within` verdicts
     _since_trigger: int = 1 << 30
@@ -140,16 +147,25 @@ class Decider:
         w, seed = self.rule.adaptive_window, self.rule.seed[-self.rule.adaptive_window :]
         if w and seed:  # a full history from the start: the calibration scores, cycled
             for i in range(w):
-                self._remember(seed[i % len(seed)])
+                self._learn(self._log(seed[i % len(seed)]))
 
     def _log(self, score: float) -> float:
         return math.log(max(score, 1e-12))
 
     def _remember(self, score: float) -> None:
-        w = self.rule.adaptive_window
-        if not w:
+        """A stream's score: learned now, or after ``adaptive_delay`` more windows."""
+        if not self.rule.adaptive_window:
             return
         v = self._log(score)
+        if self.rule.adaptive_delay:
+            self._pending.append(v)
+            if len(self._pending) <= self.rule.adaptive_delay:
+                return
+            v = self._pending.popleft()
+        self._learn(v)
+
+    def _learn(self, v: float) -> None:
+        w = self.rule.adaptive_window
         self._recent.append(v)
         bisect.insort(self._sorted, v)
         if len(self._recent) > w:

@@ -147,6 +147,7 @@ def run(
     bootstrap: str | None = None,
     shared: bool = False,
     adaptive_window: int | None = None,
+    adaptive_delay: int | None = None,
 ) -> dict[str, object]:
     """The whole protocol on ``data`` (see the module's docstring); the summary it prints."""
     import importlib
@@ -166,7 +167,7 @@ def run(
     models = out / "models"
     history = read_samples(prepared.history)
     recipe = SERIES_PRESETS["dense"].with_overrides(seed=seed)
-    rule = event_rule(adaptive_window=adaptive_window)
+    rule = event_rule(adaptive_window=adaptive_window, adaptive_delay=adaptive_delay)
     plan = Plan(
         train_fraction=prepared.train_fraction,
         max_train_rows=prepared.max_train_rows,

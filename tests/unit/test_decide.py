@@ -60,14 +60,22 @@ def test_routine_spikes_raise_the_adaptive_threshold_but_a_new_level_opens_an_ev
     assert all(i < 200 for i in opened[:-1])  # spikes stop opening events once they are history
 
 
-def test_decisions_depend_only_on_the_bounded_history():
+@pytest.mark.parametrize("delay", [0, 30])
+def test_decisions_depend_only_on_the_bounded_history(delay):
     """Starting a decider anywhere and feeding it `history` windows first gives the same
     verdicts and events afterwards: what lets the daemon rebuild state after a restart."""
     rng = np.random.default_rng(1)
     scores = np.where(rng.random(600) < 0.05, 20.0, 1.0) * rng.lognormal(0, 0.2, 600)
     rule = Rule(
-        threshold=1.5, adaptive_window=50, open_after=2, within=4, resolve_after=5, seed=(1.0,) * 50
+        threshold=1.5,
+        adaptive_window=50,
+        adaptive_delay=delay,
+        open_after=2,
+        within=4,
+        resolve_after=5,
+        seed=(1.0,) * 50,
     )
+    assert rule.history == 50 + delay + 4 + 5
     _, full = run(rule, scores)
     for start in (37, 200, 401):
         d = Decider(rule, "s")
@@ -76,6 +84,21 @@ def test_decisions_depend_only_on_the_bounded_history():
             a, b = full[t], part[t - start]
             assert (a.threshold, a.above) == (b.threshold, b.above), t
             assert bool(a.opened) == bool(b.opened) and bool(a.resolved) == bool(b.resolved), t
+
+
+def test_a_delayed_history_keeps_a_persistent_fault_above_the_threshold():
+    """Without a delay the quantile learns a fault within ~1% of the history and the event
+    resolves while the fault lasts; with one, the fault's windows wait D windows to be learned."""
+    rng = np.random.default_rng(2)
+    scores = rng.lognormal(0, 0.1, 700)
+    scores[300:600] *= 5.0  # a fault lasting 300 windows
+    common = {"threshold": 1.0, "adaptive_window": 500, "seed": tuple(rng.lognormal(0, 0.1, 500))}
+    _, now = run(Rule(**common), scores)
+    _, later = run(Rule(**common, adaptive_delay=400), scores)
+    assert np.mean([v.above for v in now[300:600]]) < 0.2  # the threshold rose to mask it
+    assert all(v.above for v in later[300:600])  # never learned while it lasted
+    assert not any(v.above for v in later[620:])  # and none of its windows were learned after
+    assert [v.threshold for v in later[:400]] == [later[0].threshold] * 400  # seed until D
 
 
 def test_event_ids_are_deterministic_and_distinct():
@@ -100,6 +123,7 @@ def test_event_ids_are_deterministic_and_distinct():
         ({"threshold": 1.0, "open_after": 3, "within": 2}, "open_after"),
         ({"threshold": 1.0, "adaptive_quantile": 1.0}, "adaptive_quantile"),
         ({"threshold": 1.0, "resolve_after": 0}, "resolve_after"),
+        ({"threshold": 1.0, "adaptive_delay": -1}, "adaptive_delay"),
     ],
 )
 def test_bad_rules_are_refused(kw, message):
