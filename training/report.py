@@ -378,8 +378,13 @@ def series_timeline(
 
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True, height_ratios=[3, 2])
     if len(channels) == 1:
-        top.plot(when(ts), values[:, 0], lw=0.7, label=channels[0])
+        v = values[:, 0]
+        top.plot(when(ts), v, lw=0.7, label=channels[0])
         top.set(ylabel="value")
+        spread = float(np.quantile(v, 0.95) - np.quantile(v, 0.05)) if len(v) else 0.0
+        if spread > 0 and float(np.abs(v).max()) > 20 * spread:  # a spike would flatten the rest
+            top.set_yscale("symlog", linthresh=spread)
+            top.set(ylabel="value (symlog)")
     else:
         med = np.median(values, axis=0)
         spread = np.quantile(values, 0.95, axis=0) - np.quantile(values, 0.05, axis=0)
@@ -387,7 +392,7 @@ def series_timeline(
         if len(channels) <= 8:
             for j, name in enumerate(channels):
                 top.plot(when(ts), scaled[:, j], lw=0.7, label=name)
-            top.set(ylabel="scaled value (5-95% = 1)")
+            top.set(ylabel="scaled (5-95% = 1)")
         else:
             t0, t1 = mdates.date2num(when(ts[[0, -1]]))
             top.imshow(
@@ -412,10 +417,12 @@ def series_timeline(
         )
     opened = [e for e in events if e["state"] == "open"]
     ends = {e["event_id"]: e for e in events if e["state"] == "resolved"}
+    least = 0.004 * float(ts[-1] - ts[0]) if len(ts) > 1 else 0.0  # a short event stays visible
     for k, e in enumerate(opened):
         end = ends.get(e["event_id"], {}).get("end_ts", e["end_ts"])
+        span = (when(e["start_ts"]), when(max(end, e["start_ts"] + least)))
         for ax in (top, bottom):
-            ax.axvspan(when(e["start_ts"]), when(max(end, e["start_ts"])), color="red", alpha=0.25)
+            ax.axvspan(*span, color="red", alpha=0.25)
             ax.axvline(
                 when(e["start_ts"]),
                 color="red",
@@ -427,7 +434,7 @@ def series_timeline(
     end_t = when(windows["end"])
     bottom.plot(end_t, windows["score"], lw=0.7, color="tab:blue", label="window score")
     bottom.plot(end_t, windows["threshold"], lw=1, color="black", ls="--", label="threshold")
-    bottom.set(yscale="log", ylabel="reconstruction error", xlabel="time (UTC)")
+    bottom.set(yscale="log", ylabel="score (log)", xlabel="time (UTC)")
     bottom.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     return _save(fig, path)
