@@ -96,7 +96,7 @@ class Rule:
 
 
 # The event rule of `aemon train series` and `aemon nab` unless their flags say otherwise.
-DEFAULT_EVENT_RULE = Rule(threshold=0.0, adaptive_window=2000).to_dict()
+DEFAULT_EVENT_RULE = Rule(threshold=0.0, adaptive_window=2000, adaptive_delay=300).to_dict()
 
 
 def event_rule(**settings: int | float | None) -> dict[str, int | float]:

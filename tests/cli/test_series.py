@@ -29,7 +29,7 @@ def test_calibration_follows_fitting_in_time_and_the_artifact_says_what_to_expec
     thr = meta["threshold"]
     assert thr["value"] >= max(thr["calibration_tail"])  # never below a calibration score
     assert 0 < thr["expected_false_alarms_per_day"] < 1440
-    assert meta["events"]["adaptive_window"] == 2000
+    assert meta["events"]["adaptive_window"] == 2000 and meta["events"]["adaptive_delay"] == 300
     assert meta["input"] == {"kind": "series", "shape": [8], "window": {"length": 8, "stride": 1}}
 
 

@@ -57,7 +57,11 @@ def series(tmp_path_factory):
     root = tmp_path_factory.mktemp("series")
     series_csv(root / "history.csv")
     fitted = aemon.fit_series(
-        root / "history.csv", train_fraction=TRAIN / N, epochs=15, adaptive_window=100
+        root / "history.csv",
+        train_fraction=TRAIN / N,
+        epochs=15,
+        adaptive_window=100,
+        adaptive_delay=30,  # a history of 148 windows: the kill below comes after more
     )
     fitted.save(root / "m")
     series_csv(root / "rest.csv", start=TRAIN)
