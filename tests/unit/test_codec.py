@@ -132,3 +132,19 @@ def test_samples_take_value_or_values():
         decode_sample(b'{"stream": "t"}', 0, 1, LIM)
     with pytest.raises(Invalid, match="non_finite"):
         decode_sample(b'{"stream": "t", "value": 1e300}', 0, 1, LIM)
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b'{"stream": "m", "values": [%s]}' % b", ".join([b"1"] * 37), "wrong_length"),
+        (b'{"stream": "m", "values": [%s]}' % b", ".join([b"1"] * 39), "wrong_length"),
+        (b'{"stream": "m", "value": 1}', "wrong_length"),  # one value for a 38-metric model
+        (b'{"stream": "m", "values": [%s, 1e39]}' % b", ".join([b"1"] * 37), "non_finite"),
+        (b'{"stream": "m", "values": [%s, [1]]}' % b", ".join([b"1"] * 37), "bad_values"),
+    ],
+)
+def test_a_sample_of_38_metrics_must_hold_38_finite_numbers(body, reason):
+    with pytest.raises(Invalid, match=reason):
+        decode_sample(body, 0, 38, LIM)
+    assert decode_sample(b'{"stream": "m", "values": [%s]}' % b", ".join([b"2"] * 38), 0, 38, LIM)
