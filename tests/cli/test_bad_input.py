@@ -138,6 +138,11 @@ CASES = [
     (["serve"], "model: required"),
     (["demo", "--rate", "0"], "--rate: must be a finite number"),
     (["bench", "--windows", "0"], "--windows: must be >= 1"),
+    (["nab", "{DIR}", "--out", "{OUT}"], "is it NAB's directory?"),
+    (["skab", "{DIR}", "--out", "{OUT}"], "is it SKAB's directory?"),
+    (["asd", "{DIR}", "--out", "{OUT}"], "is it the ASD directory?"),
+    (["skab", "{DIR}", "--adaptive-delay", "-1"], "--adaptive-delay: must be >= 0"),
+    (["train", "series", "--input", "{S}", "--adaptive-delay", "x"], "--adaptive-delay: "),
 ]
 IDS = [" ".join(a)[:60] for a, _ in CASES]
 if not torch.cuda.is_available():  # a device this machine lacks (on a GPU machine: none)
