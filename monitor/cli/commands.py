@@ -94,7 +94,12 @@ def benchmark(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         for k, v in summary.items():
-            print(f"{k:>22}: {v}")
+            if isinstance(v, dict):  # the evaluation: one figure a line
+                print(f"{k:>22}:")
+                for name, x in v.items():
+                    print(f"{name:>26}: {round(x, 4) if isinstance(x, float) else x}")
+            else:
+                print(f"{k:>22}: {v}")
     return 0 if summary.get("daemon_equals_offline", True) else 1
 
 
