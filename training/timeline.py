@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from aemon.core.detector import Detector
-from aemon.core.events import Decider, Rule, event_record
+from aemon.core.events import Decider, Rule, event_record, iso
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
 
@@ -100,12 +100,6 @@ def write_windows_csv(path: Path, t: Timeline) -> None:
                     int(t.above[i]),
                 ]
             )
-
-
-def iso(ts: float | None) -> str:
-    if ts is None:
-        return ""
-    return np.datetime64(round(ts * 1e6), "us").astype(str) + "Z"
 
 
 def opening_positions(samples: Samples, t: Timeline) -> dict[str, list[int]]:

@@ -29,6 +29,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from aemon.core.errors import ArtifactError
 
 if TYPE_CHECKING:
@@ -212,8 +214,16 @@ class Decider:
         return verdict
 
 
+def iso(ts: float | None) -> str:
+    """Epoch seconds as ISO 8601 UTC to the microsecond (``""`` for None)."""
+    if ts is None:
+        return ""
+    return np.datetime64(round(ts * 1e6), "us").astype(str) + "Z"
+
+
 def event_record(ev: Event, det: Detector, state: str) -> dict:
-    """An event as the alerts topic carries it (``state``: open or resolved)."""
+    """An event as the alerts topic carries it (``state``: open or resolved): its times as epoch
+    seconds (``*_ts``) and as ISO 8601 UTC (``*_time``), as the scores CSV writes them."""
     doc = {
         "event_id": event_id(det.version, ev.stream, ev.start_seq),
         "state": state,
@@ -224,4 +234,7 @@ def event_record(ev: Event, det: Detector, state: str) -> dict:
     if state == "open":
         for k in ("resolved_seq", "resolved_ts"):
             doc.pop(k)
+    for k in ("start", "end", "resolved"):
+        if f"{k}_ts" in doc:
+            doc[f"{k}_time"] = iso(doc[f"{k}_ts"])
     return doc

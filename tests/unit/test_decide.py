@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from aemon.core.events import Decider, Rule, event_id
+from aemon.core.events import Decider, Rule, event_id, event_record
 
 
 def run(rule: Rule, scores, stream="s"):
@@ -141,3 +141,19 @@ def test_a_short_seed_fills_the_whole_history_so_one_burst_cannot_move_the_quant
     for i in range(2):  # a burst of two huge windows: 2 of 300 is below 1%
         d.push(i, float(i), 1000.0)
     assert d.current_threshold() == pytest.approx(1.1)
+
+
+def test_event_messages_carry_iso_times_beside_epoch_seconds():
+    class Det:  # what event_record reads of a detector
+        name, version = "m", "v1"
+
+    rule = Rule(threshold=1.0, within=1, resolve_after=2)
+    d = Decider(rule, "s")
+    opened = d.push(0, 1_700_000_000.25, 5.0).opened
+    d.push(1, 1_700_000_060.0, 0.1)
+    resolved = d.push(2, 1_700_000_120.0, 0.1).resolved
+    doc = event_record(opened, Det(), "open")
+    assert doc["start_time"] == "2023-11-14T22:13:20.250000Z" and "resolved_time" not in doc
+    doc = event_record(resolved, Det(), "resolved")
+    assert doc["resolved_time"] == "2023-11-14T22:15:20.000000Z"
+    assert doc["end_time"] == doc["start_time"] and doc["resolved_ts"] == 1_700_000_120.0
