@@ -13,6 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from aemon.cli import toolkit
 from aemon.cli.toolkit import (
     Help,
     Parser,
@@ -277,6 +278,7 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a user's mistake is one line on stderr and exit 2, never a traceback;
     a warning is one line too."""
+    toolkit.ABSENT.clear()
     args = parser().parse_args(argv)
     warnings.showwarning = _warning_line
     module, _, name = args.run.partition(":")
@@ -294,3 +296,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"aemon: {args.command} interrupted (Ctrl-C)", file=sys.stderr)
         return 130
+    finally:
+        for folder in sorted(f for f in toolkit.ABSENT if f.is_dir()):
+            print(f"aemon: created folder {folder}", file=sys.stderr)

@@ -165,11 +165,17 @@ def device(text: str) -> str:
     return text
 
 
+# Folders an output flag names that do not exist yet: the command makes them, and ``main``
+# says so once it has run.
+ABSENT: set[Path] = set()
+
+
 def out_dir(text: str) -> Path:
     """A directory to write into: absent (it is made) or a directory, never a file."""
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is a file; give a directory")
+    _note_absent(path)
     return path
 
 
@@ -178,7 +184,19 @@ def out_file(text: str) -> Path:
     path = Path(text)
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is a directory; give a file name")
+    _note_absent(path.parent)
     return path
+
+
+def _note_absent(folder: Path) -> None:
+    """Remember the outermost missing folder on the way to ``folder``."""
+    missing = None
+    for f in (folder, *folder.parents):
+        if f.exists():
+            break
+        missing = f
+    if missing is not None:
+        ABSENT.add(missing)
 
 
 def in_file(text: str) -> Path:

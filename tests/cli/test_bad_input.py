@@ -45,6 +45,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "semi.csv").write_text("stream;seq;v0;v1\ns;0;1.0;2.0\n")
     (root / "semi-samples.csv").write_text("timestamp;value\n1700000000;1.0\n")
     (root / "twice.csv").write_text("stream,v,v\ns,1.0,2.0\n")
+    (root / "ragged.csv").write_text("timestamp,value\n1700000000,1\n1700000060,2,3\n")
     return {
         "W": str(windows),
         "THREE": str(root / "three.csv"),
@@ -58,6 +59,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "TOML": str(root / "bad.toml"),
         "OUT": str(root / "out"),
         "SEMI": str(root / "semi.csv"),
+        "RAGGED": str(root / "ragged.csv"),
         "SEMIS": str(root / "semi-samples.csv"),
         "TWICE": str(root / "twice.csv"),
     }
@@ -138,6 +140,7 @@ CASES = [
     (["serve"], "model: required"),
     (["demo", "--rate", "0"], "--rate: must be a finite number"),
     (["bench", "--windows", "0"], "--windows: must be >= 1"),
+    (["windows", "{RAGGED}", "--length", "2", "--output", "{OUT}.csv"], "saw 3)"),
     (["nab", "{DIR}", "--out", "{OUT}"], "is it NAB's directory?"),
     (["skab", "{DIR}", "--out", "{OUT}"], "is it SKAB's directory?"),
     (["asd", "{DIR}", "--out", "{OUT}"], "is it the ASD directory?"),

@@ -56,16 +56,22 @@ def test_score_writes_windows_on_the_time_axis_and_events(tmp_path, capsys):
     assert rc == 0
     capsys.readouterr()
     test = samples_csv(tmp_path / "t.csv", n=200, seed=1, spike_at=120)
-    scores, report = tmp_path / "scores.csv", tmp_path / "report"
+    scores, report = tmp_path / "new" / "scores.csv", tmp_path / "report"
     argv = ["score", "--model", str(out), "--input", str(test), "--output", str(scores)]
     assert main([*argv, "--report", str(report), "--json"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+    said = capsys.readouterr()
+    doc = json.loads(said.out)
+    made = sorted(line for line in said.err.splitlines() if "created folder" in line)
+    assert made == [f"aemon: created folder {tmp_path / 'new'}", f"aemon: created folder {report}"]
     lines = scores.read_text().splitlines()
     assert lines[0] == "stream,seq,start,end,score,threshold,is_anomaly"
     first = lines[1].split(",")
     assert first[:4] == ["a", "7", "2023-11-14T22:13:20.000000Z", "2023-11-14T22:20:20.000000Z"]
-    events = [json.loads(x) for x in (tmp_path / "scores.events.jsonl").read_text().splitlines()]
+    events = [
+        json.loads(x) for x in (scores.parent / "scores.events.jsonl").read_text().splitlines()
+    ]
     opened = [e for e in events if e["state"] == "open"]
+    assert opened[0]["start_time"].startswith("2023-11-1") and opened[0]["start_time"][-1] == "Z"
     assert doc["events"] == len(opened) >= 1
     assert any(120 <= e["start_seq"] <= 127 for e in opened)  # the spike opens an event
     assert (report / "a.png").stat().st_size > 10_000

@@ -107,7 +107,8 @@ def read_samples(path: str | Path) -> Samples:
         check_header([h.strip() for h in header], str(path))  # before pandas renames doubles
         frame = pd.read_csv(path, dtype={"stream": str}, skipinitialspace=True)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{path}: not a readable CSV ({exc})") from None
+        reason = " ".join(str(exc).split())  # pandas may end its message with a newline
+        raise DataError(f"{path}: not a readable CSV ({reason})") from None
     return samples_of(frame, str(path))
 
 
