@@ -12,10 +12,19 @@ import pandas as pd
 
 from aemon.core.catalog import ANY, catalog
 from aemon.core.detector import Detector
+from aemon.core.errors import DataError
 from aemon.core.table import TIME_COLUMNS
 from aemon.training.datasets.samples import Samples, read_samples, samples_of
+from aemon.training.incidents import pointwise
 from aemon.training.series import stream_dir
-from aemon.training.timeline import Timeline, draw, score_samples
+from aemon.training.timeline import (
+    Timeline,
+    draw,
+    evaluate_events,
+    flagged_rows,
+    row_scores,
+    score_samples,
+)
 
 
 def as_samples(samples: Any) -> Samples:
@@ -89,6 +98,52 @@ class SeriesDetector:
     def events(self, samples: Any) -> list[dict]:
         """The open and resolved events, as the daemon publishes them on the alerts topic."""
         return self.timeline(samples).events
+
+    def predict(self, samples: Any) -> np.ndarray:
+        """Per row of ``samples`` (int8): 1 from each event's opening window to its last window
+        above the threshold, else 0; the rows ``aemon skab`` and ``aemon asd`` flag."""
+        s = as_samples(samples)
+        t = score_samples(s, self.detector_for)
+        return flagged_rows(t, t.events, len(s))
+
+    def evaluate(self, samples: Any) -> dict[str, dict[str, object]]:
+        """Against the ``label`` column (1 = anomalous sample): ``events`` (incidents detected,
+        event precision, recall, F1, delay, false alarms per day, NAB score, as ``aemon
+        evaluate`` prints) and ``pointwise`` (precision, recall, F1, FAR, MAR, PR-AUC of the
+        scores, per sample, pooled over streams)."""
+        s = as_samples(samples)
+        if s.label is None:
+            raise DataError("evaluate needs a label column (1 = anomalous sample)")
+        t = score_samples(s, self.detector_for)
+        flags, scores = flagged_rows(t, t.events, len(s)), row_scores(t, len(s))
+        per_stream = [s.rows_of(name) for name in t.models]
+        return {
+            "events": evaluate_events(s, t),
+            "pointwise": pointwise(
+                [(s.ts[r], s.label[r], flags[r], scores[r]) for r in per_stream]
+            ),
+        }
+
+    def summary(self) -> pd.DataFrame:
+        """One row per stream: its model version, threshold, the false alarms a day its
+        calibration expects, windows fitted and calibrating, and seconds of fitting."""
+        rows = []
+        for stream, det in self.detectors.items():
+            meta, training = det.meta, det.meta.training
+            rows.append(
+                {
+                    "stream": stream or "(every other stream)",
+                    "model_version": det.version,
+                    "threshold": det.threshold,
+                    "expected_false_alarms_per_day": meta.doc["threshold"].get(
+                        "expected_false_alarms_per_day"
+                    ),
+                    "windows_fitted": training.get("windows_fitted"),
+                    "windows_calibration": training.get("windows_calibration"),
+                    "fit_seconds": training.get("fit_seconds"),
+                }
+            )
+        return pd.DataFrame(rows).set_index("stream")
 
     def save(self, path: str | Path) -> Path:
         """Each stream's artifact into ``path/<stream>/`` (the models directory ``aemon serve``

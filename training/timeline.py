@@ -102,6 +102,35 @@ def write_windows_csv(path: Path, t: Timeline) -> None:
             )
 
 
+def flagged_rows(t: Timeline, events: list[dict], rows: int) -> np.ndarray:
+    """Per row of the scored CSV: 1 from each event's opening window to its last window above
+    the threshold (the rows an operator sees the event cover), else 0."""
+    at = {(s, q): i for i, (s, q) in enumerate(zip(t.stream, t.seq, strict=True))}
+    resolved = {
+        (e["stream"], e["start_seq"]): at[(e["stream"], e["resolved_seq"])]
+        for e in events
+        if e["state"] == "resolved"
+    }
+    flags = np.zeros(rows, dtype=np.int8)
+    for e in events:
+        if e["state"] != "open":
+            continue
+        first = at[(e["stream"], e["start_seq"])]
+        stop = resolved.get((e["stream"], e["start_seq"]), len(t))
+        inside = [i for i in range(first, stop) if t.stream[i] == e["stream"] and t.above[i]]
+        last = inside[-1] if inside else first
+        flags[t.last_row[first] : t.last_row[last] + 1] = 1
+    return flags
+
+
+def row_scores(t: Timeline, rows: int) -> np.ndarray:
+    """Per row of the scored CSV: the score of the window ending there (NaN before a stream's
+    first window)."""
+    out = np.full(rows, np.nan)
+    out[np.asarray(t.last_row, dtype=np.int64)] = t.score
+    return out
+
+
 def opening_positions(samples: Samples, t: Timeline) -> dict[str, list[int]]:
     """Per stream, the positions (within its samples) of the windows that opened its events."""
     last_row = {(s, q): r for s, q, r in zip(t.stream, t.seq, t.last_row, strict=True)}

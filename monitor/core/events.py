@@ -23,13 +23,12 @@ daemon that re-reads that much after a restart rebuilds exactly the same state.
 from __future__ import annotations
 
 import bisect
+import datetime
 import hashlib
 import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-import numpy as np
 
 from aemon.core.errors import ArtifactError
 
@@ -214,11 +213,15 @@ class Decider:
         return verdict
 
 
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+
+
 def iso(ts: float | None) -> str:
     """Epoch seconds as ISO 8601 UTC to the microsecond (``""`` for None)."""
     if ts is None:
         return ""
-    return np.datetime64(round(ts * 1e6), "us").astype(str) + "Z"
+    moment = EPOCH + datetime.timedelta(microseconds=round(ts * 1e6))
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event_record(ev: Event, det: Detector, state: str) -> dict:

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.tools.benchmark import Prepared, flagged_rows, row_scores
-from aemon.training.timeline import Timeline
+from aemon.tools.benchmark import Prepared
+from aemon.training.timeline import Timeline, flagged_rows, row_scores
 
 
 def _servers(asd: Path) -> list[Path]:

@@ -22,9 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
-from aemon.training.timeline import Timeline
+from aemon.training.timeline import flagged_rows, row_scores
 
 
 @dataclass(frozen=True)
@@ -40,35 +38,6 @@ class Prepared:
 
 def save_events(path: Path, events: list[dict]) -> None:
     path.write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in events))
-
-
-def flagged_rows(t: Timeline, events: list[dict], rows: int) -> np.ndarray:
-    """Per row of the scored CSV: 1 from each event's opening window to its last window above
-    the threshold (the rows an operator sees the event cover), else 0."""
-    at = {(s, q): i for i, (s, q) in enumerate(zip(t.stream, t.seq, strict=True))}
-    resolved = {
-        (e["stream"], e["start_seq"]): at[(e["stream"], e["resolved_seq"])]
-        for e in events
-        if e["state"] == "resolved"
-    }
-    flags = np.zeros(rows, dtype=np.int8)
-    for e in events:
-        if e["state"] != "open":
-            continue
-        first = at[(e["stream"], e["start_seq"])]
-        stop = resolved.get((e["stream"], e["start_seq"]), len(t))
-        inside = [i for i in range(first, stop) if t.stream[i] == e["stream"] and t.above[i]]
-        last = inside[-1] if inside else first
-        flags[t.last_row[first] : t.last_row[last] + 1] = 1
-    return flags
-
-
-def row_scores(t: Timeline, rows: int) -> np.ndarray:
-    """Per row of the scored CSV: the score of the window ending there (NaN before a stream's
-    first window)."""
-    out = np.full(rows, np.nan)
-    out[np.asarray(t.last_row, dtype=np.int64)] = t.score
-    return out
 
 
 async def stream_events(

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.tools.benchmark import Prepared, flagged_rows
-from aemon.training.timeline import Timeline
+from aemon.tools.benchmark import Prepared
+from aemon.training.timeline import Timeline, flagged_rows
 
 TRAIN_ROWS = 400
 LABELS = ("anomaly", "changepoint")

@@ -204,3 +204,31 @@ def test_notebook_reprs_are_one_short_line_and_a_thin_calibration_warns(tmp_path
 def samples_frame() -> pd.DataFrame:
     index = pd.date_range("2026-01-01", periods=200, freq="min")
     return pd.DataFrame({"flow": np.sin(np.arange(200) / 6)}, index=index)
+
+
+def test_series_predict_evaluate_and_summary_in_python():
+    rng = np.random.default_rng(0)
+    t = np.arange(600)
+    frame = pd.DataFrame(
+        {"timestamp": 1_700_000_000 + 60 * t, "value": np.sin(t / 10) + 0.05 * rng.normal(size=600)}
+    )
+    series = aemon.fit_series(frame.iloc[:300], epochs=5)
+    later = frame.copy()
+    later.loc[450:470, "value"] += 3.0
+    later["label"] = ((t >= 450) & (t <= 470)).astype(int)
+    flags = series.predict(later)
+    assert flags.shape == (600,) and flags[450:471].mean() > 0.8 and flags[:440].sum() == 0
+    ev = series.evaluate(later)
+    assert ev["events"]["incidents_detected"] == 1 and ev["events"]["events"] == 1
+    assert ev["pointwise"]["recall"] > 0.8 and ev["pointwise"]["pr_auc"] > 0.9
+    table = series.summary()
+    assert (
+        list(table.index) == ["0"]
+        and table.loc["0", "threshold"] == series.detectors["0"].threshold
+    )
+    assert (
+        table.loc["0", "windows_fitted"] > 0
+        and table.loc["0", "expected_false_alarms_per_day"] >= 0
+    )
+    with pytest.raises(aemon.DataError, match="label"):
+        series.evaluate(frame)

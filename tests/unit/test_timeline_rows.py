@@ -1,9 +1,8 @@
-"""The benchmark runner's per-sample decisions: the rows an event covers, each row's score."""
+"""Per-sample decisions of a timeline: the rows an event covers, each row's score."""
 
 import numpy as np
 
-from aemon.tools.benchmark import flagged_rows, row_scores
-from aemon.training.timeline import Timeline
+from aemon.training.timeline import Timeline, flagged_rows, row_scores
 
 
 def timeline():
