@@ -140,6 +140,7 @@ def fit_series(
     shared: bool = False,
     adaptive_window: int | None = None,
     adaptive_delay: int | None = None,
+    false_alarms_per_day: float | None = None,
     open_after: int | None = None,
     within: int | None = None,
     resolve_after: int | None = None,
@@ -160,7 +161,9 @@ def fit_series(
     of ``length`` samples every ``stride``; events open after ``open_after`` windows above the
     threshold among ``within`` and resolve after ``resolve_after`` quiet ones, the threshold
     following ``adaptive_window`` recent scores (0: fixed), each learned ``adaptive_delay``
-    windows after it was scored, as ``aemon train series`` does.
+    windows after it was scored, as ``aemon train series`` does. ``false_alarms_per_day``: each
+    stream's calibrated threshold where its calibration scores expect that many windows a day
+    above it (instead of the robust rule).
 
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """
@@ -180,7 +183,7 @@ def fit_series(
         within=within,
         resolve_after=resolve_after,
     )
-    plan = Plan(length, stride, train_fraction, max_train_rows, events)
+    plan = Plan(length, stride, train_fraction, max_train_rows, events, false_alarms_per_day)
     s = as_samples(samples)
     overrides = {
         "threshold": threshold,

@@ -3,6 +3,7 @@ writes (a models directory) and :func:`aemon.fit_series` returns."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ import pandas as pd
 
 from aemon.core.catalog import ANY, catalog
 from aemon.core.detector import Detector
-from aemon.core.errors import DataError
+from aemon.core.errors import ConfigError, DataError
+from aemon.core.rates import value_exceeded_with
 from aemon.core.table import TIME_COLUMNS
 from aemon.training.datasets.samples import Samples, read_samples, samples_of
 from aemon.training.incidents import pointwise
@@ -98,6 +100,28 @@ class SeriesDetector:
     def events(self, samples: Any) -> list[dict]:
         """The open and resolved events, as the daemon publishes them on the alerts topic."""
         return self.timeline(samples).events
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Each stream's calibrated threshold (the adaptive threshold may rise above it)."""
+        return {stream: det.threshold for stream, det in self.detectors.items()}
+
+    def set_threshold(self, stream: str, value: float) -> None:
+        """Decide ``stream`` at ``value`` (a new model version for it; save to keep it)."""
+        if stream not in self.detectors:
+            raise ConfigError(f"no model for stream {stream!r}")
+        self.detectors[stream].threshold = value
+
+    def set_false_alarms_per_day(self, rate: float) -> None:
+        """Set every stream's threshold where its calibration scores expect ``rate`` windows a
+        day above it (the adaptive threshold and the event rule then decide as before)."""
+        if not (isinstance(rate, int | float) and 0 < rate < math.inf):
+            raise ConfigError(f"false alarms per day must be a number > 0, got {rate!r}")
+        for stream, det in self.detectors.items():
+            thr = det.meta.doc["threshold"]
+            if "log_median" not in thr or "windows_per_day" not in thr:
+                raise ConfigError(f"the model of {stream!r} records no rate (retrain it)")
+            det.threshold = value_exceeded_with(thr, min(rate / thr["windows_per_day"], 0.5))
 
     def predict(self, samples: Any) -> np.ndarray:
         """Per row of ``samples`` (int8): 1 from each event's opening window to its last window

@@ -8,9 +8,9 @@ Methods (spec strings as the CLI takes them):
   distribution fitted to the excesses over a high initial quantile gives the score exceeded with
   probability RISK; it extrapolates past the largest calibration score.
 - ``mad:K``: robust z-score on log scores, ``exp(median + K * 1.4826 * MAD)``; outliers among the
-  normal scores (mislabelled or odd beats) barely move it. The log-MAD is at least
-  ``LOG_MAD_FLOOR``, so near-identical scores (near-constant data) cannot collapse it onto the
-  median.
+  normal scores (mislabelled or odd beats) barely move it. The log-MAD is at least 0.1
+  (``aemon.core.rates``), so near-identical scores (near-constant data) cannot collapse it
+  onto the median.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import numpy as np
 from scipy import stats
 
 from aemon.core.errors import ConfigError
+from aemon.core.rates import log_normal
 from aemon.core.specs import parse_threshold
 
 POT_INITIAL_QUANTILE = 0.98
 POT_MIN_PEAKS = 10
-LOG_MAD_FLOOR = 0.1  # scores within about 10% of each other count as equal
 
 
 @dataclass(frozen=True)
@@ -58,20 +58,6 @@ def check_sample_size(spec: str, n: int) -> None:
     if n < need:
         hint = "; use mad:K or quantile:Q, or more normal data" if method == "pot" else ""
         raise ConfigError(f"threshold {spec} needs >= {need} calibration windows, got {n}{hint}")
-
-
-def _log_median_mad(scores: np.ndarray) -> tuple[float, float]:
-    """Median and scaled MAD (at least ``LOG_MAD_FLOOR``) of the log scores."""
-    logs = np.log(np.maximum(np.asarray(scores, dtype=np.float64), 1e-12))
-    med = float(np.median(logs))
-    return med, max(1.4826 * float(np.median(np.abs(logs - med))), LOG_MAD_FLOOR)
-
-
-def exceed_probability(scores: np.ndarray, value: float) -> float:
-    """Chance that a normal window scores above ``value``: a log-normal fitted robustly to the
-    calibration scores (median and MAD of the logs), so it extrapolates past the largest."""
-    med, mad = _log_median_mad(scores)
-    return float(stats.norm.sf((math.log(max(value, 1e-12)) - med) / mad))
 
 
 def pot(scores: np.ndarray, risk: float, initial_quantile: float = POT_INITIAL_QUANTILE) -> dict:
@@ -110,9 +96,8 @@ def calibrate(scores: np.ndarray, spec: str) -> Threshold:
     elif method == "quantile":
         value = float(np.quantile(s, param))
     elif method == "mad":
-        med, mad = _log_median_mad(s)
-        details = {"log_median": med, "log_mad": mad}
-        value = float(np.exp(med + param * mad))
+        details = log_normal(s)
+        value = float(np.exp(details["log_median"] + param * details["log_mad"]))
     else:
         details = pot(s, param)
         value = details.pop("value")

@@ -18,9 +18,10 @@ from aemon.core.evaluation import evaluate
 from aemon.core.families import build
 from aemon.core.families.base import Autoencoder
 from aemon.core.normalise import Normaliser
+from aemon.core.rates import exceed_probability, log_normal, value_exceeded_with
 from aemon.core.table import WindowTable
 from aemon.training import noise
-from aemon.training.calibration import calibrate, check_sample_size, exceed_probability
+from aemon.training.calibration import calibrate, check_sample_size
 from aemon.training.fit import FitResult, fit
 from aemon.training.presets import Recipe
 
@@ -65,15 +66,23 @@ def _series_facts(
     """A series model's additions to ``detector.json``: the threshold never below the largest
     calibration score, the calibration tail that seeds the adaptive threshold, the expected false
     alarms (all into ``threshold``), and the event rule, stream and facts (returned)."""
-    value = max(float(threshold["value"]), float(cal_scores.max()))  # type: ignore[arg-type]
     rule: dict = dict(series["events"])  # type: ignore[arg-type]
     window = int(rule.get("adaptive_window", 0))
-    p = exceed_probability(cal_scores, value)
+    fit = log_normal(cal_scores)
     per_day = 86400.0 / float(series["seconds_per_window"])  # type: ignore[arg-type]
+    target = series.get("false_alarms_per_day")
+    if target is not None:  # the user's rate, as the fitted calibration tail expects it
+        value = value_exceeded_with(fit, min(float(target) / per_day, 0.5))  # type: ignore[arg-type]
+        threshold.update(method="false_alarms_per_day", param=float(target))  # type: ignore[arg-type]
+    else:
+        value = max(float(threshold["value"]), float(cal_scores.max()))  # type: ignore[arg-type]
+        threshold["at_least"] = "the largest calibration score"
+    p = exceed_probability(fit, value)
     threshold.update(
         value=value,
-        at_least="the largest calibration score",
         calibration_tail=[float(v) for v in cal_scores[-window:]] if window else [],
+        **fit,
+        windows_per_day=per_day,
         exceed_probability=p,
         expected_false_alarms_per_day=p * per_day,
     )

@@ -39,6 +39,7 @@ class Plan:
     train_fraction: float = 1.0
     max_train_rows: int | None = None
     events: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_EVENT_RULE))
+    false_alarms_per_day: float | None = None  # the calibrated threshold set for this rate
 
     def __post_init__(self) -> None:
         if self.length < 1:
@@ -48,6 +49,9 @@ class Plan:
             raise ConfigError(f"--train-fraction must be in (0, 1], got {self.train_fraction}")
         if self.max_train_rows is not None and self.max_train_rows < 1:
             raise ConfigError(f"--max-train-rows must be >= 1, got {self.max_train_rows}")
+        rate = self.false_alarms_per_day
+        if rate is not None and not (isinstance(rate, int | float) and 0 < rate < math.inf):
+            raise ConfigError(f"--false-alarms-per-day must be a number > 0, got {rate!r}")
         try:
             Rule(threshold=0.0, **self.events)  # type: ignore[arg-type]
         except (TypeError, ValueError) as exc:
@@ -161,6 +165,7 @@ def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str):
             "stream": stream,
             "events": plan.events,
             "seconds_per_window": _seconds_per_window(samples.ts[rows[:n_train]], plan.stride),
+            "false_alarms_per_day": plan.false_alarms_per_day,
             "facts": facts,
         }
         yield stream, fit, cal, facts, series

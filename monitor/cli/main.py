@@ -13,8 +13,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from aemon.cli import toolkit
 from aemon.cli.toolkit import (
+    ABSENT,
     Help,
     Parser,
     at_least,
@@ -278,7 +278,7 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a user's mistake is one line on stderr and exit 2, never a traceback;
     a warning is one line too."""
-    toolkit.ABSENT.clear()
+    ABSENT.clear()
     args = parser().parse_args(argv)
     warnings.showwarning = _warning_line
     module, _, name = args.run.partition(":")
@@ -297,5 +297,5 @@ def main(argv: list[str] | None = None) -> int:
         print(f"aemon: {args.command} interrupted (Ctrl-C)", file=sys.stderr)
         return 130
     finally:
-        for folder in sorted(f for f in toolkit.ABSENT if f.is_dir()):
+        for folder in sorted(f for f in ABSENT if f.is_dir()):
             print(f"aemon: created folder {folder}", file=sys.stderr)

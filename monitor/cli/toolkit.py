@@ -398,6 +398,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "fault is not learned as normal while it is younger)",
     )
     ser.add_argument(
+        "--false-alarms-per-day",
+        type=number(0, math.inf, low_open=True),
+        help="set each stream's calibrated threshold where its calibration scores expect this "
+        "many windows a day above it (default: the robust --threshold rule, never below the "
+        "largest calibration score)",
+    )
+    ser.add_argument(
         "--open-after",
         type=at_least(1),
         default=DEFAULT_EVENT_RULE["open_after"],

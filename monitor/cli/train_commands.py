@@ -135,7 +135,14 @@ def train_series(args: argparse.Namespace) -> int:
         within=args.within,
         resolve_after=args.resolve_after,
     )
-    plan = Plan(args.length, args.stride, args.train_fraction, args.max_train_rows, events)
+    plan = Plan(
+        args.length,
+        args.stride,
+        args.train_fraction,
+        args.max_train_rows,
+        events,
+        args.false_alarms_per_day,
+    )
     samples = read_samples(args.input)
     recipe = recipe_of(SERIES_PRESETS[args.model], args, plan.length * samples.values.shape[1])
     detectors = fit_series(

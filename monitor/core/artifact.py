@@ -21,6 +21,7 @@ import torch
 from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.families import build
 from aemon.core.families.base import SCORES, Autoencoder
+from aemon.core.rates import exceed_probability
 from aemon.core.version import __version__
 
 SCHEMA_VERSION = 1
@@ -111,13 +112,18 @@ class Meta:
     def with_threshold(self, value: float) -> Meta:
         """The same artifact deciding at ``value``: the calibrated value is kept beside it, and
         the version changes with what is decided (the weights' version when ``value`` is the
-        calibrated one again), so that alert and event ids never mix two thresholds."""
+        calibrated one again), so that alert and event ids never mix two thresholds. A series
+        model's expected false alarms per day follow the new value."""
         value = threshold_value(value)
         thr = {k: v for k, v in self.doc["threshold"].items() if k != "calibrated_value"}
         calibrated = float(self.doc["threshold"].get("calibrated_value", thr["value"]))
         doc = {**self.doc, "threshold": {**thr, "value": value}}
         if value != calibrated:
             doc["threshold"]["calibrated_value"] = calibrated
+        if "log_median" in thr and "windows_per_day" in thr:  # a series model: its rate anew
+            p = exceed_probability(thr, value)
+            doc["threshold"]["exceed_probability"] = p
+            doc["threshold"]["expected_false_alarms_per_day"] = p * float(thr["windows_per_day"])
         weights = self.doc.get("weights", {}).get("sha256")
         if weights:
             doc["model_version"] = model_version(weights, doc["threshold"])

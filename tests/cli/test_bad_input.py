@@ -145,6 +145,10 @@ CASES = [
     (["skab", "{DIR}", "--out", "{OUT}"], "is it SKAB's directory?"),
     (["asd", "{DIR}", "--out", "{OUT}"], "is it the ASD directory?"),
     (["skab", "{DIR}", "--adaptive-delay", "-1"], "--adaptive-delay: must be >= 0"),
+    (
+        ["train", "series", "--input", "{S}", "--false-alarms-per-day", "0"],
+        "--false-alarms-per-day: must",
+    ),
     (["train", "series", "--input", "{S}", "--adaptive-delay", "x"], "--adaptive-delay: "),
 ]
 IDS = [" ".join(a)[:60] for a, _ in CASES]

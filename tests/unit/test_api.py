@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import aemon
-from tests.conftest import make_windows
+from tests.conftest import make_windows, samples_csv
 
 
 def test_all_is_pinned_and_every_name_resolves():
@@ -232,3 +232,23 @@ def test_series_predict_evaluate_and_summary_in_python():
     )
     with pytest.raises(aemon.DataError, match="label"):
         series.evaluate(frame)
+
+
+def test_series_thresholds_per_stream_and_for_a_target_rate(tmp_path):
+    csv = samples_csv(tmp_path / "s.csv", n=300, streams=("a", "b"))
+    series = aemon.fit_series(csv, epochs=2, false_alarms_per_day=3.0)
+    for det in series.detectors.values():
+        thr = det.meta.doc["threshold"]
+        assert thr["method"] == "false_alarms_per_day" and thr["param"] == 3.0
+        assert thr["expected_false_alarms_per_day"] == pytest.approx(3.0, rel=1e-6)
+    before = {s: d.version for s, d in series.detectors.items()}
+    series.set_false_alarms_per_day(0.5)  # fewer alarms: higher thresholds, new versions
+    for s, det in series.detectors.items():
+        assert det.meta.doc["threshold"]["expected_false_alarms_per_day"] == pytest.approx(0.5)
+        assert det.version != before[s]
+    series.set_threshold("a", 123.0)
+    assert series.thresholds["a"] == 123.0 and series.thresholds["b"] != 123.0
+    with pytest.raises(aemon.ConfigError, match="no model for stream 'c'"):
+        series.set_threshold("c", 1.0)
+    with pytest.raises(aemon.ConfigError, match="a number > 0"):
+        series.set_false_alarms_per_day(0)
