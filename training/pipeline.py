@@ -38,6 +38,47 @@ def stage(progress: bool, text: str) -> None:
         print(f"aemon: {text}", file=sys.stderr, flush=True)
 
 
+SCALE_RATIO = 100.0  # streams whose spreads differ more than this should not share a scaling
+
+
+def _by_stream(table: WindowTable) -> list[np.ndarray]:
+    """Row positions of each stream, in order of first appearance (all rows without streams)."""
+    if table.stream is None:
+        return [np.arange(len(table))]
+    _, first, inverse = np.unique(table.stream, return_index=True, return_inverse=True)
+    return [np.flatnonzero(inverse == k) for k in np.argsort(first)]
+
+
+def ordered_split(table: WindowTable, fraction: float, gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, test rows): the last ``fraction`` of each stream's windows held back and the
+    ``gap`` windows before them left out, so that every stream is tested on its own future."""
+    kept, held = [], []
+    for rows in _by_stream(table):
+        n_test = max(1, round(len(rows) * fraction))
+        kept.append(rows[: max(0, len(rows) - n_test - gap)])
+        held.append(rows[len(rows) - n_test :])
+    return np.concatenate(kept), np.concatenate(held)
+
+
+def warn_if_scales_differ(table: WindowTable) -> None:
+    """One normaliser covers every window: say so when the streams' scales are far apart."""
+    groups = _by_stream(table)
+    if len(groups) < 2:
+        return
+    spreads = []
+    for rows in groups:
+        v = table.values[rows]
+        spreads.append(max(float(np.quantile(v, 0.95) - np.quantile(v, 0.05)), 1e-12))
+    ratio = max(spreads) / min(spreads)
+    if ratio > SCALE_RATIO:
+        warnings.warn(
+            f"the {len(groups)} streams' value ranges differ {ratio:.3g}-fold and one scaling "
+            "covers them all, so the small ones barely count: train them with 'aemon train "
+            "series' (a model and a scaling per stream) or scale each stream first",
+            stacklevel=2,
+        )
+
+
 def split_normals(
     normal: np.ndarray, fraction: float, seed: int, gap: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -26,7 +26,7 @@ from aemon.training import noise, report, timeline
 from aemon.training.datasets import download, ecg5000, images
 from aemon.training.datasets.cut import cut
 from aemon.training.datasets.samples import read_samples
-from aemon.training.pipeline import fit_detector, stage
+from aemon.training.pipeline import fit_detector, ordered_split, stage, warn_if_scales_differ
 from aemon.training.presets import (
     ECG_PRESETS,
     IMAGE_EPOCHS,
@@ -99,11 +99,11 @@ def train_windows(args: argparse.Namespace) -> int:
     # between the parts keeps every held-back window free of fitted samples.
     gap = length if ordered else None
     train, test = table, None
+    warn_if_scales_differ(table)
     if table.label is not None and len(np.unique(table.label)) == 2 and args.test_fraction > 0:
         idx = np.arange(len(table))
-        if ordered:
-            n_test = max(1, round(len(idx) * args.test_fraction))
-            tr, te = idx[: max(0, len(idx) - n_test - length)], idx[len(idx) - n_test :]
+        if ordered:  # each stream's last windows, so that every stream is tested
+            tr, te = ordered_split(table, args.test_fraction, length)
         else:
             tr, te = train_test_split(
                 idx,

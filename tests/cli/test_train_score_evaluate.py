@@ -267,6 +267,7 @@ def test_a_warning_is_one_line(tmp_path):
     argv += ["--split", "random", "--epochs", "1", "--out", str(tmp_path / "m")]
     run = subprocess.run(argv, text=True, capture_output=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    warned = [ln for ln in run.stderr.splitlines() if "warning" in ln]
+    warned = [ln for ln in run.stderr.splitlines() if "aemon: warning" in ln]
     assert len(warned) == 1 and warned[0].startswith("aemon: warning: ")
+    assert run.stderr.splitlines()[-1] == f"aemon: created folder {tmp_path / 'm'}"
     assert "calibrated on only" in warned[0] and "Traceback" not in run.stderr

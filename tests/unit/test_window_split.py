@@ -1,0 +1,31 @@
+"""The windows path over several streams: each stream tested on its own future, and a warning
+when their scales are too far apart to share one normaliser."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from aemon.core.table import WindowTable
+from aemon.training.pipeline import ordered_split, warn_if_scales_differ
+
+
+def table(scales=(1.0, 1.0), n=(100, 50)):
+    rng = np.random.default_rng(0)
+    values = np.concatenate([s * rng.normal(size=(k, 8)) for s, k in zip(scales, n, strict=True)])
+    stream = np.concatenate([np.full(k, f"s{i}") for i, k in enumerate(n)])
+    return WindowTable(values=values.astype(np.float32), stream=stream)
+
+
+def test_the_ordered_split_holds_back_each_streams_last_windows():
+    fit, test = ordered_split(table(), 0.2, gap=8)
+    assert test.tolist() == [*range(80, 100), *range(140, 150)]  # both streams are tested
+    assert fit.tolist() == [*range(0, 72), *range(100, 132)]  # a gap of 8 before each
+
+
+def test_streams_far_apart_in_scale_are_told_to_train_series():
+    with pytest.warns(UserWarning, match=r"differ 9.9.e\+05-fold .* 'aemon train series'"):
+        warn_if_scales_differ(table(scales=(1.0, 1e6)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_scales_differ(table(scales=(1.0, 3.0)))  # alike enough: nothing said
