@@ -358,6 +358,20 @@ def _reconstruction_picture(
     return reconstructions(x, recon, scores[rows], det.threshold, y, title, path, rows)
 
 
+def symlog_range(values: np.ndarray) -> float | None:
+    """The linear range of a symlog value axis (the 5-95% range) when one spike would flatten
+    the rest on a linear one (it lies more than 20 such ranges from the median), else None."""
+    if not len(values):
+        return None
+    spread = float(np.quantile(values, 0.95) - np.quantile(values, 0.05))
+    reach = float(np.abs(values - np.median(values)).max())
+    return spread if spread > 0 and reach > 20 * spread else None
+
+
+def events_title(stream: str, opened: int, version: str) -> str:
+    return f"{stream}: {opened} event{'' if opened == 1 else 's'} (model version {version})"
+
+
 def series_timeline(
     path: Path,
     title: str,
@@ -381,9 +395,9 @@ def series_timeline(
         v = values[:, 0]
         top.plot(when(ts), v, lw=0.7, label=channels[0])
         top.set(ylabel="value")
-        spread = float(np.quantile(v, 0.95) - np.quantile(v, 0.05)) if len(v) else 0.0
-        if spread > 0 and float(np.abs(v).max()) > 20 * spread:  # a spike would flatten the rest
-            top.set_yscale("symlog", linthresh=spread)
+        linear_within = symlog_range(v)
+        if linear_within is not None:
+            top.set_yscale("symlog", linthresh=linear_within)
             top.set(ylabel="value (symlog)")
     else:
         med = np.median(values, axis=0)

@@ -179,8 +179,7 @@ def draw(samples: Samples, t: Timeline, report: Path) -> list[Path]:
         }
         events = [e for e in t.events if e["stream"] == stream]
         opened = sum(e["state"] == "open" for e in events)
-        noun = "event" if opened == 1 else "events"
-        title = f"{stream}: {opened} {noun} (model version {det.version})"
+        title = plots.events_title(stream, opened, det.version)
         path = report / f"{stream_dir(stream)}.png"
         plots.series_timeline(
             path, title, ts, samples.values[rows], samples.channels, windows, events, incidents
