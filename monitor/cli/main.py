@@ -285,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     from aemon.core.errors import AemonError
 
     try:
-        return int(getattr(importlib.import_module(module), name)(args) or 0)
+        code = int(getattr(importlib.import_module(module), name)(args) or 0)
+        for folder in sorted(f for f in ABSENT if f.is_dir()):  # said once the work is done
+            print(f"aemon: created folder {folder}", file=sys.stderr)
+        return code
     except AemonError as exc:
         print(f"aemon: error: {exc}", file=sys.stderr)
         return 2
@@ -296,6 +299,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"aemon: {args.command} interrupted (Ctrl-C)", file=sys.stderr)
         return 130
-    finally:
-        for folder in sorted(f for f in ABSENT if f.is_dir()):
-            print(f"aemon: created folder {folder}", file=sys.stderr)

@@ -474,7 +474,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     windows = command(
         sub,
         "windows",
-        f"{COMMANDS}:cut_windows",
+        "aemon.cli.cut_command:cut_windows",
         help="cut a sample CSV into a window CSV",
         description="Cut each stream of a sample CSV (a 'timestamp' or 'ts' column, optional "
         "'stream' and 'label', one or more value columns) into windows of LENGTH samples every "

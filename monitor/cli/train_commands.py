@@ -24,7 +24,6 @@ from aemon.core.windowing import check_stride
 from aemon.series_detector import SeriesDetector
 from aemon.training import noise, report, timeline
 from aemon.training.datasets import download, ecg5000, images
-from aemon.training.datasets.cut import cut
 from aemon.training.datasets.samples import read_samples
 from aemon.training.pipeline import fit_detector, ordered_split, stage, warn_if_scales_differ
 from aemon.training.presets import (
@@ -277,18 +276,6 @@ def _per_class_auc(
         aucs[int(c)] = float(roc_auc_score(y[pick] == c, scores[pick]))
     report.per_class_auc(aucs, k, report.describe(det, "test split"), where / "per_class_auc.png")
     return aucs
-
-
-def cut_windows(args: argparse.Namespace) -> int:
-    check_stride(args.stride, args.length, f"--length {args.length}")
-    table = cut(args.csv, args.length, args.stride)
-    write_windows(args.output, table)
-    doc = {"windows": len(table), "length": args.length, "output": str(args.output)}
-    if args.json:
-        emit(doc, True)
-    else:
-        print(f"{len(table)} windows of {args.length} samples -> {args.output}", file=sys.stderr)
-    return 0
 
 
 def _is_series(model: Path) -> bool:

@@ -31,9 +31,10 @@ def _servers(asd: Path) -> list[Path]:
 def prepare(asd: Path, out: Path) -> Prepared:
     """A history CSV of every server's train.csv, a stream CSV of every test.csv without its
     labels, and a labelled copy of it for evaluation."""
+    found = _servers(asd)  # refused before anything is written
     out.mkdir(parents=True, exist_ok=True)
     history, rest, stamps = [], [], {}
-    for server in _servers(asd):
+    for server in found:
         train, test = pd.read_csv(server / "train.csv"), pd.read_csv(server / "test.csv")
         for frame in (train, test):
             frame.insert(1, "stream", server.name)

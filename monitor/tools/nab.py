@@ -39,6 +39,7 @@ def files(nab: Path) -> list[Path]:
 def prepare(nab: Path, out: Path) -> Prepared:
     """A history CSV of every row (each model trains on its probationary rows), a stream CSV of
     the rows after each probationary period."""
+    found = files(nab)  # refused before anything is written
     out.mkdir(parents=True, exist_ok=True)
     history, rest = out / "history.csv", out / "stream.csv"
     stamps: dict[str, list[str]] = {}
@@ -46,7 +47,7 @@ def prepare(nab: Path, out: Path) -> Prepared:
         hw, rw = csv.writer(h), csv.writer(r)
         hw.writerow(["timestamp", "stream", "value"])
         rw.writerow(["timestamp", "stream", "value"])
-        for path in files(nab):
+        for path in found:
             stream = f"{path.parent.name}/{path.name}"
             with path.open(newline="") as fh:
                 rows = list(csv.DictReader(fh))

@@ -38,9 +38,10 @@ def _read(path: Path) -> pd.DataFrame:
 def prepare(skab: Path, out: Path) -> Prepared:
     """A history CSV of every run whole (each model trains on its first 400 rows), a stream CSV
     of the rows after them, and a labelled copy of those for evaluation."""
+    found = _runs(skab)  # refused before anything is written
     out.mkdir(parents=True, exist_ok=True)
     parts, stamps, labelled = [], {}, []
-    for path in _runs(skab):
+    for path in found:
         stream = f"{path.parent.name}/{path.name}"
         frame = _read(path)
         stamps[stream] = frame["datetime"].tolist()

@@ -102,7 +102,7 @@ CASES = [
     ([*TW, "--device", "tpu"], "--device: must be auto, cpu, cuda"),
     ([*TW, "--threshold", "pot:"], "--threshold: threshold must be METHOD:PARAM"),
     ([*TW, "--threshold", "quantile:7"], "quantile takes a probability"),
-    ([*TW, "--threshold", "pot:0.01"], "needs >= 500 calibration windows"),
+    ([*TW, "--split", "random", "--threshold", "pot:0.01"], "needs >= 500 calibration windows"),
     ([*TW, "--denoise", "gaussian:-1"], "--denoise: gaussian takes SIGMA > 0"),
     ([*TW, "--widths", "0"], "--widths: widths must all be >= 1"),
     ([*TW, "--latent", "40"], "--latent 40 must be smaller than the input"),

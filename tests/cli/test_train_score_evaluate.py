@@ -228,8 +228,8 @@ def test_ctrl_c_during_training_says_so_and_exits_130(window_csv, tmp_path):
     argv = [aemon, "train", "windows", "--input", str(window_csv), "--out", str(tmp_path / "m")]
     proc = subprocess.Popen([*argv, "--epochs", "100000"], stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    for line in proc.stderr:  # SIGINT once the epochs have started
-        if "epoch " in line:
+    for line in proc.stderr:  # SIGINT once fitting has started (100,000 epochs to go)
+        if ": fitting " in line:
             break
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read()
