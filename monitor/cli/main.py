@@ -17,6 +17,7 @@ from aemon.cli.toolkit import (
     ABSENT,
     Help,
     Parser,
+    adaptive_args,
     at_least,
     command,
     in_file,
@@ -27,7 +28,6 @@ from aemon.cli.toolkit import (
 from aemon.cli.toolkit import (
     register as register_training,
 )
-from aemon.core.events import DEFAULT_EVENT_RULE
 from aemon.core.version import __version__
 
 COMMANDS = "aemon.cli.commands"
@@ -234,18 +234,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--out", type=out_dir, default=Path(f"runs/{name}"), help="working directory"
         )
         suite.add_argument("--seed", type=int, default=0, help="training seed")
-        suite.add_argument(
-            "--adaptive-window",
-            type=at_least(0),
-            default=DEFAULT_EVENT_RULE["adaptive_window"],
-            help="as train series; 0: the calibrated threshold alone",
-        )
-        suite.add_argument(
-            "--adaptive-delay",
-            type=at_least(0),
-            default=DEFAULT_EVENT_RULE["adaptive_delay"],
-            help="as train series",
-        )
+        adaptive_args(suite)
         suite.add_argument(
             "--offline-only", action="store_true", help="skip the broker and the daemon"
         )

@@ -270,6 +270,24 @@ def _train_args(
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
+def adaptive_args(p: argparse.ArgumentParser) -> None:
+    """``--adaptive-window`` and ``--adaptive-delay`` (train series and the benchmarks)."""
+    p.add_argument(
+        "--adaptive-window",
+        type=at_least(0),
+        default=DEFAULT_EVENT_RULE["adaptive_window"],
+        help="windows of recent scores the adaptive threshold follows; 0: the calibrated "
+        "threshold alone",
+    )
+    p.add_argument(
+        "--adaptive-delay",
+        type=at_least(0),
+        default=DEFAULT_EVENT_RULE["adaptive_delay"],
+        help="windows a score waits before the adaptive threshold learns it (a persistent "
+        "fault is not learned as normal while it is younger)",
+    )
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser(
         "train",
@@ -383,20 +401,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ser.add_argument(
         "--max-train-rows", type=at_least(1), help="at most this many rows per stream (no cap)"
     )
-    ser.add_argument(
-        "--adaptive-window",
-        type=at_least(0),
-        default=DEFAULT_EVENT_RULE["adaptive_window"],
-        help="windows of recent scores the adaptive threshold follows; 0: the calibrated "
-        "threshold alone",
-    )
-    ser.add_argument(
-        "--adaptive-delay",
-        type=at_least(0),
-        default=DEFAULT_EVENT_RULE["adaptive_delay"],
-        help="windows a score waits before the adaptive threshold learns it (a persistent "
-        "fault is not learned as normal while it is younger)",
-    )
+    adaptive_args(ser)
     ser.add_argument(
         "--false-alarms-per-day",
         type=number(0, math.inf, low_open=True),
