@@ -5,9 +5,8 @@
    ``asd.py`` say how).
 2. ``train series``'s defaults, the same for every suite, train each stream's model on the first
    rows of its history that the suite's protocol allows.
-3. The stream CSV is scored offline and replayed as raw samples
-   through the broker into one daemon serving the models directory; the two event lists must be
-   equal.
+3. The stream CSV is scored offline and replayed as raw samples through the broker into one
+   daemon serving the models directory; the two event lists must be equal.
 4. Detections in the suite's scorer layout: NAB's opening rows, or per-sample flags (the rows
    from each event's opening window to its last window above the threshold) with each row's
    score.
