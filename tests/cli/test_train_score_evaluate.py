@@ -218,14 +218,21 @@ def test_the_window_stride_for_sample_streams_is_recorded(window_csv, tmp_path, 
     assert "--stride must be between 1 and the window length 32" in capsys.readouterr().err
 
 
-def test_ctrl_c_during_training_says_so_and_exits_130(window_csv, tmp_path):
+def test_ctrl_c_during_training_says_so_and_exits_130(tmp_path):
     import signal
     import subprocess
     import sys
     from pathlib import Path
 
+    from aemon.core.table import write_windows
+    from tests.conftest import make_windows
+
+    # Enough windows that even the earliest stop (20 epochs without progress) takes seconds:
+    # the interrupt must find the run still fitting, however busy the machine.
+    big = tmp_path / "big.csv"
+    write_windows(big, make_windows(10000, 0))
     aemon = str(Path(sys.executable).parent / "aemon")
-    argv = [aemon, "train", "windows", "--input", str(window_csv), "--out", str(tmp_path / "m")]
+    argv = [aemon, "train", "windows", "--input", str(big), "--out", str(tmp_path / "m")]
     proc = subprocess.Popen([*argv, "--epochs", "100000"], stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     for line in proc.stderr:  # SIGINT once fitting has started (100,000 epochs to go)
