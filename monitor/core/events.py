@@ -96,7 +96,8 @@ class Rule:
             raise ArtifactError(f"the event rule of model {meta.name!r}: {exc}") from None
 
 
-# The event rule of `aemon train series` and `aemon nab` unless their flags say otherwise.
+# The event rule of `aemon train series` and the benchmarks (`aemon nab`, `skab`, `asd`) unless
+# their flags say otherwise.
 DEFAULT_EVENT_RULE = Rule(threshold=0.0, adaptive_window=2000, adaptive_delay=300).to_dict()
 
 

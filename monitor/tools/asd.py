@@ -45,7 +45,9 @@ def prepare(asd: Path, out: Path) -> Prepared:
     pd.concat(history, ignore_index=True).to_csv(out / "history.csv", index=False)
     labelled.drop(columns=["label"]).to_csv(out / "stream.csv", index=False)
     labelled.to_csv(out / "labelled.csv", index=False)
-    return Prepared(out / "history.csv", out / "stream.csv", stamps=stamps)
+    return Prepared(
+        out / "history.csv", out / "stream.csv", stamps=stamps, labelled=out / "labelled.csv"
+    )
 
 
 def write_detections(prepared: Prepared, t: Timeline, events: list[dict], out: Path) -> None:
@@ -66,8 +68,3 @@ def write_detections(prepared: Prepared, t: Timeline, events: list[dict], out: P
             }
         ).to_csv(path, index=False)
         at += n
-
-
-def labelled_copy(asd: Path, prepared: Prepared, out: Path) -> Path:
-    """The streamed rows with ASD's labels (written by :func:`prepare`)."""
-    return prepared.rest.with_name("labelled.csv")

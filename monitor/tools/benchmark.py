@@ -1,8 +1,8 @@
 """The label-blind runner behind ``aemon nab``, ``aemon skab`` and ``aemon asd``.
 
-1. The data directory becomes a history CSV (what each stream may train on) and a stream CSV
-   (the rows to detect on), one stream per file or machine (``aemon/tools/nab.py``, ``skab.py``,
-   ``asd.py`` say how).
+1. The data directory becomes a history CSV (what each stream may train on), a stream CSV
+   (the rows to detect on) and the stream CSV with its labels, one stream per file or machine
+   (``aemon/tools/nab.py``, ``skab.py``, ``asd.py`` say how).
 2. ``train series``'s defaults, the same for every suite, train each stream's model on the first
    rows of its history that the suite's protocol allows.
 3. The stream CSV is scored offline and replayed as raw samples through the broker into one
@@ -33,6 +33,7 @@ class Prepared:
     train_fraction: float = 1.0
     max_train_rows: int | None = None
     stamps: dict[str, list[str]] = field(default_factory=dict)  # per stream: its file's times
+    labelled: Path | None = None  # the stream CSV with labels: read only to evaluate, at the end
 
 
 def save_events(path: Path, events: list[dict]) -> None:
@@ -172,9 +173,8 @@ def run(
         events = daemon
     suite.write_detections(prepared, offline, events, out / "detections")
     summary["detections"] = str(out / "detections")
-    labelled = suite.labelled_copy(data, prepared, out / "labelled.csv")
-    if labelled is not None:  # evaluation only, after every detection is made
-        samples = read_samples(labelled)
+    if prepared.labelled is not None:  # evaluation only, after every detection is made
+        samples = read_samples(prepared.labelled)
         summary["events"] = evaluate_events(samples, offline)
         flags, scores = (
             flagged_rows(offline, events, len(samples)),

@@ -4,7 +4,7 @@ Every ``data/<category>/<file>.csv`` is one stream (``<category>/<file>.csv``). 
 on NAB's probationary period only (the first min(15%, 750) rows, which NAB never scores); the
 rest is streamed. Detections: the row of the window that opened each event, one CSV per file
 (``timestamp,is_anomaly``) in NAB's own layout, for NAB's scorer. NAB's labels (when the
-directory has them) mark the streamed rows afterwards, for evaluation only.
+directory has them) mark a copy of the streamed rows, read only to evaluate.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def files(nab: Path) -> list[Path]:
 
 def prepare(nab: Path, out: Path) -> Prepared:
     """A history CSV of every row (each model trains on its probationary rows), a stream CSV of
-    the rows after each probationary period."""
+    the rows after each probationary period, and its labelled copy when NAB's labels are there."""
     found = files(nab)  # refused before anything is written
     out.mkdir(parents=True, exist_ok=True)
     history, rest = out / "history.csv", out / "stream.csv"
@@ -58,7 +58,8 @@ def prepare(nab: Path, out: Path) -> Prepared:
                 hw.writerow(cells)
                 if i >= p:
                     rw.writerow(cells)
-    return Prepared(history, rest, TRAIN_FRACTION, MAX_TRAIN_ROWS, stamps)
+    labelled = _labelled_copy(nab, rest, out / "labelled.csv")
+    return Prepared(history, rest, TRAIN_FRACTION, MAX_TRAIN_ROWS, stamps, labelled)
 
 
 def write_detections(prepared: Prepared, t: Timeline, events: list[dict], out: Path) -> None:
@@ -78,16 +79,16 @@ def write_detections(prepared: Prepared, t: Timeline, events: list[dict], out: P
             w.writerows(zip(ts, flags.tolist(), strict=True))
 
 
-def labelled_copy(nab: Path, prepared: Prepared, out: Path) -> Path | None:
-    """The streamed rows with NAB's incident windows as per-sample labels, to evaluate and draw
-    after detection (None when the directory has no labels). Nothing above reads it."""
+def _labelled_copy(nab: Path, rest: Path, out: Path) -> Path | None:
+    """The streamed rows with NAB's incident windows as per-sample labels (None when the
+    directory has no labels)."""
     labels = nab / "labels" / "combined_windows.json"
     if not labels.is_file():
         return None
     windows = {
         k: [(a[:19], b[:19]) for a, b in v] for k, v in json.loads(labels.read_text()).items()
     }
-    with prepared.rest.open(newline="") as src, out.open("w", newline="") as dst:
+    with rest.open(newline="") as src, out.open("w", newline="") as dst:
         reader, writer = csv.reader(src), csv.writer(dst)
         writer.writerow([*next(reader), "label"])
         for ts, stream, value in reader:

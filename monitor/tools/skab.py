@@ -56,7 +56,9 @@ def prepare(skab: Path, out: Path) -> Prepared:
     rest.assign(label=pd.concat(labelled, ignore_index=True).to_numpy()).to_csv(
         out / "labelled.csv", index=False
     )
-    return Prepared(out / "history.csv", out / "stream.csv", 1.0, TRAIN_ROWS, stamps)
+    return Prepared(
+        out / "history.csv", out / "stream.csv", 1.0, TRAIN_ROWS, stamps, out / "labelled.csv"
+    )
 
 
 def write_detections(prepared: Prepared, t: Timeline, events: list[dict], out: Path) -> None:
@@ -70,8 +72,3 @@ def write_detections(prepared: Prepared, t: Timeline, events: list[dict], out: P
         column = [0] * TRAIN_ROWS + flags[at : at + n].tolist()
         pd.DataFrame({"datetime": stamps, "is_anomaly": column}).to_csv(path, index=False)
         at += n
-
-
-def labelled_copy(skab: Path, prepared: Prepared, out: Path) -> Path:
-    """The streamed rows with SKAB's ``anomaly`` labels (written by :func:`prepare`)."""
-    return prepared.rest.with_name("labelled.csv")
