@@ -1,8 +1,13 @@
+import json
+
 import numpy as np
 import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from aemon.daemon import codec
 from aemon.daemon.codec import (
     REASONS,
     Invalid,
@@ -148,3 +153,53 @@ def test_a_sample_of_38_metrics_must_hold_38_finite_numbers(body, reason):
     with pytest.raises(Invalid, match=reason):
         decode_sample(body, 0, 38, LIM)
     assert decode_sample(b'{"stream": "m", "values": [%s]}' % b", ".join([b"2"] * 38), 0, 38, LIM)
+
+
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(width=64) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=6,
+)
+_MESSAGES = st.fixed_dictionaries(
+    {},
+    optional={
+        "stream": st.sampled_from(["s", "", "x" * 17]) | _ANY_JSON,
+        "values": st.lists(
+            st.floats(width=64) | st.integers(-(2**70), 2**70) | _ANY_JSON, max_size=5
+        )
+        | _ANY_JSON,
+        "value": st.floats(width=64) | _ANY_JSON,
+        "seq": st.integers(-3, 2**70) | _ANY_JSON,
+        "ts": st.floats(width=64) | _ANY_JSON,
+        "other": _ANY_JSON,
+    },
+)
+
+
+def _outcome(call):
+    try:
+        got = call()
+    except Invalid as bad:
+        return bad.reason
+    return got
+
+
+@settings(max_examples=400, deadline=None)
+@given(_MESSAGES)
+def test_the_typed_decoders_decide_what_the_checked_path_decides(doc):
+    body = json.dumps(doc).encode()  # big integers, and NaN / Infinity that JSON refuses
+    row_typed, row_checked = np.zeros(4, np.float32), np.zeros(4, np.float32)
+    rec = record(body)
+    typed = _outcome(lambda: codec._json_window(rec, row_typed, LIM))
+    checked = _outcome(lambda: codec._checked_window(body, rec, row_checked, LIM))
+    assert typed == checked
+    if not isinstance(typed, str):
+        np.testing.assert_array_equal(row_typed, row_checked)
+    for channels in (1, 4):
+        typed = _outcome(lambda c=channels: decode_sample(body, 5_000, c, LIM))
+        checked = _outcome(lambda c=channels: codec._checked_sample(body, 5_000, c, LIM))
+        if isinstance(typed, str) or isinstance(checked, str):
+            assert typed == checked
+        else:
+            assert (typed.stream, typed.seq, typed.ts) == (checked.stream, checked.seq, checked.ts)
+            np.testing.assert_array_equal(typed.values, checked.values)
