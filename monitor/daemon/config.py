@@ -103,7 +103,8 @@ HELP = {
     "metrics_host": "address of /metrics, /healthz and /readyz",
     "metrics_port": "port of /metrics, /healthz and /readyz (0: any free port)",
     "max_batch": "windows per scoring batch at most",
-    "max_wait_ms": "longest a partial batch waits before it is scored",
+    "max_wait_ms": "longest a partial batch waits while the scorer is busy (an idle scorer "
+    "takes it at once)",
     "fetch_max_wait_ms": "longest the broker may hold a fetch (Apache Kafka answers as soon as "
     "data arrives; the embedded broker holds fetches this long under steady traffic)",
     "max_message_bytes": "larger messages go to the dead-letter topic",

@@ -50,6 +50,7 @@ class Intake:
         dlq_topic: str,
         dlq_max_bytes: int,
         max_wait_s: float,
+        scorer_idle: asyncio.Event,
         stopping: asyncio.Event,
     ) -> None:
         self.consumer = consumer
@@ -62,6 +63,7 @@ class Intake:
         self.limits = limits
         self.dlq_topic, self.dlq_max_bytes = dlq_topic, dlq_max_bytes
         self.wait = max_wait_s
+        self.scorer_idle = scorer_idle
         self.stopping = stopping
         self.refusals = RefusalLog()
         self.batch: Batch | None = None
@@ -89,12 +91,19 @@ class Intake:
                 for tp, records in fetched.items():
                     if tp in owned:
                         self.take(tp, records)
-            if batch.full or (not batch.empty and time.monotonic() - batch.opened >= self.wait):
+            if batch.full or (not batch.empty and self._ready(batch)):
                 await self.hand_off()
         if self.batch is not None and not self.batch.empty:
             await self._queue(self.batch)  # the drain decides what is in hand
         self.batch = None
         await self.queue.put(None)
+
+    def _ready(self, batch: Batch) -> bool:
+        """A partial batch goes at once to an idle scorer with nothing queued; else when it has
+        waited ``max_wait_s`` (batches fill while the scorer is busy)."""
+        if self.scorer_idle.is_set() and self.queue.empty():
+            return True
+        return time.monotonic() - batch.opened >= self.wait
 
     async def _fresh(self) -> Batch | None:
         batch = await unless_stopped(self.pool.take(), self.stopping)

@@ -25,6 +25,7 @@ class ScoreStage:
         self,
         *,
         queue: asyncio.Queue[Batch | None],
+        idle: asyncio.Event,
         confirming: asyncio.Queue[Decided | None],
         models: Models,
         scorer: Scorer,
@@ -33,12 +34,12 @@ class ScoreStage:
         model_watch: ModelWatch,
         ledger: Ledger,
     ) -> None:
-        self.queue, self.confirming = queue, confirming
+        self.queue, self.idle, self.confirming = queue, idle, confirming
         self.models, self.scorer, self.decisions = models, scorer, decisions
         self.publisher, self.model_watch, self.ledger = publisher, model_watch, ledger
 
     async def run(self) -> None:
-        while (batch := await self.queue.get()) is not None:
+        while (batch := await self._next()) is not None:
             await self.model_watch.swap_if_requested()
             scored = await self._score(batch) if batch.n else None
             decided = self.decisions.decide(batch, scored, self.ledger.stale(batch.epochs))
@@ -46,6 +47,15 @@ class ScoreStage:
                 await self.publisher.send(decided)
             await self.confirming.put(decided)
         await self.confirming.put(None)
+
+    async def _next(self) -> Batch | None:
+        """The next batch; ``idle`` is set while there is none (the intake then hands a
+        partial batch over at once instead of waiting for it to fill)."""
+        self.idle.set()
+        try:
+            return await self.queue.get()
+        finally:
+            self.idle.clear()
 
     async def _score(self, batch: Batch) -> Scored:
         rows = batch.values[: batch.n]

@@ -72,8 +72,9 @@ def build(x: Shared) -> Stages:
     awaiting acks, comes from it), the bounded queue to the score stage, and the publisher's."""
     pool = Pool(x.s.queue_batches + 2, x.s.max_batch, x.models.first.input_shape)
     queue: asyncio.Queue[Batch | None] = asyncio.Queue(x.s.queue_batches)
+    scorer_idle = asyncio.Event()  # set while the score stage waits for a batch
     confirming: asyncio.Queue[Decided | None] = asyncio.Queue()
-    intake, rebalance, watch = _input(x, pool, queue)
+    intake, rebalance, watch = _input(x, pool, queue, scorer_idle)
     committer = Committer(
         consumer=x.c.consumer,
         ledger=x.ledger,
@@ -94,6 +95,7 @@ def build(x: Shared) -> Stages:
     )
     score = ScoreStage(
         queue=queue,
+        idle=scorer_idle,
         confirming=confirming,
         models=x.models,
         scorer=x.scorer,
@@ -117,7 +119,7 @@ def build(x: Shared) -> Stages:
 
 
 def _input(
-    x: Shared, pool: Pool, queue: asyncio.Queue[Batch | None]
+    x: Shared, pool: Pool, queue: asyncio.Queue[Batch | None], scorer_idle: asyncio.Event
 ) -> tuple[Intake, Rebalance, BrokerWatch]:
     intake = Intake(
         consumer=x.c.consumer,
@@ -131,6 +133,7 @@ def _input(
         dlq_topic=x.s.dlq_topic,
         dlq_max_bytes=x.s.dlq_max_bytes,
         max_wait_s=x.s.max_wait_ms / 1000,
+        scorer_idle=scorer_idle,
         stopping=x.stopping,
     )
     rebalance = Rebalance(

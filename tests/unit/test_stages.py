@@ -166,6 +166,7 @@ def intake(consumer: FakeConsumer, ledger: Ledger, pool: Pool, queue: asyncio.Qu
         dlq_topic="dlq",
         dlq_max_bytes=1 << 16,
         max_wait_s=60.0,
+        scorer_idle=asyncio.Event(),
         stopping=asyncio.Event(),
     )
 
@@ -186,6 +187,27 @@ async def test_two_hand_offs_at_once_queue_the_batch_once():
     pool.give(queue.get_nowait())
     await asyncio.wait_for(asyncio.gather(first, second), 1)
     assert queue.qsize() == 0 and stage.batch is not None and stage.batch.empty
+
+
+async def test_a_partial_batch_waits_while_the_scorer_is_busy_and_goes_at_once_when_idle():
+    """Latency: with ``max_wait`` 60 s, two windows are scored as soon as the scorer waits for
+    work, not after the wait; while it is busy they stay in the batch, which may fill."""
+    consumer, ledger = FakeConsumer("in"), Ledger()
+    ledger.assign([TP0])
+    consumer.assigned = {TP0}
+    consumer.produce(0, [window(0), window(1)])
+    pool, queue = Pool(2, 8, (4,)), asyncio.Queue(2)
+    stage = intake(consumer, ledger, pool, queue)
+    running = asyncio.create_task(stage.run())
+    while stage.batch is None or stage.batch.n < 2:
+        await asyncio.sleep(0.01)
+    assert queue.empty()  # the scorer is busy (its idle flag is clear)
+    stage.scorer_idle.set()
+    consumer.produce(0, [window(2)])  # wakes the fetch that waits: the batch in hand goes
+    assert (await asyncio.wait_for(queue.get(), 2)).seqs == [0, 1]
+    assert (await asyncio.wait_for(queue.get(), 2)).seqs == [2]  # and the next one at once
+    stage.stopping.set()
+    await asyncio.wait_for(running, 2)
 
 
 async def test_records_of_a_partition_revoked_during_the_fetch_are_not_taken():
