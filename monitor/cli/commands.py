@@ -61,6 +61,8 @@ def bench(args: argparse.Namespace) -> int:
     model = args.model or demo.ensure_model(Path("artifacts/demo"), progress=False)[0]
     test = ecg5000.split(ecg5000.load()).test
     windows = test.values[test.label == 0]
+    if args.scorer:
+        return _scorer_table(model, windows, args.json)
     result = run_async(bench.run(model, windows, args.windows, args.bootstrap_servers, args.rounds))
     if args.json:
         print(json.dumps(result))
@@ -72,8 +74,33 @@ def bench(args: argparse.Namespace) -> int:
             print(
                 f"{fmt:>4}: bare {r['bare_wps']:,}/s  full {r['full_wps']:,}/s"
                 f"  ratio {r['ratio']:.2f}  latency p50 {r['p50_ms']:.1f} ms"
-                f" p99 {r['p99_ms']:.1f} ms at {r['rate']:,}/s"
+                f" p99 {r['p99_ms']:.1f} ms at {r['rate']:,}/s;"
+                f" p50 {r['fixed_p50_ms']:.1f} ms p99 {r['fixed_p99_ms']:.1f} ms"
+                f" at {r['fixed_rate']:,}/s"
             )
+    return 0
+
+
+def _scorer_table(model: Path, windows: object, as_json: bool) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from aemon.core.detector import Detector
+
+    scorer_bench = tool("scorer_bench")
+    detector = Detector.load(model)
+    threads = tuple(sorted({1, torch.get_num_threads()}))
+    batches = scorer_bench.BATCHES
+    with tqdm(total=5 * len(threads) * len(batches), desc="scorer", disable=None) as steps:
+        rows = scorer_bench.table(detector, windows, threads, step=steps.update)
+    if as_json:
+        print(json.dumps({"device": str(detector.device), "rows": rows}))
+        return 0
+    print(f"scorer windows/s on {detector.device} (batch sizes across)")
+    print(f"{'family':<16}{'threads':>8}" + "".join(f"{b:>10}" for b in batches))
+    for r in rows:
+        cells = "".join(f"{r['windows_per_s'][str(b)]:>10,}" for b in batches)
+        print(f"{r['family']:<16}{r['threads']:>8}{cells}")
     return 0
 
 

@@ -182,7 +182,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"{COMMANDS}:bench",
         help="throughput and latency, full daemon path against a bare decode loop",
         description=_doc("bench"),
-        example=["aemon bench --json", "aemon bench --training ../shared/data/mnist"],
+        example=[
+            "aemon bench --json",
+            "aemon bench --scorer",
+            "aemon bench --training ../shared/data/mnist",
+        ],
     )
     bench.add_argument("--model", type=Path, help="artifact to bench (default: the demo detector)")
     bench.add_argument("--windows", type=at_least(1), default=150_000, help="messages per format")
@@ -197,6 +201,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="instead: one training epoch of the dense AE over the MNIST-style IDX files in "
         "DATA_ROOT, aemon's loop (batch 64, 256, 1024) against seed-style per-sample DataLoader "
         "loops (batch 64); medians of --rounds",
+    )
+    bench.add_argument(
+        "--scorer",
+        action="store_true",
+        help="instead: the scoring path alone (no Kafka), windows/s per model family, torch "
+        "threads (1 and all) and batch size (1 to 16,384)",
     )
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 

@@ -3,7 +3,8 @@
 In one run and on the same topic: (a) a bare aiokafka loop that only decodes each message into a
 float32 batch, and (b) the whole daemon (decode, batch, score, decide, publish, commit). Then the
 decision latency (input message timestamp to the per-window score record's timestamp, both set
-on this machine) at a fixed input rate of half the full path's measured maximum.
+on this machine) at two fixed input rates: half the full path's measured maximum, and 5,000
+windows/s.
 
 The windows are the detector's held-out *normal* windows, as a monitored stream mostly is; the
 alerts they still raise (false positives at the calibrated threshold) are published like any
@@ -29,15 +30,17 @@ from aemon.core.detector import Detector
 from aemon.core.table import WindowTable, write_windows
 from aemon.daemon.config import Settings, local
 from aemon.daemon.kafka import GroupConsumer, kafka_clients
-from aemon.daemon.scoring import Scorer, settle_heap
+from aemon.daemon.scoring import settle_heap
 from aemon.daemon.service import Service
 from aemon.tools.broker import EmbeddedBroker, create_topics, free_port
 from aemon.tools.harness import started, until_decided
 from aemon.tools.replay import messages, produce
+from aemon.tools.scorer_bench import windows_per_second
 from aemon.tools.topics import read_topic
 
 PARTITIONS = 3
 STREAMS = 16
+FIXED_RATE = 5_000  # windows/s: latency at a rate a service might see, beside half the maximum
 
 
 def _table(windows: np.ndarray, n: int) -> WindowTable:
@@ -196,21 +199,6 @@ async def _timestamps(bootstrap: str, topic: str, key) -> dict:
     return {key(r): r.timestamp for r in await read_topic(bootstrap, topic, timeout=120)}
 
 
-def scorer_alone(
-    detector: Detector, windows: np.ndarray, batch: int, seconds: float = 2.0
-) -> float:
-    """Windows/s of the scorer on full batches (no Kafka)."""
-    scorer = Scorer([detector], batch, top_k=5)
-    rows = np.resize(windows, (batch, *windows.shape[1:])).astype(np.float32)
-    scorer.score(rows)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        scorer.score(rows)
-        count += batch
-    scorer.close()
-    return count / (time.perf_counter() - start)
-
-
 async def run(
     model: Path,
     windows: np.ndarray,
@@ -233,7 +221,7 @@ async def run(
         "windows": n,
         "rounds": rounds,
         "scorer": {
-            "wps": round(scorer_alone(detector, windows, batch)),
+            "wps": round(windows_per_second(detector, windows, batch, seconds=2.0)),
             "batch": batch,
             "device": str(detector.device),
         },
@@ -258,6 +246,7 @@ async def run(
             bare, full = float(np.median(bares)), float(np.median(fulls))
             paired = [f / b for f, b in zip(fulls, bares, strict=True)]
             p50, p99 = await latency(bootstrap, model, windows, fmt, full / 2, seconds=4.0)
+            f50, f99 = await latency(bootstrap, model, windows, fmt, FIXED_RATE, seconds=4.0)
             steps.update()
             result[fmt] = {
                 "bare_wps": round(bare),
@@ -267,6 +256,9 @@ async def run(
                 "p50_ms": round(p50, 2),
                 "p99_ms": round(p99, 2),
                 "rate": round(full / 2),
+                "fixed_rate": FIXED_RATE,
+                "fixed_p50_ms": round(f50, 2),
+                "fixed_p99_ms": round(f99, 2),
                 "alert_rate": round(alerts / n, 4),
             }
     finally:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import statistics
 
+from aemon.core.detector import Detector
 from aemon.core.table import read_windows
-from aemon.tools import bench
+from aemon.tools import bench, scorer_bench
+from aemon.training.presets import WINDOW_PRESETS
 
 
 async def test_bench_reports_both_loops_and_their_paired_ratio(bootstrap, ecg):
@@ -20,3 +22,16 @@ async def test_bench_reports_both_loops_and_their_paired_ratio(bootstrap, ecg):
         assert abs(r["ratio"] - statistics.median(r["round_ratios"])) < 1e-3
         assert abs(r["rate"] - r["full_wps"] / 2) <= 1  # both rounded from one float
         assert 0 < r["alert_rate"] < 1
+        assert r["fixed_rate"] == bench.FIXED_RATE
+        assert r["fixed_p99_ms"] >= r["fixed_p50_ms"] > 0
+
+
+def test_the_scorer_table_has_a_row_per_family_and_thread_count(ecg):
+    model, csv = ecg
+    trained = Detector.load(model, device="cpu")
+    rows = scorer_bench.table(trained, read_windows(csv).values, (1, 2), (1, 256), seconds=0.05)
+    families = [r["family"] for r in rows]
+    assert families[0] == f"{trained.meta.family} (trained)" and len(rows) == 2 * 5
+    assert set(families[2::2]) == set(WINDOW_PRESETS) and [r["threads"] for r in rows[:2]] == [1, 2]
+    for r in rows:  # a batch of 256 is scored faster per window than one window at a time
+        assert r["windows_per_s"]["256"] > r["windows_per_s"]["1"] > 0
