@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -198,3 +199,27 @@ def failing_scorer(after: int) -> type[Scorer]:
             return super().score(values, models)
 
     return FailingScorer
+
+
+class Gate:
+    """Holds every batch given to a :func:`gated_scorer` until opened (a busy scorer)."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.entered = 0  # windows given to the scorer so far
+
+    def close(self) -> None:
+        self.open.clear()
+
+
+def gated_scorer(gate: Gate) -> type[Scorer]:
+    """A scorer that waits for ``gate`` to open before scoring each batch (at most 10 s)."""
+
+    class GatedScorer(Scorer):
+        def score(self, values, models=None):
+            gate.entered += len(values)
+            if not gate.open.wait(10):
+                raise RuntimeError("the gated scorer was never opened")
+            return super().score(values, models)
+
+    return GatedScorer

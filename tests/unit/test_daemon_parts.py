@@ -17,7 +17,7 @@ from aemon.daemon.config import Settings
 from aemon.daemon.service import Service
 from aemon.daemon.supervisor import StageFailed
 from tests.integration.helpers import until
-from tests.unit.fakes import Rec, failing_scorer, fake_clients
+from tests.unit.fakes import Gate, Rec, failing_scorer, fake_clients, gated_scorer
 
 TOPICS = {"input_topic": "in", "alerts_topic": "al", "dlq_topic": "dlq", "scores_topic": "sc"}
 
@@ -136,20 +136,33 @@ async def test_a_scoring_exception_drops_readiness_and_stops_within_seconds(mode
 
 
 async def test_a_rebalance_commits_what_was_decided_and_only_as_a_member(model):
+    """Windows held in the intake's batch (the scorer is busy, the batch waits up to max_wait)
+    are decided and committed by a revoke's flush; after membership is lost, decided but not
+    committed."""
     clients = fake_clients("in", ["al", "dlq", "sc"], partitions=2)
-    svc = Service(settings(model, max_wait_ms=60_000, max_batch=64), clients)
+    gate = Gate()
+    svc = Service(
+        settings(model, max_wait_ms=60_000, max_batch=64), clients, scorer=gated_scorer(gate)
+    )
     task = await serving(svc)
     c = clients.consumer
-    c.produce(0, windows(5))
+    c.produce(0, windows(1))
+    await until(lambda: gate.entered == 1, 10, "the first window given to the scorer")
+    c.produce(0, windows(4, start=1))
     c.produce(1, windows(3, start=5))
-    await until(lambda: c.position_of[c.tps[1]] == 3, 10, "fetched (the batch waits: max_wait)")
+    await until(lambda: c.position_of[c.tps[1]] == 3, 10, "fetched (held: the scorer is busy)")
     assert c.commits == []
+    gate.open.set()
     await c.listener.on_partitions_revoked([c.tps[0]])  # a member: flush, commit, then let go
     assert c.last_commit(c.tps[0]) == 5 and c.last_commit(c.tps[1]) == 3
     assert svc.ledger.assigned == {c.tps[1]}
-    c.produce(1, windows(2, start=8))
+    gate.close()
+    c.produce(1, windows(1, start=8))
+    await until(lambda: gate.entered == 9, 10, "window 8 given to the scorer")
+    c.produce(1, windows(1, start=9))
     await until(lambda: c.position_of[c.tps[1]] == 5, 10, "fetched again")
     c.member = False  # membership lost: decisions made, nothing committed
+    gate.open.set()
     await c.listener.on_partitions_revoked([c.tps[1]])
     await until(lambda: not svc.ready(), 5, "no partitions: not ready")
     assert c.last_commit(c.tps[1]) == 3
