@@ -26,6 +26,7 @@ import bisect
 import datetime
 import hashlib
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -138,9 +139,11 @@ class Decider:
 
     rule: Rule
     stream: str = ""
-    _recent: deque = field(default_factory=deque)  # W log-scores before the last D, in order
-    _pending: deque = field(default_factory=deque)  # the last D log-scores, in order
-    _sorted: list = field(default_factory=list)  # the same, sorted
+    # Log-scores as packed doubles (8 bytes each, not a float object and a pointer): the W
+    # before the last D in order, the last D in order, and the W sorted.
+    _recent: array = field(default_factory=lambda: array("d"))
+    _pending: array = field(default_factory=lambda: array("d"))
+    _sorted: array = field(default_factory=lambda: array("d"))
     _above: deque = field(default_factory=deque)  # last `within` verdicts
     _since_trigger: int = 1 << 30
     event: Event | None = None
@@ -163,7 +166,7 @@ class Decider:
             self._pending.append(v)
             if len(self._pending) <= self.rule.adaptive_delay:
                 return
-            v = self._pending.popleft()
+            v = self._pending.pop(0)
         self._learn(v)
 
     def _learn(self, v: float) -> None:
@@ -171,7 +174,7 @@ class Decider:
         self._recent.append(v)
         bisect.insort(self._sorted, v)
         if len(self._recent) > w:
-            old = self._recent.popleft()
+            old = self._recent.pop(0)
             del self._sorted[bisect.bisect_left(self._sorted, old)]
 
     def current_threshold(self) -> float:

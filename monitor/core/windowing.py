@@ -20,6 +20,7 @@ on, so it is rebuilt exactly.
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -44,7 +45,8 @@ class _Stream:
     values: deque = field(default_factory=deque)  # float32 [channels] per sample
     offsets: deque = field(default_factory=deque)
     next_seq: int = 0
-    starts: deque = field(default_factory=deque)  # first-sample offsets of the last windows
+    # First-sample offsets of the last H + 1 windows, packed (8 bytes each, not an int object)
+    starts: array = field(default_factory=lambda: array("q"))
 
 
 @dataclass
@@ -100,7 +102,7 @@ class Windower:
         if self.history:
             s.starts.append(s.offsets[0])
             if len(s.starts) > self.history + 1:
-                s.starts.popleft()
+                s.starts.pop(0)
         window = np.stack(s.values)  # [length, channels]
         out.reshape(-1)[:] = (window[:, 0] if self.channels == 1 else window.T).ravel()
         return seq
