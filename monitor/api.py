@@ -138,6 +138,7 @@ def fit_series(
     max_train_rows: int | None = None,
     model: str = "dense",
     shared: bool = False,
+    any_stream: bool = False,
     adaptive_window: int | None = None,
     adaptive_delay: int | None = None,
     false_alarms_per_day: float | None = None,
@@ -163,7 +164,9 @@ def fit_series(
     following ``adaptive_window`` recent scores (0: fixed), each learned ``adaptive_delay``
     windows after it was scored, as ``aemon train series`` does. ``false_alarms_per_day``: each
     stream's calibrated threshold where its calibration scores expect that many windows a day
-    above it (instead of the robust rule).
+    above it (instead of the robust rule). ``shared``: one model, each stream scaled and
+    thresholded on its own; ``any_stream``: one detector that serves any stream, also streams
+    it never saw (each still decided on its own).
 
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """
@@ -193,7 +196,9 @@ def fit_series(
         "seed": seed,
     }
     recipe = presets.SERIES_PRESETS[model].customise(length * s.values.shape[1], **overrides)
-    detectors = fit_streams(s, recipe, plan, pick_device(device), "in memory", progress, shared)
+    detectors = fit_streams(
+        s, recipe, plan, pick_device(device), "in memory", progress, shared, any_stream
+    )
     return SeriesDetector(detectors)
 
 

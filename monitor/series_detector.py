@@ -65,9 +65,11 @@ class SeriesDetector:
         return cls(found)
 
     def __repr__(self) -> str:
-        shown = ", ".join(self.streams[:5]) + (", ..." if len(self.streams) > 5 else "")
-        extra = " and a model for every other stream" if ANY in self.detectors else ""
         n = len(self.streams)
+        if not n:
+            return "SeriesDetector(one model for any stream)"
+        shown = ", ".join(self.streams[:5]) + (", ..." if n > 5 else "")
+        extra = " and a model for every other stream" if ANY in self.detectors else ""
         return f"SeriesDetector({n} stream{'s' if n != 1 else ''}: {shown}{extra})"
 
     @property

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from aemon.core.catalog import ANY
 from aemon.core.detector import Detector
 from aemon.core.errors import ConfigError
 from aemon.core.events import DEFAULT_EVENT_RULE, Rule
@@ -84,13 +85,21 @@ def fit_series(
     source: str,
     progress: bool = True,
     shared: bool = False,
+    any_stream: bool = False,
 ) -> dict[str, Detector]:
     """Every stream's detector, in memory (``SeriesDetector.save`` writes ``OUT/<stream>/``).
 
     ``shared``: one model fitted to every stream's windows, each stream scaled by its own
     normaliser; each stream's artifact holds those weights with its own scaling and threshold.
+    ``any_stream``: one detector (one model, scaling and calibrated threshold) fitted to every
+    stream's windows that serves any stream, seen in training or not (key ``ANY``); each stream
+    still has its own adaptive threshold and events in the monitor.
     """
+    if shared and any_stream:
+        raise ConfigError("--shared and --any-stream exclude each other")
     parts = list(_parts(samples, recipe, plan, source))
+    if any_stream:
+        parts = [_pooled(parts)]
     trained: dict[str, tuple] = {}
     if shared:
         scale = {p[0]: Normaliser.fit(recipe.normaliser, p[1].values, True) for p in parts}
@@ -101,12 +110,12 @@ def fit_series(
     detectors: dict[str, Detector] = {}
     for stream, fit, cal, facts, series in parts:
         detectors[stream] = fit_detector(
-            name=stream,
+            name=stream or "any-stream",
             train=fit,
             test=None,
             recipe=recipe,
             device=device,
-            facts={**facts, "model": "shared by every stream" if shared else "own"},
+            facts={**facts, "model": _whose(shared, any_stream)},
             progress=progress,
             stride=plan.stride,
             kind="series",
@@ -115,6 +124,30 @@ def fit_series(
             trained=trained.get(stream),
         )
     return detectors
+
+
+def _whose(shared: bool, any_stream: bool) -> str:
+    if any_stream:
+        return "one for any stream"
+    return "shared by every stream" if shared else "own"
+
+
+def _pooled(parts: list[tuple]) -> tuple:
+    """Every stream's fit and calibration windows as one part that serves any stream."""
+    fit = WindowTable(np.concatenate([_normal(p[1]) for p in parts]))
+    cal = WindowTable(np.concatenate([_normal(p[2]) for p in parts]))
+    first = parts[0][3]
+    facts = {
+        **first,
+        "stream": f"any ({len(parts)} streams in training)",
+        "train_rows": sum(p[3]["train_rows"] for p in parts),
+        "fit_rows": sum(p[3]["fit_rows"] for p in parts),
+        "calibration_rows": sum(p[3]["calibration_rows"] for p in parts),
+        "train_until": max(p[3]["train_until"] for p in parts),
+    }
+    per_window = float(np.median([p[4]["seconds_per_window"] for p in parts]))
+    series = {**parts[0][4], "stream": ANY, "seconds_per_window": per_window, "facts": facts}
+    return ANY, fit, cal, facts, series
 
 
 def _normal(table: WindowTable) -> np.ndarray:

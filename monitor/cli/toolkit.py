@@ -433,6 +433,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="one model fitted to every stream's windows (each stream scaled and thresholded "
         "on its own) instead of one model per stream",
     )
+    ser.add_argument(
+        "--any-stream",
+        action="store_true",
+        help="one artifact (one model, scaling and threshold) fitted to every stream's windows "
+        "that serves any stream, also streams it never saw (a fleet of like machines); the "
+        "monitor still keeps each stream's adaptive threshold and events apart",
+    )
     _train_args(ser, "artifacts/series", SERIES_PRESETS)
 
     img = command(

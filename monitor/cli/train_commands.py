@@ -152,6 +152,7 @@ def train_series(args: argparse.Namespace) -> int:
         str(args.input),
         not args.quiet,
         args.shared,
+        args.any_stream,
     )
     stage(not args.quiet, f"writing {len(detectors)} artifacts to {args.out}")
     SeriesDetector(detectors).save(args.out)

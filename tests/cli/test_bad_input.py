@@ -150,6 +150,7 @@ CASES = [
         "--false-alarms-per-day: must",
     ),
     (["train", "series", "--input", "{S}", "--adaptive-delay", "x"], "--adaptive-delay: "),
+    (["train", "series", "--input", "{S}", "--shared", "--any-stream"], "exclude each other"),
 ]
 IDS = [" ".join(a)[:60] for a, _ in CASES]
 if not torch.cuda.is_available():  # a device this machine lacks (on a GPU machine: none)

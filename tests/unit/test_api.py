@@ -252,3 +252,26 @@ def test_series_thresholds_per_stream_and_for_a_target_rate(tmp_path):
         series.set_threshold("c", 1.0)
     with pytest.raises(aemon.ConfigError, match="a number > 0"):
         series.set_false_alarms_per_day(0)
+
+
+def test_one_detector_for_any_stream_serves_streams_it_never_saw(tmp_path):
+    rng = np.random.default_rng(1)
+    t = np.arange(400)
+
+    def machine(name: str, level: float) -> pd.DataFrame:
+        wave = level + np.sin(t / 10) + 0.05 * rng.normal(size=len(t))
+        return pd.DataFrame({"timestamp": 1_700_000_000 + 60 * t, "stream": name, "value": wave})
+
+    fleet = aemon.fit_series(pd.concat([machine("a", 0), machine("b", 0.2)]), any_stream=True)
+    assert repr(fleet) == "SeriesDetector(one model for any stream)" and fleet.streams == []
+    det = fleet.detector_for("never-seen")
+    assert det is not None and det.meta.doc["series"]["fit_rows"] > 400  # both machines fitted
+    fleet.save(tmp_path / "models")
+    back = aemon.load(tmp_path / "models")
+    new = machine("c", 0.1)
+    new.loc[300:310, "value"] += 4.0  # a fault on a machine the model never saw
+    scored = back.score(new)
+    assert set(scored["stream"]) == {"c"} and scored["is_anomaly"].iloc[292:303].any()
+    assert scored["is_anomaly"].iloc[:280].sum() == 0
+    with pytest.raises(aemon.ConfigError, match="exclude each other"):
+        aemon.fit_series(machine("a", 0), shared=True, any_stream=True)
