@@ -58,6 +58,8 @@ def bench(args: argparse.Namespace) -> int:
         )
         return 0
 
+    if args.streams:
+        return _streams_table(args.streams, args.bootstrap_servers, args.json)
     model = args.model or demo.ensure_model(Path("artifacts/demo"), progress=False)[0]
     test = ecg5000.split(ecg5000.load()).test
     windows = test.values[test.label == 0]
@@ -78,6 +80,36 @@ def bench(args: argparse.Namespace) -> int:
                 f" p50 {r['fixed_p50_ms']:.1f} ms p99 {r['fixed_p99_ms']:.1f} ms"
                 f" at {r['fixed_rate']:,}/s"
             )
+    return 0
+
+
+def _streams_table(counts: tuple[int, ...], bootstrap: str | None, as_json: bool) -> int:
+    from tqdm.auto import tqdm
+
+    streams_bench, embedded = tool("streams_bench"), tool("broker")
+
+    async def measure() -> dict:
+        with tqdm(total=len(counts), desc="streams", disable=None) as steps:
+            if bootstrap:
+                return await streams_bench.run(bootstrap, counts, steps.update)
+            async with embedded.EmbeddedBroker() as broker:
+                return await streams_bench.run(broker.bootstrap, counts, steps.update)
+
+    result = run_async(measure())
+    if as_json:
+        print(json.dumps(result))
+        return 0
+    print(
+        f"{'streams':>8}{'samples/stream':>16}{'windows/s':>11}{'p50 ms':>8}{'p99 ms':>8}"
+        f"{'RSS +MB':>9}{'KB/stream':>11}"
+    )
+    for r in result["rows"]:
+        print(
+            f"{r['streams']:>8,}{r['samples_per_stream']:>16,}{r['windows_per_s']:>11,}"
+            f"{r['p50_ms']:>8}{r['p99_ms']:>8}{r['rss_growth_mb']:>9}{r['kb_per_stream']:>11}"
+        )
+    kb = result["state_bytes_per_stream"] / 1024
+    print(f"a stream's state at a full history (2,300 windows): {kb:.1f} KB")
     return 0
 
 

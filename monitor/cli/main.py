@@ -20,6 +20,7 @@ from aemon.cli.toolkit import (
     adaptive_args,
     at_least,
     command,
+    counts,
     in_file,
     number,
     out_dir,
@@ -185,6 +186,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         example=[
             "aemon bench --json",
             "aemon bench --scorer",
+            "aemon bench --streams 1,100,1000,10000",
             "aemon bench --training ../shared/data/mnist",
         ],
     )
@@ -201,6 +203,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="instead: one training epoch of the dense AE over the MNIST-style IDX files in "
         "DATA_ROOT, aemon's loop (batch 64, 256, 1024) against seed-style per-sample DataLoader "
         "loops (batch 64); medians of --rounds",
+    )
+    bench.add_argument(
+        "--streams",
+        type=counts,
+        nargs="?",
+        const=(1, 100, 1_000, 10_000),
+        metavar="N,N,...",
+        help="instead: one daemon serving N streams of raw samples with one series model for "
+        "any stream, per N: windows/s, p50/p99 latency at 2,000 samples/s, memory per stream "
+        "(default counts: 1,100,1000,10000)",
     )
     bench.add_argument(
         "--scorer",

@@ -96,6 +96,11 @@ def at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def counts(text: str) -> tuple[int, ...]:
+    """Whole numbers >= 1, comma-separated (``1,100,1000``)."""
+    return tuple(at_least(1)(part.strip()) for part in text.split(","))
+
+
 def port(text: str) -> int:
     """A TCP port, 1 to 65535."""
     value = at_least(1)(text)

@@ -24,10 +24,12 @@ from typing import Any
 import numpy as np
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 from tqdm.auto import tqdm
 
 from aemon.core.detector import Detector
 from aemon.core.table import WindowTable, write_windows
+from aemon.daemon.codec import Limits, decode_windows
 from aemon.daemon.config import Settings, local
 from aemon.daemon.kafka import GroupConsumer, kafka_clients
 from aemon.daemon.scoring import settle_heap
@@ -89,6 +91,38 @@ async def bare_loop(
         return n / (time.monotonic() - first)
     finally:
         await c.stop()
+
+
+def decode_ratio(windows: np.ndarray, fmt: str, batch: int, rounds: int = 7) -> float:
+    """The daemon's strict decoder (:func:`decode_windows`) against the bare loop's decoding,
+    on the same records in memory (no Kafka): the median of paired rounds' speed ratios."""
+    shape = windows.shape[1:]
+    recs = [
+        ConsumerRecord("bench", 0, i, 1_700_000_000_000, 0, key, value, None, 0, 0, headers or ())
+        for i, (key, value, headers) in enumerate(messages(_table(windows, 4 * batch), fmt))
+    ]
+    rows = np.empty((batch, *shape), dtype=np.float32)
+    flat = rows.reshape(batch, -1)
+
+    def bare() -> None:
+        for i, r in enumerate(recs):
+            if fmt == "f32":
+                flat[i % batch] = np.frombuffer(r.value, dtype="<f4")
+            else:
+                flat[i % batch] = orjson.loads(r.value)["values"]
+
+    def daemon() -> None:
+        for i in range(0, len(recs), batch):
+            decode_windows(recs[i : i + batch], rows, Limits())
+
+    ratios = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        bare()
+        t1 = time.perf_counter()
+        daemon()
+        ratios.append((t1 - t0) / (time.perf_counter() - t1))
+    return float(np.median(ratios))
 
 
 class Stopwatch:
@@ -175,18 +209,18 @@ async def latency(
         await until_decided(svc, task, n)
         svc.stop()
         await task
-    sent_at = await _timestamps(bootstrap, topic, lambda r: _key(r, fmt))
-    decided_at = await _timestamps(bootstrap, scores, _score_key)
+    sent_at = await timestamps(bootstrap, topic, lambda r: record_key(r, fmt))
+    decided_at = await timestamps(bootstrap, scores, score_key)
     lat = np.array([decided_at[k] - sent_at[k] for k in sent_at if k in decided_at], dtype=float)
     return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
 
 
-def _score_key(r) -> tuple[str, int]:
+def score_key(r) -> tuple[str, int]:
     doc = orjson.loads(r.value)
     return doc["stream"], doc["seq"]
 
 
-def _key(r, fmt: str) -> tuple[str, int]:
+def record_key(r, fmt: str) -> tuple[str, int]:
     if fmt == "f32":
         h = dict(r.headers)
         return h["stream"].decode(), int(h["seq"])
@@ -194,7 +228,7 @@ def _key(r, fmt: str) -> tuple[str, int]:
     return doc["stream"], doc["seq"]
 
 
-async def _timestamps(bootstrap: str, topic: str, key) -> dict:
+async def timestamps(bootstrap: str, topic: str, key) -> dict:
     """Each record's timestamp in ``topic``, by ``key(record)``."""
     return {key(r): r.timestamp for r in await read_topic(bootstrap, topic, timeout=120)}
 
@@ -245,6 +279,7 @@ async def run(
                 steps.update()
             bare, full = float(np.median(bares)), float(np.median(fulls))
             paired = [f / b for f, b in zip(fulls, bares, strict=True)]
+            decode = decode_ratio(windows, fmt, batch)
             p50, p99 = await latency(bootstrap, model, windows, fmt, full / 2, seconds=4.0)
             f50, f99 = await latency(bootstrap, model, windows, fmt, FIXED_RATE, seconds=4.0)
             steps.update()
@@ -253,6 +288,7 @@ async def run(
                 "full_wps": round(full),
                 "ratio": round(float(np.median(paired)), 3),
                 "round_ratios": [round(r, 3) for r in paired],
+                "decode_ratio": round(decode, 3),
                 "p50_ms": round(p50, 2),
                 "p99_ms": round(p99, 2),
                 "rate": round(full / 2),

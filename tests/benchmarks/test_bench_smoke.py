@@ -6,7 +6,7 @@ import statistics
 
 from aemon.core.detector import Detector
 from aemon.core.table import read_windows
-from aemon.tools import bench, scorer_bench
+from aemon.tools import bench, scorer_bench, streams_bench
 from aemon.training.presets import WINDOW_PRESETS
 
 
@@ -18,7 +18,7 @@ async def test_bench_reports_both_loops_and_their_paired_ratio(bootstrap, ecg):
     for fmt in ("json", "f32"):
         r = result[fmt]
         assert r["bare_wps"] > 0 and r["full_wps"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0
-        assert len(r["round_ratios"]) == 2
+        assert len(r["round_ratios"]) == 2 and r["decode_ratio"] > 0
         assert abs(r["ratio"] - statistics.median(r["round_ratios"])) < 1e-3
         assert abs(r["rate"] - r["full_wps"] / 2) <= 1  # both rounded from one float
         assert 0 < r["alert_rate"] < 1
@@ -35,3 +35,14 @@ def test_the_scorer_table_has_a_row_per_family_and_thread_count(ecg):
     assert set(families[2::2]) == set(WINDOW_PRESETS) and [r["threads"] for r in rows[:2]] == [1, 2]
     for r in rows:  # a batch of 256 is scored faster per window than one window at a time
         assert r["windows_per_s"]["256"] > r["windows_per_s"]["1"] > 0
+
+
+async def test_the_many_streams_bench_measures_each_count_through_one_daemon(bootstrap):
+    result = await streams_bench.run(bootstrap, (1, 40), total=4_000)
+    rows = result["rows"]
+    assert [r["streams"] for r in rows] == [1, 40]
+    assert [r["samples_per_stream"] for r in rows][1] >= streams_bench.MIN_SAMPLES
+    for r in rows:
+        assert r["windows_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0
+    # a stream's decider holds 2,300 scores and its windower 2,319 window starts, 8 bytes each
+    assert 36_000 < result["state_bytes_per_stream"] < 120_000

@@ -1,0 +1,174 @@
+"""``aemon bench --streams``: one daemon serving N telemetry streams of raw samples.
+
+One series model trained for any stream (``train series --any-stream``, the defaults: windows
+of 8, adaptive threshold over 2,000 windows learned 300 windows late, events on) serves every
+stream; the daemon windows each stream's samples and keeps each stream's windowing and decision
+state apart. Per N, on the embedded broker, with per-window score records published:
+
+1. **Throughput**: N streams x ``samples`` interleaved samples (as many machines report at
+   once), already in the topic; windows/s from the daemon's first fetch to its last commit.
+2. **Latency**: then ``LATENCY_RATE`` samples/s more from ``aemon replay`` in its own process
+   for a few seconds; p50/p99 from each sample's timestamp to its window's score record.
+3. **Memory**: the growth of this process's RSS over both phases, per stream.
+
+A stream's state at a full history (its windowing buffer and window starts, its decider's
+2,300 scores) is measured apart (:func:`state_bytes`): the phases above give each stream only a
+few windows when N is large.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import tracemalloc
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from aemon.core.events import DEFAULT_EVENT_RULE, Decider, Rule
+from aemon.core.windowing import Windower
+from aemon.daemon.config import local
+from aemon.daemon.kafka import kafka_clients
+from aemon.daemon.service import Service
+from aemon.tools.bench import Stopwatch, record_key, score_key, timestamps
+from aemon.tools.broker import create_topics
+from aemon.tools.harness import started, until_decided
+from aemon.tools.replay import replay
+
+COUNTS = (1, 100, 1_000, 10_000)
+TOTAL = 200_000  # samples in the throughput phase, split over the streams
+MIN_SAMPLES = 30  # per stream at least (each gives samples - 7 windows)
+LATENCY_RATE = 2_000  # samples/s
+LATENCY_SECONDS = 5.0
+LENGTH = 8
+
+
+def _frame(streams: int, first: int, count: int) -> pd.DataFrame:
+    """``count`` samples of each stream from per-stream index ``first``, interleaved: a daily
+    wave (288 samples a day) with its own phase per stream, plus noise."""
+    seq = np.repeat(np.arange(first, first + count), streams)
+    who = np.tile(np.arange(streams), count)
+    rng = np.random.default_rng(first)
+    value = np.sin(2 * np.pi * seq / 288 + who) + 0.05 * rng.standard_normal(len(seq))
+    return pd.DataFrame(
+        {
+            "timestamp": 1_700_000_000 + 300 * seq,
+            "stream": [f"m{i}" for i in who],
+            "seq": seq,
+            "value": value,
+        }
+    )
+
+
+def train_model(out: Path) -> Path:
+    """The any-stream model the bench serves, fitted on three machines' 2,000 samples."""
+    import aemon
+
+    aemon.fit_series(_frame(3, 0, 2000), any_stream=True, epochs=10).save(out)
+    return out
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def one(
+    bootstrap: str, models: Path, streams: int, tmp: Path, total: int = TOTAL
+) -> dict[str, object]:
+    """The three phases for ``streams`` streams (see the module's docstring); ``total``
+    samples in the throughput phase."""
+    samples = max(MIN_SAMPLES, total // streams)
+    tag = uuid.uuid4().hex[:8]
+    scores = f"streams-scores-{tag}"
+    s = local(models, bootstrap, f"streams-{streams}", scores_topic=scores)
+    await create_topics(bootstrap, {s.input_topic: 3, scores: 1, s.alerts_topic: 1, s.dlq_topic: 1})
+    first = tmp / f"first-{tag}.csv"
+    _frame(streams, 0, samples).to_csv(first, index=False)
+    await replay(first, s.input_topic, bootstrap, samples=True, progress=False)
+    windows = streams * (samples - LENGTH + 1)
+    clients = kafka_clients(s)
+    watch = Stopwatch(clients.consumer)  # type: ignore[arg-type]
+    clients.consumer = watch  # type: ignore[assignment]
+    rss0 = _rss_kb()
+    svc = Service(s, clients)
+    task = await started(svc)
+    try:
+        await until_decided(svc, task, windows, timeout=1800)
+        wps = windows / watch.seconds()
+        more = max(1, round(LATENCY_RATE * LATENCY_SECONDS / streams))
+        second = tmp / f"second-{tag}.csv"
+        _frame(streams, samples, more).to_csv(second, index=False)
+        feeder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *("-m", "aemon.cli", "replay", str(second), "--samples", "--quiet"),
+            *("--topic", s.input_topic, "--rate", str(LATENCY_RATE)),
+            *("--bootstrap-servers", bootstrap),
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        if await feeder.wait() != 0:
+            raise RuntimeError("the bench's replay process failed")
+        await until_decided(svc, task, windows + streams * more, timeout=600)
+        rss1 = _rss_kb()
+    finally:
+        svc.stop()
+        await task
+    sent = await timestamps(bootstrap, s.input_topic, lambda r: record_key(r, "json"))
+    decided = await timestamps(bootstrap, scores, score_key)
+    late = [decided[k] - sent[k] for k in sent if k[1] >= samples and k in decided]
+    return {
+        "streams": streams,
+        "samples_per_stream": samples + more,
+        "windows_per_s": round(wps),
+        "p50_ms": round(float(np.percentile(late, 50)), 1),
+        "p99_ms": round(float(np.percentile(late, 99)), 1),
+        "latency_rate": LATENCY_RATE,
+        "rss_growth_mb": round((rss1 - rss0) / 1024, 1),
+        "kb_per_stream": round((rss1 - rss0) / streams, 1),
+    }
+
+
+def state_bytes(streams: int = 50) -> int:
+    """Bytes a stream's state holds at a full history with the default event rule: its
+    windower buffer and window starts, and its decider (scores, their sorted copy, verdicts)."""
+    rule = Rule(threshold=1.0, seed=(0.5,) * 64, **DEFAULT_EVENT_RULE)  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
+    scores = rng.random(rule.history + 50).tolist()
+    row = np.empty(LENGTH, dtype=np.float32)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        w = Windower(LENGTH, 1, history=rule.history)
+        deciders = []
+        for i in range(streams):
+            d = Decider(rule, f"m{i}")
+            for j, score in enumerate(scores):
+                w.push(0, j, f"m{i}", j, np.float32([score]), row)
+                d.push(j, float(j), score)
+            deciders.append(d)
+        return (tracemalloc.get_traced_memory()[0] - before) // streams
+    finally:
+        tracemalloc.stop()
+
+
+async def run(
+    bootstrap: str,
+    counts: tuple[int, ...],
+    step: Callable[[], None] | None = None,
+    total: int = TOTAL,
+) -> dict[str, object]:
+    """Every count's row, and the state of one stream at a full history."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        models = train_model(Path(tmp) / "models")
+        for n in counts:
+            rows.append(await one(bootstrap, models, n, Path(tmp), total))
+            if step:
+                step()
+    return {"rows": rows, "state_bytes_per_stream": state_bytes()}
