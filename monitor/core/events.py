@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import datetime
+import functools
 import hashlib
 import math
 from array import array
@@ -133,6 +134,19 @@ class Verdict:
     resolved: Event | None = None
 
 
+def _log(score: float) -> float:
+    return math.log(max(score, 1e-12))
+
+
+@functools.lru_cache(maxsize=256)
+def _seeded(rule: Rule) -> tuple[array, array]:
+    """The history a stream's decider starts with: the calibration scores' logs cycled to W
+    entries, in order and sorted (computed once per rule; every new stream copies them)."""
+    seed = rule.seed[-rule.adaptive_window :]
+    logs = [_log(seed[i % len(seed)]) for i in range(rule.adaptive_window)]
+    return array("d", logs), array("d", sorted(logs))
+
+
 @dataclass
 class Decider:
     """The decision state of one stream; feed it windows in order with :meth:`push`."""
@@ -149,19 +163,15 @@ class Decider:
     event: Event | None = None
 
     def __post_init__(self) -> None:
-        w, seed = self.rule.adaptive_window, self.rule.seed[-self.rule.adaptive_window :]
-        if w and seed:  # a full history from the start: the calibration scores, cycled
-            for i in range(w):
-                self._learn(self._log(seed[i % len(seed)]))
-
-    def _log(self, score: float) -> float:
-        return math.log(max(score, 1e-12))
+        if self.rule.adaptive_window and self.rule.seed:
+            recent, ordered = _seeded(self.rule)
+            self._recent, self._sorted = recent[:], ordered[:]  # copies: each stream's own
 
     def _remember(self, score: float) -> None:
         """A stream's score: learned now, or after ``adaptive_delay`` more windows."""
         if not self.rule.adaptive_window:
             return
-        v = self._log(score)
+        v = _log(score)
         if self.rule.adaptive_delay:
             self._pending.append(v)
             if len(self._pending) <= self.rule.adaptive_delay:
