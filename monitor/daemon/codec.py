@@ -156,8 +156,16 @@ def decode_windows(records: Iterable[Record], rows: np.ndarray, limits: Limits) 
     flat = rows.reshape(len(rows), -1)
     nbytes = flat.shape[1] * 4
     out = Decoded([], [], [], [], [])
+    keep, streams, seqs, stamps = (
+        out.kept.append,
+        out.streams.append,
+        out.seqs.append,
+        out.ts.append,
+    )
     raw_at: list[int] = []
     raw: list[bytes] = []
+    names: dict[bytes, str] = {}
+    n = 0  # rows filled
     for rec in records:
         ctype = stream_h = seq_h = None
         for key, v in rec.headers or ():
@@ -169,24 +177,25 @@ def decode_windows(records: Iterable[Record], rows: np.ndarray, limits: Limits) 
                 seq_h = v
         try:
             if ctype == F32_CONTENT_TYPE:
-                stream, seq = _f32_meta(rec, stream_h, seq_h, nbytes, limits)
-                raw_at.append(len(out.kept))
+                stream, seq = _f32_meta(rec, stream_h, seq_h, nbytes, limits, names)
+                raw_at.append(n)
                 raw.append(rec.value)  # type: ignore[arg-type]  # checked by _f32_meta
                 ts = rec.timestamp / 1000.0
             elif ctype is None or ctype == b"application/json":
-                stream, seq, ts = _json_window(rec, flat[len(out.kept)], limits)
+                stream, seq, ts = _json_window(rec, flat[n], limits)
             else:
                 raise Invalid("unknown_content_type", f"content-type {ctype[:64]!r}")
         except Invalid as bad:
             out.refused.append((rec, bad))
             continue
-        out.kept.append(rec)
-        out.streams.append(stream)
-        out.seqs.append(seq)
-        out.ts.append(ts)
+        keep(rec)
+        streams(stream)
+        seqs(seq)
+        stamps(ts)
+        n += 1
     if raw:
         block = np.frombuffer(b"".join(raw), dtype="<f4").reshape(len(raw), -1)
-        if len(raw) == len(out.kept):
+        if len(raw) == n:
             flat[: len(raw)] = block
         else:
             flat[raw_at] = block
@@ -194,18 +203,31 @@ def decode_windows(records: Iterable[Record], rows: np.ndarray, limits: Limits) 
 
 
 def _f32_meta(
-    rec: Record, stream_h: bytes | None, seq_h: bytes | None, nbytes: int, limits: Limits
+    rec: Record,
+    stream_h: bytes | None,
+    seq_h: bytes | None,
+    nbytes: int,
+    limits: Limits,
+    names: dict[bytes, str],
 ) -> tuple[str, int]:
+    """A float32 record's stream and seq; ``names``: the stream headers of this run already
+    decoded and checked (a run of records holds few streams)."""
     size = len(rec.value or b"")
     if size > limits.max_bytes:
         raise Invalid("too_large", f"{size} bytes > limit {limits.max_bytes}")
     if size != nbytes:
         raise Invalid("wrong_length", f"{size} bytes; the model takes {nbytes // 4} float32")
     try:
-        stream = _stream((stream_h or b"").decode(), limits)
-        seq = rec.offset if seq_h is None else _seq(int(seq_h), rec.offset)
+        stream = names.get(stream_h) if stream_h is not None else None
+        if stream is None:
+            stream = _stream((stream_h or b"").decode(), limits)
+            if stream_h is not None:
+                names[stream_h] = stream
+        seq = rec.offset if seq_h is None else int(seq_h)
     except (UnicodeDecodeError, ValueError):
         raise Invalid("bad_f32", "headers 'stream' (utf-8) and 'seq' (integer) required") from None
+    if seq < 0:
+        raise Invalid("bad_seq", "'seq' must be a non-negative integer")
     return stream, seq
 
 
@@ -240,9 +262,12 @@ def _typed(decoder: msgspec.json.Decoder, value: bytes, limits: Limits):
 
 def _json_window(rec: Record, row: np.ndarray, limits: Limits) -> tuple[str, int, float]:
     value = rec.value or b""
-    w = _typed(_WINDOW, value, limits)
-    if w is None:
-        return _checked_window(value, rec, row, limits)
+    if len(value) > limits.max_bytes:
+        raise Invalid("too_large", f"{len(value)} bytes > limit {limits.max_bytes}")
+    try:
+        w = _WINDOW.decode(value)
+    except msgspec.MsgspecError:
+        return _checked_window(value, rec, row, limits)  # which names the reason
     stream, seq, values = w.stream, w.seq, w.values
     if not stream or len(stream) > limits.max_stream_len or (seq is not None and seq < 0):
         return _checked_window(value, rec, row, limits)  # which names the reason

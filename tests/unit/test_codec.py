@@ -87,6 +87,8 @@ def test_a_run_of_mixed_records_fills_rows_in_order_and_returns_the_refused():
         (b"\x00" * 12, f32_headers("a", 1), "wrong_length"),
         (b"\x00" * 16, [("content-type", b"application/x-aemon-f32")], "bad_stream"),
         (b"\x00" * 16, [*f32_headers("a", 1)[:2], ("seq", b"one")], "bad_f32"),
+        (b"\x00" * 16, [*f32_headers("a", 1)[:2], ("seq", b"-3")], "bad_seq"),
+        (b"\x00" * 16, [*f32_headers("a", 1)[:1], ("stream", b"\xff")], "bad_f32"),
         (b"1,2,3,4", [("content-type", b"text/csv")], "unknown_content_type"),
     ],
 )
