@@ -18,7 +18,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 import numpy as np
@@ -250,7 +250,7 @@ _WINDOW = msgspec.json.Decoder(_Window)
 _SAMPLE = msgspec.json.Decoder(_Sample)
 
 
-def _typed(decoder: msgspec.json.Decoder, value: bytes, limits: Limits):
+def _typed(decoder: msgspec.json.Decoder, value: bytes, limits: Limits) -> Any:
     """``value`` decoded by a typed struct, or None where the checked path must say why not."""
     if len(value) > limits.max_bytes:
         raise Invalid("too_large", f"{len(value)} bytes > limit {limits.max_bytes}")
@@ -262,11 +262,8 @@ def _typed(decoder: msgspec.json.Decoder, value: bytes, limits: Limits):
 
 def _json_window(rec: Record, row: np.ndarray, limits: Limits) -> tuple[str, int, float]:
     value = rec.value or b""
-    if len(value) > limits.max_bytes:
-        raise Invalid("too_large", f"{len(value)} bytes > limit {limits.max_bytes}")
-    try:
-        w = _WINDOW.decode(value)
-    except msgspec.MsgspecError:
+    w = _typed(_WINDOW, value, limits)
+    if w is None:
         return _checked_window(value, rec, row, limits)  # which names the reason
     stream, seq, values = w.stream, w.seq, w.values
     if not stream or len(stream) > limits.max_stream_len or (seq is not None and seq < 0):
