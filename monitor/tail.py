@@ -85,6 +85,11 @@ def line(value: bytes | None, headers: list | tuple = ()) -> str:
         span = f"{_when(doc.get('start_ts'))} .. {_when(doc.get('end_ts'))}"
         if state == "RESOLVED":
             span += f", resolved {_when(doc.get('resolved_ts'))}"
+        moved = doc.get("top_metrics")
+        if isinstance(moved, list) and moved:
+            span += "  moved: " + ", ".join(
+                f"{m.get('metric')} {_share(m.get('share'))}" for m in moved if isinstance(m, dict)
+            )
         return (
             f"EVENT {state:<8} {doc.get('stream')}  {span}  windows above "
             f"{doc.get('windows_above')}, peak {_num(doc.get('peak_score'))}  "
@@ -109,6 +114,10 @@ def _when(ts: object) -> str:
     if not isinstance(ts, int | float):
         return "-"
     return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _share(x: object) -> str:
+    return f"{x:.0%}" if isinstance(x, int | float) else "-"
 
 
 def _num(x: object) -> str:

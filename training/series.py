@@ -193,6 +193,7 @@ def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str):
             "calibration_rows": len(cal_part),
             "train_until": float(samples.ts[rows[n_train - 1]]),
             "times": "zone-less, taken as UTC" if samples.zoneless else "as given",
+            "metrics": list(samples.channels),
         }
         series = {
             "stream": stream,

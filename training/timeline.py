@@ -58,11 +58,13 @@ def score_samples(
         if len(sub) < length:  # not one window yet, as in the daemon
             continue
         cut = windows_of(sub, length, window.stride)
-        scores = det.score(cut.table.values.reshape(len(cut.table), *det.input_shape))
+        scores, channels = det.score_series(
+            cut.table.values.reshape(len(cut.table), *det.input_shape)
+        )
         decider = Decider(Rule.from_meta(det.meta), stream)
         for i, sc in enumerate(scores.tolist()):
             seq, end = int(cut.table.seq[i]), float(cut.table.ts[i])
-            v = decider.push(seq, end, sc)
+            v = decider.push(seq, end, sc, None if channels is None else channels[i])
             out.stream.append(stream)
             out.seq.append(seq)
             out.start.append(float(cut.table.start[i]))

@@ -89,6 +89,15 @@ class Meta:
         return 1 if len(self.shape) == 1 else self.shape[0]
 
     @property
+    def metric_names(self) -> list[str]:
+        """The names of a series model's value columns, in window order (``channel N`` where
+        the artifact records none)."""
+        names = (self.doc.get("series") or {}).get("metrics")
+        if isinstance(names, list) and len(names) == self.channels:
+            return [str(n) for n in names]
+        return [f"channel {i}" for i in range(self.channels)]
+
+    @property
     def window(self) -> Window:
         """Window length and stride (tumbling windows of the input length when none is
         recorded)."""

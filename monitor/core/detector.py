@@ -127,6 +127,28 @@ class Detector:
             top = np.empty((flagged.size, 0), dtype=np.int64)
         return scores, flagged, top
 
+    def score_channels(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of a normalised batch of several-channel windows ``[n, channels, length]`` on
+        the device, as :meth:`score_tensor` computes them, and each window's mean error per
+        channel ``[n, channels]`` (what each metric contributed)."""
+        err = self.errors_tensor(x)
+        scores = err.flatten(1).mean(1).cpu().numpy()
+        return scores, err.flatten(2).mean(2).cpu().numpy()
+
+    def score_series(self, values: Any, batch: int = 4096) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores of raw windows as :meth:`score`, and for several channels each window's mean
+        error per channel (None for one channel): the offline side of the daemon's series path."""
+        if self.meta.channels == 1:
+            return self.score(values, batch), None
+        x = self.normaliser(as_windows(values, self.input_shape))
+        scores = np.empty(len(x), dtype=np.float32)
+        per = np.empty((len(x), self.meta.channels), dtype=np.float32)
+        for i in range(0, len(x), batch):
+            scores[i : i + batch], per[i : i + batch] = self.score_channels(
+                torch.from_numpy(x[i : i + batch]).to(self.device)
+            )
+        return scores, per
+
     def score(self, values: Any, batch: int = 4096) -> np.ndarray:
         """One score per window of raw ``values`` ``[n, *input_shape]`` (or a DataFrame of
         windows, one per row), as float32; higher is more anomalous."""

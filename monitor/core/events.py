@@ -29,6 +29,7 @@ import hashlib
 import math
 from array import array
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -121,6 +122,7 @@ class Event:
     windows_above: int
     resolved_seq: int | None = None
     resolved_ts: float | None = None
+    opening_channels: list[float] | None = None  # each metric's error as it opened (several)
 
     def to_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -199,8 +201,13 @@ class Decider:
         q = s[lo] + (s[hi] - s[lo]) * (pos - lo)
         return max(r.threshold, math.exp(q + r.adaptive_margin))
 
-    def push(self, seq: int, ts: float, score: float) -> Verdict:
-        """Judge the next window of the stream; say whether an event opened or resolved."""
+    def push(
+        self, seq: int, ts: float, score: float, channels: Sequence[float] | None = None
+    ) -> Verdict:
+        """Judge the next window of the stream; say whether an event opened or resolved.
+        ``channels``: the window's error per metric (several-metric streams), kept for the
+        window that opens an event (later windows' errors spread over every metric as the
+        model's reconstruction drifts off as a whole)."""
         r = self.rule
         thr = self.current_threshold()
         above = score > thr
@@ -214,6 +221,7 @@ class Decider:
         ev = self.event
         if active and ev is None:
             ev = self.event = Event(self.stream, seq, ts, seq, ts, score, int(above))
+            ev.opening_channels = None if channels is None else [float(c) for c in channels]
             verdict.opened = ev
         elif active and ev is not None:
             if above:
@@ -238,6 +246,14 @@ def iso(ts: float | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def top_metrics(errors: Sequence[float], names: list[str], k: int = 3) -> list[dict]:
+    """The ``k`` metrics with the largest error in a window, each with its share of the
+    window's error (the metrics that moved)."""
+    total = sum(errors) or 1.0
+    ranked = sorted(range(len(errors)), key=lambda i: -errors[i])[:k]
+    return [{"metric": names[i], "share": round(errors[i] / total, 3)} for i in ranked]
+
+
 def event_record(ev: Event, det: Detector, state: str) -> dict:
     """An event as the alerts topic carries it (``state``: open or resolved): its times as epoch
     seconds (``*_ts``) and as ISO 8601 UTC (``*_time``), as the scores CSV writes them."""
@@ -248,6 +264,9 @@ def event_record(ev: Event, det: Detector, state: str) -> dict:
         "model": det.name,
         "model_version": det.version,
     }
+    opening = doc.pop("opening_channels")
+    if opening is not None:
+        doc["top_metrics"] = top_metrics(opening, det.meta.metric_names)
     if state == "open":
         for k in ("resolved_seq", "resolved_ts"):
             doc.pop(k)

@@ -135,7 +135,7 @@ class Decisions:
             return d
         w, dets, rules = self.windower, self.detectors, self.models.rules
         assert w is not None
-        scores = scored.scores.tolist()
+        scores, channels = scored.scores.tolist(), scored.channels
         for i in range(batch.n):
             if batch.parts[i] in stale:
                 continue
@@ -150,7 +150,7 @@ class Decisions:
             st = self.streams.get((p, stream))
             if st is None:
                 st = self.streams[(p, stream)] = _Stream(Decider(rules[m], stream), idx)
-            v = st.decider.push(seq, ts, scores[i])
+            v = st.decider.push(seq, ts, scores[i], None if channels is None else channels[i])
             if st.first and idx - st.first < rules[m].history:
                 d.warmup += 1
                 continue

@@ -33,6 +33,7 @@ class Scored:
     flagged: np.ndarray  # positions of the windows above the fixed threshold (single model)
     top: np.ndarray  # int64 [len(flagged), k]: their flattened positions with the largest error
     seconds: float
+    channels: np.ndarray | None = None  # series of several metrics: error per metric [n, c]
 
     @property
     def flags(self) -> np.ndarray:
@@ -73,15 +74,19 @@ class Scorer:
         self.detectors[i] = detector
         self._score_rows(detector, np.zeros((1, *running), dtype=np.float32), None)
 
-    def _score_rows(
-        self, det: Detector, values: np.ndarray, threshold: float | None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _staged(self, det: Detector, values: np.ndarray) -> torch.Tensor:
+        """Raw rows scaled and on the model's device (through the pinned buffer on CUDA)."""
         x = torch.from_numpy(det.normaliser(values))
         if self._pinned is not None:
             staged = self._pinned[: len(values)]
             staged.copy_(x)
             x = staged.to(det.device, non_blocking=True)
-        return det.score_tensor(x, threshold, self.top_k)
+        return x
+
+    def _score_rows(
+        self, det: Detector, values: np.ndarray, threshold: float | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return det.score_tensor(self._staged(det, values), threshold, self.top_k)
 
     def score(self, values: np.ndarray, models: np.ndarray | None = None) -> Scored:
         """Score raw windows ``[n, *input_shape]`` (runs in the worker thread). ``models``: the
@@ -92,11 +97,20 @@ class Scorer:
             scores, flagged, top = self._score_rows(det, values, det.threshold)
             return Scored(scores, flagged, top, time.perf_counter() - start)
         scores = np.empty(len(values), dtype=np.float32)
+        channels = None
+        meta = self.detectors[0].meta  # every model of a daemon takes the same input
+        if meta.is_series and meta.channels > 1:  # several metrics: what each contributed
+            channels = np.empty(values.shape[:2], dtype=np.float32)
         for m in np.unique(models).tolist():
             rows = np.flatnonzero(models == m)
-            scores[rows] = self._score_rows(self.detectors[m], values[rows], None)[0]
+            det = self.detectors[m]
+            if channels is None:
+                scores[rows] = self._score_rows(det, values[rows], None)[0]
+            else:
+                scores[rows], channels[rows] = det.score_channels(self._staged(det, values[rows]))
         none = np.empty(0, dtype=np.int64)
-        return Scored(scores, none, np.empty((0, 0), dtype=np.int64), time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        return Scored(scores, none, np.empty((0, 0), dtype=np.int64), seconds, channels)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True)

@@ -55,6 +55,20 @@ def asd_like(root: Path, metrics: int = 38) -> None:
         te.to_csv(root / f"omi-{n}" / "test.csv", index=False)
 
 
+def moved(out: Path) -> list[str]:
+    """The metrics that moved most as the strongest event opened, as the daemon published it;
+    offline scoring must name the same ones for every event."""
+    events = {}
+    for side in ("daemon", "offline"):
+        lines = (out / f"events-{side}.jsonl").read_text().splitlines()
+        events[side] = {(e["event_id"], e["state"]): e for e in map(json.loads, lines)}
+    for key, e in events["daemon"].items():
+        names = [m["metric"] for m in e["top_metrics"]]
+        assert names == [m["metric"] for m in events["offline"][key]["top_metrics"]]
+    strongest = max(events["daemon"].values(), key=lambda e: e["peak_score"])
+    return [m["metric"] for m in strongest["top_metrics"]]
+
+
 def run(suite: str, data: Path, out: Path, bootstrap: str) -> dict:
     done = subprocess.run(
         [AEMON, suite, str(data), "--out", str(out), "--bootstrap-servers", bootstrap, "--json"],
@@ -78,6 +92,7 @@ def test_skab_runs_decide_like_offline_and_find_the_fault(bootstrap, tmp_path):
     assert flags[500:600].mean() > 0.8  # flagged while the fault lasts (adaptive_delay)
     assert flags[500:600].sum() > 2 * (flags[400:500].sum() + flags[600:].sum())
     assert len(list((tmp_path / "out" / "report").glob("*.png"))) == 2
+    assert set(moved(tmp_path / "out")) == {"Current", "Pressure", "Volume Flow RateRMS"}
 
 
 def test_asd_servers_of_38_metrics_far_apart_in_scale_decide_like_offline(bootstrap, tmp_path):
@@ -90,3 +105,5 @@ def test_asd_servers_of_38_metrics_far_apart_in_scale_decide_like_offline(bootst
     det = pd.read_csv(tmp_path / "out" / "detections" / "omi-1" / "test.csv")
     assert list(det.columns) == ["timestamp", "is_anomaly", "anomaly_score"]
     assert det["anomaly_score"][:7].isna().all() and det["anomaly_score"][7:].notna().all()
+    names, jumped = moved(tmp_path / "out"), {f"m{k + 1}" for k in range(38 // 4)}
+    assert set(names) <= jumped

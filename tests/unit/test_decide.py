@@ -1,11 +1,14 @@
 """The per-stream decision layer: adaptive threshold, events, bounded history."""
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
+import orjson
 import pytest
 
 from aemon.core.events import Decider, Rule, event_id, event_record
+from aemon.tail import line as tail_line
 
 
 def run(rule: Rule, scores, stream="s"):
@@ -157,3 +160,26 @@ def test_event_messages_carry_iso_times_beside_epoch_seconds():
     doc = event_record(resolved, Det(), "resolved")
     assert doc["resolved_time"] == "2023-11-14T22:15:20.000000Z"
     assert doc["end_time"] == doc["start_time"] and doc["resolved_ts"] == 1_700_000_120.0
+
+
+def test_an_event_names_the_metrics_that_moved_as_it_opened():
+    rule = Rule(threshold=1.0, open_after=1, within=1, resolve_after=2)
+    d = Decider(rule, "pump")
+    rows = [(0.5, [0.4, 0.5, 0.6]), (2.0, [0.1, 5.0, 0.9]), (3.0, [4.0, 0.2, 4.8]), (0, [0, 0, 0])]
+    verdicts = [d.push(i, float(i), s, c) for i, (s, c) in enumerate(rows + rows[-1:])]
+    opened, resolved = verdicts[1].opened, verdicts[4].resolved
+    assert opened is resolved and resolved.opening_channels == [0.1, 5.0, 0.9]  # window 1's
+    names = SimpleNamespace(metric_names=["flow", "pressure", "temperature"])
+    det = SimpleNamespace(name="m", version="v1", meta=names)  # what event_record reads
+    doc = event_record(resolved, det, "resolved")  # type: ignore[arg-type]
+    assert "opening_channels" not in doc and doc["peak_score"] == 3.0
+    assert doc["top_metrics"] == [
+        {"metric": "pressure", "share": 0.833},  # 5.0 of 6.0
+        {"metric": "temperature", "share": 0.15},
+        {"metric": "flow", "share": 0.017},
+    ]
+    text = tail_line(orjson.dumps(doc))  # as aemon tail prints it
+    assert "moved: pressure 83%, temperature 15%, flow 2%" in text
+    one = Decider(rule, "single")
+    one.push(0, 0.0, 3.0)
+    assert "top_metrics" not in event_record(one.event, det, "open")  # type: ignore[arg-type]
