@@ -4,7 +4,8 @@ In one run and on the same topic: (a) a bare aiokafka loop that only decodes eac
 float32 batch, and (b) the whole daemon (decode, batch, score, decide, publish, commit). Then the
 decision latency (input message timestamp to the per-window score record's timestamp, both set
 on this machine) at two fixed input rates: half the full path's measured maximum, and 5,000
-windows/s.
+windows/s. Beside them, the daemon's strict decoder against the bare loop's decoding on the same
+records in memory (:func:`decode_ratio`), which says how much of the gap is decoding.
 
 The windows are the detector's held-out *normal* windows, as a monitored stream mostly is; the
 alerts they still raise (false positives at the calibrated threshold) are published like any
