@@ -265,14 +265,12 @@ def _json_window(rec: Record, row: np.ndarray, limits: Limits) -> tuple[str, int
     w = _typed(_WINDOW, value, limits)
     if w is None:
         return _checked_window(value, rec, row, limits)  # which names the reason
-    stream, seq, values = w.stream, w.seq, w.values
-    if not stream or len(stream) > limits.max_stream_len or (seq is not None and seq < 0):
-        return _checked_window(value, rec, row, limits)  # which names the reason
+    stream, values = _stream(w.stream, limits), w.values
     if len(values) != row.size:
         raise Invalid("wrong_length", f"{len(values)} values; the model takes {row.size}")
     row[:] = values  # a batch row: one dimension
     ts = rec.timestamp / 1000.0 if w.ts is None else w.ts  # typed: finite
-    return stream, rec.offset if seq is None else seq, ts
+    return stream, _seq(w.seq, rec.offset), ts
 
 
 def _checked_window(
