@@ -4,6 +4,7 @@ evaluate and save. Fitted in memory (:func:`aemon.fit`) or loaded from an artifa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,29 +136,35 @@ class Detector:
         scores = err.flatten(1).mean(1).cpu().numpy()
         return scores, err.flatten(2).mean(2).cpu().numpy()
 
+    def _batches(self, values: Any, batch: int) -> tuple[int, Iterator[tuple[slice, torch.Tensor]]]:
+        """How many windows ``values`` hold, and them scaled, in batches on the device, each
+        with the rows it covers."""
+        x = self.normaliser(as_windows(values, self.input_shape))
+        on_device = (
+            (slice(i, i + batch), torch.from_numpy(x[i : i + batch]).to(self.device))
+            for i in range(0, len(x), batch)
+        )
+        return len(x), on_device
+
     def score_series(self, values: Any, batch: int = 4096) -> tuple[np.ndarray, np.ndarray | None]:
         """Scores of raw windows as :meth:`score`, and for several channels each window's mean
         error per channel (None for one channel): the offline side of the daemon's series path."""
         if self.meta.channels == 1:
             return self.score(values, batch), None
-        x = self.normaliser(as_windows(values, self.input_shape))
-        scores = np.empty(len(x), dtype=np.float32)
-        per = np.empty((len(x), self.meta.channels), dtype=np.float32)
-        for i in range(0, len(x), batch):
-            scores[i : i + batch], per[i : i + batch] = self.score_channels(
-                torch.from_numpy(x[i : i + batch]).to(self.device)
-            )
+        n, batches = self._batches(values, batch)
+        scores = np.empty(n, dtype=np.float32)
+        per = np.empty((n, self.meta.channels), dtype=np.float32)
+        for rows, x in batches:
+            scores[rows], per[rows] = self.score_channels(x)
         return scores, per
 
     def score(self, values: Any, batch: int = 4096) -> np.ndarray:
         """One score per window of raw ``values`` ``[n, *input_shape]`` (or a DataFrame of
         windows, one per row), as float32; higher is more anomalous."""
-        x = self.normaliser(as_windows(values, self.input_shape))
-        out = np.empty(len(x), dtype=np.float32)
-        for i in range(0, len(x), batch):
-            out[i : i + batch] = self.score_tensor(
-                torch.from_numpy(x[i : i + batch]).to(self.device)
-            )[0]
+        n, batches = self._batches(values, batch)
+        out = np.empty(n, dtype=np.float32)
+        for rows, x in batches:
+            out[rows] = self.score_tensor(x)[0]
         return out
 
     def predict(self, values: Any, threshold: float | None = None) -> np.ndarray:
