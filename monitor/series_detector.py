@@ -3,7 +3,6 @@ writes (a models directory) and :func:`aemon.fit_series` returns."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pandas as pd
 from aemon.core.catalog import ANY, catalog
 from aemon.core.detector import Detector
 from aemon.core.errors import ConfigError, DataError
-from aemon.core.rates import value_exceeded_with
+from aemon.core.rates import check_rate, value_exceeded_with
 from aemon.core.table import TIME_COLUMNS
 from aemon.training.datasets.samples import Samples, read_samples, samples_of
 from aemon.training.incidents import pointwise
@@ -117,8 +116,7 @@ class SeriesDetector:
     def set_false_alarms_per_day(self, rate: float) -> None:
         """Set every stream's threshold where its calibration scores expect ``rate`` windows a
         day above it (the adaptive threshold and the event rule then decide as before)."""
-        if not (isinstance(rate, int | float) and 0 < rate < math.inf):
-            raise ConfigError(f"false alarms per day must be a number > 0, got {rate!r}")
+        check_rate(rate, "false alarms per day")
         for stream, det in self.detectors.items():
             thr = det.meta.doc["threshold"]
             if "log_median" not in thr or "windows_per_day" not in thr:

@@ -23,6 +23,7 @@ from aemon.core.detector import Detector
 from aemon.core.errors import ConfigError
 from aemon.core.events import DEFAULT_EVENT_RULE, Rule
 from aemon.core.normalise import Normaliser
+from aemon.core.rates import check_rate
 from aemon.core.table import WindowTable
 from aemon.core.windowing import check_stride
 from aemon.training.datasets.cut import windows_of
@@ -50,9 +51,8 @@ class Plan:
             raise ConfigError(f"--train-fraction must be in (0, 1], got {self.train_fraction}")
         if self.max_train_rows is not None and self.max_train_rows < 1:
             raise ConfigError(f"--max-train-rows must be >= 1, got {self.max_train_rows}")
-        rate = self.false_alarms_per_day
-        if rate is not None and not (isinstance(rate, int | float) and 0 < rate < math.inf):
-            raise ConfigError(f"--false-alarms-per-day must be a number > 0, got {rate!r}")
+        if self.false_alarms_per_day is not None:
+            check_rate(self.false_alarms_per_day, "--false-alarms-per-day")
         try:
             Rule(threshold=0.0, **self.events)  # type: ignore[arg-type]
         except (TypeError, ValueError) as exc:

@@ -9,6 +9,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from aemon.core.errors import ConfigError
+
 LOG_MAD_FLOOR = 0.1  # scores within about 10% of each other count as equal
 _NORMAL = NormalDist()
 
@@ -30,3 +32,10 @@ def exceed_probability(fit: dict[str, float], value: float) -> float:
 def value_exceeded_with(fit: dict[str, float], probability: float) -> float:
     """The score a normal window exceeds with ``probability`` (in (0, 1))."""
     return math.exp(fit["log_median"] + fit["log_mad"] * _NORMAL.inv_cdf(1.0 - probability))
+
+
+def check_rate(rate: object, name: str) -> None:
+    """Refuse a false-alarm rate that is not a finite number > 0 (``name``: as the user gave
+    it, a flag or a parameter)."""
+    if not (isinstance(rate, int | float) and 0 < rate < math.inf):
+        raise ConfigError(f"{name} must be a number > 0, got {rate!r}")
