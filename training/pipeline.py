@@ -130,6 +130,25 @@ def _series_facts(
     return {"events": rule, "stream": series["stream"], "series": series["facts"]}
 
 
+CHANNEL_QUANTILE = 0.99  # of each channel's calibration errors: its error on normal data
+CHANNEL_FLOOR = 1e-6  # a channel's scale at least this fraction of the largest one
+
+
+def channel_scale(detector: Detector, calibration: np.ndarray) -> dict[str, object]:
+    """Each channel's normal error, for a several-metric series model: the 99% quantile of its
+    mean window error over the calibration windows (a channel reconstructed perfectly gets a
+    small floor, not zero), so that every metric's error counts in units of its own."""
+    _, per = detector.score_series(calibration)
+    assert per is not None
+    q = np.quantile(per.astype(np.float64), CHANNEL_QUANTILE, axis=0)
+    q = np.maximum(q, CHANNEL_FLOOR * max(float(q.max()), 1e-12))
+    return {
+        "values": [float(v) for v in q],
+        "quantile": CHANNEL_QUANTILE,
+        "fitted_on": "the calibration windows' errors per channel",
+    }
+
+
 def fit_model(
     recipe: Recipe,
     x: np.ndarray,
@@ -219,6 +238,9 @@ def fit_detector(
     if kind in ("window", "series"):
         doc["input"]["window"] = {"length": normal.shape[-1], "stride": stride or normal.shape[-1]}
     detector = Detector(model, Meta(doc), normaliser, device)
+    if kind == "series" and len(normal.shape) == 3 and normal.shape[1] > 1:
+        doc["channel_scale"] = channel_scale(detector, cal_rows)
+        detector = Detector(model, Meta(doc), normaliser, device)
     stage(
         progress,
         f"{name}: calibrating the threshold ({recipe.threshold}) on {len(cal_rows)} {unit}",

@@ -98,6 +98,15 @@ class Meta:
         return [f"channel {i}" for i in range(self.channels)]
 
     @property
+    def channel_scale(self) -> tuple[float, ...] | None:
+        """Per channel of a several-metric series model, the error that channel reaches on
+        normal data (the 99% quantile of its calibration errors): each channel's error is
+        divided by it before the mean, so that a metric the model reconstructs loosely does not
+        drown one it reconstructs tightly. None: errors are averaged as they are."""
+        scale = self.doc.get("channel_scale")
+        return None if scale is None else tuple(float(v) for v in scale["values"])
+
+    @property
     def window(self) -> Window:
         """Window length and stride (tumbling windows of the input length when none is
         recorded)."""
@@ -299,6 +308,24 @@ def _wrong_type(meta: dict) -> str | None:
         return f"stream must be a text, got {meta['stream']!r}"
     if "events" in meta and not isinstance(meta["events"], dict):
         return f"events must be an object, got {meta['events']!r}"
+    if "channel_scale" in meta:
+        return _wrong_scale(meta["channel_scale"], shape)
+    return None
+
+
+def _wrong_scale(scale: object, shape: list[int]) -> str | None:
+    """What is wrong with ``channel_scale``: one finite number > 0 per channel of the input."""
+    values = scale.get("values") if isinstance(scale, dict) else None
+    if not (
+        isinstance(values, list)
+        and len(shape) == 2
+        and len(values) == shape[0]
+        and all(_finite(v) and v > 0 for v in values)
+    ):
+        return (
+            f"channel_scale.values must be one finite number > 0 per channel of input.shape "
+            f"{shape}, got {values!r}"
+        )
     return None
 
 

@@ -103,10 +103,20 @@ class Detector:
     def version(self) -> str:
         return self.meta.model_version
 
+    def __post_init__(self) -> None:
+        scale = self.meta.channel_scale
+        self._per_channel = (
+            None
+            if scale is None
+            else torch.tensor(scale, dtype=torch.float32, device=self.device).reshape(1, -1, 1)
+        )
+
     def errors_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-element error of a normalised batch already on the device (float32)."""
+        """Per-element error of a normalised batch already on the device (float32); for a
+        several-metric model with a ``channel_scale``, in units of each channel's normal error."""
         with torch.inference_mode(), autocast(self.device, self.amp):
-            return self.model.errors(x, self.meta.score).float()
+            err = self.model.errors(x, self.meta.score).float()
+            return err if self._per_channel is None else err / self._per_channel
 
     def score_tensor(
         self, x: torch.Tensor, threshold: float | None = None, top_k: int = 0

@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 
 import aemon
+from aemon.core.artifact import Meta
+from aemon.core.detector import Detector
 from tests.conftest import make_windows, samples_csv
 
 
@@ -275,3 +277,31 @@ def test_one_detector_for_any_stream_serves_streams_it_never_saw(tmp_path):
     assert scored["is_anomaly"].iloc[:280].sum() == 0
     with pytest.raises(aemon.ConfigError, match="exclude each other"):
         aemon.fit_series(machine("a", 0), shared=True, any_stream=True)
+
+
+def test_a_metric_reconstructed_loosely_does_not_drown_one_reconstructed_tightly():
+    rng = np.random.default_rng(0)
+    t = np.arange(1400)
+    frame = pd.DataFrame(
+        {
+            "timestamp": 1_700_000_000 + 60 * t,
+            "noisy": rng.normal(size=len(t)),  # no model reconstructs white noise
+            "smooth": np.sin(t / 10) + 0.01 * rng.normal(size=len(t)),
+        }
+    )
+    series = aemon.fit_series(frame.iloc[:1000], epochs=20)
+    det = series.detectors["0"]
+    noisy, smooth = det.meta.channel_scale
+    assert noisy > 5 * smooth  # each metric's error on normal data, from calibration
+    later = frame.copy()
+    later.loc[1200:1220, "smooth"] += 0.6  # small against the noise, large for a sine
+    shifted, normal = slice(1193, 1221), slice(1000, 1190)  # windows of 8 touching it, or not
+    scores = series.score(later)["score"].to_numpy()
+    assert scores[shifted].max() > 1.2 * scores[normal].max()
+    opened = [e for e in series.events(later) if e["start_seq"] >= 1193 - 7]
+    assert opened and opened[0]["top_metrics"][0]["metric"] == "smooth"
+    # the same model averaging raw errors: the shift hides under the noisy metric's error
+    doc = {k: v for k, v in det.meta.doc.items() if k != "channel_scale"}
+    raw = aemon.SeriesDetector({"0": Detector(det.model, Meta(doc), det.normaliser, det.device)})
+    raw_scores = raw.score(later)["score"].to_numpy()
+    assert raw_scores[shifted].max() < 1.2 * raw_scores[normal].max()

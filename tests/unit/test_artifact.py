@@ -81,6 +81,10 @@ def test_hparams_that_do_not_fit_the_weights_are_refused(saved):
             lambda m: json.dumps({k: v for k, v in m.items() if k != "threshold"}),
             "missing threshold",
         ),
+        (  # one channel: nothing to scale
+            lambda m: json.dumps({**m, "channel_scale": {"values": [1.0]}}),
+            "channel_scale.values must be one finite number > 0 per channel",
+        ),
     ],
 )
 def test_bad_metadata_is_refused(saved, edit, message):
