@@ -251,27 +251,33 @@ def broker(args: argparse.Namespace) -> int:
         if parts and not (parts.isdigit() and int(parts) >= 1):
             raise ConfigError(f"--topic {spec}: PARTITIONS must be a whole number >= 1")
         topics[name] = int(parts or 1)
+    if args.storage is not None and args.storage.exists() and not args.storage.is_dir():
+        raise ConfigError(f"--storage {args.storage}: not a directory")
 
     async def run() -> None:
-        async with embedded.EmbeddedBroker(args.port) as broker:
+        async with embedded.EmbeddedBroker(args.port, args.storage) as broker:
             if topics:
                 await embedded.create_topics(broker.bootstrap, topics)
             stop = asyncio.Event()  # before the ready line: a SIGTERM right after it stops us
             for sig in (signal.SIGTERM, signal.SIGINT):
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-            doc = {"bootstrap_servers": broker.bootstrap, "storage": "memory", "topics": topics}
+            doc = {"bootstrap_servers": broker.bootstrap, "storage": broker.kept, "topics": topics}
             print(json.dumps(doc), flush=True)
+            kept = (
+                "storage in memory (stopping it loses every topic and offset)"
+                if args.storage is None
+                else f"storage on disk in {args.storage} (topics, groups and offsets outlive it)"
+            )
             print(
-                f"embedded broker listening on {broker.bootstrap}, storage in memory (stopping "
-                "it loses every topic and offset); Ctrl-C stops it",
+                f"embedded broker listening on {broker.bootstrap}, {kept}; Ctrl-C stops it",
                 file=sys.stderr,
             )
             while not stop.is_set():  # the broker process dying ends this too, with its code
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
-                code = broker.process.poll() if broker.process else None
-                if code is not None:
-                    raise AemonError(f"the embedded broker on {broker.bootstrap} exited ({code})")
+                why = broker.ended()
+                if why is not None:
+                    raise AemonError(f"the embedded broker on {broker.bootstrap}: {why}")
 
     run_async(run())
     print("embedded broker stopped", file=sys.stderr)

