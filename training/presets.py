@@ -57,6 +57,20 @@ class Recipe:
     score: str = "mae"
     denoise: str = ""  # an aemon.training.noise spec: noisy inputs, clean targets
     notes: str = ""
+    grows: bool = False  # widths and latent grow with the values per window (see ``sized``)
+
+    def sized(self, size: int) -> dict[str, object]:
+        """The architecture for windows of ``size`` values when the recipe ``grows``: the first
+        hidden layer at least half the values, the latent at least a sixteenth, so that a
+        window of many metrics is not squeezed through the bottleneck sized for one metric
+        (8 values keep 32 and 4)."""
+        widths = [int(w) for w in self.hparams["widths"]]  # type: ignore[attr-defined]
+        latent = int(self.hparams["latent"])  # type: ignore[call-overload]
+        first = max(widths[0], size // 2) if widths else None
+        return {
+            "widths": [first, *widths[1:]] if first else [],
+            "latent": max(latent, size // 16),
+        }
 
     def customise(self, size: int, flag: str = "", **changes: object) -> Recipe:
         """This recipe with the settings a user gave (None: the recipe's own), each checked:
@@ -78,6 +92,8 @@ class Recipe:
                     raise ConfigError(f"{flag}{key}: {exc}") from None
         arch = {k: changes.pop(k, None) for k in ("widths", "latent", "activation")}
         arch = {k: v for k, v in arch.items() if v is not None}
+        if self.grows:  # what the user gave wins
+            arch = {**self.sized(size), **arch}
         accepted = inspect.signature(FAMILIES[self.family]).parameters
         for key in arch:
             if key not in accepted:
@@ -205,6 +221,7 @@ SERIES_PRESETS: dict[str, Recipe] = {
         {"widths": [32], "latent": 4, "activation": "relu", "output": "linear"},
         _SERIES_FIT,
         **_SERIES,
+        grows=True,
     ),
     "conv1d": Recipe("conv1d", {"widths": [16, 32], "kernel": 3}, _SERIES_FIT, **_SERIES),
     "vae": Recipe(

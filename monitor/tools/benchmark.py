@@ -135,13 +135,13 @@ def run(
     prepared: Prepared = suite.prepare(data, out)
     models = out / "models"
     history = read_samples(prepared.history)
-    recipe = SERIES_PRESETS["dense"].with_overrides(seed=seed)
     rule = event_rule(adaptive_window=adaptive_window, adaptive_delay=adaptive_delay)
     plan = Plan(
         train_fraction=prepared.train_fraction,
         max_train_rows=prepared.max_train_rows,
         events=rule,
     )
+    recipe = SERIES_PRESETS["dense"].customise(plan.length * history.values.shape[1], seed=seed)
     say(f"training {len(history.streams())} models into {models}")
     fitted = fit_series(
         history, recipe, plan, pick_device("cpu"), str(prepared.history), False, shared
