@@ -164,13 +164,15 @@ class Store:
             )
             if flat:  # one directory: its sorted names, from the first one wanted
                 names = self._names(folder)
-                skip = after[len(base) :] if after.startswith(base) else ""
-                i = bisect.bisect_right(names, skip) if skip else bisect.bisect_left(names, rest)
+                i = bisect.bisect_left(names, rest)
+                if after.startswith(base):
+                    i = max(i, bisect.bisect_right(names, after[len(base) :]))
                 out = []
                 for name in names[i:]:
                     if not name.startswith(rest) or len(out) >= limit:
                         break
-                    out.append(base + name)
+                    if base + name > after:
+                        out.append(base + name)
                 return out
         found = []
         top = self.root / _part(bucket)

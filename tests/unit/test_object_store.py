@@ -27,6 +27,8 @@ def test_listings_in_key_order_by_prefix_and_from_a_key(tmp_path):
     s.put("b", "t/p0/watermark.json", b"{}", None, None)
     assert s.keys("b", "t/p0/records/", "", 10) == sorted(keys)
     assert s.keys("b", "t/p0/records/", sorted(keys)[1], 2) == sorted(keys)[2:4]  # a next page
+    assert s.keys("b", "t/p0/records/0000000000000000001", "t/p0/records/0", 9) == [keys[2]]
+    assert s.keys("b", "t/p0/records/", "t/p0/z", 9) == []  # after every key
     s.put("b", "t/p0/records/00000000000000000005.batch", b"", None, None)  # after a listing
     s.delete("b", keys[0])
     assert s.keys("b", "t/p0/records/", "", 10)[:2] == [
