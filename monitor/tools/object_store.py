@@ -45,22 +45,27 @@ def _unpart(name: str) -> str:
 
 
 class Store:
-    """Objects as files under ``root``; one lock makes each conditional put atomic. The object
+    """Objects as files under ``root``; one lock makes each conditional put atomic and keeps the
+    caches in step with the files. The object
     names of each directory without subdirectories are kept sorted in memory once listed, and
     each object's size, time and ETag once read, so that a page of a listing costs the page, not
     the directory (the broker lists a partition's batches on every fetch)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.names: dict[Path, list[str]] = {}  # directory -> its objects' key parts, sorted
         self.info: dict[tuple[str, str], tuple[int, float, str]] = {}  # size, mtime, ETag
         self.entries: dict[tuple[str, str], str] = {}  # its entry in a listing
         root.mkdir(parents=True, exist_ok=True)
 
+    def bucket(self, bucket: str) -> Path:
+        return self.root / _part(bucket)
+
     def _where(self, bucket: str, key: str) -> tuple[Path, str]:
+        """The directory of ``key`` (or of a prefix) and its last part."""
         *head, last = key.split("/")
-        return self.root.joinpath(_part(bucket), *(_part(p) for p in head)), last
+        return self.bucket(bucket).joinpath(*(_part(p) for p in head)), last
 
     def path(self, bucket: str, key: str) -> Path:
         folder, last = self._where(bucket, key)
@@ -72,27 +77,30 @@ class Store:
         known = self.info.get((bucket, key))
         if known is None:
             where = self.path(bucket, key)
-            try:
-                st, tag = where.stat(), where.with_name(where.name[: -len(OBJ)] + TAG).read_text()
-            except FileNotFoundError:
-                return None
-            known = self.info[bucket, key] = (st.st_size, st.st_mtime, tag)
+            with self.lock:  # not between a put's two renames
+                try:
+                    st = where.stat()
+                    tag = where.with_name(where.name[: -len(OBJ)] + TAG).read_text()
+                except FileNotFoundError:
+                    return None
+                known = self.info[bucket, key] = (st.st_size, st.st_mtime, tag)
         return known
 
     def listed(self, bucket: str, key: str) -> str | None:
         """The object's ``<Contents>`` entry of a listing (None: it is gone), made once."""
         entry = self.entries.get((bucket, key))
         if entry is None:
-            known = self.stat(bucket, key)
-            if known is None:
-                return None
-            size, mtime, tag = known
-            modified = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-            entry = self.entries[bucket, key] = (
-                f"<Contents><Key>{escape(key)}</Key><LastModified>{modified}</LastModified>"
-                f"<ETag>{escape(tag)}</ETag><Size>{size}</Size>"
-                "<StorageClass>STANDARD</StorageClass></Contents>"
-            )
+            with self.lock:  # a put meanwhile would leave a stale entry behind
+                known = self.stat(bucket, key)
+                if known is None:
+                    return None
+                size, mtime, tag = known
+                modified = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                entry = self.entries[bucket, key] = (
+                    f"<Contents><Key>{escape(key)}</Key><LastModified>{modified}</LastModified>"
+                    f"<ETag>{escape(tag)}</ETag><Size>{size}</Size>"
+                    "<StorageClass>STANDARD</StorageClass></Contents>"
+                )
         return entry
 
     def etag(self, bucket: str, key: str) -> str | None:
@@ -155,9 +163,8 @@ class Store:
     def keys(self, bucket: str, prefix: str, after: str, limit: int) -> list[str]:
         """Up to ``limit`` keys of ``bucket`` after ``after`` that start with ``prefix``, in
         order."""
-        head, _, rest = prefix.rpartition("/")
-        folder = self.root.joinpath(_part(bucket), *(_part(p) for p in head.split("/") if head))
-        base = f"{head}/" if head else ""
+        folder, rest = self._where(bucket, prefix)
+        base = prefix[: len(prefix) - len(rest)]
         with self.lock:
             flat = folder in self.names or not (
                 folder.is_dir() and any(e.is_dir() for e in os.scandir(folder))
@@ -175,7 +182,7 @@ class Store:
                         out.append(base + name)
                 return out
         found = []
-        top = self.root / _part(bucket)
+        top = self.bucket(bucket)
         for dirpath, _, files in os.walk(folder):
             rel = Path(dirpath).relative_to(top)
             stem = "".join(_unpart(p) + "/" for p in rel.parts)
@@ -222,7 +229,7 @@ class Handler(BaseHTTPRequestHandler):
         bucket, key, _ = self._target()
         body = self._body()
         if not key:  # create the bucket
-            (self.store.root / _part(bucket)).mkdir(parents=True, exist_ok=True)
+            self.store.bucket(bucket).mkdir(parents=True, exist_ok=True)
             self._send(200)
             return
         tag = self.store.put(
@@ -238,15 +245,15 @@ class Handler(BaseHTTPRequestHandler):
         if not key:
             self._list(bucket, query)
             return
-        path, tag = self.store.path(bucket, key), self.store.etag(bucket, key)
+        known = self.store.stat(bucket, key)  # the ETag first: a put meanwhile fails its If-Match
         try:
-            data, mtime = path.read_bytes(), path.stat().st_mtime
+            data = self.store.path(bucket, key).read_bytes()
         except FileNotFoundError:
+            known = None
+        if known is None:
             self._error(404, "NoSuchKey")
             return
-        if tag is None:
-            self._error(404, "NoSuchKey")
-            return
+        _, mtime, tag = known
         headers = {"ETag": tag, "Last-Modified": _http_date(mtime)}
         if self.headers.get("If-None-Match") == tag:
             self._send(304, headers=headers)
@@ -269,19 +276,17 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         bucket, key, _ = self._target()
         if not key:
-            exists = (self.store.root / _part(bucket)).is_dir()
-            self._send(200 if exists else 404)
+            self._send(200 if self.store.bucket(bucket).is_dir() else 404)
             return
-        path, tag = self.store.path(bucket, key), self.store.etag(bucket, key)
-        try:
-            st = path.stat()
-        except FileNotFoundError:
+        known = self.store.stat(bucket, key)
+        if known is None:
             self._send(404)
             return
+        size, mtime, tag = known
         self.send_response(200)
-        self.send_header("ETag", tag or '""')
-        self.send_header("Last-Modified", _http_date(st.st_mtime))
-        self.send_header("Content-Length", str(st.st_size))
+        self.send_header("ETag", tag)
+        self.send_header("Last-Modified", _http_date(mtime))
+        self.send_header("Content-Length", str(size))
         self.end_headers()
 
     def do_DELETE(self) -> None:
