@@ -84,7 +84,10 @@ class SeriesDetector:
         return score_samples(as_samples(samples), self.detector_for)
 
     def score(self, samples: Any) -> pd.DataFrame:
-        """One row per window: stream, seq, start, end (UTC), score, threshold, is_anomaly."""
+        """One row per window: stream, seq, start, end (UTC), score, threshold, is_anomaly and
+        ``p``, the window's tail probability against its stream's recent scores (NaN without a
+        score history): one cut-off on ``p`` flags the same share of normal windows on every
+        stream."""
         t = self.timeline(samples)
         return pd.DataFrame(
             {
@@ -95,6 +98,7 @@ class SeriesDetector:
                 "score": np.asarray(t.score, dtype=np.float64),
                 "threshold": np.asarray(t.threshold, dtype=np.float64),
                 "is_anomaly": np.asarray(t.above, dtype=np.int8),
+                "p": np.array([np.nan if v is None else v for v in t.p], dtype=np.float64),
             }
         )
 

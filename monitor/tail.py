@@ -92,7 +92,8 @@ def line(value: bytes | None, headers: list | tuple = ()) -> str:
             )
         return (
             f"EVENT {state:<8} {doc.get('stream')}  {span}  windows above "
-            f"{doc.get('windows_above')}, peak {_num(doc.get('peak_score'))}  "
+            f"{doc.get('windows_above')}, peak {_num(doc.get('peak_score'))}"
+            f"{'' if doc.get('min_p') is None else ', p ' + _num(doc.get('min_p'))}  "
             f"[{doc.get('event_id')}]"
         )
     if "alert_id" in doc:

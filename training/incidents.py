@@ -155,3 +155,35 @@ def pointwise(streams: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
         "false_alarms_per_day": ratio(false_runs, days),
         "pr_auc": float(np.mean(aps)) if aps else None,
     }
+
+
+def tail_shares(streams: list[tuple[np.ndarray, np.ndarray, np.ndarray]], cut: float) -> dict:
+    """How one cut-off on the tail probability ``p`` behaves across streams of ``(labels,
+    scores, p)`` per window: each stream's share of normal windows (label 0, with a ``p``) at
+    ``p <= cut``, pooled, and the median, 10% and 90% quantiles and number of streams with none,
+    over streams with 100 or more; and the same for the one cut-off on the raw score that flags
+    the same pooled share (what a shared threshold on scores does instead)."""
+    normal = [(s[(y == 0) & np.isfinite(p)], p[(y == 0) & np.isfinite(p)]) for y, s, p in streams]
+    normal = [(s, p) for s, p in normal if len(p) >= 100]
+    if not normal:
+        return {}
+    pooled = float(np.mean(np.concatenate([p for _, p in normal]) <= cut))
+    raw_cut = float(np.quantile(np.concatenate([s for s, _ in normal]), 1 - pooled))
+
+    def spread(name: str, shares: list[float]) -> dict[str, float | int]:
+        a = np.asarray(shares)
+        return {
+            f"{name}_median": float(np.median(a)),
+            f"{name}_p10": float(np.quantile(a, 0.1)),
+            f"{name}_p90": float(np.quantile(a, 0.9)),
+            f"{name}_none": int((a == 0).sum()),
+        }
+
+    return {
+        "cut": cut,
+        "streams": len(normal),
+        "pooled": pooled,
+        **spread("streams", [float(np.mean(p <= cut)) for _, p in normal]),
+        "raw_cut": raw_cut,
+        **spread("raw_streams", [float(np.mean(s > raw_cut)) for s, _ in normal]),
+    }

@@ -30,6 +30,7 @@ class Timeline:
     score: list[float] = field(default_factory=list)
     threshold: list[float] = field(default_factory=list)
     above: list[bool] = field(default_factory=list)
+    p: list[float | None] = field(default_factory=list)  # tail probability (None: no history)
     label: list[int] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # streams without a model
@@ -73,6 +74,7 @@ def score_samples(
             out.score.append(sc)
             out.threshold.append(v.threshold)
             out.above.append(v.above)
+            out.p.append(v.p)
             if cut.table.label is not None:
                 out.label.append(int(cut.table.label[i]))
             if v.resolved is not None:
@@ -85,11 +87,12 @@ def score_samples(
 
 
 def write_windows_csv(path: Path, t: Timeline) -> None:
-    """One row per window: stream, seq, start, end (ISO 8601 UTC), score, threshold, verdict."""
+    """One row per window: stream, seq, start, end (ISO 8601 UTC), score, threshold, verdict and
+    tail probability (empty without a score history)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["stream", "seq", "start", "end", "score", "threshold", "is_anomaly"])
+        w.writerow(["stream", "seq", "start", "end", "score", "threshold", "is_anomaly", "p"])
         for i in range(len(t)):
             w.writerow(
                 [
@@ -100,6 +103,7 @@ def write_windows_csv(path: Path, t: Timeline) -> None:
                     repr(t.score[i]),
                     repr(t.threshold[i]),
                     int(t.above[i]),
+                    "" if t.p[i] is None else repr(t.p[i]),
                 ]
             )
 

@@ -11,6 +11,12 @@ offline scoring and by the daemon, so both decide exactly the same.
   With ``adaptive_delay`` D, a score joins that history only D windows later (the W scores are
   those before the last D), so an incident is not learned as normal while its first D windows
   last: a persistent fault stays above the threshold instead of raising it.
+- **Tail probability.** Each window's ``p``: the share of that same history (the stream's recent
+  scores, D windows old) at or above its score, counting the window itself, ``(k + 1) / (W +
+  1)``. A conformal p-value: while the stream behaves as its history did, ``p <= a`` holds for
+  at most a fraction ``a`` of its windows, on every stream alike, whatever its scores' units; so
+  one alert rule on ``p`` means the same false-alarm rate everywhere (``1 / (W + 1)`` is the
+  smallest ``p``: higher than every remembered score). None without an adaptive history.
 - **Events.** A window is *above* when its score exceeds its threshold. The stream is *active*
   at window t when, at some window of the last ``resolve_after`` windows, at least ``open_after``
   of the ``within`` windows up to it were above. An event opens at the first active window and
@@ -122,6 +128,7 @@ class Event:
     windows_above: int
     resolved_seq: int | None = None
     resolved_ts: float | None = None
+    min_p: float | None = None  # the smallest tail probability of a window in the event
     opening_channels: list[float] | None = None  # each metric's error as it opened (several)
 
     def to_dict(self) -> dict[str, object]:
@@ -132,6 +139,7 @@ class Event:
 class Verdict:
     threshold: float
     above: bool
+    p: float | None = None
     opened: Event | None = None
     resolved: Event | None = None
 
@@ -201,6 +209,15 @@ class Decider:
         q = s[lo] + (s[hi] - s[lo]) * (pos - lo)
         return max(r.threshold, math.exp(q + r.adaptive_margin))
 
+    def tail_probability(self, score: float) -> float | None:
+        """The share of the stream's remembered scores at or above ``score``, counting this one:
+        ``(k + 1) / (n + 1)``; None when there is no history (``adaptive_window`` 0)."""
+        s = self._sorted
+        if not s:
+            return None
+        k = len(s) - bisect.bisect_left(s, _log(score))
+        return (k + 1) / (len(s) + 1)
+
     def push(
         self, seq: int, ts: float, score: float, channels: Sequence[float] | None = None
     ) -> Verdict:
@@ -211,16 +228,17 @@ class Decider:
         r = self.rule
         thr = self.current_threshold()
         above = score > thr
+        p = self.tail_probability(score)
         self._remember(score)
         self._above.append(above)
         if len(self._above) > r.within:
             self._above.popleft()
         self._since_trigger = 0 if sum(self._above) >= r.open_after else self._since_trigger + 1
         active = self._since_trigger < r.resolve_after
-        verdict = Verdict(thr, above)
+        verdict = Verdict(thr, above, p)
         ev = self.event
         if active and ev is None:
-            ev = self.event = Event(self.stream, seq, ts, seq, ts, score, int(above))
+            ev = self.event = Event(self.stream, seq, ts, seq, ts, score, int(above), min_p=p)
             ev.opening_channels = None if channels is None else [float(c) for c in channels]
             verdict.opened = ev
         elif active and ev is not None:
@@ -228,6 +246,8 @@ class Decider:
                 ev.end_seq, ev.end_ts = seq, ts
                 ev.windows_above += 1
             ev.peak_score = max(ev.peak_score, score)
+            if p is not None and ev.min_p is not None:
+                ev.min_p = min(ev.min_p, p)
         elif ev is not None:
             ev.resolved_seq, ev.resolved_ts = seq, ts
             verdict.resolved = ev
@@ -265,6 +285,8 @@ def event_record(ev: Event, det: Detector, state: str) -> dict:
         "model_version": det.version,
     }
     opening = doc.pop("opening_channels")
+    if doc["min_p"] is None:
+        doc.pop("min_p")
     if opening is not None:
         doc["top_metrics"] = top_metrics(opening, det.meta.metric_names)
     if state == "open":

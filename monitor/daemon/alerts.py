@@ -51,12 +51,27 @@ def alert(
 
 
 def score_record(
-    stream: str, seq: int, ts: float, score: float, is_anomaly: bool, threshold: float | None = None
+    stream: str,
+    seq: int,
+    ts: float,
+    score: float,
+    is_anomaly: bool,
+    threshold: float | None = None,
+    p: float | None = None,
 ) -> bytes:
-    """A window's decision for the scores topic (``threshold`` where it varies per window)."""
-    doc = {"stream": stream, "seq": seq, "ts": ts, "score": score, "is_anomaly": is_anomaly}
+    """A window's decision for the scores topic (``threshold`` where it varies per window, ``p``
+    the window's tail probability where the stream has a score history)."""
+    doc: dict[str, object] = {
+        "stream": stream,
+        "seq": seq,
+        "ts": ts,
+        "score": score,
+        "is_anomaly": is_anomaly,
+    }
     if threshold is not None:
         doc["threshold"] = threshold
+    if p is not None:
+        doc["p"] = p
     return orjson.dumps(doc)
 
 

@@ -171,7 +171,7 @@ class Decisions:
             if st.decider.event is None:
                 holds.pop(stream, None)
             if self.scores_topic:
-                body = alerts.score_record(stream, seq, ts, scores[i], v.above, v.threshold)
+                body = alerts.score_record(stream, seq, ts, scores[i], v.above, v.threshold, v.p)
                 d.sends.append((self.scores_topic, body, key, None))
         d.alerts = d.opened + d.resolved
         self._hold(batch)

@@ -21,7 +21,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aemon.training.timeline import flagged_rows, row_scores
+import numpy as np
+
+from aemon.training.timeline import Timeline, flagged_rows, row_scores
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,16 @@ async def stream_events(
     return [orjson.loads(r.value) for r in records], counters
 
 
-EXACT = ("event_id", "state", "stream", "start_seq", "end_seq", "windows_above", "resolved_seq")
+EXACT = (
+    "event_id",
+    "state",
+    "stream",
+    "start_seq",
+    "end_seq",
+    "windows_above",
+    "resolved_seq",
+    "min_p",
+)
 
 
 def same_events(offline: list[dict], daemon: list[dict]) -> list[str]:
@@ -98,6 +109,18 @@ def same_events(offline: list[dict], daemon: list[dict]) -> list[str]:
         if abs(pa - pb) > 1e-5 * max(abs(pa), 1e-12):
             problems.append(f"peak score {pa} against {pb}: {k}")
     return problems
+
+
+def per_window(t: Timeline, labels: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each stream's windows as ``(labels, scores, p)`` (a window's label: its last row's; NaN
+    where a window has no ``p``)."""
+    stream = np.asarray(t.stream)
+    label = labels[np.asarray(t.last_row, dtype=np.int64)]
+    score = np.asarray(t.score, dtype=np.float64)
+    p = np.array([np.nan if v is None else v for v in t.p], dtype=np.float64)
+    return [
+        (label[stream == s], score[stream == s], p[stream == s]) for s in dict.fromkeys(t.stream)
+    ]
 
 
 def say(line: str) -> None:
@@ -126,7 +149,7 @@ def run(
     from aemon.daemon.event_loop import run_async
     from aemon.series_detector import SeriesDetector
     from aemon.training.datasets.samples import read_samples
-    from aemon.training.incidents import pointwise
+    from aemon.training.incidents import pointwise, tail_shares
     from aemon.training.presets import SERIES_PRESETS
     from aemon.training.series import Plan, fit_series
     from aemon.training.timeline import draw, evaluate_events, score_samples
@@ -185,6 +208,7 @@ def run(
         summary["pointwise"] = pointwise(
             [(samples.ts[r], samples.label[r], flags[r], scores[r]) for r in per_stream]
         )
+        summary["tail_probability"] = tail_shares(per_window(offline, samples.label), 0.01)
         draw(samples, offline, out / "report")
         summary["report"] = str(out / "report")
     return summary

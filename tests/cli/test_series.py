@@ -64,7 +64,7 @@ def test_score_writes_windows_on_the_time_axis_and_events(tmp_path, capsys):
     made = sorted(line for line in said.err.splitlines() if "created folder" in line)
     assert made == [f"aemon: created folder {tmp_path / 'new'}", f"aemon: created folder {report}"]
     lines = scores.read_text().splitlines()
-    assert lines[0] == "stream,seq,start,end,score,threshold,is_anomaly"
+    assert lines[0] == "stream,seq,start,end,score,threshold,is_anomaly,p"
     first = lines[1].split(",")
     assert first[:4] == ["a", "7", "2023-11-14T22:13:20.000000Z", "2023-11-14T22:20:20.000000Z"]
     events = [

@@ -100,7 +100,7 @@ async def test_one_daemon_serves_every_stream_and_equals_offline(bootstrap, seri
     for i in range(0, len(offline), 97):
         d = mine[(offline.stream[i], offline.seq[i])]
         assert d["threshold"] == pytest.approx(offline.threshold[i], rel=1e-6)
-        assert d["is_anomaly"] == offline.above[i]
+        assert d["is_anomaly"] == offline.above[i] and d["p"] == offline.p[i]
 
 
 async def test_sigkill_mid_incident_loses_no_event_and_repeats_ids(bootstrap, series, tmp_path):

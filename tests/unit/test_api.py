@@ -109,7 +109,9 @@ def test_series_api_scores_and_events_equal_the_cli_on_the_saved_models(tmp_path
         "score",
         "threshold",
         "is_anomaly",
+        "p",
     ]
+    assert windows.p.between(0, 1, inclusive="right").all()
     assert str(windows.end.dt.tz) == "UTC" and set(windows.stream) == {"a", "b"}
     series.save(tmp_path / "m")
     out = tmp_path / "scores.csv"

@@ -50,6 +50,34 @@ def test_adaptive_threshold_is_the_running_quantile_times_the_margin():
         assert v[t].threshold == pytest.approx(want, rel=1e-12), t
 
 
+def test_tail_probability_is_the_share_of_the_history_at_or_above_the_score():
+    rule = Rule(threshold=0.0, adaptive_window=4, seed=(1.0, 2.0, 3.0, 4.0))
+    d = Decider(rule)
+    assert [d.tail_probability(s) for s in (0.5, 2.0, 2.5, 4.0, 9.0)] == [1, 0.8, 0.6, 0.4, 0.2]
+    _, v = run(rule, [9.0, 9.0, 9.0])
+    assert [x.p for x in v] == [0.2, 0.4, 0.6]  # each 9 joins the history after it is judged
+    assert Decider(Rule(threshold=1.0)).tail_probability(5.0) is None  # no history, no p
+
+
+def test_one_cut_off_on_p_flags_the_same_share_of_normal_windows_on_every_stream():
+    """Streams whose scores differ in units and shape: the same cut-off on the raw score flags
+    none of one and most of the other; on p both flag at most what was asked, nearly the same."""
+    rng = np.random.default_rng(3)
+    gauss = rng.lognormal(0, 0.2, 6000)
+    heavy = 1e6 * rng.pareto(3.0, 6000)
+    shares = []
+    for scores in (gauss, heavy):
+        rule = Rule(threshold=0.0, adaptive_window=2000, seed=tuple(scores[:2000].tolist()))
+        _, v = run(rule, scores[2000:])
+        p = np.array([x.p for x in v])
+        shares.append([(p <= a).mean() for a in (0.01, 0.05)])
+        assert (p > 0).all() and (p <= 1).all() and min(p) == pytest.approx(1 / 2001)
+    for (g1, g5), (h1, h5) in [shares]:
+        assert g1 <= 0.015 and h1 <= 0.015 and abs(g1 - h1) < 0.005
+        assert 0.035 <= g5 <= 0.065 and 0.035 <= h5 <= 0.065
+    assert (gauss > 2.0).mean() < 0.001 and (heavy > 2.0).mean() > 0.99  # one raw cut-off fails
+
+
 def test_routine_spikes_raise_the_adaptive_threshold_but_a_new_level_opens_an_event():
     spiky = [1.0 if i % 10 else 8.0 for i in range(400)]  # a spike every 10 windows is routine
     _, fixed = run(Rule(threshold=2.0, resolve_after=1, within=1), spiky)
@@ -160,6 +188,16 @@ def test_event_messages_carry_iso_times_beside_epoch_seconds():
     doc = event_record(resolved, Det(), "resolved")
     assert doc["resolved_time"] == "2023-11-14T22:15:20.000000Z"
     assert doc["end_time"] == doc["start_time"] and doc["resolved_ts"] == 1_700_000_120.0
+    assert "min_p" not in doc  # a fixed threshold has no score history to rank against
+
+
+def test_an_event_carries_its_rarest_window_tail_probability():
+    det = SimpleNamespace(name="m", version="v1", meta=None)  # what event_record reads
+    rule = Rule(threshold=0.0, adaptive_window=9, within=1, resolve_after=1, seed=(1.0,) * 9)
+    _, v = run(rule, [1.0, 50.0, 60.0, 1.0])
+    assert [x.p for x in v] == [1.0, 0.1, 0.1, 1.0]
+    doc = event_record(v[3].resolved, det, "resolved")  # type: ignore[arg-type]
+    assert doc["min_p"] == 0.1 and ", p 0.1  " in tail_line(orjson.dumps(doc))
 
 
 def test_an_event_names_the_metrics_that_moved_as_it_opened():

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from aemon.training.incidents import nab_raw, pointwise, runs, stream_result, summarise
+from aemon.training.incidents import nab_raw, pointwise, runs, stream_result, summarise, tail_shares
 
 
 def sig(x):
@@ -71,3 +71,17 @@ def test_pointwise_figures_pool_counts_over_streams():
     assert out["segments"] == 1 and out["segment_recall"] == 1.0
     assert out["false_alarms_per_day"] == pytest.approx(2 / (2 * 23 / 24))
     assert out["pr_auc"] == pytest.approx(1.0)  # the scores rank every anomaly first
+
+
+def test_tail_shares_compare_one_cut_off_on_p_with_one_on_raw_scores():
+    rng = np.random.default_rng(0)
+    n = 1000
+    p = (np.arange(n) + 1) / n  # each stream: p spread evenly over (0, 1]
+    quiet = (np.zeros(n), rng.permutation(p) * 1e-3, rng.permutation(p))
+    loud = (np.zeros(n), rng.permutation(p) * 1e3, rng.permutation(p))
+    labels = np.r_[np.zeros(70), np.ones(50)]  # labelled windows are left out: 70 remain
+    short = (labels, np.ones(120), np.full(120, 1e-4))  # too few to judge a share by
+    got = tail_shares([quiet, loud, short], cut=0.01)
+    assert got["streams"] == 2 and got["pooled"] == 0.01
+    assert got["streams_p10"] == got["streams_p90"] == 0.01 and got["streams_none"] == 0
+    assert got["raw_streams_none"] == 1 and got["raw_streams_p90"] > 0.015  # the loud one only
