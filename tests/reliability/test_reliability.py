@@ -4,6 +4,7 @@ the broker's own topics that nothing was lost, and adds its figures to the table
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import signal
 import time
@@ -365,17 +366,26 @@ async def test_twice_the_capacity_for_a_minute(bootstrap, ecg, tmp_path, table):
 
 
 async def blast(
-    bootstrap: str, topic: str, holdout: Path, n: int, rate: float, partitions: int
+    bootstrap: str,
+    topic: str,
+    holdout: Path,
+    n: int,
+    rate: float,
+    partitions: int,
+    every: float = 0.05,
 ) -> int:
-    """Send ``n`` windows at ``rate`` per second as whole record batches (one per partition
-    every 50 ms: a per-message producer on this machine falls short of twice the capacity)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    """Send ``n`` windows at ``rate`` per second as whole record batches of up to 1 MiB, one per
+    partition ``every`` so many seconds (a per-message producer on this machine falls short of
+    twice the capacity; a broker on object storage keeps one object per batch)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=1 << 20
+    )
     await producer.start()
     msgs = _messages(holdout, n)
     sent, start, futures = 0, time.monotonic(), []
     try:
         while sent < n:
-            due = min(n, int((time.monotonic() - start) * rate) + int(rate * 0.05))
+            due = n if math.isinf(rate) else min(n, int((time.monotonic() - start + every) * rate))
             for p in range(partitions):
                 batch = producer.create_batch()
                 for _ in range((due - sent) // partitions + (p < (due - sent) % partitions)):
@@ -386,7 +396,7 @@ async def blast(
                         batch.append(key=key, value=value, timestamp=None)
                 futures.append(await producer.send_batch(batch, topic, partition=p))
             sent = due
-            await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic() - 0.05))
+            await asyncio.sleep(max(0.0, start + sent / rate - time.monotonic()))  # next chunk
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -399,10 +409,9 @@ BATCH = 16
 async def measured_capacity(
     bootstrap: str, t: dict, holdout: Path, d: Daemon, backlog: int
 ) -> float:
-    """Windows/s ``d`` decides draining a backlog produced before it started."""
-    await produce(
-        bootstrap, t["input_topic"], _messages(holdout, backlog), total=backlog, progress=False
-    )
+    """Windows/s ``d`` decides draining a backlog produced (in whole batches) before it
+    started."""
+    await blast(bootstrap, t["input_topic"], holdout, backlog, math.inf, 3)
     await d.wait_ready()
     await until(lambda: d.metric("aemon_windows_scored_total") > 0, 30, "scoring")
     start, first = time.monotonic(), d.metric("aemon_windows_scored_total")
