@@ -1,8 +1,8 @@
 """The soak run (``make soak``): half the measured capacity for 30 minutes (``AEMON_SOAK_MINUTES``
 to change it) on the embedded broker keeping its data on disk (``aemon broker --storage``, in a
-temporary directory: about 3 GB a minute at this machine's half capacity; ``AEMON_TEST_BOOTSTRAP``
-points it at another broker instead); memory, file descriptors and threads must stay flat and
-nothing may be lost.
+temporary directory: about 25 GB for 30 minutes at this machine's half capacity;
+``AEMON_TEST_BOOTSTRAP`` points it at another broker instead); memory, file descriptors and
+threads must stay flat and nothing may be lost.
 
 The producer sends one batch per partition a second, as a producer that lingers does: the
 broker keeps each record batch as one object and lists a partition's objects on every fetch,
