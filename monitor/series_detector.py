@@ -98,7 +98,7 @@ class SeriesDetector:
                 "score": np.asarray(t.score, dtype=np.float64),
                 "threshold": np.asarray(t.threshold, dtype=np.float64),
                 "is_anomaly": np.asarray(t.above, dtype=np.int8),
-                "p": np.array([np.nan if v is None else v for v in t.p], dtype=np.float64),
+                "p": t.p_values(),
             }
         )
 

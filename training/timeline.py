@@ -39,6 +39,10 @@ class Timeline:
     def __len__(self) -> int:
         return len(self.score)
 
+    def p_values(self) -> np.ndarray:
+        """The windows' tail probabilities as floats (NaN where a window has none)."""
+        return np.array([np.nan if v is None else v for v in self.p], dtype=np.float64)
+
 
 def score_samples(
     samples: Samples, route: Callable[[str], Detector | None], where: str = "the models"

@@ -117,7 +117,7 @@ def per_window(t: Timeline, labels: np.ndarray) -> list[tuple[np.ndarray, np.nda
     stream = np.asarray(t.stream)
     label = labels[np.asarray(t.last_row, dtype=np.int64)]
     score = np.asarray(t.score, dtype=np.float64)
-    p = np.array([np.nan if v is None else v for v in t.p], dtype=np.float64)
+    p = t.p_values()
     return [
         (label[stream == s], score[stream == s], p[stream == s]) for s in dict.fromkeys(t.stream)
     ]
