@@ -372,7 +372,7 @@ async def blast(
     n: int,
     rate: float,
     partitions: int,
-    every: float = 0.05,
+    every: float = 1.0,
 ) -> int:
     """Send ``n`` windows at ``rate`` per second as whole record batches of up to 1 MiB, one per
     partition ``every`` so many seconds (a per-message producer on this machine falls short of

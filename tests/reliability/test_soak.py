@@ -57,7 +57,7 @@ async def test_half_capacity_for_half_an_hour(kept, ecg, tmp_path, table):
     rate = capacity / 2
     n = int(rate * minutes * 60)
     # one batch per partition a second: a broker on object storage keeps one object per batch
-    feeding = asyncio.create_task(blast(bootstrap, t["input_topic"], holdout, n, rate, 3, 1.0))
+    feeding = asyncio.create_task(blast(bootstrap, t["input_topic"], holdout, n, rate, 3))
     samples: list[tuple[float, int, int, int]] = []  # minutes, RSS kB, fds, threads
     start = time.monotonic()
     while not feeding.done():
