@@ -4,11 +4,12 @@ temporary directory: about 25 GB for 30 minutes at this machine's half capacity;
 ``AEMON_TEST_BOOTSTRAP`` points it at another broker instead); memory, file descriptors and
 threads must stay flat and nothing may be lost.
 
-The producer sends one batch per partition a second, as a producer that lingers does: the
-broker keeps each record batch as one object and lists a partition's objects on every fetch,
-so finding a fetch's batch slows with the number of batches kept, and the broker answers a
-fetch empty when that takes longer than ``fetch_max_wait_ms``: with the daemon's 20 ms it decided
-nothing after a few minutes (about 1,000 batches a partition), hence 1,000 ms here.
+The producer sends each partition's next second of windows at once, as a producer that lingers
+does (in batches of up to 1 MiB): the broker keeps each record batch as one object and lists a
+partition's objects on every fetch, so finding a fetch's batch slows with the number of batches
+kept, and the broker answers a fetch empty when that takes longer than ``fetch_max_wait_ms``:
+with the daemon's 20 ms it decided nothing after a few minutes (about 1,000 batches a
+partition), hence 1,000 ms here.
 """
 
 from __future__ import annotations
