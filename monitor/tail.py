@@ -93,7 +93,7 @@ def line(value: bytes | None, headers: list | tuple = ()) -> str:
         return (
             f"EVENT {state:<8} {doc.get('stream')}  {span}  windows above "
             f"{doc.get('windows_above')}, peak {_num(doc.get('peak_score'))}"
-            f"{'' if doc.get('min_p') is None else ', p ' + _num(doc.get('min_p'))}  "
+            f"{_p(doc, 'min_p')}  "
             f"[{doc.get('event_id')}]"
         )
     if "alert_id" in doc:
@@ -106,7 +106,7 @@ def line(value: bytes | None, headers: list | tuple = ()) -> str:
         flag = "ANOMALY" if doc.get("is_anomaly") else "ok"
         return (
             f"SCORE  {_when(doc.get('ts'))}  {doc.get('stream')} #{doc.get('seq')}  "
-            f"{_num(doc.get('score'))}  {flag}"
+            f"{_num(doc.get('score'))}{_p(doc)}  {flag}"
         )
     return orjson.dumps(doc).decode()[:200]
 
@@ -119,6 +119,11 @@ def _when(ts: object) -> str:
 
 def _share(x: object) -> str:
     return f"{x:.0%}" if isinstance(x, int | float) else "-"
+
+
+def _p(doc: dict, key: str = "p") -> str:
+    """``, p 0.0005`` where the record carries a tail probability."""
+    return "" if doc.get(key) is None else f", p {_num(doc.get(key))}"
 
 
 def _num(x: object) -> str:

@@ -29,6 +29,7 @@ def messages() -> list[tuple[bytes, bytes, list | None]]:
         "end_ts": 1_700_000_600.0,
         "windows_above": 3,
         "peak_score": 0.52,
+        "min_p": 0.0005,
     }
     alert = alerts.alert(
         model="m",
@@ -43,7 +44,7 @@ def messages() -> list[tuple[bytes, bytes, list | None]]:
     return [
         (b"pump-1", alert, None),
         (b"pump-1", alerts.event_message(event), None),
-        (b"pump-1", alerts.score_record("pump-1", 43, 1_700_000_060.0, 0.1, False), None),
+        (b"pump-1", alerts.score_record("pump-1", 43, 1_700_000_060.0, 0.1, False, 0.3, 0.4), None),
         (b"in", dead[1], dead[3]),
     ]
 
@@ -59,7 +60,8 @@ async def test_tail_prints_one_readable_line_per_record_and_json_on_request(boot
     assert [ln.split()[0] for ln in lines] == ["ALERT", "DEAD", "EVENT", "SCORE"]
     assert "pump-1 #42  score 0.9 > 0.3" in lines[0] and "2023-11-14 22:13:20" in lines[0]
     assert "in/2@7  not_json: the message is not JSON" in lines[1]
-    assert lines[2].startswith("EVENT OPEN") and "peak 0.52" in lines[2]
+    assert lines[2].startswith("EVENT OPEN") and "peak 0.52, p 0.0005  [e1]" in lines[2]
+    assert "pump-1 #43  0.1, p 0.4  ok" in lines[3]
     assert run.stderr.strip() == f"4 records of {t['alerts_topic']}"
     run = subprocess.run([*argv, "--json"], capture_output=True, text=True, timeout=60)
     docs = [json.loads(ln) for ln in run.stdout.splitlines()]
