@@ -142,6 +142,7 @@ def fit_series(
     adaptive_window: int | None = None,
     adaptive_delay: int | None = None,
     false_alarms_per_day: float | None = None,
+    time_of_day: str = "auto",
     open_after: int | None = None,
     within: int | None = None,
     resolve_after: int | None = None,
@@ -164,7 +165,9 @@ def fit_series(
     following ``adaptive_window`` recent scores (0: fixed), each learned ``adaptive_delay``
     windows after it was scored, as ``aemon train series`` does. ``false_alarms_per_day``: each
     stream's calibrated threshold where its calibration scores expect that many windows a day
-    above it (instead of the robust rule). ``shared``: one model, each stream scaled and
+    above it (instead of the robust rule). ``time_of_day``: ``auto`` (each sample also carries
+    its UTC time of day, seen by the model and not scored, when every stream's history spans at
+    least a day), ``on`` or ``off``. ``shared``: one model, each stream scaled and
     thresholded on its own; ``any_stream``: one detector that serves any stream, also streams
     it never saw (each still decided on its own).
 
@@ -174,7 +177,7 @@ def fit_series(
     from aemon.core.events import event_rule
     from aemon.series_detector import SeriesDetector, as_samples
     from aemon.training import presets
-    from aemon.training.series import Plan
+    from aemon.training.series import Plan, window_values
     from aemon.training.series import fit_series as fit_streams
 
     if model not in presets.SERIES_PRESETS:
@@ -186,7 +189,9 @@ def fit_series(
         within=within,
         resolve_after=resolve_after,
     )
-    plan = Plan(length, stride, train_fraction, max_train_rows, events, false_alarms_per_day)
+    plan = Plan(
+        length, stride, train_fraction, max_train_rows, events, false_alarms_per_day, time_of_day
+    )
     s = as_samples(samples)
     overrides = {
         "threshold": threshold,
@@ -195,7 +200,8 @@ def fit_series(
         "lr": lr,
         "seed": seed,
     }
-    recipe = presets.SERIES_PRESETS[model].customise(length * s.values.shape[1], **overrides)
+    size = window_values(s, plan, shared or any_stream)
+    recipe = presets.SERIES_PRESETS[model].customise(size, **overrides)
     detectors = fit_streams(
         s, recipe, plan, pick_device(device), "in memory", progress, shared, any_stream
     )

@@ -237,8 +237,10 @@ def fit_detector(
     }
     if kind in ("window", "series"):
         doc["input"]["window"] = {"length": normal.shape[-1], "stride": stride or normal.shape[-1]}
+    if series is not None and series.get("clock"):
+        doc["input"]["clock"] = series["clock"]
     detector = Detector(model, Meta(doc), normaliser, device)
-    if kind == "series" and len(normal.shape) == 3 and normal.shape[1] > 1:
+    if kind == "series" and detector.meta.value_channels > 1:
         doc["channel_scale"] = channel_scale(detector, cal_rows)
         detector = Detector(model, Meta(doc), normaliser, device)
     stage(

@@ -24,8 +24,9 @@ from aemon.core.errors import ConfigError
 from aemon.core.events import DEFAULT_EVENT_RULE, Rule
 from aemon.core.normalise import Normaliser
 from aemon.core.rates import check_rate
+from aemon.core.specs import CLOCK_CHOICES
 from aemon.core.table import WindowTable
-from aemon.core.windowing import check_stride
+from aemon.core.windowing import BLANK, CLOCK_CHANNELS, DAY, TIME_OF_DAY, check_stride
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
 from aemon.training.pipeline import fit_detector, fit_model
@@ -42,8 +43,13 @@ class Plan:
     max_train_rows: int | None = None
     events: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_EVENT_RULE))
     false_alarms_per_day: float | None = None  # the calibrated threshold set for this rate
+    time_of_day: str = "auto"  # models see each sample's time of day: auto (see clocks), on, off
 
     def __post_init__(self) -> None:
+        if self.time_of_day not in CLOCK_CHOICES:
+            raise ConfigError(
+                f"--time-of-day must be one of {', '.join(CLOCK_CHOICES)}, got {self.time_of_day!r}"
+            )
         if self.length < 1:
             raise ConfigError(f"--length must be >= 1, got {self.length}")
         check_stride(self.stride, self.length, f"--length {self.length}")
@@ -61,6 +67,35 @@ class Plan:
     def train_rows(self, n: int) -> int:
         rows = math.floor(self.train_fraction * n)
         return min(rows, self.max_train_rows) if self.max_train_rows else rows
+
+
+def _spans_a_day(samples: Samples, plan: Plan, stream: str) -> bool:
+    rows = samples.rows_of(stream)
+    ts = samples.ts[rows[: plan.train_rows(len(rows))]]
+    return len(ts) > 1 and float(ts.max() - ts.min()) >= DAY
+
+
+def clocks(samples: Samples, plan: Plan, pooled: bool = False) -> dict[str, str | None]:
+    """What each stream's model sees in its clock channels: ``time_of_day``, ``blank`` (zeros)
+    or None (no clock channels). ``auto``: the time of day for a stream whose history spans at
+    least a day, so that its model has seen every hour (one of minutes would meet hours it
+    never saw, and call them anomalous); a blank clock for the others when some stream sees
+    the hour, since one daemon serves models of one input; none when no stream does. One
+    model for all (``pooled``): the time of day only when every stream's history spans a day."""
+    streams = samples.streams()
+    if plan.time_of_day != "auto":
+        return dict.fromkeys(streams, TIME_OF_DAY if plan.time_of_day == "on" else None)
+    day = {s: _spans_a_day(samples, plan, s) for s in streams}
+    if (pooled and not all(day.values())) or not any(day.values()):
+        return dict.fromkeys(streams)
+    return {s: TIME_OF_DAY if day[s] else BLANK for s in streams}
+
+
+def window_values(samples: Samples, plan: Plan, pooled: bool = False) -> int:
+    """Values in one window of the model's input (what its size grows with): the window length
+    times each sample's values and, when the models have a clock, its two."""
+    clock = CLOCK_CHANNELS if any(clocks(samples, plan, pooled).values()) else 0
+    return plan.length * (samples.values.shape[1] + clock)
 
 
 def stream_dir(stream: str) -> str:
@@ -97,7 +132,7 @@ def fit_series(
     """
     if shared and any_stream:
         raise ConfigError("--shared and --any-stream exclude each other")
-    parts = list(_parts(samples, recipe, plan, source))
+    parts = list(_parts(samples, recipe, plan, source, clocks(samples, plan, shared or any_stream)))
     if any_stream:
         parts = [_pooled(parts)]
     trained: dict[str, tuple] = {}
@@ -164,8 +199,9 @@ def _channels_first(table: WindowTable, channels: int) -> WindowTable:
     return table
 
 
-def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str):
-    """Per stream: (name, fit windows, calibration windows, facts, series settings)."""
+def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str, clock: dict[str, str | None]):
+    """Per stream: (name, fit windows, calibration windows, facts, series settings); each
+    sample's ``clock`` channels (the stream's: see :func:`clocks`) after its values."""
     cal_fraction = recipe.calibration_fraction
     for stream in samples.streams():
         rows = samples.rows_of(stream)
@@ -178,13 +214,12 @@ def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str):
                 f"stream {stream!r}: {n_train} training samples are too few for windows of "
                 f"{plan.length} (fit needs >= {need}, calibration >= {plan.length + 1})"
             )
-        channels = samples.values.shape[1]
-        fit = _channels_first(
-            windows_of(samples.subset(fit_part), plan.length, plan.stride).table, channels
-        )
-        cal = _channels_first(
-            windows_of(samples.subset(cal_part), plan.length, plan.stride).table, channels
-        )
+        channels = samples.values.shape[1] + (CLOCK_CHANNELS if clock[stream] else 0)
+        cut = [
+            windows_of(samples.subset(part), plan.length, plan.stride, clock[stream]).table
+            for part in (fit_part, cal_part)
+        ]
+        fit, cal = (_channels_first(table, channels) for table in cut)
         facts = {
             "data": source,
             "stream": stream,
@@ -200,6 +235,7 @@ def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str):
             "events": plan.events,
             "seconds_per_window": _seconds_per_window(samples.ts[rows[:n_train]], plan.stride),
             "false_alarms_per_day": plan.false_alarms_per_day,
+            "clock": clock[stream],
             "facts": facts,
         }
         yield stream, fit, cal, facts, series

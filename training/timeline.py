@@ -62,7 +62,7 @@ def score_samples(
         sub = samples.subset(rows)
         if len(sub) < length:  # not one window yet, as in the daemon
             continue
-        cut = windows_of(sub, length, window.stride)
+        cut = windows_of(sub, length, window.stride, det.meta.clock)
         scores, channels = det.score_series(
             cut.table.values.reshape(len(cut.table), *det.input_shape)
         )

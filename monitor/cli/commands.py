@@ -148,6 +148,7 @@ def benchmark(args: argparse.Namespace) -> int:
         shared=args.shared,
         adaptive_window=args.adaptive_window,
         adaptive_delay=args.adaptive_delay,
+        time_of_day=args.time_of_day,
     )
     if args.json:
         print(json.dumps(summary))

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from aemon.core.events import DEFAULT_EVENT_RULE
 from aemon.core.specs import (
     ACTIVATIONS,
+    CLOCK_CHOICES,
     DATASETS,
     NORMALISERS,
     parse_denoise,
@@ -290,6 +291,13 @@ def adaptive_args(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_EVENT_RULE["adaptive_delay"],
         help="windows a score waits before the adaptive threshold learns it (a persistent "
         "fault is not learned as normal while it is younger)",
+    )
+    p.add_argument(
+        "--time-of-day",
+        choices=CLOCK_CHOICES,
+        default="auto",
+        help="each sample also carries its UTC time of day, which the model sees and does not "
+        "score; auto: when every stream's history spans at least a day",
     )
 
 

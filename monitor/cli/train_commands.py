@@ -34,7 +34,7 @@ from aemon.training.presets import (
     WINDOW_PRESETS,
     Recipe,
 )
-from aemon.training.series import Plan, fit_series, stream_dir
+from aemon.training.series import Plan, fit_series, stream_dir, window_values
 
 
 def emit(doc: dict[str, object], as_json: bool) -> None:
@@ -141,9 +141,11 @@ def train_series(args: argparse.Namespace) -> int:
         args.max_train_rows,
         events,
         args.false_alarms_per_day,
+        args.time_of_day,
     )
     samples = read_samples(args.input)
-    recipe = recipe_of(SERIES_PRESETS[args.model], args, plan.length * samples.values.shape[1])
+    size = window_values(samples, plan, args.shared or args.any_stream)
+    recipe = recipe_of(SERIES_PRESETS[args.model], args, size)
     detectors = fit_series(
         samples,
         recipe,

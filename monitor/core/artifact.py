@@ -23,6 +23,7 @@ from aemon.core.families import build
 from aemon.core.families.base import SCORES, Autoencoder
 from aemon.core.rates import exceed_probability
 from aemon.core.version import __version__
+from aemon.core.windowing import CLOCK_CHANNELS, CLOCKS
 
 SCHEMA_VERSION = 1
 META_FILE = "detector.json"
@@ -86,16 +87,28 @@ class Meta:
 
     @property
     def channels(self) -> int:
+        """Channels of the model's input: the values, then the clock's (if it has one)."""
         return 1 if len(self.shape) == 1 else self.shape[0]
+
+    @property
+    def clock(self) -> str | None:
+        """What the two input channels after the values hold, seen by the model and not
+        scored: ``time_of_day`` (each sample's), ``blank`` (zeros); None: there are none."""
+        return self.doc["input"].get("clock")
+
+    @property
+    def value_channels(self) -> int:
+        """The values each sample carries: the channels scored."""
+        return self.channels - (CLOCK_CHANNELS if self.clock else 0)
 
     @property
     def metric_names(self) -> list[str]:
         """The names of a series model's value columns, in window order (``channel N`` where
         the artifact records none)."""
         names = (self.doc.get("series") or {}).get("metrics")
-        if isinstance(names, list) and len(names) == self.channels:
+        if isinstance(names, list) and len(names) == self.value_channels:
             return [str(n) for n in names]
-        return [f"channel {i}" for i in range(self.channels)]
+        return [f"channel {i}" for i in range(self.value_channels)]
 
     @property
     def channel_scale(self) -> tuple[float, ...] | None:
@@ -308,23 +321,30 @@ def _wrong_type(meta: dict) -> str | None:
         return f"stream must be a text, got {meta['stream']!r}"
     if "events" in meta and not isinstance(meta["events"], dict):
         return f"events must be an object, got {meta['events']!r}"
+    clock = meta["input"].get("clock")
+    if clock not in (None, *CLOCKS) or (clock and (len(shape) != 2 or shape[0] < 3)):
+        return (
+            f"input.clock must be one of {', '.join(CLOCKS)} (then input.shape [channels >= 3, "
+            f"length]) or absent, got {clock!r} with input.shape {shape}"
+        )
     if "channel_scale" in meta:
-        return _wrong_scale(meta["channel_scale"], shape)
+        values = shape[0] - (CLOCK_CHANNELS if clock else 0)
+        return _wrong_scale(meta["channel_scale"], shape, values)
     return None
 
 
-def _wrong_scale(scale: object, shape: list[int]) -> str | None:
-    """What is wrong with ``channel_scale``: one finite number > 0 per channel of the input."""
+def _wrong_scale(scale: object, shape: list[int], channels: int) -> str | None:
+    """What is wrong with ``channel_scale``: one finite number > 0 per value channel."""
     values = scale.get("values") if isinstance(scale, dict) else None
     if not (
         isinstance(values, list)
         and len(shape) == 2
-        and len(values) == shape[0]
+        and len(values) == channels
         and all(_finite(v) and v > 0 for v in values)
     ):
         return (
-            f"channel_scale.values must be one finite number > 0 per channel of input.shape "
-            f"{shape}, got {values!r}"
+            f"channel_scale.values must be one finite number > 0 per value channel "
+            f"({channels} of input.shape {shape}), got {values!r}"
         )
     return None
 

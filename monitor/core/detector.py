@@ -112,10 +112,13 @@ class Detector:
         )
 
     def errors_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-element error of a normalised batch already on the device (float32); for a
-        several-metric model with a ``channel_scale``, in units of each channel's normal error."""
+        """Per-element error of a normalised batch already on the device (float32), of the
+        value channels only (the time of day is input, not scored); for a several-metric model
+        with a ``channel_scale``, in units of each channel's normal error."""
         with torch.inference_mode(), autocast(self.device, self.amp):
             err = self.model.errors(x, self.meta.score).float()
+            if self.meta.clock:
+                err = err[:, : self.meta.value_channels]
             return err if self._per_channel is None else err / self._per_channel
 
     def score_tensor(
@@ -141,7 +144,7 @@ class Detector:
     def score_channels(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Scores of a normalised batch of several-channel windows ``[n, channels, length]`` on
         the device, as :meth:`score_tensor` computes them, and each window's mean error per
-        channel ``[n, channels]`` (what each metric contributed)."""
+        value channel ``[n, value_channels]`` (what each metric contributed)."""
         err = self.errors_tensor(x)
         scores = err.flatten(1).mean(1).cpu().numpy()
         return scores, err.flatten(2).mean(2).cpu().numpy()
@@ -158,12 +161,12 @@ class Detector:
 
     def score_series(self, values: Any, batch: int = 4096) -> tuple[np.ndarray, np.ndarray | None]:
         """Scores of raw windows as :meth:`score`, and for several channels each window's mean
-        error per channel (None for one channel): the offline side of the daemon's series path."""
-        if self.meta.channels == 1:
+        error per value channel (None for one): the offline side of the daemon's series path."""
+        if self.meta.value_channels == 1:
             return self.score(values, batch), None
         n, batches = self._batches(values, batch)
         scores = np.empty(n, dtype=np.float32)
-        per = np.empty((n, self.meta.channels), dtype=np.float32)
+        per = np.empty((n, self.meta.value_channels), dtype=np.float32)
         for rows, x in batches:
             scores[rows], per[rows] = self.score_channels(x)
         return scores, per

@@ -11,6 +11,7 @@ THRESHOLD_METHODS = ("mean-std", "quantile", "pot", "mad")
 NOISE_KINDS = ("gaussian", "saltpepper", "mask")
 NORMALISERS = ("none", "minmax", "zscore", "robust", "window-zscore")
 DATASETS = ("digits", "mnist", "fashion-mnist")
+CLOCK_CHOICES = ("auto", "on", "off")  # --time-of-day: whether series models see it
 # activation name -> the torch.nn class that implements it
 ACTIVATIONS = {
     "relu": "ReLU",

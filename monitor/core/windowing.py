@@ -6,20 +6,27 @@ takes that sample's ``seq``. Samples should carry ``seq`` (0, 1, 2, ... per stre
 the stream's arrival count stands in.
 
 The clock rule: **order is the sample order, never the clock.** Timestamps label windows and
-events but do not reorder or refuse samples, so a daylight-saving hour stamped twice or a clock
-stepping back changes nothing. A sample whose ``seq`` is not after the stream's last is a repeat
-(:class:`LateSample`); a jump in ``seq`` is a gap: the stream's buffer restarts, since a window
-must hold contiguous samples.
+events (and, with a clock, tell the model the hour) but do not reorder or refuse
+samples, so a daylight-saving hour stamped twice or a clock stepping back changes nothing. A
+sample whose ``seq`` is not after the stream's last is a repeat (:class:`LateSample`); a jump in
+``seq`` is a gap: the stream's buffer restarts, since a window must hold contiguous samples.
 
 Delivery: windows are aligned on ``seq``, so re-reading a partition from an earlier offset
 rebuilds exactly the same windows. With ``history`` H, each stream also remembers where its last
 H + 1 windows start: :meth:`Windower.safe_offset` (the lowest offset still needed: buffered
 samples and those windows) lets a restart re-read the H windows a stream's next decision depends
 on, so it is rebuilt exactly.
+
+The clock: with ``clock``, each sample also carries two channels after its values: where its
+timestamp falls in the UTC day, as a point on the unit circle (:func:`clock`), so that a model
+can tell the night's quiet from the day's peak; or zeros, for a stream whose model has a
+*blank* clock (trained on less than a day, beside models that see the hour). The same timestamp
+gives the same two numbers offline and in the daemon (Python's ``math``, one sample at a time).
 """
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,6 +34,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aemon.core.errors import ConfigError
+
+DAY = 86_400.0  # seconds
+CLOCK_CHANNELS = 2  # the time of day's sine and cosine
+# What a model's clock channels hold (the artifact's ``input.clock``): each sample's time of day,
+# or zeros (a blank clock).
+TIME_OF_DAY, BLANK = "time_of_day", "blank"
+CLOCKS = (TIME_OF_DAY, BLANK)
+
+
+def clock(ts: float) -> tuple[float, float]:
+    """Where epoch seconds ``ts`` fall in the UTC day, as (sine, cosine) of its angle: midnight
+    and the minute before it are neighbours."""
+    angle = 2.0 * math.pi * ((ts % DAY) / DAY)
+    return math.sin(angle), math.cos(angle)
 
 
 def check_stride(stride: int | None, length: int, length_name: str) -> None:
@@ -51,18 +72,25 @@ class _Stream:
 
 @dataclass
 class Windower:
-    """Windows of ``length`` samples of ``channels`` values, one every ``stride`` samples."""
+    """Windows of ``length`` samples of ``channels`` values, one every ``stride`` samples; with
+    ``clock``, each sample's two clock channels after its values."""
 
     length: int
     stride: int
-    channels: int = 1
+    channels: int = 1  # values each sample carries
     history: int = 0  # windows before the next one that a stream's decisions depend on
+    clock: bool = False
     gaps: int = 0
     _state: dict[int, dict[str, _Stream]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.stride <= self.length:
             raise ValueError("window stride must be between 1 and the window length")
+
+    @property
+    def window_channels(self) -> int:
+        """Channels of a window: the sample's values, then the clock's when there is one."""
+        return self.channels + (CLOCK_CHANNELS if self.clock else 0)
 
     def index(self, seq: int) -> int:
         """The position of the window ending at sample ``seq`` among its stream's windows."""
@@ -76,11 +104,14 @@ class Windower:
         seq: int | None,
         sample: np.ndarray,
         out: np.ndarray,
+        ts: float | None = None,
     ) -> int | None:
-        """Add a sample; when it ends a window, copy the window into ``out`` and return its seq.
+        """Add a sample (its values; with a clock, its time ``ts`` in epoch seconds, or None for
+        a blank clock); when it ends a window, copy the window into ``out`` and return its seq.
 
         ``out`` has the artifact's input shape: ``[length]`` for one channel, else
-        ``[channels, length]``. Raises :class:`LateSample` for a repeated or earlier ``seq``.
+        ``[window_channels, length]``. Raises :class:`LateSample` for a repeated or earlier
+        ``seq``.
         """
         s = self._state.setdefault(partition, {}).setdefault(stream, _Stream())
         if seq is None:
@@ -92,6 +123,9 @@ class Windower:
             s.values.clear()
             s.offsets.clear()
         s.next_seq = seq + 1
+        if self.clock:
+            hour = (0.0, 0.0) if ts is None else clock(ts)
+            sample = np.append(sample, np.array(hour, dtype=np.float32))
         s.values.append(sample)
         s.offsets.append(offset)
         if len(s.values) > self.length:
@@ -104,7 +138,7 @@ class Windower:
             if len(s.starts) > self.history + 1:
                 s.starts.pop(0)
         window = np.stack(s.values)  # [length, channels]
-        out.reshape(-1)[:] = (window[:, 0] if self.channels == 1 else window.T).ravel()
+        out.reshape(-1)[:] = (window[:, 0] if self.window_channels == 1 else window.T).ravel()
         return seq
 
     def history_offset(self, partition: int, stream: str) -> int:

@@ -94,8 +94,8 @@ def _stream(value: object, limits: Limits) -> str:
 def _seq(value: object, default: int) -> int:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise Invalid("bad_seq", "'seq' must be a non-negative integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise Invalid("bad_seq", "'seq' must be an integer from 0 to 2^63 - 1")
     return value
 
 
@@ -226,9 +226,7 @@ def _f32_meta(
         seq = rec.offset if seq_h is None else int(seq_h)
     except (UnicodeDecodeError, ValueError):
         raise Invalid("bad_f32", "headers 'stream' (utf-8) and 'seq' (integer) required") from None
-    if seq < 0:
-        raise Invalid("bad_seq", "'seq' must be a non-negative integer")
-    return stream, seq
+    return stream, _seq(seq, 0)
 
 
 class _Window(msgspec.Struct):

@@ -192,7 +192,8 @@ class Intake:
                 model = self.models.index(s.stream)
                 if model is None:
                     raise Invalid("no_model", f"no model serves stream {s.stream[:64]!r}")
-                seq = w.push(p, rec.offset, s.stream, s.seq, s.values, row)
+                hour = s.ts if self.models.reads_clock(model) else None
+                seq = w.push(p, rec.offset, s.stream, s.seq, s.values, row, hour)
             except Invalid as bad:
                 self._dead_letter(tp, rec, bad, batch)
                 continue

@@ -18,7 +18,7 @@ from aemon.core.catalog import ANY, catalog
 from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.events import Rule
-from aemon.core.windowing import Windower
+from aemon.core.windowing import TIME_OF_DAY, Windower
 
 log = logging.getLogger("aemon.serve")
 
@@ -41,6 +41,7 @@ class Models:
     rules: list[Rule] = field(default_factory=list)
     route: dict[str, int] = field(default_factory=dict)
     stamps: list[int] = field(default_factory=list)
+    clocks: list[str | None] = field(default_factory=list)  # what each model's clock holds
 
     def __post_init__(self) -> None:
         for stream, path in catalog(self.root).items():
@@ -50,6 +51,7 @@ class Models:
             det = Detector.load(path, device=self.device, amp=self.amp)
             self.detectors.append(det)
             self.rules.append(Rule.from_meta(det.meta))
+            self.clocks.append(det.meta.clock)
         self._check(self.detectors)
 
     @staticmethod
@@ -62,6 +64,11 @@ class Models:
                     f"models {first.name} and {det.name} take different windows "
                     f"({first.input_shape}, {(a.length, a.stride)} against {det.input_shape}, "
                     f"{(b.length, b.stride)}); one daemon serves models of one window shape"
+                )
+            if bool(det.meta.clock) != bool(first.meta.clock):
+                raise ArtifactError(
+                    f"models {first.name} and {det.name} differ in whether their input has "
+                    "clock channels; one daemon serves models that agree (train them together)"
                 )
             if (det.meta.event_rule is None) != (first.meta.event_rule is None):
                 raise ArtifactError("a models directory mixes series models with others")
@@ -106,7 +113,13 @@ class Models:
         if input_kind != "samples":
             return None
         w = det.meta.window
-        return Windower(w.length, w.stride, det.meta.channels, self.history if self.series else 0)
+        meta = det.meta
+        history = self.history if self.series else 0
+        return Windower(w.length, w.stride, meta.value_channels, history, bool(meta.clock))
+
+    def reads_clock(self, model: int) -> bool:
+        """Whether model ``model``'s samples carry their time of day (else a blank clock)."""
+        return self.clocks[model] == TIME_OF_DAY
 
     def index(self, stream: str) -> int | None:
         """The model serving ``stream``, or None."""
@@ -126,7 +139,12 @@ class Models:
             self.stamps[i] = _stamp(self.paths[i])
             try:
                 det = Detector.load(self.paths[i], device=self.device, amp=self.amp)
-                self._check([det, *(d for j, d in enumerate(self.detectors) if j != i)])
+                self._check([det, *self.detectors])  # the old one too: same windows
+                if det.meta.clock != self.clocks[i]:
+                    raise ArtifactError(
+                        f"its clock ({det.meta.clock}) is not the running model's "
+                        f"({self.clocks[i]}); the stream's buffered samples carry that one"
+                    )
                 rule = Rule.from_meta(det.meta)
             except Exception as exc:  # a bad new artifact must not stop a running monitor
                 old = self.detectors[i]

@@ -99,8 +99,8 @@ class Scorer:
         scores = np.empty(len(values), dtype=np.float32)
         channels = None
         meta = self.detectors[0].meta  # every model of a daemon takes the same input
-        if meta.is_series and meta.channels > 1:  # several metrics: what each contributed
-            channels = np.empty(values.shape[:2], dtype=np.float32)
+        if meta.is_series and meta.value_channels > 1:  # several metrics: what each contributed
+            channels = np.empty((len(values), meta.value_channels), dtype=np.float32)
         for m in np.unique(models).tolist():
             rows = np.flatnonzero(models == m)
             det = self.detectors[m]

@@ -140,6 +140,7 @@ def run(
     shared: bool = False,
     adaptive_window: int | None = None,
     adaptive_delay: int | None = None,
+    time_of_day: str = "auto",
 ) -> dict[str, object]:
     """The whole protocol on ``data`` (see the module's docstring); the summary it prints."""
     import importlib
@@ -151,7 +152,7 @@ def run(
     from aemon.training.datasets.samples import read_samples
     from aemon.training.incidents import pointwise, tail_shares
     from aemon.training.presets import SERIES_PRESETS
-    from aemon.training.series import Plan, fit_series
+    from aemon.training.series import Plan, fit_series, window_values
     from aemon.training.timeline import draw, evaluate_events, score_samples
 
     suite = importlib.import_module(f"aemon.tools.{suite_name}")
@@ -163,8 +164,9 @@ def run(
         train_fraction=prepared.train_fraction,
         max_train_rows=prepared.max_train_rows,
         events=rule,
+        time_of_day=time_of_day,
     )
-    recipe = SERIES_PRESETS["dense"].customise(plan.length * history.values.shape[1], seed=seed)
+    recipe = SERIES_PRESETS["dense"].customise(window_values(history, plan, shared), seed=seed)
     say(f"training {len(history.streams())} models into {models}")
     fitted = fit_series(
         history, recipe, plan, pick_device("cpu"), str(prepared.history), False, shared

@@ -192,3 +192,48 @@ async def test_a_stream_of_several_metrics_is_windowed_scored_and_decided_like_o
     daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
     assert same_events(offline.events, daemon) == []
     assert len(daemon) == len(offline.events)
+
+
+def mixed_clock_csv(path, start: int = 0) -> None:
+    """A host sampled every 5 minutes (its 500 training rows span 41 hours) and a pump every
+    minute (8 hours): a level shift on both at rows 700-780."""
+    rng = np.random.default_rng(2)
+    t = np.arange(N)
+    rows = []
+    for stream, step in (("host", 300), ("pump", 60)):
+        x = np.sin(2 * np.pi * t / 48) + 0.1 * rng.standard_normal(N)
+        x[700:780] += 3.0
+        rows += [(i, stream, 1_700_000_000 + step * i, float(x[i])) for i in range(start, N)]
+    rows.sort()
+    path.write_text("timestamp,stream,value\n" + "".join(f"{r[2]},{r[1]},{r[3]!r}\n" for r in rows))
+
+
+async def test_models_that_see_the_hour_and_a_blank_clock_share_one_daemon(bootstrap, tmp_path):
+    """The host's model sees each sample's time of day, the pump's (less than a day of history)
+    has a blank clock: one daemon windows both (the time of day, or zeros) exactly as offline."""
+    mixed_clock_csv(tmp_path / "history.csv")
+    fitted = aemon.fit_series(
+        tmp_path / "history.csv", train_fraction=TRAIN / N, epochs=10, adaptive_window=100
+    )
+    fitted.save(tmp_path / "m")
+    loaded = aemon.load(tmp_path / "m", device="cpu")
+    clocks = {s: loaded.detector_for(s).meta.clock for s in ("host", "pump")}
+    assert clocks == {"host": "time_of_day", "pump": "blank"}
+    assert loaded.detector_for("pump").input_shape == (3, 8)
+    mixed_clock_csv(tmp_path / "rest.csv", start=TRAIN)
+    offline = loaded.timeline(read_samples(tmp_path / "rest.csv"))
+    assert {e["stream"] for e in offline.events} == {"host", "pump"}
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, tmp_path / "m", t)) as svc:
+        await replay(
+            tmp_path / "rest.csv", t["input_topic"], bootstrap, samples=True, progress=False
+        )
+        await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
+    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
+    assert same_events(offline.events, daemon) == []
+    assert len(daemon) == len(offline.events)
+    scores = [orjson.loads(r.value) for r in await read_all(bootstrap, t["scores_topic"])]
+    mine = {(d["stream"], d["seq"]): d["score"] for d in scores}
+    got = [mine[(offline.stream[i], offline.seq[i])] for i in range(len(offline))]
+    np.testing.assert_allclose(got, offline.score, rtol=1e-5)

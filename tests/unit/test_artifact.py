@@ -83,7 +83,15 @@ def test_hparams_that_do_not_fit_the_weights_are_refused(saved):
         ),
         (  # one channel: nothing to scale
             lambda m: json.dumps({**m, "channel_scale": {"values": [1.0]}}),
-            "channel_scale.values must be one finite number > 0 per channel",
+            "channel_scale.values must be one finite number > 0 per value channel",
+        ),
+        (  # an unknown clock, and a clock on a one-channel input
+            lambda m: json.dumps({**m, "input": {**m["input"], "clock": "weather"}}),
+            "input.clock must be one of time_of_day, blank",
+        ),
+        (
+            lambda m: json.dumps({**m, "input": {**m["input"], "clock": "time_of_day"}}),
+            r"then input.shape \[channels >= 3, length\]",
         ),
     ],
 )

@@ -62,3 +62,27 @@ def test_a_catch_all_artifact_serves_every_stream(models, tmp_path):
 def test_a_directory_without_artifacts_is_refused(tmp_path):
     with pytest.raises(ArtifactError, match=r"no detector\.json"):
         Models(str(tmp_path))
+
+
+def test_a_model_whose_clock_changes_is_refused_and_clocks_must_agree(tmp_path):
+    """One daemon windows every stream alike: a reload may not change what a model's clock
+    channels hold (the stream's buffered samples carry the old), and a directory that mixes
+    models with and without clock channels is refused."""
+    from tests.unit.test_clock import two_streams
+
+    root = aemon.fit_series(two_streams(5), epochs=1).save(tmp_path / "m")
+    m = Models(str(root), device="cpu")
+    b = m.index("b")
+    assert m.clocks == ["time_of_day", "blank"] or m.clocks == ["blank", "time_of_day"]
+    assert m.reads_clock(m.index("a")) and not m.reads_clock(b)
+    path = m.paths[b] / "detector.json"
+    meta = json.loads(path.read_text())
+    meta["input"]["clock"] = "time_of_day"
+    path.write_text(json.dumps(meta))
+    os.utime(path, ns=(1, 1))
+    old = m.detectors[b]
+    assert m.reload(m.changed()) == ([], 1) and m.detectors[b] is old
+    del meta["input"]["clock"]  # the same shape read as three metrics
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="differ in whether their input has clock channels"):
+        Models(str(root), device="cpu")

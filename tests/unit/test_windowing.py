@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aemon.core.windowing import LateSample, Windower
+from aemon.core.windowing import DAY, LateSample, Windower, clock
 
 
 def feed(w: Windower, samples, partition=0):
@@ -124,3 +124,18 @@ def test_history_keeps_the_commit_behind_the_last_windows():
     # The last history + 1 = 4 windows (seq 4..7) start at seq 3: offset 13.
     assert w.history_offset(0, "a") == 13
     assert w.safe_offset(0, 18) == 13
+
+
+def test_the_clock_channels_carry_the_time_of_day_or_zeros():
+    """Two channels after the values: the UTC time of day on the unit circle (midnight (0, 1),
+    6:00 (1, 0), the same a day later), or zeros for a blank clock (no time given)."""
+    w = Windower(length=2, stride=1, clock=True)
+    assert w.window_channels == 3
+    row = np.zeros((3, 2), dtype=np.float32)
+    w.push(0, 0, "a", 0, np.float32([5]), row, 86_400.0 * 3)  # midnight
+    assert w.push(0, 1, "a", 1, np.float32([7]), row, 86_400.0 * 3 + 21_600) == 1  # 6:00
+    np.testing.assert_allclose(row, [[5, 7], [0, 1], [1, 0]], atol=1e-7)
+    assert clock(1_700_000_000.0) == pytest.approx(clock(1_700_000_000.0 + DAY))
+    w.push(0, 2, "b", 0, np.float32([1]), row)
+    w.push(0, 3, "b", 1, np.float32([2]), row)
+    np.testing.assert_array_equal(row, [[1, 2], [0, 0], [0, 0]])

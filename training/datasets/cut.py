@@ -16,7 +16,7 @@ import numpy as np
 
 from aemon.core.errors import DataError
 from aemon.core.table import WindowTable
-from aemon.core.windowing import LateSample, Windower
+from aemon.core.windowing import TIME_OF_DAY, LateSample, Windower
 from aemon.training.datasets.samples import Samples, read_samples
 
 
@@ -28,25 +28,32 @@ class Cut:
     last_row: np.ndarray  # int64 [n]: CSV data row (0-based) of each window's last sample
 
 
-def windows_of(samples: Samples, length: int, stride: int | None = None) -> Cut:
-    """Windows of ``length`` samples every ``stride`` samples (default ``length``) per stream."""
+def windows_of(
+    samples: Samples, length: int, stride: int | None = None, clock: str | None = None
+) -> Cut:
+    """Windows of ``length`` samples every ``stride`` samples (default ``length``) per stream;
+    with a ``clock`` (``time_of_day`` or ``blank``), each sample's two clock channels after its
+    values, as the daemon adds them."""
     stride = stride or length
     if length < 1:
         raise DataError(f"window length must be >= 1, got {length}")
     if not 1 <= stride <= length:
         raise DataError(f"stride must be between 1 and the window length {length}")
     channels = samples.values.shape[1]
-    shape = (length,) if channels == 1 else (channels, length)
+    wide = Windower(length, stride, channels, clock=clock is not None).window_channels
+    shape = (length,) if wide == 1 else (wide, length)
     rows: dict[str, list] = {k: [] for k in ("values", "stream", "seq", "ts", "start", "last")}
     labels: list[int] = []
     out = np.zeros(shape, dtype=np.float32)
     for stream in samples.streams():
-        w = Windower(length, stride, channels)
+        w = Windower(length, stride, channels, clock=clock is not None)
         accepted: list[int] = []
         for i in samples.rows_of(stream):
             seq = None if samples.seq is None else int(samples.seq[i])
             try:
-                end = w.push(0, int(i), stream, seq, samples.values[i].astype(np.float32), out)
+                values = samples.values[i].astype(np.float32)
+                hour = float(samples.ts[i]) if clock == TIME_OF_DAY else None
+                end = w.push(0, int(i), stream, seq, values, out, hour)
             except LateSample:  # a repeated seq: skipped, as the daemon refuses it
                 continue
             accepted.append(int(i))

@@ -1,0 +1,63 @@
+"""The time of day as model input: which streams see it, and what it lets a model tell apart."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import aemon
+from aemon.series_detector import as_samples
+from aemon.training.series import Plan, clocks, window_values
+
+DAY_S = 86_400
+
+
+def office_hours(days: float, step: int = 600, start: int = 1_700_006_400) -> pd.DataFrame:
+    """A load that is high from 8:00 to 20:00 UTC and low at night, every ``step`` seconds
+    (``start`` is a midnight), with a little noise."""
+    t = start + step * np.arange(int(days * DAY_S / step))
+    hour = (t % DAY_S) / 3600
+    value = np.where((hour >= 8) & (hour < 20), 10.0, 1.0)
+    value += 0.2 * np.random.default_rng(0).standard_normal(len(t))
+    return pd.DataFrame({"timestamp": t, "value": value})
+
+
+def two_streams(hours_b: float) -> pd.DataFrame:
+    a = office_hours(3).assign(stream="a")
+    b = office_hours(hours_b / 24, step=60).assign(stream="b")
+    return pd.concat([a, b], ignore_index=True)
+
+
+def test_a_stream_sees_the_hour_when_its_history_spans_a_day():
+    plan = Plan()
+    assert clocks(as_samples(two_streams(30)), plan) == {"a": "time_of_day", "b": "time_of_day"}
+    # b has 5 hours of history: a blank clock (zeros) beside a, so both take one input
+    assert clocks(as_samples(two_streams(5)), plan) == {"a": "time_of_day", "b": "blank"}
+    # one model for both: the hour only when every history spans a day
+    assert clocks(as_samples(two_streams(5)), plan, pooled=True) == {"a": None, "b": None}
+    short = as_samples(office_hours(0.5))
+    assert clocks(short, plan) == {"0": None}
+    assert clocks(short, Plan(time_of_day="on")) == {"0": "time_of_day"}
+    assert clocks(as_samples(two_streams(30)), Plan(time_of_day="off")) == {"a": None, "b": None}
+    assert window_values(short, plan) == 8 and window_values(short, Plan(time_of_day="on")) == 24
+    with pytest.raises(aemon.ConfigError, match="--time-of-day must be one of auto, on, off"):
+        Plan(time_of_day="sometimes")
+
+
+def test_the_day_s_load_at_night_stands_out_only_to_a_model_that_sees_the_hour():
+    """Two nights of the daytime level (10 from 2:00 to 5:00) after four normal days: every
+    window of those hours holds values seen daily, so only the hour tells them apart (the
+    windows wholly inside score against the median window)."""
+    history = office_hours(4)
+    later = office_hours(2, start=int(history.timestamp.iloc[-1]) + 600)
+    hour = (later.timestamp % DAY_S) / 3600
+    night = (hour >= 2) & (hour < 5)
+    later.loc[night, "value"] += 9.0
+    mid = night & (hour >= 3) & (hour < 4)  # windows wholly inside the plateau
+    for time_of_day, stands_out in (("auto", True), ("off", False)):
+        series = aemon.fit_series(history, time_of_day=time_of_day, epochs=30)
+        det = series.detectors["0"]
+        assert (det.meta.clock == "time_of_day") is stands_out
+        scored = series.score(later)
+        at = scored["end"].isin(pd.to_datetime(later.timestamp[mid], unit="s", utc=True))
+        ratio = scored.loc[at, "score"].median() / scored.loc[~at, "score"].median()
+        assert ratio > 5 if stands_out else ratio < 2  # measured: 9.5 and 0.8
