@@ -175,23 +175,24 @@ async def test_a_stream_of_several_metrics_is_windowed_scored_and_decided_like_o
     two_channel_csv(tmp_path / "rest.csv", start=TRAIN)
     offline = aemon.load(tmp_path / "m", device="cpu").timeline(read_samples(tmp_path / "rest.csv"))
     assert any(e["state"] == "open" for e in offline.events)  # the shift opens an event
-    t = topics(2)
-    await make_topics(bootstrap, t)
-    async with running(settings(bootstrap, tmp_path / "m", t)) as svc:
-        await replay(
-            tmp_path / "rest.csv", t["input_topic"], bootstrap, samples=True, progress=False
-        )
-        await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
-        assert (
-            sum(
-                counter(svc, "aemon_invalid_messages_total", reason=r)
-                for r in ("wrong_length", "bad_values")
-            )
-            == 0
-        )
-    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
+    svc, daemon, _ = await streamed(bootstrap, tmp_path / "m", tmp_path / "rest.csv", len(offline))
+    refused = ("wrong_length", "bad_values")
+    assert sum(counter(svc, "aemon_invalid_messages_total", reason=r) for r in refused) == 0
     assert same_events(offline.events, daemon) == []
     assert len(daemon) == len(offline.events)
+
+
+async def streamed(bootstrap, models, rest, windows: int):
+    """``rest`` replayed as samples into a daemon serving ``models`` until ``windows`` windows
+    are decided: the stopped service, its alert records and its score records."""
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, models, t)) as svc:
+        await replay(rest, t["input_topic"], bootstrap, samples=True, progress=False)
+        await until(lambda: svc.totals.windows >= windows, 60, "every window decided")
+    alerts = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
+    scores = [orjson.loads(r.value) for r in await read_all(bootstrap, t["scores_topic"])]
+    return svc, alerts, scores
 
 
 def mixed_clock_csv(path, start: int = 0) -> None:
@@ -223,17 +224,11 @@ async def test_models_that_see_the_hour_and_a_blank_clock_share_one_daemon(boots
     mixed_clock_csv(tmp_path / "rest.csv", start=TRAIN)
     offline = loaded.timeline(read_samples(tmp_path / "rest.csv"))
     assert {e["stream"] for e in offline.events} == {"host", "pump"}
-    t = topics(2)
-    await make_topics(bootstrap, t)
-    async with running(settings(bootstrap, tmp_path / "m", t)) as svc:
-        await replay(
-            tmp_path / "rest.csv", t["input_topic"], bootstrap, samples=True, progress=False
-        )
-        await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
-    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
+    _, daemon, scores = await streamed(
+        bootstrap, tmp_path / "m", tmp_path / "rest.csv", len(offline)
+    )
     assert same_events(offline.events, daemon) == []
     assert len(daemon) == len(offline.events)
-    scores = [orjson.loads(r.value) for r in await read_all(bootstrap, t["scores_topic"])]
     mine = {(d["stream"], d["seq"]): d["score"] for d in scores}
     got = [mine[(offline.stream[i], offline.seq[i])] for i in range(len(offline))]
     np.testing.assert_allclose(got, offline.score, rtol=1e-5)
