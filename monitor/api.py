@@ -166,10 +166,10 @@ def fit_series(
     windows after it was scored, as ``aemon train series`` does. ``false_alarms_per_day``: each
     stream's calibrated threshold where its calibration scores expect that many windows a day
     above it (instead of the robust rule). ``time_of_day``: ``auto`` (each sample also carries
-    its UTC time of day, seen by the model and not scored, when every stream's history spans at
-    least a day), ``on`` or ``off``. ``shared``: one model, each stream scaled and
-    thresholded on its own; ``any_stream``: one detector that serves any stream, also streams
-    it never saw (each still decided on its own).
+    its UTC time of day, seen by the model and not scored, for each stream whose history spans
+    at least a day; a blank clock for the others), ``on`` or ``off``. ``shared``: one model,
+    each stream scaled and thresholded on its own; ``any_stream``: one detector that serves any
+    stream, also streams it never saw (each still decided on its own).
 
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """

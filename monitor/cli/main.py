@@ -19,6 +19,7 @@ from aemon.cli.toolkit import (
     Parser,
     adaptive_args,
     at_least,
+    clock_arg,
     command,
     counts,
     in_file,
@@ -266,6 +267,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         )
         suite.add_argument("--seed", type=int, default=0, help="training seed")
         adaptive_args(suite)
+        clock_arg(suite)
         suite.add_argument(
             "--offline-only", action="store_true", help="skip the broker and the daemon"
         )

@@ -292,12 +292,17 @@ def adaptive_args(p: argparse.ArgumentParser) -> None:
         help="windows a score waits before the adaptive threshold learns it (a persistent "
         "fault is not learned as normal while it is younger)",
     )
+
+
+def clock_arg(p: argparse.ArgumentParser) -> None:
+    """``--time-of-day`` (train series and the benchmarks)."""
     p.add_argument(
         "--time-of-day",
         choices=CLOCK_CHOICES,
         default="auto",
         help="each sample also carries its UTC time of day, which the model sees and does not "
-        "score; auto: when every stream's history spans at least a day",
+        "score; auto: for each stream whose history spans at least a day (a blank clock for "
+        "the others)",
     )
 
 
@@ -415,6 +420,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-train-rows", type=at_least(1), help="at most this many rows per stream (no cap)"
     )
     adaptive_args(ser)
+    clock_arg(ser)
     ser.add_argument(
         "--false-alarms-per-day",
         type=number(0, math.inf, low_open=True),
