@@ -113,7 +113,7 @@ class Detector:
 
     def errors_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Per-element error of a normalised batch already on the device (float32), of the
-        value channels only (the time of day is input, not scored); for a several-metric model
+        value channels only (a clock's channels are input, not scored); for a several-metric model
         with a ``channel_scale``, in units of each channel's normal error."""
         with torch.inference_mode(), autocast(self.device, self.amp):
             err = self.model.errors(x, self.meta.score).float()

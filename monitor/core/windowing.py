@@ -18,7 +18,7 @@ samples and those windows) lets a restart re-read the H windows a stream's next 
 on, so it is rebuilt exactly.
 
 The clock: with ``clock``, each sample also carries two channels after its values: where its
-timestamp falls in the UTC day, as a point on the unit circle (:func:`clock`), so that a model
+timestamp falls in the UTC day, as a point on the unit circle (:func:`time_of_day`), so that a model
 can tell the night's quiet from the day's peak; or zeros, for a stream whose model has a
 *blank* clock (trained on less than a day, beside models that see the hour). The same timestamp
 gives the same two numbers offline and in the daemon (Python's ``math``, one sample at a time).
@@ -43,7 +43,7 @@ TIME_OF_DAY, BLANK = "time_of_day", "blank"
 CLOCKS = (TIME_OF_DAY, BLANK)
 
 
-def clock(ts: float) -> tuple[float, float]:
+def time_of_day(ts: float) -> tuple[float, float]:
     """Where epoch seconds ``ts`` fall in the UTC day, as (sine, cosine) of its angle: midnight
     and the minute before it are neighbours."""
     angle = 2.0 * math.pi * ((ts % DAY) / DAY)
@@ -124,8 +124,8 @@ class Windower:
             s.offsets.clear()
         s.next_seq = seq + 1
         if self.clock:
-            hour = (0.0, 0.0) if ts is None else clock(ts)
-            sample = np.append(sample, np.array(hour, dtype=np.float32))
+            hour = (0.0, 0.0) if ts is None else time_of_day(ts)
+            sample = np.array((*sample.tolist(), *hour), dtype=np.float32)
         s.values.append(sample)
         s.offsets.append(offset)
         if len(s.values) > self.length:

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aemon.core.windowing import DAY, LateSample, Windower, clock
+from aemon.core.windowing import DAY, LateSample, Windower, time_of_day
 
 
 def feed(w: Windower, samples, partition=0):
@@ -135,7 +135,7 @@ def test_the_clock_channels_carry_the_time_of_day_or_zeros():
     w.push(0, 0, "a", 0, np.float32([5]), row, 86_400.0 * 3)  # midnight
     assert w.push(0, 1, "a", 1, np.float32([7]), row, 86_400.0 * 3 + 21_600) == 1  # 6:00
     np.testing.assert_allclose(row, [[5, 7], [0, 1], [1, 0]], atol=1e-7)
-    assert clock(1_700_000_000.0) == pytest.approx(clock(1_700_000_000.0 + DAY))
+    assert time_of_day(1_700_000_000.0) == pytest.approx(time_of_day(1_700_000_000.0 + DAY))
     w.push(0, 2, "b", 0, np.float32([1]), row)
     w.push(0, 3, "b", 1, np.float32([2]), row)
     np.testing.assert_array_equal(row, [[1, 2], [0, 0], [0, 0]])
