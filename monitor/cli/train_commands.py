@@ -36,6 +36,12 @@ from aemon.training.presets import (
 )
 from aemon.training.series import Plan, fit_series, stream_dir, window_values
 
+CLOCK_NOTES = {  # what a series model sees of the hour, as the training summary says it
+    "time_of_day": ", sees the time of day",
+    "blank": ", blank clock (history under a day)",
+    None: "",
+}
+
 
 def emit(doc: dict[str, object], as_json: bool) -> None:
     """One JSON object on stdout with ``--json``, else a short human summary."""
@@ -162,13 +168,14 @@ def train_series(args: argparse.Namespace) -> int:
     for stream, det in detectors.items():
         where = args.out / stream_dir(stream)
         report.run_report(det, where / "report", None, None)
-        summaries[stream] = {**det.summary(), "artifact": str(where)}
+        summaries[stream] = {**det.summary(), "clock": det.meta.clock, "artifact": str(where)}
     if args.json:
         emit({"models": str(args.out), "streams": summaries}, True)
     else:
         for stream, summary in summaries.items():
+            seen = CLOCK_NOTES[summary["clock"]]
             print(
-                f"{stream}: threshold {summary['threshold']:.4g} -> {summary['artifact']}",
+                f"{stream}: threshold {summary['threshold']:.4g}{seen} -> {summary['artifact']}",
                 file=sys.stderr,
             )
         print(f"{len(summaries)} models in {args.out}")

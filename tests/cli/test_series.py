@@ -149,3 +149,20 @@ def test_one_threshold_for_every_stream_of_series_models_is_refused(tmp_path, ca
     argv = ["score", "--model", str(out), "--input", str(tmp_path / "s.csv")]
     assert main([*argv, "--output", str(tmp_path / "o.csv"), "--threshold", "1"]) == 2
     assert "series models decide with a threshold per stream" in capsys.readouterr().err
+
+
+def test_the_training_summary_says_which_streams_see_the_time_of_day(tmp_path, capsys):
+    """A host with three days of history sees the hour; a pump with five hours gets a blank
+    clock beside it; both said on the summary lines and in --json."""
+    from tests.unit.test_clock import two_streams
+
+    two_streams(5).to_csv(tmp_path / "s.csv", index=False)
+    out = tmp_path / "m"
+    argv = ["train", "series", "--input", str(tmp_path / "s.csv"), "--out", str(out)]
+    assert main([*argv, "--epochs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "a: threshold" in err and ", sees the time of day ->" in err
+    assert ", blank clock (history under a day) ->" in err
+    assert main([*argv, "--epochs", "1", "--time-of-day", "off", "--json", "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert {s: v["clock"] for s, v in doc["streams"].items()} == {"a": None, "b": None}

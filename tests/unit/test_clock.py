@@ -57,6 +57,7 @@ def test_the_day_s_load_at_night_stands_out_only_to_a_model_that_sees_the_hour()
         series = aemon.fit_series(history, time_of_day=time_of_day, epochs=30)
         det = series.detectors["0"]
         assert (det.meta.clock == "time_of_day") is stands_out
+        assert series.summary().loc["0", "clock"] == det.meta.clock
         scored = series.score(later)
         at = scored["end"].isin(pd.to_datetime(later.timestamp[mid], unit="s", utc=True))
         ratio = scored.loc[at, "score"].median() / scored.loc[~at, "score"].median()
