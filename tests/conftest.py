@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import aemon
@@ -34,6 +35,26 @@ def make_windows(n_normal: int, n_anomalous: int, seed: int = 0) -> WindowTable:
         seq=np.arange(len(x), dtype=np.int64),
         label=label[order],
     )
+
+
+DAY_S = 86_400
+
+
+def office_hours(days: float, step: int = 600, start: int = 1_700_006_400) -> pd.DataFrame:
+    """A load that is high from 8:00 to 20:00 UTC and low at night, every ``step`` seconds
+    (``start`` is a midnight), with a little noise."""
+    t = start + step * np.arange(int(days * DAY_S / step))
+    hour = (t % DAY_S) / 3600
+    value = np.where((hour >= 8) & (hour < 20), 10.0, 1.0)
+    value += 0.2 * np.random.default_rng(0).standard_normal(len(t))
+    return pd.DataFrame({"timestamp": t, "value": value})
+
+
+def two_streams(hours_b: float) -> pd.DataFrame:
+    """Stream ``a``: three days every 10 minutes; ``b``: ``hours_b`` hours every minute."""
+    a = office_hours(3).assign(stream="a")
+    b = office_hours(hours_b / 24, step=60).assign(stream="b")
+    return pd.concat([a, b], ignore_index=True)
 
 
 def samples_csv(path, n=400, streams=("a",), flat=False, seed=0, spike_at=None):

@@ -8,7 +8,7 @@ from aemon.cli import main
 from aemon.core.artifact import read_meta
 from aemon.core.catalog import catalog
 from aemon.training.series import stream_dir
-from tests.conftest import samples_csv
+from tests.conftest import samples_csv, two_streams
 
 
 def train(tmp_path, csv, *extra):
@@ -154,8 +154,6 @@ def test_one_threshold_for_every_stream_of_series_models_is_refused(tmp_path, ca
 def test_the_training_summary_says_which_streams_see_the_time_of_day(tmp_path, capsys):
     """A host with three days of history sees the hour; a pump with five hours gets a blank
     clock beside it; both said on the summary lines and in --json."""
-    from tests.unit.test_clock import two_streams
-
     two_streams(5).to_csv(tmp_path / "s.csv", index=False)
     out = tmp_path / "m"
     argv = ["train", "series", "--input", str(tmp_path / "s.csv"), "--out", str(out)]

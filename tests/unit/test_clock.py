@@ -1,30 +1,12 @@
 """The time of day as model input: which streams see it, and what it lets a model tell apart."""
 
-import numpy as np
 import pandas as pd
 import pytest
 
 import aemon
 from aemon.series_detector import as_samples
 from aemon.training.series import Plan, clocks, window_values
-
-DAY_S = 86_400
-
-
-def office_hours(days: float, step: int = 600, start: int = 1_700_006_400) -> pd.DataFrame:
-    """A load that is high from 8:00 to 20:00 UTC and low at night, every ``step`` seconds
-    (``start`` is a midnight), with a little noise."""
-    t = start + step * np.arange(int(days * DAY_S / step))
-    hour = (t % DAY_S) / 3600
-    value = np.where((hour >= 8) & (hour < 20), 10.0, 1.0)
-    value += 0.2 * np.random.default_rng(0).standard_normal(len(t))
-    return pd.DataFrame({"timestamp": t, "value": value})
-
-
-def two_streams(hours_b: float) -> pd.DataFrame:
-    a = office_hours(3).assign(stream="a")
-    b = office_hours(hours_b / 24, step=60).assign(stream="b")
-    return pd.concat([a, b], ignore_index=True)
+from tests.conftest import DAY_S, office_hours, two_streams
 
 
 def test_a_stream_sees_the_hour_when_its_history_spans_a_day():

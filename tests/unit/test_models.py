@@ -9,7 +9,7 @@ import aemon
 from aemon.core.catalog import ANY
 from aemon.core.errors import ArtifactError
 from aemon.daemon.routing import Models
-from tests.conftest import samples_csv
+from tests.conftest import samples_csv, two_streams
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +68,6 @@ def test_a_model_whose_clock_changes_is_refused_and_clocks_must_agree(tmp_path):
     """One daemon windows every stream alike: a reload may not change what a model's clock
     channels hold (the stream's buffered samples carry the old), and a directory that mixes
     models with and without clock channels is refused."""
-    from tests.unit.test_clock import two_streams
-
     root = aemon.fit_series(two_streams(5), epochs=1).save(tmp_path / "m")
     m = Models(str(root), device="cpu")
     b = m.index("b")
