@@ -152,8 +152,8 @@ def test_one_threshold_for_every_stream_of_series_models_is_refused(tmp_path, ca
 
 
 def test_the_training_summary_says_which_streams_see_the_time_of_day(tmp_path, capsys):
-    """A host with three days of history sees the hour; a pump with five hours gets a blank
-    clock beside it; both said on the summary lines and in --json."""
+    """Stream a (three days of history) sees the hour; b (five hours) gets a blank clock beside
+    it; both said on the summary lines and in --json."""
     two_streams(5).to_csv(tmp_path / "s.csv", index=False)
     out = tmp_path / "m"
     argv = ["train", "series", "--input", str(tmp_path / "s.csv"), "--out", str(out)]
