@@ -26,7 +26,7 @@ from aemon.core.normalise import Normaliser
 from aemon.core.rates import check_rate
 from aemon.core.specs import CLOCK_CHOICES
 from aemon.core.table import WindowTable
-from aemon.core.windowing import BLANK, CLOCK_CHANNELS, DAY, TIME_OF_DAY, check_stride
+from aemon.core.windowing import BLANK, DAY, TIME_OF_DAY, check_stride, window_channels
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
 from aemon.training.pipeline import fit_detector, fit_model
@@ -94,8 +94,8 @@ def clocks(samples: Samples, plan: Plan, pooled: bool = False) -> dict[str, str 
 def window_values(samples: Samples, plan: Plan, pooled: bool = False) -> int:
     """Values in one window of the model's input (what its size grows with): the window length
     times each sample's values and, when the models have a clock, its two."""
-    clock = CLOCK_CHANNELS if any(clocks(samples, plan, pooled).values()) else 0
-    return plan.length * (samples.values.shape[1] + clock)
+    clock = any(clocks(samples, plan, pooled).values())
+    return plan.length * window_channels(samples.values.shape[1], clock)
 
 
 def stream_dir(stream: str) -> str:
@@ -214,7 +214,7 @@ def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str, clock: dic
                 f"stream {stream!r}: {n_train} training samples are too few for windows of "
                 f"{plan.length} (fit needs >= {need}, calibration >= {plan.length + 1})"
             )
-        channels = samples.values.shape[1] + (CLOCK_CHANNELS if clock[stream] else 0)
+        channels = window_channels(samples.values.shape[1], clock[stream] is not None)
         cut = [
             windows_of(samples.subset(part), plan.length, plan.stride, clock[stream]).table
             for part in (fit_part, cal_part)

@@ -43,6 +43,11 @@ TIME_OF_DAY, BLANK = "time_of_day", "blank"
 CLOCKS = (TIME_OF_DAY, BLANK)
 
 
+def window_channels(values: int, clock: bool) -> int:
+    """Channels of a window: a sample's values, then the clock's two when there is one."""
+    return values + (CLOCK_CHANNELS if clock else 0)
+
+
 def time_of_day(ts: float) -> tuple[float, float]:
     """Where epoch seconds ``ts`` fall in the UTC day, as (sine, cosine) of its angle: midnight
     and the minute before it are neighbours."""
@@ -89,8 +94,7 @@ class Windower:
 
     @property
     def window_channels(self) -> int:
-        """Channels of a window: the sample's values, then the clock's when there is one."""
-        return self.channels + (CLOCK_CHANNELS if self.clock else 0)
+        return window_channels(self.channels, self.clock)
 
     def index(self, seq: int) -> int:
         """The position of the window ending at sample ``seq`` among its stream's windows."""

@@ -41,7 +41,6 @@ class Models:
     rules: list[Rule] = field(default_factory=list)
     route: dict[str, int] = field(default_factory=dict)
     stamps: list[int] = field(default_factory=list)
-    clocks: list[str | None] = field(default_factory=list)  # what each model's clock holds
 
     def __post_init__(self) -> None:
         for stream, path in catalog(self.root).items():
@@ -51,7 +50,6 @@ class Models:
             det = Detector.load(path, device=self.device, amp=self.amp)
             self.detectors.append(det)
             self.rules.append(Rule.from_meta(det.meta))
-            self.clocks.append(det.meta.clock)
         self._check(self.detectors)
 
     @staticmethod
@@ -119,7 +117,7 @@ class Models:
 
     def reads_clock(self, model: int) -> bool:
         """Whether model ``model``'s samples carry their time of day (else a blank clock)."""
-        return self.clocks[model] == TIME_OF_DAY
+        return self.detectors[model].meta.clock == TIME_OF_DAY
 
     def index(self, stream: str) -> int | None:
         """The model serving ``stream``, or None."""
@@ -140,10 +138,11 @@ class Models:
             try:
                 det = Detector.load(self.paths[i], device=self.device, amp=self.amp)
                 self._check([det, *self.detectors])  # the old one too: same windows
-                if det.meta.clock != self.clocks[i]:
+                running = self.detectors[i].meta.clock
+                if det.meta.clock != running:
                     raise ArtifactError(
-                        f"its clock ({det.meta.clock}) is not the running model's "
-                        f"({self.clocks[i]}); the stream's buffered samples carry that one"
+                        f"its clock ({det.meta.clock}) is not the running model's ({running}); "
+                        "the stream's buffered samples carry that one"
                     )
                 rule = Rule.from_meta(det.meta)
             except Exception as exc:  # a bad new artifact must not stop a running monitor

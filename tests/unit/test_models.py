@@ -71,7 +71,7 @@ def test_a_model_whose_clock_changes_is_refused_and_clocks_must_agree(tmp_path):
     root = aemon.fit_series(two_streams(5), epochs=1).save(tmp_path / "m")
     m = Models(str(root), device="cpu")
     b = m.index("b")
-    assert sorted(m.clocks) == ["blank", "time_of_day"]
+    assert sorted(d.meta.clock for d in m.detectors) == ["blank", "time_of_day"]
     assert m.reads_clock(m.index("a")) and not m.reads_clock(b)
     path = m.paths[b] / "detector.json"
     meta = json.loads(path.read_text())

@@ -16,7 +16,7 @@ import numpy as np
 
 from aemon.core.errors import DataError
 from aemon.core.table import WindowTable
-from aemon.core.windowing import TIME_OF_DAY, LateSample, Windower
+from aemon.core.windowing import TIME_OF_DAY, LateSample, Windower, window_channels
 from aemon.training.datasets.samples import Samples, read_samples
 
 
@@ -40,7 +40,7 @@ def windows_of(
     if not 1 <= stride <= length:
         raise DataError(f"stride must be between 1 and the window length {length}")
     channels = samples.values.shape[1]
-    wide = Windower(length, stride, channels, clock=clock is not None).window_channels
+    wide = window_channels(channels, clock is not None)
     shape = (length,) if wide == 1 else (wide, length)
     rows: dict[str, list] = {k: [] for k in ("values", "stream", "seq", "ts", "start", "last")}
     labels: list[int] = []
