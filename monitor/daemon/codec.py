@@ -7,22 +7,24 @@ window rows is checked once per batch (:func:`non_finite_rows`), not per message
 JSON numbers only. Sample messages (``{"stream", "ts"?, "value": x}`` or ``"values"`` for several
 channels) are decoded into a small array for the windowing stage.
 
-JSON is decoded by typed msgspec structs, which check the types in C (a string, boolean, null or
-nested list among the numbers fails there). A message they refuse is decoded again by the
-checked path, which names the reason; so the contract and its reasons are those of the checked
-path, and a valid message costs one typed decode.
+JSON is parsed in C by simdjson, which copies ``values`` straight into a buffer of doubles and
+refuses a string, boolean, null or object among the numbers there; no Python float is made. A
+message off that path (a parse error, a nested or second array, a key repeated or unknown) is
+decoded again by the checked path, which names the reason; so the contract and its reasons are
+those of the checked path, and a valid message costs one parse.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-import msgspec
 import numpy as np
 import orjson
+import simdjson
 
 # A value beyond float32 becomes inf when copied into a row; that row is then refused as
 # non-finite, so numpy's warning about the cast says nothing new.
@@ -149,9 +151,9 @@ def _object(value: bytes, limits: Limits) -> dict:
 def decode_windows(records: Iterable[Record], rows: np.ndarray, limits: Limits) -> Decoded:
     """Decode window records into ``rows`` (``[room, *shape]``: a batch's free rows), in order.
 
-    This runs once per message, so it is kept flat: float32 payloads are checked one by one but
-    copied in one numpy call at the end; finiteness is the caller's, once per batch
-    (:func:`non_finite_rows`).
+    This runs once per message, so it is kept flat: float32 payloads and parsed JSON numbers are
+    checked one by one but copied in one numpy call each at the end; finiteness is the caller's,
+    once per batch (:func:`non_finite_rows`).
     """
     flat = rows.reshape(len(rows), -1)
     nbytes = flat.shape[1] * 4
@@ -164,7 +166,10 @@ def decode_windows(records: Iterable[Record], rows: np.ndarray, limits: Limits) 
     )
     raw_at: list[int] = []
     raw: list[bytes] = []
+    parsed_at: list[int] = []
+    parsed: list[Any] = []  # buffers of doubles
     names: dict[bytes, str] = {}
+    parser = _parser()
     n = 0  # rows filled
     for rec in records:
         ctype = stream_h = seq_h = None
@@ -182,7 +187,13 @@ def decode_windows(records: Iterable[Record], rows: np.ndarray, limits: Limits) 
                 raw.append(rec.value)  # type: ignore[arg-type]  # checked by _f32_meta
                 ts = rec.timestamp / 1000.0
             elif ctype is None or ctype == b"application/json":
-                stream, seq, ts = _json_window(rec, flat[n], limits)
+                got = _parse(parser, rec.value or b"", limits, _WINDOW_KEYS, flat.shape[1])
+                if got is None:  # the checked path says why, or decodes it
+                    stream, seq, ts = _checked_window(rec.value or b"", rec, flat[n], limits)
+                else:
+                    stream, seq, ts = _meta(got, rec.offset, rec.timestamp, limits)
+                    parsed_at.append(n)
+                    parsed.append(got.numbers)
             else:
                 raise Invalid("unknown_content_type", f"content-type {ctype[:64]!r}")
         except Invalid as bad:
@@ -193,12 +204,13 @@ def decode_windows(records: Iterable[Record], rows: np.ndarray, limits: Limits) 
         seqs(seq)
         stamps(ts)
         n += 1
-    if raw:
-        block = np.frombuffer(b"".join(raw), dtype="<f4").reshape(len(raw), -1)
-        if len(raw) == n:
-            flat[: len(raw)] = block
-        else:
-            flat[raw_at] = block
+    for at, chunks, dtype in ((raw_at, raw, "<f4"), (parsed_at, parsed, "=f8")):
+        if chunks:
+            block = np.frombuffer(b"".join(chunks), dtype=dtype).reshape(len(chunks), -1)
+            if len(chunks) == n:
+                flat[:n] = block
+            else:
+                flat[at] = block
     return out
 
 
@@ -229,46 +241,73 @@ def _f32_meta(
     return stream, _seq(seq, 0)
 
 
-class _Window(msgspec.Struct):
-    stream: str
-    values: list[float]
-    seq: int | None = None
-    ts: float | None = None
+_LOCAL = threading.local()
+_WINDOW_KEYS = frozenset({"stream", "values", "seq", "ts"})
+_SAMPLE_KEYS = _WINDOW_KEYS | {"value"}
 
 
-class _Sample(msgspec.Struct):
-    stream: str
-    value: float | msgspec.UnsetType = msgspec.UNSET
-    values: list[float] | msgspec.UnsetType = msgspec.UNSET
-    seq: int | None = None
-    ts: float | None = None
+def _parser() -> simdjson.Parser:
+    """This thread's parser (a parser is not shared between threads)."""
+    parser = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        parser = _LOCAL.parser = simdjson.Parser()
+    return parser
 
 
-_WINDOW = msgspec.json.Decoder(_Window)
-_SAMPLE = msgspec.json.Decoder(_Sample)
+class _Parsed(NamedTuple):
+    stream: object
+    seq: object
+    ts: object
+    numbers: Any  # a buffer of ``size`` doubles
 
 
-def _typed(decoder: msgspec.json.Decoder, value: bytes, limits: Limits) -> Any:
-    """``value`` decoded by a typed struct, or None where the checked path must say why not."""
+def _parse(
+    parser: simdjson.Parser, value: bytes, limits: Limits, keys: frozenset[str], size: int
+) -> _Parsed | None:
+    """A plain message parsed in C, its ``values`` (or a sample's ``value``) as a buffer of
+    ``size`` doubles; None where the checked path must decide: a parse error, a key unknown or
+    repeated (the checked path keeps the last), a second or nested array, or anything but a
+    number among the numbers. Nothing of simdjson's outlives the call (a parser is not reused
+    while its documents live)."""
     if len(value) > limits.max_bytes:
         raise Invalid("too_large", f"{len(value)} bytes > limit {limits.max_bytes}")
-    try:
-        return decoder.decode(value)
-    except msgspec.MsgspecError:
+    if value.count(b"[") > 1:
         return None
+    doc = numbers = None
+    try:
+        doc = parser.parse(value)
+        if type(doc) is not simdjson.Object:
+            return None
+        listed = tuple(doc.keys())
+        names = set(listed)
+        if len(names) != len(listed) or not names <= keys or "stream" not in names:
+            return None
+        stream, seq, ts = (doc[k] if k in names else None for k in ("stream", "seq", "ts"))
+        if simdjson.Object in (type(stream), type(seq), type(ts)):
+            return None
+        if "values" in names:
+            numbers = doc["values"]
+            if type(numbers) is not simdjson.Array or len(numbers) != size:
+                return None  # the checked path names the type or length (or a nested list)
+            buffer: Any = numbers.as_buffer(of_type="d")
+        elif "value" in names and size == 1 and type(doc["value"]) in (int, float):
+            buffer = np.array([doc["value"]], dtype=np.float64).data
+        else:
+            return None
+        return _Parsed(stream, seq, ts, buffer)
+    except (ValueError, RuntimeError, TypeError, OverflowError):  # parse errors, a non-number
+        return None
+    finally:
+        doc = numbers = None
 
 
-def _json_window(rec: Record, row: np.ndarray, limits: Limits) -> tuple[str, int, float]:
-    value = rec.value or b""
-    w = _typed(_WINDOW, value, limits)
-    if w is None:
-        return _checked_window(value, rec, row, limits)  # which names the reason
-    stream, values = _stream(w.stream, limits), w.values
-    if len(values) != row.size:
-        raise Invalid("wrong_length", f"{len(values)} values; the model takes {row.size}")
-    row[:] = values  # a batch row: one dimension
-    ts = rec.timestamp / 1000.0 if w.ts is None else w.ts  # typed: finite
-    return stream, _seq(w.seq, rec.offset), ts
+def _meta(got: _Parsed, offset: int, timestamp_ms: int, limits: Limits) -> tuple[str, int, float]:
+    """A parsed message's stream, seq (else ``offset``) and ts (else the Kafka timestamp)."""
+    return (
+        _stream(got.stream, limits),
+        _seq(got.seq, offset),
+        _ts(got.ts, timestamp_ms / 1000.0),
+    )
 
 
 def _checked_window(
@@ -293,14 +332,12 @@ class Sample:
 def decode_sample(value: bytes | None, timestamp_ms: int, channels: int, limits: Limits) -> Sample:
     """Decode one sample message: ``value`` (one channel) or ``values`` (several)."""
     raw = value or b""
-    s = _typed(_SAMPLE, raw, limits)
-    if s is None or (s.values is msgspec.UNSET and s.value is msgspec.UNSET):
+    got = _parse(_parser(), raw, limits, _SAMPLE_KEYS, channels)
+    if got is None:
         return _checked_sample(raw, timestamp_ms, channels, limits)
-    stream = _stream(s.stream, limits)
-    got = [s.value] if s.values is msgspec.UNSET else s.values
-    if len(got) != channels:
-        raise Invalid("wrong_length", f"{len(got)} values; the model takes {channels}")
-    return _sample(stream, s.seq, s.ts, timestamp_ms, np.array(got, dtype=np.float32))
+    stream = _stream(got.stream, limits)
+    out = np.frombuffer(got.numbers, dtype=np.float64).astype(np.float32)
+    return _sample(stream, got.seq, got.ts, timestamp_ms, out)
 
 
 def _checked_sample(value: bytes, timestamp_ms: int, channels: int, limits: Limits) -> Sample:

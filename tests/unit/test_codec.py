@@ -188,22 +188,58 @@ def _outcome(call):
     return got
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(_MESSAGES)
-def test_the_typed_decoders_decide_what_the_checked_path_decides(doc):
+def test_the_parsed_path_decides_what_the_checked_path_decides(doc):
     body = json.dumps(doc).encode()  # big integers, and NaN / Infinity that JSON refuses
-    row_typed, row_checked = np.zeros(4, np.float32), np.zeros(4, np.float32)
-    rec = record(body)
-    typed = _outcome(lambda: codec._json_window(rec, row_typed, LIM))
-    checked = _outcome(lambda: codec._checked_window(body, rec, row_checked, LIM))
-    assert typed == checked
-    if not isinstance(typed, str):
-        np.testing.assert_array_equal(row_typed, row_checked)
+    row_checked = np.zeros(4, np.float32)
+    parsed = _outcome(lambda: decode(body))
+    checked = _outcome(lambda: codec._checked_window(body, record(body), row_checked, LIM))
+    if isinstance(parsed, str) or isinstance(checked, str):
+        assert parsed == checked
+    else:
+        assert parsed[0] == checked
+        np.testing.assert_array_equal(parsed[1], row_checked)
     for channels in (1, 4):
-        typed = _outcome(lambda c=channels: decode_sample(body, 5_000, c, LIM))
+        parsed = _outcome(lambda c=channels: decode_sample(body, 5_000, c, LIM))
         checked = _outcome(lambda c=channels: codec._checked_sample(body, 5_000, c, LIM))
-        if isinstance(typed, str) or isinstance(checked, str):
-            assert typed == checked
+        if isinstance(parsed, str) or isinstance(checked, str):
+            assert parsed == checked
         else:
-            assert (typed.stream, typed.seq, typed.ts) == (checked.stream, checked.seq, checked.ts)
-            np.testing.assert_array_equal(typed.values, checked.values)
+            assert (parsed.stream, parsed.seq, parsed.ts) == (
+                checked.stream,
+                checked.seq,
+                checked.ts,
+            )
+            np.testing.assert_array_equal(parsed.values, checked.values)
+
+
+def test_repeated_keys_nested_lists_and_unknown_keys_decide_as_the_checked_path():
+    """What the C parser would read differently (the first of a repeated key, a nested list
+    flattened) goes to the checked path; an unknown key is ignored as there."""
+    assert decode(b'{"stream": "a", "values": [1, 2, 3, 4], "stream": "b"}')[0][0] == "b"
+    assert decode(b'{"stream": "a", "values": [1, 2, 3, 4], "extra": {"x": [1]}}')[0][0] == "a"
+    for nested in (b"[[1], [2], [3], [4]]", b"[1, [2], 3, 4]", b"[1, 2, 3, [4]]"):
+        with pytest.raises(Invalid, match="bad_values"):
+            decode(b'{"stream": "a", "values": %s}' % nested)
+    with pytest.raises(Invalid, match="bad_values"):
+        decode_sample(b'{"stream": "a", "values": [[1]]}', 0, 1, LIM)
+    with pytest.raises(Invalid, match="bad_stream"):
+        decode(b'{"stream": {"a": 1}, "values": [1, 2, 3, 4]}')
+    assert decode(b'{"stream": "[a]", "values": [1, 2, 3, 4]}')[0][0] == "[a]"
+
+
+def test_the_parser_is_reused_across_runs_and_refusals():
+    """A refused record leaves nothing of the parser's alive: the next run parses as before."""
+    for _ in range(3):
+        for bad in (
+            b'{"stream": 1, "values": [1, 2, 3, 4]}',
+            b'{"stream": "a", "values": [1, true, 3, 4]}',
+        ):
+            with pytest.raises(Invalid):
+                decode(bad)
+        assert decode(b'{"stream": "a", "values": [1, 2, 3, 4]}')[0][0] == "a"
+        plain = codec._parse(
+            codec._parser(), b'{"stream": "a", "values": [1, 2, 3, 4]}', LIM, codec._WINDOW_KEYS, 4
+        )
+        assert plain is not None  # parsed in C, not left to the checked path
