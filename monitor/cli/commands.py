@@ -73,12 +73,15 @@ def bench(args: argparse.Namespace) -> int:
         print(f"scorer alone: {alone['wps']:,} windows/s (batch {alone['batch']})")
         for fmt in ("json", "f32"):
             r = result[fmt]
+            fetch, daemon = r["fixed_to_fetch_ms"], r["fixed_in_daemon_ms"]
             print(
                 f"{fmt:>4}: bare {r['bare_wps']:,}/s  full {r['full_wps']:,}/s"
                 f"  ratio {r['ratio']:.2f}  latency p50 {r['p50_ms']:.1f} ms"
                 f" p99 {r['p99_ms']:.1f} ms at {r['rate']:,}/s;"
                 f" p50 {r['fixed_p50_ms']:.1f} ms p99 {r['fixed_p99_ms']:.1f} ms"
-                f" at {r['fixed_rate']:,}/s"
+                f" at {r['fixed_rate']:,}/s (p50 / p99 to the fetch"
+                f" {fetch[0]:.0f} / {fetch[1]:.0f} ms,"
+                f" in the daemon {daemon[0]:.0f} / {daemon[1]:.0f} ms)"
             )
     return 0
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -169,10 +169,43 @@ async def _full_path(
     return svc, watch
 
 
+class FetchClock:
+    """The daemon's consumer, noting when each record was fetched (wall clock, milliseconds,
+    as record timestamps are), by partition and offset."""
+
+    def __init__(self, consumer: GroupConsumer) -> None:
+        self.consumer = consumer
+        self.fetched: dict[tuple[int, int], float] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.consumer, name)
+
+    async def getmany(self, **kw: Any) -> dict:
+        fetched = await self.consumer.getmany(**kw)
+        now = time.time() * 1000
+        for tp, records in fetched.items():
+            for r in records:
+                self.fetched[(tp.partition, r.offset)] = now
+        return fetched
+
+
+class Latency(NamedTuple):
+    """Percentiles (p50, p99) in milliseconds: input timestamp to decision, and its two parts."""
+
+    total: tuple[float, float]
+    to_fetch: tuple[float, float]  # input timestamp -> the daemon's fetch (producer, broker)
+    in_daemon: tuple[float, float]  # fetch -> the window's score record
+
+
+def _percentiles(ms: list[float]) -> tuple[float, float]:
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
 async def latency(
     bootstrap: str, model: Path, windows: np.ndarray, fmt: str, rate: float, seconds: float
-) -> tuple[float, float]:
-    """p50/p99 milliseconds from input timestamp to the window's score record, at ``rate``.
+) -> Latency:
+    """Milliseconds from input timestamp to the window's score record, at ``rate``, and where
+    they went: before the daemon fetched the record, and in the daemon.
 
     The input comes from ``aemon replay --rate`` in its own process, as from a real producer.
     """
@@ -186,7 +219,10 @@ async def latency(
         await create_topics(
             bootstrap, {topic: PARTITIONS, scores: 1, s.alerts_topic: 1, s.dlq_topic: 1}
         )
-        svc = Service(s)
+        clients = kafka_clients(s)
+        clock = FetchClock(clients.consumer)  # type: ignore[arg-type]
+        clients.consumer = clock  # type: ignore[assignment]
+        svc = Service(s, clients)
         task = await started(svc)
         feeder = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -210,10 +246,16 @@ async def latency(
         await until_decided(svc, task, n)
         svc.stop()
         await task
-    sent_at = await timestamps(bootstrap, topic, lambda r: record_key(r, fmt))
     decided_at = await timestamps(bootstrap, scores, score_key)
-    lat = np.array([decided_at[k] - sent_at[k] for k in sent_at if k in decided_at], dtype=float)
-    return float(np.percentile(lat, 50)), float(np.percentile(lat, 99))
+    total, to_fetch, in_daemon = [], [], []
+    for r in await read_topic(bootstrap, topic, timeout=120):
+        decided = decided_at.get(record_key(r, fmt))
+        fetched = clock.fetched.get((r.partition, r.offset))
+        if decided is not None and fetched is not None:
+            total.append(decided - r.timestamp)
+            to_fetch.append(fetched - r.timestamp)
+            in_daemon.append(decided - fetched)
+    return Latency(_percentiles(total), _percentiles(to_fetch), _percentiles(in_daemon))
 
 
 def score_key(r) -> tuple[str, int]:
@@ -281,8 +323,8 @@ async def run(
             bare, full = float(np.median(bares)), float(np.median(fulls))
             paired = [f / b for f, b in zip(fulls, bares, strict=True)]
             decode = decode_ratio(windows, fmt, batch)
-            p50, p99 = await latency(bootstrap, model, windows, fmt, full / 2, seconds=4.0)
-            f50, f99 = await latency(bootstrap, model, windows, fmt, FIXED_RATE, seconds=4.0)
+            half = await latency(bootstrap, model, windows, fmt, full / 2, seconds=4.0)
+            fixed = await latency(bootstrap, model, windows, fmt, FIXED_RATE, seconds=4.0)
             steps.update()
             result[fmt] = {
                 "bare_wps": round(bare),
@@ -290,12 +332,15 @@ async def run(
                 "ratio": round(float(np.median(paired)), 3),
                 "round_ratios": [round(r, 3) for r in paired],
                 "decode_ratio": round(decode, 3),
-                "p50_ms": round(p50, 2),
-                "p99_ms": round(p99, 2),
+                "p50_ms": round(half.total[0], 2),
+                "p99_ms": round(half.total[1], 2),
                 "rate": round(full / 2),
                 "fixed_rate": FIXED_RATE,
-                "fixed_p50_ms": round(f50, 2),
-                "fixed_p99_ms": round(f99, 2),
+                "fixed_p50_ms": round(fixed.total[0], 2),
+                "fixed_p99_ms": round(fixed.total[1], 2),
+                # where the time went at the fixed rate: up to the fetch, then in the daemon
+                "fixed_to_fetch_ms": [round(v, 2) for v in fixed.to_fetch],
+                "fixed_in_daemon_ms": [round(v, 2) for v in fixed.in_daemon],
                 "alert_rate": round(alerts / n, 4),
             }
     finally:

@@ -24,6 +24,10 @@ async def test_bench_reports_both_loops_and_their_paired_ratio(bootstrap, ecg):
         assert 0 < r["alert_rate"] < 1
         assert r["fixed_rate"] == bench.FIXED_RATE
         assert r["fixed_p99_ms"] >= r["fixed_p50_ms"] > 0
+        parts = r["fixed_to_fetch_ms"], r["fixed_in_daemon_ms"]
+        for p50, p99 in parts:  # each record's total is its two parts (whole milliseconds)
+            assert -1 <= p50 <= p99 <= r["fixed_p99_ms"] + 1
+        assert r["fixed_p50_ms"] <= parts[0][1] + parts[1][1] + 1
 
 
 def test_the_scorer_table_has_a_row_per_family_and_thread_count(ecg):
