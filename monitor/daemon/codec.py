@@ -9,9 +9,9 @@ channels) are decoded into a small array for the windowing stage.
 
 JSON is parsed in C by simdjson, which copies ``values`` straight into a buffer of doubles and
 refuses a string, boolean, null or object among the numbers there; no Python float is made. A
-message off that path (a parse error, a nested or second array, a key repeated or unknown) is
-decoded again by the checked path, which names the reason; so the contract and its reasons are
-those of the checked path, and a valid message costs one parse.
+message off that path (a parse error, a nested or second array, a repeated key) is decoded
+again by the checked path, which names the reason; so the contract and its reasons are those of
+the checked path, and a valid message costs one parse.
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def decode_windows(records: Iterable[Record], rows: np.ndarray, limits: Limits) 
                 raw.append(rec.value)  # type: ignore[arg-type]  # checked by _f32_meta
                 ts = rec.timestamp / 1000.0
             elif ctype is None or ctype == b"application/json":
-                got = _parse(parser, rec.value or b"", limits, _WINDOW_KEYS, flat.shape[1])
+                got = _parse(parser, rec.value or b"", limits, flat.shape[1], sample=False)
                 if got is None:  # the checked path says why, or decodes it
                     stream, seq, ts = _checked_window(rec.value or b"", rec, flat[n], limits)
                 else:
@@ -242,8 +242,6 @@ def _f32_meta(
 
 
 _LOCAL = threading.local()
-_WINDOW_KEYS = frozenset({"stream", "values", "seq", "ts"})
-_SAMPLE_KEYS = _WINDOW_KEYS | {"value"}
 
 
 def _parser() -> simdjson.Parser:
@@ -262,13 +260,13 @@ class _Parsed(NamedTuple):
 
 
 def _parse(
-    parser: simdjson.Parser, value: bytes, limits: Limits, keys: frozenset[str], size: int
+    parser: simdjson.Parser, value: bytes, limits: Limits, size: int, sample: bool
 ) -> _Parsed | None:
     """A plain message parsed in C, its ``values`` (or a sample's ``value``) as a buffer of
-    ``size`` doubles; None where the checked path must decide: a parse error, a key unknown or
-    repeated (the checked path keeps the last), a second or nested array, or anything but a
-    number among the numbers. Nothing of simdjson's outlives the call (a parser is not reused
-    while its documents live)."""
+    ``size`` doubles; None where the checked path must decide: a parse error, a repeated key
+    (the checked path keeps the last), a second or nested array, or anything but a number among
+    the numbers. Other keys are ignored, as there. Nothing of simdjson's outlives the call (a
+    parser is not reused while its documents live)."""
     if len(value) > limits.max_bytes:
         raise Invalid("too_large", f"{len(value)} bytes > limit {limits.max_bytes}")
     if value.count(b"[") > 1:
@@ -280,7 +278,7 @@ def _parse(
             return None
         listed = tuple(doc.keys())
         names = set(listed)
-        if len(names) != len(listed) or not names <= keys or "stream" not in names:
+        if len(names) != len(listed) or "stream" not in names:
             return None
         stream, seq, ts = (doc[k] if k in names else None for k in ("stream", "seq", "ts"))
         if simdjson.Object in (type(stream), type(seq), type(ts)):
@@ -290,7 +288,7 @@ def _parse(
             if type(numbers) is not simdjson.Array or len(numbers) != size:
                 return None  # the checked path names the type or length (or a nested list)
             buffer: Any = numbers.as_buffer(of_type="d")
-        elif "value" in names and size == 1 and type(doc["value"]) in (int, float):
+        elif sample and "value" in names and size == 1 and type(doc["value"]) in (int, float):
             buffer = np.array([doc["value"]], dtype=np.float64).data
         else:
             return None
@@ -332,7 +330,7 @@ class Sample:
 def decode_sample(value: bytes | None, timestamp_ms: int, channels: int, limits: Limits) -> Sample:
     """Decode one sample message: ``value`` (one channel) or ``values`` (several)."""
     raw = value or b""
-    got = _parse(_parser(), raw, limits, _SAMPLE_KEYS, channels)
+    got = _parse(_parser(), raw, limits, channels, sample=True)
     if got is None:
         return _checked_sample(raw, timestamp_ms, channels, limits)
     stream = _stream(got.stream, limits)

@@ -227,6 +227,8 @@ def test_repeated_keys_nested_lists_and_unknown_keys_decide_as_the_checked_path(
     with pytest.raises(Invalid, match="bad_stream"):
         decode(b'{"stream": {"a": 1}, "values": [1, 2, 3, 4]}')
     assert decode(b'{"stream": "[a]", "values": [1, 2, 3, 4]}')[0][0] == "[a]"
+    with pytest.raises(Invalid, match="missing_values"):  # a window's numbers are "values"
+        decode(b'{"stream": "a", "value": 1}', length=1)
 
 
 def test_the_parser_is_reused_across_runs_and_refusals():
@@ -239,7 +241,10 @@ def test_the_parser_is_reused_across_runs_and_refusals():
             with pytest.raises(Invalid):
                 decode(bad)
         assert decode(b'{"stream": "a", "values": [1, 2, 3, 4]}')[0][0] == "a"
-        plain = codec._parse(
-            codec._parser(), b'{"stream": "a", "values": [1, 2, 3, 4]}', LIM, codec._WINDOW_KEYS, 4
-        )
-        assert plain is not None  # parsed in C, not left to the checked path
+    parser = codec._parser()
+    for plain in (  # parsed in C, not left to the checked path; other keys are ignored
+        b'{"stream": "a", "values": [1, 2, 3, 4]}',
+        b'{"stream": "a", "host": "h-1", "meta": {"rack": 3}, "values": [1, 2, 3, 4]}',
+    ):
+        assert codec._parse(parser, plain, LIM, 4, sample=False) is not None
+    assert codec._parse(parser, b'{"stream": "a", "value": 2}', LIM, 1, sample=True) is not None
