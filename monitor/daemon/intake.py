@@ -192,8 +192,8 @@ class Intake:
                 model = self.models.index(s.stream)
                 if model is None:
                     raise Invalid("no_model", f"no model serves stream {s.stream[:64]!r}")
-                hour = s.ts if self.models.reads_clock(model) else None
-                seq = w.push(p, rec.offset, s.stream, s.seq, s.values, row, hour)
+                clock_ts = s.ts if self.models.reads_clock(model) else None
+                seq = w.push(p, rec.offset, s.stream, s.seq, s.values, row, clock_ts)
             except Invalid as bad:
                 self._dead_letter(tp, rec, bad, batch)
                 continue

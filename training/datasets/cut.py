@@ -52,8 +52,8 @@ def windows_of(
             seq = None if samples.seq is None else int(samples.seq[i])
             try:
                 values = samples.values[i].astype(np.float32)
-                hour = float(samples.ts[i]) if clock == TIME_OF_DAY else None
-                end = w.push(0, int(i), stream, seq, values, out, hour)
+                clock_ts = float(samples.ts[i]) if clock == TIME_OF_DAY else None
+                end = w.push(0, int(i), stream, seq, values, out, clock_ts)
             except LateSample:  # a repeated seq: skipped, as the daemon refuses it
                 continue
             accepted.append(int(i))
