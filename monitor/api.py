@@ -54,9 +54,9 @@ def fit(
     recipe instead. The other settings override the recipe's, as the ``aemon train`` flags do.
 
     ``threshold``: how to calibrate it (``mad:2.5``, ``quantile:0.99``, ``mean-std:3``,
-    ``pot:0.01``); ``contamination`` (as in PyOD): the share of normal windows to flag, i.e. the
-    threshold is the ``1 - contamination`` quantile of the held-out normal windows' scores. Set
-    ``det.threshold`` afterwards to decide at another value.
+    ``pot:0.01``, ``fitted-max:1``); ``contamination`` (as in PyOD): the share of normal windows
+    to flag, i.e. the threshold is the ``1 - contamination`` quantile of the held-out normal
+    windows' scores. Set ``det.threshold`` afterwards to decide at another value.
 
     Returns a :class:`aemon.Detector`: ``score``, ``predict``, ``evaluate``, ``save``, ``report``.
     """
@@ -165,11 +165,13 @@ def fit_series(
     following ``adaptive_window`` recent scores (0: fixed), each learned ``adaptive_delay``
     windows after it was scored, as ``aemon train series`` does. ``false_alarms_per_day``: each
     stream's calibrated threshold where its calibration scores expect that many windows a day
-    above it (instead of the robust rule). ``time_of_day``: ``auto`` (each sample also carries
-    its UTC time of day, seen by the model and not scored, for each stream whose history spans
-    at least a day; a blank clock for the others), ``on`` or ``off``. ``shared``: one model,
-    each stream scaled and thresholded on its own; ``any_stream``: one detector that serves any
-    stream, also streams it never saw (each still decided on its own).
+    above it (instead of ``threshold``, default ``fitted-max:1``: the largest calibration score
+    that a robust log-normal fit expects, never below the largest one). ``time_of_day``:
+    ``auto`` (each sample also carries its UTC time of day, seen by the model and not scored,
+    for each stream whose history spans at least a day; a blank clock for the others), ``on``
+    or ``off``. ``shared``: one model, each stream scaled and thresholded on its own;
+    ``any_stream``: one detector that serves any stream, also streams it never saw (each still
+    decided on its own).
 
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """

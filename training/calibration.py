@@ -11,6 +11,11 @@ Methods (spec strings as the CLI takes them):
   normal scores (mislabelled or odd beats) barely move it. The log-MAD is at least 0.1
   (``aemon.core.rates``), so near-identical scores (near-constant data) cannot collapse it
   onto the median.
+- ``fitted-max:M``: the same robust log-normal's ``1 - 1/(M (n + 1))`` quantile, for n
+  calibration scores: at M = 1 the expected largest of them, the fit's smooth stand-in for the
+  largest score itself. It reaches as far into the tail as n scores can see (farther with
+  M > 1), where ``mad:K`` reaches a fixed distance whatever n: from a few dozen scores, a
+  distance that their spread's estimate makes vary widely between trainings.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from scipy import stats
 
 from aemon.core.errors import ConfigError
-from aemon.core.rates import log_normal
+from aemon.core.rates import log_normal, value_exceeded_with
 from aemon.core.specs import parse_threshold
 
 POT_INITIAL_QUANTILE = 0.98
@@ -98,6 +103,9 @@ def calibrate(scores: np.ndarray, spec: str) -> Threshold:
     elif method == "mad":
         details = log_normal(s)
         value = float(np.exp(details["log_median"] + param * details["log_mad"]))
+    elif method == "fitted-max":
+        details = log_normal(s)
+        value = value_exceeded_with(details, min(0.5, 1.0 / (param * (len(s) + 1))))
     else:
         details = pot(s, param)
         value = details.pop("value")

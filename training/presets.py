@@ -211,10 +211,11 @@ IMAGE_PRESETS: dict[str, Recipe] = {
 
 
 # ``aemon train series``: short windows of one telemetry stream, robust scaling fitted on the
-# stream's own history, a robust threshold (never below the largest calibration score, see
-# aemon.training.series). Chosen on NAB's development files (README, "Telemetry").
+# stream's own history, a threshold at the expected largest calibration score of a robust
+# log-normal fit (never below the largest score itself, see aemon.training.series). Chosen on
+# NAB's development files (README, "Telemetry").
 _SERIES_FIT = FitConfig(epochs=60, batch_size=64, lr=3e-3, loss="l1")
-_SERIES = {"normaliser": "robust", "threshold": "mad:2.5", "calibration_fraction": 0.3}
+_SERIES = {"normaliser": "robust", "threshold": "fitted-max:1", "calibration_fraction": 0.3}
 SERIES_PRESETS: dict[str, Recipe] = {
     "dense": Recipe(
         "dense",

@@ -248,7 +248,8 @@ def _train_args(
     p.add_argument(
         "--threshold",
         type=_spec(parse_threshold),
-        help=f"mean-std:K | quantile:Q | pot:RISK | mad:K (default: the preset's, {thresholds})",
+        help="mean-std:K | quantile:Q | pot:RISK | mad:K | fitted-max:M (default: the "
+        f"preset's, {thresholds})",
     )
     p.add_argument("--widths", type=ints, help="hidden layer widths, e.g. 64,32 (default: preset)")
     p.add_argument(

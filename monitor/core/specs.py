@@ -7,7 +7,7 @@ from here.
 
 from __future__ import annotations
 
-THRESHOLD_METHODS = ("mean-std", "quantile", "pot", "mad")
+THRESHOLD_METHODS = ("mean-std", "quantile", "pot", "mad", "fitted-max")
 NOISE_KINDS = ("gaussian", "saltpepper", "mask")
 NORMALISERS = ("none", "minmax", "zscore", "robust", "window-zscore")
 DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -44,6 +44,8 @@ def parse_threshold(spec: str) -> tuple[str, float]:
         raise ValueError(f"{method} takes a probability in (0, 1), got {param}")
     if method in ("mean-std", "mad") and not 0 <= param < float("inf"):
         raise ValueError(f"{method} takes a finite K >= 0, got {param}")
+    if method == "fitted-max" and not 0 < param < float("inf"):
+        raise ValueError(f"{method} takes a finite M > 0, got {param}")
     return method, param
 
 

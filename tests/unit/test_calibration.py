@@ -44,8 +44,35 @@ def test_mad_on_a_lognormal_ignores_outliers():
     assert calibrate(np.r_[s, np.full(400, 50.0)], "mean-std:3").value > 5 * clean
 
 
+def test_fitted_max_reaches_as_far_as_the_calibration_scores_do():
+    # log-normal scores: at M = 1 the fit's 1 - 1/(n + 1) quantile, close to the largest score
+    # (on average); far past it from few scores' spread it never goes, unlike mad:K.
+    z = {64: 2.154, 2000: 3.291}  # the normal quantiles at 1 - 1/(n + 1)
+    for n, zn in z.items():
+        s = RNG.lognormal(mean=-3.0, sigma=0.5, size=(200, n))
+        values = np.array([calibrate(row, "fitted-max:1").value for row in s])
+        assert np.median(np.log(values)) == pytest.approx(-3.0 + zn * 0.5, abs=0.05)
+        assert np.median(values / s.max(axis=1)) == pytest.approx(1.0, abs=0.15)
+    # More windows in view (M) reach farther into the same tail.
+    s = RNG.lognormal(mean=-3.0, sigma=0.5, size=500)
+    one, ten = calibrate(s, "fitted-max:1"), calibrate(s, "fitted-max:10")
+    assert ten.value > one.value
+    assert one.details.keys() == {"log_median", "log_mad"}
+
+
+def test_fitted_max_varies_less_than_mad_from_few_scores():
+    # 64 scores, as a short history's calibration holds: mad:2.5 reaches past the expected
+    # largest (z 2.5 > 2.15) and its spread grows with z.
+    s = RNG.lognormal(mean=-3.0, sigma=0.5, size=(400, 64))
+    fm = np.log([calibrate(row, "fitted-max:1").value for row in s])
+    mad = np.log([calibrate(row, "mad:2.5").value for row in s])
+    assert fm.std() < mad.std()
+    assert np.median(fm) < np.median(mad)
+
+
 @pytest.mark.parametrize(
-    "spec", ["quantile", "quantile:1.5", "pot:0", "mean-std:-1", "median:3", "mad:x", ""]
+    "spec",
+    ["quantile", "quantile:1.5", "pot:0", "mean-std:-1", "median:3", "mad:x", "", "fitted-max:0"],
 )
 def test_bad_specs_are_refused(spec):
     with pytest.raises(ValueError):
