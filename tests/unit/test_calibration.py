@@ -45,8 +45,8 @@ def test_mad_on_a_lognormal_ignores_outliers():
 
 
 def test_fitted_max_reaches_as_far_as_the_calibration_scores_do():
-    # log-normal scores: at M = 1 the fit's 1 - 1/(n + 1) quantile, close to the largest score
-    # (on average); far past it from few scores' spread it never goes, unlike mad:K.
+    # Log-normal scores: at M = 1 the fit's 1 - 1/(n + 1) quantile, about the largest of the n
+    # scores, whatever n (mad:K stays at K deviations whatever n).
     z = {64: 2.154, 2000: 3.291}  # the normal quantiles at 1 - 1/(n + 1)
     for n, zn in z.items():
         s = RNG.lognormal(mean=-3.0, sigma=0.5, size=(200, n))
