@@ -11,11 +11,11 @@ Methods (spec strings as the CLI takes them):
   normal scores (mislabelled or odd beats) barely move it. The log-MAD is at least 0.1
   (``aemon.core.rates``), so near-identical scores (near-constant data) cannot collapse it
   onto the median.
-- ``fitted-max:M``: the same robust log-normal's ``1 - 1/(M (n + 1))`` quantile, for n
-  calibration scores: at M = 1 the expected largest of them, the fit's smooth stand-in for the
-  largest score itself. It reaches as far into the tail as n scores can see (farther with
-  M > 1), where ``mad:K`` reaches a fixed distance whatever n: from a few dozen scores, a
-  distance that their spread's estimate makes vary widely between trainings.
+- ``fitted-max:M``: the same robust log-normal's ``1 - 1/(M (n + 1))`` quantile (never below
+  its median), for n calibration scores: at M = 1 the expected largest of them, the fit's
+  smooth stand-in for the largest score itself. It reaches as far into the tail as n scores
+  can see (farther with M > 1), where ``mad:K`` reaches a fixed distance whatever n: from a few
+  dozen scores, a distance that their spread's estimate makes vary widely between trainings.
 """
 
 from __future__ import annotations
