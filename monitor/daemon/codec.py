@@ -136,9 +136,14 @@ def non_finite() -> Invalid:
     return Invalid("non_finite", "values must be finite (no NaN, no inf, within float32)")
 
 
+def _check_size(size: int, limits: Limits) -> None:
+    """Refuse a message of more than ``limits.max_bytes`` before anything reads it."""
+    if size > limits.max_bytes:
+        raise Invalid("too_large", f"{size} bytes > limit {limits.max_bytes}")
+
+
 def _object(value: bytes, limits: Limits) -> dict:
-    if len(value) > limits.max_bytes:
-        raise Invalid("too_large", f"{len(value)} bytes > limit {limits.max_bytes}")
+    _check_size(len(value), limits)
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -225,8 +230,7 @@ def _f32_meta(
     """A float32 record's stream and seq; ``names``: the stream headers of this run already
     decoded and checked (a run of records holds few streams)."""
     size = len(rec.value or b"")
-    if size > limits.max_bytes:
-        raise Invalid("too_large", f"{size} bytes > limit {limits.max_bytes}")
+    _check_size(size, limits)
     if size != nbytes:
         raise Invalid("wrong_length", f"{size} bytes; the model takes {nbytes // 4} float32")
     try:
@@ -267,8 +271,7 @@ def _parse(
     (the checked path keeps the last), a second or nested array, or anything but a number among
     the numbers. Other keys are ignored, as there. Nothing of simdjson's outlives the call (a
     parser is not reused while its documents live)."""
-    if len(value) > limits.max_bytes:
-        raise Invalid("too_large", f"{len(value)} bytes > limit {limits.max_bytes}")
+    _check_size(len(value), limits)
     if value.count(b"[") > 1:
         return None
     doc = numbers = None
