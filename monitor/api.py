@@ -202,7 +202,7 @@ def fit_series(
         "lr": lr,
         "seed": seed,
     }
-    size = window_values(s, plan, shared or any_stream)
+    size = window_values(s, plan, shared, any_stream)
     recipe = presets.SERIES_PRESETS[model].customise(size, **overrides)
     detectors = fit_streams(
         s, recipe, plan, pick_device(device), "in memory", progress, shared, any_stream

@@ -18,6 +18,7 @@ from aemon.core.evaluation import evaluate
 from aemon.core.families import build
 from aemon.core.families.base import Autoencoder
 from aemon.core.normalise import Normaliser
+from aemon.core.profile import DailyProfile, with_distances
 from aemon.core.rates import exceed_probability, log_normal, value_exceeded_with
 from aemon.core.table import WindowTable
 from aemon.training import noise
@@ -182,6 +183,7 @@ def fit_detector(
     calibration: np.ndarray | None = None,
     series: dict[str, object] | None = None,
     trained: tuple[Autoencoder, FitResult, Normaliser] | None = None,
+    profile: DailyProfile | None = None,
 ) -> Detector:
     """Fit on the normal rows of ``train``, calibrate, evaluate on ``test`` when it has labels:
     a detector in memory (nothing is written; :meth:`Detector.save` writes the artifact).
@@ -196,7 +198,8 @@ def fit_detector(
     training facts; the threshold is then never below the largest calibration score, and the
     artifact records the calibration tail that seeds an adaptive threshold. ``trained``: a model
     already fitted (shared by several series) with its fit history and this artifact's
-    normaliser; only calibration and evaluation are done here.
+    normaliser; only calibration and evaluation are done here. ``profile``: the model also
+    takes each value's distance from this daily profile (series with a time-of-day clock).
     """
     seed = recipe.fit.seed
     normal = train.values if train.label is None else train.values[train.label == 0]
@@ -219,11 +222,13 @@ def fit_detector(
         model, result, normaliser = trained
     else:
         stage(progress, f"{name}: fitting {recipe.family} on {len(fit_rows)} normal {unit}")
-        normaliser = Normaliser.fit(recipe.normaliser, train.values, per_channel=kind == "series")
+        normaliser = Normaliser.fit(
+            recipe.normaliser, with_distances(profile, train.values), per_channel=kind == "series"
+        )
         model, result = fit_model(
             recipe,
-            normaliser(fit_rows),
-            normaliser(cal_rows) if held_out else None,
+            normaliser(with_distances(profile, fit_rows)),
+            normaliser(with_distances(profile, cal_rows)) if held_out else None,
             device,
             kind,
             progress,
@@ -239,6 +244,8 @@ def fit_detector(
         doc["input"]["window"] = {"length": normal.shape[-1], "stride": stride or normal.shape[-1]}
     if series is not None and series.get("clock"):
         doc["input"]["clock"] = series["clock"]
+    if profile is not None:
+        doc["input"]["profile"] = profile.to_dict()
     detector = Detector(model, Meta(doc), normaliser, device)
     if kind == "series" and detector.meta.value_channels > 1:
         doc["channel_scale"] = channel_scale(detector, cal_rows)

@@ -12,7 +12,6 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.ticker import MaxNLocator
 from sklearn import metrics
 
@@ -347,10 +346,7 @@ def _reconstruction_picture(
     else:
         rows = np.arange(min(16, len(values)))
     x = values[rows]
-    z = det.normaliser(x)
-    with torch.inference_mode():
-        r = det.model(torch.from_numpy(z).to(det.device)).float().cpu().numpy()
-    recon = det.normaliser.inverse(r, x)
+    recon = det.reconstruct(x)
     y = None if labels is None else labels[rows]
     path = out / "reconstructions.png"
     if det.meta.kind == "image":

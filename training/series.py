@@ -14,6 +14,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
@@ -23,10 +24,18 @@ from aemon.core.detector import Detector
 from aemon.core.errors import ConfigError
 from aemon.core.events import DEFAULT_EVENT_RULE, Rule
 from aemon.core.normalise import Normaliser
+from aemon.core.profile import DailyProfile, with_distances
 from aemon.core.rates import check_rate
 from aemon.core.specs import CLOCK_CHOICES
 from aemon.core.table import WindowTable
-from aemon.core.windowing import BLANK, DAY, TIME_OF_DAY, check_stride, window_channels
+from aemon.core.windowing import (
+    BLANK,
+    CLOCK_CHANNELS,
+    DAY,
+    TIME_OF_DAY,
+    check_stride,
+    window_channels,
+)
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
 from aemon.training.pipeline import fit_detector, fit_model
@@ -91,11 +100,26 @@ def clocks(samples: Samples, plan: Plan, pooled: bool = False) -> dict[str, str 
     return {s: TIME_OF_DAY if day[s] else BLANK for s in streams}
 
 
-def window_values(samples: Samples, plan: Plan, pooled: bool = False) -> int:
+def window_values(
+    samples: Samples, plan: Plan, shared: bool = False, any_stream: bool = False
+) -> int:
     """Values in one window of the model's input (what its size grows with): the window length
-    times each sample's values and, when the models have a clock, its two."""
-    clock = any(clocks(samples, plan, pooled).values())
-    return plan.length * window_channels(samples.values.shape[1], clock)
+    times each sample's values, when the models have a clock its two and, when they see the
+    time of day (of their own stream: not ``any_stream``), each value's distance from the
+    stream's daily profile."""
+    seen = set(clocks(samples, plan, shared or any_stream).values())
+    values = samples.values.shape[1]
+    profiled = TIME_OF_DAY in seen and not any_stream
+    return plan.length * (window_channels(values, bool(seen - {None})) + profiled * values)
+
+
+def _profile(fit: WindowTable, clock: str | None) -> DailyProfile | None:
+    """The stream's daily profile, fitted on its fitted windows, when its model sees the time
+    of day."""
+    if clock != TIME_OF_DAY:
+        return None
+    windows = _normal(fit)
+    return DailyProfile.fit(windows, windows.shape[1] - CLOCK_CHANNELS)
 
 
 def stream_dir(stream: str) -> str:
@@ -135,11 +159,16 @@ def fit_series(
     parts = list(_parts(samples, recipe, plan, source, clocks(samples, plan, shared or any_stream)))
     if any_stream:
         parts = [_pooled(parts)]
+    profiles = {p[0]: None if any_stream else _profile(p[1], p[4]["clock"]) for p in parts}
     trained: dict[str, tuple] = {}
     if shared:
-        scale = {p[0]: Normaliser.fit(recipe.normaliser, p[1].values, True) for p in parts}
-        x = np.concatenate([scale[name](_normal(fit)) for name, fit, *_ in parts])
-        val = np.concatenate([scale[name](_normal(cal)) for name, _, cal, *_ in parts])
+        inputs = {name: partial(with_distances, profiles[name]) for name in profiles}
+        scale = {
+            name: Normaliser.fit(recipe.normaliser, inputs[name](fit.values), True)
+            for name, fit, *_ in parts
+        }
+        x = np.concatenate([scale[n](inputs[n](_normal(fit))) for n, fit, *_ in parts])
+        val = np.concatenate([scale[n](inputs[n](_normal(cal))) for n, _, cal, *_ in parts])
         model, result = fit_model(recipe, x, val, device, "series", progress)
         trained = {name: (model, result, scale[name]) for name in scale}
     detectors: dict[str, Detector] = {}
@@ -157,6 +186,7 @@ def fit_series(
             calibration=_normal(cal),
             series=series,
             trained=trained.get(stream),
+            profile=profiles[stream],
         )
     return detectors
 

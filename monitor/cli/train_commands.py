@@ -150,7 +150,7 @@ def train_series(args: argparse.Namespace) -> int:
         args.time_of_day,
     )
     samples = read_samples(args.input)
-    size = window_values(samples, plan, args.shared or args.any_stream)
+    size = window_values(samples, plan, args.shared, args.any_stream)
     recipe = recipe_of(SERIES_PRESETS[args.model], args, size)
     detectors = fit_series(
         samples,

@@ -21,9 +21,10 @@ import torch
 from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.families import build
 from aemon.core.families.base import SCORES, Autoencoder
+from aemon.core.profile import DailyProfile
 from aemon.core.rates import exceed_probability
 from aemon.core.version import __version__
-from aemon.core.windowing import CLOCK_CHANNELS, CLOCKS
+from aemon.core.windowing import CLOCK_CHANNELS, CLOCKS, TIME_OF_DAY
 
 SCHEMA_VERSION = 1
 META_FILE = "detector.json"
@@ -100,6 +101,19 @@ class Meta:
     def value_channels(self) -> int:
         """The values each sample carries: the channels scored."""
         return self.channels - (CLOCK_CHANNELS if self.clock else 0)
+
+    @property
+    def profile(self) -> DailyProfile | None:
+        """The daily profile whose distances the model also takes (:mod:`aemon.core.profile`),
+        or None."""
+        doc = self.doc["input"].get("profile")
+        return None if doc is None else DailyProfile.from_dict(doc, self.value_channels)
+
+    @property
+    def model_channels(self) -> int:
+        """Channels the model takes: the input's and, with a daily profile, each value's
+        distance from it."""
+        return self.channels + (self.value_channels if "profile" in self.doc["input"] else 0)
 
     @property
     def metric_names(self) -> list[str]:
@@ -327,6 +341,13 @@ def _wrong_type(meta: dict) -> str | None:
             f"input.clock must be one of {', '.join(CLOCKS)} (then input.shape [channels >= 3, "
             f"length]) or absent, got {clock!r} with input.shape {shape}"
         )
+    if "profile" in meta["input"]:
+        if clock != TIME_OF_DAY:
+            return f"input.profile needs input.clock {TIME_OF_DAY}, got {clock!r}"
+        try:
+            DailyProfile.from_dict(meta["input"]["profile"], shape[0] - CLOCK_CHANNELS)
+        except ArtifactError as exc:
+            return str(exc)
     if "channel_scale" in meta:
         values = shape[0] - (CLOCK_CHANNELS if clock else 0)
         return _wrong_scale(meta["channel_scale"], shape, values)

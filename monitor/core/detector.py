@@ -19,6 +19,7 @@ from aemon.core.errors import ArtifactError, DataError
 from aemon.core.evaluation import evaluate
 from aemon.core.families.base import Autoencoder
 from aemon.core.normalise import Normaliser
+from aemon.core.profile import with_distances
 from aemon.core.table import F32_MAX, ID_COLUMNS, TIME_COLUMNS
 
 
@@ -72,10 +73,10 @@ class Detector:
         """Load and verify an artifact; ``amp`` enables autocast when scoring on CUDA."""
         model, meta = load_model(path)
         normaliser = Normaliser.from_dict(meta.normaliser)
-        if normaliser.channels not in (None, meta.channels):
+        if normaliser.channels not in (None, meta.model_channels):
             raise ArtifactError(
-                f"{path}: the normaliser has {normaliser.channels} channels, the input "
-                f"{meta.channels}"
+                f"{path}: the normaliser has {normaliser.channels} channels, the model's input "
+                f"{meta.model_channels}"
             )
         dev = pick_device(device)
         return cls(model.to(dev), meta, normaliser, dev, amp)
@@ -83,6 +84,30 @@ class Detector:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return self.meta.shape
+
+    @property
+    def model_shape(self) -> tuple[int, ...]:
+        """What the model takes: the input's shape, with a daily profile's channels added."""
+        shape = self.input_shape
+        return shape if self._profile is None else (self.meta.model_channels, *shape[1:])
+
+    def inputs(self, values: np.ndarray) -> np.ndarray:
+        """Raw float32 windows ``[n, *input_shape]`` as the model takes them: with a daily
+        profile, each value's distance from it beside the values; then normalised."""
+        return self.normaliser(with_distances(self._profile, values))
+
+    def reconstruct(self, values: np.ndarray) -> np.ndarray:
+        """The model's reconstruction of raw windows, in their units and shape (the distances
+        from a daily profile, which the model also rebuilds, left out)."""
+        features = with_distances(self._profile, values)
+        z = self.normaliser(features)
+        with torch.inference_mode():
+            r = self.model(torch.from_numpy(z).to(self.device)).float().cpu().numpy()
+        recon = self.normaliser.inverse(r, features)
+        if self._profile is None:
+            return recon
+        m = self.meta.value_channels
+        return np.concatenate([recon[:, :m], recon[:, 2 * m :]], axis=1)
 
     @property
     def threshold(self) -> float:
@@ -104,6 +129,7 @@ class Detector:
         return self.meta.model_version
 
     def __post_init__(self) -> None:
+        self._profile = self.meta.profile
         scale = self.meta.channel_scale
         self._per_channel = (
             None
@@ -113,12 +139,14 @@ class Detector:
 
     def errors_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """Per-element error of a normalised batch already on the device (float32), of the
-        value channels only (a clock's channels are input, not scored); for a several-metric model
+        value channels only (a clock's channels are input, not scored; with a daily profile, each
+        value's error is the mean of its own and its distance's); for a several-metric model
         with a ``channel_scale``, in units of each channel's normal error."""
         with torch.inference_mode(), autocast(self.device, self.amp):
             err = self.model.errors(x, self.meta.score).float()
             if self.meta.clock:
-                err = err[:, : self.meta.value_channels]
+                m = self.meta.value_channels
+                err = err[:, :m] if self._profile is None else (err[:, :m] + err[:, m : 2 * m]) / 2
             return err if self._per_channel is None else err / self._per_channel
 
     def score_tensor(
@@ -152,7 +180,7 @@ class Detector:
     def _batches(self, values: Any, batch: int) -> tuple[int, Iterator[tuple[slice, torch.Tensor]]]:
         """How many windows ``values`` hold, and them scaled, in batches on the device, each
         with the rows it covers."""
-        x = self.normaliser(as_windows(values, self.input_shape))
+        x = self.inputs(as_windows(values, self.input_shape))
         on_device = (
             (slice(i, i + batch), torch.from_numpy(x[i : i + batch]).to(self.device))
             for i in range(0, len(x), batch)

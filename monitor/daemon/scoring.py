@@ -51,7 +51,7 @@ class Scorer:
         self.capacity = capacity
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="aemon-score")
         self.detectors = list(detectors)
-        self._pinned = self._staging(self.detectors[0])
+        self._pinned: dict[tuple[int, ...], torch.Tensor] = {}  # CUDA staging, by model shape
         self.warm_up()
 
     def warm_up(self) -> None:
@@ -59,12 +59,6 @@ class Scorer:
         rows = np.zeros((self.capacity, *self.detectors[0].input_shape), dtype=np.float32)
         for i in range(len(self.detectors)):
             self._score_rows(self.detectors[i], rows, None)
-
-    def _staging(self, detector: Detector) -> torch.Tensor | None:
-        if detector.device.type != "cuda":
-            return None
-        shape = (self.capacity, *detector.input_shape)
-        return torch.empty(shape, dtype=torch.float32, pin_memory=True)
 
     def swap(self, i: int, detector: Detector) -> None:
         """Use ``detector`` as model ``i`` from the next batch on (between batches only)."""
@@ -76,12 +70,16 @@ class Scorer:
 
     def _staged(self, det: Detector, values: np.ndarray) -> torch.Tensor:
         """Raw rows scaled and on the model's device (through the pinned buffer on CUDA)."""
-        x = torch.from_numpy(det.normaliser(values))
-        if self._pinned is not None:
-            staged = self._pinned[: len(values)]
-            staged.copy_(x)
-            x = staged.to(det.device, non_blocking=True)
-        return x
+        x = torch.from_numpy(det.inputs(values))
+        if det.device.type != "cuda":
+            return x
+        shape = det.model_shape
+        if shape not in self._pinned:
+            size = (self.capacity, *shape)
+            self._pinned[shape] = torch.empty(size, dtype=torch.float32, pin_memory=True)
+        staged = self._pinned[shape][: len(values)]
+        staged.copy_(x)
+        return staged.to(det.device, non_blocking=True)
 
     def _score_rows(
         self, det: Detector, values: np.ndarray, threshold: float | None

@@ -221,6 +221,8 @@ async def test_models_that_see_the_hour_and_a_blank_clock_share_one_daemon(boots
     clocks = {s: loaded.detector_for(s).meta.clock for s in ("host", "pump")}
     assert clocks == {"host": "time_of_day", "pump": "blank"}
     assert loaded.detector_for("pump").input_shape == (3, 8)
+    # the host's model also takes each value's distance from its daily profile
+    assert [loaded.detector_for(s).model_shape for s in ("host", "pump")] == [(4, 8), (3, 8)]
     mixed_clock_csv(tmp_path / "rest.csv", start=TRAIN)
     offline = loaded.timeline(read_samples(tmp_path / "rest.csv"))
     assert {e["stream"] for e in offline.events} == {"host", "pump"}

@@ -1,0 +1,87 @@
+"""A stream's daily profile: each metric's usual level at each hour of the UTC day.
+
+A model whose windows carry the time of day (the clock channels) also sees, beside each value,
+its distance from the profile's level at that sample's hour. A short window of an ordinary shape
+can still be wrong for its hour (the day's peak that does not come, a quiet hour that is busy);
+the distance says so where the window alone cannot. The profile is fitted on the stream's fitted
+training windows (the median of every sample at each hour; an hour never seen takes the median
+of all) and stored in the artifact; the hour is read back from the clock channels, so offline
+scoring and the daemon compute the same inputs from the same windows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from aemon.core.errors import ArtifactError
+from aemon.core.table import F32_MAX
+
+HOURS = 24  # bins of the UTC day
+
+
+def hour_of(sin: np.ndarray, cos: np.ndarray) -> np.ndarray:
+    """The hour of the UTC day (0-23) of clock channels holding its angle's sine and cosine."""
+    angle = np.arctan2(sin.astype(np.float64), cos.astype(np.float64)) % (2.0 * math.pi)
+    return np.minimum((angle * (HOURS / (2.0 * math.pi))).astype(np.int64), HOURS - 1)
+
+
+@dataclass(frozen=True)
+class DailyProfile:
+    """``levels[hour, metric]``; :meth:`__call__` turns windows ``[n, metrics + 2, length]``
+    (values, then the clock) into the model's input ``[n, 2 metrics + 2, length]``: the values,
+    their distances from the profile, then the clock."""
+
+    levels: np.ndarray  # float32 [HOURS, metrics]
+
+    @property
+    def metrics(self) -> int:
+        return int(self.levels.shape[1])
+
+    @classmethod
+    def fit(cls, windows: np.ndarray, metrics: int) -> DailyProfile:
+        """From windows ``[n, metrics + 2, length]`` with a time-of-day clock."""
+        values = windows[:, :metrics].transpose(0, 2, 1).reshape(-1, metrics)
+        hours = hour_of(windows[:, metrics], windows[:, metrics + 1]).reshape(-1)
+        levels = np.tile(np.median(values, axis=0), (HOURS, 1))
+        for h in np.unique(hours).tolist():
+            levels[h] = np.median(values[hours == h], axis=0)
+        return cls(levels.astype(np.float32))
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        m = self.metrics
+        hours = hour_of(windows[:, m], windows[:, m + 1])  # [n, length]
+        distance = windows[:, :m] - self.levels[hours].transpose(0, 2, 1)
+        return np.concatenate([windows[:, :m], distance, windows[:, m:]], axis=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hours": HOURS,
+            "levels": [[float(v) for v in row] for row in self.levels],
+            "fitted_on": "the median of the fitted training samples at each hour of the UTC day",
+        }
+
+    @classmethod
+    def from_dict(cls, doc: object, metrics: int) -> DailyProfile:
+        """The profile an artifact records for ``metrics`` value channels; ArtifactError when
+        it is not one finite number per hour and metric."""
+        levels = doc.get("levels") if isinstance(doc, dict) else None
+        try:
+            array = np.asarray(levels, dtype=np.float64)
+        except (TypeError, ValueError):
+            array = np.empty(0)
+        if array.shape != (HOURS, metrics) or not (np.abs(array) <= F32_MAX).all():
+            raise ArtifactError(
+                f"input.profile.levels must be {HOURS} lists of {metrics} finite numbers "
+                "within float32 (one per hour of the day and value channel)"
+            )
+        return cls(array.astype(np.float32))
+
+
+def with_distances(profile: DailyProfile | None, windows: np.ndarray) -> np.ndarray:
+    """Raw windows as the model takes them before scaling: with a ``profile``, each value's
+    distance from it added (see :class:`DailyProfile`); without, the windows themselves."""
+    return windows if profile is None else profile(windows)

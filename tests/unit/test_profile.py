@@ -1,0 +1,114 @@
+"""The daily profile: each value's distance from its stream's usual level at that hour."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import aemon
+from aemon.core import artifact
+from aemon.core.detector import Detector
+from aemon.core.errors import ArtifactError
+from aemon.core.profile import HOURS, DailyProfile, hour_of
+from aemon.core.windowing import time_of_day
+from tests.conftest import DAY_S, office_hours
+
+
+def clocked_windows(frame: pd.DataFrame, length: int = 8) -> np.ndarray:
+    """Sliding windows ``[n, 3, length]`` of one value column and its two clock channels, as
+    the windower builds them (float32)."""
+    clock = np.array([time_of_day(float(t)) for t in frame.timestamp], dtype=np.float32)
+    rows = np.column_stack([frame.value.to_numpy(np.float32), clock])  # [samples, 3]
+    idx = np.arange(length)[None] + np.arange(len(rows) - length + 1)[:, None]
+    return rows[idx].transpose(0, 2, 1).copy()
+
+
+def test_the_hour_is_read_back_from_the_clock_channels():
+    ts = 1_700_000_000 + np.random.default_rng(0).uniform(0, 7 * DAY_S, 20_000)
+    ts = ts[np.abs(ts / 3600 - np.round(ts / 3600)) * 3600 > 1.0]  # not within 1 s of an hour
+    clock = np.array([time_of_day(float(t)) for t in ts], dtype=np.float32)
+    got = hour_of(clock[:, 0], clock[:, 1])
+    np.testing.assert_array_equal(got, ((ts % DAY_S) // 3600).astype(int))
+
+
+def test_the_profile_holds_each_hour_s_level_and_the_windows_gain_their_distances():
+    windows = clocked_windows(office_hours(3))
+    profile = DailyProfile.fit(windows, 1)
+    day, night = profile.levels[8:20, 0], np.r_[profile.levels[:8, 0], profile.levels[20:, 0]]
+    assert np.all(np.abs(day - 10) < 0.2) and np.all(np.abs(night - 1) < 0.2)
+    x = profile(windows)
+    assert x.shape == (len(windows), 4, 8) and x.dtype == np.float32
+    np.testing.assert_array_equal(x[:, 0], windows[:, 0])  # the values, then the distances
+    np.testing.assert_array_equal(x[:, 2:], windows[:, 1:])  # then the clock
+    assert np.abs(x[:, 1]).max() < 1.5  # normal days sit on their profile
+    shifted = windows.copy()
+    shifted[:, 0] += 5.0
+    np.testing.assert_allclose(profile(shifted)[:, 1], x[:, 1] + 5.0, atol=1e-4)
+    # hours never seen in fitting take the median of every sample
+    mornings = windows[hour_of(windows[:, 1, -1], windows[:, 2, -1]) < 6]
+    partial = DailyProfile.fit(mornings, 1)
+    assert np.all(partial.levels[8:22, 0] == np.median(mornings[:, 0]))  # 22-23: windows' starts
+
+
+@pytest.fixture(scope="module")
+def profiled():
+    """A stream of office hours, fitted on four days: its model sees the time of day."""
+    return aemon.fit_series(office_hours(4), epochs=30, adaptive_window=0)
+
+
+def test_a_day_whose_peak_does_not_come_opens_an_event(profiled, tmp_path):
+    """Hours 11-16 of the second later day stay at the night's level: every window of it holds
+    values seen daily (nights), so only the hour and its usual level tell them apart."""
+    det = profiled.detectors["0"]
+    assert det.meta.clock == "time_of_day" and det.model_shape == (4, 8)
+    assert det.input_shape == (3, 8)  # the daemon windows the same samples as without it
+    later = office_hours(2, start=int(office_hours(4).timestamp.iloc[-1]) + 600)
+    hour = (later.timestamp % DAY_S) / 3600
+    flat = (later.timestamp >= later.timestamp.iloc[0] + DAY_S) & (hour >= 11) & (hour < 16)
+    later.loc[flat, "value"] = 1.0 + 0.2 * np.random.default_rng(1).standard_normal(flat.sum())
+    stamps = later.timestamp[flat]
+    opened = [e["start_ts"] for e in profiled.events(later) if e["state"] == "open"]
+    assert [t for t in opened if stamps.min() <= t <= stamps.max()] == [stamps.min()]
+    scored = profiled.score(later)
+    inside = scored["end"].isin(pd.to_datetime(stamps.iloc[8:], unit="s", utc=True))
+    assert scored.loc[inside, "is_anomaly"].all()
+    ratio = scored.loc[inside, "score"].median() / det.threshold
+    assert ratio > 5  # measured: 18
+    # saved and loaded, the same profile and the same scores
+    det.save(tmp_path / "m")
+    back = Detector.load(tmp_path / "m", device="cpu")
+    np.testing.assert_array_equal(back.meta.profile.levels, det.meta.profile.levels)
+    windows = clocked_windows(later)
+    np.testing.assert_array_equal(back.score(windows), det.score(windows))
+    assert back.reconstruct(windows[:4]).shape == (4, 3, 8)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda p: {**p, "levels": p["levels"][:-1]},
+            rf"input.profile.levels must be {HOURS} lists of 1 finite numbers",
+        ),
+        (lambda p: {**p, "levels": [[1e39]] * HOURS}, "within float32"),
+        (lambda p: {**p, "levels": [["x"]] * HOURS}, "input.profile.levels must be"),
+        (lambda p: "flat", "input.profile.levels must be"),
+    ],
+)
+def test_a_corrupt_profile_is_refused(profiled, tmp_path, edit, message):
+    path = profiled.detectors["0"].save(tmp_path / "m")
+    meta = json.loads((path / artifact.META_FILE).read_text())
+    meta["input"]["profile"] = edit(meta["input"]["profile"])
+    (path / artifact.META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=message):
+        Detector.load(path)
+
+
+def test_a_profile_needs_the_time_of_day(profiled, tmp_path):
+    path = profiled.detectors["0"].save(tmp_path / "m")
+    meta = json.loads((path / artifact.META_FILE).read_text())
+    meta["input"]["clock"] = "blank"
+    (path / artifact.META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match=r"input\.profile needs input\.clock time_of_day"):
+        Detector.load(path)
