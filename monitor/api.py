@@ -168,7 +168,8 @@ def fit_series(
     above it (instead of ``threshold``, default ``fitted-max:1``: the largest calibration score
     that a robust log-normal fit expects, never below the largest one). ``time_of_day``:
     ``auto`` (each sample also carries its UTC time of day, seen by the model and not scored,
-    for each stream whose history spans at least a day; a blank clock for the others), ``on``
+    and each value its distance from the stream's daily profile, for each stream whose history
+    spans at least a day; a blank clock for the others), ``on``
     or ``off``. ``shared``: one model, each stream scaled and thresholded on its own;
     ``any_stream``: one detector that serves any stream, also streams it never saw (each still
     decided on its own).

@@ -302,8 +302,9 @@ def clock_arg(p: argparse.ArgumentParser) -> None:
         choices=CLOCK_CHOICES,
         default="auto",
         help="each sample also carries its UTC time of day, which the model sees and does not "
-        "score; auto: for each stream whose history spans at least a day (a blank clock for "
-        "the others)",
+        "score, and each value its distance from the stream's usual level at that hour (its "
+        "daily profile); auto: for each stream whose history spans at least a day (a blank "
+        "clock for the others)",
     )
 
 

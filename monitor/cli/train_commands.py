@@ -37,7 +37,7 @@ from aemon.training.presets import (
 from aemon.training.series import Plan, fit_series, stream_dir, window_values
 
 CLOCK_NOTES = {  # what a series model sees of the hour, as the training summary says it
-    "time_of_day": ", sees the time of day",
+    "time_of_day": ", sees the time of day and its daily profile",
     "blank": ", blank clock (history under a day)",
     None: "",
 }
