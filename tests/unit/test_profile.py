@@ -12,7 +12,7 @@ from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError
 from aemon.core.profile import HOURS, DailyProfile, hour_of
 from aemon.core.windowing import time_of_day
-from tests.conftest import DAY_S, office_hours
+from tests.conftest import DAY_S, office_hours, two_streams
 
 
 def clocked_windows(frame: pd.DataFrame, length: int = 8) -> np.ndarray:
@@ -112,3 +112,14 @@ def test_a_profile_needs_the_time_of_day(profiled, tmp_path):
     (path / artifact.META_FILE).write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match=r"input\.profile needs input\.clock time_of_day"):
         Detector.load(path)
+
+
+def test_a_shared_model_keeps_each_stream_s_profile_and_one_for_any_stream_has_none():
+    df = two_streams(30)  # a: three days every 10 minutes; b: 30 hours every minute
+    shared = aemon.fit_series(df, shared=True, epochs=5)
+    a, b = shared.detectors["a"], shared.detectors["b"]
+    assert a.model_shape == b.model_shape == (4, 8)
+    assert not np.array_equal(a.meta.profile.levels, b.meta.profile.levels)  # each its own
+    assert np.isfinite(shared.score(df)["score"]).all()
+    one = aemon.fit_series(df, any_stream=True, epochs=5).detectors[""]
+    assert one.meta.profile is None and one.model_shape == one.input_shape == (3, 8)
