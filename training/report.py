@@ -377,11 +377,14 @@ def series_timeline(
     windows: dict[str, np.ndarray],
     events: list[dict],
     incidents: list[tuple[float, float]],
+    usual: np.ndarray | None = None,
 ) -> Path:
     """One stream on one time axis: its values with detected events shaded and labelled
     incidents marked; below, each window's score and threshold (log scale). One channel is drawn
-    in its units; up to 8 each on its own robust scale (median 0, 5-95% range 1), so metrics far
-    apart in scale are all visible; more as a heat map of those scaled values, one row each."""
+    in its units, with ``usual`` (its daily profile's level at each sample's hour, when the model
+    has one) beside it; up to 8 each on its own robust scale (median 0, 5-95% range 1), so
+    metrics far apart in scale are all visible; more as a heat map of those scaled values, one
+    row each."""
 
     def when(t: object) -> np.ndarray:  # epoch seconds -> datetime64 for the time axis
         return (np.asarray(t, dtype=np.float64) * 1000).astype(np.int64).astype("datetime64[ms]")
@@ -390,6 +393,8 @@ def series_timeline(
     if len(channels) == 1:
         v = values[:, 0]
         top.plot(when(ts), v, lw=0.7, label=channels[0])
+        if usual is not None:
+            top.plot(when(ts), usual[:, 0], lw=0.8, color="grey", label="usual at this hour")
         top.set(ylabel="value")
         linear_within = symlog_range(v)
         if linear_within is not None:
@@ -440,7 +445,7 @@ def series_timeline(
                 label="event opened" if k == 0 and ax is top else None,
             )
     top.set(title=title)
-    top.legend(loc="upper left", fontsize=8, ncols=min(4, len(channels) + 2))
+    top.legend(loc="upper left", fontsize=8, ncols=min(4, len(channels) + 3))
     end_t = when(windows["end"])
     bottom.plot(end_t, windows["score"], lw=0.7, color="tab:blue", label="window score")
     bottom.plot(end_t, windows["threshold"], lw=1, color="black", ls="--", label="threshold")

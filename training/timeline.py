@@ -191,8 +191,18 @@ def draw(samples: Samples, t: Timeline, report: Path) -> list[Path]:
         opened = sum(e["state"] == "open" for e in events)
         title = plots.events_title(stream, opened, det.version)
         path = report / f"{stream_dir(stream)}.png"
+        profile = det.meta.profile
+        usual = None if profile is None else profile.at(ts)
         plots.series_timeline(
-            path, title, ts, samples.values[rows], samples.channels, windows, events, incidents
+            path,
+            title,
+            ts,
+            samples.values[rows],
+            samples.channels,
+            windows,
+            events,
+            incidents,
+            usual,
         )
         drawn.append(path)
     return drawn

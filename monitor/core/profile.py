@@ -19,6 +19,7 @@ import numpy as np
 
 from aemon.core.errors import ArtifactError
 from aemon.core.table import F32_MAX
+from aemon.core.windowing import time_of_day
 
 HOURS = 24  # bins of the UTC day
 
@@ -56,6 +57,12 @@ class DailyProfile:
         hours = hour_of(windows[:, m], windows[:, m + 1])  # [n, length]
         distance = windows[:, :m] - self.levels[hours].transpose(0, 2, 1)
         return np.concatenate([windows[:, :m], distance, windows[:, m:]], axis=1)
+
+    def at(self, ts: np.ndarray) -> np.ndarray:
+        """The levels ``[n, metrics]`` at the hours of epoch seconds ``ts``, each hour read as the
+        model reads it (from the clock channels' float32 sine and cosine)."""
+        clock = np.array([time_of_day(float(t)) for t in ts], dtype=np.float32).reshape(-1, 2)
+        return self.levels[hour_of(clock[:, 0], clock[:, 1])]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -82,6 +82,12 @@ def test_a_day_whose_peak_does_not_come_opens_an_event(profiled, tmp_path):
     windows = clocked_windows(later)
     np.testing.assert_array_equal(back.score(windows), det.score(windows))
     assert back.reconstruct(windows[:4]).shape == (4, 3, 8)
+    # the timeline draws the usual level at each sample's hour beside the values
+    usual = det.meta.profile.at(later.timestamp.to_numpy())[:, 0]
+    office = (hour >= 8) & (hour < 20)
+    assert np.abs(usual[office] - 10).max() < 0.3 and np.abs(usual[~office] - 1).max() < 0.3
+    (picture,) = profiled.report(tmp_path / "pics", later)
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize(
