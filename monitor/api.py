@@ -143,6 +143,7 @@ def fit_series(
     adaptive_delay: int | None = None,
     false_alarms_per_day: float | None = None,
     time_of_day: str = "auto",
+    daily_profile: bool = True,
     open_after: int | None = None,
     within: int | None = None,
     resolve_after: int | None = None,
@@ -169,10 +170,10 @@ def fit_series(
     that a robust log-normal fit expects, never below the largest one). ``time_of_day``:
     ``auto`` (each sample also carries its UTC time of day, seen by the model and not scored,
     and each value its distance from the stream's daily profile, for each stream whose history
-    spans at least a day; a blank clock for the others), ``on``
-    or ``off``. ``shared``: one model, each stream scaled and thresholded on its own;
-    ``any_stream``: one detector that serves any stream, also streams it never saw (each still
-    decided on its own).
+    spans at least a day; a blank clock for the others), ``on`` or ``off``; ``daily_profile``
+    False keeps the time of day without the profile. ``shared``: one model, each stream scaled
+    and thresholded on its own; ``any_stream``: one detector that serves any stream, also
+    streams it never saw (each still decided on its own).
 
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """
@@ -193,7 +194,14 @@ def fit_series(
         resolve_after=resolve_after,
     )
     plan = Plan(
-        length, stride, train_fraction, max_train_rows, events, false_alarms_per_day, time_of_day
+        length,
+        stride,
+        train_fraction,
+        max_train_rows,
+        events,
+        false_alarms_per_day,
+        time_of_day,
+        daily_profile,
     )
     s = as_samples(samples)
     overrides = {

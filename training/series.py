@@ -53,6 +53,7 @@ class Plan:
     events: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_EVENT_RULE))
     false_alarms_per_day: float | None = None  # the calibrated threshold set for this rate
     time_of_day: str = "auto"  # models see each sample's time of day: auto (see clocks), on, off
+    daily_profile: bool = True  # models that see the time of day also see the daily profile
 
     def __post_init__(self) -> None:
         if self.time_of_day not in CLOCK_CHOICES:
@@ -109,14 +110,14 @@ def window_values(
     stream's daily profile."""
     seen = set(clocks(samples, plan, shared or any_stream).values())
     values = samples.values.shape[1]
-    profiled = TIME_OF_DAY in seen and not any_stream
+    profiled = plan.daily_profile and TIME_OF_DAY in seen and not any_stream
     return plan.length * (window_channels(values, bool(seen - {None})) + profiled * values)
 
 
-def _profile(fit: WindowTable, clock: str | None) -> DailyProfile | None:
+def _profile(fit: WindowTable, clock: str | None, plan: Plan) -> DailyProfile | None:
     """The stream's daily profile, fitted on its fitted windows, when its model sees the time
-    of day."""
-    if clock != TIME_OF_DAY:
+    of day (and ``plan`` keeps the profile on)."""
+    if clock != TIME_OF_DAY or not plan.daily_profile:
         return None
     windows = _normal(fit)
     return DailyProfile.fit(windows, windows.shape[1] - CLOCK_CHANNELS)
@@ -159,7 +160,7 @@ def fit_series(
     parts = list(_parts(samples, recipe, plan, source, clocks(samples, plan, shared or any_stream)))
     if any_stream:
         parts = [_pooled(parts)]
-    profiles = {p[0]: None if any_stream else _profile(p[1], p[4]["clock"]) for p in parts}
+    profiles = {p[0]: None if any_stream else _profile(p[1], p[4]["clock"], plan) for p in parts}
     trained: dict[str, tuple] = {}
     if shared:
         inputs = {name: partial(with_distances, profiles[name]) for name in profiles}

@@ -152,6 +152,7 @@ def benchmark(args: argparse.Namespace) -> int:
         adaptive_window=args.adaptive_window,
         adaptive_delay=args.adaptive_delay,
         time_of_day=args.time_of_day,
+        daily_profile=args.daily_profile == "on",
     )
     if args.json:
         print(json.dumps(summary))

@@ -306,6 +306,13 @@ def clock_arg(p: argparse.ArgumentParser) -> None:
         "daily profile); auto: for each stream whose history spans at least a day (a blank "
         "clock for the others)",
     )
+    p.add_argument(
+        "--daily-profile",
+        choices=("on", "off"),
+        default="on",
+        help="off: a model that sees the time of day does not also see each value's distance "
+        "from its daily profile (the models before aemon had one)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

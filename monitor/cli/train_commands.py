@@ -37,7 +37,7 @@ from aemon.training.presets import (
 from aemon.training.series import Plan, fit_series, stream_dir, window_values
 
 CLOCK_NOTES = {  # what a series model sees of the hour, as the training summary says it
-    "time_of_day": ", sees the time of day and its daily profile",
+    "time_of_day": ", sees the time of day",
     "blank": ", blank clock (history under a day)",
     None: "",
 }
@@ -148,6 +148,7 @@ def train_series(args: argparse.Namespace) -> int:
         events,
         args.false_alarms_per_day,
         args.time_of_day,
+        args.daily_profile == "on",
     )
     samples = read_samples(args.input)
     size = window_values(samples, plan, args.shared, args.any_stream)
@@ -168,12 +169,19 @@ def train_series(args: argparse.Namespace) -> int:
     for stream, det in detectors.items():
         where = args.out / stream_dir(stream)
         report.run_report(det, where / "report", None, None)
-        summaries[stream] = {**det.summary(), "clock": det.meta.clock, "artifact": str(where)}
+        summaries[stream] = {
+            **det.summary(),
+            "clock": det.meta.clock,
+            "daily_profile": det.meta.profile is not None,
+            "artifact": str(where),
+        }
     if args.json:
         emit({"models": str(args.out), "streams": summaries}, True)
     else:
         for stream, summary in summaries.items():
-            seen = CLOCK_NOTES[summary["clock"]]
+            seen = CLOCK_NOTES[summary["clock"]] + (
+                " and its daily profile" if summary["daily_profile"] else ""
+            )
             print(
                 f"{stream}: threshold {summary['threshold']:.4g}{seen} -> {summary['artifact']}",
                 file=sys.stderr,

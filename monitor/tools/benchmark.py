@@ -141,6 +141,7 @@ def run(
     adaptive_window: int | None = None,
     adaptive_delay: int | None = None,
     time_of_day: str = "auto",
+    daily_profile: bool = True,
 ) -> dict[str, object]:
     """The whole protocol on ``data`` (see the module's docstring); the summary it prints."""
     import importlib
@@ -165,6 +166,7 @@ def run(
         max_train_rows=prepared.max_train_rows,
         events=rule,
         time_of_day=time_of_day,
+        daily_profile=daily_profile,
     )
     recipe = SERIES_PRESETS["dense"].customise(window_values(history, plan, shared), seed=seed)
     say(f"training {len(history.streams())} models into {models}")

@@ -164,3 +164,6 @@ def test_the_training_summary_says_which_streams_see_the_time_of_day(tmp_path, c
     assert main([*argv, "--epochs", "1", "--time-of-day", "off", "--json", "--quiet"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {s: v["clock"] for s, v in doc["streams"].items()} == {"a": None, "b": None}
+    assert main([*argv, "--epochs", "1", "--daily-profile", "off", "--json", "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)["streams"]
+    assert doc["a"]["clock"] == "time_of_day" and doc["a"]["daily_profile"] is False

@@ -22,6 +22,7 @@ def test_a_stream_sees_the_hour_when_its_history_spans_a_day():
     assert clocks(as_samples(two_streams(30)), Plan(time_of_day="off")) == {"a": None, "b": None}
     assert window_values(short, plan) == 8  # the time of day: its clock and the distances
     assert window_values(short, Plan(time_of_day="on")) == 8 * (1 + 2 + 1)
+    assert window_values(short, Plan(time_of_day="on", daily_profile=False)) == 8 * (1 + 2)
     with pytest.raises(aemon.ConfigError, match="--time-of-day must be one of auto, on, off"):
         Plan(time_of_day="sometimes")
 

@@ -129,3 +129,6 @@ def test_a_shared_model_keeps_each_stream_s_profile_and_one_for_any_stream_has_n
     assert np.isfinite(shared.score(df)["score"]).all()
     one = aemon.fit_series(df, any_stream=True, epochs=5).detectors[""]
     assert one.meta.profile is None and one.model_shape == one.input_shape == (3, 8)
+    off = aemon.fit_series(df, daily_profile=False, epochs=5).detectors["a"]
+    assert off.meta.clock == "time_of_day" and off.meta.profile is None
+    assert off.model_shape == off.input_shape == (3, 8)
