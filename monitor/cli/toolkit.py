@@ -311,7 +311,7 @@ def clock_arg(p: argparse.ArgumentParser) -> None:
         choices=("on", "off"),
         default="on",
         help="off: a model that sees the time of day does not also see each value's distance "
-        "from its daily profile (the models before aemon had one)",
+        "from the stream's daily profile (models as they were before the profile)",
     )
 
 
