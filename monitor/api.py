@@ -144,6 +144,10 @@ def fit_series(
     false_alarms_per_day: float | None = None,
     time_of_day: str = "auto",
     daily_profile: bool = True,
+    learn: bool = False,
+    learn_every: int = 1000,
+    learn_span: int = 3000,
+    learn_epochs: int = 5,
     open_after: int | None = None,
     within: int | None = None,
     resolve_after: int | None = None,
@@ -171,7 +175,10 @@ def fit_series(
     ``auto`` (each sample also carries its UTC time of day, seen by the model and not scored,
     and each value its distance from the stream's daily profile, for each stream whose history
     spans at least a day; a blank clock for the others), ``on`` or ``off``; ``daily_profile``
-    False keeps the time of day without the profile. ``shared``: one model, each stream scaled
+    False keeps the time of day without the profile. ``learn``: each stream's model keeps
+    learning on its stream (every ``learn_every`` windows fine-tuned for ``learn_epochs`` epochs,
+    from its trained weights, on its last ``learn_span`` windows but the newest
+    ``adaptive_delay``), offline as in the daemon. ``shared``: one model, each stream scaled
     and thresholded on its own; ``any_stream``: one detector that serves any stream, also
     streams it never saw (each still decided on its own).
 
@@ -179,6 +186,7 @@ def fit_series(
     """
     from aemon.core.device import pick_device
     from aemon.core.events import event_rule
+    from aemon.core.learning import Learning
     from aemon.series_detector import SeriesDetector, as_samples
     from aemon.training import presets
     from aemon.training.series import Plan, window_values
@@ -202,6 +210,9 @@ def fit_series(
         false_alarms_per_day,
         time_of_day,
         daily_profile,
+        Learning(learn_every, learn_span, int(events["adaptive_delay"]), learn_epochs)
+        if learn
+        else None,
     )
     s = as_samples(samples)
     overrides = {

@@ -128,7 +128,11 @@ def _series_facts(
         exceed_probability=p,
         expected_false_alarms_per_day=p * per_day,
     )
-    return {"events": rule, "stream": series["stream"], "series": series["facts"]}
+    facts = {"events": rule, "stream": series["stream"], "series": series["facts"]}
+    learning = series.get("learning")
+    if learning is not None:
+        facts["learning"] = learning.to_dict()  # type: ignore[attr-defined]
+    return facts
 
 
 CHANNEL_QUANTILE = 0.99  # of each channel's calibration errors: its error on normal data

@@ -23,6 +23,7 @@ from aemon.core.catalog import ANY
 from aemon.core.detector import Detector
 from aemon.core.errors import ConfigError
 from aemon.core.events import DEFAULT_EVENT_RULE, Rule
+from aemon.core.learning import Learning
 from aemon.core.normalise import Normaliser
 from aemon.core.profile import DailyProfile, with_distances
 from aemon.core.rates import check_rate
@@ -54,6 +55,7 @@ class Plan:
     false_alarms_per_day: float | None = None  # the calibrated threshold set for this rate
     time_of_day: str = "auto"  # models see each sample's time of day: auto (see clocks), on, off
     daily_profile: bool = True  # models that see the time of day also see the daily profile
+    learning: Learning | None = None  # each stream's model keeps learning on it (None: never)
 
     def __post_init__(self) -> None:
         if self.time_of_day not in CLOCK_CHOICES:
@@ -267,6 +269,7 @@ def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str, clock: dic
             "seconds_per_window": _seconds_per_window(samples.ts[rows[:n_train]], plan.stride),
             "false_alarms_per_day": plan.false_alarms_per_day,
             "clock": clock[stream],
+            "learning": plan.learning,
             "facts": facts,
         }
         yield stream, fit, cal, facts, series

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from aemon.cli.toolkit import learning_of
 from aemon.core.errors import AemonError, ConfigError
 from aemon.daemon.event_loop import run_async
 from aemon.daemon.supervisor import StageFailed
@@ -153,6 +154,7 @@ def benchmark(args: argparse.Namespace) -> int:
         adaptive_delay=args.adaptive_delay,
         time_of_day=args.time_of_day,
         daily_profile=args.daily_profile == "on",
+        learning=learning_of(args),
     )
     if args.json:
         print(json.dumps(summary))

@@ -23,6 +23,7 @@ from aemon.cli.toolkit import (
     command,
     counts,
     in_file,
+    learn_args,
     number,
     out_dir,
     port,
@@ -268,6 +269,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         suite.add_argument("--seed", type=int, default=0, help="training seed")
         adaptive_args(suite)
         clock_arg(suite)
+        learn_args(suite)
         suite.add_argument(
             "--offline-only", action="store_true", help="skip the broker and the daemon"
         )

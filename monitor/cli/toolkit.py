@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from aemon.core.events import DEFAULT_EVENT_RULE
+from aemon.core.learning import Learning
 from aemon.core.specs import (
     ACTIVATIONS,
     CLOCK_CHOICES,
@@ -315,6 +316,36 @@ def clock_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def learn_args(p: argparse.ArgumentParser) -> None:
+    """``--learn`` and its settings (train series and the benchmarks)."""
+    d = Learning()
+    p.add_argument(
+        "--learn",
+        choices=("on", "off"),
+        default="off",
+        help="on: each stream's model keeps learning on its stream: every --learn-every "
+        "windows it is fine-tuned, from its trained weights, on the stream's last "
+        "--learn-span windows but the newest --adaptive-delay (an incident is not learned "
+        "while that young); the daemon decides exactly as offline scoring does",
+    )
+    p.add_argument(
+        "--learn-every", type=at_least(1), default=d.every, help="windows between updates"
+    )
+    p.add_argument(
+        "--learn-span", type=at_least(1), default=d.span, help="windows each update trains on"
+    )
+    p.add_argument(
+        "--learn-epochs", type=at_least(1), default=d.epochs, help="epochs of each update"
+    )
+
+
+def learning_of(args: argparse.Namespace) -> Learning | None:
+    """What ``--learn`` and its settings ask for (None: off)."""
+    if args.learn != "on":
+        return None
+    return Learning(args.learn_every, args.learn_span, args.adaptive_delay, args.learn_epochs)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser(
         "train",
@@ -430,6 +461,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     adaptive_args(ser)
     clock_arg(ser)
+    learn_args(ser)
     ser.add_argument(
         "--false-alarms-per-day",
         type=number(0, math.inf, low_open=True),

@@ -13,6 +13,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from aemon.cli.toolkit import learning_of
 from aemon.core.artifact import META_FILE, read_meta
 from aemon.core.detector import Detector
 from aemon.core.device import pick_device
@@ -149,6 +150,7 @@ def train_series(args: argparse.Namespace) -> int:
         args.false_alarms_per_day,
         args.time_of_day,
         args.daily_profile == "on",
+        learning_of(args),
     )
     samples = read_samples(args.input)
     size = window_values(samples, plan, args.shared, args.any_stream)

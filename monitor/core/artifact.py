@@ -21,6 +21,7 @@ import torch
 from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.families import build
 from aemon.core.families.base import SCORES, Autoencoder
+from aemon.core.learning import Learning
 from aemon.core.profile import DailyProfile
 from aemon.core.rates import exceed_probability
 from aemon.core.version import __version__
@@ -108,6 +109,12 @@ class Meta:
         or None."""
         doc = self.doc["input"].get("profile")
         return None if doc is None else DailyProfile.from_dict(doc, self.value_channels)
+
+    @property
+    def learning(self) -> Learning | None:
+        """How the model keeps learning on its stream (:mod:`aemon.core.learning`), or None."""
+        doc = self.doc.get("learning")
+        return None if doc is None else Learning.from_dict(doc)
 
     @property
     def model_channels(self) -> int:
@@ -346,6 +353,13 @@ def _wrong_type(meta: dict) -> str | None:
             return f"input.profile needs input.clock {TIME_OF_DAY}, got {clock!r}"
         try:
             DailyProfile.from_dict(meta["input"]["profile"], shape[0] - CLOCK_CHANNELS)
+        except ArtifactError as exc:
+            return str(exc)
+    if "learning" in meta:
+        if "events" not in meta:
+            return "learning needs a series model (events)"
+        try:
+            Learning.from_dict(meta["learning"])
         except ArtifactError as exc:
             return str(exc)
     if "channel_scale" in meta:

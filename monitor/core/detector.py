@@ -109,6 +109,11 @@ class Detector:
         m = self.meta.value_channels
         return np.concatenate([recon[:, :m], recon[:, 2 * m :]], axis=1)
 
+    def learned(self, model: Autoencoder) -> Detector:
+        """This detector with ``model`` (its weights updated on a stream) in place of its own:
+        same normaliser, profile, threshold and version (:mod:`aemon.core.learning`)."""
+        return Detector(model, self.meta, self.normaliser, self.device, self.amp)
+
     @property
     def threshold(self) -> float:
         """The score above which a window is anomalous: calibrated at fit, or set here
@@ -130,6 +135,7 @@ class Detector:
 
     def __post_init__(self) -> None:
         self._profile = self.meta.profile
+        self.learning = self.meta.learning  # how it keeps learning on a stream (None: never)
         scale = self.meta.channel_scale
         self._per_channel = (
             None

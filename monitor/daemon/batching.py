@@ -25,6 +25,7 @@ class Batch:
     models: list[int] = field(default_factory=list)  # each row's model (models directories)
     parts: list[int] = field(default_factory=list)  # each row's partition (sample streams)
     holds: list[int] = field(default_factory=list)  # offset its stream's history starts at
+    learned: list = field(default_factory=list)  # the update scoring each row (None: trained)
     commit: dict[TopicPartition, int] = field(default_factory=dict)  # next offset per partition
     epochs: dict[TopicPartition, int] = field(default_factory=dict)  # each partition's, at fetch
     pending: list[tuple] = field(default_factory=list)  # dead letters to publish with the batch
@@ -67,6 +68,7 @@ class Batch:
             self.models,
             self.parts,
             self.holds,
+            self.learned,
         )
 
     def drop(self, i: int) -> None:

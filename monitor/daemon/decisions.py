@@ -151,7 +151,7 @@ class Decisions:
             if st is None:
                 st = self.streams[(p, stream)] = _Stream(Decider(rules[m], stream), idx)
             v = st.decider.push(seq, ts, scores[i], None if channels is None else channels[i])
-            if st.first and idx - st.first < rules[m].history:
+            if st.first and idx - st.first < self.models.warmup(m):
                 d.warmup += 1
                 continue
             d.decided += 1

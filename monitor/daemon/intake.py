@@ -28,6 +28,7 @@ from aemon.daemon.codec import (
     non_finite_rows,
 )
 from aemon.daemon.kafka import Consumer
+from aemon.daemon.learning import Learners
 from aemon.daemon.ledger import Ledger
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.refusals import RefusalLog
@@ -52,6 +53,7 @@ class Intake:
         max_wait_s: float,
         scorer_idle: asyncio.Event,
         stopping: asyncio.Event,
+        learners: Learners | None = None,
     ) -> None:
         self.consumer = consumer
         self.models = models
@@ -65,6 +67,7 @@ class Intake:
         self.wait = max_wait_s
         self.scorer_idle = scorer_idle
         self.stopping = stopping
+        self.learners = learners
         self.refusals = RefusalLog()
         self.batch: Batch | None = None
         self._handing = asyncio.Lock()
@@ -138,6 +141,8 @@ class Intake:
         """Drop the windows of partitions no longer owned (or whose log was lost)."""
         if self.windower is not None:
             self.windower.drop([tp.partition for tp in tps])
+        if self.learners is not None:
+            self.learners.drop([tp.partition for tp in tps])
 
     def take(self, tp: TopicPartition, records: list) -> None:
         batch = self.batch
@@ -209,6 +214,9 @@ class Intake:
                 batch.parts.append(p)
                 if w.history:
                     batch.holds.append(w.history_offset(p, s.stream))
+                learners = self.learners
+                update = learners and learners.push(p, s.stream, model, w.index(seq), row)
+                batch.learned.append(update)
         batch.keep(streams, seqs, ts, kafka_ts)
 
     def _dead_letter(self, tp: TopicPartition, rec, bad: Invalid, batch: Batch) -> None:

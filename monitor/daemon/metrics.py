@@ -123,6 +123,17 @@ class Metrics:
             "Windows re-read after a restart only to rebuild a stream's decision state.",
             registry=r,
         )
+        self.model_updates = Counter(
+            "aemon_model_updates",
+            "Streams' models fine-tuned on their stream (continual learning).",
+            registry=r,
+        )
+        self.model_update_duration = Histogram(
+            "aemon_model_update_duration_seconds",
+            "Seconds one stream's model update took on the learning thread.",
+            buckets=(0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30),
+            registry=r,
+        )
 
     def _health(self, r: CollectorRegistry) -> None:
         self.errors = Counter(

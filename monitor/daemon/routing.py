@@ -85,9 +85,20 @@ class Models:
         """One model serves every stream (no per-stream routing needed)."""
         return list(self.route) == [ANY]
 
+    def warmup(self, model: int) -> int:
+        """Windows of a stream that decisions by model ``model`` depend on: its event rule's
+        history and, when the model keeps learning, the windows its updates read."""
+        learning = self.detectors[model].learning
+        return self.rules[model].history + (0 if learning is None else learning.history)
+
     @property
     def history(self) -> int:
-        return max(rule.history for rule in self.rules)
+        return max(self.warmup(i) for i in range(len(self.detectors)))
+
+    @property
+    def learning(self) -> bool:
+        """Whether any model keeps learning on its streams."""
+        return any(det.learning is not None for det in self.detectors)
 
     def describe(self) -> str:
         """Every model in use, with the streams it serves: what the start-up line says."""

@@ -11,6 +11,7 @@ import contextlib
 
 import numpy as np
 
+from aemon.core.detector import Detector
 from aemon.daemon.batching import Batch
 from aemon.daemon.decisions import Decided, Decisions
 from aemon.daemon.ledger import Ledger
@@ -62,5 +63,16 @@ class ScoreStage:
         models = None
         if not self.models.single or self.models.series:
             models = np.asarray(batch.models[: batch.n], dtype=np.intp)
+        learned: list[Detector] = []
+        if any(batch.learned):  # rows scored by their stream's updated model
+            assert models is not None
+            at: dict[int, int] = {}
+            for i, update in enumerate(batch.learned[: batch.n]):
+                if update is not None:
+                    if id(update) not in at:
+                        at[id(update)] = len(self.scorer.detectors) + len(learned)
+                        learned.append(await update)  # ready, unless read faster than learned
+                    models[i] = at[id(update)]
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.scorer.executor, self.scorer.score, rows, models)
+        args = (rows, models, learned) if learned else (rows, models)
+        return await loop.run_in_executor(self.scorer.executor, self.scorer.score, *args)

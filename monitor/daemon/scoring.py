@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -86,9 +87,12 @@ class Scorer:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return det.score_tensor(self._staged(det, values), threshold, self.top_k)
 
-    def score(self, values: np.ndarray, models: np.ndarray | None = None) -> Scored:
+    def score(
+        self, values: np.ndarray, models: np.ndarray | None = None, learned: Sequence[Detector] = ()
+    ) -> Scored:
         """Score raw windows ``[n, *input_shape]`` (runs in the worker thread). ``models``: the
-        model of each row; None: model 0 for all, with its threshold's flags and contributors."""
+        model of each row, numbered on past the scorer's own into ``learned`` (streams' updated
+        models); None: model 0 for all, with its threshold's flags and contributors."""
         start = time.perf_counter()
         if models is None:
             det = self.detectors[0]
@@ -101,7 +105,8 @@ class Scorer:
             channels = np.empty((len(values), meta.value_channels), dtype=np.float32)
         for m in np.unique(models).tolist():
             rows = np.flatnonzero(models == m)
-            det = self.detectors[m]
+            n = len(self.detectors)
+            det = self.detectors[m] if m < n else learned[m - n]
             if channels is None:
                 scores[rows] = self._score_rows(det, values[rows], None)[0]
             else:

@@ -23,6 +23,7 @@ from aemon.daemon.config import Settings
 from aemon.daemon.decisions import Decisions, Totals
 from aemon.daemon.health import Health
 from aemon.daemon.kafka import Clients, kafka_clients
+from aemon.daemon.learning import Learners
 from aemon.daemon.ledger import Ledger
 from aemon.daemon.metrics import Metrics, serve_http
 from aemon.daemon.model_watch import ModelWatch
@@ -53,6 +54,11 @@ class Service:
             self.models, self.scorer.detectors, windower, s.alerts_topic, s.scores_topic
         )
         self.model_watch = ModelWatch(self.models, self.scorer, self.metrics)
+        self.learners = (
+            Learners(self.models, self.metrics)
+            if windower is not None and self.models.learning
+            else None
+        )
         self.clients, self.stopping, self.http_port = clients, asyncio.Event(), s.metrics_port
         self.stages: stages.Stages | None = None
 
@@ -90,13 +96,15 @@ class Service:
         self.supervisor = Supervisor(self._failed)
         shared = stages.Shared(
             *(self.s, self.clients, self.ledger, self.health, self.metrics, self.models),
-            *(self.scorer, self.decisions, self.model_watch, self.stopping),
+            *(self.scorer, self.decisions, self.model_watch, self.stopping, self.learners),
         )
         self.stages = stages.build(shared)
         try:
             await self._serve(self.clients, self.stages)
         finally:
             self.scorer.close()
+            if self.learners is not None:
+                self.learners.close()
             http.close()
             await http.wait_closed()
         if self.supervisor.failure is not None:

@@ -17,6 +17,7 @@ from aemon.daemon.health import Health
 from aemon.daemon.housekeeping import Housekeeping
 from aemon.daemon.intake import Intake
 from aemon.daemon.kafka import Clients
+from aemon.daemon.learning import Learners
 from aemon.daemon.ledger import Ledger
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.model_watch import ModelWatch
@@ -53,7 +54,8 @@ class Stages:
 @dataclass
 class Shared:
     """What several stages hold: the settings, the Kafka clients, the ledger, health and
-    metrics, the models and their scorer, decisions, the model watch, the stop signal."""
+    metrics, the models and their scorer, decisions, the model watch, the stop signal, the
+    learners."""
 
     s: Settings
     c: Clients
@@ -65,6 +67,7 @@ class Shared:
     decisions: Decisions
     model_watch: ModelWatch
     stopping: asyncio.Event
+    learners: Learners | None  # streams' models that keep learning (None: none do)
 
 
 def build(x: Shared) -> Stages:
@@ -135,6 +138,7 @@ def _input(
         max_wait_s=x.s.max_wait_ms / 1000,
         scorer_idle=scorer_idle,
         stopping=x.stopping,
+        learners=x.learners,
     )
     rebalance = Rebalance(
         consumer=x.c.consumer,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aemon.core.learning import Learning
 from aemon.training.timeline import Timeline, flagged_rows, row_scores
 
 
@@ -142,6 +143,7 @@ def run(
     adaptive_delay: int | None = None,
     time_of_day: str = "auto",
     daily_profile: bool = True,
+    learning: Learning | None = None,
 ) -> dict[str, object]:
     """The whole protocol on ``data`` (see the module's docstring); the summary it prints."""
     import importlib
@@ -167,6 +169,7 @@ def run(
         events=rule,
         time_of_day=time_of_day,
         daily_profile=daily_profile,
+        learning=learning,
     )
     recipe = SERIES_PRESETS["dense"].customise(window_values(history, plan, shared), seed=seed)
     say(f"training {len(history.streams())} models into {models}")

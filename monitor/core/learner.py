@@ -1,0 +1,122 @@
+"""The learners of :mod:`aemon.core.learning`: an update fine-tuned, a stream's learner (the
+daemon's, one window at a time) and a stream's windows scored offline through the same learner."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aemon.core.learning import Learning
+
+if TYPE_CHECKING:
+    from aemon.core.detector import Detector
+
+
+def update_seed(seed: int, stream: str, update: int) -> int:
+    raw = f"learn\x1f{seed}\x1f{stream}\x1f{update}".encode()
+    return int.from_bytes(hashlib.sha256(raw).digest()[:8], "little") >> 1
+
+
+def fine_tuned(det: Detector, windows: np.ndarray, stream: str, update: int) -> Detector:
+    """``det`` (the trained detector) fine-tuned on raw windows ``[n, *input_shape]`` (none:
+    ``det`` itself), as update ``update`` of ``stream``; ``det`` is left unchanged."""
+    import torch
+
+    learning = det.learning
+    if learning is None or not len(windows):
+        return det
+    recipe = det.meta.training.get("recipe", {}).get("fit", {})
+    lr, batch = float(recipe.get("lr", 1e-3)), int(recipe.get("batch_size", 128))
+    loss = str(recipe.get("loss", "l1"))
+    model = copy.deepcopy(det.model)
+    gen = torch.Generator(device=det.device).manual_seed(
+        update_seed(int(det.meta.training.get("seed", 0)), stream, update)
+    )
+    with torch.inference_mode(False), torch.enable_grad():
+        x = torch.from_numpy(det.inputs(windows)).to(det.device)
+        opts = model.optimizers(lr, 0.0)
+        model.train()
+        for _ in range(learning.epochs):
+            perm = torch.randperm(len(x), generator=gen, device=det.device)
+            for i in range(0, len(x), batch):
+                clean = x[perm[i : i + batch]]
+                model.fit_step(clean, clean, loss, opts, gen)
+        model.eval()
+    return det.learned(model)
+
+
+def learned_scores(
+    det: Detector, stream: str, windows: np.ndarray, index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A stream's raw windows ``[n, *input_shape]`` (window indices ``index``, increasing)
+    scored each by the model in effect at it, as :meth:`Detector.score_series` returns them:
+    the offline side of the daemon's :class:`StreamLearner`, through the same learner."""
+    learning = det.learning
+    if learning is None or not len(windows):
+        return det.score_series(windows)
+    learner = StreamLearner(det, stream, learning)
+    models = [
+        learner.push(int(i), w, lambda job: job()) or det
+        for i, w in zip(index, windows, strict=True)
+    ]
+    scores = np.empty(len(windows), dtype=np.float32)
+    channels = None
+    starts = [0, *(i for i in range(1, len(models)) if models[i] is not models[i - 1])]
+    for a, b in zip(starts, [*starts[1:], len(models)], strict=True):
+        s, c = models[a].score_series(windows[a:b])
+        scores[a:b] = s
+        if c is not None:
+            if channels is None:
+                channels = np.empty((len(windows), c.shape[1]), dtype=np.float32)
+            channels[a:b] = c
+    return scores, channels
+
+
+class StreamLearner:
+    """One stream's learning in the daemon: keeps the windows its next updates train on, starts
+    each update (through ``start``, e.g. on a worker thread) once its last training window is in
+    hand, and says which update each window is scored by (:func:`learned_scores` offline)."""
+
+    def __init__(self, det: Detector, stream: str, learning: Learning) -> None:
+        self.det, self.stream, self.learning = det, stream, learning
+        self.index: deque[int] = deque()
+        self.windows: deque[np.ndarray] = deque()
+        self.updates: dict[int, Any] = {}  # update number -> what ``start`` returned
+
+    def push(
+        self, index: int, window: np.ndarray, start: Callable[[Callable[[], Detector]], Any]
+    ) -> Any | None:
+        """Remember window ``index`` (a copy of ``window``); return the handle of the update that
+        scores it (None: the trained model). ``start(job)`` runs ``job`` and returns a handle to
+        its result."""
+        self.index.append(index)
+        self.windows.append(window.copy())
+        now = self.learning.update_of(index)
+        upcoming = now + 1
+        if now and now not in self.updates:  # a gap in the stream skipped its start
+            self._start(now, start)
+        if index + 1 >= self.learning.training_range(upcoming)[1]:
+            self._start(upcoming, start)  # its last training window is here
+        keep_from = self.learning.training_range(upcoming)[0]
+        while self.index and self.index[0] < keep_from:
+            self.index.popleft()
+            self.windows.popleft()
+        for old in [u for u in self.updates if u < now]:
+            del self.updates[old]
+        return self.updates[now] if now else None
+
+    def _start(self, update: int, start: Callable[[Callable[[], Detector]], Any]) -> None:
+        if update in self.updates:
+            return
+        lo, hi = self.learning.training_range(update)
+        rows = [w for i, w in zip(self.index, self.windows, strict=True) if lo <= i < hi]
+        train = np.stack(rows) if rows else np.empty((0, *self.det.input_shape), np.float32)
+        self.updates[update] = start(
+            functools.partial(fine_tuned, self.det, train, self.stream, update)
+        )
