@@ -175,6 +175,7 @@ def train_series(args: argparse.Namespace) -> int:
             **det.summary(),
             "clock": det.meta.clock,
             "daily_profile": det.meta.profile is not None,
+            "learning": None if det.learning is None else det.learning.to_dict(),
             "artifact": str(where),
         }
     if args.json:
@@ -184,6 +185,8 @@ def train_series(args: argparse.Namespace) -> int:
             seen = CLOCK_NOTES[summary["clock"]] + (
                 " and its daily profile" if summary["daily_profile"] else ""
             )
+            if summary["learning"]:
+                seen += ", keeps learning every {every} windows".format(**summary["learning"])
             print(
                 f"{stream}: threshold {summary['threshold']:.4g}{seen} -> {summary['artifact']}",
                 file=sys.stderr,

@@ -152,6 +152,8 @@ CASES = [
     (["train", "series", "--input", "{S}", "--adaptive-delay", "x"], "--adaptive-delay: "),
     (["train", "series", "--input", "{S}", "--shared", "--any-stream"], "exclude each other"),
     (["train", "series", "--input", "{S}", "--daily-profile", "maybe"], "--daily-profile: invalid"),
+    (["train", "series", "--input", "{S}", "--learn", "yes"], "--learn: invalid choice"),
+    (["nab", "{DIR}", "--learn-every", "0"], "--learn-every: must be >= 1"),
 ]
 IDS = [" ".join(a)[:60] for a, _ in CASES]
 if not torch.cuda.is_available():  # a device this machine lacks (on a GPU machine: none)

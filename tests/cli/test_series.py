@@ -4,6 +4,9 @@ training; offline scoring on the time axis; bad values and bad flags as one line
 import json
 import math
 
+import numpy as np
+import pandas as pd
+
 from aemon.cli import main
 from aemon.core.artifact import read_meta
 from aemon.core.catalog import catalog
@@ -167,3 +170,25 @@ def test_the_training_summary_says_which_streams_see_the_time_of_day(tmp_path, c
     assert main([*argv, "--epochs", "1", "--daily-profile", "off", "--json", "--quiet"]) == 0
     doc = json.loads(capsys.readouterr().out)["streams"]
     assert doc["a"]["clock"] == "time_of_day" and doc["a"]["daily_profile"] is False
+
+
+def test_models_that_keep_learning_say_so_and_score_with_their_updates(tmp_path, capsys):
+    """The same training with and without --learn: the summary and --json say which learns,
+    and ``aemon score`` scores the first 50 windows alike and the later ones by the updates."""
+    csv = samples_csv(tmp_path / "s.csv", n=400, streams=("a", "b"))
+    base = ["train", "series", "--input", str(csv), "--epochs", "2", "--adaptive-delay", "10"]
+    learn = ["--learn", "on", "--learn-every", "50", "--learn-span", "100"]
+    assert main([*base, "--out", str(tmp_path / "learns"), *learn]) == 0
+    assert ", keeps learning every 50 windows ->" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "fixed"), "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["streams"]["a"]["learning"] is None
+    scores = {}
+    for name in ("learns", "fixed"):
+        out = tmp_path / f"{name}.csv"
+        argv = ["score", "--model", str(tmp_path / name), "--input", str(csv), "--output"]
+        assert main([*argv, str(out)]) == 0
+        scores[name] = pd.read_csv(out).sort_values(["stream", "seq"]).score.to_numpy()
+    per_stream = 400 - 7
+    first = np.r_[np.arange(50), per_stream + np.arange(50)]
+    np.testing.assert_allclose(scores["learns"][first], scores["fixed"][first], rtol=1e-6)
+    assert not np.allclose(scores["learns"], scores["fixed"])

@@ -15,6 +15,7 @@ from aemon.tools.replay import produce, replay
 from aemon.training.datasets.samples import read_samples
 from tests.integration.helpers import (
     Daemon,
+    committed,
     counter,
     decided,
     make_topics,
@@ -234,3 +235,100 @@ async def test_models_that_see_the_hour_and_a_blank_clock_share_one_daemon(boots
     mine = {(d["stream"], d["seq"]): d["score"] for d in scores}
     got = [mine[(offline.stream[i], offline.seq[i])] for i in range(len(offline))]
     np.testing.assert_allclose(got, offline.score, rtol=1e-5)
+
+
+LEARN = {"learn_every": 100, "learn_span": 200, "learn_epochs": 5}  # 21 updates in the rest
+
+
+@pytest.fixture(scope="module")
+def learning(tmp_path_factory):
+    """The same streams, with models that keep learning: (models, rest CSV, offline timeline)."""
+    root = tmp_path_factory.mktemp("learning")
+    series_csv(root / "history.csv")
+    fitted = aemon.fit_series(
+        root / "history.csv",
+        train_fraction=TRAIN / N,
+        epochs=15,
+        adaptive_window=100,
+        adaptive_delay=30,
+        learn=True,
+        **LEARN,
+    )
+    fitted.save(root / "m")
+    series_csv(root / "rest.csv", start=TRAIN)
+    offline = aemon.load(root / "m", device="cpu").timeline(read_samples(root / "rest.csv"))
+    assert {e["stream"] for e in offline.events} == set(STREAMS)
+    return root / "m", root / "rest.csv", offline
+
+
+def updates_in(windows: int, delay: int = 30) -> int:
+    """Updates a stream of ``windows`` windows starts: each once its last training window is in."""
+    every = LEARN["learn_every"]
+    return (windows + delay) // every
+
+
+async def test_models_that_keep_learning_decide_in_the_daemon_as_offline(bootstrap, learning):
+    models, rest, offline = learning
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, models, t)) as svc:
+        await replay(rest, t["input_topic"], bootstrap, samples=True, progress=False)
+        await until(
+            lambda: counter(svc, "aemon_windows_scored_total") >= len(offline),
+            90,
+            "every window decided",
+        )
+        want = len(STREAMS) * updates_in(len(offline) // len(STREAMS))
+        await until(lambda: counter(svc, "aemon_model_updates_total") >= want, 60, "updates")
+        updates = counter(svc, "aemon_model_updates_total")
+    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
+    assert same_events(offline.events, daemon) == []
+    assert updates == want  # each update once, none for windows never read
+    scores = [orjson.loads(r.value) for r in await read_all(bootstrap, t["scores_topic"])]
+    mine = {(d["stream"], d["seq"]): d["score"] for d in scores}
+    got = np.array([mine[(s, q)] for s, q in zip(offline.stream, offline.seq, strict=True)])
+    np.testing.assert_allclose(got, offline.score, rtol=1e-4, atol=1e-6)
+
+
+async def test_a_replica_killed_while_models_learn_is_taken_over_and_decides_as_offline(
+    bootstrap, learning, tmp_path
+):
+    models, rest, offline = learning
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    s = settings(bootstrap, models, t, max_batch=32)
+    pair = [Daemon(s, tmp_path / f"r{k}.log") for k in range(2)]
+
+    def owned() -> list[float]:
+        return [d.metric("aemon_assigned_partitions") for d in pair]
+
+    for d in pair:
+        await d.wait_ready()
+    await until(lambda: owned() == [1, 1], 60, lambda: f"one partition each {owned()}")
+    feeding = asyncio.create_task(
+        replay(rest, t["input_topic"], bootstrap, rate=150, samples=True, progress=False)
+    )
+    # Kill once both replicas have committed past their streams' start: the survivor then
+    # re-reads the victim's partition from there, rebuilding the learned models it needs.
+    deadline = time.monotonic() + 60
+    while min((await committed(bootstrap, t["group_id"], t["input_topic"], 2)).values()) == 0:
+        assert time.monotonic() < deadline, "no commit past the streams' start"
+        await asyncio.sleep(0.2)
+    victim = max(pair, key=lambda d: d.metric("aemon_model_updates_total"))
+    survivor = pair[1 - pair.index(victim)]
+    learned = victim.metric("aemon_model_updates_total")
+    victim.kill()
+    await until(lambda: survivor.metric("aemon_assigned_partitions") == 2, 60, "takeover")
+    await feeding
+    try:
+        deadline = time.monotonic() + 120
+        while len(await decided(bootstrap, t)) < len(offline):
+            assert time.monotonic() < deadline, "windows undecided after the takeover"
+            await asyncio.sleep(0.5)
+        warm = survivor.metric("aemon_warmup_windows_total")
+    finally:
+        survivor.proc.send_signal(signal.SIGTERM)
+        assert survivor.proc.wait(20) == 0
+    assert learned > 0 and warm > 0  # re-read what the victim's learned models depended on
+    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
+    assert same_events(offline.events, daemon) == []  # none lost, none invented

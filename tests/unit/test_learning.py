@@ -1,0 +1,138 @@
+"""Continual learning: when a stream's model is updated, on which windows, and that the daemon's
+learner (one window at a time, updates on a worker thread) scores what offline scoring does."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import aemon
+from aemon.core import artifact
+from aemon.core.detector import Detector
+from aemon.core.errors import ArtifactError, ConfigError
+from aemon.core.learner import StreamLearner, learned_scores
+from aemon.core.learning import Learning
+from aemon.series_detector import as_samples
+from aemon.training.datasets.cut import windows_of
+
+EVERY, SPAN, DELAY = 100, 250, 30
+
+
+def numbered(index: int) -> np.ndarray:
+    """A window whose values are its own index: what an update trained on can be read back."""
+    return np.full((1, 4), index, dtype=np.float32)
+
+
+def test_each_update_trains_on_the_recent_past_but_the_newest_windows():
+    learning = Learning(every=EVERY, span=SPAN, delay=DELAY, epochs=1)
+    jobs: dict[int, object] = {}
+    learner = StreamLearner(SimpleNamespace(input_shape=(1, 4)), "s", learning)  # type: ignore[arg-type]
+
+    def start(job):
+        jobs[job.args[3]] = job  # fine_tuned(det, windows, stream, update)
+        return f"update {job.args[3]}"
+
+    indices = [*range(0, 450), *range(620, 1000)]  # a gap: windows 450-619 never came
+    seen = {}
+    for i in indices:
+        seen[i] = learner.push(i, numbered(i), start)
+        assert len(learner.windows) <= SPAN + DELAY + 1  # bounded memory per stream
+        if i == 169:  # update 2 (from window 200, trained on 0-169) starts once 169 is in
+            assert sorted(jobs) == [1, 2]
+    assert seen[99] is None and seen[100] == "update 1" and seen[999] == "update 9"
+    assert all(seen[i] == f"update {i // EVERY}" for i in indices if i >= EVERY)
+    for update, job in jobs.items():
+        lo, hi = learning.training_range(update)
+        got = job.args[1][:, 0, 0].astype(int).tolist()
+        assert got == [i for i in indices if lo <= i < hi]
+        assert not got or max(got) < update * EVERY - DELAY  # the newest DELAY left out
+    # 5 would score windows 500-599, which never came; 10 starts before its first window
+    assert sorted(jobs) == [1, 2, 3, 4, 6, 7, 8, 9, 10]
+
+
+def test_settings_are_checked():
+    with pytest.raises(ConfigError, match="every must be a whole number >= 1"):
+        Learning(every=0)
+    with pytest.raises(ArtifactError, match="must name every, span, delay and epochs"):
+        Learning.from_dict({"every": 10})
+    assert Learning.from_dict(Learning(5, 6, 7, 8).to_dict()) == Learning(5, 6, 7, 8)
+    assert Learning(every=100, span=250, delay=30).history == 380
+
+
+def shifted_stream(rows: int, shift_at: int | None) -> pd.DataFrame:
+    """A noisy sine at one sample a minute; from ``shift_at`` on its level is 4 higher."""
+    rng = np.random.default_rng(3)
+    t = np.arange(rows)
+    x = np.sin(2 * np.pi * t / 40) + 0.05 * rng.standard_normal(rows)
+    if shift_at is not None:
+        x[shift_at:] += 4.0
+    ts = pd.to_datetime(1_700_000_000 + 60 * t, unit="s", utc=True)
+    return pd.DataFrame({"timestamp": ts, "value": x})
+
+
+@pytest.fixture(scope="module")
+def learning_model():
+    """One stream's model that keeps learning (every 100 windows, on 250, the newest 30 out)."""
+    history = shifted_stream(500, None)
+    fitted = aemon.fit_series(
+        history,
+        epochs=20,
+        adaptive_delay=DELAY,
+        learn=True,
+        learn_every=EVERY,
+        learn_span=SPAN,
+        learn_epochs=30,
+    )
+    ((stream, det),) = fitted.detectors.items()
+    return stream, det
+
+
+def stream_windows(det: Detector, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The stream's windows as the daemon cuts them, and their indices."""
+    cut = windows_of(as_samples(frame), 8, 1, det.meta.clock)
+    return cut.table.values.reshape(len(cut.table), *det.input_shape), cut.table.seq - 7
+
+
+def test_a_level_shift_is_learned_and_the_trained_model_never_would(learning_model):
+    stream, det = learning_model
+    windows, index = stream_windows(det, shifted_stream(1500, 300))
+    learned, _ = learned_scores(det, stream, windows, index)
+    trained = det.score(windows)
+    before = np.median(trained[:290])
+    assert np.median(trained[600:]) > 10 * before  # the trained model: high for good
+    assert np.median(learned[600:]) < 3 * before  # learned within three updates
+    np.testing.assert_array_equal(learned[:EVERY], trained[:EVERY])  # the trained model first
+    again, _ = learned_scores(det, stream, windows, index)
+    np.testing.assert_array_equal(again, learned)  # deterministic
+
+
+def test_the_daemons_learner_scores_what_offline_scoring_does(learning_model):
+    stream, det = learning_model
+    windows, index = stream_windows(det, shifted_stream(1000, 300))
+    offline, _ = learned_scores(det, stream, windows, index)
+    learner = StreamLearner(det, stream, det.learning)
+    with ThreadPoolExecutor(1) as pool:  # as the daemon: updates on a thread, read later
+        pairs = zip(index.tolist(), windows, strict=True)
+        handles = [learner.push(i, w, pool.submit) for i, w in pairs]
+        models = [det if h is None else h.result() for h in handles]
+    online = np.array([m.score(w[None])[0] for m, w in zip(models, windows, strict=True)])
+    np.testing.assert_allclose(online, offline, rtol=1e-5, atol=1e-6)
+    assert len({id(m) for m in models}) == index[-1] // EVERY + 1  # the trained one, 9 updates
+    assert not np.allclose(online, det.score(windows))  # the updates changed the scores
+
+
+def test_the_artifact_keeps_the_learning_and_refuses_a_corrupt_one(learning_model, tmp_path):
+    out = learning_model[1].save(tmp_path / "m")
+    assert Detector.load(out).learning == Learning(EVERY, SPAN, DELAY, 30)
+    doc = json.loads((out / artifact.META_FILE).read_text())
+    for bad, message in [
+        ({"every": 0, "span": 1, "delay": 0, "epochs": 1}, "every must be a whole number"),
+        ({"every": 10}, "must name every, span, delay and epochs"),
+        ("often", "must name every"),
+    ]:
+        (out / artifact.META_FILE).write_text(json.dumps({**doc, "learning": bad}))
+        with pytest.raises(ArtifactError, match=message):
+            Detector.load(out)
