@@ -15,6 +15,7 @@ from types import ModuleType
 
 from aemon.cli.toolkit import learning_of
 from aemon.core.errors import AemonError, ConfigError
+from aemon.core.learning import Learning
 from aemon.daemon.event_loop import run_async
 from aemon.daemon.supervisor import StageFailed
 
@@ -60,7 +61,7 @@ def bench(args: argparse.Namespace) -> int:
         return 0
 
     if args.streams:
-        return _streams_table(args.streams, args.bootstrap_servers, args.json)
+        return _streams_table(args.streams, args.bootstrap_servers, args.json, learning_of(args))
     model = args.model or demo.ensure_model(Path("artifacts/demo"), progress=False)[0]
     test = ecg5000.split(ecg5000.load()).test
     windows = test.values[test.label == 0]
@@ -87,7 +88,9 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _streams_table(counts: tuple[int, ...], bootstrap: str | None, as_json: bool) -> int:
+def _streams_table(
+    counts: tuple[int, ...], bootstrap: str | None, as_json: bool, learning: Learning | None
+) -> int:
     from tqdm.auto import tqdm
 
     streams_bench, embedded = tool("streams_bench"), tool("broker")
@@ -95,22 +98,25 @@ def _streams_table(counts: tuple[int, ...], bootstrap: str | None, as_json: bool
     async def measure() -> dict:
         with tqdm(total=len(counts), desc="streams", disable=None) as steps:
             if bootstrap:
-                return await streams_bench.run(bootstrap, counts, steps.update)
+                return await streams_bench.run(bootstrap, counts, steps.update, learning=learning)
             async with embedded.EmbeddedBroker() as broker:
-                return await streams_bench.run(broker.bootstrap, counts, steps.update)
+                return await streams_bench.run(
+                    broker.bootstrap, counts, steps.update, learning=learning
+                )
 
     result = run_async(measure())
     if as_json:
         print(json.dumps(result))
         return 0
     print(
-        f"{'streams':>8}{'samples/stream':>16}{'windows/s':>11}{'p50 ms':>8}{'p99 ms':>8}"
-        f"{'RSS +MB':>9}{'KB/stream':>11}"
+        f"{'streams':>8}{'learning':>9}{'updates':>8}{'samples/stream':>16}{'windows/s':>11}"
+        f"{'p50 ms':>8}{'p99 ms':>8}{'RSS +MB':>9}{'KB/stream':>11}"
     )
     for r in result["rows"]:
         print(
-            f"{r['streams']:>8,}{r['samples_per_stream']:>16,}{r['windows_per_s']:>11,}"
-            f"{r['p50_ms']:>8}{r['p99_ms']:>8}{r['rss_growth_mb']:>9}{r['kb_per_stream']:>11}"
+            f"{r['streams']:>8,}{'on' if r['learning'] else 'off':>9}{r['model_updates']:>8,}"
+            f"{r['samples_per_stream']:>16,}{r['windows_per_s']:>11,}{r['p50_ms']:>8}"
+            f"{r['p99_ms']:>8}{r['rss_growth_mb']:>9}{r['kb_per_stream']:>11}"
         )
     kb = result["state_bytes_per_stream"] / 1024
     print(f"a stream's state at a full history (2,300 windows): {kb:.1f} KB")

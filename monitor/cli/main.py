@@ -231,6 +231,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="instead: the scoring path alone (no Kafka), windows/s per model family, torch "
         "threads (1 and all) and batch size (1 to 16,384)",
     )
+    learn_args(bench)
     bench.add_argument("--json", action="store_true", help="print one JSON object")
 
     examples = {

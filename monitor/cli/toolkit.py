@@ -325,8 +325,9 @@ def learn_args(p: argparse.ArgumentParser) -> None:
         default="off",
         help="on: each stream's model keeps learning on its stream: every --learn-every "
         "windows it is fine-tuned, from its trained weights, on the stream's last "
-        "--learn-span windows but the newest --adaptive-delay (an incident is not learned "
-        "while that young); the daemon decides exactly as offline scoring does",
+        "--learn-span windows but the newest --adaptive-delay (300 where a command has no "
+        "such flag; an incident is not learned while that young); the daemon decides exactly "
+        "as offline scoring does",
     )
     p.add_argument(
         "--learn-every", type=at_least(1), default=d.every, help="windows between updates"
@@ -340,10 +341,12 @@ def learn_args(p: argparse.ArgumentParser) -> None:
 
 
 def learning_of(args: argparse.Namespace) -> Learning | None:
-    """What ``--learn`` and its settings ask for (None: off)."""
+    """What ``--learn`` and its settings ask for (None: off); updates leave out the newest
+    ``--adaptive-delay`` windows (the default where a command has no such flag)."""
     if args.learn != "on":
         return None
-    return Learning(args.learn_every, args.learn_span, args.adaptive_delay, args.learn_epochs)
+    delay = getattr(args, "adaptive_delay", DEFAULT_EVENT_RULE["adaptive_delay"])
+    return Learning(args.learn_every, args.learn_span, int(delay), args.learn_epochs)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

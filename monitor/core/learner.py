@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -79,14 +78,17 @@ def learned_scores(
 
 
 class StreamLearner:
-    """One stream's learning in the daemon: keeps the windows its next updates train on, starts
-    each update (through ``start``, e.g. on a worker thread) once its last training window is in
-    hand, and says which update each window is scored by (:func:`learned_scores` offline)."""
+    """One stream's learning in the daemon: keeps the windows its next updates train on (the
+    last ``span + delay + 1``, in one preallocated ring), starts each update (through ``start``,
+    e.g. on a worker thread) once its last training window is in hand, and says which update
+    each window is scored by (:func:`learned_scores` offline)."""
 
     def __init__(self, det: Detector, stream: str, learning: Learning) -> None:
         self.det, self.stream, self.learning = det, stream, learning
-        self.index: deque[int] = deque()
-        self.windows: deque[np.ndarray] = deque()
+        size = learning.span + learning.delay + 1
+        self.windows = np.empty((size, *det.input_shape), dtype=np.float32)
+        self.index = np.full(size, -1, dtype=np.int64)  # each slot's window index (-1: none)
+        self.pushed = 0
         self.updates: dict[int, Any] = {}  # update number -> what ``start`` returned
 
     def push(
@@ -95,28 +97,25 @@ class StreamLearner:
         """Remember window ``index`` (a copy of ``window``); return the handle of the update that
         scores it (None: the trained model). ``start(job)`` runs ``job`` and returns a handle to
         its result."""
-        self.index.append(index)
-        self.windows.append(window.copy())
+        slot = self.pushed % len(self.index)
+        self.windows[slot], self.index[slot] = window, index
+        self.pushed += 1
         now = self.learning.update_of(index)
-        upcoming = now + 1
         if now and now not in self.updates:  # a gap in the stream skipped its start
             self._start(now, start)
-        if index + 1 >= self.learning.training_range(upcoming)[1]:
-            self._start(upcoming, start)  # its last training window is here
-        keep_from = self.learning.training_range(upcoming)[0]
-        while self.index and self.index[0] < keep_from:
-            self.index.popleft()
-            self.windows.popleft()
+        if now + 1 not in self.updates and index + 1 >= self.learning.training_range(now + 1)[1]:
+            self._start(now + 1, start)  # its last training window is here
         for old in [u for u in self.updates if u < now]:
             del self.updates[old]
         return self.updates[now] if now else None
 
     def _start(self, update: int, start: Callable[[Callable[[], Detector]], Any]) -> None:
-        if update in self.updates:
-            return
+        """Update ``update`` on the windows of its training range, in window order. They are
+        all still in the ring: an update starts at most ``delay`` windows after its last one
+        (or, after a gap, at the first window it scores), so none is older than the ring."""
         lo, hi = self.learning.training_range(update)
-        rows = [w for i, w in zip(self.index, self.windows, strict=True) if lo <= i < hi]
-        train = np.stack(rows) if rows else np.empty((0, *self.det.input_shape), np.float32)
+        rows = np.flatnonzero((self.index >= lo) & (self.index < hi))
+        train = self.windows[rows[np.argsort(self.index[rows])]]
         self.updates[update] = start(
             functools.partial(fine_tuned, self.det, train, self.stream, update)
         )

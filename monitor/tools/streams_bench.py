@@ -11,6 +11,10 @@ state apart. Per N, on the embedded broker, with per-window score records publis
    for a few seconds; p50/p99 from each sample's timestamp to its window's score record.
 3. **Memory**: the growth of this process's RSS over both phases, per stream.
 
+With learning (``--learn on``), each N runs twice, the same model without and with learning
+(its updates on the daemon's learning thread while the others are scored), so the cost of
+learning is a ratio measured in one run.
+
 A stream's state at a full history (its windowing buffer and window starts, its decider's
 2,300 scores) is measured apart (:func:`state_bytes`): the phases above give each stream only a
 few windows when N is large.
@@ -30,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from aemon.core.events import DEFAULT_EVENT_RULE, Decider, Rule
+from aemon.core.learning import Learning
 from aemon.core.windowing import Windower
 from aemon.daemon.config import local
 from aemon.daemon.kafka import kafka_clients
@@ -64,11 +69,23 @@ def _frame(streams: int, first: int, count: int) -> pd.DataFrame:
     )
 
 
-def train_model(out: Path) -> Path:
-    """The any-stream model the bench serves, fitted on three machines' 2,000 samples."""
+def train_model(out: Path, learning: Learning | None = None) -> Path:
+    """The any-stream model the bench serves, fitted on three machines' 2,000 samples; with
+    ``learning``, the same model (the same seed) that keeps learning on each stream."""
     import aemon
 
-    aemon.fit_series(_frame(3, 0, 2000), any_stream=True, epochs=10).save(out)
+    learn = (
+        {}
+        if learning is None
+        else {
+            "learn": True,
+            "learn_every": learning.every,
+            "learn_span": learning.span,
+            "learn_epochs": learning.epochs,
+            "adaptive_delay": learning.delay,
+        }
+    )
+    aemon.fit_series(_frame(3, 0, 2000), any_stream=True, epochs=10, **learn).save(out)
     return out
 
 
@@ -116,6 +133,7 @@ async def one(
             raise RuntimeError("the bench's replay process failed")
         await until_decided(svc, task, windows + streams * more, timeout=600)
         rss1 = _rss_kb()
+        updates = svc.metrics.registry.get_sample_value("aemon_model_updates_total") or 0.0
     finally:
         svc.stop()
         await task
@@ -124,6 +142,8 @@ async def one(
     late = [decided[k] - sent[k] for k in sent if k[1] >= samples and k in decided]
     return {
         "streams": streams,
+        "learning": svc.models.learning,
+        "model_updates": int(updates),
         "samples_per_stream": samples + more,
         "windows_per_s": round(wps),
         "p50_ms": round(float(np.percentile(late, 50)), 1),
@@ -162,13 +182,18 @@ async def run(
     counts: tuple[int, ...],
     step: Callable[[], None] | None = None,
     total: int = TOTAL,
+    learning: Learning | None = None,
 ) -> dict[str, object]:
-    """Every count's row, and the state of one stream at a full history."""
+    """Every count's row, and the state of one stream at a full history; with ``learning``,
+    each count also with the model that keeps learning, right after the one that does not."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        models = train_model(Path(tmp) / "models")
+        variants = [train_model(Path(tmp) / "models")]
+        if learning is not None:
+            variants.append(train_model(Path(tmp) / "learning", learning))
         for n in counts:
-            rows.append(await one(bootstrap, models, n, Path(tmp), total))
+            for models in variants:
+                rows.append(await one(bootstrap, models, n, Path(tmp), total))
             if step:
                 step()
     return {"rows": rows, "state_bytes_per_stream": state_bytes()}

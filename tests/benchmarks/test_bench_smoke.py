@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 
 from aemon.core.detector import Detector
+from aemon.core.learning import Learning
 from aemon.core.table import read_windows
 from aemon.tools import bench, scorer_bench, streams_bench
 from aemon.training.presets import WINDOW_PRESETS
@@ -42,11 +43,19 @@ def test_the_scorer_table_has_a_row_per_family_and_thread_count(ecg):
 
 
 async def test_the_many_streams_bench_measures_each_count_through_one_daemon(bootstrap):
-    result = await streams_bench.run(bootstrap, (1, 40), total=4_000)
+    learning = Learning(every=50, span=100, delay=10, epochs=1)
+    result = await streams_bench.run(bootstrap, (1, 40), total=4_000, learning=learning)
     rows = result["rows"]
-    assert [r["streams"] for r in rows] == [1, 40]
-    assert [r["samples_per_stream"] for r in rows][1] >= streams_bench.MIN_SAMPLES
+    assert [(r["streams"], r["learning"]) for r in rows] == [
+        (1, False),
+        (1, True),
+        (40, False),
+        (40, True),
+    ]
+    assert [r["samples_per_stream"] for r in rows][2] >= streams_bench.MIN_SAMPLES
     for r in rows:
         assert r["windows_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0
+        # learning: every stream's model updated at least once (each has 93 windows or more)
+        assert r["model_updates"] >= r["streams"] if r["learning"] else r["model_updates"] == 0
     # a stream's decider holds 2,300 scores and its windower 2,319 window starts, 8 bytes each
     assert 36_000 < result["state_bytes_per_stream"] < 120_000

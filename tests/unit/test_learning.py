@@ -26,8 +26,9 @@ def numbered(index: int) -> np.ndarray:
     return np.full((1, 4), index, dtype=np.float32)
 
 
-def test_each_update_trains_on_the_recent_past_but_the_newest_windows():
-    learning = Learning(every=EVERY, span=SPAN, delay=DELAY, epochs=1)
+@pytest.mark.parametrize("delay", [DELAY, 0])
+def test_each_update_trains_on_the_recent_past_but_the_newest_windows(delay):
+    learning = Learning(every=EVERY, span=SPAN, delay=delay, epochs=1)
     jobs: dict[int, object] = {}
     learner = StreamLearner(SimpleNamespace(input_shape=(1, 4)), "s", learning)  # type: ignore[arg-type]
 
@@ -39,8 +40,7 @@ def test_each_update_trains_on_the_recent_past_but_the_newest_windows():
     seen = {}
     for i in indices:
         seen[i] = learner.push(i, numbered(i), start)
-        assert len(learner.windows) <= SPAN + DELAY + 1  # bounded memory per stream
-        if i == 169:  # update 2 (from window 200, trained on 0-169) starts once 169 is in
+        if i == 2 * EVERY - delay - 1:  # update 2 starts once its last window is in
             assert sorted(jobs) == [1, 2]
     assert seen[99] is None and seen[100] == "update 1" and seen[999] == "update 9"
     assert all(seen[i] == f"update {i // EVERY}" for i in indices if i >= EVERY)
@@ -48,9 +48,10 @@ def test_each_update_trains_on_the_recent_past_but_the_newest_windows():
         lo, hi = learning.training_range(update)
         got = job.args[1][:, 0, 0].astype(int).tolist()
         assert got == [i for i in indices if lo <= i < hi]
-        assert not got or max(got) < update * EVERY - DELAY  # the newest DELAY left out
+        assert not got or max(got) < update * EVERY - delay  # the newest left out
     # 5 would score windows 500-599, which never came; 10 starts before its first window
     assert sorted(jobs) == [1, 2, 3, 4, 6, 7, 8, 9, 10]
+    assert learner.windows.shape == (SPAN + delay + 1, 1, 4)  # its memory, allocated once
 
 
 def test_settings_are_checked():
