@@ -24,7 +24,12 @@ def update_seed(seed: int, stream: str, update: int) -> int:
 
 def fine_tuned(det: Detector, windows: np.ndarray, stream: str, update: int) -> Detector:
     """``det`` (the trained detector) fine-tuned on raw windows ``[n, *input_shape]`` (none:
-    ``det`` itself), as update ``update`` of ``stream``; ``det`` is left unchanged."""
+    ``det`` itself), as update ``update`` of ``stream``; ``det`` is left unchanged.
+
+    The update trains a float64 copy, seeded by the stream and the update (its own generator,
+    and the global one forked for families that sample with it), and keeps it as float32: the
+    sums whose order depends on the number of CPU threads differ at 1e-16, below what float32
+    keeps, so offline scoring and a daemon on any number of threads get the same weights."""
     import torch
 
     learning = det.learning
@@ -33,12 +38,13 @@ def fine_tuned(det: Detector, windows: np.ndarray, stream: str, update: int) -> 
     recipe = det.meta.training.get("recipe", {}).get("fit", {})
     lr, batch = float(recipe.get("lr", 1e-3)), int(recipe.get("batch_size", 128))
     loss = str(recipe.get("loss", "l1"))
-    model = copy.deepcopy(det.model)
-    gen = torch.Generator(device=det.device).manual_seed(
-        update_seed(int(det.meta.training.get("seed", 0)), stream, update)
-    )
-    with torch.inference_mode(False), torch.enable_grad():
-        x = torch.from_numpy(det.inputs(windows)).to(det.device)
+    seed = update_seed(int(det.meta.training.get("seed", 0)), stream, update)
+    cuda = [det.device.index or 0] if det.device.type == "cuda" else []
+    with torch.random.fork_rng(cuda), torch.inference_mode(False), torch.enable_grad():
+        torch.manual_seed(seed)
+        gen = torch.Generator(device=det.device).manual_seed(seed)
+        model = copy.deepcopy(det.model).double()
+        x = torch.from_numpy(det.inputs(windows)).to(det.device, torch.float64)
         opts = model.optimizers(lr, 0.0)
         model.train()
         for _ in range(learning.epochs):
@@ -46,8 +52,7 @@ def fine_tuned(det: Detector, windows: np.ndarray, stream: str, update: int) -> 
             for i in range(0, len(x), batch):
                 clean = x[perm[i : i + batch]]
                 model.fit_step(clean, clean, loss, opts, gen)
-        model.eval()
-    return det.learned(model)
+    return det.learned(model.float().eval())
 
 
 def learned_scores(

@@ -75,6 +75,8 @@ async def stream_events(
             "anomalies": float(t.anomalies),
             "events_opened": float(t.opened),
             "events_resolved": float(t.resolved),
+            "model_updates": svc.metrics.registry.get_sample_value("aemon_model_updates_total")
+            or 0.0,
         }
         svc.stop()
         await daemon
@@ -197,6 +199,7 @@ def run(
         summary.update(
             events_daemon=sum(e["state"] == "open" for e in daemon),
             windows_daemon=int(counters["windows_scored"]),
+            model_updates_daemon=int(counters["model_updates"]),
             daemon_equals_offline=not problems,
             differences=problems[:10],
         )

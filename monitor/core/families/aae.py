@@ -76,7 +76,7 @@ class AAE(Autoencoder):
         ae_opt.step()
 
         z_fake = self.encode(noisy)
-        z_real = torch.randn(z_fake.shape, generator=gen, device=z_fake.device)
+        z_real = torch.randn(z_fake.shape, generator=gen, device=z_fake.device, dtype=z_fake.dtype)
         d_opt.zero_grad(set_to_none=True)
         real, fake = self.discriminator(z_real), self.discriminator(z_fake.detach())
         d_loss = F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
