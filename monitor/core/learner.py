@@ -27,8 +27,9 @@ def fine_tuned(det: Detector, windows: np.ndarray, stream: str, update: int) -> 
     ``det`` itself), as update ``update`` of ``stream``; ``det`` is left unchanged.
 
     The update trains a float64 copy, seeded by the stream and the update (its own generator,
-    and the global one forked for families that sample with it), and keeps it as float32: the
-    sums whose order depends on the number of CPU threads differ at 1e-16, below what float32
+    and the global one forked for families that sample with it), and keeps it as float32. In
+    float32 a small batch's gradient (the last of a pass) depends on the number of CPU threads
+    and the weights drift apart; in float64 those sums differ at 1e-16, below what float32
     keeps, so offline scoring and a daemon on any number of threads get the same weights."""
     import torch
 
