@@ -23,6 +23,8 @@ from aemon.daemon.routing import Models
 
 
 class Learners:
+    """The learners of the streams this daemon owns, and the thread their updates train on."""
+
     def __init__(self, models: Models, metrics: Metrics) -> None:
         self.models, self.metrics = models, metrics
         self.streams: dict[tuple[int, str], StreamLearner] = {}
