@@ -52,10 +52,8 @@ def series_csv(path, start: int = 0) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def series(tmp_path_factory):
+def trained(root, **extra):
     """(models directory, CSV of the rows after training, offline timeline of those rows)."""
-    root = tmp_path_factory.mktemp("series")
     series_csv(root / "history.csv")
     fitted = aemon.fit_series(
         root / "history.csv",
@@ -63,12 +61,18 @@ def series(tmp_path_factory):
         epochs=15,
         adaptive_window=100,
         adaptive_delay=30,  # a history of 148 windows: the kill below comes after more
+        **extra,
     )
     fitted.save(root / "m")
     series_csv(root / "rest.csv", start=TRAIN)
     offline = aemon.load(root / "m", device="cpu").timeline(read_samples(root / "rest.csv"))
     assert {e["stream"] for e in offline.events} == set(STREAMS)  # each stream has events
     return root / "m", root / "rest.csv", offline
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    return trained(tmp_path_factory.mktemp("series"))
 
 
 async def test_one_daemon_serves_every_stream_and_equals_offline(bootstrap, series):
@@ -242,23 +246,8 @@ LEARN = {"learn_every": 100, "learn_span": 200, "learn_epochs": 5}  # 21 updates
 
 @pytest.fixture(scope="module")
 def learning(tmp_path_factory):
-    """The same streams, with models that keep learning: (models, rest CSV, offline timeline)."""
-    root = tmp_path_factory.mktemp("learning")
-    series_csv(root / "history.csv")
-    fitted = aemon.fit_series(
-        root / "history.csv",
-        train_fraction=TRAIN / N,
-        epochs=15,
-        adaptive_window=100,
-        adaptive_delay=30,
-        learn=True,
-        **LEARN,
-    )
-    fitted.save(root / "m")
-    series_csv(root / "rest.csv", start=TRAIN)
-    offline = aemon.load(root / "m", device="cpu").timeline(read_samples(root / "rest.csv"))
-    assert {e["stream"] for e in offline.events} == set(STREAMS)
-    return root / "m", root / "rest.csv", offline
+    """The same streams, with models that keep learning."""
+    return trained(tmp_path_factory.mktemp("learning"), learn=True, **LEARN)
 
 
 def updates_in(windows: int, delay: int = 30) -> int:

@@ -107,13 +107,13 @@ def test_a_level_shift_is_learned_and_the_trained_model_never_would(learning_mod
     assert np.median(trained[600:]) > 10 * before  # the trained model: high for good
     assert np.median(learned[600:]) < 3 * before  # learned within three updates
     np.testing.assert_array_equal(learned[:EVERY], trained[:EVERY])  # the trained model first
-    again, _ = learned_scores(det, stream, windows, index)
-    np.testing.assert_array_equal(again, learned)  # deterministic
+    again, _ = learned_scores(det, stream, windows[:450], index[:450])
+    np.testing.assert_array_equal(again, learned[:450])  # deterministic
 
 
 def test_the_daemons_learner_scores_what_offline_scoring_does(learning_model):
     stream, det = learning_model
-    windows, index = stream_windows(det, shifted_stream(1000, 300))
+    windows, index = stream_windows(det, shifted_stream(600, 300))
     offline, _ = learned_scores(det, stream, windows, index)
     learner = StreamLearner(det, stream, det.learning)
     with ThreadPoolExecutor(1) as pool:  # as the daemon: updates on a thread, read later
@@ -122,7 +122,7 @@ def test_the_daemons_learner_scores_what_offline_scoring_does(learning_model):
         models = [det if h is None else h.result() for h in handles]
     online = np.array([m.score(w[None])[0] for m, w in zip(models, windows, strict=True)])
     np.testing.assert_allclose(online, offline, rtol=1e-5, atol=1e-6)
-    assert len({id(m) for m in models}) == index[-1] // EVERY + 1  # the trained one, 9 updates
+    assert len({id(m) for m in models}) == index[-1] // EVERY + 1  # the trained one, 5 updates
     assert not np.allclose(online, det.score(windows))  # the updates changed the scores
 
 
@@ -151,11 +151,11 @@ def test_an_update_trains_the_same_weights_on_any_number_of_threads():
     values = np.exp(wave + 0.3 * rng.standard_normal((3000, 19))) * 10.0 ** rng.integers(-2, 5, 19)
     frame = pd.DataFrame(values, columns=[f"m{k}" for k in range(19)])
     frame.insert(0, "timestamp", 1_700_000_000 + 60 * t)
-    fitted = aemon.fit_series(frame.iloc[:1600], epochs=1, learn=True)
+    fitted = aemon.fit_series(frame.iloc[:1600], epochs=1, learn=True, learn_epochs=2)
     ((stream, det),) = fitted.detectors.items()
     assert det.model_shape == (40, 8)  # 19 values, their distances from the profile, the hour
     windows, _ = stream_windows(det, frame.iloc[1600:])
-    windows = windows[: 10 * 128 + 5]  # a last batch of 5: small batches' sums follow threads
+    windows = windows[: 4 * 128 + 5]  # a last batch of 5: small batches' sums follow threads
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
