@@ -148,6 +148,7 @@ def fit_series(
     learn_every: int = 1000,
     learn_span: int = 3000,
     learn_epochs: int = 5,
+    learn_delay: int | None = None,
     open_after: int | None = None,
     within: int | None = None,
     resolve_after: int | None = None,
@@ -177,9 +178,9 @@ def fit_series(
     spans at least a day; a blank clock for the others), ``on`` or ``off``; ``daily_profile``
     False keeps the time of day without the profile. ``learn``: each stream's model keeps
     learning on its stream (every ``learn_every`` windows fine-tuned for ``learn_epochs`` epochs,
-    from its trained weights, on its last ``learn_span`` windows but the newest
-    ``adaptive_delay``), offline as in the daemon. ``shared``: one model, each stream scaled
-    and thresholded on its own; ``any_stream``: one detector that serves any stream, also
+    from its trained weights, on its last ``learn_span`` windows but the newest ``learn_delay``,
+    by default ``adaptive_delay``), offline as in the daemon. ``shared``: one model, each stream
+    scaled and thresholded on its own; ``any_stream``: one detector that serves any stream, also
     streams it never saw (each still decided on its own).
 
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
@@ -210,7 +211,12 @@ def fit_series(
         false_alarms_per_day,
         time_of_day,
         daily_profile,
-        Learning(learn_every, learn_span, int(events["adaptive_delay"]), learn_epochs)
+        Learning(
+            learn_every,
+            learn_span,
+            int(events["adaptive_delay"] if learn_delay is None else learn_delay),
+            learn_epochs,
+        )
         if learn
         else None,
     )

@@ -325,9 +325,8 @@ def learn_args(p: argparse.ArgumentParser) -> None:
         default="off",
         help="on: each stream's model keeps learning on its stream: every --learn-every "
         "windows it is fine-tuned, from its trained weights, on the stream's last "
-        "--learn-span windows but the newest --adaptive-delay (300 where a command has no "
-        "such flag; an incident is not learned while that young); the daemon decides exactly "
-        "as offline scoring does",
+        "--learn-span windows but the newest --learn-delay (an incident is not learned "
+        "while that young); the daemon decides exactly as offline scoring does",
     )
     p.add_argument(
         "--learn-every", type=at_least(1), default=d.every, help="windows between updates"
@@ -338,14 +337,23 @@ def learn_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--learn-epochs", type=at_least(1), default=d.epochs, help="epochs of each update"
     )
+    p.add_argument(
+        "--learn-delay",
+        type=at_least(0),
+        help="the newest windows each update leaves out (default: --adaptive-delay's, 300 "
+        "where a command has no such flag)",
+    )
 
 
 def learning_of(args: argparse.Namespace) -> Learning | None:
     """What ``--learn`` and its settings ask for (None: off); updates leave out the newest
-    ``--adaptive-delay`` windows (the default where a command has no such flag)."""
+    ``--learn-delay`` windows, by default ``--adaptive-delay``'s (its default where a command
+    has no such flag)."""
     if args.learn != "on":
         return None
-    delay = getattr(args, "adaptive_delay", DEFAULT_EVENT_RULE["adaptive_delay"])
+    delay = args.learn_delay
+    if delay is None:
+        delay = getattr(args, "adaptive_delay", DEFAULT_EVENT_RULE["adaptive_delay"])
     return Learning(args.learn_every, args.learn_span, int(delay), args.learn_epochs)
 
 

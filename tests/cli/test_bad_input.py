@@ -154,6 +154,7 @@ CASES = [
     (["train", "series", "--input", "{S}", "--daily-profile", "maybe"], "--daily-profile: invalid"),
     (["train", "series", "--input", "{S}", "--learn", "yes"], "--learn: invalid choice"),
     (["nab", "{DIR}", "--learn-every", "0"], "--learn-every: must be >= 1"),
+    (["train", "series", "--input", "{S}", "--learn-delay", "-3"], "--learn-delay: must be >= 0"),
 ]
 IDS = [" ".join(a)[:60] for a, _ in CASES]
 if not torch.cuda.is_available():  # a device this machine lacks (on a GPU machine: none)

@@ -177,9 +177,11 @@ def test_models_that_keep_learning_say_so_and_score_with_their_updates(tmp_path,
     and ``aemon score`` scores the first 50 windows alike and the later ones by the updates."""
     csv = samples_csv(tmp_path / "s.csv", n=400, streams=("a", "b"))
     base = ["train", "series", "--input", str(csv), "--epochs", "2", "--adaptive-delay", "10"]
-    learn = ["--learn", "on", "--learn-every", "50", "--learn-span", "100"]
+    learn = ["--learn", "on", "--learn-every", "50", "--learn-span", "100", "--learn-delay", "5"]
     assert main([*base, "--out", str(tmp_path / "learns"), *learn]) == 0
     assert ", keeps learning every 50 windows ->" in capsys.readouterr().err
+    learning = read_meta(tmp_path / "learns" / stream_dir("a")).doc["learning"]
+    assert learning == {"every": 50, "span": 100, "delay": 5, "epochs": 5}
     assert main([*base, "--out", str(tmp_path / "fixed"), "--json", "--quiet"]) == 0
     assert json.loads(capsys.readouterr().out)["streams"]["a"]["learning"] is None
     scores = {}
