@@ -144,11 +144,11 @@ def fit_series(
     false_alarms_per_day: float | None = None,
     time_of_day: str = "auto",
     daily_profile: bool = True,
-    learn: bool = False,
+    learn: bool = True,
     learn_every: int = 1000,
     learn_span: int = 3000,
     learn_epochs: int = 5,
-    learn_delay: int | None = None,
+    learn_delay: int = 1000,
     open_after: int | None = None,
     within: int | None = None,
     resolve_after: int | None = None,
@@ -178,10 +178,10 @@ def fit_series(
     spans at least a day; a blank clock for the others), ``on`` or ``off``; ``daily_profile``
     False keeps the time of day without the profile. ``learn``: each stream's model keeps
     learning on its stream (every ``learn_every`` windows fine-tuned for ``learn_epochs`` epochs,
-    from its trained weights, on its last ``learn_span`` windows but the newest ``learn_delay``,
-    by default ``adaptive_delay``), offline as in the daemon. ``shared``: one model, each stream
-    scaled and thresholded on its own; ``any_stream``: one detector that serves any stream, also
-    streams it never saw (each still decided on its own).
+    from its trained weights, on its last ``learn_span`` windows but the newest
+    ``learn_delay``), offline as in the daemon; False: the trained model throughout.
+    ``shared``: one model, each stream scaled and thresholded on its own; ``any_stream``: one
+    detector that serves any stream, also streams it never saw (each still decided on its own).
 
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """
@@ -211,14 +211,7 @@ def fit_series(
         false_alarms_per_day,
         time_of_day,
         daily_profile,
-        Learning(
-            learn_every,
-            learn_span,
-            int(events["adaptive_delay"] if learn_delay is None else learn_delay),
-            learn_epochs,
-        )
-        if learn
-        else None,
+        Learning(learn_every, learn_span, learn_delay, learn_epochs) if learn else None,
     )
     s = as_samples(samples)
     overrides = {

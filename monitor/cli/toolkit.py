@@ -317,12 +317,12 @@ def clock_arg(p: argparse.ArgumentParser) -> None:
 
 
 def learn_args(p: argparse.ArgumentParser) -> None:
-    """``--learn`` and its settings (train series and the benchmarks)."""
+    """``--learn`` and its settings (train series, the benchmarks, bench --streams)."""
     d = Learning()
     p.add_argument(
         "--learn",
         choices=("on", "off"),
-        default="off",
+        default="on",
         help="on: each stream's model keeps learning on its stream: every --learn-every "
         "windows it is fine-tuned, from its trained weights, on the stream's last "
         "--learn-span windows but the newest --learn-delay (an incident is not learned "
@@ -340,21 +340,16 @@ def learn_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--learn-delay",
         type=at_least(0),
-        help="the newest windows each update leaves out (default: --adaptive-delay's, 300 "
-        "where a command has no such flag)",
+        default=d.delay,
+        help="the newest windows each update leaves out",
     )
 
 
 def learning_of(args: argparse.Namespace) -> Learning | None:
-    """What ``--learn`` and its settings ask for (None: off); updates leave out the newest
-    ``--learn-delay`` windows, by default ``--adaptive-delay``'s (its default where a command
-    has no such flag)."""
+    """What ``--learn`` and its settings ask for (None: off)."""
     if args.learn != "on":
         return None
-    delay = args.learn_delay
-    if delay is None:
-        delay = getattr(args, "adaptive_delay", DEFAULT_EVENT_RULE["adaptive_delay"])
-    return Learning(args.learn_every, args.learn_span, int(delay), args.learn_epochs)
+    return Learning(args.learn_every, args.learn_span, args.learn_delay, args.learn_epochs)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -31,7 +31,7 @@ class Learning:
 
     every: int = 1000  # windows between updates
     span: int = 3000  # windows each update trains on
-    delay: int = 300  # the newest windows left out of each update
+    delay: int = 1000  # the newest windows left out of each update
     epochs: int = 5  # passes over them, from the trained weights
 
     def __post_init__(self) -> None:

@@ -70,21 +70,19 @@ def _frame(streams: int, first: int, count: int) -> pd.DataFrame:
 
 
 def train_model(out: Path, learning: Learning | None = None) -> Path:
-    """The any-stream model the bench serves, fitted on three machines' 2,000 samples; with
-    ``learning``, the same model (the same seed) that keeps learning on each stream."""
+    """The any-stream model the bench serves, fitted on three machines' 2,000 samples, that
+    does not learn; with ``learning``, the same model (the same seed) that keeps learning on
+    each stream."""
     import aemon
 
-    learn = (
-        {}
-        if learning is None
-        else {
-            "learn": True,
+    learn: dict[str, object] = {"learn": False}
+    if learning is not None:
+        learn = {
             "learn_every": learning.every,
             "learn_span": learning.span,
             "learn_epochs": learning.epochs,
-            "adaptive_delay": learning.delay,
+            "learn_delay": learning.delay,
         }
-    )
     aemon.fit_series(_frame(3, 0, 2000), any_stream=True, epochs=10, **learn).save(out)
     return out
 

@@ -72,7 +72,7 @@ def trained(root, **extra):
 
 @pytest.fixture(scope="module")
 def series(tmp_path_factory):
-    return trained(tmp_path_factory.mktemp("series"))
+    return trained(tmp_path_factory.mktemp("series"), learn=False)
 
 
 async def test_one_daemon_serves_every_stream_and_equals_offline(bootstrap, series):
@@ -241,13 +241,13 @@ async def test_models_that_see_the_hour_and_a_blank_clock_share_one_daemon(boots
     np.testing.assert_allclose(got, offline.score, rtol=1e-5)
 
 
-LEARN = {"learn_every": 100, "learn_span": 200, "learn_epochs": 5}  # 21 updates in the rest
+LEARN = {"learn_every": 100, "learn_span": 200, "learn_epochs": 5, "learn_delay": 30}  # 21 updates
 
 
 @pytest.fixture(scope="module")
 def learning(tmp_path_factory):
     """The same streams, with models that keep learning."""
-    return trained(tmp_path_factory.mktemp("learning"), learn=True, **LEARN)
+    return trained(tmp_path_factory.mktemp("learning"), **LEARN)
 
 
 def updates_in(windows: int, delay: int = 30) -> int:

@@ -82,8 +82,7 @@ def learning_model():
     fitted = aemon.fit_series(
         history,
         epochs=20,
-        adaptive_delay=DELAY,
-        learn=True,
+        learn_delay=DELAY,
         learn_every=EVERY,
         learn_span=SPAN,
         learn_epochs=30,
@@ -151,7 +150,7 @@ def test_an_update_trains_the_same_weights_on_any_number_of_threads():
     values = np.exp(wave + 0.3 * rng.standard_normal((3000, 19))) * 10.0 ** rng.integers(-2, 5, 19)
     frame = pd.DataFrame(values, columns=[f"m{k}" for k in range(19)])
     frame.insert(0, "timestamp", 1_700_000_000 + 60 * t)
-    fitted = aemon.fit_series(frame.iloc[:1600], epochs=1, learn=True, learn_epochs=2)
+    fitted = aemon.fit_series(frame.iloc[:1600], epochs=1, learn_epochs=2)
     ((stream, det),) = fitted.detectors.items()
     assert det.model_shape == (40, 8)  # 19 values, their distances from the profile, the hour
     windows, _ = stream_windows(det, frame.iloc[1600:])

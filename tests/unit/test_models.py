@@ -24,7 +24,8 @@ def test_streams_are_routed_to_their_own_models(models):
     a, b = m.index("a"), m.index("b")
     assert {a, b} == {0, 1} and m.index("c") is None
     assert m.detectors[a].meta.stream == "a" and m.series and not m.single
-    assert m.history == 2000 + 300 + 6 + 12  # adaptive window, delay, within, resolve_after
+    # adaptive window, delay, within, resolve_after; then learning's every, delay and span
+    assert m.history == 2000 + 300 + 6 + 12 + 1000 + 1000 + 3000
     line = m.describe()  # the start-up line names every model and what it serves
     assert line.startswith("2 models: ") and "stream 'a'" in line and "stream 'b'" in line
     assert m.detectors[a].version in line and m.detectors[b].version in line
