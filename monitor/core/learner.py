@@ -120,6 +120,9 @@ class StreamLearner:
         all still in the ring: an update starts at most ``delay`` windows after its last one
         (or, after a gap, at the first window it scores), so none is older than the ring."""
         lo, hi = self.learning.training_range(update)
+        if hi <= lo:  # nothing to train on yet (the first updates): the trained model
+            self.updates[update] = None
+            return
         rows = np.flatnonzero((self.index >= lo) & (self.index < hi))
         train = self.windows[rows[np.argsort(self.index[rows])]]
         self.updates[update] = start(

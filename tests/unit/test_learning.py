@@ -55,6 +55,19 @@ def test_each_update_trains_on_the_recent_past_but_the_newest_windows(delay):
     assert learner.windows.shape == (SPAN + delay + 1, 1, 4)  # its memory, allocated once
 
 
+def test_an_update_with_nothing_to_train_on_is_the_trained_model_and_never_started():
+    learning = Learning(every=100, span=250, delay=150, epochs=1)  # update 1 would end at -50
+    started = []
+    learner = StreamLearner(SimpleNamespace(input_shape=(1, 4)), "s", learning)  # type: ignore[arg-type]
+    handles = [
+        learner.push(i, numbered(i), lambda job: started.append(job) or job) for i in range(300)
+    ]
+    assert handles[150] is None  # update 1: the trained model
+    # update 2 (on windows 0-49) starts at window 49, update 3 (0-149) at 149
+    assert [job.args[3] for job in started] == [2, 3]
+    assert handles[250] is started[0]
+
+
 def test_settings_are_checked():
     with pytest.raises(ConfigError, match="every must be a whole number >= 1"):
         Learning(every=0)
