@@ -186,7 +186,7 @@ def train_series(args: argparse.Namespace) -> int:
                 " and its daily profile" if summary["daily_profile"] else ""
             )
             if summary["learning"]:
-                seen += ", keeps learning every {every} windows".format(**summary["learning"])
+                seen += ", keeps learning every {every:,} windows".format(**summary["learning"])
             print(
                 f"{stream}: threshold {summary['threshold']:.4g}{seen} -> {summary['artifact']}",
                 file=sys.stderr,

@@ -162,8 +162,9 @@ def test_the_training_summary_says_which_streams_see_the_time_of_day(tmp_path, c
     argv = ["train", "series", "--input", str(tmp_path / "s.csv"), "--out", str(out)]
     assert main([*argv, "--epochs", "1"]) == 0
     err = capsys.readouterr().err
-    assert "a: threshold" in err and ", sees the time of day and its daily profile ->" in err
-    assert ", blank clock (history under a day) ->" in err
+    learns = ", keeps learning every 1,000 windows ->"
+    assert "a: threshold" in err and f", sees the time of day and its daily profile{learns}" in err
+    assert f", blank clock (history under a day){learns}" in err
     assert main([*argv, "--epochs", "1", "--time-of-day", "off", "--json", "--quiet"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {s: v["clock"] for s, v in doc["streams"].items()} == {"a": None, "b": None}
