@@ -3,18 +3,18 @@
 Every ``every`` windows (at window index ``j * every``, j >= 1) a stream's model is replaced by
 its *trained* model fine-tuned for ``epochs`` epochs on the stream's windows of index
 ``[j * every - delay - span, j * every - delay)``: the recent past, but not the last ``delay``
-windows, so an incident is not learned as normal while its first ``delay`` windows last (the
-adaptive threshold's delay). The normaliser, the daily profile and the calibrated threshold stay
-the trained model's.
+windows, so an incident is not learned as normal while its first ``delay`` windows last (as the
+adaptive threshold's own delay keeps it out of the score history). The normaliser, the daily
+profile and the calibrated threshold stay the trained model's.
 
 Each update starts from the trained weights and reads a bounded stretch of raw windows, nothing
 the stream's decisions made: the model in effect at any window is a function of the trained
 artifact and of the ``every + delay + span`` windows before it. So offline scoring and the daemon
 compute the same models from the same windows, and a daemon that restarts, or takes a partition
-over, rebuilds them by re-reading that stretch of the input (:attr:`Learning.history`; the
-learners: :mod:`aemon.core.learner`); no
+over, rebuilds them by re-reading that stretch of the input (:attr:`Learning.history`); no
 learned state has to be kept anywhere but in the input topic itself. Updates are seeded by the
-stream, the update's number and the training seed, so they are deterministic.
+stream, the update's number and the training seed, so they are deterministic. The learners:
+:mod:`aemon.core.learner`.
 """
 
 from __future__ import annotations
