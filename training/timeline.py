@@ -15,6 +15,7 @@ import numpy as np
 from aemon.core.detector import Detector
 from aemon.core.events import Decider, Rule, event_record, iso
 from aemon.core.learner import learned_scores
+from aemon.core.windowing import window_index
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
 
@@ -64,7 +65,7 @@ def score_samples(
         if len(sub) < length:  # not one window yet, as in the daemon
             continue
         cut = windows_of(sub, length, window.stride, det.meta.clock)
-        index = (cut.table.seq.astype(np.int64) + 1 - length) // window.stride
+        index = window_index(cut.table.seq.astype(np.int64), length, window.stride)
         scores, channels = learned_scores(
             det, stream, cut.table.values.reshape(len(cut.table), *det.input_shape), index
         )

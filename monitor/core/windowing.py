@@ -30,6 +30,7 @@ import math
 from array import array
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,12 @@ def time_of_day(ts: float) -> tuple[float, float]:
     and the minute before it are neighbours."""
     angle = 2.0 * math.pi * ((ts % DAY) / DAY)
     return math.sin(angle), math.cos(angle)
+
+
+def window_index(seq: Any, length: int, stride: int) -> Any:
+    """The position among its stream's windows of the window ending at sample ``seq`` (an int, or
+    an integer array of them)."""
+    return (seq + 1 - length) // stride
 
 
 def check_stride(stride: int | None, length: int, length_name: str) -> None:
@@ -98,7 +105,7 @@ class Windower:
 
     def index(self, seq: int) -> int:
         """The position of the window ending at sample ``seq`` among its stream's windows."""
-        return (seq + 1 - self.length) // self.stride
+        return window_index(seq, self.length, self.stride)
 
     def push(
         self,

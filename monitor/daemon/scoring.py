@@ -103,10 +103,10 @@ class Scorer:
         meta = self.detectors[0].meta  # every model of a daemon takes the same input
         if meta.is_series and meta.value_channels > 1:  # several metrics: what each contributed
             channels = np.empty((len(values), meta.value_channels), dtype=np.float32)
+        own = len(self.detectors)
         for m in np.unique(models).tolist():
             rows = np.flatnonzero(models == m)
-            n = len(self.detectors)
-            det = self.detectors[m] if m < n else learned[m - n]
+            det = self.detectors[m] if m < own else learned[m - own]
             if channels is None:
                 scores[rows] = self._score_rows(det, values[rows], None)[0]
             else:
