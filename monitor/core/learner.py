@@ -84,28 +84,36 @@ def learned_scores(
 
 
 class StreamLearner:
-    """One stream's learning in the daemon: keeps the windows its next updates train on (the
-    last ``span + delay + 1``, in one preallocated ring), starts each update (through ``start``,
-    e.g. on a worker thread) once its last training window is in hand, and says which update
-    each window is scored by (:func:`learned_scores` offline)."""
+    """One stream's learning in the daemon: keeps the samples its next updates train on (those of
+    its last ``every + delay + span`` windows, in one preallocated ring: a sample once, not once
+    per window holding it), starts each update (through ``start``, e.g. on a worker thread) once
+    its last training window is in hand, and says which update each window is scored by
+    (:func:`learned_scores` offline)."""
 
     def __init__(self, det: Detector, stream: str, learning: Learning) -> None:
         self.det, self.stream, self.learning = det, stream, learning
-        size = learning.span + learning.delay + 1
-        self.windows = np.empty((size, *det.input_shape), dtype=np.float32)
-        self.index = np.full(size, -1, dtype=np.int64)  # each slot's window index (-1: none)
-        self.pushed = 0
+        window = det.meta.window
+        self.length, self.stride, self.shape = window.length, window.stride, det.input_shape
+        size = learning.history * self.stride + self.length
+        self.samples = np.empty((size, int(np.prod(self.shape)) // self.length), np.float32)
+        # which of the samples that share a slot it holds: seq // size (-1: none yet)
+        self.laps = np.full(size, -1, dtype=np.int32)
         self.updates: dict[int, Any] = {}  # update number -> what ``start`` returned
+
+    def _slots(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ring's slots ``[n, length]`` of the samples of windows ``index`` and their laps."""
+        seqs = index[:, None] * self.stride + np.arange(self.length)
+        return np.divmod(seqs, len(self.laps))[::-1]
 
     def push(
         self, index: int, window: np.ndarray, start: Callable[[Callable[[], Detector]], Any]
     ) -> Any | None:
-        """Remember window ``index`` (a copy of ``window``); return the handle of the update that
+        """Remember window ``index`` (a copy of its samples); return the handle of the update that
         scores it (None: the trained model). ``start(job)`` runs ``job`` and returns a handle to
         its result."""
-        slot = self.pushed % len(self.index)
-        self.windows[slot], self.index[slot] = window, index
-        self.pushed += 1
+        slots, laps = self._slots(np.array([index]))
+        self.samples[slots[0]] = window.reshape(-1, self.length).T
+        self.laps[slots[0]] = laps[0]
         now = self.learning.update_of(index)
         if now and now not in self.updates:  # a gap in the stream skipped its start
             self._start(now, start)
@@ -116,15 +124,17 @@ class StreamLearner:
         return self.updates[now] if now else None
 
     def _start(self, update: int, start: Callable[[Callable[[], Detector]], Any]) -> None:
-        """Update ``update`` on the windows of its training range, in window order. They are
-        all still in the ring: an update starts at most ``delay`` windows after its last one
-        (or, after a gap, at the first window it scores), so none is older than the ring."""
+        """Update ``update`` on the windows of its training range that came, in window order.
+        Their samples are all still in the ring: an update starts at most ``every + delay +
+        span`` windows after its first one (``delay`` after its last; after a gap, at the first
+        window it scores), and the ring holds the samples of that many windows."""
         lo, hi = self.learning.training_range(update)
         if hi <= lo:  # nothing to train on yet (the first updates): the trained model
             self.updates[update] = None
             return
-        rows = np.flatnonzero((self.index >= lo) & (self.index < hi))
-        train = self.windows[rows[np.argsort(self.index[rows])]]
+        slots, laps = self._slots(np.arange(lo, hi))
+        came = (self.laps[slots] == laps).all(axis=1)  # every sample of the window is here
+        train = self.samples[slots[came]].transpose(0, 2, 1).reshape(-1, *self.shape)
         self.updates[update] = start(
             functools.partial(fine_tuned, self.det, train, self.stream, update)
         )

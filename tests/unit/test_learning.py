@@ -23,15 +23,22 @@ EVERY, SPAN, DELAY = 100, 250, 30
 
 
 def numbered(index: int) -> np.ndarray:
-    """A window whose values are its own index: what an update trained on can be read back."""
-    return np.full((1, 4), index, dtype=np.float32)
+    """Window ``index`` of a stream whose every sample is its own seq (windows of 4, stride 1):
+    what an update trained on can be read back."""
+    return np.arange(index, index + 4, dtype=np.float32).reshape(1, 4)
+
+
+def learner_of(learning: Learning) -> StreamLearner:
+    """A learner of windows of 4 samples of one channel (``[1, 4]``), one every sample."""
+    meta = SimpleNamespace(window=SimpleNamespace(length=4, stride=1))
+    return StreamLearner(SimpleNamespace(input_shape=(1, 4), meta=meta), "s", learning)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("delay", [DELAY, 0])
 def test_each_update_trains_on_the_recent_past_but_the_newest_windows(delay):
     learning = Learning(every=EVERY, span=SPAN, delay=delay, epochs=1)
     jobs: dict[int, object] = {}
-    learner = StreamLearner(SimpleNamespace(input_shape=(1, 4)), "s", learning)  # type: ignore[arg-type]
+    learner = learner_of(learning)
 
     def start(job):
         jobs[job.args[3]] = job  # fine_tuned(det, windows, stream, update)
@@ -47,18 +54,21 @@ def test_each_update_trains_on_the_recent_past_but_the_newest_windows(delay):
     assert all(seen[i] == f"update {i // EVERY}" for i in indices if i >= EVERY)
     for update, job in jobs.items():
         lo, hi = learning.training_range(update)
-        got = job.args[1][:, 0, 0].astype(int).tolist()
-        assert got == [i for i in indices if lo <= i < hi]
+        got = job.args[1]  # the windows as they came, rebuilt from the learner's samples
+        assert np.array_equal(got, np.stack([numbered(i) for i in indices if lo <= i < hi]))
+        got = got[:, 0, 0].astype(int).tolist()
         assert not got or max(got) < update * EVERY - delay  # the newest left out
     # 5 would score windows 500-599, which never came; 10 starts before its first window
     assert sorted(jobs) == [1, 2, 3, 4, 6, 7, 8, 9, 10]
-    assert learner.windows.shape == (SPAN + delay + 1, 1, 4)  # its memory, allocated once
+    # its memory, allocated once: the samples of every + delay + span windows (stride 1, length
+    # 4), not the windows
+    assert learner.samples.shape == ((EVERY + delay + SPAN) * 1 + 4, 1)
 
 
 def test_an_update_with_nothing_to_train_on_is_the_trained_model_and_never_started():
     learning = Learning(every=100, span=250, delay=150, epochs=1)  # update 1 would end at -50
     started = []
-    learner = StreamLearner(SimpleNamespace(input_shape=(1, 4)), "s", learning)  # type: ignore[arg-type]
+    learner = learner_of(learning)
     handles = [
         learner.push(i, numbered(i), lambda job: started.append(job) or job) for i in range(300)
     ]
