@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import importlib
 import json
 import signal
@@ -47,6 +48,8 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
+    if args.samples_per_stream is not None and not args.streams:
+        raise ConfigError("--samples-per-stream sizes the --streams bench; add --streams")
     bench, demo = tool("bench"), tool("demo")
     from aemon.training.datasets import ecg5000
 
@@ -61,7 +64,13 @@ def bench(args: argparse.Namespace) -> int:
         return 0
 
     if args.streams:
-        return _streams_table(args.streams, args.bootstrap_servers, args.json, learning_of(args))
+        return _streams_table(
+            args.streams,
+            args.bootstrap_servers,
+            args.json,
+            learning_of(args),
+            args.samples_per_stream,
+        )
     model = args.model or demo.ensure_model(Path("artifacts/demo"), progress=False)[0]
     test = ecg5000.split(ecg5000.load()).test
     windows = test.values[test.label == 0]
@@ -89,7 +98,11 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def _streams_table(
-    counts: tuple[int, ...], bootstrap: str | None, as_json: bool, learning: Learning | None
+    counts: tuple[int, ...],
+    bootstrap: str | None,
+    as_json: bool,
+    learning: Learning | None,
+    per_stream: int | None,
 ) -> int:
     from tqdm.auto import tqdm
 
@@ -97,12 +110,17 @@ def _streams_table(
 
     async def measure() -> dict:
         with tqdm(total=len(counts), desc="streams", disable=None) as steps:
+            rows = functools.partial(
+                streams_bench.run,
+                counts=counts,
+                step=steps.update,
+                per_stream=per_stream,
+                learning=learning,
+            )
             if bootstrap:
-                return await streams_bench.run(bootstrap, counts, steps.update, learning=learning)
+                return await rows(bootstrap)
             async with embedded.EmbeddedBroker() as broker:
-                return await streams_bench.run(
-                    broker.bootstrap, counts, steps.update, learning=learning
-                )
+                return await rows(broker.bootstrap)
 
     result = run_async(measure())
     if as_json:

@@ -226,6 +226,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default counts: 1,100,1000,10000)",
     )
     bench.add_argument(
+        "--samples-per-stream",
+        type=at_least(1),
+        metavar="N",
+        help="with --streams: samples of each stream in the throughput phase, at least 30 "
+        "(default: 200,000 over the stream count)",
+    )
+    bench.add_argument(
         "--scorer",
         action="store_true",
         help="instead: the scoring path alone (no Kafka), windows/s per model family, torch "

@@ -44,7 +44,7 @@ def test_the_scorer_table_has_a_row_per_family_and_thread_count(ecg):
 
 async def test_the_many_streams_bench_measures_each_count_through_one_daemon(bootstrap):
     learning = Learning(every=50, span=100, delay=10, epochs=1)
-    result = await streams_bench.run(bootstrap, (1, 40), total=4_000, learning=learning)
+    result = await streams_bench.run(bootstrap, (1, 40), per_stream=100, learning=learning)
     rows = result["rows"]
     assert [(r["streams"], r["learning"]) for r in rows] == [
         (1, False),
@@ -52,7 +52,10 @@ async def test_the_many_streams_bench_measures_each_count_through_one_daemon(boo
         (40, False),
         (40, True),
     ]
-    assert [r["samples_per_stream"] for r in rows][2] >= streams_bench.MIN_SAMPLES
+    more = streams_bench.LATENCY_RATE * streams_bench.LATENCY_SECONDS  # the latency phase's
+    assert [r["samples_per_stream"] for r in rows] == [
+        100 + round(more / r["streams"]) for r in rows
+    ]
     for r in rows:
         assert r["windows_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0
         # learning: every stream's model updated at least once (each has 93 windows or more)

@@ -140,6 +140,8 @@ CASES = [
     (["serve"], "model: required"),
     (["demo", "--rate", "0"], "--rate: must be a finite number"),
     (["bench", "--windows", "0"], "--windows: must be >= 1"),
+    (["bench", "--samples-per-stream", "0"], "--samples-per-stream: must be >= 1"),
+    (["bench", "--samples-per-stream", "50"], "--samples-per-stream sizes the --streams bench"),
     (["windows", "{RAGGED}", "--length", "2", "--output", "{OUT}.csv"], "saw 3)"),
     (["nab", "{DIR}", "--out", "{OUT}"], "is it NAB's directory?"),
     (["skab", "{DIR}", "--out", "{OUT}"], "is it SKAB's directory?"),
