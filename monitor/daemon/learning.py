@@ -1,34 +1,68 @@
 """Each stream's continual learning in the daemon (:mod:`aemon.core.learning`).
 
 One :class:`~aemon.core.learner.StreamLearner` per (partition, stream) whose model keeps
-learning; its updates are fine-tuned on a thread of their own, so scoring goes on meanwhile. An
-update starts once its last training window is read, ``delay`` windows before the windows it
-scores: on a live stream it is ready long before they come; a stream read faster than its
-updates train (a backlog, a replay) waits for them at scoring.
+learning; its updates are fine-tuned in a process of their own (spawned at the first update), so
+scoring goes on meanwhile and training never holds the daemon's interpreter: a thread would, and
+every stream's windows would wait for it. An update starts once its last training window is read,
+``delay`` windows before the windows it scores: on a live stream it is ready long before they
+come; a stream read faster than its updates train (a backlog, a replay) waits for them at
+scoring.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import multiprocessing
+import os
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from aemon.core.detector import Detector
+from aemon.core.families.base import Autoencoder
 from aemon.core.learner import StreamLearner
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.routing import Models
 
 
+def _started(daemon: int) -> None:
+    """The learning process: it trains on one CPU thread (the daemon's scorer has the others)
+    and ends when the daemon ``daemon`` (its pid) is gone, even killed."""
+    import torch
+
+    torch.set_num_threads(1)
+
+    def orphaned() -> None:
+        while os.getppid() == daemon:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=orphaned, name="aemon-learn-parent", daemon=True).start()
+
+
+def _trained(job: Callable[[], Detector]) -> tuple[Autoencoder, float]:
+    """In the learning process: run the update ``job``; its model and seconds of training."""
+    start = time.perf_counter()
+    model = job().model
+    return model, time.perf_counter() - start
+
+
 class Learners:
-    """The learners of the streams this daemon owns, and the thread their updates train on."""
+    """The learners of the streams this daemon owns, and the process their updates train in."""
 
     def __init__(self, models: Models, metrics: Metrics) -> None:
         self.models, self.metrics = models, metrics
         self.streams: dict[tuple[int, str], StreamLearner] = {}
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="aemon-learn")
+        self.executor = ProcessPoolExecutor(
+            1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_started,
+            initargs=(os.getpid(),),
+        )
 
     def push(
         self, partition: int, stream: str, model: int, index: int, window: np.ndarray
@@ -43,17 +77,19 @@ class Learners:
         learner = self.streams.get(key)
         if learner is None or learner.det is not det:  # new, or its model was reloaded
             learner = self.streams[key] = StreamLearner(det, stream, learning)
-        return learner.push(index, window, self._start)
+        return learner.push(index, window, functools.partial(self._start, det))
 
-    def _start(self, job: Callable[[], Detector]) -> asyncio.Future[Detector]:
-        def timed() -> Detector:
-            start = time.perf_counter()
-            det = job()
-            self.metrics.model_update_duration.observe(time.perf_counter() - start)
-            self.metrics.model_updates.inc()
-            return det
+    def _start(self, det: Detector, job: Callable[[], Detector]) -> asyncio.Future[Detector]:
+        trained = asyncio.get_running_loop().run_in_executor(self.executor, _trained, job)
+        return asyncio.ensure_future(self._learned(det, trained))
 
-        return asyncio.get_running_loop().run_in_executor(self.executor, timed)
+    async def _learned(
+        self, det: Detector, trained: asyncio.Future[tuple[Autoencoder, float]]
+    ) -> Detector:
+        model, seconds = await trained
+        self.metrics.model_update_duration.observe(seconds)
+        self.metrics.model_updates.inc()
+        return det.learned(model)
 
     def drop(self, partitions: list[int]) -> None:
         """Forget the learners of partitions no longer owned."""

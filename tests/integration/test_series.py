@@ -4,6 +4,7 @@ events it publishes equal offline scoring's, also across a SIGKILL in the middle
 import asyncio
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -279,6 +280,20 @@ async def test_models_that_keep_learning_decide_in_the_daemon_as_offline(bootstr
     np.testing.assert_allclose(got, offline.score, rtol=1e-4, atol=1e-6)
 
 
+def children(pid: int) -> set[int]:
+    """The processes ``pid`` started."""
+    tasks = Path(f"/proc/{pid}/task").glob("*/children")
+    return {int(c) for f in tasks for c in f.read_text().split()}
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 async def test_a_replica_killed_while_models_learn_is_taken_over_and_decides_as_offline(
     bootstrap, learning, tmp_path
 ):
@@ -306,8 +321,11 @@ async def test_a_replica_killed_while_models_learn_is_taken_over_and_decides_as_
     victim = max(pair, key=lambda d: d.metric("aemon_model_updates_total"))
     survivor = pair[1 - pair.index(victim)]
     learned = victim.metric("aemon_model_updates_total")
+    learning_process = children(victim.proc.pid)  # and multiprocessing's resource tracker
+    assert learned > 0 and learning_process
     victim.kill()
     await until(lambda: survivor.metric("aemon_assigned_partitions") == 2, 60, "takeover")
+    await until(lambda: not any(map(alive, learning_process)), 10, "no orphaned learner")
     await feeding
     try:
         deadline = time.monotonic() + 120
