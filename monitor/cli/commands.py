@@ -48,8 +48,11 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
-    if args.samples_per_stream is not None and not args.streams:
-        raise ConfigError("--samples-per-stream sizes the --streams bench; add --streams")
+    for flag in ("samples_per_stream", "learn_processes"):
+        if getattr(args, flag) not in (None, 1) and not args.streams:
+            raise ConfigError(
+                f"--{flag.replace('_', '-')} is for the --streams bench; add --streams"
+            )
     bench, demo = tool("bench"), tool("demo")
     from aemon.training.datasets import ecg5000
 
@@ -70,6 +73,7 @@ def bench(args: argparse.Namespace) -> int:
             args.json,
             learning_of(args),
             args.samples_per_stream,
+            args.learn_processes,
         )
     model = args.model or demo.ensure_model(Path("artifacts/demo"), progress=False)[0]
     test = ecg5000.split(ecg5000.load()).test
@@ -103,6 +107,7 @@ def _streams_table(
     as_json: bool,
     learning: Learning | None,
     per_stream: int | None,
+    learn_processes: int,
 ) -> int:
     from tqdm.auto import tqdm
 
@@ -116,6 +121,7 @@ def _streams_table(
                 step=steps.update,
                 per_stream=per_stream,
                 learning=learning,
+                learn_processes=learn_processes,
             )
             if bootstrap:
                 return await rows(bootstrap)

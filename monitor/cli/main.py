@@ -233,6 +233,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: 200,000 over the stream count)",
     )
     bench.add_argument(
+        "--learn-processes",
+        type=at_least(1),
+        default=1,
+        metavar="N",
+        help="with --streams: the daemon's processes that train models' updates",
+    )
+    bench.add_argument(
         "--scorer",
         action="store_true",
         help="instead: the scoring path alone (no Kafka), windows/s per model family, torch "

@@ -86,7 +86,7 @@ def learned_scores(
 class StreamLearner:
     """One stream's learning in the daemon: keeps the samples its next updates train on (those of
     its last ``every + delay + span`` windows, in one preallocated ring: a sample once, not once
-    per window holding it), starts each update (through ``start``, e.g. on a worker thread) once
+    per window holding it), starts each update (through ``start``, e.g. in a worker process) once
     its last training window is in hand, and says which update each window is scored by
     (:func:`learned_scores` offline)."""
 

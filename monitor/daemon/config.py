@@ -46,6 +46,7 @@ class Settings:
     top_k: int = 5
     device: str = "auto"
     torch_threads: int = 1
+    learn_processes: int = 1
     amp: bool = False
     watch_model: bool = True
     commit_timeout_s: float = 10.0
@@ -115,6 +116,8 @@ HELP = {
     "top_k": "time steps (or pixels) with the largest error named in each alert",
     "device": "auto (CUDA when present), cpu or cuda[:N]",
     "torch_threads": "CPU threads for scoring (1 leaves the other cores to decoding and Kafka)",
+    "learn_processes": "processes that train the updates of models that keep learning, one CPU "
+    "thread each (more: a restart's re-read retrains many streams' updates sooner)",
     "amp": "autocast when scoring on CUDA",
     "watch_model": "swap in a model when its detector.json changes (each model on its own)",
     "commit_timeout_s": "give up on an offset commit after this long (it is retried next batch)",
@@ -199,6 +202,7 @@ def _check(s: Settings) -> list[str]:
         ("queue_batches", 1, 1024),
         ("top_k", 0, 1 << 16),
         ("torch_threads", 1, 1024),
+        ("learn_processes", 1, 1024),
         ("session_timeout_ms", 1000, 600_000),
         ("heartbeat_interval_ms", 100, 600_000),
     ):

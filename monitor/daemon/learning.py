@@ -1,7 +1,7 @@
 """Each stream's continual learning in the daemon (:mod:`aemon.core.learning`).
 
 One :class:`~aemon.core.learner.StreamLearner` per (partition, stream) whose model keeps
-learning; its updates are fine-tuned in a process of their own (spawned at the first update), so
+learning; its updates are fine-tuned in processes of their own (spawned as updates come), so
 scoring goes on meanwhile and training never holds the daemon's interpreter: a thread would, and
 every stream's windows would wait for it. An update starts once its last training window is read,
 ``delay`` windows before the windows it scores: on a live stream it is ready long before they
@@ -52,13 +52,13 @@ def _trained(job: Callable[[], Detector]) -> tuple[Autoencoder, float]:
 
 
 class Learners:
-    """The learners of the streams this daemon owns, and the process their updates train in."""
+    """The learners of the streams this daemon owns, and the processes their updates train in."""
 
-    def __init__(self, models: Models, metrics: Metrics) -> None:
+    def __init__(self, models: Models, metrics: Metrics, processes: int = 1) -> None:
         self.models, self.metrics = models, metrics
         self.streams: dict[tuple[int, str], StreamLearner] = {}
         self.executor = ProcessPoolExecutor(
-            1,
+            processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_started,
             initargs=(os.getpid(),),

@@ -130,7 +130,7 @@ class Metrics:
         )
         self.model_update_duration = Histogram(
             "aemon_model_update_duration_seconds",
-            "Seconds one stream's model update took on the learning thread.",
+            "Seconds one stream's model update took in the learning process.",
             buckets=(0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30),
             registry=r,
         )

@@ -55,7 +55,7 @@ class Service:
         )
         self.model_watch = ModelWatch(self.models, self.scorer, self.metrics)
         self.learners = (
-            Learners(self.models, self.metrics)
+            Learners(self.models, self.metrics, s.learn_processes)
             if windower is not None and self.models.learning
             else None
         )

@@ -12,7 +12,7 @@ state apart. Per N, on the embedded broker, with per-window score records publis
 3. **Memory**: the growth of this process's RSS over both phases, per stream.
 
 With learning (``--learn on``), each N runs twice, the same model without and with learning
-(its updates on the daemon's learning thread while the others are scored), so the cost of
+(its updates in the daemon's learning process while the others are scored), so the cost of
 learning is a ratio measured in one run.
 
 A stream's state at a full history (its windowing buffer and window starts, its decider's
@@ -96,14 +96,26 @@ def _rss_kb() -> int:
 
 
 async def one(
-    bootstrap: str, models: Path, streams: int, tmp: Path, per_stream: int | None = None
+    bootstrap: str,
+    models: Path,
+    streams: int,
+    tmp: Path,
+    per_stream: int | None = None,
+    learn_processes: int = 1,
 ) -> dict[str, object]:
     """The three phases for ``streams`` streams (see the module's docstring); ``per_stream``
-    samples of each in the throughput phase (default: ``TOTAL`` over the streams)."""
+    samples of each in the throughput phase (default: ``TOTAL`` over the streams); updates
+    trained by ``learn_processes`` processes."""
     samples = max(MIN_SAMPLES, per_stream or TOTAL // streams)
     tag = uuid.uuid4().hex[:8]
     scores = f"streams-scores-{tag}"
-    s = local(models, bootstrap, f"streams-{streams}", scores_topic=scores)
+    s = local(
+        models,
+        bootstrap,
+        f"streams-{streams}",
+        scores_topic=scores,
+        learn_processes=learn_processes,
+    )
     await create_topics(bootstrap, {s.input_topic: 3, scores: 1, s.alerts_topic: 1, s.dlq_topic: 1})
     first = tmp / f"first-{tag}.csv"
     _frame(streams, 0, samples).to_csv(first, index=False)
@@ -145,6 +157,7 @@ async def one(
     return {
         "streams": streams,
         "learning": svc.models.learning,
+        "learn_processes": s.learn_processes,
         "model_updates": int(updates),
         "samples_per_stream": samples + more,
         "windows_per_s": round(wps),
@@ -185,6 +198,7 @@ async def run(
     step: Callable[[], None] | None = None,
     per_stream: int | None = None,
     learning: Learning | None = None,
+    learn_processes: int = 1,
 ) -> dict[str, object]:
     """Every count's row, and the state of one stream at a full history; with ``learning``,
     each count also with the model that keeps learning, right after the one that does not."""
@@ -195,7 +209,7 @@ async def run(
             variants.append(train_model(Path(tmp) / "learning", learning))
         for n in counts:
             for models in variants:
-                rows.append(await one(bootstrap, models, n, Path(tmp), per_stream))
+                rows.append(await one(bootstrap, models, n, Path(tmp), per_stream, learn_processes))
             if step:
                 step()
     return {"rows": rows, "state_bytes_per_stream": state_bytes()}

@@ -261,7 +261,8 @@ async def test_models_that_keep_learning_decide_in_the_daemon_as_offline(bootstr
     models, rest, offline = learning
     t = topics(2)
     await make_topics(bootstrap, t)
-    async with running(settings(bootstrap, models, t)) as svc:
+    # two learning processes: which one trains an update changes nothing
+    async with running(settings(bootstrap, models, t, learn_processes=2)) as svc:
         await replay(rest, t["input_topic"], bootstrap, samples=True, progress=False)
         await until(
             lambda: counter(svc, "aemon_windows_scored_total") >= len(offline),

@@ -163,7 +163,7 @@ def test_the_artifact_keeps_the_learning_and_refuses_a_corrupt_one(learning_mode
 
 
 def test_an_update_trains_the_same_weights_on_any_number_of_threads():
-    """The daemon trains updates on its learning thread with ``torch_threads`` (1), offline
+    """The daemon trains updates in its learning processes on one thread each, offline
     scoring on the caller's thread with torch's default. In float32 a small batch's gradient
     (1 or 4-13 windows, the last of a pass) follows the threads, and the weights differed (most
     of 109,460 on an ASD model, and here); in float64 none do."""
