@@ -15,6 +15,7 @@ import asyncio
 import functools
 import multiprocessing
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +24,6 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from aemon.core.detector import Detector
-from aemon.core.families.base import Autoencoder
 from aemon.core.learner import StreamLearner
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.routing import Models
@@ -44,11 +44,14 @@ def _started(daemon: int) -> None:
     threading.Thread(target=orphaned, name="aemon-learn-parent", daemon=True).start()
 
 
-def _trained(job: Callable[[], Detector]) -> tuple[Autoencoder, float]:
-    """In the learning process: run the update ``job``; its model and seconds of training."""
+def _trained(job: bytes) -> tuple[bytes, float]:
+    """In the learning process: run the pickled update ``job``; its model, pickled, and seconds
+    of training. Both ways plain pickles (bytes): multiprocessing's own pickler would send each
+    tensor's storage as a file descriptor, and a daemon holding thousands of learned models ran
+    out of them."""
     start = time.perf_counter()
-    model = job().model
-    return model, time.perf_counter() - start
+    model = pickle.loads(job)().model
+    return pickle.dumps(model), time.perf_counter() - start
 
 
 class Learners:
@@ -80,16 +83,17 @@ class Learners:
         return learner.push(index, window, functools.partial(self._start, det))
 
     def _start(self, det: Detector, job: Callable[[], Detector]) -> asyncio.Future[Detector]:
-        trained = asyncio.get_running_loop().run_in_executor(self.executor, _trained, job)
+        payload = pickle.dumps(job)
+        trained = asyncio.get_running_loop().run_in_executor(self.executor, _trained, payload)
         return asyncio.ensure_future(self._learned(det, trained))
 
     async def _learned(
-        self, det: Detector, trained: asyncio.Future[tuple[Autoencoder, float]]
+        self, det: Detector, trained: asyncio.Future[tuple[bytes, float]]
     ) -> Detector:
         model, seconds = await trained
         self.metrics.model_update_duration.observe(seconds)
         self.metrics.model_updates.inc()
-        return det.learned(model)
+        return det.learned(pickle.loads(model))  # our own learning process's bytes
 
     def drop(self, partitions: list[int]) -> None:
         """Forget the learners of partitions no longer owned."""

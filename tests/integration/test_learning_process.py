@@ -1,0 +1,46 @@
+"""The daemon's learning process, without a broker (spawning it is too slow for the unit tier):
+updates cross to it and back as plain bytes, so the models a daemon keeps hold nothing open."""
+
+import asyncio
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+import aemon
+from aemon.daemon.learning import Learners
+from aemon.daemon.metrics import Metrics
+from aemon.series_detector import as_samples
+from aemon.training.datasets.cut import windows_of
+
+
+def open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_learned_models_hold_no_file_descriptors():
+    t = np.arange(400)
+    frame = pd.DataFrame({"timestamp": 1_700_000_000 + 60 * t, "value": np.sin(2 * np.pi * t / 40)})
+    fitted = aemon.fit_series(
+        frame, epochs=2, learn_every=20, learn_span=40, learn_delay=0, learn_epochs=1
+    )
+    ((_, det),) = fitted.detectors.items()
+    cut = windows_of(as_samples(frame), 8, 1, det.meta.clock)
+    windows = cut.table.values.reshape(len(cut.table), *det.input_shape)[:41]
+    learners = Learners(SimpleNamespace(detectors=[det]), Metrics())  # type: ignore[arg-type]
+    try:
+
+        async def stream(name: str) -> list:
+            handles = [learners.push(0, name, 0, i, w) for i, w in enumerate(windows)]
+            return [await h for h in {*handles} - {None}]  # updates 1 and 2
+
+        kept = await stream("s0")  # the learning process is up
+        before = open_files()
+        kept += [
+            d for ds in await asyncio.gather(*(stream(f"s{k}") for k in range(1, 60))) for d in ds
+        ]
+        assert len(kept) == 120 and all(d.model is not det.model for d in kept)
+        assert open_files() - before < 10  # not one per tensor of 118 models
+    finally:
+        learners.close()
