@@ -16,6 +16,7 @@ import functools
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -30,10 +31,12 @@ from aemon.daemon.routing import Models
 
 
 def _started(daemon: int) -> None:
-    """The learning process: it trains on one CPU thread (the daemon's scorer has the others)
-    and ends when the daemon ``daemon`` (its pid) is gone, even killed."""
+    """The learning process: it trains on one CPU thread (the daemon's scorer has the others),
+    leaves Ctrl-C to the daemon (which stops it when it has drained) and ends when the daemon
+    ``daemon`` (its pid) is gone, even killed."""
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
     def orphaned() -> None:

@@ -1,8 +1,11 @@
 """The daemon's learning process, without a broker (spawning it is too slow for the unit tier):
-updates cross to it and back as plain bytes, so the models a daemon keeps hold nothing open."""
+updates cross to it and back as plain bytes, so the models a daemon keeps hold nothing open, and
+Ctrl-C is the daemon's to handle."""
 
 import asyncio
 import os
+import signal
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,6 +20,13 @@ from aemon.training.datasets.cut import windows_of
 
 def open_files() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def learning_processes() -> list[int]:
+    """The processes this one spawned for multiprocessing's workers."""
+    me = Path(f"/proc/{os.getpid()}/task")
+    kids = [int(c) for f in me.glob("*/children") for c in f.read_text().split()]
+    return [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
 
 
 async def test_learned_models_hold_no_file_descriptors():
@@ -36,6 +46,8 @@ async def test_learned_models_hold_no_file_descriptors():
             return [await h for h in {*handles} - {None}]  # updates 1 and 2
 
         kept = await stream("s0")  # the learning process is up
+        (pid,) = learning_processes()
+        os.kill(pid, signal.SIGINT)  # Ctrl-C in a terminal reaches it too: it goes on
         before = open_files()
         kept += [
             d for ds in await asyncio.gather(*(stream(f"s{k}") for k in range(1, 60))) for d in ds
