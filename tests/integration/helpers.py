@@ -218,3 +218,9 @@ class Daemon:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def children(pid: int) -> set[int]:
+    """The processes ``pid`` started."""
+    tasks = Path(f"/proc/{pid}/task").glob("*/children")
+    return {int(c) for f in tasks for c in f.read_text().split()}

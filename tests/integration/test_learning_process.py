@@ -16,6 +16,7 @@ from aemon.daemon.learning import Learners
 from aemon.daemon.metrics import Metrics
 from aemon.series_detector import as_samples
 from aemon.training.datasets.cut import windows_of
+from tests.integration.helpers import children
 
 
 def open_files() -> int:
@@ -24,8 +25,7 @@ def open_files() -> int:
 
 def learning_processes() -> list[int]:
     """The processes this one spawned for multiprocessing's workers."""
-    me = Path(f"/proc/{os.getpid()}/task")
-    kids = [int(c) for f in me.glob("*/children") for c in f.read_text().split()]
+    kids = children(os.getpid())
     return [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
 
 

@@ -16,6 +16,7 @@ from aemon.tools.replay import produce, replay
 from aemon.training.datasets.samples import read_samples
 from tests.integration.helpers import (
     Daemon,
+    children,
     committed,
     counter,
     decided,
@@ -279,12 +280,6 @@ async def test_models_that_keep_learning_decide_in_the_daemon_as_offline(bootstr
     mine = {(d["stream"], d["seq"]): d["score"] for d in scores}
     got = np.array([mine[(s, q)] for s, q in zip(offline.stream, offline.seq, strict=True)])
     np.testing.assert_allclose(got, offline.score, rtol=1e-4, atol=1e-6)
-
-
-def children(pid: int) -> set[int]:
-    """The processes ``pid`` started."""
-    tasks = Path(f"/proc/{pid}/task").glob("*/children")
-    return {int(c) for f in tasks for c in f.read_text().split()}
 
 
 def alive(pid: int) -> bool:
