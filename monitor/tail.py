@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from aemon.core.errors import AemonError
+from aemon.daemon.kafka import partitions_of
 
 
 async def records(
@@ -31,7 +32,7 @@ async def records(
         await c.stop()
         raise AemonError(f"cannot read {topic} from {bootstrap}: {exc!r}") from None
     try:
-        tps = await _partitions(c, topic, timeout)
+        tps = await partitions_of(c, topic, timeout)
         c.assign(tps)
         await c.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout
@@ -49,16 +50,6 @@ async def records(
                 raise AemonError(f"could not read {topic} to its end within {timeout:.0f} s")
     finally:
         await c.stop()
-
-
-async def _partitions(c: AIOKafkaConsumer, topic: str, timeout: float) -> list[TopicPartition]:
-    deadline = time.monotonic() + timeout
-    while not (parts := c.partitions_for_topic(topic)):
-        if time.monotonic() > deadline:
-            raise AemonError(f"topic {topic} does not exist (or has no partitions)")
-        await c._client.force_metadata_update()  # a topic just created
-        await asyncio.sleep(0.1)
-    return [TopicPartition(topic, p) for p in sorted(parts)]
 
 
 def headers_of(headers: list | tuple | None) -> dict[str, str]:

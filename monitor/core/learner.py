@@ -4,9 +4,9 @@ daemon's, one window at a time) and a stream's windows scored offline through th
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,6 +56,28 @@ def fine_tuned(det: Detector, windows: np.ndarray, stream: str, update: int) -> 
     return det.learned(model.float().eval())
 
 
+@dataclass(frozen=True)
+class Update:
+    """Update ``number`` of ``stream``'s model ``det``, fine-tuned on ``windows`` when called.
+
+    Its weights are a function of :attr:`key` alone (the trained model's version, the stream,
+    the update's number and a digest of the windows), so weights kept under that key (the
+    daemon's learned-models topic) are the ones calling it would compute again."""
+
+    det: Detector
+    windows: np.ndarray
+    stream: str
+    number: int
+
+    def __call__(self) -> Detector:
+        return fine_tuned(self.det, self.windows, self.stream, self.number)
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256(np.ascontiguousarray(self.windows, dtype=np.float32).data)
+        return f"{self.det.version}\x1f{self.stream}\x1f{self.number}\x1f{digest.hexdigest()}"
+
+
 def learned_scores(
     det: Detector, stream: str, windows: np.ndarray, index: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -67,7 +89,7 @@ def learned_scores(
         return det.score_series(windows)
     learner = StreamLearner(det, stream, learning)
     models = [
-        learner.push(int(i), w, lambda job: job()) or det
+        learner.push(int(i), w, lambda update: update()) or det
         for i, w in zip(index, windows, strict=True)
     ]
     scores = np.empty(len(windows), dtype=np.float32)
@@ -105,12 +127,10 @@ class StreamLearner:
         seqs = index[:, None] * self.stride + np.arange(self.length)
         return np.divmod(seqs, len(self.laps))[::-1]
 
-    def push(
-        self, index: int, window: np.ndarray, start: Callable[[Callable[[], Detector]], Any]
-    ) -> Any | None:
+    def push(self, index: int, window: np.ndarray, start: Callable[[Update], Any]) -> Any | None:
         """Remember window ``index`` (a copy of its samples); return the handle of the update that
-        scores it (None: the trained model). ``start(job)`` runs ``job`` and returns a handle to
-        its result."""
+        scores it (None: the trained model). ``start(update)`` computes ``update`` (calls it, or
+        finds its weights kept) and returns a handle to the result."""
         slots, laps = self._slots(np.array([index]))
         self.samples[slots[0]] = window.reshape(-1, self.length).T
         self.laps[slots[0]] = laps[0]
@@ -123,7 +143,7 @@ class StreamLearner:
             del self.updates[old]
         return self.updates[now] if now else None
 
-    def _start(self, update: int, start: Callable[[Callable[[], Detector]], Any]) -> None:
+    def _start(self, update: int, start: Callable[[Update], Any]) -> None:
         """Update ``update`` on the windows of its training range that came, in window order.
         Their samples are all still in the ring: an update starts at most ``every + delay +
         span`` windows after its first one (``delay`` after its last; after a gap, at the first
@@ -135,6 +155,4 @@ class StreamLearner:
         slots, laps = self._slots(np.arange(lo, hi))
         came = (self.laps[slots] == laps).all(axis=1)  # every sample of the window is here
         train = self.samples[slots[came]].transpose(0, 2, 1).reshape(-1, *self.shape)
-        self.updates[update] = start(
-            functools.partial(fine_tuned, self.det, train, self.stream, update)
-        )
+        self.updates[update] = start(Update(self.det, train, self.stream, update))

@@ -31,6 +31,7 @@ class Settings:
     alerts_topic: str = "aemon.alerts"
     dlq_topic: str = "aemon.dlq"
     scores_topic: str = ""
+    learned_topic: str = "aemon.learned"
     group_id: str = "aemon"
     client_id: str = "aemon"
     input_kind: str = "auto"
@@ -97,6 +98,9 @@ HELP = {
     "alerts_topic": "topic alerts are published to (key = stream id)",
     "dlq_topic": "dead-letter topic for refused messages (original bytes + reason headers)",
     "scores_topic": "optional topic for every window's score (empty: off)",
+    "learned_topic": "compacted topic where models that keep learning keep their updates, so "
+    "that a restart or a replica taking a partition over does not train them again (empty, or "
+    "no such topic: off)",
     "group_id": "consumer group; replicas with the same group share the partitions",
     "client_id": "Kafka client id",
     "input_kind": "'windows' (whole windows), 'samples' (windowed per stream here) or 'auto' "
@@ -186,7 +190,7 @@ def _check(s: Settings) -> list[str]:
     for name in ("bootstrap_servers", "input_topic", "alerts_topic", "dlq_topic", "group_id"):
         if not getattr(s, name).strip():
             p.append(f"{name}: must not be empty")
-    for name in ("input_topic", "alerts_topic", "dlq_topic", "scores_topic"):
+    for name in ("input_topic", "alerts_topic", "dlq_topic", "scores_topic", "learned_topic"):
         value = getattr(s, name)
         if value.strip() and topic_problem(value):
             p.append(f"{name}: {topic_problem(value)}")
@@ -247,6 +251,7 @@ def local(model: str | Path, bootstrap: str, prefix: str, **extra: Any) -> Setti
         "input_topic": f"{prefix}-input-{tag}",
         "alerts_topic": f"{prefix}-alerts-{tag}",
         "dlq_topic": f"{prefix}-dlq-{tag}",
+        "learned_topic": f"{prefix}-learned-{tag}",
         "group_id": f"{prefix}-{tag}",
         "metrics_port": 0,
         "session_timeout_ms": 6000,

@@ -7,7 +7,9 @@ Parts take these protocols, never aiokafka itself, so that every part is tested 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+import functools
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from aemon.core.errors import AemonError
 from aemon.daemon.config import Settings
 
 
@@ -61,6 +64,7 @@ class Clients:
     consumer: Consumer
     producer: Producer
     cluster: Cluster
+    reader: Callable[[], Any] | None = None  # a consumer outside the group (learned models)
 
 
 class GroupConsumer(AIOKafkaConsumer):
@@ -137,7 +141,26 @@ def kafka_clients(s: Settings) -> Clients:
         request_timeout_ms=10_000,
         **sec,
     )
-    return Clients(consumer, producer, AdminCluster(s))
+    reader = functools.partial(
+        AIOKafkaConsumer,
+        bootstrap_servers=s.bootstrap_servers,
+        client_id=f"{s.client_id}-learned",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+        **sec,
+    )
+    return Clients(consumer, producer, AdminCluster(s), reader)
+
+
+async def partitions_of(c: AIOKafkaConsumer, topic: str, timeout: float) -> list[TopicPartition]:
+    """The partitions of ``topic`` (waiting up to ``timeout`` for a topic just created)."""
+    deadline = time.monotonic() + timeout
+    while not (parts := c.partitions_for_topic(topic)):
+        if time.monotonic() > deadline:
+            raise AemonError(f"topic {topic} does not exist (or has no partitions)")
+        await c._client.force_metadata_update()  # a topic just created
+        await asyncio.sleep(0.1)
+    return [TopicPartition(topic, p) for p in sorted(parts)]
 
 
 # An aiokafka error not marked retriable that a broker outage produces and that clears by itself.

@@ -12,22 +12,28 @@ scoring.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
+import logging
 import multiprocessing
 import os
 import pickle
 import signal
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
+import safetensors.torch
+from safetensors import SafetensorError
 
 from aemon.core.detector import Detector
-from aemon.core.learner import StreamLearner
+from aemon.core.learner import StreamLearner, Update
+from aemon.daemon.learned import LearnedStore
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.routing import Models
+
+log = logging.getLogger("aemon.serve")
 
 
 def _started(daemon: int) -> None:
@@ -48,13 +54,24 @@ def _started(daemon: int) -> None:
 
 
 def _trained(job: bytes) -> tuple[bytes, float]:
-    """In the learning process: run the pickled update ``job``; its model, pickled, and seconds
-    of training. Both ways plain pickles (bytes): multiprocessing's own pickler would send each
-    tensor's storage as a file descriptor, and a daemon holding thousands of learned models ran
-    out of them."""
+    """In the learning process: run the pickled update ``job`` (the daemon's own); its weights
+    (safetensors) and seconds of training. Both ways bytes: multiprocessing's own pickler would
+    send each tensor's storage as a file descriptor, and a daemon holding thousands of learned
+    models ran out of them."""
     start = time.perf_counter()
     model = pickle.loads(job)().model
-    return pickle.dumps(model), time.perf_counter() - start
+    return safetensors.torch.save(model.state_dict()), time.perf_counter() - start
+
+
+REFUSED = (SafetensorError, RuntimeError, ValueError, KeyError)  # weights not of the model
+
+
+def with_weights(det: Detector, weights: bytes) -> Detector:
+    """``det`` with its model's weights replaced by ``weights`` (safetensors); one of
+    :data:`REFUSED` when they are not weights of that model."""
+    model = copy.deepcopy(det.model)
+    model.load_state_dict(safetensors.torch.load(weights))
+    return det.learned(model.eval())
 
 
 class Learners:
@@ -62,6 +79,7 @@ class Learners:
 
     def __init__(self, models: Models, metrics: Metrics, processes: int = 1) -> None:
         self.models, self.metrics = models, metrics
+        self.store: LearnedStore | None = None  # where updates' weights are kept (None: nowhere)
         self.streams: dict[tuple[int, str], StreamLearner] = {}
         self.executor = ProcessPoolExecutor(
             processes,
@@ -85,18 +103,36 @@ class Learners:
             learner = self.streams[key] = StreamLearner(det, stream, learning)
         return learner.push(index, window, functools.partial(self._start, det))
 
-    def _start(self, det: Detector, job: Callable[[], Detector]) -> asyncio.Future[Detector]:
-        payload = pickle.dumps(job)
-        trained = asyncio.get_running_loop().run_in_executor(self.executor, _trained, payload)
-        return asyncio.ensure_future(self._learned(det, trained))
+    def _start(self, det: Detector, update: Update) -> asyncio.Future[Detector]:
+        """The learned detector of ``update``: its weights kept in the store, else trained in a
+        learning process (and then kept)."""
+        loop = asyncio.get_running_loop()
+        kept = self.store.get(update) if self.store is not None else None
+        if kept is not None:
+            try:
+                learned = with_weights(det, kept)
+            except REFUSED as exc:
+                log.warning("kept weights of %s refused (%s); training them", update.stream, exc)
+            else:
+                self.metrics.model_updates_restored.inc()
+                done: asyncio.Future[Detector] = loop.create_future()
+                done.set_result(learned)
+                return done
+        trained = loop.run_in_executor(self.executor, _trained, pickle.dumps(update))
+        return asyncio.ensure_future(self._learned(det, update, trained))
 
     async def _learned(
-        self, det: Detector, trained: asyncio.Future[tuple[bytes, float]]
+        self, det: Detector, update: Update, trained: asyncio.Future[tuple[bytes, float]]
     ) -> Detector:
-        model, seconds = await trained
+        weights, seconds = await trained
         self.metrics.model_update_duration.observe(seconds)
         self.metrics.model_updates.inc()
-        return det.learned(pickle.loads(model))  # our own learning process's bytes
+        if self.store is not None:
+            try:
+                await self.store.put(update, weights)
+            except Exception as exc:  # lost: trained again after a restart
+                log.warning("could not keep the update of %s: %s", update.stream, exc)
+        return with_weights(det, weights)
 
     def drop(self, partitions: list[int]) -> None:
         """Forget the learners of partitions no longer owned."""

@@ -128,6 +128,11 @@ class Metrics:
             "Streams' models fine-tuned on their stream (continual learning).",
             registry=r,
         )
+        self.model_updates_restored = Counter(
+            "aemon_model_updates_restored",
+            "Streams' model updates found in the learned-models topic instead of trained again.",
+            registry=r,
+        )
         self.model_update_duration = Histogram(
             "aemon_model_update_duration_seconds",
             "Seconds one stream's model update took in the learning process.",

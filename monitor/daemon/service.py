@@ -23,6 +23,7 @@ from aemon.daemon.config import Settings
 from aemon.daemon.decisions import Decisions, Totals
 from aemon.daemon.health import Health
 from aemon.daemon.kafka import Clients, kafka_clients
+from aemon.daemon.learned import LearnedStore
 from aemon.daemon.learning import Learners
 from aemon.daemon.ledger import Ledger
 from aemon.daemon.metrics import Metrics, serve_http
@@ -127,10 +128,13 @@ class Service:
                 await c.consumer.start()
             except Exception as exc:
                 raise AemonError(f"cannot start the Kafka clients: {exc!r}") from None
+            store = await self._learned_store(c)
             c.consumer.subscribe([s.input_topic], listener=parts.rebalance)
             settle_heap()
             for name, run in parts.runs().items():
                 sup.start(name, run)
+            if store is not None:
+                sup.start("learned", store.follow(self.stopping))
             await self.stopping.wait()
             failed = sup.failure is not None
             deadline = FAILED_DRAIN_SECONDS if failed else s.shutdown_timeout_s
@@ -139,11 +143,29 @@ class Service:
                 cut = f"drain cut short after {s.shutdown_timeout_s:g} s ({', '.join(late)})"
                 log.warning("%s; what was not acknowledged is decided again after restart", cut)
         finally:
-            for close in (c.consumer.stop, c.producer.stop, c.cluster.close):
+            closing = [c.consumer.stop, c.producer.stop, c.cluster.close]
+            if self.learners is not None and self.learners.store is not None:
+                closing.append(self.learners.store.close)
+            for close in closing:
                 try:  # each within a bound: a broker that is gone must not hold the exit
                     await asyncio.wait_for(close(), 3)
                 except (Exception, asyncio.CancelledError) as exc:
                     log.info("a Kafka client did not close cleanly: %r", exc)
+
+    async def _learned_store(self, c: Clients) -> LearnedStore | None:
+        """The learned-models topic, read to its end and given to the learners (None: no model
+        learns, or the topic is off or cannot be read)."""
+        if self.learners is None or not self.s.learned_topic or c.reader is None:
+            return None
+        store = LearnedStore(self.s.learned_topic, c.producer, c.reader, self.models)
+        try:
+            topics = await c.cluster.topics()
+        except Exception:  # the store's own read says what is wrong
+            topics = {self.s.learned_topic}
+        if not await store.load(topics, self.s.broker_wait_s):
+            return None
+        self.learners.store = store
+        return store
 
     def stop(self) -> None:
         if not self.stopping.is_set():

@@ -63,7 +63,9 @@ async def stream_events(
             bootstrap = (await stack.enter_async_context(EmbeddedBroker())).bootstrap
         s = local(models, bootstrap, name)
         await create_topics(
-            bootstrap, {s.input_topic: partitions, s.alerts_topic: 1, s.dlq_topic: 1}
+            bootstrap,
+            {s.input_topic: partitions, s.alerts_topic: 1, s.dlq_topic: 1, s.learned_topic: 1},
+            compacted={s.learned_topic},
         )
         svc = Service(s)
         daemon = await started(svc)

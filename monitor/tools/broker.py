@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,13 +98,20 @@ async def _probe(
     raise AemonError(f"broker at {bootstrap} did not answer in time ({last})")
 
 
-async def create_topics(bootstrap: str, topics: dict[str, int]) -> None:
-    """Create ``{name: partitions}`` (replication 1); existing topics are left alone."""
+async def create_topics(
+    bootstrap: str, topics: dict[str, int], compacted: Collection[str] = ()
+) -> None:
+    """Create ``{name: partitions}`` (replication 1; those named in ``compacted`` keep the last
+    record of each key); existing topics are left alone."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        new = [NewTopic(n, p, 1) for n, p in topics.items() if n not in existing]
+        new = [
+            NewTopic(n, p, 1, topic_configs={"cleanup.policy": "compact"} if n in compacted else {})
+            for n, p in topics.items()
+            if n not in existing
+        ]
         if new:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(new)

@@ -116,7 +116,11 @@ async def one(
         scores_topic=scores,
         learn_processes=learn_processes,
     )
-    await create_topics(bootstrap, {s.input_topic: 3, scores: 1, s.alerts_topic: 1, s.dlq_topic: 1})
+    await create_topics(
+        bootstrap,
+        {s.input_topic: 3, scores: 1, s.alerts_topic: 1, s.dlq_topic: 1, s.learned_topic: 3},
+        compacted={s.learned_topic},
+    )
     first = tmp / f"first-{tag}.csv"
     _frame(streams, 0, samples).to_csv(first, index=False)
     await replay(first, s.input_topic, bootstrap, samples=True, progress=False)

@@ -36,6 +36,7 @@ def topics(n_partitions: int = 3) -> dict[str, str]:
         "alerts_topic": f"alerts-{tag}",
         "dlq_topic": f"dlq-{tag}",
         "scores_topic": f"scores-{tag}",
+        "learned_topic": f"learned-{tag}",
         "group_id": f"g-{tag}",
         "_partitions": str(n_partitions),
     }
@@ -45,7 +46,9 @@ async def make_topics(bootstrap: str, t: dict[str, str]) -> None:
     n = int(t["_partitions"])
     await create_topics(
         bootstrap,
-        {t["input_topic"]: n, t["alerts_topic"]: 1, t["dlq_topic"]: 1, t["scores_topic"]: 1},
+        {t["input_topic"]: n, t["alerts_topic"]: 1, t["dlq_topic"]: 1, t["scores_topic"]: 1}
+        | {t["learned_topic"]: 2},
+        compacted={t["learned_topic"]},
     )
 
 

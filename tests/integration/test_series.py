@@ -12,7 +12,7 @@ import pytest
 
 import aemon
 from aemon.tools.benchmark import same_events
-from aemon.tools.replay import produce, replay
+from aemon.tools.replay import produce, replay, sample_messages
 from aemon.training.datasets.samples import read_samples
 from tests.integration.helpers import (
     Daemon,
@@ -273,10 +273,53 @@ async def test_models_that_keep_learning_decide_in_the_daemon_as_offline(bootstr
         want = len(STREAMS) * updates_in(len(offline) // len(STREAMS))
         await until(lambda: counter(svc, "aemon_model_updates_total") >= want, 60, "updates")
         updates = counter(svc, "aemon_model_updates_total")
-    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
-    assert same_events(offline.events, daemon) == []
     assert updates == want  # each update once, none for windows never read
-    scores = [orjson.loads(r.value) for r in await read_all(bootstrap, t["scores_topic"])]
+    assert_decided_as_offline(await read_back(bootstrap, t), offline)
+
+
+async def test_a_restarted_daemon_finds_the_updates_it_kept_and_trains_none_twice(
+    bootstrap, learning
+):
+    models, rest, offline = learning
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    msgs = list(sample_messages(read_samples(rest)))
+    half = len(msgs) // 2  # interleaved: about half of every stream's samples, then the rest
+    first, second = msgs[:half], msgs[half:]
+    per_stream = [sum(key == s.encode() for key, *_ in first) for s in STREAMS]
+    first_windows = sum(n - 7 for n in per_stream)  # windows of 8 samples, stride 1
+    async with running(settings(bootstrap, models, t)) as svc:
+        await produce(bootstrap, t["input_topic"], first, total=len(first), progress=False)
+        await until(
+            lambda: counter(svc, "aemon_windows_scored_total") >= first_windows, 90, "first half"
+        )
+        trained = counter(svc, "aemon_model_updates_total")
+    async with running(settings(bootstrap, models, t)) as svc:  # the same group: a restart
+        await produce(bootstrap, t["input_topic"], second, total=len(second), progress=False)
+        deadline = time.monotonic() + 90
+        while len(await decided(bootstrap, t)) < len(offline):
+            assert time.monotonic() < deadline, "windows undecided after the restart"
+            await asyncio.sleep(0.5)
+        trained_again = counter(svc, "aemon_model_updates_total")
+        restored = counter(svc, "aemon_model_updates_restored_total")
+    want = len(STREAMS) * updates_in(len(offline) // len(STREAMS))
+    # The restart re-read what its decisions depend on (here from each stream's start) and
+    # found every update those windows needed kept: each update trained once in all.
+    assert trained > 0 and restored > 0
+    assert trained + trained_again == want
+    assert_decided_as_offline(await read_back(bootstrap, t), offline)
+
+
+async def read_back(bootstrap: str, t: dict[str, str]) -> tuple[list[dict], list[dict]]:
+    """The alerts and score records a daemon published on ``t``'s topics."""
+    alerts = await read_all(bootstrap, t["alerts_topic"])
+    scores = await read_all(bootstrap, t["scores_topic"])
+    return [orjson.loads(r.value) for r in alerts], [orjson.loads(r.value) for r in scores]
+
+
+def assert_decided_as_offline(published: tuple[list[dict], list[dict]], offline) -> None:
+    alerts, scores = published
+    assert same_events(offline.events, alerts) == []
     mine = {(d["stream"], d["seq"]): d["score"] for d in scores}
     got = np.array([mine[(s, q)] for s, q in zip(offline.stream, offline.seq, strict=True)])
     np.testing.assert_allclose(got, offline.score, rtol=1e-4, atol=1e-6)

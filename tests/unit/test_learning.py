@@ -8,14 +8,17 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import safetensors.torch
 import torch
 
 import aemon
 from aemon.core import artifact
 from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError, ConfigError
-from aemon.core.learner import StreamLearner, fine_tuned, learned_scores
+from aemon.core.learner import StreamLearner, Update, fine_tuned, learned_scores
 from aemon.core.learning import Learning
+from aemon.daemon.learning import REFUSED, Learners, with_weights
+from aemon.daemon.metrics import Metrics
 from aemon.series_detector import as_samples
 from aemon.training.datasets.cut import windows_of
 
@@ -40,9 +43,9 @@ def test_each_update_trains_on_the_recent_past_but_the_newest_windows(delay):
     jobs: dict[int, object] = {}
     learner = learner_of(learning)
 
-    def start(job):
-        jobs[job.args[3]] = job  # fine_tuned(det, windows, stream, update)
-        return f"update {job.args[3]}"
+    def start(update):
+        jobs[update.number] = update
+        return f"update {update.number}"
 
     indices = [*range(0, 450), *range(620, 1000)]  # a gap: windows 450-619 never came
     seen = {}
@@ -54,7 +57,7 @@ def test_each_update_trains_on_the_recent_past_but_the_newest_windows(delay):
     assert all(seen[i] == f"update {i // EVERY}" for i in indices if i >= EVERY)
     for update, job in jobs.items():
         lo, hi = learning.training_range(update)
-        got = job.args[1]  # the windows as they came, rebuilt from the learner's samples
+        got = job.windows  # the windows as they came, rebuilt from the learner's samples
         assert np.array_equal(got, np.stack([numbered(i) for i in indices if lo <= i < hi]))
         got = got[:, 0, 0].astype(int).tolist()
         assert not got or max(got) < update * EVERY - delay  # the newest left out
@@ -74,7 +77,7 @@ def test_an_update_with_nothing_to_train_on_is_the_trained_model_and_never_start
     ]
     assert handles[150] is None  # update 1: the trained model
     # update 2 (on windows 0-49) starts at window 49, update 3 (0-149) at 149
-    assert [job.args[3] for job in started] == [2, 3]
+    assert [job.number for job in started] == [2, 3]
     assert handles[250] is started[0]
 
 
@@ -191,3 +194,42 @@ def test_an_update_trains_the_same_weights_on_any_number_of_threads():
     assert sum(v.numel() for v in mine.values()) > 50_000
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
     assert not all(torch.equal(mine[k], v) for k, v in det.model.state_dict().items())
+
+
+class Kept:
+    """A learned-models store that holds one update's weights."""
+
+    def __init__(self, weights: bytes) -> None:
+        self.weights = weights
+
+    def get(self, update: Update) -> bytes:
+        return self.weights
+
+
+async def test_an_update_kept_in_the_store_is_used_and_not_trained_again(learning_model):
+    stream, det = learning_model
+    windows, _ = stream_windows(det, shifted_stream(600, 300))
+    update = Update(det, windows[:SPAN], stream, 1)
+    fresh = update()
+    metrics = Metrics()
+    learners = Learners(SimpleNamespace(detectors=[det]), metrics)  # type: ignore[arg-type]
+    learners.store = Kept(safetensors.torch.save(fresh.model.state_dict()))  # type: ignore[assignment]
+    try:
+        restored = await learners._start(det, update)
+    finally:
+        learners.close()
+    get = metrics.registry.get_sample_value
+    assert get("aemon_model_updates_restored_total") == 1
+    assert get("aemon_model_updates_total") == 0  # no learning process was ever asked
+    np.testing.assert_array_equal(restored.score(windows), fresh.score(windows))
+    assert not np.array_equal(restored.score(windows), det.score(windows))
+    # the key names what the weights are a function of: another window, another key
+    assert update.key != Update(det, windows[1 : SPAN + 1], stream, 1).key
+
+
+def test_weights_that_are_not_the_models_are_refused(learning_model):
+    _, det = learning_model
+    other = torch.nn.Linear(2, 2).state_dict()
+    for weights in (b"not safetensors", safetensors.torch.save(other)):
+        with pytest.raises(REFUSED):
+            with_weights(det, weights)
