@@ -144,6 +144,14 @@ def _streams_table(
         )
     kb = result["state_bytes_per_stream"] / 1024
     print(f"a stream's state at a full history (2,300 windows): {kb:.1f} KB")
+    for r in result["rows"]:
+        if "restart" in r:
+            kept, retrained = r["restart"]["kept"], r["restart"]["retrained"]
+            print(
+                f"{r['streams']:,} streams restarted: {kept['seconds']} s to decide every window "
+                f"again finding {kept['restored']:,} updates kept ({kept['trained']:,} trained), "
+                f"{retrained['seconds']} s training {retrained['trained']:,} again"
+            )
     return 0
 
 

@@ -10,6 +10,10 @@ state apart. Per N, on the embedded broker, with per-window score records publis
 2. **Latency**: then ``LATENCY_RATE`` samples/s more from ``aemon replay`` in its own process
    for a few seconds; p50/p99 from each sample's timestamp to its window's score record.
 3. **Memory**: the growth of this process's RSS over both phases, per stream.
+4. **Restart** (models that learn): one more sample of each stream, and the daemon restarted in
+   its group, once finding the updates it kept in the learned-models topic and once without the
+   topic (training again what its re-read needs); seconds from its start until it has decided
+   every stream's new window.
 
 With learning (``--learn on``), each N runs twice, the same model without and with learning
 (its updates in the daemon's learning process while the others are scored), so the cost of
@@ -23,6 +27,7 @@ few windows when N is large.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 import tempfile
 import time
@@ -30,6 +35,7 @@ import tracemalloc
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +43,9 @@ import pandas as pd
 from aemon.core.events import DEFAULT_EVENT_RULE, Decider, Rule
 from aemon.core.learning import Learning
 from aemon.core.windowing import Windower
-from aemon.daemon.config import local
+from aemon.daemon.batching import Batch
+from aemon.daemon.config import Settings, local
+from aemon.daemon.decisions import Decisions
 from aemon.daemon.kafka import kafka_clients
 from aemon.daemon.service import Service
 from aemon.tools.bench import Stopwatch, record_key, score_key, timestamps
@@ -155,6 +163,16 @@ async def one(
     finally:
         svc.stop()
         await task
+    restarts: dict[str, object] = {}
+    if svc.models.learning:
+        total = samples + more
+        for kept, topic in (("retrained", ""), ("kept", s.learned_topic)):
+            step = tmp / f"{kept}-{tag}.csv"
+            _frame(streams, total, 1).to_csv(step, index=False)
+            await replay(step, s.input_topic, bootstrap, samples=True, progress=False)
+            again = dataclasses.replace(s, learned_topic=topic)
+            restarts[kept] = await restart(again, streams, total)
+            total += 1
     sent = await timestamps(bootstrap, s.input_topic, lambda r: record_key(r, "json"))
     decided = await timestamps(bootstrap, scores, score_key)
     late = [decided[k] - sent[k] for k in sent if k[1] >= samples and k in decided]
@@ -170,7 +188,49 @@ async def one(
         "latency_rate": LATENCY_RATE,
         "rss_growth_mb": round((rss1 - rss0) / 1024, 1),
         "kb_per_stream": round((rss1 - rss0) / streams, 1),
+        **({"restart": restarts} if restarts else {}),
     }
+
+
+class Reached:
+    """The daemon's decisions, counting the windows decided of seq ``seq`` or later."""
+
+    def __init__(self, decisions: Decisions, seq: int) -> None:
+        self.decisions, self.seq, self.count = decisions, seq, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.decisions, name)
+
+    def decide(self, batch: Batch, scored: Any, stale: set[int]) -> Any:
+        d = self.decisions.decide(batch, scored, stale)
+        self.count += sum(q >= self.seq for q in batch.seqs[: batch.n])
+        return d
+
+
+async def restart(s: Settings, streams: int, seq: int) -> dict[str, float]:
+    """A daemon of ``s``'s group started again: seconds until it has decided each of the
+    ``streams`` streams' window ``seq``, and the updates it trained and found kept meanwhile."""
+    svc = Service(s)
+    reached = Reached(svc.decisions, seq)
+    svc.decisions = reached  # type: ignore[assignment]
+    start = time.monotonic()
+    task = await started(svc)
+    try:
+        deadline = start + 3600
+        while reached.count < streams:
+            if task.done():
+                task.result()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{reached.count} of {streams} new windows decided")
+            await asyncio.sleep(0.05)
+        seconds = time.monotonic() - start
+        get = svc.metrics.registry.get_sample_value
+        trained = get("aemon_model_updates_total") or 0.0
+        restored = get("aemon_model_updates_restored_total") or 0.0
+    finally:
+        svc.stop()
+        await task
+    return {"seconds": round(seconds, 1), "trained": int(trained), "restored": int(restored)}
 
 
 def state_bytes(streams: int = 50) -> int:

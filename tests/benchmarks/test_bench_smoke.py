@@ -60,5 +60,11 @@ async def test_the_many_streams_bench_measures_each_count_through_one_daemon(boo
         assert r["windows_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0
         # learning: every stream's model updated at least once (each has 93 windows or more)
         assert r["model_updates"] >= r["streams"] if r["learning"] else r["model_updates"] == 0
+        if r["learning"]:  # restarted: without the learned-models topic, its updates again
+            kept, retrained = r["restart"]["kept"], r["restart"]["retrained"]
+            assert retrained["trained"] > 0 and retrained["restored"] == 0
+            assert kept["restored"] > 0 and kept["trained"] < retrained["trained"]
+        else:
+            assert "restart" not in r
     # a stream's decider holds 2,300 scores and its windower 2,319 window starts, 8 bytes each
     assert 36_000 < result["state_bytes_per_stream"] < 120_000
