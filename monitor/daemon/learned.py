@@ -18,8 +18,8 @@ last owner kept), and holds it in memory: with NAB's defaults ten updates of 9.6
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +27,7 @@ from aiokafka import TopicPartition
 
 from aemon.core.learner import Update
 from aemon.daemon.kafka import Producer, partitions_of
+from aemon.daemon.publisher import partition_for
 from aemon.daemon.routing import Models
 
 log = logging.getLogger("aemon.serve")
@@ -53,6 +54,8 @@ class LearnedStore:
         self.topic, self.producer, self.open_reader = topic, producer, open_reader
         self.models = models  # their history: the windows of a stream a restart re-reads
         self.kept: dict[bytes, tuple[bytes, bytes]] = {}  # slot -> (update key, weights)
+        self.pending: list[tuple[bytes, bytes, bytes]] = []  # kept, not yet sent
+        self._wake = asyncio.Event()
         self.partitions: list[int] = []
         self._reader: Any = None
 
@@ -61,14 +64,57 @@ class LearnedStore:
         found = self.kept.get(slot(update, self.models.history))
         return found[1] if found is not None and found[0] == update.key.encode() else None
 
-    async def put(self, update: Update, weights: bytes) -> None:
-        """Keep ``update``'s weights (sent, not awaited: a lost record is trained again)."""
+    def put(self, update: Update, weights: bytes) -> None:
+        """Keep ``update``'s weights: here at once, in the topic by :meth:`send` (not awaited by
+        anything that decides: a record lost is an update trained again)."""
         key, full = slot(update, self.models.history), update.key.encode()
         self.kept[key] = (full, weights)
-        batch = self.producer.create_batch()
-        batch.append(timestamp=None, key=key, value=weights, headers=[("update", full)])
-        part = self.partitions[zlib.crc32(key) % len(self.partitions)]
-        await self.producer.send_batch(batch, self.topic, partition=part)
+        if self.partitions:
+            self.pending.append((key, full, weights))
+            self._wake.set()
+
+    async def send(self, stopping: asyncio.Event) -> None:
+        """Send what :meth:`put` kept, as few record batches as fit (one partition takes one
+        batch at a time), until ``stopping``; :meth:`sent` sends the rest."""
+        while not stopping.is_set():
+            await self._wake.wait()
+            try:
+                await self._send()
+            except Exception as exc:  # the store is an optimisation: never stop the daemon
+                log.warning("keeping learned models in %s: %s", self.topic, exc)
+                await asyncio.sleep(RETRY_S)
+
+    async def sent(self, timeout: float) -> None:
+        """Send what is pending, for up to ``timeout`` s (before the producer stops)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._send(), timeout)
+
+    async def _send(self) -> None:
+        self._wake.clear()
+        pending, self.pending = self.pending, []
+        by_partition: dict[int, list[tuple[bytes, bytes, bytes]]] = {}
+        for record in pending:
+            where = self.partitions[partition_for(record[0], len(self.partitions))]
+            by_partition.setdefault(where, []).append(record)
+        for partition, records in by_partition.items():
+            batch = self.producer.create_batch()
+            for key, full, weights in records:
+                record = {"timestamp": None, "key": key, "value": weights}
+                if batch.append(**record, headers=[("update", full)]) is None:  # full
+                    self._delivered(
+                        await self.producer.send_batch(batch, self.topic, partition=partition)
+                    )
+                    batch = self.producer.create_batch()
+                    batch.append(**record, headers=[("update", full)])
+            self._delivered(await self.producer.send_batch(batch, self.topic, partition=partition))
+
+    def _delivered(self, future: Any) -> None:
+        future.add_done_callback(self._failed)
+
+    @staticmethod
+    def _failed(future: Any) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("learned models not kept: %r", future.exception())
 
     async def load(self, topics: set[str], timeout: float) -> bool:
         """Read the topic to its end (before the daemon decides anything); False, with one

@@ -128,10 +128,7 @@ class Learners:
         self.metrics.model_update_duration.observe(seconds)
         self.metrics.model_updates.inc()
         if self.store is not None:
-            try:
-                await self.store.put(update, weights)
-            except Exception as exc:  # lost: trained again after a restart
-                log.warning("could not keep the update of %s: %s", update.stream, exc)
+            self.store.put(update, weights)
         return with_weights(det, weights)
 
     def drop(self, partitions: list[int]) -> None:

@@ -135,10 +135,13 @@ class Service:
                 sup.start(name, run)
             if store is not None:
                 sup.start("learned", store.follow(self.stopping))
+                sup.start("keep", store.send(self.stopping))
             await self.stopping.wait()
             failed = sup.failure is not None
             deadline = FAILED_DRAIN_SECONDS if failed else s.shutdown_timeout_s
             late = await sup.finish(deadline, set(stages.DRAINING))
+            if store is not None:
+                await store.sent(FAILED_DRAIN_SECONDS)
             if late and not failed:
                 cut = f"drain cut short after {s.shutdown_timeout_s:g} s ({', '.join(late)})"
                 log.warning("%s; what was not acknowledged is decided again after restart", cut)
