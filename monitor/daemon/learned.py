@@ -44,6 +44,9 @@ def slot(update: Update, history: int) -> bytes:
 
 
 class LearnedStore:
+    """The learned-models topic as a daemon holds it: every record read (at start, then as
+    other daemons add them) and the updates this daemon trains, sent on."""
+
     def __init__(
         self,
         topic: str,
