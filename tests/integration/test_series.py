@@ -372,9 +372,11 @@ async def test_a_replica_killed_while_models_learn_is_taken_over_and_decides_as_
             assert time.monotonic() < deadline, "windows undecided after the takeover"
             await asyncio.sleep(0.5)
         warm = survivor.metric("aemon_warmup_windows_total")
+        restored = survivor.metric("aemon_model_updates_restored_total")
     finally:
         survivor.proc.send_signal(signal.SIGTERM)
         assert survivor.proc.wait(20) == 0
     assert learned > 0 and warm > 0  # re-read what the victim's learned models depended on
+    assert restored > 0  # and found updates the victim had kept in the learned-models topic
     daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
     assert same_events(offline.events, daemon) == []  # none lost, none invented
