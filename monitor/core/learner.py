@@ -4,6 +4,7 @@ daemon's, one window at a time) and a stream's windows scored offline through th
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,8 +73,8 @@ class Update:
     def __call__(self) -> Detector:
         return fine_tuned(self.det, self.windows, self.stream, self.number)
 
-    @property
-    def key(self) -> str:
+    @functools.cached_property
+    def key(self) -> str:  # computed once: the store looks it up, then keeps under it
         digest = hashlib.sha256(np.ascontiguousarray(self.windows, dtype=np.float32).data)
         return f"{self.det.version}\x1f{self.stream}\x1f{self.number}\x1f{digest.hexdigest()}"
 

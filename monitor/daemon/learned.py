@@ -72,9 +72,8 @@ class LearnedStore:
         anything that decides: a record lost is an update trained again)."""
         key, full = slot(update, self.models.history), update.key.encode()
         self.kept[key] = (full, weights)
-        if self.partitions:
-            self.pending.append((key, full, weights))
-            self._wake.set()
+        self.pending.append((key, full, weights))
+        self._wake.set()
 
     async def send(self, stopping: asyncio.Event) -> None:
         """Send what :meth:`put` kept, as few record batches as fit (one partition takes one
@@ -102,13 +101,18 @@ class LearnedStore:
         for partition, records in by_partition.items():
             batch = self.producer.create_batch()
             for key, full, weights in records:
-                record = {"timestamp": None, "key": key, "value": weights}
-                if batch.append(**record, headers=[("update", full)]) is None:  # full
+                record = {
+                    "timestamp": None,
+                    "key": key,
+                    "value": weights,
+                    "headers": [("update", full)],
+                }
+                if batch.append(**record) is None:  # full: send it, start another
                     self._delivered(
                         await self.producer.send_batch(batch, self.topic, partition=partition)
                     )
                     batch = self.producer.create_batch()
-                    batch.append(**record, headers=[("update", full)])
+                    batch.append(**record)
             self._delivered(await self.producer.send_batch(batch, self.topic, partition=partition))
 
     def _delivered(self, future: Any) -> None:
