@@ -98,9 +98,9 @@ HELP = {
     "alerts_topic": "topic alerts are published to (key = stream id)",
     "dlq_topic": "dead-letter topic for refused messages (original bytes + reason headers)",
     "scores_topic": "optional topic for every window's score (empty: off)",
-    "learned_topic": "compacted topic where models that keep learning keep their updates, so "
-    "that a restart or a replica taking a partition over does not train them again (empty, or "
-    "no such topic: off)",
+    "learned_topic": "compacted topic (as many partitions as the input) where models that keep "
+    "learning keep their updates, so that a restart or a replica taking a partition over does "
+    "not train them again (empty, or no such topic: off)",
     "group_id": "consumer group; replicas with the same group share the partitions",
     "client_id": "Kafka client id",
     "input_kind": "'windows' (whole windows), 'samples' (windowed per stream here) or 'auto' "

@@ -10,9 +10,12 @@ update is trained again.
 Records are keyed by model version, stream and the update's number modulo the updates a restart
 needs (those in effect over the windows it re-reads, and the next), so a compacted topic keeps
 that many per stream, each replacing the one that many updates older; the update's full key
-travels in the ``update`` header and the value is the weights in safetensors format. Every
-daemon reads the whole topic at start, then follows it (a partition taken over finds what its
-last owner kept), and holds it in memory: with NAB's defaults ten updates of 9.6 KB per stream.
+travels in the ``update`` header and the value is the weights in safetensors format. The topic
+is partitioned alongside the input, as Kafka Streams keeps its changelogs: the updates of a
+stream read from input partition ``p`` go to partition ``p`` modulo the topic's partitions. So a
+daemon reads, and holds in memory, only the partitions of the input partitions it owns (with
+NAB's defaults ten updates of 9.6 KB per stream): each from its beginning when it is assigned
+(an update wanted meanwhile waits until that partition is read to its end), then as they grow.
 """
 
 from __future__ import annotations
@@ -20,14 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import TopicPartition
 
 from aemon.core.learner import Update
 from aemon.daemon.kafka import Producer, partitions_of
-from aemon.daemon.publisher import partition_for
 from aemon.daemon.routing import Models
 
 log = logging.getLogger("aemon.serve")
@@ -44,8 +46,8 @@ def slot(update: Update, history: int) -> bytes:
 
 
 class LearnedStore:
-    """The learned-models topic as a daemon holds it: every record read (at start, then as
-    other daemons add them) and the updates this daemon trains, sent on."""
+    """The learned-models topic as a daemon holds it: the partitions of the input partitions it
+    owns, read from their beginning and followed, and the updates this daemon trains, sent on."""
 
     def __init__(
         self,
@@ -53,26 +55,63 @@ class LearnedStore:
         producer: Producer,
         open_reader: Callable[[], Any],
         models: Models,
+        wait_s: float = 30.0,
     ) -> None:
+        """``wait_s``: how long an update waits for its partition to be read before it is
+        trained instead."""
         self.topic, self.producer, self.open_reader = topic, producer, open_reader
         self.models = models  # their history: the windows of a stream a restart re-reads
-        self.kept: dict[bytes, tuple[bytes, bytes]] = {}  # slot -> (update key, weights)
-        self.pending: list[tuple[bytes, bytes, bytes]] = []  # kept, not yet sent
-        self._wake = asyncio.Event()
-        self.partitions: list[int] = []
+        self.wait_s = wait_s
+        self.partitions = 0  # the topic's
+        # per partition of the topic this daemon follows: slot -> (update key, weights)
+        self.kept: dict[int, dict[bytes, tuple[bytes, bytes]]] = {}
+        self.read: dict[int, asyncio.Event] = {}  # the partitions followed: set once read to end
+        self.pending: list[tuple[int, bytes, bytes, bytes]] = []  # kept, not yet sent
+        self._wake, self._moved = asyncio.Event(), asyncio.Event()
+        self._next: dict[int, int] = {}  # the offset to read next, per partition followed
         self._reader: Any = None
 
-    def get(self, update: Update) -> bytes | None:
-        """The weights kept for ``update``, if any."""
-        found = self.kept.get(slot(update, self.models.history))
+    def partition_of(self, partition: int) -> int:
+        """The topic's partition that keeps the updates of input partition ``partition``."""
+        return partition % self.partitions
+
+    def own(self, partitions: Iterable[int]) -> None:
+        """Follow the partitions that keep the updates of input ``partitions`` (all this daemon
+        owns, after a rebalance): one newly wanted is read from its beginning, one no longer
+        wanted is forgotten."""
+        if not self.partitions:
+            return
+        wanted = {self.partition_of(p) for p in partitions}
+        for gone in set(self.read) - wanted:
+            self.read.pop(gone).set()  # an update waiting for it is trained instead
+            self.kept.pop(gone, None)
+            self._next.pop(gone, None)
+        for new in wanted - set(self.read):
+            self.read[new] = asyncio.Event()
+        self._moved.set()
+
+    async def get(self, update: Update, partition: int) -> bytes | None:
+        """The weights kept for ``update`` of a stream of input ``partition``, if any (once
+        that partition's records are read, or after ``wait_s``)."""
+        where = self.partition_of(partition)
+        ready = self.read.get(where)
+        if ready is None:  # not followed: the partition is not this daemon's
+            return None
+        if not ready.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ready.wait(), self.wait_s)
+        found = self.kept.get(where, {}).get(slot(update, self.models.history))
         return found[1] if found is not None and found[0] == update.key.encode() else None
 
-    def put(self, update: Update, weights: bytes) -> None:
-        """Keep ``update``'s weights: here at once, in the topic by :meth:`send` (not awaited by
-        anything that decides: a record lost is an update trained again)."""
-        key, full = slot(update, self.models.history), update.key.encode()
-        self.kept[key] = (full, weights)
-        self.pending.append((key, full, weights))
+    def put(self, update: Update, weights: bytes, partition: int) -> None:
+        """Keep ``update``'s weights (of a stream of input ``partition``): here at once, in the
+        topic by :meth:`send` (not awaited by anything that decides: a record lost is an update
+        trained again)."""
+        where, key = self.partition_of(partition), slot(update, self.models.history)
+        full = update.key.encode()
+        if where in self.read:
+            self.kept.setdefault(where, {})[key] = (full, weights)
+        self.pending.append((where, key, full, weights))
         self._wake.set()
 
     async def send(self, stopping: asyncio.Event) -> None:
@@ -95,9 +134,8 @@ class LearnedStore:
         self._wake.clear()
         pending, self.pending = self.pending, []
         by_partition: dict[int, list[tuple[bytes, bytes, bytes]]] = {}
-        for record in pending:
-            where = self.partitions[partition_for(record[0], len(self.partitions))]
-            by_partition.setdefault(where, []).append(record)
+        for where, *record in pending:
+            by_partition.setdefault(where, []).append(tuple(record))  # type: ignore[arg-type]
         for partition, records in by_partition.items():
             batch = self.producer.create_batch()
             for key, full, weights in records:
@@ -124,9 +162,9 @@ class LearnedStore:
             log.warning("learned models not kept: %r", future.exception())
 
     async def load(self, topics: set[str], timeout: float) -> bool:
-        """Read the topic to its end (before the daemon decides anything); False, with one
-        warning, when it is not among ``topics`` or cannot be read (the daemon then trains every
-        update it needs)."""
+        """Open the topic (before the daemon joins its group); False, with one warning, when it
+        is not among ``topics`` or cannot be read (the daemon then trains every update it
+        needs)."""
         if self.topic not in topics:
             log.warning(
                 "learned models not kept: no topic %s (create it, compacted); updates are "
@@ -137,11 +175,7 @@ class LearnedStore:
         try:
             self._reader = self.open_reader()
             await asyncio.wait_for(self._reader.start(), timeout)
-            tps = await partitions_of(self._reader, self.topic, timeout)
-            self.partitions = [tp.partition for tp in tps]
-            self._reader.assign(tps)
-            await self._reader.seek_to_beginning(*tps)
-            await asyncio.wait_for(self._to_end(tps), timeout)
+            self.partitions = len(await partitions_of(self._reader, self.topic, timeout))
         except Exception as exc:
             log.warning(
                 "learned models not kept: cannot read topic %s (%s); updates are trained again "
@@ -151,35 +185,61 @@ class LearnedStore:
             )
             await self.close()
             return False
-        log.info("learned models: %d kept in %s", len(self.kept), self.topic)
         return True
 
-    async def _to_end(self, tps: list[TopicPartition]) -> None:
-        while True:
-            await self._read(200)
-            highs = [self._reader.highwater(tp) for tp in tps]
-            at = [await self._reader.position(tp) for tp in tps]
-            if None not in highs and all(p >= h for p, h in zip(at, highs, strict=True)):
-                return
-
     async def follow(self, stopping: asyncio.Event) -> None:
-        """Keep reading what other daemons keep, until ``stopping``."""
+        """Read the partitions :meth:`own` names, until ``stopping``."""
         while self._reader is not None and not stopping.is_set():
             try:
-                await self._read(1000)
+                if self._moved.is_set():
+                    await self._reassign()
+                if not self.read:
+                    await self._moved.wait()
+                    continue
+                await self._read(200)
             except Exception as exc:  # the store is an optimisation: never stop the daemon
                 log.warning("reading %s: %s", self.topic, exc)
                 await asyncio.sleep(RETRY_S)
 
+    def _tp(self, partition: int) -> TopicPartition:
+        return TopicPartition(self.topic, partition)
+
+    async def _reassign(self) -> None:
+        """Read what :meth:`own` says: partitions kept go on where they were, new ones start
+        at their beginning."""
+        self._moved.clear()
+        self._reader.assign([self._tp(p) for p in sorted(self.read)])
+        for p, offset in self._next.items():
+            self._reader.seek(self._tp(p), offset)
+        new = [self._tp(p) for p in self.read if p not in self._next]
+        if new:
+            await self._reader.seek_to_beginning(*new)
+
     async def _read(self, timeout_ms: int) -> None:
-        for records in (await self._reader.getmany(timeout_ms=timeout_ms)).values():
+        for tp, records in (await self._reader.getmany(timeout_ms=timeout_ms)).items():
+            p = tp.partition
+            if p not in self.read:  # no longer followed
+                continue
+            kept = self.kept.setdefault(p, {})
             for r in records:
+                self._next[p] = r.offset + 1
                 if r.value is None:
-                    self.kept.pop(r.key, None)
+                    kept.pop(r.key, None)
                     continue
                 update = dict(r.headers or ()).get("update")
                 if r.key is not None and update is not None:
-                    self.kept[r.key] = (update, r.value)
+                    kept[r.key] = (update, r.value)
+        assigned = self._reader.assignment()
+        for p, ready in list(self.read.items()):
+            tp = self._tp(p)
+            if ready.is_set() or tp not in assigned:
+                continue
+            high = self._reader.highwater(tp)
+            if high is not None and await self._reader.position(tp) >= high:
+                self._next.setdefault(p, high)
+                ready.set()
+                kept = len(self.kept.get(p, {}))
+                log.info("learned models: %d kept in %s, partition %d", kept, self.topic, p)
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -101,13 +101,15 @@ class Learners:
         learner = self.streams.get(key)
         if learner is None or learner.det is not det:  # new, or its model was reloaded
             learner = self.streams[key] = StreamLearner(det, stream, learning)
-        return learner.push(index, window, functools.partial(self._start, det))
+        return learner.push(index, window, functools.partial(self._start, det, partition))
 
-    def _start(self, det: Detector, update: Update) -> asyncio.Future[Detector]:
-        """The learned detector of ``update``: its weights kept in the store, else trained in a
-        learning process (and then kept)."""
-        loop = asyncio.get_running_loop()
-        kept = self.store.get(update) if self.store is not None else None
+    def _start(self, det: Detector, partition: int, update: Update) -> asyncio.Future[Detector]:
+        """The learned detector of ``update`` (of a stream of input ``partition``), to come."""
+        return asyncio.ensure_future(self._learned(det, partition, update))
+
+    async def _learned(self, det: Detector, partition: int, update: Update) -> Detector:
+        """Its weights kept in the store, else trained in a learning process (and then kept)."""
+        kept = await self.store.get(update, partition) if self.store is not None else None
         if kept is not None:
             try:
                 learned = with_weights(det, kept)
@@ -115,21 +117,21 @@ class Learners:
                 log.warning("kept weights of %s refused (%s); training them", update.stream, exc)
             else:
                 self.metrics.model_updates_restored.inc()
-                done: asyncio.Future[Detector] = loop.create_future()
-                done.set_result(learned)
-                return done
-        trained = loop.run_in_executor(self.executor, _trained, pickle.dumps(update))
-        return asyncio.ensure_future(self._learned(det, update, trained))
-
-    async def _learned(
-        self, det: Detector, update: Update, trained: asyncio.Future[tuple[bytes, float]]
-    ) -> Detector:
-        weights, seconds = await trained
+                return learned
+        loop = asyncio.get_running_loop()
+        job = pickle.dumps(update)
+        weights, seconds = await loop.run_in_executor(self.executor, _trained, job)
         self.metrics.model_update_duration.observe(seconds)
         self.metrics.model_updates.inc()
         if self.store is not None:
-            self.store.put(update, weights)
+            self.store.put(update, weights, partition)
         return with_weights(det, weights)
+
+    def own(self, partitions: list[int]) -> None:
+        """The input partitions this daemon owns now (after a rebalance): the store follows
+        what it keeps of them."""
+        if self.store is not None:
+            self.store.own(partitions)
 
     def drop(self, partitions: list[int]) -> None:
         """Forget the learners of partitions no longer owned."""

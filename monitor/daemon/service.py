@@ -156,11 +156,14 @@ class Service:
                     log.info("a Kafka client did not close cleanly: %r", exc)
 
     async def _learned_store(self, c: Clients) -> LearnedStore | None:
-        """The learned-models topic, read to its end and given to the learners (None: no model
-        learns, or the topic is off or cannot be read)."""
+        """The learned-models topic, opened and given to the learners, which say what of it to
+        read as partitions are assigned (None: no model learns, or the topic is off or cannot be
+        read)."""
         if self.learners is None or not self.s.learned_topic or c.reader is None:
             return None
-        store = LearnedStore(self.s.learned_topic, c.producer, c.reader, self.models)
+        store = LearnedStore(
+            self.s.learned_topic, c.producer, c.reader, self.models, self.s.broker_wait_s
+        )
         try:
             topics = await c.cluster.topics()
         except Exception:  # the store's own read says what is wrong

@@ -148,6 +148,7 @@ def _input(
         health=x.health,
         metrics=x.metrics,
         reset_to=x.s.auto_offset_reset,
+        learners=x.learners,
     )
     watch = BrokerWatch(
         clients=x.c,

@@ -1,6 +1,7 @@
 """Continual learning: when a stream's model is updated, on which windows, and that the daemon's
 learner (one window at a time, updates on a worker thread) scores what offline scoring does."""
 
+import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.learner import StreamLearner, Update, fine_tuned, learned_scores
 from aemon.core.learning import Learning
+from aemon.daemon.learned import LearnedStore
 from aemon.daemon.learning import REFUSED, Learners, with_weights
 from aemon.daemon.metrics import Metrics
 from aemon.series_detector import as_samples
@@ -202,7 +204,7 @@ class Kept:
     def __init__(self, weights: bytes) -> None:
         self.weights = weights
 
-    def get(self, update: Update) -> bytes:
+    async def get(self, update: Update, partition: int) -> bytes:
         return self.weights
 
 
@@ -215,7 +217,7 @@ async def test_an_update_kept_in_the_store_is_used_and_not_trained_again(learnin
     learners = Learners(SimpleNamespace(detectors=[det]), metrics)  # type: ignore[arg-type]
     learners.store = Kept(safetensors.torch.save(fresh.model.state_dict()))  # type: ignore[assignment]
     try:
-        restored = await learners._start(det, update)
+        restored = await learners._start(det, 0, update)
     finally:
         learners.close()
     get = metrics.registry.get_sample_value
@@ -225,6 +227,36 @@ async def test_an_update_kept_in_the_store_is_used_and_not_trained_again(learnin
     assert not np.array_equal(restored.score(windows), det.score(windows))
     # the key names what the weights are a function of: another window, another key
     assert update.key != Update(det, windows[1 : SPAN + 1], stream, 1).key
+
+
+async def test_the_store_holds_and_waits_for_only_the_partitions_of_the_input_it_owns(
+    learning_model,
+):
+    """Updates of input partition p live in the topic's partition p mod 2 (here); an update
+    wanted before its partition is read waits for it; a partition given up is forgotten, and an
+    update waiting for it is trained, not left waiting."""
+    stream, det = learning_model
+    windows, _ = stream_windows(det, shifted_stream(600, 300))
+    update = Update(det, windows[:SPAN], stream, 1)
+    history = SimpleNamespace(history=det.learning.history)
+    store = LearnedStore("learned", None, None, history, wait_s=30)  # type: ignore[arg-type]
+    store.partitions = 2
+    store.own([0, 3])  # input partitions 0 and 3: the topic's 0 and 1
+    assert set(store.read) == {0, 1}
+    store.put(update, b"weights", 3)
+    assert store.pending[0][0] == 1  # sent to partition 3 mod 2
+    waiting = asyncio.ensure_future(store.get(update, 5))  # partition 1: not read yet
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    store.read[1].set()  # read to its end
+    assert await waiting == b"weights"
+    assert await store.get(Update(det, windows[1 : SPAN + 1], stream, 1), 5) is None
+    waiting = asyncio.ensure_future(store.get(update, 2))  # partition 0, not read yet
+    await asyncio.sleep(0)
+    store.own([1])  # after a rebalance: input 1 only, the topic's partition 1
+    assert await asyncio.wait_for(waiting, 1) is None  # given up: trained, not waited for
+    assert set(store.read) == {1} and 0 not in store.kept
+    assert await store.get(update, 0) is None  # not this daemon's any more
 
 
 def test_weights_that_are_not_the_models_are_refused(learning_model):
