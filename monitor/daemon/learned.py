@@ -30,6 +30,7 @@ from aiokafka import TopicPartition
 
 from aemon.core.learner import Update
 from aemon.daemon.kafka import Producer, partitions_of
+from aemon.daemon.metrics import Metrics
 from aemon.daemon.routing import Models
 
 log = logging.getLogger("aemon.serve")
@@ -55,13 +56,14 @@ class LearnedStore:
         producer: Producer,
         open_reader: Callable[[], Any],
         models: Models,
+        metrics: Metrics,
         wait_s: float = 30.0,
     ) -> None:
         """``wait_s``: how long an update waits for its partition to be read before it is
         trained instead."""
         self.topic, self.producer, self.open_reader = topic, producer, open_reader
         self.models = models  # their history: the windows of a stream a restart re-reads
-        self.wait_s = wait_s
+        self.held, self.wait_s = metrics.learned_bytes, wait_s
         self.partitions = 0  # the topic's
         # per partition of the topic this daemon follows: slot -> (update key, weights)
         self.kept: dict[int, dict[bytes, tuple[bytes, bytes]]] = {}
@@ -84,7 +86,8 @@ class LearnedStore:
         wanted = {self.partition_of(p) for p in partitions}
         for gone in set(self.read) - wanted:
             self.read.pop(gone).set()  # an update waiting for it is trained instead
-            self.kept.pop(gone, None)
+            for _, weights in self.kept.pop(gone, {}).values():
+                self.held.dec(len(weights))
             self._next.pop(gone, None)
         for new in wanted - set(self.read):
             self.read[new] = asyncio.Event()
@@ -110,7 +113,7 @@ class LearnedStore:
         where, key = self.partition_of(partition), slot(update, self.models.history)
         full = update.key.encode()
         if where in self.read:
-            self.kept.setdefault(where, {})[key] = (full, weights)
+            self._keep(where, key, (full, weights))
         self.pending.append((where, key, full, weights))
         self._wake.set()
 
@@ -201,6 +204,17 @@ class LearnedStore:
                 log.warning("reading %s: %s", self.topic, exc)
                 await asyncio.sleep(RETRY_S)
 
+    def _keep(self, partition: int, key: bytes, record: tuple[bytes, bytes] | None) -> None:
+        """Hold ``record`` (update key, weights) under ``key`` of ``partition``; None: forget
+        it (a tombstone, or a record without its update key)."""
+        kept = self.kept.setdefault(partition, {})
+        old = kept.pop(key, None)
+        if old is not None:
+            self.held.dec(len(old[1]))
+        if record is not None:
+            kept[key] = record
+            self.held.inc(len(record[1]))
+
     def _tp(self, partition: int) -> TopicPartition:
         return TopicPartition(self.topic, partition)
 
@@ -220,15 +234,12 @@ class LearnedStore:
             p = tp.partition
             if p not in self.read:  # no longer followed
                 continue
-            kept = self.kept.setdefault(p, {})
             for r in records:
                 self._next[p] = r.offset + 1
-                if r.value is None:
-                    kept.pop(r.key, None)
-                    continue
                 update = dict(r.headers or ()).get("update")
-                if r.key is not None and update is not None:
-                    kept[r.key] = (update, r.value)
+                if r.key is not None:
+                    usable = r.value is not None and update is not None
+                    self._keep(p, r.key, (update, r.value) if usable else None)
         assigned = self._reader.assignment()
         for p, ready in list(self.read.items()):
             tp = self._tp(p)

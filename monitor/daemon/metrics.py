@@ -133,6 +133,12 @@ class Metrics:
             "Streams' model updates found in the learned-models topic instead of trained again.",
             registry=r,
         )
+        self.learned_bytes = Gauge(
+            "aemon_learned_models_bytes",
+            "Bytes of updates' weights held from the learned-models topic (its partitions of the "
+            "input partitions this daemon owns).",
+            registry=r,
+        )
         self.model_update_duration = Histogram(
             "aemon_model_update_duration_seconds",
             "Seconds one stream's model update took in the learning process.",

@@ -162,7 +162,12 @@ class Service:
         if self.learners is None or not self.s.learned_topic or c.reader is None:
             return None
         store = LearnedStore(
-            self.s.learned_topic, c.producer, c.reader, self.models, self.s.broker_wait_s
+            self.s.learned_topic,
+            c.producer,
+            c.reader,
+            self.models,
+            self.metrics,
+            self.s.broker_wait_s,
         )
         try:
             topics = await c.cluster.topics()

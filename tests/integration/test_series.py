@@ -302,10 +302,12 @@ async def test_a_restarted_daemon_finds_the_updates_it_kept_and_trains_none_twic
             await asyncio.sleep(0.5)
         trained_again = counter(svc, "aemon_model_updates_total")
         restored = counter(svc, "aemon_model_updates_restored_total")
+        held = counter(svc, "aemon_learned_models_bytes")
     want = len(STREAMS) * updates_in(len(offline) // len(STREAMS))
     # The restart re-read what its decisions depend on (here from each stream's start) and
     # found every update those windows needed kept: each update trained once in all.
     assert trained > 0 and restored > 0
+    assert held > 1000 * restored  # their weights (kilobytes each), held for the streams it owns
     assert trained + trained_again == want
     assert_decided_as_offline(await read_back(bootstrap, t), offline)
 

@@ -239,12 +239,15 @@ async def test_the_store_holds_and_waits_for_only_the_partitions_of_the_input_it
     windows, _ = stream_windows(det, shifted_stream(600, 300))
     update = Update(det, windows[:SPAN], stream, 1)
     history = SimpleNamespace(history=det.learning.history)
-    store = LearnedStore("learned", None, None, history, wait_s=30)  # type: ignore[arg-type]
+    metrics = Metrics()
+    store = LearnedStore("learned", None, None, history, metrics, 30)  # type: ignore[arg-type]
     store.partitions = 2
     store.own([0, 3])  # input partitions 0 and 3: the topic's 0 and 1
     assert set(store.read) == {0, 1}
     store.put(update, b"weights", 3)
     assert store.pending[0][0] == 1  # sent to partition 3 mod 2
+    held = lambda: metrics.registry.get_sample_value("aemon_learned_models_bytes")  # noqa: E731
+    assert held() == len(b"weights")
     waiting = asyncio.ensure_future(store.get(update, 5))  # partition 1: not read yet
     await asyncio.sleep(0)
     assert not waiting.done()
@@ -253,9 +256,12 @@ async def test_the_store_holds_and_waits_for_only_the_partitions_of_the_input_it
     assert await store.get(Update(det, windows[1 : SPAN + 1], stream, 1), 5) is None
     waiting = asyncio.ensure_future(store.get(update, 2))  # partition 0, not read yet
     await asyncio.sleep(0)
+    store.put(Update(det, windows[:SPAN], stream, 2), b"more", 0)  # the topic's partition 0
+    assert held() == len(b"weights") + len(b"more")
     store.own([1])  # after a rebalance: input 1 only, the topic's partition 1
     assert await asyncio.wait_for(waiting, 1) is None  # given up: trained, not waited for
     assert set(store.read) == {1} and 0 not in store.kept
+    assert held() == len(b"weights")  # what partition 0 held is let go
     assert await store.get(update, 0) is None  # not this daemon's any more
 
 
