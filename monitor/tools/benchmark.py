@@ -64,7 +64,8 @@ async def stream_events(
         s = local(models, bootstrap, name)
         await create_topics(
             bootstrap,
-            {s.input_topic: partitions, s.alerts_topic: 1, s.dlq_topic: 1, s.learned_topic: 1},
+            {s.input_topic: partitions, s.alerts_topic: 1, s.dlq_topic: 1}
+            | {s.learned_topic: partitions},  # partitioned alongside the input
             compacted={s.learned_topic},
         )
         svc = Service(s)
