@@ -35,6 +35,7 @@ from aemon.daemon.routing import Models
 
 log = logging.getLogger("aemon.serve")
 RETRY_S = 1.0  # after the topic could not be read
+READ_WAIT_S = 60.0  # the longest an update waits for its partition of the topic to be read
 
 
 def slot(update: Update, history: int) -> bytes:
@@ -57,7 +58,7 @@ class LearnedStore:
         open_reader: Callable[[], Any],
         models: Models,
         metrics: Metrics,
-        wait_s: float = 30.0,
+        wait_s: float = READ_WAIT_S,
     ) -> None:
         """``wait_s``: how long an update waits for its partition to be read before it is
         trained instead."""
@@ -190,9 +191,10 @@ class LearnedStore:
             return False
         return True
 
-    async def follow(self, stopping: asyncio.Event) -> None:
-        """Read the partitions :meth:`own` names, until ``stopping``."""
-        while self._reader is not None and not stopping.is_set():
+    async def follow(self) -> None:
+        """Read the partitions :meth:`own` names (until cancelled: a daemon that drains may
+        still wait for one)."""
+        while self._reader is not None:
             try:
                 if self._moved.is_set():
                     await self._reassign()

@@ -134,7 +134,7 @@ class Service:
             for name, run in parts.runs().items():
                 sup.start(name, run)
             if store is not None:
-                sup.start("learned", store.follow(self.stopping))
+                sup.start("learned", store.follow())
                 sup.start("keep", store.send(self.stopping))
             await self.stopping.wait()
             failed = sup.failure is not None
@@ -161,14 +161,7 @@ class Service:
         read)."""
         if self.learners is None or not self.s.learned_topic or c.reader is None:
             return None
-        store = LearnedStore(
-            self.s.learned_topic,
-            c.producer,
-            c.reader,
-            self.models,
-            self.metrics,
-            self.s.broker_wait_s,
-        )
+        store = LearnedStore(self.s.learned_topic, c.producer, c.reader, self.models, self.metrics)
         try:
             topics = await c.cluster.topics()
         except Exception:  # the store's own read says what is wrong
