@@ -310,6 +310,11 @@ async def test_a_restarted_daemon_finds_the_updates_it_kept_and_trains_none_twic
     assert held > 1000 * restored  # their weights (kilobytes each), held for the streams it owns
     assert trained + trained_again == want
     assert_decided_as_offline(await read_back(bootstrap, t), offline)
+    # kept alongside the input: a stream's updates in the partition of its input's partition
+    inputs = {r.key: r.partition for r in await read_all(bootstrap, t["input_topic"])}
+    kept = await read_all(bootstrap, t["learned_topic"])
+    assert kept and all(r.partition == inputs[r.key.split(b"\x1f")[1]] % 2 for r in kept)
+    assert {r.partition for r in kept} == {0, 1}
 
 
 async def read_back(bootstrap: str, t: dict[str, str]) -> tuple[list[dict], list[dict]]:
