@@ -232,10 +232,11 @@ class LearnedStore:
             await self._reader.seek_to_beginning(*new)
 
     async def _read(self, timeout_ms: int) -> None:
-        for tp, records in (await self._reader.getmany(timeout_ms=timeout_ms)).items():
+        fetched = await self._reader.getmany(timeout_ms=timeout_ms)
+        if self._moved.is_set():  # fetched for partitions since changed: read again after them
+            return
+        for tp, records in fetched.items():
             p = tp.partition
-            if p not in self.read:  # no longer followed
-                continue
             for r in records:
                 self._next[p] = r.offset + 1
                 update = dict(r.headers or ()).get("update")
