@@ -73,6 +73,7 @@ class LearnedStore:
         self._wake, self._moved = asyncio.Event(), asyncio.Event()
         self._next: dict[int, int] = {}  # the offset to read next, per partition followed
         self._reader: Any = None
+        self._shared_warned = False
 
     def partition_of(self, partition: int) -> int:
         """The topic's partition that keeps the updates of input partition ``partition``."""
@@ -84,6 +85,15 @@ class LearnedStore:
         wanted is forgotten."""
         if not self.partitions:
             return
+        partitions = list(partitions)
+        if not self._shared_warned and any(p >= self.partitions for p in partitions):
+            self._shared_warned = True
+            log.warning(
+                "learned models: %s has %d partition(s), fewer than the input: this daemon also "
+                "holds updates of streams it does not own (give it the input's partition count)",
+                self.topic,
+                self.partitions,
+            )
         wanted = {self.partition_of(p) for p in partitions}
         for gone in set(self.read) - wanted:
             self.read.pop(gone).set()  # an update waiting for it is trained instead

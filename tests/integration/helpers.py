@@ -47,7 +47,7 @@ async def make_topics(bootstrap: str, t: dict[str, str]) -> None:
     await create_topics(
         bootstrap,
         {t["input_topic"]: n, t["alerts_topic"]: 1, t["dlq_topic"]: 1, t["scores_topic"]: 1}
-        | {t["learned_topic"]: 2},
+        | {t["learned_topic"]: n},  # partitioned alongside the input
         compacted={t["learned_topic"]},
     )
 

@@ -3,6 +3,7 @@ learner (one window at a time, updates on a worker thread) scores what offline s
 
 import asyncio
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
@@ -230,7 +231,7 @@ async def test_an_update_kept_in_the_store_is_used_and_not_trained_again(learnin
 
 
 async def test_the_store_holds_and_waits_for_only_the_partitions_of_the_input_it_owns(
-    learning_model,
+    learning_model, caplog
 ):
     """Updates of input partition p live in the topic's partition p mod 2 (here); an update
     wanted before its partition is read waits for it; a partition given up is forgotten, and an
@@ -242,8 +243,10 @@ async def test_the_store_holds_and_waits_for_only_the_partitions_of_the_input_it
     metrics = Metrics()
     store = LearnedStore("learned", None, None, history, metrics, 30)  # type: ignore[arg-type]
     store.partitions = 2
-    store.own([0, 3])  # input partitions 0 and 3: the topic's 0 and 1
+    with caplog.at_level(logging.WARNING, logger="aemon.serve"):
+        store.own([0, 3])  # input partitions 0 and 3: the topic's 0 and 1
     assert set(store.read) == {0, 1}
+    assert "fewer than the input" in caplog.text  # input partition 3 shares the topic's 1
     store.put(update, b"weights", 3)
     assert store.pending[0][0] == 1  # sent to partition 3 mod 2
     held = lambda: metrics.registry.get_sample_value("aemon_learned_models_bytes")  # noqa: E731
