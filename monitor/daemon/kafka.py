@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -49,6 +49,22 @@ class Producer(Protocol):
     async def partitions_for(self, topic: str) -> set[int]: ...
     def create_batch(self) -> RecordBatch: ...
     async def send_batch(self, batch: RecordBatch, topic: str, *, partition: int) -> Awaitable: ...
+
+
+async def send_batches(
+    producer: Producer, topic: str, partition: int, records: Iterable[dict[str, Any]]
+) -> list[Any]:
+    """Hand ``records`` (the keywords of ``RecordBatch.append``) to the producer for one topic
+    partition, in as few record batches as they fit; the futures of their acknowledgements."""
+    futures: list[Any] = []  # aiokafka's futures
+    batch = producer.create_batch()
+    for record in records:
+        if batch.append(**record) is None:  # full: send it, start another
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+            batch.append(**record)  # an empty batch takes any one record
+    futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
 
 
 class Cluster(Protocol):

@@ -29,7 +29,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from aemon.core.learner import Update
-from aemon.daemon.kafka import Producer, partitions_of
+from aemon.daemon.kafka import Producer, partitions_of, send_batches
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.routing import Models
 
@@ -69,7 +69,7 @@ class LearnedStore:
         # per partition of the topic this daemon follows: slot -> (update key, weights)
         self.kept: dict[int, dict[bytes, tuple[bytes, bytes]]] = {}
         self.read: dict[int, asyncio.Event] = {}  # the partitions followed: set once read to end
-        self.pending: list[tuple[int, bytes, bytes, bytes]] = []  # kept, not yet sent
+        self.pending: list[tuple[int, dict[str, Any]]] = []  # (partition, record) not yet sent
         self._wake, self._moved = asyncio.Event(), asyncio.Event()
         self._next: dict[int, int] = {}  # the offset to read next, per partition followed
         self._reader: Any = None
@@ -125,7 +125,8 @@ class LearnedStore:
         full = update.key.encode()
         if where in self.read:
             self._keep(where, key, (full, weights))
-        self.pending.append((where, key, full, weights))
+        record = {"timestamp": None, "key": key, "value": weights, "headers": [("update", full)]}
+        self.pending.append((where, record))
         self._wake.set()
 
     async def send(self, stopping: asyncio.Event) -> None:
@@ -147,28 +148,12 @@ class LearnedStore:
     async def _send(self) -> None:
         self._wake.clear()
         pending, self.pending = self.pending, []
-        by_partition: dict[int, list[tuple[bytes, bytes, bytes]]] = {}
-        for where, *record in pending:
-            by_partition.setdefault(where, []).append(tuple(record))  # type: ignore[arg-type]
+        by_partition: dict[int, list[dict[str, Any]]] = {}
+        for where, record in pending:
+            by_partition.setdefault(where, []).append(record)
         for partition, records in by_partition.items():
-            batch = self.producer.create_batch()
-            for key, full, weights in records:
-                record = {
-                    "timestamp": None,
-                    "key": key,
-                    "value": weights,
-                    "headers": [("update", full)],
-                }
-                if batch.append(**record) is None:  # full: send it, start another
-                    self._delivered(
-                        await self.producer.send_batch(batch, self.topic, partition=partition)
-                    )
-                    batch = self.producer.create_batch()
-                    batch.append(**record)
-            self._delivered(await self.producer.send_batch(batch, self.topic, partition=partition))
-
-    def _delivered(self, future: Any) -> None:
-        future.add_done_callback(self._failed)
+            for future in await send_batches(self.producer, self.topic, partition, records):
+                future.add_done_callback(self._failed)
 
     @staticmethod
     def _failed(future: Any) -> None:

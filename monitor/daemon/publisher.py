@@ -20,7 +20,7 @@ from aemon.daemon.batching import Pool
 from aemon.daemon.committer import Committer
 from aemon.daemon.decisions import Decided, Send, Totals
 from aemon.daemon.health import Health
-from aemon.daemon.kafka import Cluster, Producer, retriable
+from aemon.daemon.kafka import Cluster, Producer, retriable, send_batches
 from aemon.daemon.logs import Throttled
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.stopping import pause
@@ -93,16 +93,11 @@ class Publisher:
             by_tp.setdefault((topic, partition_for(key, counts[topic])), []).append(send)
         futures = []
         for (topic, partition), group in by_tp.items():
-            batch = self.producer.create_batch()
-            for _, value, key, headers in group:
-                record = {"timestamp": None, "key": key, "value": value, "headers": headers or []}
-                if batch.append(**record) is None:  # full: send it, start another
-                    futures.append(
-                        await self.producer.send_batch(batch, topic, partition=partition)
-                    )
-                    batch = self.producer.create_batch()
-                    batch.append(**record)  # an empty batch takes any one record
-            futures.append(await self.producer.send_batch(batch, topic, partition=partition))
+            records = (
+                {"timestamp": None, "key": key, "value": value, "headers": headers or []}
+                for _, value, key, headers in group
+            )
+            futures += await send_batches(self.producer, topic, partition, records)
         d.futures = futures
 
     async def confirm(self, d: Decided) -> bool:
