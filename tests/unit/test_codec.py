@@ -218,6 +218,7 @@ def test_repeated_keys_nested_lists_and_unknown_keys_decide_as_the_checked_path(
     """What the C parser would read differently (the first of a repeated key, a nested list
     flattened) goes to the checked path; an unknown key is ignored as there."""
     assert decode(b'{"stream": "a", "values": [1, 2, 3, 4], "stream": "b"}')[0][0] == "b"
+    assert decode(b'{"stream": "a", "seq": 1, "values": [1, 2, 3, 4], "seq": 2}')[0][1] == 2
     assert decode(b'{"stream": "a", "values": [1, 2, 3, 4], "extra": {"x": [1]}}')[0][0] == "a"
     for nested in (b"[[1], [2], [3], [4]]", b"[1, [2], 3, 4]", b"[1, 2, 3, [4]]"):
         with pytest.raises(Invalid, match="bad_values"):
