@@ -75,7 +75,12 @@ class LateSample(ValueError):
 
 @dataclass
 class _Stream:
-    values: deque = field(default_factory=deque)  # float32 [channels] per sample
+    # The samples since the last gap, in rows ``end - held .. end - 1`` of ``buf`` (float32
+    # ``[2 * length, window channels]``): a window is a view of ``length`` consecutive rows, and
+    # the last ``length - 1`` rows move to the front once ``buf`` is full.
+    buf: np.ndarray
+    end: int = 0
+    held: int = 0
     offsets: deque = field(default_factory=deque)
     next_seq: int = 0
     # First-sample offsets of the last H + 1 windows, packed (8 bytes each, not an int object)
@@ -124,31 +129,39 @@ class Windower:
         ``[window_channels, length]``. Raises :class:`LateSample` for a repeated or earlier
         ``seq``.
         """
-        s = self._state.setdefault(partition, {}).setdefault(stream, _Stream())
+        length = self.length
+        streams = self._state.setdefault(partition, {})
+        s = streams.get(stream)
+        if s is None:
+            s = streams[stream] = _Stream(np.empty((2 * length, self.window_channels), np.float32))
         if seq is None:
             seq = s.next_seq
         if seq < s.next_seq:
             raise LateSample(f"seq {seq} is not after the stream's last ({s.next_seq - 1})")
-        if seq > s.next_seq and s.values:
+        if seq > s.next_seq and s.held:
             self.gaps += 1
-            s.values.clear()
+            s.held = 0
             s.offsets.clear()
         s.next_seq = seq + 1
+        if s.end == len(s.buf):
+            s.buf[: length - 1] = s.buf[s.end - length + 1 :]
+            s.end = length - 1
+        row = s.buf[s.end]
+        row[: self.channels] = sample
         if self.clock:
-            hour = (0.0, 0.0) if ts is None else time_of_day(ts)
-            sample = np.array((*sample.tolist(), *hour), dtype=np.float32)
-        s.values.append(sample)
+            row[self.channels :] = (0.0, 0.0) if ts is None else time_of_day(ts)
+        s.end += 1
+        s.held = min(s.held + 1, length)
         s.offsets.append(offset)
-        if len(s.values) > self.length:
-            s.values.popleft()
+        if len(s.offsets) > length:
             s.offsets.popleft()
-        if len(s.values) < self.length or (seq + 1 - self.length) % self.stride:
+        if s.held < length or (seq + 1 - length) % self.stride:
             return None
         if self.history:
             s.starts.append(s.offsets[0])
             if len(s.starts) > self.history + 1:
                 s.starts.pop(0)
-        window = np.stack(s.values)  # [length, channels]
+        window = s.buf[s.end - length : s.end]  # [length, channels]
         out.reshape(-1)[:] = (window[:, 0] if self.window_channels == 1 else window.T).ravel()
         return seq
 

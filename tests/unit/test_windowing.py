@@ -100,6 +100,37 @@ def test_a_restart_from_the_safe_offset_loses_and_changes_no_window(
         np.testing.assert_array_equal(window, everything[key])
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    length=st.integers(1, 6),
+    stride_frac=st.floats(0.01, 1.0),
+    steps=st.lists(st.tuples(st.sampled_from("ab"), st.sampled_from([1, 1, 1, 2])), max_size=80),
+)
+def test_every_window_holds_the_last_samples_since_the_stream_s_last_gap(
+    length, stride_frac, steps
+):
+    """Against cutting each stream's list of samples by hand: ``length`` samples up to the one
+    that ends the window, channels by time, none from before a jump in ``seq``."""
+    stride = max(1, round(length * stride_frac))
+    w = Windower(length, stride, channels=2)
+    row = np.zeros((2, length), dtype=np.float32)
+    seen: dict = {}  # stream -> [(seq, sample)] since its last gap
+    nxt: dict = {}
+    for offset, (stream, step) in enumerate(steps):
+        seq = nxt.get(stream, 0) + step - 1
+        nxt[stream] = seq + 1
+        sample = np.float32([offset, -offset])
+        run = seen.setdefault(stream, [])
+        if run and seq != run[-1][0] + 1:
+            run.clear()
+        run.append((seq, sample))
+        got = w.push(0, offset, stream, seq, sample, row)
+        due = len(run) >= length and (seq + 1 - length) % stride == 0
+        assert (got is not None) == due
+        if due:
+            np.testing.assert_array_equal(row, np.stack([x for _, x in run[-length:]]).T)
+
+
 def test_clock_jumps_do_not_refuse_or_reorder_samples():
     """A daylight-saving hour stamped twice and a 55-minute step back: every sample is taken in
     order, exactly as without the jumps."""
