@@ -16,6 +16,7 @@ the checked path, and a valid message costs one parse.
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from collections.abc import Iterable, Sequence
@@ -104,7 +105,7 @@ def _seq(value: object, default: int) -> int:
 def _ts(value: object, default: float) -> float:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise Invalid("bad_ts", "'ts' must be a finite number (seconds since the epoch)")
     return float(value)
 
