@@ -97,8 +97,7 @@ class LearnedStore:
         wanted = {self.partition_of(p) for p in partitions}
         for gone in set(self.read) - wanted:
             self.read.pop(gone).set()  # an update waiting for it is trained instead
-            for _, weights in self.kept.pop(gone, {}).values():
-                self.held.dec(len(weights))
+            self.held.dec(sum(len(weights) for _, weights in self.kept.pop(gone, {}).values()))
             self._next.pop(gone, None)
         for new in wanted - set(self.read):
             self.read[new] = asyncio.Event()
