@@ -167,16 +167,17 @@ def fit_series(
     value columns. Each stream's first ``train_fraction`` of rows (at most ``max_train_rows``)
     is its history: the earlier part is fitted, the later part calibrates the threshold. Windows
     of ``length`` samples every ``stride``; events open after ``open_after`` windows above the
-    threshold among ``within`` and resolve after ``resolve_after`` quiet ones, the threshold
-    following ``adaptive_window`` recent scores (0: fixed), each learned ``adaptive_delay``
-    windows after it was scored, as ``aemon train series`` does. ``false_alarms_per_day``: each
-    stream's calibrated threshold where its calibration scores expect that many windows a day
-    above it (instead of ``threshold``, default ``fitted-max:1``: the largest calibration score
-    that a robust log-normal fit expects, never below the largest one). ``time_of_day``:
-    ``auto`` (each sample also carries its UTC time of day, seen by the model and not scored,
-    and each value its distance from the stream's daily profile, for each stream whose history
-    spans at least a day; a blank clock for the others), ``on`` or ``off``; ``daily_profile``
-    False keeps the time of day without the profile. ``learn``: each stream's model keeps
+    threshold among ``within`` (2 of 6) and resolve after ``resolve_after`` windows with none
+    above, the threshold following ``adaptive_window`` recent scores (0: fixed), each learned
+    ``adaptive_delay`` windows after it was scored, as ``aemon train series`` does.
+    ``false_alarms_per_day``: each stream's calibrated threshold where its calibration scores expect
+    that many windows a day above it (instead of ``threshold``, default ``fitted-max:1``: the
+    largest calibration score that a robust log-normal fit expects, never below the largest one).
+    ``time_of_day``: ``auto`` (each sample also carries its UTC time of day, seen by the model and
+    not scored, and each value its distance from the stream's daily profile, for each stream whose
+    history spans at least a day; a blank clock for the others), ``on`` or ``off``;
+    ``daily_profile`` False keeps the time of day without the profile. ``learn``: each stream's
+    model keeps
     learning on its stream (every ``learn_every`` windows fine-tuned for ``learn_epochs`` epochs,
     from its trained weights, on its last ``learn_span`` windows but the newest
     ``learn_delay``), offline as in the daemon; False: the trained model throughout.
