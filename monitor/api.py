@@ -177,10 +177,9 @@ def fit_series(
     not scored, and each value its distance from the stream's daily profile, for each stream whose
     history spans at least a day; a blank clock for the others), ``on`` or ``off``;
     ``daily_profile`` False keeps the time of day without the profile. ``learn``: each stream's
-    model keeps
-    learning on its stream (every ``learn_every`` windows fine-tuned for ``learn_epochs`` epochs,
-    from its trained weights, on its last ``learn_span`` windows but the newest
-    ``learn_delay``), offline as in the daemon; False: the trained model throughout.
+    model keeps learning on its stream (every ``learn_every`` windows fine-tuned for
+    ``learn_epochs`` epochs, from its trained weights, on its last ``learn_span`` windows but the
+    newest ``learn_delay``), offline as in the daemon; False: the trained model throughout.
     ``shared``: one model, each stream scaled and thresholded on its own; ``any_stream``: one
     detector that serves any stream, also streams it never saw (each still decided on its own).
 
