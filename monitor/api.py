@@ -167,8 +167,8 @@ def fit_series(
     value columns. Each stream's first ``train_fraction`` of rows (at most ``max_train_rows``)
     is its history: the earlier part is fitted, the later part calibrates the threshold. Windows
     of ``length`` samples every ``stride``; events open after ``open_after`` windows above the
-    threshold among ``within`` (2 of 6) and resolve after ``resolve_after`` windows with none
-    above, the threshold following ``adaptive_window`` recent scores (0: fixed), each learned
+    threshold among ``within`` (2 of 6) and resolve after ``resolve_after`` windows without
+    that, the threshold following ``adaptive_window`` recent scores (0: fixed), each learned
     ``adaptive_delay`` windows after it was scored, as ``aemon train series`` does.
     ``false_alarms_per_day``: each stream's calibrated threshold where its calibration scores expect
     that many windows a day above it (instead of ``threshold``, default ``fitted-max:1``: the

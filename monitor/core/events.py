@@ -17,13 +17,11 @@ offline scoring and by the daemon, so both decide exactly the same.
   at most a fraction ``a`` of its windows, on every stream alike, whatever its scores' units; so
   one alert rule on ``p`` means the same false-alarm rate everywhere (``1 / (W + 1)`` is the
   smallest ``p``: higher than every remembered score). None without an adaptive history.
-- **Events.** A window is *above* when its score exceeds its threshold. A window *triggers* when
-  at least ``open_after`` of the ``within`` windows up to it are above, or, while an event is
-  open, when it is above itself. The stream is *active* at window t when one of its last
-  ``resolve_after`` windows triggered. An event opens at the first active window and resolves at
-  the first inactive one: one message each. So a lone noisy window opens nothing (with
-  ``open_after`` 2, the default), but an open event is not cut short by a fault whose windows go
-  above only now and then.
+- **Events.** A window is *above* when its score exceeds its threshold. The stream is *active*
+  at window t when, at some window of the last ``resolve_after`` windows, at least ``open_after``
+  of the ``within`` windows up to it were above (2 of 6 by default: a lone noisy window opens
+  nothing). An event opens at the first active window and resolves at the first inactive one:
+  one message each.
 
 Every decision at window t depends only on windows t - ``history`` .. t (a bounded history), so a
 daemon that re-reads that much after a restart rebuilds exactly the same state.
@@ -238,8 +236,7 @@ class Decider:
         self._above.append(above)
         if len(self._above) > r.within:
             self._above.popleft()
-        trigger = sum(self._above) >= r.open_after or (above and self.event is not None)
-        self._since_trigger = 0 if trigger else self._since_trigger + 1
+        self._since_trigger = 0 if sum(self._above) >= r.open_after else self._since_trigger + 1
         active = self._since_trigger < r.resolve_after
         verdict = Verdict(thr, above, p)
         ev = self.event
