@@ -75,12 +75,12 @@ class LateSample(ValueError):
 
 @dataclass
 class _Stream:
-    # The samples since the last gap, in rows ``end - held .. end - 1`` of ``buf`` (float32
-    # ``[2 * length, window channels]``): a window is a view of ``length`` consecutive rows, and
-    # the last ``length - 1`` rows move to the front once ``buf`` is full.
+    # The last ``len(offsets)`` samples since the last gap (at most ``length``, with their
+    # offsets), in rows ``end - len(offsets) .. end - 1`` of ``buf`` (float32 ``[2 * length,
+    # window channels]``): a window is a view of ``length`` consecutive rows, and the last
+    # ``length - 1`` rows move to the front once ``buf`` is full.
     buf: np.ndarray
     end: int = 0
-    held: int = 0
     offsets: deque = field(default_factory=deque)
     next_seq: int = 0
     # First-sample offsets of the last H + 1 windows, packed (8 bytes each, not an int object)
@@ -138,9 +138,8 @@ class Windower:
             seq = s.next_seq
         if seq < s.next_seq:
             raise LateSample(f"seq {seq} is not after the stream's last ({s.next_seq - 1})")
-        if seq > s.next_seq and s.held:
+        if seq > s.next_seq and s.offsets:
             self.gaps += 1
-            s.held = 0
             s.offsets.clear()
         s.next_seq = seq + 1
         if s.end == len(s.buf):
@@ -151,11 +150,10 @@ class Windower:
         if self.clock:
             row[self.channels :] = (0.0, 0.0) if ts is None else time_of_day(ts)
         s.end += 1
-        s.held = min(s.held + 1, length)
         s.offsets.append(offset)
         if len(s.offsets) > length:
             s.offsets.popleft()
-        if s.held < length or (seq + 1 - length) % self.stride:
+        if len(s.offsets) < length or (seq + 1 - length) % self.stride:
             return None
         if self.history:
             s.starts.append(s.offsets[0])
