@@ -134,3 +134,50 @@ def test_noise_kinds():
 def test_window_table_subset_keeps_rows_aligned():
     t = WindowTable(np.arange(12, dtype=np.float32).reshape(4, 3), seq=np.arange(4))
     assert t.subset(np.array([2, 0])).seq.tolist() == [2, 0]
+
+
+def _member(packed, k: int):
+    """Member ``k`` of a packed dense ensemble as a one-member DenseAE with its weights."""
+    single = build("dense", {**packed.hparams, "members": 1})
+    for (name, p), (_, q) in zip(
+        packed.state_dict().items(), single.state_dict().items(), strict=True
+    ):
+        w = p[k].squeeze(0)
+        q.copy_(w.T if w.ndim == 2 and name.endswith("weight") else w)
+    return single
+
+
+def test_a_packed_dense_ensemble_is_its_members_side_by_side():
+    torch.manual_seed(0)
+    packed = build("dense", {"input_shape": [3, 8], "widths": [16], "latent": 4, "members": 3})
+    x = torch.randn(10, 3, 8)
+    members = [_member(packed, k) for k in range(3)]
+    errors = torch.stack([m.errors(x, "mae") for m in members]).mean(0)
+    torch.testing.assert_close(packed.errors(x, "mae"), errors)
+    torch.testing.assert_close(packed(x), torch.stack([m(x) for m in members]).mean(0))
+    assert not torch.allclose(members[0](x), members[1](x))  # initialised apart
+    # training: each member's gradient is its own loss's, divided by the number of members
+    packed.training_loss(x, x, "l1").backward()
+    for k, m in enumerate(members):
+        m.training_loss(x, x, "l1").backward()
+        for p, q in zip(packed.parameters(), m.parameters(), strict=True):
+            g = p.grad[k].squeeze(0)
+            g = g.T if g.ndim == 2 else g
+            torch.testing.assert_close(g * 3, q.grad)
+
+
+def test_a_packed_ensemble_trains_round_trips_and_old_artifacts_keep_one_member(tmp_path):
+    data = make_windows(300, 40, seed=1)
+    recipe = replace(WINDOW_RECIPES["dense"], hparams={"widths": [16], "latent": 4, "members": 3})
+    fitted = fit_detector(
+        name="ens", train=data.subset(slice(0, 200)), test=None, recipe=recipe, device=CPU, facts={}
+    )
+    fitted.save(tmp_path / "ens")
+    det = Detector.load(tmp_path / "ens", device="cpu")
+    assert det.meta.doc["hparams"]["members"] == 3
+    scores = det.score(data.values[200:])
+    np.testing.assert_array_equal(scores, fitted.score(data.values[200:]))
+    one = build("dense", {"input_shape": [40], "widths": [16], "latent": 4})
+    assert "members" not in one.hparams  # artifacts of one model read and write as before
+    with pytest.raises(ArtifactError, match="members"):
+        build("dense", {"input_shape": [40], "widths": [16], "latent": 4, "members": 0})
