@@ -35,6 +35,7 @@ def fit(
     widths: list[int] | None = None,
     latent: int | None = None,
     activation: str | None = None,
+    members: int | None = None,
     loss: str | None = None,
     normaliser: str | None = None,
     denoise: str | None = None,
@@ -57,6 +58,8 @@ def fit(
     ``pot:0.01``, ``fitted-max:1``); ``contamination`` (as in PyOD): the share of normal windows
     to flag, i.e. the threshold is the ``1 - contamination`` quantile of the held-out normal
     windows' scores. Set ``det.threshold`` afterwards to decide at another value.
+    ``members`` (dense): an ensemble of that many autoencoders trained side by side, a window's
+    error their mean.
 
     Returns a :class:`aemon.Detector`: ``score``, ``predict``, ``evaluate``, ``save``, ``report``.
     """
@@ -111,6 +114,7 @@ def fit(
         "widths": widths,
         "latent": latent,
         "activation": activation,
+        "members": members,
         "loss": loss,
         "normaliser": normaliser,
         "denoise": denoise,
@@ -156,6 +160,7 @@ def fit_series(
     epochs: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
+    members: int | None = None,
     seed: int = 0,
     device: str = "auto",
     progress: bool = False,
@@ -182,6 +187,8 @@ def fit_series(
     newest ``learn_delay``), offline as in the daemon; False: the trained model throughout.
     ``shared``: one model, each stream scaled and thresholded on its own; ``any_stream``: one
     detector that serves any stream, also streams it never saw (each still decided on its own).
+    ``members``: the dense model's ensemble size (autoencoders trained side by side, a window's
+    error their mean; default: the preset's).
 
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """
@@ -220,6 +227,7 @@ def fit_series(
         "batch_size": batch_size,
         "lr": lr,
         "seed": seed,
+        "members": members,
     }
     size = window_values(s, plan, shared, any_stream)
     recipe = presets.SERIES_PRESETS[model].customise(size, **overrides)

@@ -75,7 +75,7 @@ class Recipe:
     def customise(self, size: int, flag: str = "", **changes: object) -> Recipe:
         """This recipe with the settings a user gave (None: the recipe's own), each checked:
         the one place the CLI's flags and :func:`aemon.fit`'s keywords are validated beyond
-        their types. ``widths``, ``latent`` and ``activation`` go into the model's
+        their types. ``widths``, ``latent``, ``activation`` and ``members`` go into the model's
         hyper-parameters. Errors name each setting as ``{flag}{name}`` (``--latent`` on the
         command line); ``size`` is the number of values per window, which the latent dimension
         must stay below."""
@@ -90,7 +90,7 @@ class Recipe:
                     parse(str(spec))
                 except ValueError as exc:
                     raise ConfigError(f"{flag}{key}: {exc}") from None
-        arch = {k: changes.pop(k, None) for k in ("widths", "latent", "activation")}
+        arch = {k: changes.pop(k, None) for k in ("widths", "latent", "activation", "members")}
         arch = {k: v for k, v in arch.items() if v is not None}
         if self.grows:  # what the user gave wins
             arch = {**self.sized(size), **arch}
@@ -108,6 +108,12 @@ class Recipe:
                     "the model can copy its input and no window looks anomalous"
                 )
             arch["latent"] = int(latent)  # numpy integers too: the artifact holds plain JSON
+        members = arch.get("members")
+        if members is not None:
+            whole = isinstance(members, numbers.Integral) and not isinstance(members, bool)
+            if not whole or members < 1:  # type: ignore[operator]
+                raise ConfigError(f"{flag}members must be a whole number >= 1, got {members!r}")
+            arch["members"] = int(members)
         widths: Any = arch.get("widths")
         if widths is not None:
             if not all(isinstance(w, numbers.Integral) and w >= 1 for w in widths):

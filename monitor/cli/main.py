@@ -24,6 +24,7 @@ from aemon.cli.toolkit import (
     counts,
     in_file,
     learn_args,
+    members_arg,
     number,
     out_dir,
     port,
@@ -32,6 +33,7 @@ from aemon.cli.toolkit import (
     register as register_training,
 )
 from aemon.core.version import __version__
+from aemon.training.presets import SERIES_PRESETS
 
 COMMANDS = "aemon.cli.commands"
 
@@ -282,6 +284,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--out", type=out_dir, default=Path(f"runs/{name}"), help="working directory"
         )
         suite.add_argument("--seed", type=int, default=0, help="training seed")
+        members_arg(suite, SERIES_PRESETS)
         adaptive_args(suite)
         clock_arg(suite)
         learn_args(suite)

@@ -215,11 +215,14 @@ def in_file(text: str) -> Path:
 
 def _preset_default(presets: dict[str, Any], attr: str) -> str:
     """``"200"`` or ``"20 (tutorial), 200 (default)"``: a setting as the presets set it (a fit
-    setting, or ``threshold``)."""
-    seen = {
-        name: getattr(r, attr) if attr == "threshold" else getattr(r.fit, attr)
-        for name, r in presets.items()
-    }
+    setting, ``threshold``, or the dense presets' ``members``)."""
+    if attr == "members":
+        seen = {n: r.hparams.get("members", 1) for n, r in presets.items() if r.family == "dense"}
+    else:
+        seen = {
+            name: getattr(r, attr) if attr == "threshold" else getattr(r.fit, attr)
+            for name, r in presets.items()
+        }
     if len(set(seen.values())) == 1:
         return f"{next(iter(seen.values()))}"
     return ", ".join(f"{v} ({k})" for k, v in seen.items())
@@ -263,6 +266,7 @@ def _train_args(
     p.add_argument(
         "--activation", choices=sorted(ACTIVATIONS), help="hidden activation (default: preset)"
     )
+    members_arg(p, presets)
     p.add_argument("--loss", choices=["l1", "l2"], help="training loss (default: the preset's)")
     p.add_argument("--normaliser", choices=NORMALISERS, help="input scaling (default: preset)")
     p.add_argument(
@@ -276,6 +280,16 @@ def _train_args(
     )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def members_arg(p: argparse.ArgumentParser, presets: dict[str, Any]) -> None:
+    """``--members`` (the train commands and the benchmarks)."""
+    p.add_argument(
+        "--members",
+        type=at_least(1),
+        help="dense family: autoencoders trained side by side, a window's error their mean (an "
+        f"ensemble; default: the preset's, {_preset_default(presets, 'members')})",
+    )
 
 
 def adaptive_args(p: argparse.ArgumentParser) -> None:

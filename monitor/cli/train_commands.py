@@ -57,7 +57,7 @@ def emit(doc: dict[str, object], as_json: bool) -> None:
 def recipe_of(base: Recipe, args: argparse.Namespace, size: int) -> Recipe:
     """The preset with the flags' overrides (their ranges are checked by the parser)."""
     keys = ("seed", "epochs", "lr", "batch_size", "loss", "threshold", "normaliser", "denoise")
-    keys += ("widths", "latent", "activation")
+    keys += ("widths", "latent", "activation", "members")
     return base.customise(size, "--", **{k: getattr(args, k) for k in keys})
 
 

@@ -149,6 +149,7 @@ def run(
     time_of_day: str = "auto",
     daily_profile: bool = True,
     learning: Learning | None = None,
+    members: int | None = None,
 ) -> dict[str, object]:
     """The whole protocol on ``data`` (see the module's docstring); the summary it prints."""
     import importlib
@@ -176,7 +177,8 @@ def run(
         daily_profile=daily_profile,
         learning=learning,
     )
-    recipe = SERIES_PRESETS["dense"].customise(window_values(history, plan, shared), seed=seed)
+    size = window_values(history, plan, shared)
+    recipe = SERIES_PRESETS["dense"].customise(size, seed=seed, members=members)
     say(f"training {len(history.streams())} models into {models}")
     fitted = fit_series(
         history, recipe, plan, pick_device("cpu"), str(prepared.history), False, shared

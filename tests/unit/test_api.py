@@ -205,6 +205,15 @@ def test_notebook_reprs_are_one_short_line_and_a_thin_calibration_warns(tmp_path
     assert repr(series) == "SeriesDetector(1 stream: 0)"
 
 
+def test_a_series_ensemble_is_asked_for_and_one_model_is_the_default():
+    two = aemon.fit_series(samples_frame(), epochs=1, members=2).detectors["0"]
+    assert two.meta.doc["hparams"]["members"] == 2
+    default = aemon.fit_series(samples_frame(), epochs=1).detectors["0"]
+    assert "members" not in default.meta.doc["hparams"]  # one model: the artifact as before
+    with pytest.raises(aemon.ConfigError, match="members must be a whole number >= 1"):
+        aemon.fit_series(samples_frame(), epochs=1, members=0)
+
+
 def samples_frame() -> pd.DataFrame:
     index = pd.date_range("2026-01-01", periods=200, freq="min")
     return pd.DataFrame({"flow": np.sin(np.arange(200) / 6)}, index=index)
