@@ -69,9 +69,10 @@ def moved(out: Path) -> list[str]:
     return [m["metric"] for m in strongest["top_metrics"]]
 
 
-def run(suite: str, data: Path, out: Path, bootstrap: str) -> dict:
+def run(suite: str, data: Path, out: Path, bootstrap: str, *flags: str) -> dict:
+    argv = [AEMON, suite, str(data), "--out", str(out), "--bootstrap-servers", bootstrap, "--json"]
     done = subprocess.run(
-        [AEMON, suite, str(data), "--out", str(out), "--bootstrap-servers", bootstrap, "--json"],
+        [*argv, *flags],
         capture_output=True,
         text=True,
         timeout=600,
@@ -93,6 +94,15 @@ def test_skab_runs_decide_like_offline_and_find_the_fault(bootstrap, tmp_path):
     assert flags[500:600].sum() > 2 * (flags[400:500].sum() + flags[600:].sum())
     assert len(list((tmp_path / "out" / "report").glob("*.png"))) == 2
     assert set(moved(tmp_path / "out")) == {"Current", "Pressure", "Volume Flow RateRMS"}
+
+
+def test_an_ensemble_of_autoencoders_decides_through_the_daemon_as_offline(bootstrap, tmp_path):
+    skab_like(tmp_path / "skab")
+    s = run("skab", tmp_path / "skab", tmp_path / "out", bootstrap, "--members", "3")
+    assert s["daemon_equals_offline"] is True and s["differences"] == []
+    assert s["events_daemon"] == s["events_offline"] >= 2  # the fault, on both streams
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "out" / "models").glob("*/*.json")]
+    assert [m["hparams"]["members"] for m in metas if "hparams" in m] == [3, 3]
 
 
 def test_asd_servers_of_38_metrics_far_apart_in_scale_decide_like_offline(bootstrap, tmp_path):
