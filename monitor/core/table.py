@@ -92,6 +92,16 @@ def _check_width(rows: list[list[str]], path: Path, first_line: int) -> int:
     return width
 
 
+def cell_error(where: str, column: str, cell: object) -> DataError:
+    """The one wording, in every table aemon reads, for a cell that is not a finite float32
+    number: text that is no number at all (an empty cell is ``''``), or the number it is."""
+    try:
+        number = float(cell)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return DataError(f"{where}: column {column!r} holds {cell!r}, not a number")
+    return DataError(f"{where}: column {column!r} is {number} (not a finite float32 number)")
+
+
 def _to_float(cells: list[list[str]], path: Path, first_line: int, names: list[str]) -> np.ndarray:
     """Convert a rectangular list of strings; on failure find the first bad cell and name it."""
     try:
@@ -102,17 +112,12 @@ def _to_float(cells: list[list[str]], path: Path, first_line: int, names: list[s
                 try:
                     float(cell)
                 except ValueError:
-                    raise DataError(
-                        f"{path}:{first_line + i}: column {names[j]!r} holds {cell!r}, not a number"
-                    ) from None
+                    raise cell_error(f"{path}:{first_line + i}", names[j], cell) from None
         raise
     bad = ~np.isfinite(out) | (np.abs(out) > F32_MAX)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise DataError(
-            f"{path}:{first_line + i}: column {names[j]!r} is {out[i, j]} "
-            "(not a finite float32 number)"
-        )
+        raise cell_error(f"{path}:{first_line + i}", names[j], out[i, j])
     return out
 
 

@@ -46,6 +46,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "semi-samples.csv").write_text("timestamp;value\n1700000000;1.0\n")
     (root / "twice.csv").write_text("stream,v,v\ns,1.0,2.0\n")
     (root / "ragged.csv").write_text("timestamp,value\n1700000000,1\n1700000060,2,3\n")
+    (root / "text-samples.csv").write_text("timestamp,value\n1700000000,1\n1700000060,n/a\n")
     return {
         "W": str(windows),
         "THREE": str(root / "three.csv"),
@@ -62,6 +63,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "RAGGED": str(root / "ragged.csv"),
         "SEMIS": str(root / "semi-samples.csv"),
         "TWICE": str(root / "twice.csv"),
+        "TEXTS": str(root / "text-samples.csv"),
     }
 
 
@@ -117,6 +119,7 @@ CASES = [
     (["train", "windows", "--input", "{DIR}/missing.csv"], "--input: "),
     ([*TW[:3], "{SEMI}", *TW[4:]], "looks separated by semicolons"),
     (["train", "series", "--input", "{SEMIS}", "--out", "{OUT}"], "separated by semicolons"),
+    (["train", "series", "--input", "{TEXTS}", "--out", "{OUT}"], "column 'value' holds 'n/a'"),
     ([*TW[:3], "{TWICE}", *TW[4:]], "column 'v' appears twice"),
     (["train", "series", "--input", "{S}", "--length", "0"], "--length: must be >= 1"),
     (["train", "series", "--input", "{S}", "--train-fraction", "0"], "--train-fraction: must"),

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.core.table import F32_MAX, TIME_COLUMNS, check_header
+from aemon.core.table import F32_MAX, TIME_COLUMNS, cell_error, check_header
 
 ID_COLUMNS = ("stream", "seq", "label")
 
@@ -105,7 +105,11 @@ def read_samples(path: str | Path) -> Samples:
         with path.open(newline="", encoding="utf-8") as fh:
             header = next(csv.reader(fh), [])
         check_header([h.strip() for h in header], str(path))  # before pandas renames doubles
-        frame = pd.read_csv(path, dtype={"stream": str}, skipinitialspace=True)
+        # Every cell as written: pandas would read "NA", "null" or "None" as missing, which
+        # turns a stream called NA into an empty id and a text value into a number (nan).
+        frame = pd.read_csv(
+            path, dtype={"stream": str}, skipinitialspace=True, keep_default_na=False
+        )
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         reason = " ".join(str(exc).split())  # pandas may end its message with a newline
         raise DataError(f"{path}: not a readable CSV ({reason})") from None
@@ -132,10 +136,7 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
     bad = ~np.isfinite(values) | (np.abs(values) > F32_MAX)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise DataError(
-            f"{path}:{i + 2}: column {value_cols[j]!r} holds {frame[value_cols[j]].iloc[i]!r}, "
-            "not a finite float32 number"
-        )
+        raise cell_error(f"{path}:{i + 2}", value_cols[j], frame[value_cols[j]].iloc[i])
     ts, zoneless = parse_times(frame[time_col], path)
     stream = (
         frame["stream"].astype(object).where(frame["stream"].notna(), "").astype(str).to_numpy()

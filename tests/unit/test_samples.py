@@ -1,0 +1,49 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from aemon.core.errors import DataError
+from aemon.training.datasets.samples import read_samples, samples_of
+
+HEAD = "timestamp,stream,value\n"
+
+
+def write(tmp_path, text):
+    p = tmp_path / "s.csv"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        # the same wording as a window CSV's (tests/unit/test_table.py)
+        (
+            "1700000000,a,1\n1700000060,a,n/a\n",
+            r"s\.csv:3: column 'value' holds 'n/a', not a number",
+        ),
+        ("1700000000,a,1\n1700000060,a,\n", r"s\.csv:3: column 'value' holds '', not a number"),
+        ("1700000000,a,NaN\n", r"s\.csv:2: column 'value' is nan \(not a finite float32 number\)"),
+        ("1700000000,a,-inf\n", r"s\.csv:2: column 'value' is -inf \(not a finite float32"),
+        ("1700000000,a,1e300\n", r"s\.csv:2: column 'value' is 1e\+300 \(not a finite float32"),
+        ("1700000000,,1\n", r"s\.csv:2: empty stream id"),
+        (",a,1\n", r"s\.csv:2: timestamp '' is not a time"),
+    ],
+)
+def test_a_bad_cell_of_a_sample_csv_is_named_as_written(tmp_path, rows, message):
+    with pytest.raises(DataError, match=message):
+        read_samples(write(tmp_path, HEAD + rows))
+
+
+def test_stream_ids_that_pandas_would_read_as_missing_are_ids(tmp_path):
+    """North America's region, a host called null: ids the daemon accepts, so training does."""
+    rows = "".join(f"{1_700_000_000 + i},{s},{i}\n" for i, s in enumerate(["NA", "null", "None"]))
+    samples = read_samples(write(tmp_path, HEAD + rows))
+    assert samples.stream.tolist() == ["NA", "null", "None"]
+    np.testing.assert_array_equal(samples.values[:, 0], [0, 1, 2])
+
+
+def test_a_missing_value_in_a_dataframe_is_named():
+    frame = pd.DataFrame({"ts": [1_700_000_000, 1_700_000_060], "value": [1.0, np.nan]})
+    with pytest.raises(DataError, match=r"samples:3: column 'value' is nan"):
+        samples_of(frame)
