@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from aemon.core.detector import Detector
+from aemon.core.errors import DataError
 from aemon.core.events import Decider, Rule, event_record, iso
 from aemon.core.learner import learned_scores
 from aemon.core.windowing import window_index
@@ -46,6 +47,24 @@ class Timeline:
         return np.array([np.nan if v is None else v for v in self.p], dtype=np.float64)
 
 
+def check_columns(columns: list[str], det: Detector, stream: str, where: str) -> None:
+    """DataError unless a stream's value ``columns`` are what its model was trained on: as
+    many, and with several metrics the same names in the same order (a sample's values are
+    taken by position, as the daemon takes a sample's ``values``)."""
+    want = det.meta.recorded_metrics
+    n = det.meta.value_channels
+    if len(columns) != n:
+        raise DataError(
+            f"stream {stream!r}: {len(columns)} value column(s) ({', '.join(columns)}) where its "
+            f"model in {where} takes {n}" + (f" ({', '.join(want)})" if want else "")
+        )
+    if n > 1 and want is not None and columns != want:
+        raise DataError(
+            f"stream {stream!r}: value columns {', '.join(columns)} where its model in {where} "
+            f"was trained on {', '.join(want)}, in that order (values are taken by position)"
+        )
+
+
 def score_samples(
     samples: Samples, route: Callable[[str], Detector | None], where: str = "the models"
 ) -> Timeline:
@@ -57,6 +76,7 @@ def score_samples(
         if det is None:
             out.skipped.append(stream)
             continue
+        check_columns(samples.channels, det, stream, where)
         out.models[stream] = det
         window = det.meta.window
         length = window.length

@@ -123,13 +123,18 @@ class Meta:
         return self.channels + (self.value_channels if "profile" in self.doc["input"] else 0)
 
     @property
-    def metric_names(self) -> list[str]:
-        """The names of a series model's value columns, in window order (``channel N`` where
-        the artifact records none)."""
+    def recorded_metrics(self) -> list[str] | None:
+        """The names of a series model's value columns, in window order, as its training data
+        named them (None where the artifact records none)."""
         names = (self.doc.get("series") or {}).get("metrics")
         if isinstance(names, list) and len(names) == self.value_channels:
             return [str(n) for n in names]
-        return [f"channel {i}" for i in range(self.value_channels)]
+        return None
+
+    @property
+    def metric_names(self) -> list[str]:
+        """:attr:`recorded_metrics`, else ``channel N``."""
+        return self.recorded_metrics or [f"channel {i}" for i in range(self.value_channels)]
 
     @property
     def channel_scale(self) -> tuple[float, ...] | None:

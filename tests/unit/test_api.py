@@ -214,6 +214,21 @@ def test_a_series_ensemble_is_asked_for_and_one_model_is_the_default():
         aemon.fit_series(samples_frame(), epochs=1, members=0)
 
 
+def test_a_stream_is_scored_only_with_the_columns_its_model_was_trained_on():
+    """A sample's values are taken by position, so a several-metric model refuses columns in
+    another order, or too few, in one line instead of scoring the wrong metrics (or a traceback);
+    one metric is taken whatever its name."""
+    two = samples_frame().assign(pressure=np.cos(np.arange(200) / 6))
+    series = aemon.fit_series(two, epochs=1)
+    assert len(series.score(two)) == 200 - 8 + 1
+    with pytest.raises(aemon.DataError, match=r"columns pressure, flow where .* flow, pressure"):
+        series.score(two[["pressure", "flow"]])
+    with pytest.raises(aemon.DataError, match=r"1 value column\(s\) \(flow\) .* takes 2"):
+        series.score(two[["flow"]])
+    one = aemon.fit_series(samples_frame(), epochs=1)
+    assert len(one.score(samples_frame().rename(columns={"flow": "rate"}))) == 200 - 8 + 1
+
+
 def samples_frame() -> pd.DataFrame:
     index = pd.date_range("2026-01-01", periods=200, freq="min")
     return pd.DataFrame({"flow": np.sin(np.arange(200) / 6)}, index=index)

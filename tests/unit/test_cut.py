@@ -47,7 +47,7 @@ def test_dates_channels_and_errors(tmp_path):
     with pytest.raises(DataError, match=r"e\.csv:2: timestamp 'noon' is not a time"):
         cut(tmp_path / "e.csv", 1)
     (tmp_path / "f.csv").write_text("ts,x\n1,abc\n")
-    with pytest.raises(DataError, match=r"f\.csv:2: column 'x' holds 'abc', not a finite float32"):
+    with pytest.raises(DataError, match=r"f\.csv:2: column 'x' holds 'abc', not a number"):
         cut(tmp_path / "f.csv", 1)
     (tmp_path / "g.csv").write_text("x,y\n1,2\n")
     with pytest.raises(DataError, match="needs a time column named timestamp, ts, time"):
@@ -69,5 +69,5 @@ def test_iso_dates_epoch_seconds_and_seq_as_an_id(tmp_path):
 def test_overflowing_values_are_refused_as_the_daemon_refuses_them(tmp_path):
     p = tmp_path / "big.csv"
     p.write_text("ts,v\n1,1e30\n2,1e300\n")
-    with pytest.raises(DataError, match=r"big\.csv:3: column 'v' holds .*not a finite float32"):
+    with pytest.raises(DataError, match=r"big\.csv:3: column 'v' is 1e\+300 \(not a finite"):
         cut(p, 1)
