@@ -47,7 +47,7 @@ class Timeline:
         return np.array([np.nan if v is None else v for v in self.p], dtype=np.float64)
 
 
-def check_columns(columns: list[str], det: Detector, stream: str, where: str) -> None:
+def _check_columns(columns: list[str], det: Detector, stream: str, where: str) -> None:
     """DataError unless a stream's value ``columns`` are what its model was trained on: as
     many, and with several metrics the same names in the same order (a sample's values are
     taken by position, as the daemon takes a sample's ``values``)."""
@@ -76,7 +76,7 @@ def score_samples(
         if det is None:
             out.skipped.append(stream)
             continue
-        check_columns(samples.channels, det, stream, where)
+        _check_columns(samples.channels, det, stream, where)
         out.models[stream] = det
         window = det.meta.window
         length = window.length
