@@ -53,7 +53,8 @@ def _open_rows(path: Path, delimiter: str) -> list[list[str]]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        # utf-8-sig: a byte-order mark (Excel's "CSV UTF-8") is not part of the first name
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             rows = [row for row in csv.reader(fh, delimiter=delimiter) if row]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{path}: not a readable text table ({exc})") from None

@@ -47,3 +47,12 @@ def test_a_missing_value_in_a_dataframe_is_named():
     frame = pd.DataFrame({"ts": [1_700_000_000, 1_700_000_060], "value": [1.0, np.nan]})
     with pytest.raises(DataError, match=r"samples:3: column 'value' is nan"):
         samples_of(frame)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_time_column_s_name(tmp_path):
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + (HEAD + "1700000000,a,1\n").encode())
+    assert read_samples(p).stream.tolist() == ["a"]
+    p.write_bytes(b"\xef\xbb\xbftimestamp;value\n1700000000;1\n")
+    with pytest.raises(DataError, match=r"bom\.csv:1: one column, 'timestamp;value'"):
+        read_samples(p)

@@ -63,3 +63,12 @@ def test_headerless_tsv_matrix(tmp_path):
     np.testing.assert_array_equal(m, [[1, 0.5, 0.25], [2, 1, 2]])
     with pytest.raises(DataError, match=r"x\.tsv:2: column '3' holds 'oops'"):
         read_matrix(write(tmp_path, "1\t0.5\t0.25\n2\t1\toops\n", "x.tsv"))
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column_s_name(tmp_path):
+    """Excel's "CSV UTF-8" starts with one: the stream column must still be the stream."""
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbfstream,a,b\np,1,2\nq,3,4\n")
+    table = read_windows(p)
+    assert table.stream.tolist() == ["p", "q"]
+    np.testing.assert_array_equal(table.values, [[1, 2], [3, 4]])

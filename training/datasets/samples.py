@@ -102,7 +102,7 @@ def read_samples(path: str | Path) -> Samples:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             header = next(csv.reader(fh), [])
         check_header([h.strip() for h in header], str(path))  # before pandas renames doubles
         # Every cell as written: pandas would read "NA", "null" or "None" as missing, which
