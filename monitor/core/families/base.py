@@ -16,6 +16,12 @@ def elementwise_error(x: torch.Tensor, recon: torch.Tensor, score: str) -> torch
     return diff.abs() if score == "mae" else diff.square()
 
 
+def reconstruction_loss(recon: torch.Tensor, clean: torch.Tensor, loss: str) -> torch.Tensor:
+    """The mean ``l1`` (else squared) error of a reconstruction, fused in one kernel."""
+    fused = nn.functional.l1_loss if loss == "l1" else nn.functional.mse_loss
+    return fused(recon, clean)
+
+
 def adam(params: Iterable[nn.Parameter], lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
     """Adam with the fused kernel (CPU and CUDA): one update for all parameters per step."""
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
@@ -42,8 +48,7 @@ class Autoencoder(nn.Module):
 
     def training_loss(self, noisy: torch.Tensor, clean: torch.Tensor, loss: str) -> torch.Tensor:
         """Loss of reconstructing ``clean`` from ``noisy`` (the same tensor unless denoising)."""
-        fused = nn.functional.l1_loss if loss == "l1" else nn.functional.mse_loss
-        return fused(self(noisy), clean)
+        return reconstruction_loss(self(noisy), clean, loss)
 
     def loss_name(self, loss: str) -> str:
         """What :meth:`training_loss` computes, for the loss plot's axis."""

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from aemon.core import specs
-from aemon.core.families.base import Autoencoder, elementwise_error
+from aemon.core.families.base import Autoencoder, elementwise_error, reconstruction_loss
 from aemon.core.families.registry import register
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {k: getattr(nn, v) for k, v in specs.ACTIVATIONS.items()}
@@ -150,9 +150,8 @@ class DenseAE(Autoencoder):
     def training_loss(self, noisy: torch.Tensor, clean: torch.Tensor, loss: str) -> torch.Tensor:
         if self.members == 1:
             return super().training_loss(noisy, clean, loss)
-        fused = nn.functional.l1_loss if loss == "l1" else nn.functional.mse_loss
         recon = self._members(noisy)  # each member's own loss, averaged over the members
-        return fused(recon, clean.expand_as(recon))
+        return reconstruction_loss(recon, clean.expand_as(recon), loss)
 
     def errors(self, x: torch.Tensor, score: str) -> torch.Tensor:
         if self.members == 1:
