@@ -14,8 +14,9 @@ import numpy as np
 
 from aemon.core.detector import Detector
 from aemon.core.errors import DataError
-from aemon.core.events import Decider, Rule, event_record, iso
+from aemon.core.events import Decider, Rule, event_record
 from aemon.core.learner import learned_scores
+from aemon.core.times import iso
 from aemon.core.windowing import window_index
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples

@@ -30,7 +30,6 @@ daemon that re-reads that much after a restart rebuilds exactly the same state.
 from __future__ import annotations
 
 import bisect
-import datetime
 import functools
 import hashlib
 import math
@@ -41,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from aemon.core.errors import ArtifactError
+from aemon.core.times import iso
 
 if TYPE_CHECKING:
     from aemon.core.artifact import Meta
@@ -256,17 +256,6 @@ class Decider:
             verdict.resolved = ev
             self.event = None
         return verdict
-
-
-EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
-
-
-def iso(ts: float | None) -> str:
-    """Epoch seconds as ISO 8601 UTC to the microsecond (``""`` for None)."""
-    if ts is None:
-        return ""
-    moment = EPOCH + datetime.timedelta(microseconds=round(ts * 1e6))
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def top_metrics(errors: Sequence[float], names: list[str], k: int = 3) -> list[dict]:

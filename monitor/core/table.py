@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from aemon.core.errors import DataError
+from aemon.core.times import EARLIEST, LATEST, time_problem
 
 ID_COLUMNS = ("stream", "seq", "ts", "start", "label")
 # What a sample's time column may be called (in a CSV or a DataFrame); never a value.
@@ -168,6 +169,11 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
             continue
         raw = _to_float([[row[col[name]]] for row in body], path, 2, [name])[:, 0]
         if name in ("ts", "start"):
+            bad = ~((raw >= EARLIEST) & (raw < LATEST))
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                cell = body[i][col[name]]
+                raise DataError(f"{path}:{i + 2}: {name} {cell} {time_problem(raw[i])}")
             setattr(table, name, raw)
             continue
         if not np.array_equal(raw, np.round(raw)):

@@ -27,6 +27,8 @@ import numpy as np
 import orjson
 import simdjson
 
+from aemon.core.times import EARLIEST, LATEST, time_problem
+
 # A value beyond float32 becomes inf when copied into a row; that row is then refused as
 # non-finite, so numpy's warning about the cast says nothing new.
 warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, __name__)
@@ -103,10 +105,20 @@ def _seq(value: object, default: int) -> int:
 
 
 def _ts(value: object, default: float) -> float:
+    """A message's ``ts``, else ``default`` (its record's timestamp, which a producer may set to
+    anything: checked too, so that no event gets a time it cannot be written with)."""
     if value is None:
+        if not EARLIEST <= default < LATEST:
+            raise Invalid(
+                "bad_ts",
+                f"no 'ts', and the record's timestamp ({default:.15g} s since the epoch) is not "
+                "between the years 1 and 5000",
+            )
         return default
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise Invalid("bad_ts", "'ts' must be a finite number (seconds since the epoch)")
+    if not EARLIEST <= value < LATEST:
+        raise Invalid("bad_ts", f"'ts' {value} {time_problem(value)}")
     return float(value)
 
 
@@ -191,7 +203,7 @@ def decode_windows(records: Iterable[Record], rows: np.ndarray, limits: Limits) 
                 stream, seq = _f32_meta(rec, stream_h, seq_h, nbytes, limits, names)
                 raw_at.append(n)
                 raw.append(rec.value)  # type: ignore[arg-type]  # checked by _f32_meta
-                ts = rec.timestamp / 1000.0
+                ts = _ts(None, rec.timestamp / 1000.0)
             elif ctype is None or ctype == b"application/json":
                 got = _parse(parser, rec.value or b"", limits, flat.shape[1], sample=False)
                 if got is None:  # the checked path says why, or decodes it

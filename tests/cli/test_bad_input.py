@@ -47,6 +47,8 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "twice.csv").write_text("stream,v,v\ns,1.0,2.0\n")
     (root / "ragged.csv").write_text("timestamp,value\n1700000000,1\n1700000060,2,3\n")
     (root / "text-samples.csv").write_text("timestamp,value\n1700000000,1\n1700000060,n/a\n")
+    (root / "ms-samples.csv").write_text("timestamp,value\n1700000000000,1\n1700000060000,2\n")
+    (root / "ms-windows.csv").write_text("ts,v0,v1\n1700000000000,1,2\n")
     return {
         "W": str(windows),
         "THREE": str(root / "three.csv"),
@@ -64,6 +66,8 @@ def files(tmp_path_factory) -> dict[str, str]:
         "SEMIS": str(root / "semi-samples.csv"),
         "TWICE": str(root / "twice.csv"),
         "TEXTS": str(root / "text-samples.csv"),
+        "MS": str(root / "ms-samples.csv"),
+        "MSW": str(root / "ms-windows.csv"),
     }
 
 
@@ -120,6 +124,8 @@ CASES = [
     ([*TW[:3], "{SEMI}", *TW[4:]], "looks separated by semicolons"),
     (["train", "series", "--input", "{SEMIS}", "--out", "{OUT}"], "separated by semicolons"),
     (["train", "series", "--input", "{TEXTS}", "--out", "{OUT}"], "column 'value' holds 'n/a'"),
+    (["train", "series", "--input", "{MS}", "--out", "{OUT}"], "ms-samples.csv:2: timestamp 17"),
+    ([*TW[:3], "{MSW}", *TW[4:]], "ms-windows.csv:2: ts 1700000000000 is after the year 5000"),
     ([*TW[:3], "{TWICE}", *TW[4:]], "column 'v' appears twice"),
     (["train", "series", "--input", "{S}", "--length", "0"], "--length: must be >= 1"),
     (["train", "series", "--input", "{S}", "--train-fraction", "0"], "--train-fraction: must"),

@@ -22,15 +22,15 @@ from aemon.daemon.codec import (
 LIM = Limits(max_bytes=4096, max_stream_len=16)
 
 
-def record(value, headers=None, offset=99):
+def record(value, headers=None, offset=99, timestamp_ms=1_700_000_000_000):
     headers = tuple(headers or ())
-    return ConsumerRecord("t", 0, offset, 1_700_000_000_000, 0, None, value, None, 0, 0, headers)
+    return ConsumerRecord("t", 0, offset, timestamp_ms, 0, None, value, None, 0, 0, headers)
 
 
-def decode(value, headers=None, length=4):
+def decode(value, headers=None, length=4, timestamp_ms=1_700_000_000_000):
     """One record into a one-row batch: (stream, seq, ts) and the row, or raise its Invalid."""
     rows = np.zeros((1, length), dtype=np.float32)
-    got = decode_windows([record(value, headers)], rows, LIM)
+    got = decode_windows([record(value, headers, timestamp_ms=timestamp_ms)], rows, LIM)
     if got.refused:
         raise got.refused[0][1]
     return (got.streams[0], got.seqs[0], got.ts[0]), rows[0]
@@ -85,6 +85,9 @@ def test_a_run_of_mixed_records_fills_rows_in_order_and_returns_the_refused():
         (b'{"stream": "a", "seq": -1, "values": [1, 2, 3, 4]}', None, "bad_seq"),
         (b'{"stream": "a", "seq": 9223372036854775808, "values": [1, 2, 3, 4]}', None, "bad_seq"),
         (b'{"stream": "a", "ts": "now", "values": [1, 2, 3, 4]}', None, "bad_ts"),
+        # milliseconds sent as seconds (the year 57,970): an event could not be written in ISO
+        (b'{"stream": "a", "ts": 1767225600000, "values": [1, 2, 3, 4]}', None, "bad_ts"),
+        (b'{"stream": "a", "ts": -1e11, "values": [1, 2, 3, 4]}', None, "bad_ts"),
         (b"\x00" * 12, f32_headers("a", 1), "wrong_length"),
         (b"\x00" * 16, [("content-type", b"application/x-aemon-f32")], "bad_stream"),
         (b"\x00" * 16, [*f32_headers("a", 1)[:2], ("seq", b"one")], "bad_f32"),
@@ -141,6 +144,13 @@ def test_samples_take_value_or_values():
         decode_sample(b'{"stream": "t"}', 0, 1, LIM)
     with pytest.raises(Invalid, match="non_finite"):
         decode_sample(b'{"stream": "t", "value": 1e300}', 0, 1, LIM)
+    with pytest.raises(
+        Invalid, match=r"'ts' 1767225600000\.0 is after the year 5000 .*milliseconds"
+    ):
+        decode_sample(b'{"stream": "t", "ts": 1767225600000.0, "value": 1}', 0, 1, LIM)
+    assert decode_sample(b'{"stream": "t", "ts": 1767225600.5, "value": 1}', 0, 1, LIM).ts == (
+        1767225600.5
+    )
 
 
 @pytest.mark.parametrize(
@@ -249,3 +259,16 @@ def test_the_parser_is_reused_across_runs_and_refusals():
     ):
         assert codec._parse(parser, plain, LIM, 4, sample=False) is not None
     assert codec._parse(parser, b'{"stream": "a", "value": 2}', LIM, 1, sample=True) is not None
+
+
+@pytest.mark.parametrize(
+    ("value", "headers"),
+    [(b'{"stream": "a", "values": [1, 2, 3, 4]}', None), (b"\x00" * 16, f32_headers("a", 1))],
+    ids=["json", "f32"],
+)
+def test_a_record_timestamp_no_event_could_carry_is_refused(value, headers):
+    """A producer may set any record timestamp; one past the year 5000 would end the event that
+    carries it in an ISO time that cannot be written."""
+    with pytest.raises(Invalid, match=r"record's timestamp .* not between the years 1 and 5000"):
+        decode(value, headers, timestamp_ms=2**62)
+    assert decode(value, headers, timestamp_ms=0)[0][2] == 0.0

@@ -28,6 +28,8 @@ def write(tmp_path, text):
         ("1700000000,a,1e300\n", r"s\.csv:2: column 'value' is 1e\+300 \(not a finite float32"),
         ("1700000000,,1\n", r"s\.csv:2: empty stream id"),
         (",a,1\n", r"s\.csv:2: timestamp '' is not a time"),
+        ("1700000000,a,1\n1700000060000,a,2\n", r"s\.csv:3: timestamp 1700000060000 is after the"),
+        ("-1e11,a,1\n", r"s\.csv:2: timestamp -1e11 is before the year 1"),
     ],
 )
 def test_a_bad_cell_of_a_sample_csv_is_named_as_written(tmp_path, rows, message):
@@ -56,3 +58,30 @@ def test_a_byte_order_mark_is_not_part_of_the_time_column_s_name(tmp_path):
     p.write_bytes(b"\xef\xbb\xbftimestamp;value\n1700000000;1\n")
     with pytest.raises(DataError, match=r"bom\.csv:1: one column, 'timestamp;value'"):
         read_samples(p)
+
+
+def _rows(times, streams=("a",)):
+    return "".join(f"{t},{s},1\n" for t in times for s in streams)
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        [1_700_000_000 + 60 * i for i in range(300)][::-1],  # newest first
+        np.random.default_rng(0).permutation(1_700_000_000 + 60 * np.arange(300)).tolist(),
+    ],
+    ids=["newest first", "shuffled"],
+)
+def test_rows_out_of_time_order_are_taken_as_they_stand_with_one_warning(tmp_path, times):
+    warning = r"s\.csv:\d+: stream 'a' \(and 1 more streams\) goes back in time"
+    with pytest.warns(UserWarning, match=warning):
+        samples = read_samples(write(tmp_path, HEAD + _rows(times, ("a", "b"))))
+    np.testing.assert_array_equal(samples.ts[::2], times)  # never sorted (the clock rule)
+
+
+def test_a_clock_stepping_back_now_and_then_is_no_reason_to_warn(tmp_path, recwarn):
+    """A daylight-saving hour stamped twice, a clock stepping back 55 minutes: once each."""
+    times = [1_700_000_000 + 300 * (i - 12 * (i >= 100)) - 3300 * (i >= 250) for i in range(300)]
+    samples = read_samples(write(tmp_path, HEAD + _rows(times, ("a", "b"))))
+    assert len(samples) == 600
+    assert not [w for w in recwarn if "back in time" in str(w.message)]

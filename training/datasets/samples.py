@@ -1,7 +1,8 @@
 """Sample CSVs: one row per sample of one or more telemetry streams, one format everywhere.
 
 Columns: a time column named ``timestamp``, ``ts``, ``time``, ``date`` or ``datetime`` (ISO
-8601, zone-less times taken as UTC, or epoch seconds); optional ``stream`` (default one stream,
+8601, zone-less times taken as UTC, or epoch seconds, not milliseconds: see
+:mod:`aemon.core.times`); optional ``stream`` (default one stream,
 ``"0"``), ``seq`` (the per-stream sample index: an id, never a value) and ``label`` (1 =
 anomalous sample); every other column is a value channel, in order. Values must be finite
 float32 numbers, as the daemon requires. Rows keep file order: the clock never reorders samples
@@ -11,6 +12,7 @@ float32 numbers, as the daemon requires. Rows keep file order: the clock never r
 from __future__ import annotations
 
 import csv
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +21,12 @@ import pandas as pd
 
 from aemon.core.errors import DataError
 from aemon.core.table import F32_MAX, TIME_COLUMNS, cell_error, check_header
+from aemon.core.times import EARLIEST, LATEST, time_problem
 
 ID_COLUMNS = ("stream", "seq", "label")
+# A stream whose time goes back at this share of its steps or more is not in time order (a
+# daylight-saving hour stamped twice or a clock stepping back goes back once).
+UNORDERED_SHARE = 0.01
 
 
 @dataclass
@@ -73,9 +79,11 @@ def parse_times(column: pd.Series, path: str) -> tuple[np.ndarray, bool]:
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().all():
         out = numeric.to_numpy(dtype=np.float64)
-        if not np.isfinite(out).all():
-            row = int(np.flatnonzero(~np.isfinite(out))[0]) + 2
-            raise DataError(f"{path}:{row}: {column.name} is not a finite time")
+        bad = ~((out >= EARLIEST) & (out < LATEST))  # NaN and inf too
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            cell = column.iloc[i]
+            raise DataError(f"{path}:{i + 2}: {column.name} {cell} {time_problem(out[i])}")
         return out, False
     text = column.astype(str)
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
@@ -108,7 +116,10 @@ def read_samples(path: str | Path) -> Samples:
         # Every cell as written: pandas would read "NA", "null" or "None" as missing, which
         # turns a stream called NA into an empty id and a text value into a number (nan).
         frame = pd.read_csv(
-            path, dtype={"stream": str}, skipinitialspace=True, keep_default_na=False
+            path,
+            dtype={"stream": str, **dict.fromkeys(TIME_COLUMNS, str)},
+            skipinitialspace=True,
+            keep_default_na=False,
         )
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         reason = " ".join(str(exc).split())  # pandas may end its message with a newline
@@ -153,4 +164,32 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
             raise DataError(f"{path}:{row}: label must be 0 (normal) or 1 (anomaly)")
         label = label.astype(np.int8)
     seq = _whole(frame, "seq", path) if "seq" in frame else None
+    _warn_if_unordered(stream, ts, frame[time_col], path)
     return Samples(stream, ts, values, value_cols, seq, label, zoneless)
+
+
+def _warn_if_unordered(stream: np.ndarray, ts: np.ndarray, cells: pd.Series, path: str) -> None:
+    """One warning when a stream's rows are not in time order (shuffled, newest first): rows
+    are taken in file order, never sorted by their times (the clock rule), so such a file would
+    be cut into windows of samples that did not follow each other."""
+    codes, names = pd.factorize(stream)
+    order = np.argsort(codes, kind="stable")
+    same = codes[order][1:] == codes[order][:-1]
+    back = same & (ts[order][1:] < ts[order][:-1])
+    counts = np.bincount(codes[order][1:][back], minlength=len(names))
+    steps = np.bincount(codes, minlength=len(names)) - 1
+    unordered = np.flatnonzero((counts >= 2) & (counts >= UNORDERED_SHARE * steps))
+    if not len(unordered):
+        return
+    k = int(unordered[0])
+    first = int(np.flatnonzero(back & (codes[order][1:] == k))[0])
+    row, prev = int(order[first + 1]), int(order[first])
+    others = f" (and {len(unordered) - 1} more streams)" if len(unordered) > 1 else ""
+    warnings.warn(
+        f"{path}:{row + 2}: stream {str(names[k])!r}{others} goes back in time at "
+        f"{counts[k]:,} of its {steps[k]:,} steps ({cells.iloc[row]} after "
+        f"{cells.iloc[prev]} on line {prev + 2}); "
+        "rows are taken in file order, never sorted by time: sort the file by time if its rows "
+        "are not in the order they happened",
+        stacklevel=2,
+    )
