@@ -11,6 +11,7 @@ directory, ``OUT/<stream>/``, that ``aemon serve`` and ``aemon score`` route str
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -241,11 +242,19 @@ def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str, clock: dic
         n_train = plan.train_rows(len(rows))
         n_fit = round(n_train * (1 - cal_fraction))
         fit_part, cal_part = rows[:n_fit], rows[n_fit:n_train]
-        need = plan.length + 3
-        if len(fit_part) < need or len(cal_part) < plan.length + 1:
+        need, need_cal = plan.length + 3, plan.length + 1
+        if len(fit_part) < need or len(cal_part) < need_cal:
+            least = next(
+                n
+                for n in itertools.count(need + need_cal)
+                if round(n * (1 - cal_fraction)) >= need
+                and n - round(n * (1 - cal_fraction)) >= need_cal
+            )
             raise ConfigError(
                 f"stream {stream!r}: {n_train} training samples are too few for windows of "
-                f"{plan.length} (fit needs >= {need}, calibration >= {plan.length + 1})"
+                f"{plan.length} (the earlier {1 - cal_fraction:.0%} fits, at least {need}; the "
+                f"later {cal_fraction:.0%} calibrates, at least {need_cal}): give it at least "
+                f"{least} training samples, or leave it out"
             )
         channels = window_channels(samples.values.shape[1], clock[stream] is not None)
         cut = [

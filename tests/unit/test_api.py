@@ -229,6 +229,14 @@ def test_a_stream_is_scored_only_with_the_columns_its_model_was_trained_on():
     assert len(one.score(samples_frame().rename(columns={"flow": "rate"}))) == 200 - 8 + 1
 
 
+def test_a_stream_with_too_short_a_history_is_told_how_many_samples_it_needs():
+    with pytest.raises(
+        aemon.ConfigError, match=r"'0': 28 training .* give it at least 29 training"
+    ):
+        aemon.fit_series(samples_frame()[:28], epochs=1)
+    assert len(aemon.fit_series(samples_frame()[:29], epochs=1).detectors) == 1
+
+
 def samples_frame() -> pd.DataFrame:
     index = pd.date_range("2026-01-01", periods=200, freq="min")
     return pd.DataFrame({"flow": np.sin(np.arange(200) / 6)}, index=index)
