@@ -26,7 +26,10 @@ class Batch:
     parts: list[int] = field(default_factory=list)  # each row's partition (sample streams)
     holds: list[int] = field(default_factory=list)  # offset its stream's history starts at
     learned: list = field(default_factory=list)  # the update scoring each row (None: trained)
-    commit: dict[TopicPartition, int] = field(default_factory=dict)  # next offset per partition
+    ends: dict[TopicPartition, int] = field(default_factory=dict)  # next offset per partition
+    # What may be committed per partition: ``ends``, or earlier where a stream's windows, score
+    # history or open event need records a restart must read again.
+    commit: dict[TopicPartition, int] = field(default_factory=dict)
     epochs: dict[TopicPartition, int] = field(default_factory=dict)  # each partition's, at fetch
     pending: list[tuple] = field(default_factory=list)  # dead letters to publish with the batch
     opened: float = field(default_factory=time.monotonic)
@@ -83,6 +86,7 @@ class Batch:
         self.n = 0
         for lst in (*self._lists(), self.pending):
             lst.clear()
+        self.ends.clear()
         self.commit.clear()
         self.epochs.clear()
         self.opened = time.monotonic()

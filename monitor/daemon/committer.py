@@ -41,7 +41,7 @@ class Committer:
 
     def acknowledged(self, batch: Batch) -> None:
         """Every message of ``batch`` is acknowledged (the publisher): commit its offsets."""
-        self.ledger.acknowledged(batch.commit, batch.epochs)
+        self.ledger.acknowledged(batch.commit, batch.ends, batch.epochs)
         self._batches += 1
         self._wanted.set()
 
@@ -105,10 +105,13 @@ class Committer:
             self.ledger.set_baseline(tp, offset)
 
     def update_lag(self) -> None:
+        """Lag: messages not decided yet; re-read: decided, but kept uncommitted for a restart."""
         for tp in self.ledger.assigned:
             high = self.consumer.highwater(tp)
             done = self.ledger.done(tp)
+            labels = (tp.topic, str(tp.partition))
             if high is not None and done is not None:
-                self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(
-                    max(0, high - done)
-                )
+                self.metrics.consumer_lag.labels(*labels).set(max(0, high - done))
+            kept = self.ledger.kept(tp)
+            if kept is not None:
+                self.metrics.reread.labels(*labels).set(kept)

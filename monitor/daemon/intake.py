@@ -148,8 +148,8 @@ class Intake:
         batch = self.batch
         assert batch is not None
         if records:
-            batch.commit[tp] = records[-1].offset + 1
-            batch.epochs[tp] = self.ledger.fetched(tp, records[0].offset, batch.commit[tp])
+            batch.ends[tp] = batch.commit[tp] = records[-1].offset + 1
+            batch.epochs[tp] = self.ledger.fetched(tp, records[0].offset, batch.ends[tp])
         if self.windower is not None:
             self._samples(tp, records, batch)
             return

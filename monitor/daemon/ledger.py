@@ -23,13 +23,14 @@ class PartitionState:
     epoch: int = 0
     assigned: bool = False
     fetched: int | None = None  # next offset to fetch, as the intake last took records
-    acknowledged: int | None = None  # next offset after the last fully acknowledged batch
+    decided: int | None = None  # next offset after the last fully acknowledged batch
+    acknowledged: int | None = None  # what of it may be committed (a restart's re-read kept)
     committed: int | None = None  # what this member last committed
     baseline: int | None = None  # where consumption started (lag before the first commit)
 
     def forget(self) -> None:
         self.epoch += 1
-        self.fetched = self.acknowledged = self.committed = self.baseline = None
+        self.fetched = self.decided = self.acknowledged = self.committed = self.baseline = None
 
 
 @dataclass
@@ -110,14 +111,18 @@ class Ledger:
         return {tp.partition for tp, e in epochs.items() if self.epoch(tp) != e}
 
     def acknowledged(
-        self, offsets: dict[TopicPartition, int], epochs: dict[TopicPartition, int]
+        self,
+        offsets: dict[TopicPartition, int],
+        ends: dict[TopicPartition, int],
+        epochs: dict[TopicPartition, int],
     ) -> None:
-        """Every message of a batch is acknowledged (the publisher): its offsets may be
-        committed, unless their partition moved to a new epoch since the fetch."""
+        """Every message of a batch is acknowledged (the publisher): decided up to ``ends``, and
+        ``offsets`` may be committed, unless their partition moved to a new epoch since the
+        fetch."""
         for tp, offset in offsets.items():
             st = self.parts.get(tp)
             if st is not None and st.epoch == epochs.get(tp, 0):
-                st.acknowledged = offset
+                st.acknowledged, st.decided = offset, ends[tp]
 
     def committable(
         self,
@@ -183,8 +188,18 @@ class Ledger:
             st.baseline = offset
 
     def done(self, tp: TopicPartition) -> int | None:
-        """What lag counts from: the committed offset, else where consumption started."""
+        """What lag counts from: the end of what was decided, else where consumption started.
+        Not the committed offset: that stays behind what a restart must read again (a series'
+        windows and histories), which is no backlog."""
         st = self.parts.get(tp)
         if st is None:
             return None
-        return st.committed if st.committed is not None else st.baseline
+        return st.decided if st.decided is not None else st.baseline
+
+    def kept(self, tp: TopicPartition) -> int | None:
+        """Messages decided but not committed: what a restart, or a replica taking the
+        partition over, reads again to decide exactly as this member would have."""
+        st = self.parts.get(tp)
+        if st is None or st.decided is None or st.committed is None:
+            return None
+        return max(0, st.decided - st.committed)

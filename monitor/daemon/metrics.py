@@ -95,7 +95,14 @@ class Metrics:
         )
         self.consumer_lag = Gauge(
             "aemon_consumer_lag_messages",
-            "High-water mark minus position.",
+            "Messages not decided yet: the high-water mark minus the end of what was decided.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.reread = Gauge(
+            "aemon_reread_messages",
+            "Messages decided but not committed yet, which a restart or a replica taking the "
+            "partition over reads again (a series' windows, score history and open events).",
             ["topic", "partition"],
             registry=r,
         )
@@ -191,8 +198,9 @@ class Metrics:
         self.last_batch.set(now)
 
     def forget_lag(self, topic: str, partition: int) -> None:
-        with contextlib.suppress(KeyError):
-            self.consumer_lag.remove(topic, str(partition))
+        for gauge in (self.consumer_lag, self.reread):
+            with contextlib.suppress(KeyError):
+                gauge.remove(topic, str(partition))
 
     def set_models(self, models: list[tuple[str, str, str, float]]) -> None:
         """Point the model series at the models in use (name, version, family, threshold),

@@ -96,6 +96,20 @@ async def test_one_daemon_serves_every_stream_and_equals_offline(bootstrap, seri
         assert counter(svc, "aemon_events_opened_total") == sum(
             e["state"] == "open" for e in offline.events
         )
+
+        def summed(gauge: str) -> float:  # over the input's partitions
+            return sum(
+                counter(svc, gauge, topic=t["input_topic"], partition=str(p)) for p in range(3)
+            )
+
+        # all decided: no lag, though the commits stay behind by the windows a restart re-reads
+        await until(
+            lambda: (
+                summed("aemon_consumer_lag_messages") == 0 and summed("aemon_reread_messages") > 0
+            ),
+            30,
+            lambda: f"lag {summed('aemon_consumer_lag_messages')}",
+        )
     daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
     assert same_events(offline.events, daemon) == []
     assert len(daemon) == len(offline.events)  # no duplicates without a restart

@@ -52,11 +52,13 @@ def window(seq: int) -> bytes:
     return orjson.dumps({"stream": "s", "seq": seq, "values": [0.5] * 4})
 
 
-def acknowledged(ledger: Ledger, tp: TopicPartition, offset: int) -> Batch:
-    """A batch whose messages are acknowledged up to ``offset``, fetched in ``tp``'s epoch now."""
+def acknowledged(ledger: Ledger, tp: TopicPartition, offset: int, end: int | None = None) -> Batch:
+    """A batch of messages up to ``end`` (default ``offset``), fetched in ``tp``'s epoch now,
+    whose offsets may be committed up to ``offset``."""
     batch = Batch(np.zeros((1, 4), dtype=np.float32))
     batch.commit[tp] = offset
-    batch.epochs[tp] = ledger.fetched(tp, 0, offset)
+    batch.ends[tp] = offset if end is None else end
+    batch.epochs[tp] = ledger.fetched(tp, 0, batch.ends[tp])
     return batch
 
 
@@ -66,18 +68,18 @@ def test_the_ledger_commits_only_owned_current_acknowledged_offsets_within_the_l
     ledger.assign([TP0, TP1])
     old = acknowledged(ledger, TP0, 5)
     ledger.revoke([TP0])  # a new epoch, not owned: nothing of it is committed
-    ledger.acknowledged(old.commit, old.epochs)
+    ledger.acknowledged(old.commit, old.ends, old.epochs)
     b1 = acknowledged(ledger, TP1, 9)
-    ledger.acknowledged(b1.commit, b1.epochs)
+    ledger.acknowledged(b1.commit, b1.ends, b1.epochs)
     answer = ledger.committable(lambda tp: 7, lambda tp: 0)
     assert answer.offsets == {} and answer.past_end == [(TP1, "offset 9 is past the log end 7")]
     b2 = acknowledged(ledger, TP1, 6)
-    ledger.acknowledged(b2.commit, b2.epochs)
+    ledger.acknowledged(b2.commit, b2.ends, b2.epochs)
     assert ledger.committable(lambda tp: 7, lambda tp: 0).offsets == {TP1: 6}
     ledger.committed({TP1: 6})
     assert ledger.committable(lambda tp: 7, lambda tp: 0).offsets == {}  # nothing new
     ledger.assign([TP0, TP1])  # back, in a later epoch: the old batch still does not count
-    ledger.acknowledged(old.commit, old.epochs)
+    ledger.acknowledged(old.commit, old.ends, old.epochs)
     assert ledger.committable(lambda tp: 7, lambda tp: 0).offsets == {}
 
 
@@ -85,7 +87,7 @@ def test_after_an_outage_offsets_wait_for_a_fetch_answered_since():
     ledger = Ledger()
     ledger.assign([TP0])
     b = acknowledged(ledger, TP0, 3)
-    ledger.acknowledged(b.commit, b.epochs)
+    ledger.acknowledged(b.commit, b.ends, b.epochs)
     ledger.outage_ended()
     since = ledger.fresh_after_ms or 0
     assert ledger.committable(lambda tp: 10, lambda tp: since - 1).offsets == {}
@@ -128,10 +130,30 @@ async def test_the_committer_commits_acknowledged_batches_and_only_as_a_member()
     assert consumer.commits == [{TP0: 4}] and ledger.committed_offsets() == {TP0: 4}
     consumer.member = False
     b = acknowledged(ledger, TP0, 8)
-    ledger.acknowledged(b.commit, b.epochs)
+    ledger.acknowledged(b.commit, b.ends, b.epochs)
     await c.commit()
     assert consumer.commits == [{TP0: 4}]  # membership lost: nothing committed
     assert lost == []
+
+
+async def test_lag_counts_what_is_not_decided_and_the_kept_re_read_apart():
+    """A series' windows keep its commit behind what was decided (a restart reads them again):
+    that is no backlog, so it is not lag, but the re-read gauge; lag is what waits."""
+    consumer, ledger = FakeConsumer("in"), Ledger()
+    consumer.produce(0, [window(i) for i in range(10)])
+    ledger.assign([TP0])
+    c = committer(consumer, ledger, [])
+    get = c.metrics.registry.get_sample_value
+    labels = {"topic": "in", "partition": "0"}
+    c.acknowledged(acknowledged(ledger, TP0, 3, end=8))
+    await c.commit()
+    assert consumer.commits == [{TP0: 3}]
+    assert get("aemon_consumer_lag_messages", labels) == 2  # offsets 8 and 9 wait
+    assert get("aemon_reread_messages", labels) == 5  # 3..7: decided, read again on a restart
+    c.acknowledged(acknowledged(ledger, TP0, 10))
+    await c.commit()
+    assert get("aemon_consumer_lag_messages", labels) == 0
+    assert get("aemon_reread_messages", labels) == 0
 
 
 async def test_commit_errors_a_lost_partition_reported_a_missing_permission_fatal():
@@ -140,7 +162,7 @@ async def test_commit_errors_a_lost_partition_reported_a_missing_permission_fata
     ledger.assign([TP0])
     c = committer(consumer, ledger, lost)
     b = acknowledged(ledger, TP0, 4)
-    ledger.acknowledged(b.commit, b.epochs)
+    ledger.acknowledged(b.commit, b.ends, b.epochs)
     consumer.commit_error = UnknownTopicOrPartitionError()
     await c.commit()
     assert lost == [("past_end", "in/0: the broker does not know the partition")]
