@@ -7,10 +7,13 @@ problem found is reported at once, one line each.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 import tomllib
 import uuid
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -261,6 +264,25 @@ def local(model: str | Path, bootstrap: str, prefix: str, **extra: Any) -> Setti
     return dataclasses.replace(Settings(), **{**own, **extra})
 
 
+# AEMON_* variables that are not settings: the config file's, and the tools' and tests' own.
+OTHER_VARIABLES = frozenset(
+    {"AEMON_CONFIG", "AEMON_TEST_BOOTSTRAP", "AEMON_SOAK_MINUTES", "AEMON_BATCHES"}
+    | {"AEMON_OBJECT_STORE_LOG"}
+)
+
+
+def _warn_unknown_variables(environ: Mapping[str, str]) -> None:
+    """One warning per ``AEMON_*`` variable that names no setting (a typo in a deployment's
+    environment would otherwise be ignored without a word), with the nearest setting's name."""
+    names = [f"AEMON_{name.upper()}" for name in FIELDS]
+    for env in sorted(k for k in environ if k.startswith("AEMON_")):
+        if env in OTHER_VARIABLES or env in names:
+            continue
+        near = difflib.get_close_matches(env, names, 1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        warnings.warn(f"{env} is not a setting and is ignored{hint}", stacklevel=3)
+
+
 def load(
     flags: dict[str, object] | None = None,
     config_file: str | Path | None = None,
@@ -286,6 +308,7 @@ def load(
                 problems.append(f"{path}: unknown setting {key!r}")
                 continue
             merged[name] = _coerce(name, raw, problems, str(path))
+    _warn_unknown_variables(environ)
     for name in FIELDS:
         env = f"AEMON_{name.upper()}"
         if env in environ:

@@ -57,6 +57,17 @@ def test_type_errors_and_unknown_keys(tmp_path, model):
         config.load({}, toml, {})
 
 
+def test_an_environment_variable_that_names_no_setting_is_warned_about(model):
+    """A deployment's typo would otherwise leave the default in place without a word."""
+    env = {"AEMON_INPUT_TOPIK": "pumps", "AEMON_GROUP_ID": "g", "AEMON_TEST_BOOTSTRAP": "x:1"}
+    with pytest.warns(UserWarning) as caught:
+        s = config.load({"model": model}, None, env)
+    assert (s.input_topic, s.group_id) == (config.Settings().input_topic, "g")
+    assert [str(w.message) for w in caught] == [
+        "AEMON_INPUT_TOPIK is not a setting and is ignored (did you mean AEMON_INPUT_TOPIC?)"
+    ]
+
+
 def test_sasl_settings_pass_through_to_aiokafka(model):
     s = config.load(
         {
