@@ -50,6 +50,13 @@ class WindowTable:
         )
 
 
+def first_outside(ts: np.ndarray) -> int | None:
+    """The position of the first of ``ts`` (epoch seconds) that is not a time aemon takes
+    (:mod:`aemon.core.times`; NaN and inf included); None when every one is."""
+    bad = ~((ts >= EARLIEST) & (ts < LATEST))
+    return int(np.flatnonzero(bad)[0]) if bad.any() else None
+
+
 def _open_rows(path: Path, delimiter: str) -> list[list[str]]:
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -169,9 +176,8 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
             continue
         raw = _to_float([[row[col[name]]] for row in body], path, 2, [name])[:, 0]
         if name in ("ts", "start"):
-            bad = ~((raw >= EARLIEST) & (raw < LATEST))
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
+            i = first_outside(raw)
+            if i is not None:
                 cell = body[i][col[name]]
                 raise DataError(f"{path}:{i + 2}: {name} {cell} {time_problem(raw[i])}")
             setattr(table, name, raw)

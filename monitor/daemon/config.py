@@ -266,8 +266,13 @@ def local(model: str | Path, bootstrap: str, prefix: str, **extra: Any) -> Setti
 
 # AEMON_* variables that are not settings: the config file's, and the tools' and tests' own.
 OTHER_VARIABLES = frozenset(
-    {"AEMON_CONFIG", "AEMON_TEST_BOOTSTRAP", "AEMON_SOAK_MINUTES", "AEMON_BATCHES"}
-    | {"AEMON_OBJECT_STORE_LOG"}
+    {
+        "AEMON_CONFIG",
+        "AEMON_TEST_BOOTSTRAP",
+        "AEMON_SOAK_MINUTES",
+        "AEMON_BATCHES",
+        "AEMON_OBJECT_STORE_LOG",
+    }
 )
 
 

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.core.table import F32_MAX, TIME_COLUMNS, cell_error, check_header
-from aemon.core.times import EARLIEST, LATEST, time_problem
+from aemon.core.table import F32_MAX, TIME_COLUMNS, cell_error, check_header, first_outside
+from aemon.core.times import time_problem
 
 ID_COLUMNS = ("stream", "seq", "label")
 # A stream whose time goes back at this share of its steps or more is not in time order (a
@@ -79,9 +79,8 @@ def parse_times(column: pd.Series, path: str) -> tuple[np.ndarray, bool]:
     numeric = pd.to_numeric(column, errors="coerce")
     if numeric.notna().all():
         out = numeric.to_numpy(dtype=np.float64)
-        bad = ~((out >= EARLIEST) & (out < LATEST))  # NaN and inf too
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
+        i = first_outside(out)
+        if i is not None:
             cell = column.iloc[i]
             raise DataError(f"{path}:{i + 2}: {column.name} {cell} {time_problem(out[i])}")
         return out, False
