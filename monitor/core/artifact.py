@@ -288,6 +288,10 @@ def read_meta(path: str | Path) -> Meta:
     """``detector.json`` of an artifact directory, checked for schema, keys and types."""
     root = Path(path)
     meta_path = root / META_FILE
+    if root.name in (META_FILE, WEIGHTS_FILE) and root.is_file():
+        raise ArtifactError(
+            f"{root}: give the artifact's directory ({root.parent}), not a file in it"
+        )
     if not root.is_dir():
         raise ArtifactError(f"{root}: not an aemon artifact directory (expected {META_FILE})")
     if not meta_path.is_file():

@@ -189,7 +189,9 @@ def _check(s: Settings) -> list[str]:
     if not s.model:
         p.append("model: required (an artifact directory written by 'aemon train')")
     elif not Path(s.model).is_dir():
-        p.append(f"model: {s.model} is not a directory")
+        inside = Path(s.model).is_file() and (Path(s.model).parent / "detector.json").is_file()
+        hint = f": give the artifact's directory ({Path(s.model).parent})" if inside else ""
+        p.append(f"model: {s.model} is not a directory{hint}")
     for name in ("bootstrap_servers", "input_topic", "alerts_topic", "dlq_topic", "group_id"):
         if not getattr(s, name).strip():
             p.append(f"{name}: must not be empty")

@@ -135,6 +135,10 @@ CASES = [
     (["evaluate", "--model", "{ART}", "--input", "{W}", "--report", "{FILE}"], "--report: "),
     (["score", "--model", "{TYPED}", "--input", "{W}", "--output", "{OUT}.csv"], "threshold.value"),
     (["score", "--model", "{DIR}", "--input", "{W}", "--output", "{OUT}.csv"], "a-dir"),
+    (
+        ["score", "--model", "{ART}/detector.json", "--input", "{W}", "--output", "{OUT}.csv"],
+        "detector.json: give the artifact's directory ({ART})",
+    ),
     (["score", "--model", "{TAMPERED}", "--input", "{W}", "--output", "{OUT}.csv"], "checksum"),
     (["windows", "{S}", "--length", "0", "--output", "{OUT}.csv"], "--length: must be >= 1"),
     ([*SCORE, "--threshold", "nan"], "--threshold: must be a finite number"),
@@ -149,6 +153,7 @@ CASES = [
     ([*SERVE, "--config", "{TOML}"], "bad.toml"),
     ([*SERVE, "--config", "{DIR}/none.toml"], "--config: "),
     (["serve"], "model: required"),
+    (["serve", "--model", "{ART}/weights.safetensors"], "give the artifact's directory ({ART})"),
     (["demo", "--rate", "0"], "--rate: must be a finite number"),
     (["bench", "--windows", "0"], "--windows: must be >= 1"),
     (["bench", "--samples-per-stream", "0"], "--samples-per-stream: must be >= 1"),

@@ -110,6 +110,8 @@ def test_things_that_are_not_artifacts(tmp_path, saved):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ArtifactError, match=r"no detector\.json"):
         Detector.load(tmp_path / "empty")
+    with pytest.raises(ArtifactError, match=r"detector\.json: give the artifact's directory \("):
+        Detector.load(path / "detector.json")
     shutil.copy(path / artifact.META_FILE, tmp_path / "empty" / artifact.META_FILE)
     with pytest.raises(ArtifactError, match="missing weights file"):
         Detector.load(tmp_path / "empty")
