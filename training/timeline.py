@@ -67,10 +67,10 @@ def _check_columns(columns: list[str], det: Detector, stream: str, where: str) -
 
 
 def score_samples(
-    samples: Samples, route: Callable[[str], Detector | None], where: str = "the models"
+    samples: Samples, route: Callable[[str], Detector | None], where: str = "this SeriesDetector"
 ) -> Timeline:
     """Score every stream of ``samples`` with the detector ``route`` gives it (none: skipped,
-    with one line on stderr naming ``where`` the models are)."""
+    with one line on stderr naming ``where`` the models are; none for any stream: DataError)."""
     out = Timeline()
     for stream in samples.streams():
         det = route(stream)
@@ -109,6 +109,10 @@ def score_samples(
                 out.events.append(event_record(v.resolved, det, "resolved"))
             if v.opened is not None:
                 out.events.append(event_record(v.opened, det, "open"))
+    if out.skipped and not out.models:  # nothing to score: a mistake, not a quiet empty result
+        names = ", ".join(repr(s) for s in out.skipped[:5]) + (", ..." * (len(out.skipped) > 5))
+        hint = " (samples without a 'stream' column are one stream, '0')" if names == "'0'" else ""
+        raise DataError(f"no stream of the samples has a model in {where}: {names}{hint}")
     for stream in out.skipped:
         print(f"aemon: stream {stream!r} has no model in {where}; not scored", file=sys.stderr)
     return out

@@ -229,6 +229,14 @@ def test_a_stream_is_scored_only_with_the_columns_its_model_was_trained_on():
     assert len(one.score(samples_frame().rename(columns={"flow": "rate"}))) == 200 - 8 + 1
 
 
+def test_samples_of_no_stream_the_models_serve_are_refused_not_scored_as_nothing():
+    frame = samples_frame().assign(stream="pump-1")
+    series = aemon.fit_series(frame, epochs=1)
+    with pytest.raises(aemon.DataError, match=r"in this SeriesDetector: '0' \(samples without a"):
+        series.score(samples_frame())  # the stream column forgotten
+    assert len(series.score(pd.concat([frame, samples_frame().assign(stream="pump-2")]))) == 193
+
+
 def test_a_stream_with_too_short_a_history_is_told_how_many_samples_it_needs():
     with pytest.raises(
         aemon.ConfigError, match=r"'0': 28 training .* give it at least 29 training"
