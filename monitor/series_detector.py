@@ -41,7 +41,8 @@ def as_samples(samples: Any) -> Samples:
     frame = pd.DataFrame(samples)
     timed = isinstance(frame.index, pd.DatetimeIndex) or frame.index.name in TIME_COLUMNS
     if timed and not any(c in frame.columns for c in TIME_COLUMNS):
-        frame = frame.rename_axis(frame.index.name or "timestamp").reset_index()
+        named = frame.index.name if frame.index.name in TIME_COLUMNS else "timestamp"
+        frame = frame.rename_axis(named).reset_index()  # a DatetimeIndex called "Date" too
     return samples_of(frame)
 
 

@@ -180,15 +180,21 @@ def test_contamination_calibrates_the_share_of_normal_windows_flagged():
 
 
 def test_dataframes_as_people_have_them():
-    """A datetime column beside the windows' values; for series a DatetimeIndex, a Series and a
-    column named date; two time columns are ambiguous and refused in one line."""
+    """A datetime column beside the windows' values; for series a DatetimeIndex (whatever its
+    name), a Series and a column named date; two time columns are ambiguous and refused."""
     rng = np.random.default_rng(0)
     windows = pd.DataFrame(rng.random((80, 8)), columns=[f"v{i}" for i in range(8)])
     windows["timestamp"] = pd.date_range("2026-01-01", periods=80, freq="min")
     assert aemon.fit(windows, epochs=1).input_shape == (8,)  # the dates are no values
     index = pd.date_range("2026-01-01", periods=300, freq="min")
     flow = pd.Series(np.sin(np.arange(300) / 6), index=index, name="flow")
-    for samples in (flow, flow.to_frame(), pd.DataFrame({"date": index, "flow": flow.values})):
+    dated = flow.rename_axis("Date").to_frame()  # pd.read_csv(..., index_col="Date")
+    for samples in (
+        flow,
+        flow.to_frame(),
+        pd.DataFrame({"date": index, "flow": flow.values}),
+        dated,
+    ):
         series = aemon.fit_series(samples, epochs=1)
         assert series.streams == ["0"] and len(series.score(samples)) == 300 - 8 + 1
     both = pd.DataFrame({"date": index, "time": index, "flow": flow.values})

@@ -37,6 +37,16 @@ def test_a_bad_cell_of_a_sample_csv_is_named_as_written(tmp_path, rows, message)
         read_samples(write(tmp_path, HEAD + rows))
 
 
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [("Timestamp,value\n1700000000,1\n", "Timestamp"), ("ts,Stream,v\n1700000000,a,1\n", "Stream")],
+)
+def test_an_id_column_named_in_other_case_is_named_in_the_refusal(tmp_path, text, name):
+    """Not read as a value column ("column 'Stream' holds 'a', not a number")."""
+    with pytest.raises(DataError, match=rf"s\.csv:1: .* case-sensitive: rename '{name}' to"):
+        read_samples(write(tmp_path, text))
+
+
 def test_stream_ids_that_pandas_would_read_as_missing_are_ids(tmp_path):
     """North America's region, a host called null: ids the daemon accepts, so training does."""
     rows = "".join(f"{1_700_000_000 + i},{s},{i}\n" for i, s in enumerate(["NA", "null", "None"]))

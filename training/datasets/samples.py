@@ -135,11 +135,16 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
     if len(times) > 1:
         raise DataError(f"{path}: several time columns ({', '.join(times)}); keep one")
     time_col = times[0] if times else None
+    value_cols = [c for c in frame.columns if c not in (*TIME_COLUMNS, *ID_COLUMNS)]
+    # "Timestamp" or "Stream" would be read as values: say so, not "holds 'web-1', not a number"
+    cased = [c for c in value_cols if c.lower() in (*TIME_COLUMNS, *ID_COLUMNS)]
+    if cased:
+        c = cased[0]
+        raise DataError(f"{path}:1: column names are case-sensitive: rename {c!r} to {c.lower()!r}")
     if time_col is None:
         raise DataError(f"{path}: needs a time column named {', '.join(TIME_COLUMNS)}")
     if not len(frame):
         raise DataError(f"{path}: a header but no rows")
-    value_cols = [c for c in frame.columns if c not in (*TIME_COLUMNS, *ID_COLUMNS)]
     if not value_cols:
         raise DataError(f"{path}: no value columns")
     values = frame[value_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
