@@ -91,6 +91,16 @@ def check_header(names: list[str], where: str) -> None:
         seen.add(name)
 
 
+def check_case(names: list[str], ids: tuple[str, ...], where: str) -> None:
+    """An id column named in another case ("Stream", "Timestamp") would be read as a value
+    column: one line naming the name to use instead."""
+    for name in names:
+        if name not in ids and name.lower() in ids:
+            raise DataError(
+                f"{where}:1: column names are case-sensitive: rename {name!r} to {name.lower()!r}"
+            )
+
+
 def _check_width(rows: list[list[str]], path: Path, first_line: int) -> int:
     width = len(rows[0])
     for i, row in enumerate(rows):
@@ -156,6 +166,7 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
     rows = _open_rows(path, ",")
     header = [h.strip() for h in rows[0]]
     check_header(header, str(path))
+    check_case(header, ID_COLUMNS, str(path))
     body = rows[1:]
     if not body:
         raise DataError(f"{path}: a header but no rows")

@@ -37,6 +37,7 @@ def test_round_trip_keeps_ids_labels_and_float32_values(tmp_path):
         ("a,b\n", r"w\.csv: a header but no rows"),
         ("", r"w\.csv: the file is empty"),
         ("stream,label\np,1\n", r"w\.csv:1: no value columns"),
+        ("Stream,a\np,1\n", r"w\.csv:1: .* case-sensitive: rename 'Stream' to 'stream'"),
         ("ts,a\n1700000000,1\n1700000060000,2\n", r"w\.csv:3: ts 1700000060000 is after the y"),
     ],
 )

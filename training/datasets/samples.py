@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.core.table import F32_MAX, TIME_COLUMNS, cell_error, check_header, first_outside
+from aemon.core.table import (
+    F32_MAX,
+    TIME_COLUMNS,
+    cell_error,
+    check_case,
+    check_header,
+    first_outside,
+)
 from aemon.core.times import time_problem
 
 ID_COLUMNS = ("stream", "seq", "label")
@@ -136,11 +143,7 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
         raise DataError(f"{path}: several time columns ({', '.join(times)}); keep one")
     time_col = times[0] if times else None
     value_cols = [c for c in frame.columns if c not in (*TIME_COLUMNS, *ID_COLUMNS)]
-    # "Timestamp" or "Stream" would be read as values: say so, not "holds 'web-1', not a number"
-    cased = [c for c in value_cols if c.lower() in (*TIME_COLUMNS, *ID_COLUMNS)]
-    if cased:
-        c = cased[0]
-        raise DataError(f"{path}:1: column names are case-sensitive: rename {c!r} to {c.lower()!r}")
+    check_case(value_cols, (*TIME_COLUMNS, *ID_COLUMNS), path)
     if time_col is None:
         raise DataError(f"{path}: needs a time column named {', '.join(TIME_COLUMNS)}")
     if not len(frame):
