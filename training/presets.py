@@ -40,6 +40,11 @@ class FitConfig:
         self.seed = int(self.seed)
 
 
+def _whole(value: object) -> bool:
+    """A whole number >= 1 (numpy integers too; not a bool, which Python counts as one)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Everything about a run except the data.
@@ -98,25 +103,20 @@ class Recipe:
         for key in arch:
             if key not in accepted:
                 raise ConfigError(f"{flag}{key} does not apply to the {self.family} family")
+        for key in ("latent", "members"):
+            if arch.get(key) is not None:
+                if not _whole(arch[key]):
+                    raise ConfigError(f"{flag}{key} must be a whole number >= 1, got {arch[key]!r}")
+                arch[key] = int(arch[key])  # numpy integers too: the artifact holds plain JSON
         latent = arch.get("latent")
-        if latent is not None:
-            if not isinstance(latent, numbers.Integral) or latent < 1:
-                raise ConfigError(f"{flag}latent must be a whole number >= 1, got {latent!r}")
-            if latent >= size:
-                raise ConfigError(
-                    f"{flag}latent {latent} must be smaller than the input ({size} values), or "
-                    "the model can copy its input and no window looks anomalous"
-                )
-            arch["latent"] = int(latent)  # numpy integers too: the artifact holds plain JSON
-        members = arch.get("members")
-        if members is not None:
-            whole = isinstance(members, numbers.Integral) and not isinstance(members, bool)
-            if not whole or members < 1:  # type: ignore[operator]
-                raise ConfigError(f"{flag}members must be a whole number >= 1, got {members!r}")
-            arch["members"] = int(members)
+        if latent is not None and latent >= size:
+            raise ConfigError(
+                f"{flag}latent {latent} must be smaller than the input ({size} values), or "
+                "the model can copy its input and no window looks anomalous"
+            )
         widths: Any = arch.get("widths")
         if widths is not None:
-            if not all(isinstance(w, numbers.Integral) and w >= 1 for w in widths):
+            if not all(_whole(w) for w in widths):
                 raise ConfigError(f"{flag}widths must all be whole numbers >= 1, got {widths!r}")
             arch["widths"] = [int(w) for w in widths]
         try:

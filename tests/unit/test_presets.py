@@ -1,5 +1,6 @@
 """The series preset's model grows with the values per window; what a user gives wins."""
 
+import numpy as np
 import pytest
 
 from aemon.core.errors import ConfigError
@@ -29,3 +30,19 @@ def test_what_the_user_gives_wins_and_is_still_checked():
     with pytest.raises(ConfigError, match="latent 152 must be smaller"):
         DENSE.customise(152, latent=152)
     assert SERIES_PRESETS["conv1d"].customise(152).hparams == SERIES_PRESETS["conv1d"].hparams
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"latent": True}, "latent must be a whole number >= 1, got True"),
+        ({"latent": 2.5}, "latent must be a whole number >= 1, got 2.5"),
+        ({"members": False}, "members must be a whole number >= 1, got False"),
+        ({"widths": [16, True]}, r"widths must all be whole numbers >= 1, got \[16, True\]"),
+    ],
+)
+def test_booleans_are_no_sizes(setting, message):
+    """Python counts True as 1: a flag's value in the wrong place must not become a layer."""
+    with pytest.raises(ConfigError, match=message):
+        DENSE.customise(152, **setting)
+    assert DENSE.customise(152, latent=np.int64(5)).hparams["latent"] == 5
