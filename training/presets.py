@@ -9,6 +9,11 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 
+def _whole(value: object) -> bool:
+    """A whole number >= 1 (numpy integers too; not a bool, which Python counts as one)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
+
+
 @dataclass
 class FitConfig:
     """How to train. ``patience`` epochs without a better validation loss stop the run."""
@@ -28,7 +33,7 @@ class FitConfig:
             raise ValueError(f"loss must be 'l1' or 'l2', got {self.loss!r}")
         for name in ("epochs", "batch_size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            if not _whole(value):
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
             setattr(self, name, int(value))  # numpy integers too, stored as plain ints
         lr = self.lr
@@ -38,11 +43,6 @@ class FitConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
             raise ValueError(f"seed must be a whole number, got {self.seed!r}")
         self.seed = int(self.seed)
-
-
-def _whole(value: object) -> bool:
-    """A whole number >= 1 (numpy integers too; not a bool, which Python counts as one)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
 @dataclass(frozen=True)
