@@ -180,16 +180,16 @@ def _warn_if_unordered(stream: np.ndarray, ts: np.ndarray, cells: pd.Series, pat
     are taken in file order, never sorted by their times (the clock rule), so such a file would
     be cut into windows of samples that did not follow each other."""
     codes, names = pd.factorize(stream)
-    order = np.argsort(codes, kind="stable")
-    same = codes[order][1:] == codes[order][:-1]
-    back = same & (ts[order][1:] < ts[order][:-1])
-    counts = np.bincount(codes[order][1:][back], minlength=len(names))
+    order = np.argsort(codes, kind="stable")  # each stream's rows together, in file order
+    by_stream, times = codes[order], ts[order]
+    back = (by_stream[1:] == by_stream[:-1]) & (times[1:] < times[:-1])
+    counts = np.bincount(by_stream[1:][back], minlength=len(names))
     steps = np.bincount(codes, minlength=len(names)) - 1
     unordered = np.flatnonzero((counts >= 2) & (counts >= UNORDERED_SHARE * steps))
     if not len(unordered):
         return
     k = int(unordered[0])
-    first = int(np.flatnonzero(back & (codes[order][1:] == k))[0])
+    first = int(np.flatnonzero(back & (by_stream[1:] == k))[0])
     row, prev = int(order[first + 1]), int(order[first])
     others = f" (and {len(unordered) - 1} more streams)" if len(unordered) > 1 else ""
     warnings.warn(
