@@ -15,7 +15,7 @@ from aemon.training.datasets.images import load_digits
 from aemon.training.fit import fit
 from aemon.training.noise import parse
 from aemon.training.pipeline import fit_detector
-from aemon.training.presets import FitConfig, Recipe
+from aemon.training.presets import IMAGE_PRESETS, FitConfig, Recipe
 from tests.conftest import make_windows
 
 CPU = torch.device("cpu")
@@ -88,6 +88,22 @@ def test_conv2d_is_the_tutorials_shape_on_mnist_and_trains_on_digits():
         progress=False,
     )
     assert result.val_loss[-1] < 0.6 * result.val_loss[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("family", sorted(IMAGE_PRESETS))
+def test_every_image_family_trains_on_cuda_under_autocast(family):
+    """As ``aemon train image --device cuda`` trains (bf16 autocast on): the image VAE's
+    binary cross-entropy once raised there (CUDA refuses it under autocast)."""
+    train, test = load_digits()
+    recipe = IMAGE_PRESETS[family]
+    assert recipe.fit.amp
+    torch.manual_seed(0)
+    model = build(recipe.family, {"input_shape": [8, 8], **recipe.hparams})
+    cuda = torch.device("cuda")
+    fit_cfg = replace(recipe.fit, epochs=5)
+    result = fit(model, train.images, test.images, fit_cfg, cuda, progress=False)
+    assert np.isfinite(result.val_loss).all() and result.val_loss[-1] < result.val_loss[0]
 
 
 def test_vae_elbo_score_adds_the_kl_and_samples_come_from_the_prior():

@@ -77,7 +77,10 @@ class VAE(Autoencoder):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         recon = self.decode(z)
         if self.hparams["recon"] == "bce":
-            rec = F.binary_cross_entropy(recon, clean, reduction="none").flatten(1).sum(1)
+            # In float32 outside autocast (aemon's is CUDA's alone): CUDA refuses BCE under it.
+            with torch.autocast("cuda", enabled=False):
+                rec = F.binary_cross_entropy(recon.float(), clean.float(), reduction="none")
+            rec = rec.flatten(1).sum(1)
         else:
             rec = (recon - clean).square().flatten(1).sum(1)
         return (rec + self.hparams["beta"] * self._kl(mu, logvar)).mean() / clean[0].numel()
