@@ -27,11 +27,14 @@ def fine_tuned(det: Detector, windows: np.ndarray, stream: str, update: int) -> 
     """``det`` (the trained detector) fine-tuned on raw windows ``[n, *input_shape]`` (none:
     ``det`` itself), as update ``update`` of ``stream``; ``det`` is left unchanged.
 
-    The update trains a float64 copy, seeded by the stream and the update (its own generator,
-    and the global one forked for families that sample with it), and keeps it as float32. In
-    float32 a small batch's gradient (the last of a pass) depends on the number of CPU threads
-    and the weights drift apart; in float64 those sums differ at 1e-16, below what float32
-    keeps, so offline scoring and a daemon on any number of threads get the same weights."""
+    The update trains a float64 copy on the CPU, seeded by the stream and the update (its own
+    generator, and the global one forked for families that sample with it), and keeps it as
+    float32 on ``det``'s device. In float32 a small batch's gradient (the last of a pass)
+    depends on the number of CPU threads and the weights drift apart; in float64 those sums
+    differ at 1e-16, below what float32 keeps, so offline scoring and a daemon on any number of
+    threads get the same weights. On the CPU whatever ``det``'s device: a GPU draws other
+    random numbers from the same seed and sums in another order, and a daemon on a GPU would
+    learn other weights than offline scoring, or a replica without one, under the same key."""
     import torch
 
     learning = det.learning
@@ -41,20 +44,19 @@ def fine_tuned(det: Detector, windows: np.ndarray, stream: str, update: int) -> 
     lr, batch = float(recipe.get("lr", 1e-3)), int(recipe.get("batch_size", 128))
     loss = str(recipe.get("loss", "l1"))
     seed = update_seed(int(det.meta.training.get("seed", 0)), stream, update)
-    cuda = [det.device.index or 0] if det.device.type == "cuda" else []
-    with torch.random.fork_rng(cuda), torch.inference_mode(False), torch.enable_grad():
+    with torch.random.fork_rng([]), torch.inference_mode(False), torch.enable_grad():
         torch.manual_seed(seed)
-        gen = torch.Generator(device=det.device).manual_seed(seed)
-        model = copy.deepcopy(det.model).double()
-        x = torch.from_numpy(det.inputs(windows)).to(det.device, torch.float64)
+        gen = torch.Generator().manual_seed(seed)
+        model = copy.deepcopy(det.model).cpu().double()
+        x = torch.from_numpy(det.inputs(windows)).double()
         opts = model.optimizers(lr, 0.0)
         model.train()
         for _ in range(learning.epochs):
-            perm = torch.randperm(len(x), generator=gen, device=det.device)
+            perm = torch.randperm(len(x), generator=gen)
             for i in range(0, len(x), batch):
                 clean = x[perm[i : i + batch]]
                 model.fit_step(clean, clean, loss, opts, gen)
-    return det.learned(model.float().eval())
+    return det.learned(model.float().to(det.device).eval())
 
 
 @dataclass(frozen=True)

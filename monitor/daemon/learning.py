@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import functools
 import logging
 import multiprocessing
@@ -25,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import safetensors.torch
+import torch
 from safetensors import SafetensorError
 
 from aemon.core.detector import Detector
@@ -64,6 +66,18 @@ def _trained(job: bytes) -> tuple[bytes, float]:
 
 
 REFUSED = (SafetensorError, RuntimeError, ValueError, KeyError)  # weights not of the model
+
+
+def _on_cpu(update: Update) -> Update:
+    """``update`` as a learning process gets it: its model on the CPU, where updates train
+    (:func:`~aemon.core.learner.fine_tuned`); a GPU model would start CUDA in the process."""
+    det = update.det
+    if det.device.type == "cpu":
+        return update
+    cpu = torch.device("cpu")
+    return dataclasses.replace(
+        update, det=dataclasses.replace(det, model=copy.deepcopy(det.model).to(cpu), device=cpu)
+    )
 
 
 def with_weights(det: Detector, weights: bytes) -> Detector:
@@ -119,7 +133,7 @@ class Learners:
                 self.metrics.model_updates_restored.inc()
                 return learned
         loop = asyncio.get_running_loop()
-        job = pickle.dumps(update)
+        job = pickle.dumps(_on_cpu(update))
         weights, seconds = await loop.run_in_executor(self.executor, _trained, job)
         self.metrics.model_update_duration.observe(seconds)
         self.metrics.model_updates.inc()

@@ -4,6 +4,7 @@ learner (one window at a time, updates on a worker thread) scores what offline s
 import asyncio
 import json
 import logging
+import pickle
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
@@ -20,7 +21,7 @@ from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.learner import StreamLearner, Update, fine_tuned, learned_scores
 from aemon.core.learning import Learning
 from aemon.daemon.learned import LearnedStore
-from aemon.daemon.learning import REFUSED, Learners, with_weights
+from aemon.daemon.learning import REFUSED, Learners, _on_cpu, with_weights
 from aemon.daemon.metrics import Metrics
 from aemon.series_detector import as_samples
 from aemon.training.datasets.cut import windows_of
@@ -197,6 +198,27 @@ def test_an_update_trains_the_same_weights_on_any_number_of_threads():
     assert sum(v.numel() for v in mine.values()) > 50_000
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
     assert not all(torch.equal(mine[k], v) for k, v in det.model.state_dict().items())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_an_update_learns_on_the_cpu_whatever_the_models_device(learning_model, tmp_path):
+    """A daemon scoring on a GPU learns the weights that offline scoring on the CPU does (a GPU
+    draws other numbers from the same seed: its daemon once decided other events), and its
+    learning processes get the model on the CPU."""
+    stream, det = learning_model
+    path = det.save(tmp_path / "m")
+    cpu, gpu = Detector.load(path, device="cpu"), Detector.load(path, device="cuda")
+    windows, _ = stream_windows(det, shifted_stream(600, 300))
+    here, there = (
+        fine_tuned(cpu, windows[:SPAN], stream, 1),
+        fine_tuned(gpu, windows[:SPAN], stream, 1),
+    )
+    assert there.device.type == "cuda" and next(there.model.parameters()).is_cuda
+    mine, theirs = here.model.state_dict(), there.model.state_dict()
+    assert all(torch.equal(mine[k], theirs[k].cpu()) for k in mine)
+    shipped = pickle.loads(pickle.dumps(_on_cpu(Update(gpu, windows[:SPAN], stream, 1))))
+    assert shipped.det.device.type == "cpu"
+    assert not any(p.is_cuda for p in shipped.det.model.parameters())
 
 
 class Kept:
