@@ -78,7 +78,7 @@ def test_a_day_whose_peak_does_not_come_opens_an_event(profiled, tmp_path):
     assert ratio > 5  # measured: 18
     # saved and loaded, the same profile and the same scores
     det.save(tmp_path / "m")
-    back = Detector.load(tmp_path / "m", device="cpu")
+    back = Detector.load(tmp_path / "m", device=det.device)
     np.testing.assert_array_equal(back.meta.profile.levels, det.meta.profile.levels)
     windows = clocked_windows(later)
     np.testing.assert_array_equal(back.score(windows), det.score(windows))
