@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install tools clean nab skab asd reliability soak startup bench-smoke
+.PHONY: demo test lint install tools clean nab skab asd reliability soak startup bench-smoke cuda
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,17 @@ reliability: install
 # 30 minutes at half the measured capacity: RSS, file descriptors and threads must stay flat.
 soak: install
 	$(BIN)/pytest tests/reliability -m soak -p no:cacheprovider
+
+# On a machine with CUDA (README, "On a GPU"): each family trained on the CPU and on CUDA, the
+# scorer on each, and the tests that hold the daemon on CUDA to offline scoring on the CPU.
+MNIST ?= ../shared/data/mnist
+cuda: install
+	$(BIN)/python -m tests.benchmarks.cuda_vs_cpu --mnist $(MNIST)
+	$(BIN)/aemon bench --scorer
+	CUDA_VISIBLE_DEVICES= $(BIN)/aemon bench --scorer
+	$(BIN)/pytest -p no:cacheprovider tests/unit/test_families.py tests/unit/test_learning.py \
+	  tests/unit/test_profile.py tests/integration/test_stream_matches_offline.py \
+	  tests/integration/test_samples.py tests/integration/test_series.py tests/integration/test_delivery.py
 
 demo: install
 	$(BIN)/aemon demo
