@@ -164,7 +164,9 @@ WINDOW_PRESETS: dict[str, Recipe] = {
         _WINDOW_FIT,
         normaliser="zscore",
     ),
-    "conv1d": Recipe("conv1d", {"widths": [16, 32], "kernel": 5}, _WINDOW_FIT, normaliser="zscore"),
+    "conv1d": Recipe(
+        "conv1d", {"widths": [16, 32], "kernel": 5, "latent": 8}, _WINDOW_FIT, normaliser="zscore"
+    ),
     "vae": Recipe(
         "vae",
         {"widths": [64, 32], "latent": 8, "activation": "relu", "output": "linear"},
@@ -230,7 +232,13 @@ SERIES_PRESETS: dict[str, Recipe] = {
         **_SERIES,
         grows=True,
     ),
-    "conv1d": Recipe("conv1d", {"widths": [16, 32], "kernel": 3}, _SERIES_FIT, **_SERIES),
+    "conv1d": Recipe(
+        "conv1d",
+        {"widths": [16, 32], "kernel": 3, "latent": 4},
+        _SERIES_FIT,
+        **_SERIES,
+        grows=True,
+    ),
     "vae": Recipe(
         "vae",
         {"widths": [32], "latent": 4, "activation": "relu", "output": "linear"},

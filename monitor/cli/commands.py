@@ -193,6 +193,7 @@ def benchmark(args: argparse.Namespace) -> int:
         time_of_day=args.time_of_day,
         daily_profile=args.daily_profile == "on",
         learning=learning_of(args),
+        model=args.model,
         members=args.members,
     )
     if args.json:

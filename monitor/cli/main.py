@@ -284,6 +284,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--out", type=out_dir, default=Path(f"runs/{name}"), help="working directory"
         )
         suite.add_argument("--seed", type=int, default=0, help="training seed")
+        suite.add_argument(
+            "--model", choices=sorted(SERIES_PRESETS), default="dense", help="model family"
+        )
         members_arg(suite, SERIES_PRESETS)
         adaptive_args(suite)
         clock_arg(suite)

@@ -391,6 +391,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         example=[
             "aemon train ecg --out artifacts/ecg",
             "aemon train ecg --preset tutorial --holdout-csv runs/ecg-test.csv --json",
+            "aemon train ecg --model conv1d --out artifacts/ecg-conv1d",
         ],
     )
     ecg.add_argument(
@@ -401,6 +402,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ecg.add_argument("--split-seed", type=int, default=21, help="train/test split seed")
     ecg.add_argument("--preset", choices=sorted(ECG_PRESETS), default="default", help="recipe")
+    ecg.add_argument(
+        "--model",
+        choices=sorted(WINDOW_PRESETS),
+        default="dense",
+        help="model family: dense is --preset's model; conv1d, vae and aae are train windows' "
+        "presets, fitted, calibrated and evaluated by the same protocol",
+    )
     ecg.add_argument(
         "--evaluate-on",
         choices=["test", "validation"],

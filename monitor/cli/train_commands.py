@@ -74,6 +74,12 @@ def _finish(
 
 
 def train_ecg(args: argparse.Namespace) -> int:
+    if args.model == "dense":
+        base = ECG_PRESETS[args.preset]
+    elif args.preset != "default":
+        raise ConfigError(f"--preset {args.preset} is a dense model: leave out --model or --preset")
+    else:
+        base = WINDOW_PRESETS[args.model]
     data = ecg5000.load(args.data)
     split = ecg5000.split(data, args.split_seed, validation=args.evaluate_on == "validation")
     if args.holdout_csv:
@@ -82,11 +88,11 @@ def train_ecg(args: argparse.Namespace) -> int:
         name="ecg5000",
         train=split.train,
         test=split.test,
-        recipe=recipe_of(ECG_PRESETS[args.preset], args, ecg5000.LENGTH),
+        recipe=recipe_of(base, args, ecg5000.LENGTH),
         device=pick_device(args.device),
         facts={
             "data": data.source,
-            "preset": args.preset,
+            "preset": args.preset if args.model == "dense" else f"windows {args.model}",
             "split_seed": args.split_seed,
             "evaluated_on": args.evaluate_on,
         },

@@ -149,6 +149,7 @@ def run(
     time_of_day: str = "auto",
     daily_profile: bool = True,
     learning: Learning | None = None,
+    model: str = "dense",
     members: int | None = None,
 ) -> dict[str, object]:
     """The whole protocol on ``data`` (see the module's docstring); the summary it prints."""
@@ -178,7 +179,7 @@ def run(
         learning=learning,
     )
     size = window_values(history, plan, shared)
-    recipe = SERIES_PRESETS["dense"].customise(size, seed=seed, members=members)
+    recipe = SERIES_PRESETS[model].customise(size, "--", seed=seed, members=members)
     say(f"training {len(history.streams())} models into {models}")
     fitted = fit_series(
         history, recipe, plan, pick_device("cpu"), str(prepared.history), False, shared

@@ -113,6 +113,7 @@ CASES = [
     ([*TW, "--widths", "0"], "--widths: widths must all be >= 1"),
     ([*TW, "--latent", "40"], "--latent 40 must be smaller than the input"),
     ([*TW, "--members", "0"], "--members: must be >= 1"),
+    (["train", "ecg", "--model", "conv1d", "--preset", "tutorial"], "--preset tutorial is a dense"),
     ([*TW, "--model", "conv1d", "--members", "2"], "--members does not apply to the conv1d"),
     ([*TW, "--stride", "0"], "--stride: must be >= 1"),
     ([*TW, "--stride", "99"], "--stride must be between 1 and the window length"),

@@ -177,16 +177,26 @@ def test_architecture_flags_a_family_does_not_take_are_refused(window_csv, tmp_p
         str(window_csv),
         "--model",
         "conv1d",
-        "--latent",
-        "4",
+        "--activation",
+        "tanh",
         "--out",
         str(tmp_path / "x"),
     ]
     assert main(argv) == 2
     assert (
         capsys.readouterr().err.strip()
-        == "aemon: error: --latent does not apply to the conv1d family"
+        == "aemon: error: --activation does not apply to the conv1d family"
     )
+
+
+def test_train_ecg_takes_the_window_families_through_its_protocol(tmp_path, capsys):
+    out = tmp_path / "conv"
+    argv = ["train", "ecg", "--model", "conv1d", "--epochs", "2", "--json", "--quiet"]
+    doc = run_json(capsys, [*argv, "--out", str(out)])
+    meta = json.loads((out / "detector.json").read_text())
+    assert meta["family"] == "conv1d" and meta["training"]["recipe"]["hparams"]["latent"] == 8
+    assert meta["training"]["preset"] == "windows conv1d"
+    assert doc["n"] == 1000 and doc["n_anomalies"] == 425  # the tutorial's test split
 
 
 def test_the_window_stride_for_sample_streams_is_recorded(window_csv, tmp_path, capsys):

@@ -15,7 +15,7 @@ from aemon.training.datasets.images import load_digits
 from aemon.training.fit import fit
 from aemon.training.noise import parse
 from aemon.training.pipeline import fit_detector
-from aemon.training.presets import IMAGE_PRESETS, FitConfig, Recipe
+from aemon.training.presets import IMAGE_PRESETS, WINDOW_PRESETS, FitConfig, Recipe
 from tests.conftest import make_windows
 
 CPU = torch.device("cpu")
@@ -69,6 +69,20 @@ def test_conv1d_handles_channels_and_lengths_that_do_not_halve():
     assert model(x).shape == x.shape
     model = build("conv1d", {"input_shape": [30], "widths": [4], "kernel": 7})
     assert model(torch.randn(3, 30)).shape == (3, 30)
+
+
+def test_a_conv_latent_is_a_dense_bottleneck_and_models_without_one_are_unchanged():
+    """Without one, a 1-D conv AE keeps more codes than the window has values (140 -> 35 x 32)
+    and rebuilds anomalous ECG beats as well as normal ones (validation ROC-AUC 0.82-0.94
+    against 0.99 with ``latent`` 8); artifacts written before ``latent`` load as they were."""
+    wide = build("conv1d", {"input_shape": [140], "widths": [16, 32], "kernel": 5})
+    assert wide.encode(torch.randn(2, 140)).shape == (2, 32, 35)
+    assert "latent" not in wide.hparams and "encoder.0.weight" in wide.state_dict()
+    for shape, x in (([140], torch.randn(3, 140)), ([3, 8], torch.randn(3, 3, 8))):
+        narrow = build("conv1d", {"input_shape": shape, "widths": [16, 32], "latent": 4})
+        assert narrow.encode(x).shape == (3, 4) and narrow(x).shape == x.shape
+        assert narrow.hparams["latent"] == 4
+    assert WINDOW_PRESETS["conv1d"].hparams["latent"] == 8
 
 
 def test_conv2d_is_the_tutorials_shape_on_mnist_and_trains_on_digits():

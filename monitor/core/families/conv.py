@@ -1,8 +1,12 @@
 """Convolutional autoencoders: 1-D for windows ``[L]`` or ``[C, L]``, 2-D for images ``[H, W]``
 or ``[C, H, W]``. Strided convolutions halve the resolution per layer; transposed convolutions
-restore it (the 2-D one is the TensorFlow tutorial's denoiser: 28 -> 14 -> 7 -> 14 -> 28)."""
+restore it (the 2-D one is the TensorFlow tutorial's denoiser: 28 -> 14 -> 7 -> 14 -> 28). With
+``latent``, a dense layer between them squeezes the codes into that many: without one a 1-D
+model keeps more codes than its window has values and rebuilds anomalous windows too."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -39,6 +43,7 @@ class _ConvAE(Autoencoder):
         kernel: int = 3,
         output: str = "linear",
         init: str = "torch",
+        latent: int | None = None,
     ) -> None:
         super().__init__()
         if len(input_shape) not in (self.dims, self.dims + 1):
@@ -53,6 +58,16 @@ class _ConvAE(Autoencoder):
         self.input_shape = tuple(input_shape)
         self.channels = input_shape[0] if len(input_shape) > self.dims else 1
         self.encoder, self.decoder = _conv_ae(self.dims, self.channels, widths, kernel, output)
+        if latent is not None:
+            self.hparams["latent"] = latent
+            with torch.no_grad():
+                grid = (1, self.channels, *self.input_shape[-self.dims :])
+                shape = self.encoder(torch.zeros(grid)).shape[1:]
+            flat = math.prod(shape)
+            self.encoder = nn.Sequential(self.encoder, nn.Flatten(), nn.Linear(flat, latent))
+            self.decoder = nn.Sequential(
+                nn.Linear(latent, flat), nn.ReLU(), nn.Unflatten(1, shape), self.decoder
+            )
         initialise(self, init)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
