@@ -29,7 +29,9 @@ def test_what_the_user_gives_wins_and_is_still_checked():
     assert DENSE.customise(152, widths=[16, 8]).hparams["widths"] == [16, 8]
     with pytest.raises(ConfigError, match="latent 152 must be smaller"):
         DENSE.customise(152, latent=152)
-    assert SERIES_PRESETS["conv1d"].customise(152).hparams == SERIES_PRESETS["conv1d"].hparams
+    assert SERIES_PRESETS["vae"].customise(152).hparams == SERIES_PRESETS["vae"].hparams
+    conv = SERIES_PRESETS["conv1d"].customise(152).hparams  # its bottleneck grows as the dense one
+    assert (conv["widths"], conv["latent"]) == ([76, 32], 9)
 
 
 @pytest.mark.parametrize(
