@@ -407,7 +407,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=sorted(WINDOW_PRESETS),
         default="dense",
         help="model family: dense is --preset's model; conv1d, vae and aae are train windows' "
-        "presets, fitted, calibrated and evaluated by the same protocol",
+        "presets, with their defaults (not --preset's), fitted, calibrated and evaluated by the "
+        "same protocol",
     )
     ecg.add_argument(
         "--evaluate-on",
