@@ -48,6 +48,8 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "ragged.csv").write_text("timestamp,value\n1700000000,1\n1700000060,2,3\n")
     (root / "text-samples.csv").write_text("timestamp,value\n1700000000,1\n1700000060,n/a\n")
     (root / "ms-samples.csv").write_text("timestamp,value\n1700000000000,1\n1700000060000,2\n")
+    (root / "host-samples.csv").write_text("timestamp,host,cpu\n1700000000,web-1,0.5\n")
+    (root / "dmy-samples.csv").write_text("timestamp,cpu\n31/01/2026 14:05,0.5\n")
     (root / "ms-windows.csv").write_text("ts,v0,v1\n1700000000000,1,2\n")
     return {
         "W": str(windows),
@@ -67,6 +69,8 @@ def files(tmp_path_factory) -> dict[str, str]:
         "TWICE": str(root / "twice.csv"),
         "TEXTS": str(root / "text-samples.csv"),
         "MS": str(root / "ms-samples.csv"),
+        "HOST": str(root / "host-samples.csv"),
+        "DMY": str(root / "dmy-samples.csv"),
         "MSW": str(root / "ms-windows.csv"),
     }
 
@@ -126,6 +130,8 @@ CASES = [
     (["train", "series", "--input", "{SEMIS}", "--out", "{OUT}"], "separated by semicolons"),
     (["train", "series", "--input", "{TEXTS}", "--out", "{OUT}"], "column 'value' holds 'n/a'"),
     (["train", "series", "--input", "{MS}", "--out", "{OUT}"], "ms-samples.csv:2: timestamp 17"),
+    (["train", "series", "--input", "{HOST}", "--out", "{OUT}"], "must be named 'stream'"),
+    (["train", "series", "--input", "{DMY}", "--out", "{OUT}"], "is not a time (ISO 8601, such"),
     ([*TW[:3], "{MSW}", *TW[4:]], "ms-windows.csv:2: ts 1700000000000 is after the year 5000"),
     ([*TW[:3], "{TWICE}", *TW[4:]], "column 'v' appears twice"),
     (["train", "series", "--input", "{S}", "--length", "0"], "--length: must be >= 1"),

@@ -47,6 +47,20 @@ def test_an_id_column_named_in_other_case_is_named_in_the_refusal(tmp_path, text
         read_samples(write(tmp_path, text))
 
 
+def test_a_column_of_names_among_the_values_is_told_to_be_named_stream(tmp_path):
+    """A "host" column in a file without ``stream`` is read as a value: the refusal says what
+    to name it; a text cell in a column of numbers, or beside a ``stream`` column, is a bad cell."""
+    hosts = "timestamp,host,cpu\n1700000000,web-1,0.5\n1700000060,web-2,0.7\n"
+    with pytest.raises(DataError, match=r"s\.csv:2: column 'host' holds 'web-1', text in every"):
+        read_samples(write(tmp_path, hosts))
+    both = "timestamp,stream,host,cpu\n1700000000,a,web-1,0.5\n"
+    with pytest.raises(DataError, match=r"s\.csv:2: column 'host' holds 'web-1', not a number"):
+        read_samples(write(tmp_path, both))
+    mixed = "timestamp,host,cpu\n1700000000,1,0.5\n1700000060,web-2,0.7\n"
+    with pytest.raises(DataError, match=r"s\.csv:3: column 'host' holds 'web-2', not a number"):
+        read_samples(write(tmp_path, mixed))
+
+
 def test_stream_ids_that_pandas_would_read_as_missing_are_ids(tmp_path):
     """North America's region, a host called null: ids the daemon accepts, so training does."""
     rows = "".join(f"{1_700_000_000 + i},{s},{i}\n" for i, s in enumerate(["NA", "null", "None"]))

@@ -95,7 +95,10 @@ def parse_times(column: pd.Series, path: str) -> tuple[np.ndarray, bool]:
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     if parsed.isna().any():
         row = int(np.flatnonzero(parsed.isna().to_numpy())[0]) + 2
-        raise DataError(f"{path}:{row}: {column.name} {text.iloc[row - 2]!r} is not a time")
+        raise DataError(
+            f"{path}:{row}: {column.name} {text.iloc[row - 2]!r} is not a time (ISO 8601, such"
+            " as 2026-01-31T14:05:00Z, or seconds since the epoch)"
+        )
     zoneless = not text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).any()
     epoch = pd.Timestamp("1970-01-01", tz="UTC")
     return ((parsed - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64), zoneless
@@ -154,7 +157,14 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
     bad = ~np.isfinite(values) | (np.abs(values) > F32_MAX)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise cell_error(f"{path}:{i + 2}", value_cols[j], frame[value_cols[j]].iloc[i])
+        cell = frame[value_cols[j]].iloc[i]
+        ids = np.isnan(values[:, j]).all() and str(cell).strip() and len(value_cols) > 1
+        if ids and "stream" not in frame:  # a column of names among the values: "host", say
+            raise DataError(
+                f"{path}:{i + 2}: column {value_cols[j]!r} holds {cell!r}, text in every row: "
+                "a column of stream ids must be named 'stream'"
+            )
+        raise cell_error(f"{path}:{i + 2}", value_cols[j], cell)
     ts, zoneless = parse_times(frame[time_col], path)
     stream = (
         frame["stream"].astype(object).where(frame["stream"].notna(), "").astype(str).to_numpy()
