@@ -49,7 +49,8 @@ def test_an_id_column_named_in_other_case_is_named_in_the_refusal(tmp_path, text
 
 def test_a_column_of_names_among_the_values_is_told_to_be_named_stream(tmp_path):
     """A "host" column in a file without ``stream`` is read as a value: the refusal says what
-    to name it; a text cell in a column of numbers, or beside a ``stream`` column, is a bad cell."""
+    to name it; a text cell in a column of numbers, a column beside ``stream`` or one of NaN is a
+    bad cell."""
     hosts = "timestamp,host,cpu\n1700000000,web-1,0.5\n1700000060,web-2,0.7\n"
     with pytest.raises(DataError, match=r"s\.csv:2: column 'host' holds 'web-1', text in every"):
         read_samples(write(tmp_path, hosts))
@@ -59,6 +60,9 @@ def test_a_column_of_names_among_the_values_is_told_to_be_named_stream(tmp_path)
     mixed = "timestamp,host,cpu\n1700000000,1,0.5\n1700000060,web-2,0.7\n"
     with pytest.raises(DataError, match=r"s\.csv:3: column 'host' holds 'web-2', not a number"):
         read_samples(write(tmp_path, mixed))
+    nans = "timestamp,a,cpu\n1700000000,NaN,0.5\n"  # no names: not finite
+    with pytest.raises(DataError, match=r"s\.csv:2: column 'a' is nan \(not a finite float32"):
+        read_samples(write(tmp_path, nans))
 
 
 def test_stream_ids_that_pandas_would_read_as_missing_are_ids(tmp_path):
