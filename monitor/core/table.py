@@ -121,6 +121,25 @@ def cell_error(where: str, column: str, cell: object) -> DataError:
     return DataError(f"{where}: column {column!r} is {number} (not a finite float32 number)")
 
 
+def is_name(cell: object) -> bool:
+    """Text that is no number at all ("web-1"; not "", "NaN" or "inf")."""
+    if not isinstance(cell, str) or not cell.strip():
+        return False
+    try:
+        float(cell)
+    except ValueError:
+        return True
+    return False
+
+
+def names_error(where: str, column: str, cell: object) -> DataError:
+    """A column of names among the values of a table without ``stream``: how to name it."""
+    return DataError(
+        f"{where}: column {column!r} holds {cell!r}, text in every row: "
+        "a column of stream ids must be named 'stream'"
+    )
+
+
 def _to_float(cells: list[list[str]], path: Path, first_line: int, names: list[str]) -> np.ndarray:
     """Convert a rectangular list of strings; on failure find the first bad cell and name it."""
     try:
@@ -177,6 +196,10 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
     if length is not None and len(value_cols) != length:
         raise DataError(f"{path}: windows of {len(value_cols)} values; the model expects {length}")
     names = [header[j] for j in value_cols]
+    if "stream" not in header and len(value_cols) > 1:
+        for j in value_cols:
+            if all(is_name(row[j]) for row in body):
+                raise names_error(f"{path}:2", header[j], body[0][j])
     values = _to_float([[row[j] for j in value_cols] for row in body], path, 2, names)
     table = WindowTable(values.astype(np.float32))
     col = {h: j for j, h in enumerate(header) if h in ID_COLUMNS}

@@ -28,6 +28,8 @@ def test_round_trip_keeps_ids_labels_and_float32_values(tmp_path):
     [
         ("stream,a,b\np,1,2\np,3\n", r"w\.csv:3: 2 columns where the first row has 3"),
         ("a,b\n1,2\n3,x\n", r"w\.csv:3: column 'b' holds 'x', not a number"),
+        ("host,a,b\nweb-1,1,2\n", r"w\.csv:2: column 'host' holds 'web-1', text in every row"),
+        ("stream,host,a\np,web-1,1\n", r"w\.csv:2: column 'host' holds 'web-1', not a number"),
         ("a,b\n1,2\n3,\n", r"w\.csv:3: column 'b' holds '', not a number"),
         ("a,b\n1,nan\n", r"w\.csv:2: column 'b' is nan \(not a finite float32 number\)"),
         ("a,b\n1,2\ninf,2\n", r"w\.csv:3: column 'a' is inf \(not a finite float32 number\)"),

@@ -27,6 +27,8 @@ from aemon.core.table import (
     check_case,
     check_header,
     first_outside,
+    is_name,
+    names_error,
 )
 from aemon.core.times import time_problem
 
@@ -104,17 +106,6 @@ def parse_times(column: pd.Series, path: str) -> tuple[np.ndarray, bool]:
     return ((parsed - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64), zoneless
 
 
-def _is_name(cell: object) -> bool:
-    """Text that is no number at all ("web-1"; not "", "NaN" or "inf")."""
-    if not isinstance(cell, str) or not cell.strip():
-        return False
-    try:
-        float(cell)
-    except ValueError:
-        return True
-    return False
-
-
 def _whole(frame: pd.DataFrame, name: str, path: str) -> np.ndarray:
     raw = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(raw) | (raw != np.round(raw))
@@ -169,12 +160,9 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
     if bad.any():
         i, j = np.argwhere(bad)[0]
         cell = frame[value_cols[j]].iloc[i]
-        ids = np.isnan(values[:, j]).all() and _is_name(cell) and len(value_cols) > 1
+        ids = np.isnan(values[:, j]).all() and is_name(cell) and len(value_cols) > 1
         if ids and "stream" not in frame:  # a column of names among the values: "host", say
-            raise DataError(
-                f"{path}:{i + 2}: column {value_cols[j]!r} holds {cell!r}, text in every row: "
-                "a column of stream ids must be named 'stream'"
-            )
+            raise names_error(f"{path}:{i + 2}", value_cols[j], cell)
         raise cell_error(f"{path}:{i + 2}", value_cols[j], cell)
     ts, zoneless = parse_times(frame[time_col], path)
     stream = (
