@@ -464,8 +464,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "series",
         f"{COMMANDS}:train_series",
         help="one detector per stream of a telemetry sample CSV (time-ordered calibration)",
-        description="Train one model per stream of a sample CSV (a timestamp/ts/time column, "
-        "optional stream, seq and label columns, value columns) into OUT/<stream>/. Each "
+        description="Train one model per stream of a sample CSV (a timestamp, ts, time, date or "
+        "datetime column; optional stream, seq and label columns; value columns) into "
+        "OUT/<stream>/. Each "
         "stream's first --train-fraction of rows (at most --max-train-rows) is its normal "
         "history: the earlier 70 percent is fitted, the later 30 percent calibrates the "
         "threshold (no window shares a sample with a fitted one). Serve the directory with "
