@@ -35,6 +35,10 @@ from aemon.training.presets import (
 )
 
 COMMANDS = "aemon.cli.train_commands"
+SAMPLE_CSV = (  # what every command that reads samples says of them
+    "a sample CSV (a timestamp, ts, time, date or datetime column; optional stream, seq and "
+    "label columns; value columns)"
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -464,9 +468,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "series",
         f"{COMMANDS}:train_series",
         help="one detector per stream of a telemetry sample CSV (time-ordered calibration)",
-        description="Train one model per stream of a sample CSV (a timestamp, ts, time, date or "
-        "datetime column; optional stream, seq and label columns; value columns) into "
-        "OUT/<stream>/. Each "
+        description=f"Train one model per stream of {SAMPLE_CSV} into OUT/<stream>/. Each "
         "stream's first --train-fraction of rows (at most --max-train-rows) is its normal "
         "history: the earlier 70 percent is fitted, the later 30 percent calibrates the "
         "threshold (no window shares a sample with a fitted one). Serve the directory with "
@@ -578,8 +580,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "windows",
         "aemon.cli.cut_command:cut_windows",
         help="cut a sample CSV into a window CSV",
-        description="Cut each stream of a sample CSV (a 'timestamp' or 'ts' column, optional "
-        "'stream' and 'label', one or more value columns) into windows of LENGTH samples every "
+        description=f"Cut each stream of {SAMPLE_CSV} into windows of LENGTH samples every "
         "STRIDE samples, aligned exactly as 'aemon serve --input-kind samples' windows them.",
         example="aemon windows samples.csv --length 32 --stride 8 --output windows.csv",
     )
