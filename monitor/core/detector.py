@@ -20,7 +20,7 @@ from aemon.core.evaluation import evaluate
 from aemon.core.families.base import Autoencoder
 from aemon.core.normalise import Normaliser
 from aemon.core.profile import with_distances
-from aemon.core.table import F32_MAX, ID_COLUMNS, TIME_COLUMNS
+from aemon.core.table import F32_MAX, ID_COLUMNS, TIME_COLUMNS, refuse_labels
 
 
 def frame_values(frame: Any) -> np.ndarray:
@@ -30,6 +30,8 @@ def frame_values(frame: Any) -> np.ndarray:
 
     ids = (*ID_COLUMNS, *TIME_COLUMNS)
     keep = [c for c in frame.columns if c not in ids and not is_datetime64_any_dtype(frame[c])]
+    for c in keep:
+        refuse_labels("X", c, frame[c].to_numpy())
     return frame[keep].to_numpy()
 
 

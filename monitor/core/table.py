@@ -21,6 +21,14 @@ ID_COLUMNS = ("stream", "seq", "ts", "start", "label")
 # What a sample's time column may be called (in a CSV or a DataFrame); never a value.
 TIME_COLUMNS = ("timestamp", "ts", "time", "date", "datetime")
 F32_MAX = float(np.finfo(np.float32).max)  # larger values are refused, as the daemon does
+# Names other tools give a column of labels (NAB's, SKAB's, PyOD's ``y``): holding only 0 and 1
+# among the values, such a column is refused rather than learned as a metric.
+LABEL_NAMES = frozenset(
+    {
+        *("is_anomaly", "anomaly", "anomalies", "is_anomalous", "anomalous", "outlier"),
+        *("is_outlier", "outliers", "ground_truth", "changepoint", "y", "target"),
+    }
+)
 
 
 @dataclass
@@ -132,6 +140,16 @@ def is_name(cell: object) -> bool:
     return False
 
 
+def refuse_labels(where: str, column: str, values: np.ndarray) -> None:
+    """Refuse a value column named as labels are (``is_anomaly``, ``y``, ...) that holds only 0
+    and 1: read as a metric, the labels would be learned and scored as one."""
+    if str(column).lower() in LABEL_NAMES and len(values) and np.isin(values, (0, 1)).all():
+        raise DataError(
+            f"{where}: column {column!r} holds only 0 and 1, as labels do, and would be read as "
+            "a value: name it 'label' (1 = anomaly) or leave it out"
+        )
+
+
 def names_error(where: str, column: str, cell: object) -> DataError:
     """A column of names among the values of a table without ``stream``: how to name it."""
     return DataError(
@@ -201,6 +219,8 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
             if all(is_name(row[j]) for row in body):
                 raise names_error(f"{path}:2", header[j], body[0][j])
     values = _to_float([[row[j] for j in value_cols] for row in body], path, 2, names)
+    for j, name in enumerate(names):
+        refuse_labels(f"{path}:1", name, values[:, j])
     table = WindowTable(values.astype(np.float32))
     col = {h: j for j, h in enumerate(header) if h in ID_COLUMNS}
     if "stream" in col:

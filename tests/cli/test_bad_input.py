@@ -50,6 +50,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "ms-samples.csv").write_text("timestamp,value\n1700000000000,1\n1700000060000,2\n")
     (root / "host-samples.csv").write_text("timestamp,host,cpu\n1700000000,web-1,0.5\n")
     (root / "dmy-samples.csv").write_text("timestamp,cpu\n31/01/2026 14:05,0.5\n")
+    (root / "nab-samples.csv").write_text("timestamp,value,is_anomaly\n1700000000,0.5,0\n")
     (root / "ms-windows.csv").write_text("ts,v0,v1\n1700000000000,1,2\n")
     return {
         "W": str(windows),
@@ -71,6 +72,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "MS": str(root / "ms-samples.csv"),
         "HOST": str(root / "host-samples.csv"),
         "DMY": str(root / "dmy-samples.csv"),
+        "NABS": str(root / "nab-samples.csv"),
         "MSW": str(root / "ms-windows.csv"),
     }
 
@@ -132,6 +134,7 @@ CASES = [
     (["train", "series", "--input", "{MS}", "--out", "{OUT}"], "ms-samples.csv:2: timestamp 17"),
     (["train", "series", "--input", "{HOST}", "--out", "{OUT}"], "must be named 'stream'"),
     (["train", "series", "--input", "{DMY}", "--out", "{OUT}"], "is not a time (ISO 8601, such"),
+    (["train", "series", "--input", "{NABS}", "--out", "{OUT}"], "'is_anomaly' holds only 0 and 1"),
     ([*TW[:3], "{MSW}", *TW[4:]], "ms-windows.csv:2: ts 1700000000000 is after the year 5000"),
     ([*TW[:3], "{TWICE}", *TW[4:]], "column 'v' appears twice"),
     (["train", "series", "--input", "{S}", "--length", "0"], "--length: must be >= 1"),

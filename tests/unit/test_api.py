@@ -88,6 +88,9 @@ def test_fit_refuses_bad_input_with_the_errors_the_cli_prints():
         aemon.fit(good, model="transformer")
     with pytest.raises(aemon.ConfigError, match="windows"):
         aemon.fit(np.zeros(10))
+    labelled = pd.DataFrame(good).assign(y=0)  # PyOD's name for labels, among the values
+    with pytest.raises(aemon.DataError, match="column 'y' holds only 0 and 1, as labels do"):
+        aemon.fit(labelled)
     det = aemon.fit(good, epochs=1)
     with pytest.raises(aemon.DataError, match="expected windows of shape"):
         det.score(np.zeros((3, 5)))

@@ -65,6 +65,16 @@ def test_a_column_of_names_among_the_values_is_told_to_be_named_stream(tmp_path)
         read_samples(write(tmp_path, nans))
 
 
+def test_a_column_of_labels_under_another_name_is_not_learned_as_a_metric(tmp_path):
+    """NAB's ``is_anomaly`` or SKAB's ``changepoint`` among the values: refused with the name
+    to use; a metric of that name holding other numbers is a metric."""
+    rows = "timestamp,value,is_anomaly\n1700000000,1.5,0\n1700000060,1.7,1\n"
+    with pytest.raises(DataError, match=r"s\.csv:1: column 'is_anomaly' .* name it 'label'"):
+        read_samples(write(tmp_path, rows))
+    target = "timestamp,value,target\n1700000000,1.5,20.5\n1700000060,1.7,21\n"
+    assert read_samples(write(tmp_path, target)).channels == ["value", "target"]
+
+
 def test_stream_ids_that_pandas_would_read_as_missing_are_ids(tmp_path):
     """North America's region, a host called null: ids the daemon accepts, so training does."""
     rows = "".join(f"{1_700_000_000 + i},{s},{i}\n" for i, s in enumerate(["NA", "null", "None"]))

@@ -29,6 +29,8 @@ def test_round_trip_keeps_ids_labels_and_float32_values(tmp_path):
         ("stream,a,b\np,1,2\np,3\n", r"w\.csv:3: 2 columns where the first row has 3"),
         ("a,b\n1,2\n3,x\n", r"w\.csv:3: column 'b' holds 'x', not a number"),
         ("host,a,b\nweb-1,1,2\n", r"w\.csv:2: column 'host' holds 'web-1', text in every row"),
+        ("a,b,is_anomaly\n1,2,0\n3,4,1\n", r"w\.csv:1: column 'is_anomaly' holds only 0 and 1"),
+        ("a,b,Y\n1,2,0\n", r"w\.csv:1: column 'Y' holds only 0 and 1, as labels do"),
         ("stream,host,a\np,web-1,1\n", r"w\.csv:2: column 'host' holds 'web-1', not a number"),
         ("a,b\n1,2\n3,\n", r"w\.csv:3: column 'b' holds '', not a number"),
         ("a,b\n1,nan\n", r"w\.csv:2: column 'b' is nan \(not a finite float32 number\)"),

@@ -29,6 +29,7 @@ from aemon.core.table import (
     first_outside,
     is_name,
     names_error,
+    refuse_labels,
 )
 from aemon.core.times import time_problem
 
@@ -164,6 +165,8 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
         if ids and "stream" not in frame:  # a column of names among the values: "host", say
             raise names_error(f"{path}:{i + 2}", value_cols[j], cell)
         raise cell_error(f"{path}:{i + 2}", value_cols[j], cell)
+    for j, name in enumerate(value_cols):
+        refuse_labels(f"{path}:1", name, values[:, j])
     ts, zoneless = parse_times(frame[time_col], path)
     stream = (
         frame["stream"].astype(object).where(frame["stream"].notna(), "").astype(str).to_numpy()
