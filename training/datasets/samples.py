@@ -160,11 +160,10 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
     bad = ~np.isfinite(values) | (np.abs(values) > F32_MAX)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        cell = frame[value_cols[j]].iloc[i]
-        ids = np.isnan(values[:, j]).all() and is_name(cell) and len(value_cols) > 1
-        if ids and "stream" not in frame:  # a column of names among the values: "host", say
-            raise names_error(f"{path}:{i + 2}", value_cols[j], cell)
-        raise cell_error(f"{path}:{i + 2}", value_cols[j], cell)
+        column, cell = value_cols[j], frame[value_cols[j]].iloc[i]
+        if "stream" not in frame and len(value_cols) > 1 and all(map(is_name, frame[column])):
+            raise names_error(f"{path}:{i + 2}", column, cell)  # a "host" column, say
+        raise cell_error(f"{path}:{i + 2}", column, cell)
     for j, name in enumerate(value_cols):
         refuse_labels(f"{path}:1", name, values[:, j])
     ts, zoneless = parse_times(frame[time_col], path)
