@@ -211,9 +211,16 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
     value_cols = [j for j, h in enumerate(header) if h not in ID_COLUMNS]
     if not value_cols:
         raise DataError(f"{path}:1: no value columns (only {', '.join(header)})")
+    names = [header[j] for j in value_cols]
+    for name in names:
+        if name in TIME_COLUMNS:  # "ts" is a window's own; the others name a sample's time
+            raise DataError(
+                f"{path}:1: column {name!r} is a sample CSV's time, and this reads windows (one "
+                "per row, times in 'ts'): cut samples with 'aemon windows', or read them as "
+                "samples ('train series', 'replay --samples')"
+            )
     if length is not None and len(value_cols) != length:
         raise DataError(f"{path}: windows of {len(value_cols)} values; the model expects {length}")
-    names = [header[j] for j in value_cols]
     if "stream" not in header and len(value_cols) > 1:
         for j in value_cols:
             if all(is_name(row[j]) for row in body):

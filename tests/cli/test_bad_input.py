@@ -137,6 +137,7 @@ CASES = [
     (["train", "series", "--input", "{NABS}", "--out", "{OUT}"], "'is_anomaly' holds only 0 and 1"),
     ([*TW[:3], "{MSW}", *TW[4:]], "ms-windows.csv:2: ts 1700000000000 is after the year 5000"),
     ([*TW[:3], "{TWICE}", *TW[4:]], "column 'v' appears twice"),
+    ([*TW[:3], "{S}", *TW[4:]], "is a sample CSV's time, and this reads windows"),
     (["train", "series", "--input", "{S}", "--length", "0"], "--length: must be >= 1"),
     (["train", "series", "--input", "{S}", "--train-fraction", "0"], "--train-fraction: must"),
     (["train", "image", "--dataset", "mnist", "--out", "{OUT}"], "mnist"),

@@ -31,6 +31,7 @@ def test_round_trip_keeps_ids_labels_and_float32_values(tmp_path):
         ("host,a,b\nweb-1,1,2\n", r"w\.csv:2: column 'host' holds 'web-1', text in every row"),
         ("a,b,is_anomaly\n1,2,0\n3,4,1\n", r"w\.csv:1: column 'is_anomaly' holds only 0 and 1"),
         ("a,b,Y\n1,2,0\n", r"w\.csv:1: column 'Y' holds only 0 and 1, as labels do"),
+        ("date,a,b\n2026-01-01,1,2\n", r"w\.csv:1: column 'date' is a sample CSV's time"),
         ("stream,host,a\np,web-1,1\n", r"w\.csv:2: column 'host' holds 'web-1', not a number"),
         ("a,b\n1,2\n3,\n", r"w\.csv:3: column 'b' holds '', not a number"),
         ("a,b\n1,nan\n", r"w\.csv:2: column 'b' is nan \(not a finite float32 number\)"),
