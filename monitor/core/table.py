@@ -9,6 +9,7 @@ matrix and their label column is picked by the caller.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,12 +151,18 @@ def refuse_labels(where: str, column: str, values: np.ndarray) -> None:
         )
 
 
-def names_error(where: str, column: str, cell: object) -> DataError:
-    """A column of names among the values of a table without ``stream``: how to name it."""
-    return DataError(
-        f"{where}: column {column!r} holds {cell!r}, text in every row: "
-        "a column of stream ids must be named 'stream'"
-    )
+def refuse_names(path: object, columns: dict[str, Sequence[object]], has_stream: bool) -> None:
+    """Refuse a column of names (``host``, say) among several value columns of a table without
+    ``stream`` (``columns``: each value column's cells, first data row on line 2): say how to
+    name it instead of calling its first cell no number."""
+    if has_stream or len(columns) < 2:
+        return
+    for column, cells in columns.items():
+        if all(map(is_name, cells)):
+            raise DataError(
+                f"{path}:2: column {column!r} holds {cells[0]!r}, text in every row: "
+                "a column of stream ids must be named 'stream'"
+            )
 
 
 def _to_float(cells: list[list[str]], path: Path, first_line: int, names: list[str]) -> np.ndarray:
@@ -221,11 +228,13 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
             )
     if length is not None and len(value_cols) != length:
         raise DataError(f"{path}: windows of {len(value_cols)} values; the model expects {length}")
-    if "stream" not in header and len(value_cols) > 1:
-        for j in value_cols:
-            if all(is_name(row[j]) for row in body):
-                raise names_error(f"{path}:2", header[j], body[0][j])
-    values = _to_float([[row[j] for j in value_cols] for row in body], path, 2, names)
+    try:
+        values = _to_float([[row[j] for j in value_cols] for row in body], path, 2, names)
+    except DataError:  # a column of names, said so, before the first cell that is no number
+        refuse_names(
+            path, {header[j]: [row[j] for row in body] for j in value_cols}, "stream" in header
+        )
+        raise
     for j, name in enumerate(names):
         refuse_labels(f"{path}:1", name, values[:, j])
     table = WindowTable(values.astype(np.float32))

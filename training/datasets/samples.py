@@ -27,9 +27,8 @@ from aemon.core.table import (
     check_case,
     check_header,
     first_outside,
-    is_name,
-    names_error,
     refuse_labels,
+    refuse_names,
 )
 from aemon.core.times import time_problem
 
@@ -160,10 +159,8 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
     bad = ~np.isfinite(values) | (np.abs(values) > F32_MAX)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        column, cell = value_cols[j], frame[value_cols[j]].iloc[i]
-        if "stream" not in frame and len(value_cols) > 1 and all(map(is_name, frame[column])):
-            raise names_error(f"{path}:{i + 2}", column, cell)  # a "host" column, say
-        raise cell_error(f"{path}:{i + 2}", column, cell)
+        refuse_names(path, {c: frame[c].tolist() for c in value_cols}, "stream" in frame)
+        raise cell_error(f"{path}:{i + 2}", value_cols[j], frame[value_cols[j]].iloc[i])
     for j, name in enumerate(value_cols):
         refuse_labels(f"{path}:1", name, values[:, j])
     ts, zoneless = parse_times(frame[time_col], path)
