@@ -120,9 +120,21 @@ def _check_width(rows: list[list[str]], path: Path, first_line: int) -> int:
     return width
 
 
+# How tables and DataFrames write a missing value (pandas' NA prints as "<NA>").
+MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "<na>"})
+
+
 def cell_error(where: str, column: str, cell: object) -> DataError:
     """The one wording, in every table aemon reads, for a cell that is not a finite float32
-    number: text that is no number at all (an empty cell is ``''``), or the number it is."""
+    number: a missing value (empty, NaN, ``NA``, ``null``), text that is no number at all, or
+    the number it is."""
+    if cell is None or str(cell).strip().lower() in MISSING:
+        blank = cell is None or (isinstance(cell, str) and not cell.strip())
+        shown = "empty" if blank else repr(cell) if isinstance(cell, str) else str(cell)
+        return DataError(
+            f"{where}: column {column!r} is {shown}, a missing value: aemon does not guess one; "
+            "drop the row or fill it"
+        )
     try:
         number = float(cell)  # type: ignore[arg-type]
     except (TypeError, ValueError):

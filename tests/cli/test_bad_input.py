@@ -130,7 +130,7 @@ CASES = [
     (["train", "windows", "--input", "{DIR}/missing.csv"], "--input: "),
     ([*TW[:3], "{SEMI}", *TW[4:]], "looks separated by semicolons"),
     (["train", "series", "--input", "{SEMIS}", "--out", "{OUT}"], "separated by semicolons"),
-    (["train", "series", "--input", "{TEXTS}", "--out", "{OUT}"], "column 'value' holds 'n/a'"),
+    (["train", "series", "--input", "{TEXTS}", "--out", "{OUT}"], "'n/a', a missing value"),
     (["train", "series", "--input", "{MS}", "--out", "{OUT}"], "ms-samples.csv:2: timestamp 17"),
     (["train", "series", "--input", "{HOST}", "--out", "{OUT}"], "must be named 'stream'"),
     (["train", "series", "--input", "{DMY}", "--out", "{OUT}"], "is not a time (ISO 8601, such"),

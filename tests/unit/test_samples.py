@@ -20,10 +20,10 @@ def write(tmp_path, text):
         # the same wording as a window CSV's (tests/unit/test_table.py)
         (
             "1700000000,a,1\n1700000060,a,n/a\n",
-            r"s\.csv:3: column 'value' holds 'n/a', not a number",
+            r"s\.csv:3: column 'value' is 'n/a', a missing value: aemon does not guess one; drop",
         ),
-        ("1700000000,a,1\n1700000060,a,\n", r"s\.csv:3: column 'value' holds '', not a number"),
-        ("1700000000,a,NaN\n", r"s\.csv:2: column 'value' is nan \(not a finite float32 number\)"),
+        ("1700000000,a,1\n1700000060,a,\n", r"s\.csv:3: column 'value' is empty, a missing value"),
+        ("1700000000,a,NaN\n", r"s\.csv:2: column 'value' is 'NaN', a missing value"),
         ("1700000000,a,-inf\n", r"s\.csv:2: column 'value' is -inf \(not a finite float32"),
         ("1700000000,a,1e300\n", r"s\.csv:2: column 'value' is 1e\+300 \(not a finite float32"),
         ("1700000000,,1\n", r"s\.csv:2: empty stream id"),
@@ -60,8 +60,8 @@ def test_a_column_of_names_among_the_values_is_told_to_be_named_stream(tmp_path)
     mixed = "timestamp,host,cpu\n1700000000,1,0.5\n1700000060,web-2,0.7\n"
     with pytest.raises(DataError, match=r"s\.csv:3: column 'host' holds 'web-2', not a number"):
         read_samples(write(tmp_path, mixed))
-    nans = "timestamp,a,cpu\n1700000000,NaN,0.5\n"  # no names: not finite
-    with pytest.raises(DataError, match=r"s\.csv:2: column 'a' is nan \(not a finite float32"):
+    nans = "timestamp,a,cpu\n1700000000,NaN,0.5\n"  # no names: a missing value
+    with pytest.raises(DataError, match=r"s\.csv:2: column 'a' is 'NaN', a missing value"):
         read_samples(write(tmp_path, nans))
 
 
