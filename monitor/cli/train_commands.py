@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +16,10 @@ from sklearn.model_selection import train_test_split
 
 from aemon.cli.toolkit import learning_of
 from aemon.core.artifact import META_FILE, read_meta
+from aemon.core.catalog import catalog, check_one_daemon
 from aemon.core.detector import Detector
 from aemon.core.device import pick_device
-from aemon.core.errors import ConfigError, DataError
+from aemon.core.errors import ArtifactError, ConfigError, DataError
 from aemon.core.evaluation import evaluate as metrics_at
 from aemon.core.events import event_rule
 from aemon.core.table import WindowTable, read_windows, write_windows
@@ -52,6 +54,10 @@ def emit(doc: dict[str, object], as_json: bool) -> None:
     for key, value in doc.items():
         if not isinstance(value, dict | list):
             print(f"{key:>18}: {value:.4f}" if isinstance(value, float) else f"{key:>18}: {value}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def recipe_of(base: Recipe, args: argparse.Namespace, size: int) -> Recipe:
@@ -171,8 +177,14 @@ def train_series(args: argparse.Namespace) -> int:
         args.shared,
         args.any_stream,
     )
-    stage(not args.quiet, f"writing {len(detectors)} artifacts to {args.out}")
+    stage(not args.quiet, f"writing {_count(len(detectors), 'artifact')} to {args.out}")
     SeriesDetector(detectors).save(args.out)
+    on_disk: dict[str, Path] = {}
+    try:  # with the models trained into it before: can one daemon serve them all?
+        on_disk = catalog(args.out)
+        check_one_daemon([read_meta(path) for path in on_disk.values()])
+    except ArtifactError as e:
+        warnings.warn(f"{args.out}: {e}", stacklevel=1)
     summaries = {}
     for stream, det in detectors.items():
         where = args.out / stream_dir(stream)
@@ -197,7 +209,8 @@ def train_series(args: argparse.Namespace) -> int:
                 f"{stream}: threshold {summary['threshold']:.4g}{seen} -> {summary['artifact']}",
                 file=sys.stderr,
             )
-        print(f"{len(summaries)} models in {args.out}")
+        total = f" ({len(on_disk)} there in all)" if len(on_disk) > len(summaries) else ""
+        print(f"{_count(len(summaries), 'model')} in {args.out}{total}")
     return 0
 
 

@@ -7,9 +7,10 @@ that has no model of its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from aemon.core.artifact import META_FILE, read_meta
+from aemon.core.artifact import META_FILE, Meta, read_meta
 from aemon.core.errors import ArtifactError
 
 ANY = ""  # the key of an artifact that serves every stream without a model of its own
@@ -31,3 +32,37 @@ def catalog(path: str | Path) -> dict[str, Path]:
     if not found:
         raise ArtifactError(f"{root}: no {META_FILE} in it or in any sub-directory")
     return found
+
+
+def _windows(meta: Meta) -> str:
+    """What a model's windows hold, in words: "8 samples of 3 metrics and the time of day"."""
+    w = meta.window
+    if not meta.is_series:
+        return f"{' x '.join(map(str, meta.shape))} values"
+    every = "" if w.stride == 1 else f" every {w.stride}"
+    n = meta.value_channels
+    clock = {"time_of_day": " and the time of day", "blank": " and a blank clock"}.get(
+        str(meta.clock), ""
+    )
+    return f"{w.length} samples{every} of {n} metric{'s' if n > 1 else ''}{clock}"
+
+
+def check_one_daemon(metas: Sequence[Meta]) -> None:
+    """ArtifactError unless one daemon can serve all of these models: one batch holds windows
+    of one shape, so every model takes the same windows, with or without clock channels alike;
+    series models (events) and window models (an alert a window) are not mixed."""
+    first = metas[0]
+    for meta in metas[1:]:
+        if meta.shape != first.shape or meta.window != first.window:
+            raise ArtifactError(
+                f"models take different windows ({first.name}: {_windows(first)}; {meta.name}: "
+                f"{_windows(meta)}); one daemon serves models of one window shape: give each "
+                "shape its own models directory, input topic and daemon"
+            )
+        if bool(meta.clock) != bool(first.clock):
+            raise ArtifactError(
+                f"models {first.name} and {meta.name} differ in whether their input has "
+                "clock channels; one daemon serves models that agree (train them together)"
+            )
+        if (meta.event_rule is None) != (first.event_rule is None):
+            raise ArtifactError("a models directory mixes series models with others")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aemon.core.artifact import META_FILE
-from aemon.core.catalog import ANY, catalog
+from aemon.core.catalog import ANY, catalog, check_one_daemon
 from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.events import Rule
@@ -50,26 +50,7 @@ class Models:
             det = Detector.load(path, device=self.device, amp=self.amp)
             self.detectors.append(det)
             self.rules.append(Rule.from_meta(det.meta))
-        self._check(self.detectors)
-
-    @staticmethod
-    def _check(detectors: list[Detector]) -> None:
-        first = detectors[0]
-        for det in detectors[1:]:
-            a, b = first.meta.window, det.meta.window
-            if det.input_shape != first.input_shape or a != b:
-                raise ArtifactError(
-                    f"models {first.name} and {det.name} take different windows "
-                    f"({first.input_shape}, {(a.length, a.stride)} against {det.input_shape}, "
-                    f"{(b.length, b.stride)}); one daemon serves models of one window shape"
-                )
-            if bool(det.meta.clock) != bool(first.meta.clock):
-                raise ArtifactError(
-                    f"models {first.name} and {det.name} differ in whether their input has "
-                    "clock channels; one daemon serves models that agree (train them together)"
-                )
-            if (det.meta.event_rule is None) != (first.meta.event_rule is None):
-                raise ArtifactError("a models directory mixes series models with others")
+        check_one_daemon([d.meta for d in self.detectors])
 
     @property
     def first(self) -> Detector:
@@ -148,7 +129,8 @@ class Models:
             self.stamps[i] = _stamp(self.paths[i])
             try:
                 det = Detector.load(self.paths[i], device=self.device, amp=self.amp)
-                self._check([det, *self.detectors])  # the old one too: same windows
+                # against every running model, the one it replaces too: the same windows
+                check_one_daemon([det.meta, *(d.meta for d in self.detectors)])
                 running = self.detectors[i].meta.clock
                 if det.meta.clock != running:
                     raise ArtifactError(

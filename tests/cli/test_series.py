@@ -137,6 +137,30 @@ def test_several_value_columns_train_score_and_evaluate(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["events"]["incidents"] == 1
 
 
+def test_two_window_shapes_in_one_models_directory_are_said_to_need_two_daemons(tmp_path, capsys):
+    """A stream of one metric and one of two trained into one directory: training says at once
+    that one daemon cannot serve both (it batches windows of one shape), and ``serve`` refuses
+    with the same line instead of failing later."""
+    one = samples_csv(tmp_path / "one.csv", n=200, streams=("web",))
+    lines = ["timestamp,stream,flow,pressure"]
+    lines += [f"{1_700_000_000 + 60 * i},pump,{math.sin(i / 6):.5f},{i % 7}" for i in range(200)]
+    (tmp_path / "two.csv").write_text("\n".join(lines) + "\n")
+    assert train(tmp_path, one)[0] == 0
+    assert "warning" not in capsys.readouterr().err
+    rc, out = train(tmp_path, tmp_path / "two.csv")
+    assert rc == 0 and sorted(catalog(out)) == ["pump", "web"]
+    said = capsys.readouterr()
+    shapes = (
+        "models take different windows (pump: 8 samples of 2 metrics; web: 8 samples of 1 "
+        "metric); one daemon serves models of one window "
+        "shape: give each shape its own models directory, input topic and daemon"
+    )
+    assert f"aemon: warning: {out}: {shapes}" in said.err
+    assert said.out.strip() == f"1 model in {out} (2 there in all)"
+    assert main(["serve", "--model", str(out), "--bootstrap-servers", "127.0.0.1:9"]) == 2
+    assert capsys.readouterr().err.strip() == f"aemon: error: {shapes}"
+
+
 def test_progress_lines_name_the_stream_they_fit(tmp_path, capsys):
     csv = samples_csv(tmp_path / "s.csv", n=200, streams=("pump-a", "pump-b"))
     argv = ["train", "series", "--input", str(csv), "--out", str(tmp_path / "m"), "--epochs", "1"]
