@@ -48,21 +48,18 @@ def _windows(meta: Meta) -> str:
 
 
 def check_one_daemon(metas: Sequence[Meta]) -> None:
-    """ArtifactError unless one daemon can serve all of these models: one batch holds windows
-    of one shape, so every model takes the same windows, with or without clock channels alike;
-    series models (events) and window models (an alert a window) are not mixed."""
+    """ArtifactError unless one daemon can serve all of these models: windows of one length and
+    stride (series models may differ in the metrics a sample carries and in their clock; window
+    models take one shape), and not series models (events) beside window models (an alert a
+    window)."""
     first = metas[0]
     for meta in metas[1:]:
-        if meta.shape != first.shape or meta.window != first.window:
-            raise ArtifactError(
-                f"models take different windows ({first.name}: {_windows(first)}; {meta.name}: "
-                f"{_windows(meta)}); one daemon serves models of one window shape: give each "
-                "shape its own models directory, input topic and daemon"
-            )
-        if bool(meta.clock) != bool(first.clock):
-            raise ArtifactError(
-                f"models {first.name} and {meta.name} differ in whether their input has "
-                "clock channels; one daemon serves models that agree (train them together)"
-            )
         if (meta.event_rule is None) != (first.event_rule is None):
             raise ArtifactError("a models directory mixes series models with others")
+        if meta.window != first.window or (not meta.is_series and meta.shape != first.shape):
+            raise ArtifactError(
+                f"models take different windows ({first.name}: {_windows(first)}; {meta.name}: "
+                f"{_windows(meta)}); one daemon serves windows of one length and stride (of one "
+                "shape for window models): give each its own models directory, input topic and "
+                "daemon"
+            )

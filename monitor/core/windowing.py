@@ -56,6 +56,14 @@ def time_of_day(ts: float) -> tuple[float, float]:
     return math.sin(angle), math.cos(angle)
 
 
+def clock_values(clock: str | None, ts: float) -> tuple[float, float] | None:
+    """A sample's clock channels for a model whose ``input.clock`` is ``clock``: its time of day,
+    zeros (blank), or None (the model has no clock channels)."""
+    if clock is None:
+        return None
+    return time_of_day(ts) if clock == TIME_OF_DAY else (0.0, 0.0)
+
+
 def window_index(seq: Any, length: int, stride: int) -> Any:
     """The position among its stream's windows of the window ending at sample ``seq`` (an int, or
     an integer array of them)."""
@@ -89,24 +97,19 @@ class _Stream:
 
 @dataclass
 class Windower:
-    """Windows of ``length`` samples of ``channels`` values, one every ``stride`` samples; with
-    ``clock``, each sample's two clock channels after its values."""
+    """Windows of ``length`` samples, one every ``stride`` samples, each sample's clock channels
+    (if its model has them) after its values. A stream's samples are as wide as its first one:
+    streams may differ (a pump's 8 metrics beside a server's 19, with a clock or without)."""
 
     length: int
     stride: int
-    channels: int = 1  # values each sample carries
     history: int = 0  # windows before the next one that a stream's decisions depend on
-    clock: bool = False
     gaps: int = 0
     _state: dict[int, dict[str, _Stream]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.stride <= self.length:
             raise ValueError("window stride must be between 1 and the window length")
-
-    @property
-    def window_channels(self) -> int:
-        return window_channels(self.channels, self.clock)
 
     def index(self, seq: int) -> int:
         """The position of the window ending at sample ``seq`` among its stream's windows."""
@@ -120,20 +123,21 @@ class Windower:
         seq: int | None,
         sample: np.ndarray,
         out: np.ndarray,
-        ts: float | None = None,
+        clock: tuple[float, float] | None = None,
     ) -> int | None:
-        """Add a sample (its values; with a clock, its time ``ts`` in epoch seconds, or None for
-        a blank clock); when it ends a window, copy the window into ``out`` and return its seq.
+        """Add a sample (its values, and its ``clock`` channels (:func:`clock_values`) if its
+        model has them); when it ends a window, copy the window into ``out`` and return its seq.
 
-        ``out`` has the artifact's input shape: ``[length]`` for one channel, else
-        ``[window_channels, length]``. Raises :class:`LateSample` for a repeated or earlier
-        ``seq``.
+        The window fills the start of ``out`` in the artifact's input order: ``[length]`` for one
+        channel, else ``[window channels, length]`` (``out`` may be longer: a batch row sized for
+        the widest stream). Raises :class:`LateSample` for a repeated or earlier ``seq``.
         """
         length = self.length
         streams = self._state.setdefault(partition, {})
         s = streams.get(stream)
         if s is None:
-            s = streams[stream] = _Stream(np.empty((2 * length, self.window_channels), np.float32))
+            wide = window_channels(len(sample), clock is not None)
+            s = streams[stream] = _Stream(np.empty((2 * length, wide), np.float32))
         if seq is None:
             seq = s.next_seq
         if seq < s.next_seq:
@@ -146,9 +150,9 @@ class Windower:
             s.buf[: length - 1] = s.buf[s.end - length + 1 :]
             s.end = length - 1
         row = s.buf[s.end]
-        row[: self.channels] = sample
-        if self.clock:
-            row[self.channels :] = (0.0, 0.0) if ts is None else time_of_day(ts)
+        row[: len(sample)] = sample
+        if clock is not None:
+            row[len(sample) :] = clock
         s.end += 1
         s.offsets.append(offset)
         if len(s.offsets) > length:
@@ -160,7 +164,8 @@ class Windower:
             if len(s.starts) > self.history + 1:
                 s.starts.pop(0)
         window = s.buf[s.end - length : s.end]  # [length, channels]
-        out.reshape(-1)[:] = (window[:, 0] if self.window_channels == 1 else window.T).ravel()
+        ordered = window[:, 0] if window.shape[1] == 1 else window.T  # the model's input order
+        out.reshape(-1)[: window.size] = ordered.ravel()
         return seq
 
     def history_offset(self, partition: int, stream: str) -> int:

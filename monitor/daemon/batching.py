@@ -14,9 +14,18 @@ import numpy as np
 from aiokafka import TopicPartition
 
 
+def as_windows(rows: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Batch rows ``[n, *row shape]`` as windows of a model's input ``shape``: the rows
+    themselves, or, where streams of several widths share the batch (flat rows as long as the
+    widest window), the start of each row."""
+    if rows.shape[1:] == shape:
+        return rows
+    return rows.reshape(len(rows), -1)[:, : int(np.prod(shape))].reshape(-1, *shape)
+
+
 @dataclass
 class Batch:
-    values: np.ndarray  # [capacity, *input_shape] float32, reused
+    values: np.ndarray  # [capacity, *row shape] float32, reused (Models.row_shape)
     n: int = 0
     streams: list[str] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)

@@ -122,13 +122,18 @@ def _ts(value: object, default: float) -> float:
     return float(value)
 
 
+def check_length(got: int, takes: int) -> None:
+    """A window or sample of ``got`` values for a model that takes ``takes``: wrong_length."""
+    if got != takes:
+        raise Invalid("wrong_length", f"{got} values; the model takes {takes}")
+
+
 def _fill(row: np.ndarray, values: object) -> None:
     """Copy ``values`` into ``row`` (float32), checking type and length (not finiteness). JSON
     numbers only: numpy would turn ``"0.12"`` into 0.12 and ``true`` into 1."""
     if not isinstance(values, list):
         raise Invalid("bad_values", "'values' must be an array of numbers")
-    if len(values) != row.size:
-        raise Invalid("wrong_length", f"{len(values)} values; the model takes {row.size}")
+    check_length(len(values), row.size)
     if not set(map(type, values)) <= NUMBER_TYPES:
         raise Invalid("bad_values", "'values' must hold numbers only (no strings, booleans, null)")
     row.reshape(-1)[:] = values
@@ -277,13 +282,13 @@ class _Parsed(NamedTuple):
 
 
 def _parse(
-    parser: simdjson.Parser, value: bytes, limits: Limits, size: int, sample: bool
+    parser: simdjson.Parser, value: bytes, limits: Limits, size: int | None, sample: bool
 ) -> _Parsed | None:
     """A plain message parsed in C, its ``values`` (or a sample's ``value``) as a buffer of
-    ``size`` doubles; None where the checked path must decide: a parse error, a repeated key
-    (the checked path keeps the last), a second or nested array, or anything but a number among
-    the numbers. Other keys are ignored, as there. Nothing of simdjson's outlives the call (a
-    parser is not reused while its documents live)."""
+    ``size`` doubles (None: as many as it holds); None where the checked path must decide: a
+    parse error, a repeated key (the checked path keeps the last), a second or nested array, or
+    anything but a number among the numbers. Other keys are ignored, as there. Nothing of
+    simdjson's outlives the call (a parser is not reused while its documents live)."""
     _check_size(len(value), limits)
     if value.find(b"[", value.find(b"[") + 1) >= 0:  # a second "[" (find is memchr; count is not)
         return None
@@ -302,10 +307,10 @@ def _parse(
             return None
         if "values" in names:
             numbers = doc["values"]
-            if type(numbers) is not simdjson.Array or len(numbers) != size:
+            if type(numbers) is not simdjson.Array or size not in (None, len(numbers)):
                 return None  # the checked path names the type or length (or a nested list)
             buffer: Any = numbers.as_buffer(of_type="d")
-        elif sample and "value" in names and size == 1 and type(doc["value"]) in (int, float):
+        elif sample and "value" in names and type(doc["value"]) in (int, float):
             buffer = np.array([doc["value"]], dtype=np.float64).data
         else:
             return None
@@ -344,24 +349,25 @@ class Sample:
     values: np.ndarray  # float32 [channels]
 
 
-def decode_sample(value: bytes | None, timestamp_ms: int, channels: int, limits: Limits) -> Sample:
-    """Decode one sample message: ``value`` (one channel) or ``values`` (several)."""
+def decode_sample(value: bytes | None, timestamp_ms: int, limits: Limits) -> Sample:
+    """Decode one sample message: ``value`` (one channel) or ``values`` (several, as many as
+    the message holds: the caller checks them against its stream's model, :func:`check_length`)."""
     raw = value or b""
-    got = _parse(_parser(), raw, limits, channels, sample=True)
+    got = _parse(_parser(), raw, limits, None, sample=True)
     if got is None:
-        return _checked_sample(raw, timestamp_ms, channels, limits)
+        return _checked_sample(raw, timestamp_ms, limits)
     stream = _stream(got.stream, limits)
     out = np.frombuffer(got.numbers, dtype=np.float64).astype(np.float32)
     return _sample(stream, got.seq, got.ts, timestamp_ms, out)
 
 
-def _checked_sample(value: bytes, timestamp_ms: int, channels: int, limits: Limits) -> Sample:
+def _checked_sample(value: bytes, timestamp_ms: int, limits: Limits) -> Sample:
     doc = _object(value, limits)
     stream = _stream(doc.get("stream"), limits)
     raw = doc["values"] if "values" in doc else [doc["value"]] if "value" in doc else None
     if raw is None:
         raise Invalid("missing_values", "no 'value' or 'values'")
-    out = np.empty(channels, dtype=np.float32)
+    out = np.empty(len(raw) if isinstance(raw, list) else 1, dtype=np.float32)
     _fill(out, raw if isinstance(raw, list) else [raw])
     return _sample(stream, doc.get("seq"), doc.get("ts"), timestamp_ms, out)
 

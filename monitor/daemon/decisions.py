@@ -133,7 +133,7 @@ class Decisions:
         if scored is None:
             self._hold(batch)
             return d
-        w, dets, rules = self.windower, self.detectors, self.models.rules
+        w, dets, rules, takes = self.windower, self.detectors, self.models.rules, self.models.takes
         assert w is not None
         scores, channels = scored.scores.tolist(), scored.channels
         for i in range(batch.n):
@@ -150,7 +150,9 @@ class Decisions:
             st = self.streams.get((p, stream))
             if st is None:
                 st = self.streams[(p, stream)] = _Stream(Decider(rules[m], stream), idx)
-            v = st.decider.push(seq, ts, scores[i], None if channels is None else channels[i])
+            metrics = takes[m].values  # a row's errors per metric: as many as its model's
+            per = None if channels is None or metrics == 1 else channels[i, :metrics]
+            v = st.decider.push(seq, ts, scores[i], per)
             if st.first and idx - st.first < self.models.warmup(m):
                 d.warmup += 1
                 continue

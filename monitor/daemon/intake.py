@@ -16,12 +16,13 @@ import time
 import orjson
 from aiokafka import TopicPartition
 
-from aemon.core.windowing import LateSample, Windower
+from aemon.core.windowing import LateSample, Windower, clock_values
 from aemon.daemon import alerts
-from aemon.daemon.batching import Batch, Pool
+from aemon.daemon.batching import Batch, Pool, as_windows
 from aemon.daemon.codec import (
     Invalid,
     Limits,
+    check_length,
     decode_sample,
     decode_windows,
     non_finite,
@@ -193,12 +194,14 @@ class Intake:
         for rec in records:
             row = batch.values[batch.n + len(streams)]
             try:
-                s = decode_sample(rec.value, rec.timestamp, w.channels, self.limits)
+                s = decode_sample(rec.value, rec.timestamp, self.limits)
                 model = self.models.index(s.stream)
                 if model is None:
                     raise Invalid("no_model", f"no model serves stream {s.stream[:64]!r}")
-                clock_ts = s.ts if self.models.reads_clock(model) else None
-                seq = w.push(p, rec.offset, s.stream, s.seq, s.values, row, clock_ts)
+                takes = self.models.takes[model]
+                check_length(len(s.values), takes.values)
+                clock = clock_values(takes.clock, s.ts)
+                seq = w.push(p, rec.offset, s.stream, s.seq, s.values, row, clock)
             except Invalid as bad:
                 self._dead_letter(tp, rec, bad, batch)
                 continue
@@ -215,7 +218,11 @@ class Intake:
                 if w.history:
                     batch.holds.append(w.history_offset(p, s.stream))
                 learners = self.learners
-                update = learners and learners.push(p, s.stream, model, w.index(seq), row)
+                if learners:
+                    window = as_windows(row[None], takes.shape)[0]
+                    update = learners.push(p, s.stream, model, w.index(seq), window)
+                else:
+                    update = None
                 batch.learned.append(update)
         batch.keep(streams, seqs, ts, kafka_ts)
 

@@ -12,13 +12,16 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
 
 from aemon.core.artifact import META_FILE
 from aemon.core.catalog import ANY, catalog, check_one_daemon
 from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.events import Rule
-from aemon.core.windowing import TIME_OF_DAY, Windower
+from aemon.core.windowing import Windower
 
 log = logging.getLogger("aemon.serve")
 
@@ -27,6 +30,15 @@ def _stamp(path: Path) -> int:
     with contextlib.suppress(OSError):
         return (path / META_FILE).stat().st_mtime_ns
     return 0
+
+
+class Takes(NamedTuple):
+    """What a model's samples are, for the intake (fixed for its life: a reload that would change
+    it is refused): values per sample, what its clock channels hold, its windows' shape."""
+
+    values: int
+    clock: str | None
+    shape: tuple[int, ...]
 
 
 @dataclass
@@ -41,6 +53,7 @@ class Models:
     rules: list[Rule] = field(default_factory=list)
     route: dict[str, int] = field(default_factory=dict)
     stamps: list[int] = field(default_factory=list)
+    takes: list[Takes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for stream, path in catalog(self.root).items():
@@ -50,11 +63,19 @@ class Models:
             det = Detector.load(path, device=self.device, amp=self.amp)
             self.detectors.append(det)
             self.rules.append(Rule.from_meta(det.meta))
+            self.takes.append(Takes(det.meta.value_channels, det.meta.clock, det.input_shape))
         check_one_daemon([d.meta for d in self.detectors])
 
     @property
     def first(self) -> Detector:
         return self.detectors[0]
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """A batch row: the input shape every model takes; flat, as long as the largest window,
+        where series models differ (each row's window fills its start: ``batching.as_windows``)."""
+        shapes = {det.input_shape for det in self.detectors}
+        return shapes.pop() if len(shapes) == 1 else (max(int(np.prod(s)) for s in shapes),)
 
     @property
     def series(self) -> bool:
@@ -103,13 +124,8 @@ class Models:
         if input_kind != "samples":
             return None
         w = det.meta.window
-        meta = det.meta
         history = self.history if self.series else 0
-        return Windower(w.length, w.stride, meta.value_channels, history, bool(meta.clock))
-
-    def reads_clock(self, model: int) -> bool:
-        """Whether model ``model``'s samples carry their time of day (else a blank clock)."""
-        return self.detectors[model].meta.clock == TIME_OF_DAY
+        return Windower(w.length, w.stride, history)
 
     def index(self, stream: str) -> int | None:
         """The model serving ``stream``, or None."""
@@ -129,13 +145,12 @@ class Models:
             self.stamps[i] = _stamp(self.paths[i])
             try:
                 det = Detector.load(self.paths[i], device=self.device, amp=self.amp)
-                # against every running model, the one it replaces too: the same windows
                 check_one_daemon([det.meta, *(d.meta for d in self.detectors)])
-                running = self.detectors[i].meta.clock
-                if det.meta.clock != running:
+                takes = Takes(det.meta.value_channels, det.meta.clock, det.input_shape)
+                if takes != self.takes[i]:  # its streams' buffered samples fit the running one
                     raise ArtifactError(
-                        f"its clock ({det.meta.clock}) is not the running model's ({running}); "
-                        "the stream's buffered samples carry that one"
+                        f"it takes {takes}, the running model {self.takes[i]}; the stream's "
+                        "buffered samples carry those"
                     )
                 rule = Rule.from_meta(det.meta)
             except Exception as exc:  # a bad new artifact must not stop a running monitor

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from aemon.core.detector import Detector
+from aemon.daemon.batching import as_windows
 
 
 def settle_heap() -> None:
@@ -52,14 +53,15 @@ class Scorer:
         self.capacity = capacity
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="aemon-score")
         self.detectors = list(detectors)
+        # the most metrics a series model's sample carries (a swap keeps each model's)
+        self.wide = max((d.meta.value_channels for d in detectors if d.meta.is_series), default=1)
         self._pinned: dict[tuple[int, ...], torch.Tensor] = {}  # CUDA staging, by model shape
         self.warm_up()
 
     def warm_up(self) -> None:
         """One full-size batch through each model, so the first real batch pays no start-up."""
-        rows = np.zeros((self.capacity, *self.detectors[0].input_shape), dtype=np.float32)
-        for i in range(len(self.detectors)):
-            self._score_rows(self.detectors[i], rows, None)
+        for det in self.detectors:
+            self._score_rows(det, np.zeros((self.capacity, *det.input_shape), np.float32), None)
 
     def swap(self, i: int, detector: Detector) -> None:
         """Use ``detector`` as model ``i`` from the next batch on (between batches only)."""
@@ -90,27 +92,31 @@ class Scorer:
     def score(
         self, values: np.ndarray, models: np.ndarray | None = None, learned: Sequence[Detector] = ()
     ) -> Scored:
-        """Score raw windows ``[n, *input_shape]`` (runs in the worker thread). ``models``: the
-        model of each row, numbered on past the scorer's own into ``learned`` (streams' updated
-        models); None: model 0 for all, with its threshold's flags and contributors."""
+        """Score a batch's rows ``[n, *row shape]`` (runs in the worker thread): each model's
+        raw windows, :func:`as_windows`. ``models``: the model of each row, numbered on past the
+        scorer's own into ``learned`` (streams' updated models); None: model 0 for all, with its
+        threshold's flags and contributors."""
         start = time.perf_counter()
         if models is None:
             det = self.detectors[0]
             scores, flagged, top = self._score_rows(det, values, det.threshold)
             return Scored(scores, flagged, top, time.perf_counter() - start)
         scores = np.empty(len(values), dtype=np.float32)
-        channels = None
-        meta = self.detectors[0].meta  # every model of a daemon takes the same input
-        if meta.is_series and meta.value_channels > 1:  # several metrics: what each contributed
-            channels = np.empty((len(values), meta.value_channels), dtype=np.float32)
+        channels = None  # series of several metrics: what each contributed (NaN past a row's)
+        if self.wide > 1:
+            channels = np.full((len(values), self.wide), np.nan, dtype=np.float32)
         own = len(self.detectors)
         for m in np.unique(models).tolist():
             rows = np.flatnonzero(models == m)
             det = self.detectors[m] if m < own else learned[m - own]
-            if channels is None:
-                scores[rows] = self._score_rows(det, values[rows], None)[0]
+            windows = as_windows(values[rows], det.input_shape)
+            if det.meta.is_series and det.meta.value_channels > 1:
+                metrics = det.meta.value_channels
+                scores[rows], channels[rows, :metrics] = det.score_channels(  # type: ignore[index]
+                    self._staged(det, windows)
+                )
             else:
-                scores[rows], channels[rows] = det.score_channels(self._staged(det, values[rows]))
+                scores[rows] = self._score_rows(det, windows, None)[0]
         none = np.empty(0, dtype=np.int64)
         seconds = time.perf_counter() - start
         return Scored(scores, none, np.empty((0, 0), dtype=np.int64), seconds, channels)

@@ -73,7 +73,7 @@ class Shared:
 def build(x: Shared) -> Stages:
     """Every stage, joined: a fixed pool of batches (every batch in flight, queued, scoring or
     awaiting acks, comes from it), the bounded queue to the score stage, and the publisher's."""
-    pool = Pool(x.s.queue_batches + 2, x.s.max_batch, x.models.first.input_shape)
+    pool = Pool(x.s.queue_batches + 2, x.s.max_batch, x.models.row_shape)
     queue: asyncio.Queue[Batch | None] = asyncio.Queue(x.s.queue_batches)
     scorer_idle = asyncio.Event()  # set while the score stage waits for a batch
     confirming: asyncio.Queue[Decided | None] = asyncio.Queue()

@@ -137,26 +137,29 @@ def test_several_value_columns_train_score_and_evaluate(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["events"]["incidents"] == 1
 
 
-def test_two_window_shapes_in_one_models_directory_are_said_to_need_two_daemons(tmp_path, capsys):
-    """A stream of one metric and one of two trained into one directory: training says at once
-    that one daemon cannot serve both (it batches windows of one shape), and ``serve`` refuses
-    with the same line instead of failing later."""
+def test_models_trained_apart_into_one_directory_and_what_one_daemon_serves(tmp_path, capsys):
+    """Streams of one and of two metrics trained apart into one directory: one daemon serves
+    both. One trained on windows of another length cannot share it: training says so at once
+    and ``serve`` refuses with the same line instead of failing later."""
     one = samples_csv(tmp_path / "one.csv", n=200, streams=("web",))
     lines = ["timestamp,stream,flow,pressure"]
     lines += [f"{1_700_000_000 + 60 * i},pump,{math.sin(i / 6):.5f},{i % 7}" for i in range(200)]
     (tmp_path / "two.csv").write_text("\n".join(lines) + "\n")
     assert train(tmp_path, one)[0] == 0
-    assert "warning" not in capsys.readouterr().err
+    capsys.readouterr()
     rc, out = train(tmp_path, tmp_path / "two.csv")
-    assert rc == 0 and sorted(catalog(out)) == ["pump", "web"]
+    said = capsys.readouterr()
+    assert rc == 0 and sorted(catalog(out)) == ["pump", "web"] and "warning" not in said.err
+    assert said.out.strip() == f"1 model in {out} (2 there in all)"
+    fan = samples_csv(tmp_path / "fan.csv", n=200, streams=("fan",))
+    assert train(tmp_path, fan, "--length", "6")[0] == 0
     said = capsys.readouterr()
     shapes = (
-        "models take different windows (pump: 8 samples of 2 metrics; web: 8 samples of 1 "
-        "metric); one daemon serves models of one window "
-        "shape: give each shape its own models directory, input topic and daemon"
+        "models take different windows (fan: 6 samples of 1 metric; pump: 8 samples of 2 "
+        "metrics); one daemon serves windows of one length and stride (of one shape for window "
+        "models): give each its own models directory, input topic and daemon"
     )
     assert f"aemon: warning: {out}: {shapes}" in said.err
-    assert said.out.strip() == f"1 model in {out} (2 there in all)"
     assert main(["serve", "--model", str(out), "--bootstrap-servers", "127.0.0.1:9"]) == 2
     assert capsys.readouterr().err.strip() == f"aemon: error: {shapes}"
 

@@ -3,11 +3,13 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
 import aemon
 from aemon.core.catalog import ANY
 from aemon.core.errors import ArtifactError
+from aemon.daemon.batching import as_windows
 from aemon.daemon.routing import Models
 from tests.conftest import samples_csv, two_streams
 
@@ -65,15 +67,15 @@ def test_a_directory_without_artifacts_is_refused(tmp_path):
         Models(str(tmp_path))
 
 
-def test_a_model_whose_clock_changes_is_refused_and_clocks_must_agree(tmp_path):
-    """One daemon windows every stream alike: a reload may not change what a model's clock
-    channels hold (the stream's buffered samples carry the old), and a directory that mixes
-    models with and without clock channels is refused."""
+def test_a_model_whose_clock_changes_is_refused_and_clocks_may_differ(tmp_path):
+    """A reload may not change what a model's clock channels hold (the stream's buffered samples
+    carry the old); models with and without clock channels serve side by side (each stream is
+    windowed as its model takes it)."""
     root = aemon.fit_series(two_streams(5), epochs=1).save(tmp_path / "m")
     m = Models(str(root), device="cpu")
     b = m.index("b")
     assert sorted(d.meta.clock for d in m.detectors) == ["blank", "time_of_day"]
-    assert m.reads_clock(m.index("a")) and not m.reads_clock(b)
+    assert m.takes[m.index("a")].clock == "time_of_day" and m.takes[b].clock == "blank"
     path = m.paths[b] / "detector.json"
     meta = json.loads(path.read_text())
     meta["input"]["clock"] = "time_of_day"
@@ -81,7 +83,28 @@ def test_a_model_whose_clock_changes_is_refused_and_clocks_must_agree(tmp_path):
     os.utime(path, ns=(1, 1))
     old = m.detectors[b]
     assert m.reload(m.changed()) == ([], 1) and m.detectors[b] is old
-    del meta["input"]["clock"]  # the same shape read as three metrics
+    del meta["input"]["clock"]  # the same shape read as three metrics, without a clock
     path.write_text(json.dumps(meta))
-    with pytest.raises(ArtifactError, match="differ in whether their input has clock channels"):
-        Models(str(root), device="cpu")
+    m = Models(str(root), device="cpu")
+    assert m.takes[b] == (3, None, (3, 8))  # values, clock, windows
+    assert m.row_shape == (3, 8)  # one shape: rows as the models take them
+
+
+def test_series_models_of_several_widths_share_one_daemon(tmp_path):
+    """One metric beside two, trained apart into one directory: batch rows as long as the widest
+    window, each model's windows at their start; window lengths must still agree."""
+    frame = two_streams(30)
+    one = frame[frame.stream == "a"]
+    two = frame[frame.stream == "b"].assign(other=lambda f: f.value * 2)
+    aemon.fit_series(one, epochs=1).save(tmp_path / "m")
+    aemon.fit_series(two, epochs=1).save(tmp_path / "m")
+    m = Models(str(tmp_path / "m"), device="cpu")
+    a, b = m.index("a"), m.index("b")
+    assert (m.detectors[a].input_shape, m.detectors[b].input_shape) == ((3, 8), (4, 8))
+    assert m.row_shape == (32,)
+    rows = np.arange(64, dtype=np.float32).reshape(2, 32)
+    np.testing.assert_array_equal(as_windows(rows, (3, 8)), rows[:, :24].reshape(2, 3, 8))
+    assert as_windows(rows, (32,)) is rows
+    aemon.fit_series(two.assign(stream="c"), epochs=1, length=6).save(tmp_path / "m")
+    with pytest.raises(ArtifactError, match=r"models take different windows \(a: 8 samples"):
+        Models(str(tmp_path / "m"), device="cpu")

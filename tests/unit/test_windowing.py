@@ -3,7 +3,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aemon.core.windowing import DAY, LateSample, Windower, time_of_day
+from aemon.core.windowing import (
+    BLANK,
+    DAY,
+    TIME_OF_DAY,
+    LateSample,
+    Windower,
+    clock_values,
+    time_of_day,
+)
 
 
 def feed(w: Windower, samples, partition=0):
@@ -59,11 +67,26 @@ def test_safe_offset_and_drop():
 
 
 def test_multichannel_windows_are_channels_by_time():
-    w = Windower(length=2, stride=2, channels=2)
+    w = Windower(length=2, stride=2)
     row = np.zeros((2, 2), dtype=np.float32)
     w.push(0, 0, "a", 0, np.float32([1, 10]), row)
     assert w.push(0, 1, "a", 1, np.float32([2, 20]), row) == 1
     np.testing.assert_array_equal(row, [[1, 2], [10, 20]])
+
+
+def test_streams_of_different_widths_fill_the_start_of_a_wider_row():
+    """A stream's samples are as wide as its first: one metric with a blank clock beside three
+    metrics without a clock, each window in the first ``channels x length`` entries of a row
+    sized for the widest."""
+    w = Windower(length=2, stride=1)
+    row = np.full(6, -1, dtype=np.float32)  # [3 channels, 2] at the most
+    w.push(0, 0, "one", 0, np.float32([1]), row, (0.0, 0.0))
+    assert w.push(0, 1, "one", 1, np.float32([2]), row, (0.0, 0.0)) == 1
+    np.testing.assert_array_equal(row, [1, 2, 0, 0, 0, 0])
+    row[:] = -1
+    w.push(0, 2, "two", 0, np.float32([1, 10]), row)
+    assert w.push(0, 3, "two", 1, np.float32([2, 20]), row) == 1
+    np.testing.assert_array_equal(row, [1, 2, 10, 20, -1, -1])
 
 
 def test_stride_above_length_is_refused():
@@ -112,7 +135,7 @@ def test_every_window_holds_the_last_samples_since_the_stream_s_last_gap(
     """Against cutting each stream's list of samples by hand: ``length`` samples up to the one
     that ends the window, channels by time, none from before a jump in ``seq``."""
     stride = max(1, round(length * stride_frac))
-    w = Windower(length, stride, channels=2)
+    w = Windower(length, stride)
     row = np.zeros((2, length), dtype=np.float32)
     seen: dict = {}  # stream -> [(seq, sample)] since its last gap
     nxt: dict = {}
@@ -159,14 +182,18 @@ def test_history_keeps_the_commit_behind_the_last_windows():
 
 def test_the_clock_channels_carry_the_time_of_day_or_zeros():
     """Two channels after the values: the UTC time of day on the unit circle (midnight (0, 1),
-    6:00 (1, 0), the same a day later), or zeros for a blank clock (no time given)."""
-    w = Windower(length=2, stride=1, clock=True)
-    assert w.window_channels == 3
+    6:00 (1, 0), the same a day later), zeros for a blank clock, none for a model without."""
+    w = Windower(length=2, stride=1)
     row = np.zeros((3, 2), dtype=np.float32)
-    w.push(0, 0, "a", 0, np.float32([5]), row, 86_400.0 * 3)  # midnight
-    assert w.push(0, 1, "a", 1, np.float32([7]), row, 86_400.0 * 3 + 21_600) == 1  # 6:00
+    w.push(0, 0, "a", 0, np.float32([5]), row, clock_values(TIME_OF_DAY, 86_400.0 * 3))
+    six = clock_values(TIME_OF_DAY, 86_400.0 * 3 + 21_600)
+    assert w.push(0, 1, "a", 1, np.float32([7]), row, six) == 1
     np.testing.assert_allclose(row, [[5, 7], [0, 1], [1, 0]], atol=1e-7)
     assert time_of_day(1_700_000_000.0) == pytest.approx(time_of_day(1_700_000_000.0 + DAY))
-    w.push(0, 2, "b", 0, np.float32([1]), row)
-    w.push(0, 3, "b", 1, np.float32([2]), row)
+    w.push(0, 2, "b", 0, np.float32([1]), row, clock_values(BLANK, 86_400.0))
+    w.push(0, 3, "b", 1, np.float32([2]), row, clock_values(BLANK, 86_400.0))
     np.testing.assert_array_equal(row, [[1, 2], [0, 0], [0, 0]])
+    assert clock_values(None, 86_400.0) is None
+    w.push(0, 4, "c", 0, np.float32([3]), row, None)  # no clock channels: [length] only
+    assert w.push(0, 5, "c", 1, np.float32([4]), row, None) == 1
+    np.testing.assert_array_equal(row, [[3, 4], [0, 0], [0, 0]])

@@ -16,7 +16,7 @@ import numpy as np
 
 from aemon.core.errors import DataError
 from aemon.core.table import WindowTable
-from aemon.core.windowing import TIME_OF_DAY, LateSample, Windower, window_channels
+from aemon.core.windowing import LateSample, Windower, clock_values, window_channels
 from aemon.training.datasets.samples import Samples, read_samples
 
 
@@ -46,14 +46,14 @@ def windows_of(
     labels: list[int] = []
     out = np.zeros(shape, dtype=np.float32)
     for stream in samples.streams():
-        w = Windower(length, stride, channels, clock=clock is not None)
+        w = Windower(length, stride)
         accepted: list[int] = []
         for i in samples.rows_of(stream):
             seq = None if samples.seq is None else int(samples.seq[i])
             try:
                 values = samples.values[i].astype(np.float32)
-                clock_ts = float(samples.ts[i]) if clock == TIME_OF_DAY else None
-                end = w.push(0, int(i), stream, seq, values, out, clock_ts)
+                hour = clock_values(clock, float(samples.ts[i]))
+                end = w.push(0, int(i), stream, seq, values, out, hour)
             except LateSample:  # a repeated seq: skipped, as the daemon refuses it
                 continue
             accepted.append(int(i))
