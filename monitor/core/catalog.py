@@ -12,6 +12,7 @@ from pathlib import Path
 
 from aemon.core.artifact import META_FILE, Meta, read_meta
 from aemon.core.errors import ArtifactError
+from aemon.core.windowing import BLANK, TIME_OF_DAY
 
 ANY = ""  # the key of an artifact that serves every stream without a model of its own
 
@@ -41,7 +42,7 @@ def _windows(meta: Meta) -> str:
         return f"{' x '.join(map(str, meta.shape))} values"
     every = "" if w.stride == 1 else f" every {w.stride}"
     n = meta.value_channels
-    clock = {"time_of_day": " and the time of day", "blank": " and a blank clock"}.get(
+    clock = {TIME_OF_DAY: " and the time of day", BLANK: " and a blank clock"}.get(
         str(meta.clock), ""
     )
     return f"{w.length} samples{every} of {n} metric{'s' if n > 1 else ''}{clock}"

@@ -52,8 +52,8 @@ def windows_of(
             seq = None if samples.seq is None else int(samples.seq[i])
             try:
                 values = samples.values[i].astype(np.float32)
-                hour = clock_values(clock, float(samples.ts[i]))
-                end = w.push(0, int(i), stream, seq, values, out, hour)
+                ticks = clock_values(clock, float(samples.ts[i]))  # its clock channels, if any
+                end = w.push(0, int(i), stream, seq, values, out, ticks)
             except LateSample:  # a repeated seq: skipped, as the daemon refuses it
                 continue
             accepted.append(int(i))
