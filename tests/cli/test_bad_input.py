@@ -52,6 +52,8 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "dmy-samples.csv").write_text("timestamp,cpu\n31/01/2026 14:05,0.5\n")
     (root / "nab-samples.csv").write_text("timestamp,value,is_anomaly\n1700000000,0.5,0\n")
     (root / "ms-windows.csv").write_text("ts,v0,v1\n1700000000000,1,2\n")
+    kinds = "timestamp,stream,cpu,mem\n1700000000,web,1,\n1700000000,db,2,3\n1700000060,web,1,\n"
+    (root / "kinds-samples.csv").write_text(kinds)
     return {
         "W": str(windows),
         "THREE": str(root / "three.csv"),
@@ -74,6 +76,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "DMY": str(root / "dmy-samples.csv"),
         "NABS": str(root / "nab-samples.csv"),
         "MSW": str(root / "ms-windows.csv"),
+        "KINDS": str(root / "kinds-samples.csv"),
     }
 
 
@@ -135,6 +138,7 @@ CASES = [
     (["train", "series", "--input", "{HOST}", "--out", "{OUT}"], "must be named 'stream'"),
     (["train", "series", "--input", "{DMY}", "--out", "{OUT}"], "is not a time (ISO 8601, such"),
     (["train", "series", "--input", "{NABS}", "--out", "{OUT}"], "'is_anomaly' holds only 0 and 1"),
+    (["train", "series", "--input", "{KINDS}", "--out", "{OUT}"], "'mem' in any row, where other"),
     ([*TW[:3], "{MSW}", *TW[4:]], "ms-windows.csv:2: ts 1700000000000 is after the year 5000"),
     ([*TW[:3], "{TWICE}", *TW[4:]], "column 'v' appears twice"),
     ([*TW[:3], "{S}", *TW[4:]], "is a sample CSV's time, and this reads windows"),

@@ -37,6 +37,22 @@ def test_a_bad_cell_of_a_sample_csv_is_named_as_written(tmp_path, rows, message)
         read_samples(write(tmp_path, HEAD + rows))
 
 
+def test_a_column_empty_for_a_whole_stream_is_not_called_a_gap(tmp_path):
+    """Streams of different metrics in one file: a column with no value in any row of a stream
+    says to train those streams apart (one daemon still serves them all); a column empty in
+    every row says to leave it out; one empty cell among values stays a missing value."""
+    mixed = "timestamp,stream,cpu,mem\n1700000000,web,1,\n1700000000,db,2,3\n1700000060,web,1,\n"
+    with pytest.raises(
+        DataError, match=r"s\.csv: stream 'web' has no value in column 'mem' in any"
+    ):
+        read_samples(write(tmp_path, mixed))
+    with pytest.raises(DataError, match=r"s\.csv: column 'note' is empty in every row: leave it"):
+        read_samples(write(tmp_path, "timestamp,cpu,note\n1700000000,1,\n1700000060,2,NA\n"))
+    gap = "timestamp,stream,cpu,mem\n1700000000,web,1,\n1700000060,web,1,4\n"
+    with pytest.raises(DataError, match=r"s\.csv:2: column 'mem' is empty, a missing value"):
+        read_samples(write(tmp_path, gap))
+
+
 @pytest.mark.parametrize(
     ("text", "name"),
     [("Timestamp,value\n1700000000,1\n", "Timestamp"), ("ts,Stream,v\n1700000000,a,1\n", "Stream")],

@@ -22,6 +22,7 @@ import pandas as pd
 from aemon.core.errors import DataError
 from aemon.core.table import (
     F32_MAX,
+    MISSING,
     TIME_COLUMNS,
     cell_error,
     check_case,
@@ -160,6 +161,7 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
     if bad.any():
         i, j = np.argwhere(bad)[0]
         refuse_names(path, {c: frame[c].tolist() for c in value_cols}, "stream" in frame)
+        _refuse_empty_column(frame, value_cols[j], int(i), path)
         raise cell_error(f"{path}:{i + 2}", value_cols[j], frame[value_cols[j]].iloc[i])
     for j, name in enumerate(value_cols):
         refuse_labels(f"{path}:1", name, values[:, j])
@@ -181,6 +183,27 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
     seq = _whole(frame, "seq", path) if "seq" in frame else None
     _warn_if_unordered(stream, ts, frame[time_col], path)
     return Samples(stream, ts, values, value_cols, seq, label, zoneless)
+
+
+def _refuse_empty_column(frame: pd.DataFrame, column: str, row: int, path: str) -> None:
+    """A value column with no value in any row (two or more) of row ``row``'s stream is not a
+    gap: that stream does not have the metric (one file for streams of different metrics), or
+    no stream does. Say what to do instead of naming the first empty cell."""
+    cells = frame[column].astype(str).str.strip().str.lower()
+    missing = cells.isin(MISSING).to_numpy() | frame[column].isna().to_numpy()
+    if missing.all() and len(frame) > 1:
+        raise DataError(f"{path}: column {column!r} is empty in every row: leave it out")
+    if "stream" not in frame:
+        return
+    ids = frame["stream"].astype(str).to_numpy()
+    mine = ids == ids[row]
+    if mine.sum() < 2 or not missing[mine].all():  # one row: a gap as much as no metric
+        return
+    raise DataError(
+        f"{path}: stream {ids[row]!r} has no value in column {column!r} in any row, where other "
+        "streams do: train streams with other metrics from a file of their own (into the same "
+        "models directory: one daemon serves them all)"
+    )
 
 
 def _warn_if_unordered(stream: np.ndarray, ts: np.ndarray, cells: pd.Series, path: str) -> None:
