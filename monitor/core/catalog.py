@@ -35,7 +35,7 @@ def catalog(path: str | Path) -> dict[str, Path]:
     return found
 
 
-def _windows(meta: Meta) -> str:
+def describe_windows(meta: Meta) -> str:
     """What a model's windows hold, in words: "8 samples of 3 metrics and the time of day"."""
     w = meta.window
     if not meta.is_series:
@@ -59,8 +59,8 @@ def check_one_daemon(metas: Sequence[Meta]) -> None:
             raise ArtifactError("a models directory mixes series models with others")
         if meta.window != first.window or (not meta.is_series and meta.shape != first.shape):
             raise ArtifactError(
-                f"models take different windows ({first.name}: {_windows(first)}; {meta.name}: "
-                f"{_windows(meta)}); one daemon serves windows of one length and stride (of one "
-                "shape for window models): give each its own models directory, input topic and "
-                "daemon"
+                f"models take different windows ({first.name}: {describe_windows(first)}; "
+                f"{meta.name}: {describe_windows(meta)}); one daemon serves windows of one length "
+                "and stride (of one shape for window models): give each its own models directory, "
+                "input topic and daemon"
             )

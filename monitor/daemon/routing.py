@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from aemon.core.artifact import META_FILE
-from aemon.core.catalog import ANY, catalog, check_one_daemon
+from aemon.core.catalog import ANY, catalog, check_one_daemon, describe_windows
 from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.events import Rule
@@ -149,8 +149,9 @@ class Models:
                 takes = Takes(det.meta.value_channels, det.meta.clock, det.input_shape)
                 if takes != self.takes[i]:  # its streams' buffered samples fit the running one
                     raise ArtifactError(
-                        f"it takes {takes}, the running model {self.takes[i]}; the stream's "
-                        "buffered samples carry those"
+                        f"it takes {describe_windows(det.meta)}, the running model "
+                        f"{describe_windows(self.detectors[i].meta)}; the stream's buffered "
+                        "samples carry those"
                     )
                 rule = Rule.from_meta(det.meta)
             except Exception as exc:  # a bad new artifact must not stop a running monitor
