@@ -169,12 +169,14 @@ def fit_series(
 
     ``samples``: a DataFrame (or a sample CSV's path) with a ``timestamp``/``ts``/``time``
     column, optional ``stream`` and ``label`` (1 = anomalous sample: never fitted) columns, and
-    value columns. Each stream's first ``train_fraction`` of rows (at most ``max_train_rows``)
-    is its history: the earlier part is fitted, the later part calibrates the threshold. Windows
-    of ``length`` samples every ``stride``; events open after ``open_after`` windows above the
-    threshold among ``within`` (2 of 6) and resolve after ``resolve_after`` windows without
-    that, the threshold following ``adaptive_window`` recent scores (0: fixed), each learned
-    ``adaptive_delay`` windows after it was scored, as ``aemon train series`` does.
+    value columns (a stream leaves those it does not have empty, NaN, in all of its rows: each
+    stream is fitted on the metrics it has). Each stream's first ``train_fraction`` of rows (at
+    most ``max_train_rows``) is its history: the earlier part is fitted, the later part
+    calibrates the threshold. Windows of ``length`` samples every ``stride``; events open after
+    ``open_after`` windows above the threshold among ``within`` (2 of 6) and resolve after
+    ``resolve_after`` windows without that, the threshold following ``adaptive_window`` recent
+    scores (0: fixed), each learned ``adaptive_delay`` windows after it was scored, as ``aemon
+    train series`` does.
     ``false_alarms_per_day``: each stream's calibrated threshold where its calibration scores expect
     that many windows a day above it (instead of ``threshold``, default ``fitted-max:1``: the
     largest calibration score that a robust log-normal fit expects, never below the largest one).
@@ -197,7 +199,7 @@ def fit_series(
     from aemon.core.learning import Learning
     from aemon.series_detector import SeriesDetector, as_samples
     from aemon.training import presets
-    from aemon.training.series import Plan, window_values
+    from aemon.training.series import Plan
     from aemon.training.series import fit_series as fit_streams
 
     if model not in presets.SERIES_PRESETS:
@@ -229,10 +231,16 @@ def fit_series(
         "seed": seed,
         "members": members,
     }
-    size = window_values(s, plan, shared, any_stream)
-    recipe = presets.SERIES_PRESETS[model].customise(size, **overrides)
+    preset = presets.SERIES_PRESETS[model]
     detectors = fit_streams(
-        s, recipe, plan, pick_device(device), "in memory", progress, shared, any_stream
+        s,
+        lambda size: preset.customise(size, **overrides),
+        plan,
+        pick_device(device),
+        "in memory",
+        progress,
+        shared,
+        any_stream,
     )
     return SeriesDetector(detectors)
 

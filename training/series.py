@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -140,7 +141,7 @@ def _seconds_per_window(ts: np.ndarray, stride: int) -> float:
     return float(np.median(steps)) * stride if len(steps) else float(stride)
 
 
-def fit_series(
+def _fit_kind(
     samples: Samples,
     recipe: Recipe,
     plan: Plan,
@@ -150,7 +151,7 @@ def fit_series(
     shared: bool = False,
     any_stream: bool = False,
 ) -> dict[str, Detector]:
-    """Every stream's detector, in memory (``SeriesDetector.save`` writes ``OUT/<stream>/``).
+    """Every stream's detector, all with the same metrics, in memory.
 
     ``shared``: one model fitted to every stream's windows, each stream scaled by its own
     normaliser; each stream's artifact holds those weights with its own scaling and threshold.
@@ -192,6 +193,34 @@ def fit_series(
             trained=trained.get(stream),
             profile=profiles[stream],
         )
+    return detectors
+
+
+def fit_series(
+    samples: Samples,
+    recipe_for: Callable[[int], Recipe],
+    plan: Plan,
+    device: torch.device,
+    source: str,
+    progress: bool = True,
+    shared: bool = False,
+    any_stream: bool = False,
+) -> dict[str, Detector]:
+    """Every stream's detector, in memory (``SeriesDetector.save`` writes ``OUT/<stream>/``):
+    each kind of stream (streams with the same metrics: one file may hold a pump's 8 and a
+    server's 19) fitted with the recipe ``recipe_for`` gives for its window's size
+    (:func:`window_values`); ``shared`` and ``any_stream`` as in :func:`_fit_kind`."""
+    kinds = samples.kinds()
+    if len(kinds) > 1 and (shared or any_stream):
+        sets = "; ".join(", ".join(kind.channels) for kind in kinds[:3])
+        raise ConfigError(
+            f"--shared and --any-stream fit one model to streams of the same metrics, and these "
+            f"streams have {len(kinds)} sets ({sets}): train each set from a file of its own"
+        )
+    detectors: dict[str, Detector] = {}
+    for kind in kinds:
+        recipe = recipe_for(window_values(kind, plan, shared, any_stream))
+        detectors |= _fit_kind(kind, recipe, plan, device, source, progress, shared, any_stream)
     return detectors
 
 

@@ -77,12 +77,12 @@ def score_samples(
         if det is None:
             out.skipped.append(stream)
             continue
-        _check_columns(samples.channels, det, stream, where)
+        rows = samples.rows_of(stream)
+        sub = samples.of_stream(stream)  # the metrics it has
+        _check_columns(sub.channels, det, stream, where)
         out.models[stream] = det
         window = det.meta.window
         length = window.length
-        rows = samples.rows_of(stream)
-        sub = samples.subset(rows)
         if len(sub) < length:  # not one window yet, as in the daemon
             continue
         cut = windows_of(sub, length, window.stride, det.meta.clock)
@@ -221,12 +221,13 @@ def draw(samples: Samples, t: Timeline, report: Path) -> list[Path]:
         path = report / f"{stream_dir(stream)}.png"
         profile = det.meta.profile
         usual = None if profile is None else profile.at(ts)
+        own = samples.of_stream(stream)  # the metrics it has
         plots.series_timeline(
             path,
             title,
             ts,
-            samples.values[rows],
-            samples.channels,
+            own.values,
+            own.channels,
             windows,
             events,
             incidents,

@@ -37,7 +37,7 @@ from aemon.training.presets import (
     WINDOW_PRESETS,
     Recipe,
 )
-from aemon.training.series import Plan, fit_series, stream_dir, window_values
+from aemon.training.series import Plan, fit_series, stream_dir
 
 CLOCK_NOTES = {  # what a series model sees of the hour, as the training summary says it
     "time_of_day": ", sees the time of day",
@@ -165,11 +165,9 @@ def train_series(args: argparse.Namespace) -> int:
         learning_of(args),
     )
     samples = read_samples(args.input)
-    size = window_values(samples, plan, args.shared, args.any_stream)
-    recipe = recipe_of(SERIES_PRESETS[args.model], args, size)
     detectors = fit_series(
         samples,
-        recipe,
+        lambda size: recipe_of(SERIES_PRESETS[args.model], args, size),
         plan,
         pick_device(args.device),
         str(args.input),

@@ -162,7 +162,7 @@ def run(
     from aemon.training.datasets.samples import read_samples
     from aemon.training.incidents import pointwise, tail_shares
     from aemon.training.presets import SERIES_PRESETS
-    from aemon.training.series import Plan, fit_series, window_values
+    from aemon.training.series import Plan, fit_series
     from aemon.training.timeline import draw, evaluate_events, score_samples
 
     suite = importlib.import_module(f"aemon.tools.{suite_name}")
@@ -178,11 +178,16 @@ def run(
         daily_profile=daily_profile,
         learning=learning,
     )
-    size = window_values(history, plan, shared)
-    recipe = SERIES_PRESETS[model].customise(size, "--", seed=seed, members=members)
+    preset = SERIES_PRESETS[model]
     say(f"training {len(history.streams())} models into {models}")
     fitted = fit_series(
-        history, recipe, plan, pick_device("cpu"), str(prepared.history), False, shared
+        history,
+        lambda size: preset.customise(size, "--", seed=seed, members=members),
+        plan,
+        pick_device("cpu"),
+        str(prepared.history),
+        False,
+        shared,
     )
     SeriesDetector(fitted).save(models)
     route = SeriesDetector.load(models, device="cpu").detector_for

@@ -24,13 +24,18 @@ CHUNK = 5000
 
 def sample_messages(samples: Samples):
     """(key, value, None) for every sample row, in file order: ``stream``, ``seq`` (the CSV's, or
-    the count of the stream's samples so far), ``ts`` (epoch seconds) and ``values``."""
+    the count of the stream's samples so far), ``ts`` (epoch seconds) and ``values`` (the
+    metrics its stream has)."""
     counts: dict[str, int] = {}
-    values = samples.values.astype(np.float32).tolist()
+    values = samples.values.astype(np.float32)
+    kinds = len(samples.kinds()) > 1  # streams of different metrics: each sends its own
+    columns = {s: samples.columns_of(s) for s in samples.streams()} if kinds else {}
+    rows = values.tolist()
     for i, stream in enumerate(samples.stream.tolist()):
         seq = counts.get(stream, 0) if samples.seq is None else int(samples.seq[i])
         counts[stream] = seq + 1
-        doc = {"stream": stream, "seq": seq, "ts": float(samples.ts[i]), "values": values[i]}
+        mine = values[i, columns[stream]].tolist() if kinds else rows[i]
+        doc = {"stream": stream, "seq": seq, "ts": float(samples.ts[i]), "values": mine}
         yield stream.encode(), orjson.dumps(doc), None
 
 

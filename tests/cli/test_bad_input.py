@@ -138,7 +138,7 @@ CASES = [
     (["train", "series", "--input", "{HOST}", "--out", "{OUT}"], "must be named 'stream'"),
     (["train", "series", "--input", "{DMY}", "--out", "{OUT}"], "is not a time (ISO 8601, such"),
     (["train", "series", "--input", "{NABS}", "--out", "{OUT}"], "'is_anomaly' holds only 0 and 1"),
-    (["train", "series", "--input", "{KINDS}", "--out", "{OUT}"], "'mem' in any row, where other"),
+    (["windows", "{KINDS}", "--length", "2", "--output", "{OUT}.csv"], "different metrics, and"),
     ([*TW[:3], "{MSW}", *TW[4:]], "ms-windows.csv:2: ts 1700000000000 is after the year 5000"),
     ([*TW[:3], "{TWICE}", *TW[4:]], "column 'v' appears twice"),
     ([*TW[:3], "{S}", *TW[4:]], "is a sample CSV's time, and this reads windows"),

@@ -164,6 +164,30 @@ def test_models_trained_apart_into_one_directory_and_what_one_daemon_serves(tmp_
     assert capsys.readouterr().err.strip() == f"aemon: error: {shapes}"
 
 
+def test_one_file_of_streams_with_different_metrics_trains_and_scores(tmp_path, capsys):
+    """A host with cpu only beside a pump with cpu and flow (its rows leave flow empty): one
+    command trains each with its own metrics, score reads the same file back; one model for
+    both (--shared) is refused with one line."""
+    lines = ["timestamp,stream,cpu,flow"]
+    for i in range(300):
+        lines.append(f"{1_700_000_000 + 60 * i},host,{math.sin(i / 6):.5f},")
+        lines.append(f"{1_700_000_000 + 60 * i},pump,{math.cos(i / 6):.5f},{i % 7}")
+    (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
+    rc, out = train(tmp_path, tmp_path / "s.csv", "--train-fraction", "0.6")
+    assert rc == 0
+    metas = {s: read_meta(p) for s, p in catalog(out).items()}
+    assert {s: m.shape for s, m in metas.items()} == {"host": (8,), "pump": (2, 8)}
+    assert metas["pump"].doc["training"]["metrics"] == ["cpu", "flow"]
+    scores = tmp_path / "scores.csv"
+    argv = ["score", "--model", str(out), "--input", str(tmp_path / "s.csv"), "--output"]
+    assert main([*argv, str(scores)]) == 0
+    scored = pd.read_csv(scores)
+    assert scored.groupby("stream").size().to_dict() == {"host": 293, "pump": 293}
+    capsys.readouterr()
+    assert train(tmp_path, tmp_path / "s.csv", "--shared")[0] == 2
+    assert "these streams have 2 sets (cpu; cpu, flow)" in capsys.readouterr().err
+
+
 def test_progress_lines_name_the_stream_they_fit(tmp_path, capsys):
     csv = samples_csv(tmp_path / "s.csv", n=200, streams=("pump-a", "pump-b"))
     argv = ["train", "series", "--input", str(csv), "--out", str(tmp_path / "m"), "--epochs", "1"]

@@ -260,50 +260,54 @@ async def test_models_that_see_the_hour_and_a_blank_clock_share_one_daemon(boots
 LEARN = {"learn_every": 100, "learn_span": 200, "learn_epochs": 5, "learn_delay": 30}  # 21 updates
 
 
-def metrics_csv(path, stream: str, metrics: int, start: int = 0) -> None:
-    """One stream of ``metrics`` value columns at scales 1, 10, 100, ... every 5 minutes; a
-    level shift on its last metric at rows 700-780."""
-    rng = np.random.default_rng(metrics)
-    t = np.arange(N)
-    cols = [
-        10**k * (np.sin(2 * np.pi * t / 48 + k) + 0.1 * rng.standard_normal(N))
-        for k in range(metrics)
-    ]
-    cols[-1][700:780] += 3.0 * 10 ** (metrics - 1)
-    names = ",".join(f"m{k}" for k in range(metrics))
-    lines = [f"timestamp,stream,{names}"]
-    for i in range(start, N):
-        lines.append(f"{1_700_000_000 + 300 * i},{stream}," + ",".join(f"{c[i]:.6f}" for c in cols))
-    path.write_text("\n".join(lines) + "\n")
+def metrics_csv(path, widths: dict[str, int], start: int = 0) -> None:
+    """Streams of ``widths[stream]`` value columns (m0, m1, ... at scales 1, 10, 100, ...; a
+    stream leaves the columns it does not have empty) every 5 minutes, sample by sample; a level
+    shift on each stream's last metric at rows 700-780."""
+    wide = max(widths.values())
+    rows = []
+    for stream, metrics in widths.items():
+        rng = np.random.default_rng(metrics)
+        t = np.arange(N)
+        cols = [
+            10**k * (np.sin(2 * np.pi * t / 48 + k) + 0.1 * rng.standard_normal(N))
+            for k in range(metrics)
+        ]
+        cols[-1][700:780] += 3.0 * 10 ** (metrics - 1)
+        for i in range(start, N):
+            cells = [f"{c[i]:.6f}" for c in cols] + [""] * (wide - metrics)
+            rows.append((i, f"{1_700_000_000 + 300 * i},{stream}," + ",".join(cells)))
+    header = "timestamp,stream," + ",".join(f"m{k}" for k in range(wide))
+    path.write_text("\n".join([header] + [r for _, r in sorted(rows)]) + "\n")
 
 
 async def test_streams_of_one_two_and_three_metrics_share_one_learning_daemon(bootstrap, tmp_path):
-    """Models trained apart, from sample CSVs of 1, 2 and 3 metrics, into one directory: one
-    daemon serves them all from one topic (batch rows as long as the widest window), with
-    learning on, and decides exactly as offline scoring of each CSV; a sample of the wrong width
-    for its stream is a dead letter."""
-    widths = {"cpu": 1, "pump": 2, "db": 3}
-    offline_events, scored = [], {}
-    for stream, metrics in widths.items():
-        metrics_csv(tmp_path / f"{stream}-history.csv", stream, metrics)
+    """Streams of 1 and 2 metrics trained from one file (the first's rows leave m1 empty) and one
+    of 3 trained apart into the same directory: one daemon serves them all from one topic (batch
+    rows as long as the widest window), with learning on, and decides exactly as offline scoring
+    of the two files; a sample of the wrong width for its stream is a dead letter."""
+    files = {"mixed": {"cpu": 1, "pump": 2}, "db": {"db": 3}}
+    for name, widths in files.items():
+        metrics_csv(tmp_path / f"{name}-history.csv", widths)
         aemon.fit_series(
-            tmp_path / f"{stream}-history.csv",
+            tmp_path / f"{name}-history.csv",
             train_fraction=TRAIN / N,
             epochs=10,
             adaptive_window=100,
             **LEARN,
         ).save(tmp_path / "m")
     loaded = aemon.load(tmp_path / "m", device="cpu")
-    shapes = {s: loaded.detector_for(s).input_shape for s in widths}
+    shapes = {s: loaded.detector_for(s).input_shape for s in ("cpu", "pump", "db")}
     assert shapes == {"cpu": (3, 8), "pump": (4, 8), "db": (5, 8)}  # values and the clock
     t = topics(2)
     await make_topics(bootstrap, t)
+    offline_events, scored = [], {}
     async with running(settings(bootstrap, tmp_path / "m", t)) as svc:
         wide = orjson.dumps({"stream": "pump", "values": [1.0, 2.0, 3.0]})
         await produce(bootstrap, t["input_topic"], [(b"pump", wide, None)], total=1, progress=False)
-        for stream, metrics in widths.items():
-            rest = tmp_path / f"{stream}-rest.csv"
-            metrics_csv(rest, stream, metrics, start=TRAIN)
+        for name, widths in files.items():
+            rest = tmp_path / f"{name}-rest.csv"
+            metrics_csv(rest, widths, start=TRAIN)
             timeline = loaded.timeline(read_samples(rest))
             offline_events += timeline.events
             scored.update(
@@ -313,7 +317,7 @@ async def test_streams_of_one_two_and_three_metrics_share_one_learning_daemon(bo
         await until(lambda: svc.totals.windows >= len(scored), 90, "every window decided")
         assert counter(svc, "aemon_invalid_messages_total", reason="wrong_length") == 1
         assert counter(svc, "aemon_model_updates_total") > 0
-    assert {e["stream"] for e in offline_events} == set(widths)  # each shift opens an event
+    assert {e["stream"] for e in offline_events} == {"cpu", "pump", "db"}  # each shift: an event
     alerts, scores = await read_back(bootstrap, t)
     assert same_events(offline_events, alerts) == []
     mine = {(d["stream"], d["seq"]): d["score"] for d in scores}

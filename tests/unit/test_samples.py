@@ -37,20 +37,31 @@ def test_a_bad_cell_of_a_sample_csv_is_named_as_written(tmp_path, rows, message)
         read_samples(write(tmp_path, HEAD + rows))
 
 
-def test_a_column_empty_for_a_whole_stream_is_not_called_a_gap(tmp_path):
-    """Streams of different metrics in one file: a column with no value in any row of a stream
-    says to train those streams apart (one daemon still serves them all); a column empty in
-    every row says to leave it out; one empty cell among values stays a missing value."""
-    mixed = "timestamp,stream,cpu,mem\n1700000000,web,1,\n1700000000,db,2,3\n1700000060,web,1,\n"
-    with pytest.raises(
-        DataError, match=r"s\.csv: stream 'web' has no value in column 'mem' in any"
-    ):
-        read_samples(write(tmp_path, mixed))
-    with pytest.raises(DataError, match=r"s\.csv: column 'note' is empty in every row: leave it"):
-        read_samples(write(tmp_path, "timestamp,cpu,note\n1700000000,1,\n1700000060,2,NA\n"))
+def test_one_file_may_hold_streams_of_different_metrics(tmp_path):
+    """A column empty in every row of a stream is a metric that stream does not have: the file
+    splits into kinds of stream, each with its own columns. An empty cell among a stream's
+    values stays a missing value; a column empty in every row, or a stream with no value at
+    all, is refused."""
+    text = "timestamp,stream,cpu,mem\n1700000000,web,1,\n1700000000,db,2,3\n1700000060,web,4,\n"
+    s = read_samples(write(tmp_path, text))
+    assert s.columns_of("web") == [0] and s.columns_of("db") == [0, 1]
+    web = s.of_stream("web")
+    assert web.channels == ["cpu"] and web.values.tolist() == [[1.0], [4.0]]
+    kinds = s.kinds()
+    assert [(k.streams(), k.channels) for k in kinds] == [
+        (["web"], ["cpu"]),
+        (["db"], ["cpu", "mem"]),
+    ]
+    whole = read_samples(write(tmp_path, "timestamp,stream,cpu\n1700000000,a,1\n1700000000,b,2\n"))
+    assert whole.kinds() == [whole]
     gap = "timestamp,stream,cpu,mem\n1700000000,web,1,\n1700000060,web,1,4\n"
     with pytest.raises(DataError, match=r"s\.csv:2: column 'mem' is empty, a missing value"):
         read_samples(write(tmp_path, gap))
+    with pytest.raises(DataError, match=r"s\.csv: column 'note' is empty in every row: leave it"):
+        read_samples(write(tmp_path, "timestamp,cpu,note\n1700000000,1,\n1700000060,2,NA\n"))
+    nothing = "timestamp,stream,cpu,mem\n1700000000,web,,\n1700000000,db,2,3\n1700000060,web,,\n"
+    with pytest.raises(DataError, match=r"s\.csv: stream 'web' has no value in any column"):
+        read_samples(write(tmp_path, nothing))
 
 
 @pytest.mark.parametrize(

@@ -83,5 +83,12 @@ def windows_of(
 
 
 def cut(path: str | Path, length: int, stride: int | None = None) -> WindowTable:
-    """The windows of the sample CSV at ``path`` (see :func:`windows_of`)."""
-    return windows_of(read_samples(path), length, stride).table
+    """The windows of the sample CSV at ``path`` (see :func:`windows_of`): one window CSV, so
+    its streams must have the same metrics."""
+    samples = read_samples(path)
+    if len(samples.kinds()) > 1:
+        raise DataError(
+            f"{path}: its streams have different metrics, and a window CSV holds windows of "
+            "one width: cut each set of streams from a file of its own"
+        )
+    return windows_of(samples, length, stride).table

@@ -61,18 +61,44 @@ class Samples:
     def rows_of(self, stream: str) -> np.ndarray:
         return np.flatnonzero(self.stream == stream)
 
-    def subset(self, rows: np.ndarray) -> Samples:
-        """The samples at ``rows`` (positions), in that order."""
+    def subset(self, rows: np.ndarray, columns: list[int] | None = None) -> Samples:
+        """The samples at ``rows`` (positions), in that order; ``columns``: only those values."""
         pick = lambda a: None if a is None else a[rows]  # noqa: E731
+        values, channels = self.values[rows], self.channels
+        if columns is not None:
+            values, channels = values[:, columns], [channels[j] for j in columns]
         return Samples(
             self.stream[rows],
             self.ts[rows],
-            self.values[rows],
-            self.channels,
+            values,
+            channels,
             pick(self.seq),
             pick(self.label),
             self.zoneless,
         )
+
+    def columns_of(self, stream: str) -> list[int]:
+        """The value columns ``stream`` has: in a file of streams with different metrics, a
+        stream's row leaves the others empty (NaN here; the reader allows no other gap)."""
+        first = self.values[self.rows_of(stream)[0]]
+        return np.flatnonzero(~np.isnan(first)).tolist()
+
+    def of_stream(self, stream: str) -> Samples:
+        """``stream``'s samples with the metrics it has."""
+        return self.subset(self.rows_of(stream), self.columns_of(stream))
+
+    def kinds(self) -> list[Samples]:
+        """The samples in parts of streams with the same metrics, each with those columns only
+        (one part, these samples, when every stream has every column)."""
+        if not np.isnan(self.values).any():
+            return [self]
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for stream in self.streams():
+            groups.setdefault(tuple(self.columns_of(stream)), []).append(stream)
+        return [
+            self.subset(np.flatnonzero(np.isin(self.stream, streams)), list(columns))
+            for columns, streams in groups.items()
+        ]
 
 
 def parse_times(column: pd.Series, path: str) -> tuple[np.ndarray, bool]:
@@ -159,12 +185,14 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
     values = frame[value_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values) | (np.abs(values) > F32_MAX)
     if bad.any():
+        bad &= ~_absent(frame, value_cols, path)
+    if bad.any():
         i, j = np.argwhere(bad)[0]
         refuse_names(path, {c: frame[c].tolist() for c in value_cols}, "stream" in frame)
-        _refuse_empty_column(frame, value_cols[j], int(i), path)
         raise cell_error(f"{path}:{i + 2}", value_cols[j], frame[value_cols[j]].iloc[i])
     for j, name in enumerate(value_cols):
-        refuse_labels(f"{path}:1", name, values[:, j])
+        column = values[:, j]
+        refuse_labels(f"{path}:1", name, column[~np.isnan(column)])
     ts, zoneless = parse_times(frame[time_col], path)
     stream = (
         frame["stream"].astype(object).where(frame["stream"].notna(), "").astype(str).to_numpy()
@@ -185,25 +213,25 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
     return Samples(stream, ts, values, value_cols, seq, label, zoneless)
 
 
-def _refuse_empty_column(frame: pd.DataFrame, column: str, row: int, path: str) -> None:
-    """A value column with no value in any row (two or more) of row ``row``'s stream is not a
-    gap: that stream does not have the metric (one file for streams of different metrics), or
-    no stream does. Say what to do instead of naming the first empty cell."""
-    cells = frame[column].astype(str).str.strip().str.lower()
-    missing = cells.isin(MISSING).to_numpy() | frame[column].isna().to_numpy()
-    if missing.all() and len(frame) > 1:
+def _absent(frame: pd.DataFrame, value_cols: list[str], path: str) -> np.ndarray:
+    """Cells ``[n, columns]`` of metrics a stream does not have: empty in every row of its
+    stream, where other streams have values (one file for streams of different metrics; their
+    values are NaN). A column empty in every row, or a stream with no metric, is refused."""
+    cells = frame[value_cols].astype(str).apply(lambda c: c.str.strip().str.lower())
+    missing = cells.isin(MISSING).to_numpy() | frame[value_cols].isna().to_numpy()
+    everywhere = missing.all(axis=0)
+    if everywhere.any() and len(frame) > 1:
+        column = value_cols[int(np.flatnonzero(everywhere)[0])]
         raise DataError(f"{path}: column {column!r} is empty in every row: leave it out")
     if "stream" not in frame:
-        return
+        return np.zeros_like(missing)
     ids = frame["stream"].astype(str).to_numpy()
-    mine = ids == ids[row]
-    if mine.sum() < 2 or not missing[mine].all():  # one row: a gap as much as no metric
-        return
-    raise DataError(
-        f"{path}: stream {ids[row]!r} has no value in column {column!r} in any row, where other "
-        "streams do: train streams with other metrics from a file of their own (into the same "
-        "models directory: one daemon serves them all)"
-    )
+    whole = pd.DataFrame(missing).groupby(ids).transform("all").to_numpy()  # per stream
+    none = whole.all(axis=1)
+    if none.any() and len(frame) > 1:
+        stream = ids[int(np.flatnonzero(none)[0])]
+        raise DataError(f"{path}: stream {stream!r} has no value in any column")
+    return missing & whole & (len(frame) > 1)
 
 
 def _warn_if_unordered(stream: np.ndarray, ts: np.ndarray, cells: pd.Series, path: str) -> None:
