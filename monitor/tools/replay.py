@@ -28,13 +28,13 @@ def sample_messages(samples: Samples):
     metrics its stream has)."""
     counts: dict[str, int] = {}
     values = samples.values.astype(np.float32)
-    kinds = len(samples.kinds()) > 1  # streams of different metrics: each sends its own
-    columns = {s: samples.columns_of(s) for s in samples.streams()} if kinds else {}
+    mixed = bool(np.isnan(values).any())  # streams of different metrics: each sends its own
+    columns = {s: list(c) for s, c in samples.columns().items()} if mixed else {}
     rows = values.tolist()
     for i, stream in enumerate(samples.stream.tolist()):
         seq = counts.get(stream, 0) if samples.seq is None else int(samples.seq[i])
         counts[stream] = seq + 1
-        mine = values[i, columns[stream]].tolist() if kinds else rows[i]
+        mine = values[i, columns[stream]].tolist() if mixed else rows[i]
         doc = {"stream": stream, "seq": seq, "ts": float(samples.ts[i]), "values": mine}
         yield stream.encode(), orjson.dumps(doc), None
 

@@ -44,7 +44,7 @@ def test_one_file_may_hold_streams_of_different_metrics(tmp_path):
     all, is refused."""
     text = "timestamp,stream,cpu,mem\n1700000000,web,1,\n1700000000,db,2,3\n1700000060,web,4,\n"
     s = read_samples(write(tmp_path, text))
-    assert s.columns_of("web") == [0] and s.columns_of("db") == [0, 1]
+    assert s.columns() == {"web": (0,), "db": (0, 1)}
     web = s.of_stream("web")
     assert web.channels == ["cpu"] and web.values.tolist() == [[1.0], [4.0]]
     kinds = s.kinds()

@@ -77,15 +77,21 @@ class Samples:
             self.zoneless,
         )
 
-    def columns_of(self, stream: str) -> list[int]:
-        """The value columns ``stream`` has: in a file of streams with different metrics, a
-        stream's row leaves the others empty (NaN here; the reader allows no other gap)."""
-        first = self.values[self.rows_of(stream)[0]]
-        return np.flatnonzero(~np.isnan(first)).tolist()
+    def columns(self) -> dict[str, tuple[int, ...]]:
+        """Each stream's value columns, in order of first appearance: in a file of streams with
+        different metrics, a stream's rows leave the others' columns empty (NaN here; the reader
+        allows no other gap, so a stream's first row says)."""
+        names, first = np.unique(self.stream, return_index=True)
+        present = ~np.isnan(self.values[first])
+        have = {
+            str(n): tuple(np.flatnonzero(p).tolist()) for n, p in zip(names, present, strict=True)
+        }
+        return {s: have[s] for s in self.streams()}
 
     def of_stream(self, stream: str) -> Samples:
         """``stream``'s samples with the metrics it has."""
-        return self.subset(self.rows_of(stream), self.columns_of(stream))
+        rows = self.rows_of(stream)
+        return self.subset(rows, np.flatnonzero(~np.isnan(self.values[rows[0]])).tolist())
 
     def kinds(self) -> list[Samples]:
         """The samples in parts of streams with the same metrics, each with those columns only
@@ -93,8 +99,8 @@ class Samples:
         if not np.isnan(self.values).any():
             return [self]
         groups: dict[tuple[int, ...], list[str]] = {}
-        for stream in self.streams():
-            groups.setdefault(tuple(self.columns_of(stream)), []).append(stream)
+        for stream, columns in self.columns().items():
+            groups.setdefault(columns, []).append(stream)
         return [
             self.subset(np.flatnonzero(np.isin(self.stream, streams)), list(columns))
             for columns, streams in groups.items()
