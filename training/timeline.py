@@ -78,7 +78,7 @@ def score_samples(
             out.skipped.append(stream)
             continue
         rows = samples.rows_of(stream)
-        sub = samples.of_stream(stream)  # the metrics it has
+        sub = samples.own_metrics(rows)
         _check_columns(sub.channels, det, stream, where)
         out.models[stream] = det
         window = det.meta.window
@@ -221,7 +221,7 @@ def draw(samples: Samples, t: Timeline, report: Path) -> list[Path]:
         path = report / f"{stream_dir(stream)}.png"
         profile = det.meta.profile
         usual = None if profile is None else profile.at(ts)
-        own = samples.of_stream(stream)  # the metrics it has
+        own = samples.own_metrics(rows)
         plots.series_timeline(
             path,
             title,

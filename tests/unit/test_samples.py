@@ -45,7 +45,7 @@ def test_one_file_may_hold_streams_of_different_metrics(tmp_path):
     text = "timestamp,stream,cpu,mem\n1700000000,web,1,\n1700000000,db,2,3\n1700000060,web,4,\n"
     s = read_samples(write(tmp_path, text))
     assert s.columns() == {"web": (0,), "db": (0, 1)}
-    web = s.of_stream("web")
+    web = s.own_metrics(s.rows_of("web"))
     assert web.channels == ["cpu"] and web.values.tolist() == [[1.0], [4.0]]
     kinds = s.kinds()
     assert [(k.streams(), k.channels) for k in kinds] == [

@@ -88,9 +88,8 @@ class Samples:
         }
         return {s: have[s] for s in self.streams()}
 
-    def of_stream(self, stream: str) -> Samples:
-        """``stream``'s samples with the metrics it has."""
-        rows = self.rows_of(stream)
+    def own_metrics(self, rows: np.ndarray) -> Samples:
+        """The samples at ``rows``, all of one stream (:meth:`rows_of`), with the metrics it has."""
         return self.subset(rows, np.flatnonzero(~np.isnan(self.values[rows[0]])).tolist())
 
     def kinds(self) -> list[Samples]:
@@ -225,8 +224,10 @@ def _absent(frame: pd.DataFrame, value_cols: list[str], path: str) -> np.ndarray
     values are NaN). A column empty in every row, or a stream with no metric, is refused."""
     cells = frame[value_cols].astype(str).apply(lambda c: c.str.strip().str.lower())
     missing = cells.isin(MISSING).to_numpy() | frame[value_cols].isna().to_numpy()
+    if len(frame) < 2:  # one row: a gap as much as a metric it does not have
+        return np.zeros_like(missing)
     everywhere = missing.all(axis=0)
-    if everywhere.any() and len(frame) > 1:
+    if everywhere.any():
         column = value_cols[int(np.flatnonzero(everywhere)[0])]
         raise DataError(f"{path}: column {column!r} is empty in every row: leave it out")
     if "stream" not in frame:
@@ -234,10 +235,10 @@ def _absent(frame: pd.DataFrame, value_cols: list[str], path: str) -> np.ndarray
     ids = frame["stream"].astype(str).to_numpy()
     whole = pd.DataFrame(missing).groupby(ids).transform("all").to_numpy()  # per stream
     none = whole.all(axis=1)
-    if none.any() and len(frame) > 1:
+    if none.any():
         stream = ids[int(np.flatnonzero(none)[0])]
         raise DataError(f"{path}: stream {stream!r} has no value in any column")
-    return missing & whole & (len(frame) > 1)
+    return missing & whole
 
 
 def _warn_if_unordered(stream: np.ndarray, ts: np.ndarray, cells: pd.Series, path: str) -> None:
