@@ -40,6 +40,10 @@ class Takes(NamedTuple):
     clock: str | None
     shape: tuple[int, ...]
 
+    @classmethod
+    def of(cls, det: Detector) -> Takes:
+        return cls(det.meta.value_channels, det.meta.clock, det.input_shape)
+
 
 @dataclass
 class Models:
@@ -63,7 +67,7 @@ class Models:
             det = Detector.load(path, device=self.device, amp=self.amp)
             self.detectors.append(det)
             self.rules.append(Rule.from_meta(det.meta))
-            self.takes.append(Takes(det.meta.value_channels, det.meta.clock, det.input_shape))
+            self.takes.append(Takes.of(det))
         check_one_daemon([d.meta for d in self.detectors])
 
     @property
@@ -146,7 +150,7 @@ class Models:
             try:
                 det = Detector.load(self.paths[i], device=self.device, amp=self.amp)
                 check_one_daemon([det.meta, *(d.meta for d in self.detectors)])
-                takes = Takes(det.meta.value_channels, det.meta.clock, det.input_shape)
+                takes = Takes.of(det)
                 if takes != self.takes[i]:  # its streams' buffered samples fit the running one
                     raise ArtifactError(
                         f"it takes {describe_windows(det.meta)}, the running model "
