@@ -117,18 +117,23 @@ async def run(cache: Path, rate: float, metrics_port: int, progress: bool = True
             replay(holdout, s.input_topic, broker.bootstrap, rate=rate, progress=False)
         )
         value = svc.metrics.registry.get_sample_value
-        start, last, totals = time.monotonic(), 0, svc.totals
-        while totals.windows < len(table) or len(tally.alerted) < totals.anomalies:
+        start, last, finished = time.monotonic(), 0, False
+        then = start
+        while not finished:
             await asyncio.sleep(0.5)
             totals = svc.totals
             scored = totals.windows
+            finished = scored >= len(table) and len(tally.alerted) >= totals.anomalies
             lag = sum(
                 value("aemon_consumer_lag_messages", {"topic": s.input_topic, "partition": str(p)})
                 or 0
                 for p in range(3)
             )
-            wps = (scored - last) / 0.5
-            last = scored
+            # The last half-second's rate while it runs; the whole run's at the end (the last
+            # interval holds only the remainder, and read as a slowdown).
+            now = time.monotonic()
+            wps = scored / (now - start) if finished else (scored - last) / (now - then)
+            last, then = scored, now
             print(
                 f"\r{scored:6d}/{len(table)} windows  {wps:6.0f}/s  anomalies "
                 f"{totals.anomalies:4d}  precision {tally.precision():.3f}  "
