@@ -117,8 +117,8 @@ async def run(cache: Path, rate: float, metrics_port: int, progress: bool = True
             replay(holdout, s.input_topic, broker.bootstrap, rate=rate, progress=False)
         )
         value = svc.metrics.registry.get_sample_value
-        start, last, finished = time.monotonic(), 0, False
-        then = start
+        start = then = time.monotonic()
+        last, finished = 0, False
         while not finished:
             await asyncio.sleep(0.5)
             totals = svc.totals
