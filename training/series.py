@@ -159,8 +159,6 @@ def _fit_kind(
     stream's windows that serves any stream, seen in training or not (key ``ANY``); each stream
     still has its own adaptive threshold and events in the monitor.
     """
-    if shared and any_stream:
-        raise ConfigError("--shared and --any-stream exclude each other")
     parts = list(_parts(samples, recipe, plan, source, clocks(samples, plan, shared or any_stream)))
     if any_stream:
         parts = [_pooled(parts)]
@@ -210,6 +208,8 @@ def fit_series(
     each kind of stream (streams with the same metrics: one file may hold a pump's 8 and a
     server's 19) fitted with the recipe ``recipe_for`` gives for its window's size
     (:func:`window_values`); ``shared`` and ``any_stream`` as in :func:`_fit_kind`."""
+    if shared and any_stream:
+        raise ConfigError("--shared and --any-stream exclude each other")
     kinds = samples.kinds()
     if len(kinds) > 1 and (shared or any_stream):
         sets = "; ".join(", ".join(kind.channels) for kind in kinds[:3])
