@@ -339,9 +339,11 @@ def _score_series(args: argparse.Namespace) -> int:
     if args.json:
         emit({**doc, "output": str(args.output), "events_file": str(events)}, True)
     else:
+        streams = len(t.models)
         print(
-            f"scored {len(t)} windows of {len(t.models)} streams, {doc['anomalous_windows']} "
-            f"above the threshold, {opened} events -> {args.output}, {events}",
+            f"scored {len(t)} windows of {streams} stream{'s' if streams != 1 else ''}, "
+            f"{doc['anomalous_windows']} above the threshold, "
+            f"{opened} event{'s' if opened != 1 else ''} -> {args.output}, {events}",
             file=sys.stderr,
         )
     return 0
