@@ -89,6 +89,7 @@ def bench(args: argparse.Namespace) -> int:
         for fmt in ("json", "f32"):
             r = result[fmt]
             fetch, daemon = r["fixed_to_fetch_ms"], r["fixed_in_daemon_ms"]
+            cpu = r["cpu_us_per_window"]
             print(
                 f"{fmt:>4}: bare {r['bare_wps']:,}/s  full {r['full_wps']:,}/s"
                 f"  ratio {r['ratio']:.2f}  latency p50 {r['p50_ms']:.1f} ms"
@@ -96,7 +97,9 @@ def bench(args: argparse.Namespace) -> int:
                 f" p50 {r['fixed_p50_ms']:.1f} ms p99 {r['fixed_p99_ms']:.1f} ms"
                 f" at {r['fixed_rate']:,}/s (p50 / p99 to the fetch"
                 f" {fetch[0]:.0f} / {fetch[1]:.0f} ms,"
-                f" in the daemon {daemon[0]:.0f} / {daemon[1]:.0f} ms)"
+                f" in the daemon {daemon[0]:.0f} / {daemon[1]:.0f} ms);"
+                f" CPU a window: event loop bare {cpu['bare_loop_thread']:.2f} µs,"
+                f" full {cpu['full_loop_thread']:.2f} µs (all threads {cpu['full_process']:.2f})"
             )
     return 0
 

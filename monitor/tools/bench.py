@@ -5,7 +5,9 @@ float32 batch, and (b) the whole daemon (decode, batch, score, decide, publish, 
 decision latency (input message timestamp to the per-window score record's timestamp, both set
 on this machine) at two fixed input rates: half the full path's measured maximum, and 5,000
 windows/s. Beside them, the daemon's strict decoder against the bare loop's decoding on the same
-records in memory (:func:`decode_ratio`), which says how much of the gap is decoding.
+records in memory (:func:`decode_ratio`), which says how much of the gap is decoding, and the CPU
+time each loop's event loop thread spent a window (the full path's whole process beside it, its
+scoring thread included), which says how much more work that thread does for the daemon.
 
 The windows are the detector's held-out *normal* windows, as a monitored stream mostly is; the
 alerts they still raise (false positives at the calibrated threshold) are published like any
@@ -59,10 +61,26 @@ def _settings(bootstrap: str, model: Path, topic: str, **extra: object) -> Setti
     return local(model, bootstrap, "bench", input_topic=topic, **extra)
 
 
+class Clocks(NamedTuple):
+    """Wall time, this thread's CPU time and this process's (all its threads'), in seconds."""
+
+    wall: float
+    thread: float
+    process: float
+
+    @classmethod
+    def now(cls) -> Clocks:
+        return cls(time.monotonic(), time.thread_time(), time.process_time())
+
+    def __sub__(self, start: Clocks) -> Clocks:
+        return Clocks(*(a - b for a, b in zip(self, start, strict=True)))
+
+
 async def bare_loop(
     bootstrap: str, topic: str, n: int, shape: tuple[int, ...], fmt: str, batch: int
-) -> float:
-    """Windows/s of a loop that only fetches and decodes into a float32 batch."""
+) -> Clocks:
+    """The time a loop that only fetches and decodes into a float32 batch takes for ``n``
+    windows, from its first fetch that returned records (on the event loop's thread)."""
     c = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -80,7 +98,7 @@ async def bare_loop(
         while count < n:
             fetched = await c.getmany(timeout_ms=200, max_records=batch)
             if fetched and first is None:
-                first = time.monotonic()
+                first = Clocks.now()
             for recs in fetched.values():
                 for r in recs:
                     i = count % batch
@@ -89,7 +107,8 @@ async def bare_loop(
                     else:
                         flat[i] = orjson.loads(r.value)["values"]
                     count += 1
-        return n / (time.monotonic() - first)
+        assert first is not None
+        return Clocks.now() - first
     finally:
         await c.stop()
 
@@ -128,12 +147,13 @@ def decode_ratio(windows: np.ndarray, fmt: str, batch: int, rounds: int = 7) -> 
 
 class Stopwatch:
     """The daemon's consumer, timed from its first fetch that returned records to its last
-    commit (the full path's time, start-up and drain left out)."""
+    commit (the full path's time, start-up and drain left out); both run on the event loop's
+    thread, so :meth:`spent` also says that thread's CPU time and the process's."""
 
     def __init__(self, consumer: GroupConsumer) -> None:
         self.consumer = consumer
-        self.first_fetch: float | None = None
-        self.last_commit: float | None = None
+        self.first_fetch: Clocks | None = None
+        self.last_commit: Clocks | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.consumer, name)
@@ -141,14 +161,14 @@ class Stopwatch:
     async def getmany(self, **kw: Any) -> dict:
         fetched = await self.consumer.getmany(**kw)
         if fetched and self.first_fetch is None:
-            self.first_fetch = time.monotonic()
+            self.first_fetch = Clocks.now()
         return fetched
 
     async def commit(self, offsets: dict) -> None:
         await self.consumer.commit(offsets)
-        self.last_commit = time.monotonic()
+        self.last_commit = Clocks.now()
 
-    def seconds(self) -> float:
+    def spent(self) -> Clocks:
         assert self.first_fetch is not None and self.last_commit is not None
         return self.last_commit - self.first_fetch
 
@@ -167,6 +187,20 @@ async def _full_path(
     svc.stop()
     await task
     return svc, watch
+
+
+def _cpu_per_window(bares: list[Clocks], fulls: list[Clocks], n: int) -> dict[str, float]:
+    """CPU microseconds a window (medians over the rounds): the event loop's thread in each
+    loop, and the whole process (the scoring thread too) in the full path."""
+
+    def per(spent: list[float]) -> float:
+        return round(float(np.median(spent)) / n * 1e6, 3)
+
+    return {
+        "bare_loop_thread": per([b.thread for b in bares]),
+        "full_loop_thread": per([f.thread for f in fulls]),
+        "full_process": per([f.process for f in fulls]),
+    }
 
 
 class FetchClock:
@@ -312,16 +346,19 @@ async def run(
             await produce(
                 bootstrap, topic, messages(_table(windows, n), fmt), total=n, progress=False
             )
-            bares, fulls, alerts = [], [], 0.0
+            bares: list[Clocks] = []
+            fulls: list[Clocks] = []
+            alerts = 0.0
             for _ in range(rounds):
                 bares.append(await bare_loop(bootstrap, topic, n, detector.input_shape, fmt, batch))
                 steps.update()
                 svc, watch = await _full_path(bootstrap, model, topic, n, {})
-                fulls.append(n / watch.seconds())
+                fulls.append(watch.spent())
                 alerts = svc.totals.alerts
                 steps.update()
-            bare, full = float(np.median(bares)), float(np.median(fulls))
-            paired = [f / b for f, b in zip(fulls, bares, strict=True)]
+            bare = float(np.median([n / b.wall for b in bares]))
+            full = float(np.median([n / f.wall for f in fulls]))
+            paired = [b.wall / f.wall for f, b in zip(fulls, bares, strict=True)]
             decode = decode_ratio(windows, fmt, batch)
             half = await latency(bootstrap, model, windows, fmt, full / 2, seconds=4.0)
             fixed = await latency(bootstrap, model, windows, fmt, FIXED_RATE, seconds=4.0)
@@ -332,6 +369,7 @@ async def run(
                 "ratio": round(float(np.median(paired)), 3),
                 "round_ratios": [round(r, 3) for r in paired],
                 "decode_ratio": round(decode, 3),
+                "cpu_us_per_window": _cpu_per_window(bares, fulls, n),
                 "p50_ms": round(half.total[0], 2),
                 "p99_ms": round(half.total[1], 2),
                 "rate": round(full / 2),

@@ -144,7 +144,7 @@ async def one(
         # to the last window decided: the commits do not say it, as a stream's offsets are held
         # back (its windows' history) until the stream has more windows than these runs give it
         assert watch.first_fetch is not None
-        wps = windows / (time.monotonic() - watch.first_fetch)
+        wps = windows / (time.monotonic() - watch.first_fetch.wall)
         more = max(1, round(LATENCY_RATE * LATENCY_SECONDS / streams))
         second = tmp / f"second-{tag}.csv"
         _frame(streams, samples, more).to_csv(second, index=False)

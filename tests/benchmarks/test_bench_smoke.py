@@ -29,6 +29,8 @@ async def test_bench_reports_both_loops_and_their_paired_ratio(bootstrap, ecg):
         for p50, p99 in parts:  # each record's total is its two parts (whole milliseconds)
             assert -1 <= p50 <= p99 <= r["fixed_p99_ms"] + 1
         assert r["fixed_p50_ms"] <= parts[0][1] + parts[1][1] + 1
+        cpu = r["cpu_us_per_window"]  # the process's CPU time holds its event loop thread's
+        assert cpu["bare_loop_thread"] > 0 and 0 < cpu["full_loop_thread"] <= cpu["full_process"]
 
 
 def test_the_scorer_table_has_a_row_per_family_and_thread_count(ecg):
