@@ -28,14 +28,16 @@ def sample_messages(samples: Samples):
     metrics its stream has)."""
     counts: dict[str, int] = {}
     values = samples.values.astype(np.float32)
-    mixed = bool(np.isnan(values).any())  # streams of different metrics: each sends its own
-    columns = {s: list(c) for s, c in samples.columns().items()} if mixed else {}
-    rows = values.tolist()
-    for i, stream in enumerate(samples.stream.tolist()):
+    streams = samples.stream.tolist()
+    if np.isnan(values).any():  # streams of different metrics: each sends its own
+        columns = {s: list(c) for s, c in samples.columns().items()}
+        rows = [values[i, columns[s]].tolist() for i, s in enumerate(streams)]
+    else:
+        rows = values.tolist()
+    for i, stream in enumerate(streams):
         seq = counts.get(stream, 0) if samples.seq is None else int(samples.seq[i])
         counts[stream] = seq + 1
-        mine = values[i, columns[stream]].tolist() if mixed else rows[i]
-        doc = {"stream": stream, "seq": seq, "ts": float(samples.ts[i]), "values": mine}
+        doc = {"stream": stream, "seq": seq, "ts": float(samples.ts[i]), "values": rows[i]}
         yield stream.encode(), orjson.dumps(doc), None
 
 
