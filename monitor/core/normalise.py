@@ -19,8 +19,10 @@ class Normaliser:
 
     ``minmax`` and ``zscore`` use one scalar pair fitted on the training windows (as the
     TensorFlow tutorial does); ``robust`` centres on the median and scales by the 5-95%
-    range, never less than 0.1% of the level, so near-constant or mostly-zero series do not
-    blow up; ``window-zscore`` standardises each window by its own mean and std,
+    range, or where most values are one value (a mostly-zero series, a noiseless one's
+    distances from its daily profile) by the whole range of its excursions, never less than
+    0.1% of the level, so such series do not blow up; ``window-zscore`` standardises each
+    window by its own mean and std,
     which suits streams whose level drifts.
 
     Multichannel windows ``[n, channels, length]`` fitted with ``per_channel``: one pair per
@@ -48,7 +50,10 @@ class Normaliser:
         if kind == "robust":
             med = float(np.median(x))
             spread = float(np.quantile(x, 0.95) - np.quantile(x, 0.05))
-            return cls(kind, med, max(spread, ROBUST_FLOOR * max(abs(med), 1.0)))
+            floor = ROBUST_FLOOR * max(abs(med), 1.0)
+            if spread < floor:  # mostly one value: scale by the excursions from it
+                spread = float(x.max() - x.min())
+            return cls(kind, med, max(spread, floor))
         return cls(kind)
 
     def _pair(self, dtype: type) -> tuple[np.ndarray, np.ndarray]:

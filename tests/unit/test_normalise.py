@@ -27,6 +27,18 @@ def test_per_channel_robust_scaling_puts_every_metric_on_one_footing():
     assert np.ptp(z1[:, 0]) < 1e-6 * np.ptp(z1[:, 2])  # one pair: the small metric vanishes
 
 
+def test_a_mostly_constant_series_is_scaled_by_its_excursions_not_the_floor():
+    rng = np.random.default_rng(2)
+    writes = np.zeros((500, 8), dtype=np.float32)  # a disk mostly idle: 3% of samples write
+    busy = rng.random(writes.shape) < 0.03
+    writes[busy] = rng.uniform(1e7, 2e7, busy.sum())
+    n = Normaliser.fit("robust", writes)
+    assert n.shift == 0.0 and n.scale == pytest.approx(float(writes.max()))
+    assert np.abs(n(writes)).max() == pytest.approx(1.0)  # the bursts seen span one unit
+    flat = Normaliser.fit("robust", np.full((50, 8), 45.0))
+    assert flat.scale == pytest.approx(0.045)  # truly constant: the floor, 0.1% of the level
+
+
 def test_per_channel_pairs_round_trip_through_the_artifact_and_invert():
     x = channels_apart()
     per = Normaliser.fit("zscore", x, per_channel=True)
