@@ -22,8 +22,7 @@ class Normaliser:
     range, or where most values are one value (a mostly-zero series, a noiseless one's
     distances from its daily profile) by the whole range of its excursions, never less than
     0.1% of the level, so such series do not blow up; ``window-zscore`` standardises each
-    window by its own mean and std,
-    which suits streams whose level drifts.
+    window by its own mean and std, which suits streams whose level drifts.
 
     Multichannel windows ``[n, channels, length]`` fitted with ``per_channel``: one pair per
     channel (``shift`` and ``scale`` are then tuples), so metrics whose units differ by 10^8
