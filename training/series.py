@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import math
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -262,6 +263,19 @@ def _channels_first(table: WindowTable, channels: int) -> WindowTable:
     return table
 
 
+def _warn_constant(stream: str, metrics: list[str], values: np.ndarray) -> None:
+    """Warn that metrics which never change in a stream's fitted rows will make any change
+    in them score as anomalous (their scale is the robust floor, see :class:`Normaliser`)."""
+    flat = [f"{m} ({v[0]:g})" for m, v in zip(metrics, values.T, strict=True) if v.min() == v.max()]
+    if flat:
+        warnings.warn(
+            f"stream {stream!r}: {', '.join(flat)} never change{'s' if len(flat) == 1 else ''} "
+            "in the fitted history; any change in "
+            f"{'it' if len(flat) == 1 else 'them'} will score as anomalous",
+            stacklevel=3,
+        )
+
+
 def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str, clock: dict[str, str | None]):
     """Per stream: (name, fit windows, calibration windows, facts, series settings); each
     sample's ``clock`` channels (the stream's: see :func:`clocks`) after its values."""
@@ -285,6 +299,7 @@ def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str, clock: dic
                 f"later {cal_fraction:.0%} calibrates, at least {need_cal}): give it at least "
                 f"{least} training samples, or leave it out"
             )
+        _warn_constant(stream, samples.channels, samples.values[fit_part])
         channels = window_channels(samples.values.shape[1], clock[stream] is not None)
         cut = [
             windows_of(samples.subset(part), plan.length, plan.stride, clock[stream]).table

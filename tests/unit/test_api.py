@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -221,6 +222,16 @@ def test_a_series_ensemble_is_asked_for_and_one_model_is_the_default():
     assert "members" not in default.meta.doc["hparams"]  # one model: the artifact as before
     with pytest.raises(aemon.ConfigError, match="members must be a whole number >= 1"):
         aemon.fit_series(samples_frame(), epochs=1, members=0)
+
+
+def test_a_metric_that_never_changes_in_the_history_is_named_in_a_warning():
+    """Its scale is the robust floor, so any later change in it scores as anomalous: say so."""
+    idle = samples_frame().assign(errors=0.0, spare=2.5)
+    with pytest.warns(UserWarning, match=r"errors \(0\), spare \(2.5\) never change in the"):
+        aemon.fit_series(idle, epochs=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        aemon.fit_series(samples_frame().assign(pressure=np.cos(np.arange(200) / 6)), epochs=1)
 
 
 def test_a_stream_is_scored_only_with_the_columns_its_model_was_trained_on():
