@@ -163,6 +163,8 @@ def _fit_kind(
     parts = list(_parts(samples, recipe, plan, source, clocks(samples, plan, shared or any_stream)))
     if any_stream:
         parts = [_pooled(parts)]
+    for stream, fit, _, facts, _ in parts:
+        _warn_constant(stream, facts["metrics"], fit.values)
     profiles = {p[0]: None if any_stream else _profile(p[1], p[4]["clock"], plan) for p in parts}
     trained: dict[str, tuple] = {}
     if shared:
@@ -263,15 +265,18 @@ def _channels_first(table: WindowTable, channels: int) -> WindowTable:
     return table
 
 
-def _warn_constant(stream: str, metrics: list[str], values: np.ndarray) -> None:
-    """Warn that metrics which never change in a stream's fitted rows will make any change
+def _warn_constant(stream: str, metrics: list[str], windows: np.ndarray) -> None:
+    """Warn that metrics which never change in a model's fitted windows will make any change
     in them score as anomalous (their scale is the robust floor, see :class:`Normaliser`)."""
-    flat = [f"{m} ({v[0]:g})" for m, v in zip(metrics, values.T, strict=True) if v.min() == v.max()]
+    values = windows.reshape(len(windows), -1, windows.shape[-1])[:, : len(metrics)]
+    lo, hi = values.min(axis=(0, 2)), values.max(axis=(0, 2))
+    flat = [f"{m} ({a:g})" for m, a, b in zip(metrics, lo, hi, strict=True) if a == b]
     if flat:
+        whose = "the any-stream model" if stream == ANY else f"stream {stream!r}"
         warnings.warn(
-            f"stream {stream!r}: {', '.join(flat)} never change{'s' if len(flat) == 1 else ''} "
-            "in the fitted history; any change in "
-            f"{'it' if len(flat) == 1 else 'them'} will score as anomalous",
+            f"{whose}: {', '.join(flat)} never change{'s' if len(flat) == 1 else ''} in the "
+            f"fitted history; any change in {'it' if len(flat) == 1 else 'them'} will score as "
+            "anomalous",
             stacklevel=3,
         )
 
@@ -299,7 +304,6 @@ def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str, clock: dic
                 f"later {cal_fraction:.0%} calibrates, at least {need_cal}): give it at least "
                 f"{least} training samples, or leave it out"
             )
-        _warn_constant(stream, samples.channels, samples.values[fit_part])
         channels = window_channels(samples.values.shape[1], clock[stream] is not None)
         cut = [
             windows_of(samples.subset(part), plan.length, plan.stride, clock[stream]).table

@@ -229,6 +229,16 @@ def test_a_metric_that_never_changes_in_the_history_is_named_in_a_warning():
     idle = samples_frame().assign(errors=0.0, spare=2.5)
     with pytest.warns(UserWarning, match=r"errors \(0\), spare \(2.5\) never change in the"):
         aemon.fit_series(idle, epochs=1)
+    busy = samples_frame().assign(errors=np.arange(200) % 3, spare=2.5)
+    two = pd.concat([idle.assign(stream="a"), busy.assign(stream="b")])
+    with pytest.warns(UserWarning) as said:
+        aemon.fit_series(two, epochs=1)
+    assert [str(w.message).split(" never")[0] for w in said] == [
+        "stream 'a': errors (0), spare (2.5)",
+        "stream 'b': spare (2.5)",
+    ]
+    with pytest.warns(UserWarning, match=r"^the any-stream model: spare \(2.5\) never changes"):
+        aemon.fit_series(two, epochs=1, any_stream=True)  # one scaling: errors moves in 'b'
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         aemon.fit_series(samples_frame().assign(pressure=np.cos(np.arange(200) / 6)), epochs=1)
