@@ -15,6 +15,7 @@ from aemon.core.detector import Detector
 from aemon.core.errors import ConfigError, DataError
 from aemon.core.rates import check_rate, value_exceeded_with
 from aemon.core.table import TIME_COLUMNS
+from aemon.core.wording import counted
 from aemon.training.datasets.samples import Samples, read_samples, samples_of
 from aemon.training.incidents import pointwise
 from aemon.training.series import stream_dir
@@ -70,7 +71,7 @@ class SeriesDetector:
             return "SeriesDetector(one model for any stream)"
         shown = ", ".join(self.streams[:5]) + (", ..." if n > 5 else "")
         extra = " and a model for every other stream" if ANY in self.detectors else ""
-        return f"SeriesDetector({n} stream{'s' if n != 1 else ''}: {shown}{extra})"
+        return f"SeriesDetector({counted(n, 'stream')}: {shown}{extra})"
 
     @property
     def streams(self) -> list[str]:

@@ -16,6 +16,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn import metrics
 
 from aemon.core.evaluation import evaluate
+from aemon.core.wording import counted
 
 if TYPE_CHECKING:
     from aemon.core.detector import Detector
@@ -365,7 +366,7 @@ def symlog_range(values: np.ndarray) -> float | None:
 
 
 def events_title(stream: str, opened: int, version: str) -> str:
-    return f"{stream}: {opened} event{'' if opened == 1 else 's'} (model version {version})"
+    return f"{stream}: {counted(opened, 'event')} (model version {version})"
 
 
 def series_timeline(

@@ -24,6 +24,7 @@ from aemon.core.evaluation import evaluate as metrics_at
 from aemon.core.events import event_rule
 from aemon.core.table import WindowTable, read_windows, write_windows
 from aemon.core.windowing import check_stride
+from aemon.core.wording import counted
 from aemon.series_detector import SeriesDetector
 from aemon.training import noise, report, timeline
 from aemon.training.datasets import download, ecg5000, images
@@ -54,10 +55,6 @@ def emit(doc: dict[str, object], as_json: bool) -> None:
     for key, value in doc.items():
         if not isinstance(value, dict | list):
             print(f"{key:>18}: {value:.4f}" if isinstance(value, float) else f"{key:>18}: {value}")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def recipe_of(base: Recipe, args: argparse.Namespace, size: int) -> Recipe:
@@ -175,7 +172,7 @@ def train_series(args: argparse.Namespace) -> int:
         args.shared,
         args.any_stream,
     )
-    stage(not args.quiet, f"writing {_count(len(detectors), 'artifact')} to {args.out}")
+    stage(not args.quiet, f"writing {counted(len(detectors), 'artifact')} to {args.out}")
     SeriesDetector(detectors).save(args.out)
     on_disk: dict[str, Path] = {}
     try:  # with the models trained into it before: can one daemon serve them all?
@@ -208,7 +205,7 @@ def train_series(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         total = f" ({len(on_disk)} there in all)" if len(on_disk) > len(summaries) else ""
-        print(f"{_count(len(summaries), 'model')} in {args.out}{total}")
+        print(f"{counted(len(summaries), 'model')} in {args.out}{total}")
     return 0
 
 
@@ -339,11 +336,10 @@ def _score_series(args: argparse.Namespace) -> int:
     if args.json:
         emit({**doc, "output": str(args.output), "events_file": str(events)}, True)
     else:
-        streams = len(t.models)
         print(
-            f"scored {len(t)} windows of {streams} stream{'s' if streams != 1 else ''}, "
+            f"scored {len(t)} windows of {counted(len(t.models), 'stream')}, "
             f"{doc['anomalous_windows']} above the threshold, "
-            f"{opened} event{'s' if opened != 1 else ''} -> {args.output}, {events}",
+            f"{counted(opened, 'event')} -> {args.output}, {events}",
             file=sys.stderr,
         )
     return 0

@@ -13,6 +13,7 @@ from pathlib import Path
 from aemon.core.artifact import META_FILE, Meta, read_meta
 from aemon.core.errors import ArtifactError
 from aemon.core.windowing import BLANK, TIME_OF_DAY
+from aemon.core.wording import counted
 
 ANY = ""  # the key of an artifact that serves every stream without a model of its own
 
@@ -45,7 +46,7 @@ def describe_windows(meta: Meta) -> str:
     clock = {TIME_OF_DAY: " and the time of day", BLANK: " and a blank clock"}.get(
         str(meta.clock), ""
     )
-    return f"{w.length} samples{every} of {n} metric{'s' if n > 1 else ''}{clock}"
+    return f"{w.length} samples{every} of {counted(n, 'metric')}{clock}"
 
 
 def check_one_daemon(metas: Sequence[Meta]) -> None:

@@ -22,6 +22,7 @@ from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.events import Rule
 from aemon.core.windowing import Windower
+from aemon.core.wording import counted
 
 log = logging.getLogger("aemon.serve")
 
@@ -114,7 +115,7 @@ class Models:
             serves = "every stream" if stream == ANY else f"stream {stream!r}"
             parts.append(f"{det.name} {det.version} ({det.meta.family}, {serves})")
         shown = "; ".join(parts[:20]) + (f"; and {len(parts) - 20} more" if len(parts) > 20 else "")
-        return f"{len(parts)} model{'s' if len(parts) != 1 else ''}: {shown}"
+        return f"{counted(len(parts), 'model')}: {shown}"
 
     def windower(self, input_kind: str) -> Windower | None:
         """For raw samples (``input_kind`` "samples", or "auto" with series models): windows as
