@@ -190,7 +190,7 @@ def fit_series(
     ``shared``: one model, each stream scaled and thresholded on its own; ``any_stream``: one
     detector that serves any stream, also streams it never saw (each still decided on its own).
     ``members``: the dense model's ensemble size (autoencoders trained side by side, a window's
-    error their mean; default: the preset's).
+    error their mean; default: the series preset's, 3; 1: one autoencoder).
 
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """
