@@ -186,6 +186,7 @@ def train_series(args: argparse.Namespace) -> int:
         report.run_report(det, where / "report", None, None)
         summaries[stream] = {
             **det.summary(),
+            "members": int(det.meta.hparams.get("members", 1)),
             "clock": det.meta.clock,
             "daily_profile": det.meta.profile is not None,
             "learning": None if det.learning is None else det.learning.to_dict(),
@@ -198,6 +199,8 @@ def train_series(args: argparse.Namespace) -> int:
             seen = CLOCK_NOTES[summary["clock"]] + (
                 " and its daily profile" if summary["daily_profile"] else ""
             )
+            if summary["members"] > 1:
+                seen = f", {summary['members']} autoencoders averaged{seen}"
             if summary["learning"]:
                 seen += ", keeps learning every {every:,} windows".format(**summary["learning"])
             print(

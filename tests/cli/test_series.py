@@ -207,18 +207,23 @@ def test_one_threshold_for_every_stream_of_series_models_is_refused(tmp_path, ca
 
 def test_the_training_summary_says_which_streams_see_the_time_of_day(tmp_path, capsys):
     """Stream a (three days of history) sees the hour; b (five hours) gets a blank clock beside
-    it; both said on the summary lines and in --json."""
+    it; both said on the summary lines and in --json, with the ensemble's size."""
     two_streams(5).to_csv(tmp_path / "s.csv", index=False)
     out = tmp_path / "m"
     argv = ["train", "series", "--input", str(tmp_path / "s.csv"), "--out", str(out)]
     assert main([*argv, "--epochs", "1"]) == 0
     err = capsys.readouterr().err
     learns = ", keeps learning every 1,000 windows ->"
-    assert "a: threshold" in err and f", sees the time of day and its daily profile{learns}" in err
-    assert f", blank clock (history under a day){learns}" in err
+    seen = ", 3 autoencoders averaged, sees the time of day and its daily profile"
+    assert "a: threshold" in err and f"{seen}{learns}" in err
+    assert f", 3 autoencoders averaged, blank clock (history under a day){learns}" in err
     assert main([*argv, "--epochs", "1", "--time-of-day", "off", "--json", "--quiet"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {s: v["clock"] for s, v in doc["streams"].items()} == {"a": None, "b": None}
+    assert {s: v["members"] for s, v in doc["streams"].items()} == {"a": 3, "b": 3}
+    assert main([*argv, "--epochs", "1", "--members", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "a: threshold" in err and "autoencoders averaged" not in err
     assert main([*argv, "--epochs", "1", "--daily-profile", "off", "--json", "--quiet"]) == 0
     doc = json.loads(capsys.readouterr().out)["streams"]
     assert doc["a"]["clock"] == "time_of_day" and doc["a"]["daily_profile"] is False
