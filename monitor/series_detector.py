@@ -157,7 +157,8 @@ class SeriesDetector:
     def summary(self) -> pd.DataFrame:
         """One row per stream: its model version, threshold, the false alarms a day its
         calibration expects, what its clock channels hold (``time_of_day``, ``blank`` or None),
-        windows fitted and calibrating, and seconds of fitting."""
+        the autoencoders its score averages, windows fitted and calibrating, and seconds of
+        fitting."""
         rows = []
         for stream, det in self.detectors.items():
             meta, training = det.meta, det.meta.training
@@ -170,6 +171,7 @@ class SeriesDetector:
                         "expected_false_alarms_per_day"
                     ),
                     "clock": meta.clock,
+                    "members": meta.members,
                     "windows_fitted": training.get("windows_fitted"),
                     "windows_calibration": training.get("windows_calibration"),
                     "fit_seconds": training.get("fit_seconds"),

@@ -186,7 +186,7 @@ def train_series(args: argparse.Namespace) -> int:
         report.run_report(det, where / "report", None, None)
         summaries[stream] = {
             **det.summary(),
-            "members": int(det.meta.hparams.get("members", 1)),
+            "members": det.meta.members,
             "clock": det.meta.clock,
             "daily_profile": det.meta.profile is not None,
             "learning": None if det.learning is None else det.learning.to_dict(),

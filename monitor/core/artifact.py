@@ -75,6 +75,11 @@ class Meta:
         return self.doc["hparams"]
 
     @property
+    def members(self) -> int:
+        """Autoencoders side by side whose errors a window's score averages (1: one model)."""
+        return int(self.hparams.get("members", 1))
+
+    @property
     def kind(self) -> str:
         """What the model takes: ``window``, ``series`` (raw samples it windows) or ``image``."""
         return str(self.doc["input"].get("kind", "window"))

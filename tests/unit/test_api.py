@@ -306,6 +306,7 @@ def test_series_predict_evaluate_and_summary_in_python():
     assert (
         table.loc["0", "windows_fitted"] > 0
         and table.loc["0", "expected_false_alarms_per_day"] >= 0
+        and table.loc["0", "members"] == 3
     )
     with pytest.raises(aemon.DataError, match="label"):
         series.evaluate(frame)
