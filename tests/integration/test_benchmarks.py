@@ -1,6 +1,7 @@
-"""``aemon skab`` and ``aemon asd`` as a user runs them, on small data in each benchmark's own
-layout: multichannel streams (8 sensors; 38 metrics whose scales differ by 10^8) trained,
-streamed through the real broker into one daemon, decided exactly as offline, scored."""
+"""``aemon nab``, ``aemon skab`` and ``aemon asd`` as a user runs them, on small data in each
+benchmark's own layout: one-metric series and multichannel streams (8 sensors; 38 metrics whose
+scales differ by 10^8) trained, streamed through the real broker into one daemon, decided exactly
+as offline, scored."""
 
 import json
 import subprocess
@@ -55,6 +56,28 @@ def asd_like(root: Path, metrics: int = 38) -> None:
         te.to_csv(root / f"omi-{n}" / "test.csv", index=False)
 
 
+def nab_like(root: Path, labels: bool = True) -> dict[str, int]:
+    """NAB's layout: a file at 5 min with a daily cycle and a 10-sample jump from row 1,500, and
+    one of noise alone; with NAB's label windows (``labels/combined_windows.json``) or without,
+    as files nobody labelled. Returns each file's row count."""
+    rng = np.random.default_rng(2)
+    stamps = pd.date_range("2015-01-01", periods=2000, freq="5min")
+    hours = (np.arange(2000) / 12) % 24
+    spiky = 50 + 10 * np.sin(2 * np.pi * hours / 24) + rng.standard_normal(2000)
+    spiky[1500:1510] += 25
+    files = {"realSome/spiky.csv": spiky, "artificialNoAnomaly/flat.csv": rng.normal(5, 1, 1000)}
+    for name, values in files.items():
+        (root / "data" / name).parent.mkdir(parents=True, exist_ok=True)
+        frame = pd.DataFrame({"timestamp": stamps[: len(values)], "value": values.round(3)})
+        frame.to_csv(root / "data" / name, index=False)
+    if labels:
+        (root / "labels").mkdir()
+        window = [[f"{stamps[1450]}.000000", f"{stamps[1560]}.000000"]]
+        doc = {"realSome/spiky.csv": window, "artificialNoAnomaly/flat.csv": []}
+        (root / "labels" / "combined_windows.json").write_text(json.dumps(doc))
+    return {name: len(values) for name, values in files.items()}
+
+
 def moved(out: Path) -> list[str]:
     """The metrics that moved most as the strongest event opened, as the daemon published it;
     offline scoring must name the same ones for every event."""
@@ -79,6 +102,40 @@ def run(suite: str, data: Path, out: Path, bootstrap: str, *flags: str) -> dict:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
+
+
+def test_nab_files_decide_like_offline_and_labels_change_no_detection(bootstrap, tmp_path):
+    rows = nab_like(tmp_path / "nab")
+    s = run("nab", tmp_path / "nab", tmp_path / "out", bootstrap)
+    assert s["daemon_equals_offline"] is True and s["differences"] == []
+    probation = {name: min(int(0.15 * n), 750) for name, n in rows.items()}  # NAB's, unscored
+    windows = sum(n - probation[name] - 7 for name, n in rows.items())
+    assert s["windows_daemon"] == s["windows"] == windows
+    lines = (tmp_path / "out" / "events-daemon.jsonl").read_text().splitlines()
+    opened = [e for e in map(json.loads, lines) if e["state"] == "open"]
+    detections = {}
+    for name in rows:
+        det = pd.read_csv(tmp_path / "out" / "detections" / name)
+        data = pd.read_csv(tmp_path / "nab" / "data" / name)
+        assert list(det.columns) == ["timestamp", "is_anomaly"]  # NAB's scorer reads it
+        assert det["timestamp"].tolist() == data["timestamp"].tolist()  # every row, in order
+        assert det["is_anomaly"][: probation[name]].sum() == 0
+        detections[name] = np.flatnonzero(det["is_anomaly"].to_numpy())
+        # a detection is the row of the last sample of the window that opened an event (the
+        # event's start): never a row before the samples that opened it
+        starts = [pd.Timestamp(e["start_ts"], unit="s") for e in opened if e["stream"] == name]
+        assert pd.to_datetime(det["timestamp"][detections[name]]).tolist() == sorted(starts)
+    jump = detections["realSome/spiky.csv"]
+    assert ((jump >= 1500) & (jump < 1510)).any()  # soon after the jump begins
+    assert s["events"]["incidents_detected"] == 1
+    assert len(list((tmp_path / "out" / "report").glob("*.png"))) == 2
+
+    nab_like(tmp_path / "unlabelled", labels=False)  # the same files, as nobody labelled them
+    u = run("nab", tmp_path / "unlabelled", tmp_path / "out2", bootstrap, "--offline-only")
+    assert "events" not in u and "report" not in u and u["events_offline"] == s["events_offline"]
+    for name in rows:
+        again = pd.read_csv(tmp_path / "out2" / "detections" / name)["is_anomaly"].to_numpy()
+        assert np.array_equal(np.flatnonzero(again), detections[name])
 
 
 def test_skab_runs_decide_like_offline_and_find_the_fault(bootstrap, tmp_path):
