@@ -264,10 +264,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "SKAB directory (with valve1/, valve2/, other/)",
         ),
         "asd": (
-            "ASD's 12 servers: train on train.csv, stream test.csv",
+            "ASD's servers: train on each one's train.csv, stream its test.csv",
             "aemon asd ../shared/data/asd --out runs/asd  (then segment_score.py "
             "../shared/data/asd runs/asd/detections)",
-            "ASD directory (with omi-N/)",
+            "ASD directory (a folder per server with train.csv and test.csv: omi-1/ ..)",
         ),
     }
     for name, (summary, example, data_help) in examples.items():

@@ -1,13 +1,16 @@
 """``aemon asd``: the Application Server Dataset (InterFusion) for :mod:`aemon.tools.benchmark`.
 
-Every server ``omi-N`` is one stream of 19 metrics at 5 min. Its model trains on its unlabelled
-``train.csv`` (30 days) and its labelled ``test.csv`` (15 days) is streamed and scored
-point-wise. Detections: ``omi-N/test.csv`` (``timestamp,is_anomaly,anomaly_score``), every
-test row, for ``segment_score.py DATA DETECTIONS`` (``--best-f1`` reads the scores).
+Every server (a folder with ``train.csv`` and ``test.csv``: ASD's ``omi-1`` .. ``omi-12``, or any
+other machines in that layout) is one stream of all its metrics (ASD: 19 at 5 min). Its model
+trains on its unlabelled ``train.csv`` (ASD: 30 days) and its ``test.csv`` (15 days; labels in
+its ``label`` column) is streamed and scored point-wise. Detections: ``<server>/test.csv``
+(``timestamp,is_anomaly,anomaly_score``), every test row, for ``segment_score.py DATA
+DETECTIONS`` (``--best-f1`` reads the scores).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +21,25 @@ from aemon.tools.benchmark import Prepared
 from aemon.training.timeline import Timeline, flagged_rows, row_scores
 
 
+def _natural(name: str) -> list[str | int]:
+    """A sort key that puts ``omi-2`` before ``omi-10``."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def _servers(asd: Path) -> list[Path]:
+    """Every folder holding a ``test.csv``, in natural order; each must hold a ``train.csv``."""
     found = sorted(
-        (p for p in asd.glob("omi-*") if (p / "test.csv").is_file()),
-        key=lambda p: int(p.name.split("-")[1]),
+        (p for p in asd.iterdir() if (p / "test.csv").is_file()) if asd.is_dir() else [],
+        key=lambda p: _natural(p.name),
     )
     if not found:
-        raise DataError(f"{asd}: no omi-N/test.csv files (is it the ASD directory?)")
+        raise DataError(
+            f"{asd}: no <server>/test.csv files, each beside its train.csv (is it the ASD "
+            "directory?)"
+        )
+    for server in found:
+        if not (server / "train.csv").is_file():
+            raise DataError(f"{server}: test.csv without a train.csv to train the model on")
     return found
 
 

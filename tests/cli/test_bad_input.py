@@ -54,6 +54,8 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "ms-windows.csv").write_text("ts,v0,v1\n1700000000000,1,2\n")
     kinds = "timestamp,stream,cpu,mem\n1700000000,web,1,\n1700000000,db,2,3\n1700000060,web,1,\n"
     (root / "kinds-samples.csv").write_text(kinds)
+    (root / "asd-no-train" / "machine-1").mkdir(parents=True)  # a server without its history
+    (root / "asd-no-train" / "machine-1" / "test.csv").write_text("timestamp,m1,label\n")
     return {
         "W": str(windows),
         "THREE": str(root / "three.csv"),
@@ -77,6 +79,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "NABS": str(root / "nab-samples.csv"),
         "MSW": str(root / "ms-windows.csv"),
         "KINDS": str(root / "kinds-samples.csv"),
+        "NOTRAIN": str(root / "asd-no-train"),
     }
 
 
@@ -178,6 +181,7 @@ CASES = [
     (["nab", "{DIR}", "--out", "{OUT}"], "is it NAB's directory?"),
     (["skab", "{DIR}", "--out", "{OUT}"], "is it SKAB's directory?"),
     (["asd", "{DIR}", "--out", "{OUT}"], "is it the ASD directory?"),
+    (["asd", "{NOTRAIN}", "--out", "{OUT}"], "machine-1: test.csv without a train.csv"),
     (["skab", "{DIR}", "--adaptive-delay", "-1"], "--adaptive-delay: must be >= 0"),
     (
         ["train", "series", "--input", "{S}", "--false-alarms-per-day", "0"],
