@@ -43,26 +43,43 @@ def _servers(asd: Path) -> list[Path]:
     return found
 
 
+def _read(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as exc:  # empty, binary, ragged
+        raise DataError(f"{path}: not a CSV of metrics ({exc})") from None
+    if "timestamp" not in frame.columns:
+        raise DataError(f"{path}: no timestamp column (ASD's layout: timestamp, metrics[, label])")
+    return frame
+
+
 def prepare(asd: Path, out: Path) -> Prepared:
     """A history CSV of every server's train.csv, a stream CSV of every test.csv without its
-    labels, and a labelled copy of it for evaluation."""
+    labels, and a labelled copy of it for evaluation when every test.csv has a ``label``
+    column (none: detections only, as for machines nobody labelled)."""
     found = _servers(asd)  # refused before anything is written
+    frames = [(s.name, _read(s / "train.csv"), _read(s / "test.csv")) for s in found]
+    unlabelled = [name for name, _, test in frames if "label" not in test.columns]
+    if unlabelled and len(unlabelled) < len(frames):
+        raise DataError(
+            f"{asd}: test.csv has a label column for some servers, not for {', '.join(unlabelled)}"
+        )
     out.mkdir(parents=True, exist_ok=True)
     history, rest, stamps = [], [], {}
-    for server in found:
-        train, test = pd.read_csv(server / "train.csv"), pd.read_csv(server / "test.csv")
+    for name, train, test in frames:
         for frame in (train, test):
-            frame.insert(1, "stream", server.name)
+            frame.insert(1, "stream", name)
         history.append(train)
         rest.append(test)
-        stamps[server.name] = test["timestamp"].tolist()
-    labelled = pd.concat(rest, ignore_index=True)
+        stamps[name] = test["timestamp"].tolist()
+    tests = pd.concat(rest, ignore_index=True)
     pd.concat(history, ignore_index=True).to_csv(out / "history.csv", index=False)
-    labelled.drop(columns=["label"]).to_csv(out / "stream.csv", index=False)
-    labelled.to_csv(out / "labelled.csv", index=False)
-    return Prepared(
-        out / "history.csv", out / "stream.csv", stamps=stamps, labelled=out / "labelled.csv"
-    )
+    tests.drop(columns=["label"], errors="ignore").to_csv(out / "stream.csv", index=False)
+    labelled = None
+    if not unlabelled:
+        labelled = out / "labelled.csv"
+        tests.to_csv(labelled, index=False)
+    return Prepared(out / "history.csv", out / "stream.csv", stamps=stamps, labelled=labelled)
 
 
 def write_detections(prepared: Prepared, t: Timeline, events: list[dict], out: Path) -> None:

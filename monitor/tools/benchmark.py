@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from aemon.core.learning import Learning
+from aemon.core.wording import counted
 from aemon.training.timeline import Timeline, flagged_rows, row_scores
 
 
@@ -179,7 +180,7 @@ def run(
         learning=learning,
     )
     preset = SERIES_PRESETS[model]
-    say(f"training {len(history.streams())} models into {models}")
+    say(f"training {counted(len(history.streams()), 'model')} into {models}")
     fitted = fit_series(
         history,
         lambda size: preset.customise(size, "--", seed=seed, members=members),

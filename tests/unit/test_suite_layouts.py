@@ -3,7 +3,9 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from aemon.core.errors import DataError
 from aemon.tools import asd
 
 
@@ -24,3 +26,28 @@ def test_asd_takes_every_server_folder_in_natural_order(tmp_path):
     streams = pd.read_csv(prepared.rest)["stream"].tolist()
     assert streams == ["machine-1-2"] * 2 + ["machine-1-10"] * 2 + ["machine-2-1"] * 2
     assert pd.read_csv(prepared.labelled)["label"].tolist() == [0, 1] * 3
+
+
+def test_asd_servers_nobody_labelled_give_detections_only(tmp_path):
+    for name in ("omi-1", "omi-2"):
+        server(tmp_path / "data", name)
+        test = tmp_path / "data" / name / "test.csv"
+        pd.read_csv(test).drop(columns=["label"]).to_csv(test, index=False)
+    prepared = asd.prepare(tmp_path / "data", tmp_path / "out")
+    assert prepared.labelled is None and "label" not in pd.read_csv(prepared.rest).columns
+
+
+def test_asd_refuses_labels_on_some_servers_only_and_files_without_times(tmp_path):
+    for name in ("omi-1", "omi-2"):
+        server(tmp_path / "data", name)
+    test = tmp_path / "data" / "omi-2" / "test.csv"
+    pd.read_csv(test).drop(columns=["label"]).to_csv(test, index=False)
+    with pytest.raises(DataError, match="label column for some servers, not for omi-2"):
+        asd.prepare(tmp_path / "data", tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+    pd.read_csv(test).drop(columns=["timestamp"]).to_csv(test, index=False)
+    with pytest.raises(DataError, match=r"omi-2/test\.csv: no timestamp column"):
+        asd.prepare(tmp_path / "data", tmp_path / "out")
+    test.write_text("")
+    with pytest.raises(DataError, match=r"omi-2/test\.csv: not a CSV of metrics"):
+        asd.prepare(tmp_path / "data", tmp_path / "out")
