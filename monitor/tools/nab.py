@@ -36,6 +36,22 @@ def files(nab: Path) -> list[Path]:
     return found
 
 
+def _rows(path: Path) -> list[dict[str, str]]:
+    """A data file's rows; DataError unless it is NAB's ``timestamp,value`` CSV with rows."""
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            columns = set(reader.fieldnames or ())
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: not a CSV ({exc})") from None
+    if not {"timestamp", "value"} <= columns:
+        raise DataError(f"{path}: needs NAB's timestamp and value columns")
+    if not rows:
+        raise DataError(f"{path}: a header but no rows")
+    return rows
+
+
 def prepare(nab: Path, out: Path) -> Prepared:
     """A history CSV of every row (each model trains on its probationary rows), a stream CSV of
     the rows after each probationary period, and its labelled copy when NAB's labels are there."""
@@ -49,8 +65,7 @@ def prepare(nab: Path, out: Path) -> Prepared:
         rw.writerow(["timestamp", "stream", "value"])
         for path in found:
             stream = f"{path.parent.name}/{path.name}"
-            with path.open(newline="") as fh:
-                rows = list(csv.DictReader(fh))
+            rows = _rows(path)
             stamps[stream] = [row["timestamp"] for row in rows]
             p = probationary(len(rows))
             for i, row in enumerate(rows):

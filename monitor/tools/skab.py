@@ -29,7 +29,10 @@ def _runs(skab: Path) -> list[Path]:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, sep=";")
+    try:
+        frame = pd.read_csv(path, sep=";")
+    except (ValueError, pd.errors.ParserError) as exc:  # empty, binary, ragged
+        raise DataError(f"{path}: not a SKAB run ({exc})") from None
     if "datetime" not in frame.columns or "anomaly" not in frame.columns:
         raise DataError(f"{path}: not a SKAB run (needs datetime and anomaly columns)")
     return frame

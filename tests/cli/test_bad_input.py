@@ -54,6 +54,10 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "ms-windows.csv").write_text("ts,v0,v1\n1700000000000,1,2\n")
     kinds = "timestamp,stream,cpu,mem\n1700000000,web,1,\n1700000000,db,2,3\n1700000060,web,1,\n"
     (root / "kinds-samples.csv").write_text(kinds)
+    (root / "nab-no-value" / "data" / "c").mkdir(parents=True)  # NAB's layout, another column
+    (root / "nab-no-value" / "data" / "c" / "a.csv").write_text("timestamp,v\n2015-01-01,1\n")
+    (root / "skab-empty" / "valve1").mkdir(parents=True)  # SKAB's layout, an empty run
+    (root / "skab-empty" / "valve1" / "0.csv").write_text("")
     (root / "asd-no-train" / "machine-1").mkdir(parents=True)  # a server without its history
     (root / "asd-no-train" / "machine-1" / "test.csv").write_text("timestamp,m1,label\n")
     return {
@@ -80,6 +84,8 @@ def files(tmp_path_factory) -> dict[str, str]:
         "MSW": str(root / "ms-windows.csv"),
         "KINDS": str(root / "kinds-samples.csv"),
         "NOTRAIN": str(root / "asd-no-train"),
+        "NOVALUE": str(root / "nab-no-value"),
+        "EMPTYRUN": str(root / "skab-empty"),
     }
 
 
@@ -182,6 +188,8 @@ CASES = [
     (["skab", "{DIR}", "--out", "{OUT}"], "is it SKAB's directory?"),
     (["asd", "{DIR}", "--out", "{OUT}"], "is it the ASD directory?"),
     (["asd", "{NOTRAIN}", "--out", "{OUT}"], "machine-1: test.csv without a train.csv"),
+    (["nab", "{NOVALUE}", "--out", "{OUT}"], "a.csv: needs NAB's timestamp and value columns"),
+    (["skab", "{EMPTYRUN}", "--out", "{OUT}"], "0.csv: not a SKAB run"),
     (["skab", "{DIR}", "--adaptive-delay", "-1"], "--adaptive-delay: must be >= 0"),
     (
         ["train", "series", "--input", "{S}", "--false-alarms-per-day", "0"],
