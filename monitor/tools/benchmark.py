@@ -10,7 +10,8 @@
 4. Detections in the suite's scorer layout: NAB's opening rows, or per-sample flags (the rows
    from each event's opening window to its last window above the threshold) with each row's
    score.
-5. Only then the labels: event-level and point-wise figures, and one picture per stream.
+5. Only then the labels, where the directory has them: event-level and point-wise figures; and
+   one picture per stream (with the labelled incidents, where there are labels).
 """
 
 from __future__ import annotations
@@ -218,6 +219,7 @@ def run(
         events = daemon
     suite.write_detections(prepared, offline, events, out / "detections")
     summary["detections"] = str(out / "detections")
+    samples = rest  # without labels (data nobody labelled): the pictures alone
     if prepared.labelled is not None:  # evaluation only, after every detection is made
         samples = read_samples(prepared.labelled)
         summary["events"] = evaluate_events(samples, offline)
@@ -231,6 +233,6 @@ def run(
             [(samples.ts[r], samples.label[r], flags[r], scores[r]) for r in per_stream]
         )
         summary["tail_probability"] = tail_shares(per_window(offline, samples.label), 0.01)
-        draw(samples, offline, out / "report")
-        summary["report"] = str(out / "report")
+    draw(samples, offline, out / "report")
+    summary["report"] = str(out / "report")
     return summary
