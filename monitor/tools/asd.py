@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.tools.benchmark import Prepared
+from aemon.tools.benchmark import Prepared, check_numbers
 from aemon.training.timeline import Timeline, flagged_rows, row_scores
 
 
@@ -50,6 +50,7 @@ def _read(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a CSV of metrics ({exc})") from None
     if "timestamp" not in frame.columns:
         raise DataError(f"{path}: no timestamp column (ASD's layout: timestamp, metrics[, label])")
+    check_numbers(frame, path, ("timestamp", "label"))
     return frame
 
 

@@ -19,12 +19,15 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from aemon.core.learning import Learning
+from aemon.core.table import cell_error
 from aemon.core.wording import counted
 from aemon.training.timeline import Timeline, flagged_rows, row_scores
 
@@ -39,6 +42,19 @@ class Prepared:
     max_train_rows: int | None = None
     stamps: dict[str, list[str]] = field(default_factory=dict)  # per stream: its file's times
     labelled: Path | None = None  # the stream CSV with labels: read only to evaluate, at the end
+
+
+def check_numbers(frame: Any, path: Path, ids: Iterable[str]) -> None:
+    """Refuse a suite's file (a DataFrame read from ``path``) at its first metric cell (columns
+    but ``ids``) that is not a finite number, naming its line as the tables aemon reads do."""
+    import pandas as pd
+
+    for column in frame.columns.difference(list(ids), sort=False):
+        numbers = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(numbers))
+        if bad.size:
+            row = int(bad[0])
+            raise cell_error(f"{path}:{row + 2}", str(column), frame[column].iloc[row])
 
 
 def save_events(path: Path, events: list[dict]) -> None:

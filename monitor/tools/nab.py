@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from aemon.core.errors import DataError
+from aemon.core.table import cell_error
 from aemon.tools.benchmark import Prepared
 from aemon.training.timeline import Timeline
 
@@ -49,6 +50,13 @@ def _rows(path: Path) -> list[dict[str, str]]:
         raise DataError(f"{path}: needs NAB's timestamp and value columns")
     if not rows:
         raise DataError(f"{path}: a header but no rows")
+    for line, row in enumerate(rows, start=2):
+        try:
+            finite = math.isfinite(float(row["value"]))
+        except (TypeError, ValueError):  # text, an empty cell, a short row (None)
+            finite = False
+        if not finite:
+            raise cell_error(f"{path}:{line}", "value", row["value"])
     return rows
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.tools.benchmark import Prepared
+from aemon.tools.benchmark import Prepared, check_numbers
 from aemon.training.timeline import Timeline, flagged_rows
 
 TRAIN_ROWS = 400
@@ -35,6 +35,7 @@ def _read(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: not a SKAB run ({exc})") from None
     if "datetime" not in frame.columns or "anomaly" not in frame.columns:
         raise DataError(f"{path}: not a SKAB run (needs datetime and anomaly columns)")
+    check_numbers(frame, path, ("datetime", *LABELS))
     return frame
 
 

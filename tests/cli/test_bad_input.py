@@ -56,6 +56,14 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "kinds-samples.csv").write_text(kinds)
     (root / "nab-no-value" / "data" / "c").mkdir(parents=True)  # NAB's layout, another column
     (root / "nab-no-value" / "data" / "c" / "a.csv").write_text("timestamp,v\n2015-01-01,1\n")
+    (root / "nab-gap" / "data" / "c").mkdir(parents=True)  # NAB's layout, a value missing
+    (root / "nab-gap" / "data" / "c" / "a.csv").write_text(
+        "timestamp,value\n2015-01-01,1\n2015-01-02,\n"
+    )
+    (root / "skab-text" / "valve1").mkdir(parents=True)  # SKAB's layout, text among the numbers
+    run = "datetime;Pressure;anomaly;changepoint\n2020-01-01 00:00:00;0.1;0;0\n"
+    run += "2020-01-01 00:00:01;high;0;0\n"
+    (root / "skab-text" / "valve1" / "0.csv").write_text(run)
     (root / "skab-empty" / "valve1").mkdir(parents=True)  # SKAB's layout, an empty run
     (root / "skab-empty" / "valve1" / "0.csv").write_text("")
     (root / "asd-no-train" / "machine-1").mkdir(parents=True)  # a server without its history
@@ -86,6 +94,8 @@ def files(tmp_path_factory) -> dict[str, str]:
         "NOTRAIN": str(root / "asd-no-train"),
         "NOVALUE": str(root / "nab-no-value"),
         "EMPTYRUN": str(root / "skab-empty"),
+        "NABGAP": str(root / "nab-gap"),
+        "SKABTEXT": str(root / "skab-text"),
     }
 
 
@@ -190,6 +200,8 @@ CASES = [
     (["asd", "{NOTRAIN}", "--out", "{OUT}"], "machine-1: test.csv without a train.csv"),
     (["nab", "{NOVALUE}", "--out", "{OUT}"], "a.csv: needs NAB's timestamp and value columns"),
     (["skab", "{EMPTYRUN}", "--out", "{OUT}"], "0.csv: not a SKAB run"),
+    (["nab", "{NABGAP}", "--out", "{OUT}"], "a.csv:3: column 'value' is empty, a missing value"),
+    (["skab", "{SKABTEXT}", "--out", "{OUT}"], "0.csv:3: column 'Pressure' holds 'high', not a"),
     (["skab", "{DIR}", "--adaptive-delay", "-1"], "--adaptive-delay: must be >= 0"),
     (
         ["train", "series", "--input", "{S}", "--false-alarms-per-day", "0"],
