@@ -4,7 +4,8 @@ Every labelled run (``valve1/``, ``valve2/``, ``other/``: 34 files of 8 sensors 
 anomaly-free run is not scored by SKAB) is one stream (``<folder>/<file>.csv``) with all eight
 channels. SKAB's protocol: each model trains on its file's first 400 rows; the rest is scored,
 point-wise, pooled over files. Detections: one CSV per file (``datetime,is_anomaly``, every row,
-the first 400 never flagged) for ``segment_score.py DATA DETECTIONS --skip 400``.
+the first 400 never flagged) for ``segment_score.py DATA DETECTIONS --skip 400``. Runs in
+this layout without the ``anomaly`` column (nobody labelled them) give the detections alone.
 """
 
 from __future__ import annotations
@@ -33,36 +34,42 @@ def _read(path: Path) -> pd.DataFrame:
         frame = pd.read_csv(path, sep=";")
     except (ValueError, pd.errors.ParserError) as exc:  # empty, binary, ragged
         raise DataError(f"{path}: not a SKAB run ({exc})") from None
-    if "datetime" not in frame.columns or "anomaly" not in frame.columns:
-        raise DataError(f"{path}: not a SKAB run (needs datetime and anomaly columns)")
+    if "datetime" not in frame.columns:
+        raise DataError(f"{path}: not a SKAB run (needs a datetime column)")
     check_numbers(frame, path, ("datetime", *LABELS))
     return frame
 
 
 def prepare(skab: Path, out: Path) -> Prepared:
     """A history CSV of every run whole (each model trains on its first 400 rows), a stream CSV
-    of the rows after them, and a labelled copy of those for evaluation."""
-    found = _runs(skab)  # refused before anything is written
-    out.mkdir(parents=True, exist_ok=True)
-    parts, stamps, labelled = [], {}, []
-    for path in found:
-        stream = f"{path.parent.name}/{path.name}"
-        frame = _read(path)
+    of the rows after them, and a labelled copy of those for evaluation when every run has an
+    ``anomaly`` column (none: detections only, as for runs nobody labelled)."""
+    runs = [(f"{p.parent.name}/{p.name}", _read(p)) for p in _runs(skab)]
+    unlabelled = [stream for stream, frame in runs if "anomaly" not in frame.columns]
+    if unlabelled and len(unlabelled) < len(runs):
+        raise DataError(
+            f"{skab}: an anomaly column in some runs, not in {', '.join(unlabelled[:5])}"
+        )
+    out.mkdir(parents=True, exist_ok=True)  # nothing written before every run is read
+    parts, stamps, labels = [], {}, []
+    for stream, frame in runs:
         stamps[stream] = frame["datetime"].tolist()
         values = frame.drop(columns=[c for c in LABELS if c in frame.columns])
         values.insert(1, "stream", stream)
         parts.append(values)
-        labelled.append(frame["anomaly"].iloc[TRAIN_ROWS:].astype(int))
+        if not unlabelled:
+            labels.append(frame["anomaly"].iloc[TRAIN_ROWS:].astype(int))
     history = pd.concat(parts, ignore_index=True)
     rest = pd.concat([p.iloc[TRAIN_ROWS:] for p in parts], ignore_index=True)
     history.to_csv(out / "history.csv", index=False)
     rest.to_csv(out / "stream.csv", index=False)
-    rest.assign(label=pd.concat(labelled, ignore_index=True).to_numpy()).to_csv(
-        out / "labelled.csv", index=False
-    )
-    return Prepared(
-        out / "history.csv", out / "stream.csv", 1.0, TRAIN_ROWS, stamps, out / "labelled.csv"
-    )
+    labelled = None
+    if not unlabelled:
+        labelled = out / "labelled.csv"
+        rest.assign(label=pd.concat(labels, ignore_index=True).to_numpy()).to_csv(
+            labelled, index=False
+        )
+    return Prepared(out / "history.csv", out / "stream.csv", 1.0, TRAIN_ROWS, stamps, labelled)
 
 
 def write_detections(prepared: Prepared, t: Timeline, events: list[dict], out: Path) -> None:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from aemon.core.errors import DataError
-from aemon.tools import asd
+from aemon.tools import asd, skab
 
 
 def server(root: Path, name: str) -> None:
@@ -51,3 +51,26 @@ def test_asd_refuses_labels_on_some_servers_only_and_files_without_times(tmp_pat
     test.write_text("")
     with pytest.raises(DataError, match=r"omi-2/test\.csv: not a CSV of metrics"):
         asd.prepare(tmp_path / "data", tmp_path / "out")
+
+
+def run(root: Path, name: str, labels: bool) -> None:
+    """A SKAB run of 420 rows (the first 400 train), with or without SKAB's label columns."""
+    frame = pd.DataFrame({"datetime": pd.date_range("2020-03-09", periods=420, freq="s")})
+    frame["Pressure"] = 0.1
+    if labels:
+        frame["anomaly"], frame["changepoint"] = 0.0, 0.0
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(root / name, sep=";", index=False)
+
+
+def test_skab_runs_nobody_labelled_give_detections_only(tmp_path):
+    run(tmp_path / "data", "valve1/0.csv", labels=False)
+    run(tmp_path / "data", "other/1.csv", labels=False)
+    prepared = skab.prepare(tmp_path / "data", tmp_path / "out")
+    assert prepared.labelled is None and list(prepared.stamps) == ["other/1.csv", "valve1/0.csv"]
+    assert len(pd.read_csv(prepared.rest)) == 2 * 20  # the rows after each run's first 400
+    run(tmp_path / "mixed", "valve1/0.csv", labels=True)
+    run(tmp_path / "mixed", "valve1/1.csv", labels=False)
+    with pytest.raises(DataError, match=r"anomaly column in some runs, not in valve1/1\.csv"):
+        skab.prepare(tmp_path / "mixed", tmp_path / "out2")
+    assert not (tmp_path / "out2").exists()  # refused before anything is written
