@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.tools.benchmark import Prepared, check_numbers
+from aemon.tools.benchmark import Prepared, read_frame
 from aemon.training.timeline import Timeline, flagged_rows, row_scores
 
 
@@ -44,14 +44,8 @@ def _servers(asd: Path) -> list[Path]:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path)
-    except (ValueError, pd.errors.ParserError) as exc:  # empty, binary, ragged
-        raise DataError(f"{path}: not a CSV of metrics ({exc})") from None
-    if "timestamp" not in frame.columns:
-        raise DataError(f"{path}: no timestamp column (ASD's layout: timestamp, metrics[, label])")
-    check_numbers(frame, path, ("timestamp", "label"))
-    return frame
+    layout = "a CSV of metrics in ASD's layout: timestamp, metrics[, label]"
+    return read_frame(path, "timestamp", ("label",), layout)
 
 
 def prepare(asd: Path, out: Path) -> Prepared:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from aemon.core.errors import DataError
 from aemon.core.learning import Learning
 from aemon.core.table import cell_error
 from aemon.core.wording import counted
@@ -44,17 +45,26 @@ class Prepared:
     labelled: Path | None = None  # the stream CSV with labels: read only to evaluate, at the end
 
 
-def check_numbers(frame: Any, path: Path, ids: Iterable[str]) -> None:
-    """Refuse a suite's file (a DataFrame read from ``path``) at its first metric cell (columns
-    but ``ids``) that is not a finite number, naming its line as the tables aemon reads do."""
+def read_frame(path: Path, time: str, ids: Iterable[str], what: str, sep: str = ",") -> Any:
+    """A suite's CSV file as a DataFrame, refused in one line naming ``path`` when it is not
+    ``what`` (``a SKAB run``), has no ``time`` column, or holds a metric cell (in
+    columns but ``time`` and ``ids``) that is not a finite number (its line and column named as
+    the tables aemon reads name them)."""
     import pandas as pd
 
-    for column in frame.columns.difference(list(ids), sort=False):
+    try:
+        frame = pd.read_csv(path, sep=sep)
+    except (ValueError, pd.errors.ParserError) as exc:  # empty, binary, ragged
+        raise DataError(f"{path}: not {what} ({exc})") from None
+    if time not in frame.columns:
+        raise DataError(f"{path}: no {time} column (not {what})")
+    for column in frame.columns.difference([time, *ids], sort=False):
         numbers = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
         bad = np.flatnonzero(~np.isfinite(numbers))
         if bad.size:
             row = int(bad[0])
             raise cell_error(f"{path}:{row + 2}", str(column), frame[column].iloc[row])
+    return frame
 
 
 def save_events(path: Path, events: list[dict]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.tools.benchmark import Prepared, check_numbers
+from aemon.tools.benchmark import Prepared, read_frame
 from aemon.training.timeline import Timeline, flagged_rows
 
 TRAIN_ROWS = 400
@@ -30,14 +30,7 @@ def _runs(skab: Path) -> list[Path]:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, sep=";")
-    except (ValueError, pd.errors.ParserError) as exc:  # empty, binary, ragged
-        raise DataError(f"{path}: not a SKAB run ({exc})") from None
-    if "datetime" not in frame.columns:
-        raise DataError(f"{path}: not a SKAB run (needs a datetime column)")
-    check_numbers(frame, path, ("datetime", *LABELS))
-    return frame
+    return read_frame(path, "datetime", LABELS, "a SKAB run", sep=";")
 
 
 def prepare(skab: Path, out: Path) -> Prepared:
