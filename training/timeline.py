@@ -48,22 +48,45 @@ class Timeline:
         return np.array([np.nan if v is None else v for v in self.p], dtype=np.float64)
 
 
+def _names(names: list[str], most: int = 6) -> str:
+    """``names`` joined, the first ``most`` of a long list and how many more."""
+    shown = ", ".join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
+
+
 def _check_columns(columns: list[str], det: Detector, stream: str, where: str) -> None:
     """DataError unless a stream's value ``columns`` are what its model was trained on: as
     many, and with several metrics the same names in the same order (a sample's values are
-    taken by position, as the daemon takes a sample's ``values``)."""
+    taken by position, as the daemon takes a sample's ``values``). The message names what
+    differs (the first few of a machine's dozens of metrics)."""
     want = det.meta.recorded_metrics
     n = det.meta.value_channels
-    if len(columns) != n:
+    if len(columns) == n and (n == 1 or want is None or columns == want):
+        return
+    if want is None or n == 1:
+        have = f"{len(columns)} value column(s) ({_names(columns)})"
+        raise DataError(f"stream {stream!r}: {have} where its model in {where} takes {n}")
+    missing = [c for c in want if c not in columns]
+    extra = [c for c in columns if c not in want]
+    if not missing and not extra:  # the same names, another order
+        i = next(i for i, (a, b) in enumerate(zip(columns, want, strict=True)) if a != b)
         raise DataError(
-            f"stream {stream!r}: {len(columns)} value column(s) ({', '.join(columns)}) where its "
-            f"model in {where} takes {n}" + (f" ({', '.join(want)})" if want else "")
+            f"stream {stream!r}: value columns {_names(columns)} where its model in {where} was "
+            f"trained on {_names(want)}, in that order (values are taken by position: column "
+            f"{i + 1} is {columns[i]!r}, the model's {want[i]!r})"
         )
-    if n > 1 and want is not None and columns != want:
-        raise DataError(
-            f"stream {stream!r}: value columns {', '.join(columns)} where its model in {where} "
-            f"was trained on {', '.join(want)}, in that order (values are taken by position)"
+    differs = "; ".join(
+        part
+        for part in (
+            f"missing {_names(missing)}" if missing else "",
+            f"not in the model {_names(extra)}" if extra else "",
         )
+        if part
+    )
+    raise DataError(
+        f"stream {stream!r}: {len(columns)} value column(s) where its model in {where} was "
+        f"trained on {n} ({_names(want)}): {differs}"
+    )
 
 
 def score_samples(

@@ -251,12 +251,38 @@ def test_a_stream_is_scored_only_with_the_columns_its_model_was_trained_on():
     two = samples_frame().assign(pressure=np.cos(np.arange(200) / 6))
     series = aemon.fit_series(two, epochs=1)
     assert len(series.score(two)) == 200 - 8 + 1
-    with pytest.raises(aemon.DataError, match=r"columns pressure, flow where .* flow, pressure"):
+    with pytest.raises(
+        aemon.DataError,
+        match=r"columns pressure, flow where .* flow, pressure, in that order .* column 1 is "
+        r"'pressure', the model's 'flow'",
+    ):
         series.score(two[["pressure", "flow"]])
-    with pytest.raises(aemon.DataError, match=r"1 value column\(s\) \(flow\) .* takes 2"):
+    with pytest.raises(
+        aemon.DataError,
+        match=r"1 value column\(s\) where .* trained on 2 \(flow, pressure\): "
+        r"missing pressure$",
+    ):
         series.score(two[["flow"]])
+    renamed = two.rename(columns={"pressure": "pressure_kpa"})
+    with pytest.raises(
+        aemon.DataError, match=r": missing pressure; not in the model pressure_kpa$"
+    ):
+        series.score(renamed)
     one = aemon.fit_series(samples_frame(), epochs=1)
     assert len(one.score(samples_frame().rename(columns={"flow": "rate"}))) == 200 - 8 + 1
+
+
+def test_a_machine_of_many_metrics_refused_names_the_few_that_differ_in_one_short_line():
+    """Of a 9-metric machine's columns, the message names the one missing and shortens the
+    model's list (a machine of 38 metrics would otherwise print all 76 names)."""
+    nine = samples_frame().assign(**{f"m{k}": np.cos(np.arange(200) / (k + 2)) for k in range(8)})
+    series = aemon.fit_series(nine, epochs=1)
+    with pytest.raises(aemon.DataError) as refused:
+        series.score(nine.drop(columns="m5"))
+    assert str(refused.value).endswith(
+        "8 value column(s) where its model in this SeriesDetector was trained on 9 "
+        "(flow, m0, m1, m2, m3, m4 and 3 more): missing m5"
+    )
 
 
 def test_samples_of_no_stream_the_models_serve_are_refused_not_scored_as_nothing():
