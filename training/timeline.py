@@ -68,7 +68,7 @@ def _check_columns(columns: list[str], det: Detector, stream: str, where: str) -
         raise DataError(f"stream {stream!r}: {have} where its model in {where} takes {n}")
     missing = [c for c in want if c not in columns]
     extra = [c for c in columns if c not in want]
-    if not missing and not extra:  # the same names, another order
+    if not missing and not extra:  # the same names (each once), another order
         i = next(i for i, (a, b) in enumerate(zip(columns, want, strict=True)) if a != b)
         raise DataError(
             f"stream {stream!r}: value columns {_names(columns)} where its model in {where} was "

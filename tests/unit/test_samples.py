@@ -116,6 +116,14 @@ def test_a_missing_value_in_a_dataframe_is_named():
         samples_of(frame)
 
 
+def test_a_dataframe_with_a_column_twice_is_refused_by_name():
+    """As a CSV's header is (it ended in an IndexError: ``frame[names]`` took the column twice
+    over); a name with spaces around it counts as the name."""
+    frame = pd.DataFrame([[1_700_000_000, 1.0, 2.0, 3.0]], columns=["ts", "cpu", "mem", " mem"])
+    with pytest.raises(DataError, match=r"^samples: column 'mem' appears twice$"):
+        samples_of(frame)
+
+
 def test_a_byte_order_mark_is_not_part_of_the_time_column_s_name(tmp_path):
     p = tmp_path / "bom.csv"
     p.write_bytes(b"\xef\xbb\xbf" + (HEAD + "1700000000,a,1\n").encode())

@@ -175,6 +175,9 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
     names it in errors (their row numbers count the header as line 1, as in the file)."""
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c).strip() for c in frame.columns]
+    twice = frame.columns[frame.columns.duplicated()]
+    if len(twice):
+        raise DataError(f"{path}: column {twice[0]!r} appears twice")
     times = [c for c in TIME_COLUMNS if c in frame.columns]
     if len(times) > 1:
         raise DataError(f"{path}: several time columns ({', '.join(times)}); keep one")
