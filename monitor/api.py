@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aemon.core.errors import ConfigError
+from aemon.core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from aemon.detector import Detector
@@ -76,7 +76,10 @@ def fit(
         if y is None and "label" in X.columns:
             y = X["label"].to_numpy()
         X = frame_values(X)
-    shape = tuple(np.shape(X)[1:])
+    try:
+        shape = tuple(np.shape(X)[1:])
+    except ValueError:  # nested lists of different lengths
+        raise DataError("X: rows of different lengths; every window needs as many values") from None
     if not shape:
         raise ConfigError(f"X must be windows [n, length] or images [n, h, w], got {np.shape(X)}")
     if len(shape) == 2:

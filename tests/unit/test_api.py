@@ -89,6 +89,8 @@ def test_fit_refuses_bad_input_with_the_errors_the_cli_prints():
         aemon.fit(good, model="transformer")
     with pytest.raises(aemon.ConfigError, match="windows"):
         aemon.fit(np.zeros(10))
+    with pytest.raises(aemon.DataError, match="^X: rows of different lengths"):
+        aemon.fit([[0.0, 1.0, 2.0], [0.0, 1.0]] * 20)  # nested lists: numpy's ValueError before
     labelled = pd.DataFrame(good).assign(y=0)  # PyOD's name for labels, among the values
     with pytest.raises(aemon.DataError, match="column 'y' holds only 0 and 1, as labels do"):
         aemon.fit(labelled)
