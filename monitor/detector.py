@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from aemon.core import detector as core
+from aemon.core.errors import DataError
 
 
 class Detector(core.Detector):
@@ -21,5 +22,7 @@ class Detector(core.Detector):
         from aemon.training.report import run_report
 
         x = None if values is None else core.as_windows(values, self.input_shape)
-        y = None if labels is None else core.labels_of(labels)
+        if labels is not None and x is None:
+            raise DataError("labels need the values they label")
+        y = None if labels is None else core.labels_of(labels, len(x))
         return run_report(self, Path(path), x, y)

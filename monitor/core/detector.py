@@ -228,7 +228,8 @@ class Detector:
         """ROC-AUC, PR-AUC, precision, recall, F1, accuracy and the confusion matrix at
         ``threshold`` (default: the detector's); ``labels`` 1 = anomaly."""
         limit = self.threshold if threshold is None else threshold_value(threshold)
-        return evaluate(self.score(values), labels_of(labels), limit)
+        scores = self.score(values)
+        return evaluate(scores, labels_of(labels, len(scores)), limit)
 
     def save(self, path: str | Path) -> Path:
         """Write the artifact (``detector.json`` and ``weights.safetensors``) that the CLI,
@@ -255,8 +256,11 @@ class Detector:
         }
 
 
-def labels_of(labels: Any) -> np.ndarray:
+def labels_of(labels: Any, windows: int) -> np.ndarray:
+    """``labels`` as int8, one per window of ``windows``, each 0 or 1 (else DataError)."""
     y = np.asarray(labels)
     if y.ndim != 1 or not np.isin(y, (0, 1)).all():
         raise DataError("labels must be a flat sequence of 0 (normal) and 1 (anomaly)")
+    if len(y) != windows:
+        raise DataError(f"{len(y)} labels for {windows} windows: give one label per window")
     return y.astype(np.int8)

@@ -97,6 +97,10 @@ def test_fit_refuses_bad_input_with_the_errors_the_cli_prints():
     det = aemon.fit(good, epochs=1)
     with pytest.raises(aemon.DataError, match="expected windows of shape"):
         det.score(np.zeros((3, 5)))
+    with pytest.raises(aemon.DataError, match="^2 labels for 3 windows: give one label per"):
+        det.evaluate(good[:3], [0, 1])  # scikit-learn's ValueError before
+    with pytest.raises(aemon.DataError, match="^labels need the values they label$"):
+        det.report("unused", labels=[0, 1])
 
 
 def test_series_api_scores_and_events_equal_the_cli_on_the_saved_models(tmp_path, capsys):
