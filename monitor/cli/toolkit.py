@@ -212,6 +212,8 @@ def _note_absent(folder: Path) -> None:
 
 def in_file(text: str) -> Path:
     path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: a directory, not a file")
     if not path.is_file():
         raise argparse.ArgumentTypeError(f"{path}: no such file")
     return path

@@ -306,6 +306,10 @@ def load(
             doc = tomllib.loads(path.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {path}: not found") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path}: not UTF-8 text (TOML is)") from None
+        except OSError as exc:  # a directory, no permission
+            raise ConfigError(f"config file {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path}: {exc}") from None
         table = doc.get("aemon", doc)

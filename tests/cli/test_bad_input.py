@@ -185,6 +185,8 @@ CASES = [
     ([*SERVE, "--max-batch", "many"], "--max-batch: max_batch must be int"),
     ([*SERVE, "--input-topic", "a/b"], "input_topic: 'a/b' is not a valid topic"),
     ([*SERVE, "--config", "{TOML}"], "bad.toml"),
+    ([*SERVE, "--config", "{BIN}"], "binary.csv: not UTF-8 text (TOML is)"),
+    ([*SERVE, "--config", "{DIR}"], "a-dir: a directory, not a file"),
     ([*SERVE, "--config", "{DIR}/none.toml"], "--config: "),
     (["serve"], "model: required"),
     (["serve", "--model", "{ART}/weights.safetensors"], "give the artifact's directory ({ART})"),

@@ -89,7 +89,7 @@ def test_fit_refuses_bad_input_with_the_errors_the_cli_prints():
         aemon.fit(good, model="transformer")
     with pytest.raises(aemon.ConfigError, match="windows"):
         aemon.fit(np.zeros(10))
-    with pytest.raises(aemon.DataError, match="^X: rows of different lengths"):
+    with pytest.raises(aemon.DataError, match=r"^X: rows of different lengths"):
         aemon.fit([[0.0, 1.0, 2.0], [0.0, 1.0]] * 20)  # nested lists: numpy's ValueError before
     labelled = pd.DataFrame(good).assign(y=0)  # PyOD's name for labels, among the values
     with pytest.raises(aemon.DataError, match="column 'y' holds only 0 and 1, as labels do"):
@@ -97,9 +97,9 @@ def test_fit_refuses_bad_input_with_the_errors_the_cli_prints():
     det = aemon.fit(good, epochs=1)
     with pytest.raises(aemon.DataError, match="expected windows of shape"):
         det.score(np.zeros((3, 5)))
-    with pytest.raises(aemon.DataError, match="^2 labels for 3 windows: give one label per"):
+    with pytest.raises(aemon.DataError, match=r"^2 labels for 3 windows: give one label per"):
         det.evaluate(good[:3], [0, 1])  # scikit-learn's ValueError before
-    with pytest.raises(aemon.DataError, match="^labels need the values they label$"):
+    with pytest.raises(aemon.DataError, match=r"^labels need the values they label$"):
         det.report("unused", labels=[0, 1])
 
 
