@@ -164,6 +164,12 @@ def fit_series(
     batch_size: int | None = None,
     lr: float | None = None,
     members: int | None = None,
+    widths: list[int] | None = None,
+    latent: int | None = None,
+    activation: str | None = None,
+    loss: str | None = None,
+    normaliser: str | None = None,
+    denoise: str | None = None,
     seed: int = 0,
     device: str = "auto",
     progress: bool = False,
@@ -193,7 +199,10 @@ def fit_series(
     ``shared``: one model, each stream scaled and thresholded on its own; ``any_stream``: one
     detector that serves any stream, also streams it never saw (each still decided on its own).
     ``members``: the dense model's ensemble size (autoencoders trained side by side, a window's
-    error their mean; default: the series preset's, 3; 1: one autoencoder).
+    error their mean; default: the series preset's, 3; 1: one autoencoder). ``widths``,
+    ``latent``, ``activation``, ``loss``, ``normaliser`` and ``denoise`` override the series
+    preset's model and training, as in :func:`fit` and ``aemon train series`` (by default the
+    dense model grows with the values a window holds).
 
     Returns a :class:`aemon.SeriesDetector`: ``score``, ``events``, ``save``, ``report``.
     """
@@ -233,6 +242,12 @@ def fit_series(
         "lr": lr,
         "seed": seed,
         "members": members,
+        "widths": widths,
+        "latent": latent,
+        "activation": activation,
+        "loss": loss,
+        "normaliser": normaliser,
+        "denoise": denoise,
     }
     preset = presets.SERIES_PRESETS[model]
     detectors = fit_streams(

@@ -278,6 +278,20 @@ def test_a_stream_is_scored_only_with_the_columns_its_model_was_trained_on():
     assert len(one.score(samples_frame().rename(columns={"flow": "rate"}))) == 200 - 8 + 1
 
 
+def test_fit_series_takes_the_model_settings_fit_and_train_series_take():
+    """``widths``, ``latent``, ``activation`` and the rest reach the streams' models (they were
+    not keywords of ``fit_series``, only of ``aemon.fit`` and the CLI); checked as there."""
+    series = aemon.fit_series(
+        samples_frame(), epochs=1, widths=[16], latent=2, activation="elu", members=1
+    )
+    (det,) = series.detectors.values()
+    hparams = det.model.hparams
+    assert (hparams["widths"], hparams["latent"], hparams["activation"]) == ([16], 2, "elu")
+    assert "members" not in hparams  # one autoencoder
+    with pytest.raises(aemon.ConfigError, match=r"^latent 8 must be smaller than the input"):
+        aemon.fit_series(samples_frame(), epochs=1, latent=8, time_of_day="off")
+
+
 def test_a_machine_of_many_metrics_refused_names_the_few_that_differ_in_one_short_line():
     """Of a 9-metric machine's columns, the message names the one missing and shortens the
     model's list (a machine of 38 metrics would otherwise print all 76 names)."""
