@@ -75,17 +75,11 @@ def _check_columns(columns: list[str], det: Detector, stream: str, where: str) -
             f"trained on {_names(want)}, in that order (values are taken by position: column "
             f"{i + 1} is {columns[i]!r}, the model's {want[i]!r})"
         )
-    differs = "; ".join(
-        part
-        for part in (
-            f"missing {_names(missing)}" if missing else "",
-            f"not in the model {_names(extra)}" if extra else "",
-        )
-        if part
-    )
+    differs = [f"missing {_names(missing)}"] if missing else []
+    differs += [f"not in the model {_names(extra)}"] if extra else []
     raise DataError(
         f"stream {stream!r}: {len(columns)} value column(s) where its model in {where} was "
-        f"trained on {n} ({_names(want)}): {differs}"
+        f"trained on {n} ({_names(want)}): {'; '.join(differs)}"
     )
 
 
