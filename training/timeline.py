@@ -18,6 +18,7 @@ from aemon.core.events import Decider, Rule, event_record
 from aemon.core.learner import learned_scores
 from aemon.core.times import iso
 from aemon.core.windowing import window_index
+from aemon.core.wording import listed
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
 
@@ -48,12 +49,6 @@ class Timeline:
         return np.array([np.nan if v is None else v for v in self.p], dtype=np.float64)
 
 
-def _names(names: list[str], most: int = 6) -> str:
-    """``names`` joined, the first ``most`` of a long list and how many more."""
-    shown = ", ".join(names[:most])
-    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
-
-
 def _check_columns(columns: list[str], det: Detector, stream: str, where: str) -> None:
     """DataError unless a stream's value ``columns`` are what its model was trained on: as
     many, and with several metrics the same names in the same order (a sample's values are
@@ -64,22 +59,22 @@ def _check_columns(columns: list[str], det: Detector, stream: str, where: str) -
     if len(columns) == n and (n == 1 or want is None or columns == want):
         return
     if want is None or n == 1:
-        have = f"{len(columns)} value column(s) ({_names(columns)})"
+        have = f"{len(columns)} value column(s) ({listed(columns)})"
         raise DataError(f"stream {stream!r}: {have} where its model in {where} takes {n}")
     missing = [c for c in want if c not in columns]
     extra = [c for c in columns if c not in want]
     if not missing and not extra:  # the same names (each once), another order
         i = next(i for i, (a, b) in enumerate(zip(columns, want, strict=True)) if a != b)
         raise DataError(
-            f"stream {stream!r}: value columns {_names(columns)} where its model in {where} was "
-            f"trained on {_names(want)}, in that order (values are taken by position: column "
+            f"stream {stream!r}: value columns {listed(columns)} where its model in {where} was "
+            f"trained on {listed(want)}, in that order (values are taken by position: column "
             f"{i + 1} is {columns[i]!r}, the model's {want[i]!r})"
         )
-    differs = [f"missing {_names(missing)}"] if missing else []
-    differs += [f"not in the model {_names(extra)}"] if extra else []
+    differs = [f"missing {listed(missing)}"] if missing else []
+    differs += [f"not in the model {listed(extra)}"] if extra else []
     raise DataError(
         f"stream {stream!r}: {len(columns)} value column(s) where its model in {where} was "
-        f"trained on {n} ({_names(want)}): {'; '.join(differs)}"
+        f"trained on {n} ({listed(want)}): {'; '.join(differs)}"
     )
 
 

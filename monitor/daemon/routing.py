@@ -22,7 +22,7 @@ from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.events import Rule
 from aemon.core.windowing import Windower
-from aemon.core.wording import counted
+from aemon.core.wording import counted, listed
 
 log = logging.getLogger("aemon.serve")
 
@@ -114,8 +114,7 @@ class Models:
             det = self.detectors[i]
             serves = "every stream" if stream == ANY else f"stream {stream!r}"
             parts.append(f"{det.name} {det.version} ({det.meta.family}, {serves})")
-        shown = "; ".join(parts[:20]) + (f"; and {len(parts) - 20} more" if len(parts) > 20 else "")
-        return f"{counted(len(parts), 'model')}: {shown}"
+        return f"{counted(len(parts), 'model')}: {listed(parts, most=20, sep='; ')}"
 
     def windower(self, input_kind: str) -> Windower | None:
         """For raw samples (``input_kind`` "samples", or "auto" with series models): windows as

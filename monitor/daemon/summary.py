@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 from aemon.core.detector import Detector
+from aemon.core.wording import listed
 from aemon.daemon.metrics import Metrics
 
 log = logging.getLogger("aemon.serve")
@@ -38,9 +39,7 @@ class Summary:
         self._last, self._seen = now, totals
         dead = {k[4:]: int(v) for k, v in delta.items() if k.startswith("dlq:") and v}
         lag = sum(s.value for s in self.metrics.consumer_lag.collect()[0].samples)
-        models = ", ".join(f"{d.name} {d.version}" for d in detectors[:3])
-        if len(detectors) > 3:
-            models += f" and {len(detectors) - 3} more"
+        models = listed([f"{d.name} {d.version}" for d in detectors], most=3)
         dead_text = ", ".join(f"{r} {n}" for r, n in sorted(dead.items())) or "none"
         return (
             f"last {seconds:.0f} s: {delta['windows_scored'] / seconds:.1f} windows/s, "

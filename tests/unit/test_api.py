@@ -301,7 +301,7 @@ def test_a_machine_of_many_metrics_refused_names_the_few_that_differ_in_one_shor
         series.score(nine.drop(columns="m5"))
     assert str(refused.value).endswith(
         "8 value column(s) where its model in this SeriesDetector was trained on 9 "
-        "(flow, m0, m1, m2, m3, m4 and 3 more): missing m5"
+        "(flow, m0, m1, m2, m3, m4, and 3 more): missing m5"
     )
 
 
