@@ -40,6 +40,7 @@ from aemon.core.windowing import (
     check_stride,
     window_channels,
 )
+from aemon.core.wording import counted, listed
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
 from aemon.training.pipeline import fit_detector, fit_model
@@ -151,8 +152,10 @@ def _fit_kind(
     progress: bool = True,
     shared: bool = False,
     any_stream: bool = False,
+    short: dict[str, int] | None = None,
 ) -> dict[str, Detector]:
-    """Every stream's detector, all with the same metrics, in memory.
+    """Every stream's detector, all with the same metrics, in memory (streams with too few
+    training samples go into ``short`` instead).
 
     ``shared``: one model fitted to every stream's windows, each stream scaled by its own
     normaliser; each stream's artifact holds those weights with its own scaling and threshold.
@@ -160,7 +163,10 @@ def _fit_kind(
     stream's windows that serves any stream, seen in training or not (key ``ANY``); each stream
     still has its own adaptive threshold and events in the monitor.
     """
-    parts = list(_parts(samples, recipe, plan, source, clocks(samples, plan, shared or any_stream)))
+    clock = clocks(samples, plan, shared or any_stream)
+    parts = list(_parts(samples, recipe, plan, source, clock, {} if short is None else short))
+    if not parts:
+        return {}
     if any_stream:
         parts = [_pooled(parts)]
     for stream, fit, _, facts, _ in parts:
@@ -221,10 +227,34 @@ def fit_series(
             f"streams have {len(kinds)} sets ({sets}): train each set from a file of its own"
         )
     detectors: dict[str, Detector] = {}
+    short: dict[str, int] = {}
     for kind in kinds:
         recipe = recipe_for(window_values(kind, plan, shared, any_stream))
-        detectors |= _fit_kind(kind, recipe, plan, device, source, progress, shared, any_stream)
+        least, why = _too_short(plan, recipe.calibration_fraction)
+        detectors |= _fit_kind(
+            kind, recipe, plan, device, source, progress, shared, any_stream, short
+        )
+    if short:
+        _left_out(short, least, why, bool(detectors))
     return detectors
+
+
+def _left_out(short: dict[str, int], least: int, why: str, others: bool) -> None:
+    """Streams too short to train: a warning naming them when ``others`` were trained (their
+    samples then have no model), else the refusal of the first."""
+    first, n = next(iter(short.items()))
+    if not others:
+        more = f" (and {counted(len(short) - 1, 'more stream')} as short)" if len(short) > 1 else ""
+        raise ConfigError(
+            f"stream {first!r}: {n} training samples are {why}: give it at least {least} "
+            f"training samples, or leave it out{more}"
+        )
+    warnings.warn(
+        f"left out {counted(len(short), 'stream')} with fewer than {least} training samples "
+        f"({listed([f'{s!r}: {k}' for s, k in short.items()])}), {why}: their samples have no "
+        "model (the daemon dead-letters them as no_model)",
+        stacklevel=3,
+    )
 
 
 def _whose(shared: bool, any_stream: bool) -> str:
@@ -281,29 +311,43 @@ def _warn_constant(stream: str, metrics: list[str], windows: np.ndarray) -> None
         )
 
 
-def _parts(samples: Samples, recipe: Recipe, plan: Plan, source: str, clock: dict[str, str | None]):
+def _too_short(plan: Plan, cal_fraction: float) -> tuple[int, str]:
+    """The fewest training samples a stream's model needs (windows to fit and to calibrate on),
+    and why, in words."""
+    need, need_cal = plan.length + 3, plan.length + 1
+    least = next(
+        n
+        for n in itertools.count(need + need_cal)
+        if round(n * (1 - cal_fraction)) >= need and n - round(n * (1 - cal_fraction)) >= need_cal
+    )
+    why = (
+        f"too few for windows of {plan.length} (the earlier {1 - cal_fraction:.0%} fits, at "
+        f"least {need}; the later {cal_fraction:.0%} calibrates, at least {need_cal})"
+    )
+    return least, why
+
+
+def _parts(
+    samples: Samples,
+    recipe: Recipe,
+    plan: Plan,
+    source: str,
+    clock: dict[str, str | None],
+    short: dict[str, int],
+):
     """Per stream: (name, fit windows, calibration windows, facts, series settings); each
-    sample's ``clock`` channels (the stream's: see :func:`clocks`) after its values."""
+    sample's ``clock`` channels (the stream's: see :func:`clocks`) after its values. A stream
+    with too few training samples goes into ``short`` (with how many it has) instead."""
     cal_fraction = recipe.calibration_fraction
+    least, _ = _too_short(plan, cal_fraction)
     for stream in samples.streams():
         rows = samples.rows_of(stream)
         n_train = plan.train_rows(len(rows))
+        if n_train < least:
+            short[stream] = int(n_train)
+            continue
         n_fit = round(n_train * (1 - cal_fraction))
         fit_part, cal_part = rows[:n_fit], rows[n_fit:n_train]
-        need, need_cal = plan.length + 3, plan.length + 1
-        if len(fit_part) < need or len(cal_part) < need_cal:
-            least = next(
-                n
-                for n in itertools.count(need + need_cal)
-                if round(n * (1 - cal_fraction)) >= need
-                and n - round(n * (1 - cal_fraction)) >= need_cal
-            )
-            raise ConfigError(
-                f"stream {stream!r}: {n_train} training samples are too few for windows of "
-                f"{plan.length} (the earlier {1 - cal_fraction:.0%} fits, at least {need}; the "
-                f"later {cal_fraction:.0%} calibrates, at least {need_cal}): give it at least "
-                f"{least} training samples, or leave it out"
-            )
         channels = window_channels(samples.values.shape[1], clock[stream] is not None)
         cut = [
             windows_of(samples.subset(part), plan.length, plan.stride, clock[stream]).table

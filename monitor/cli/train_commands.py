@@ -192,8 +192,9 @@ def train_series(args: argparse.Namespace) -> int:
             "learning": None if det.learning is None else det.learning.to_dict(),
             "artifact": str(where),
         }
-    if args.json:
-        emit({"models": str(args.out), "streams": summaries}, True)
+    if args.json:  # streams too short to train (the warning names them) are left out
+        left_out = [] if args.any_stream else [s for s in samples.streams() if s not in detectors]
+        emit({"models": str(args.out), "streams": summaries, "left_out": left_out}, True)
     else:
         for stream, summary in summaries.items():
             seen = CLOCK_NOTES[summary["clock"]] + (

@@ -253,3 +253,18 @@ def test_models_that_keep_learning_say_so_and_score_with_their_updates(tmp_path,
     first = np.r_[np.arange(50), per_stream + np.arange(50)]
     np.testing.assert_allclose(scores["learns"][first], scores["fixed"][first], rtol=1e-6)
     assert not np.allclose(scores["learns"], scores["fixed"])
+
+
+def test_a_stream_too_short_to_train_is_left_out_and_listed_in_json(tmp_path, capsys):
+    """Beside a stream with history, one of 5 samples: the others train, --json lists it under
+    ``left_out`` and the one warning line names it."""
+    rows = pd.read_csv(samples_csv(tmp_path / "one.csv", n=300, streams=("long",)))
+    short = rows[:5].assign(stream="short")
+    pd.concat([rows, short]).to_csv(tmp_path / "s.csv", index=False)
+    code, out = train(tmp_path, tmp_path / "s.csv", "--json")
+    assert code == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert list(doc["streams"]) == ["long"] and doc["left_out"] == ["short"]
+    assert "left out 1 stream with fewer than 29 training samples ('short': 5)" in captured.err
+    assert [p.name for p in out.iterdir()] == ["long"]

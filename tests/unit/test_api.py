@@ -321,6 +321,28 @@ def test_a_stream_with_too_short_a_history_is_told_how_many_samples_it_needs():
     assert len(aemon.fit_series(samples_frame()[:29], epochs=1).detectors) == 1
 
 
+def test_streams_too_short_to_train_are_left_out_by_name_and_the_rest_trained():
+    """One stream of 5 samples among many no longer stops the others' training: it is named in
+    one warning and has no model; when every stream is that short, the refusal names the
+    first and how many more."""
+    long = samples_frame().assign(stream="pump-1")
+    tiny = samples_frame()[:5].assign(stream="pump-2")
+    tinier = samples_frame()[:3].assign(stream="pump-3")
+    with pytest.warns(
+        UserWarning,
+        match=r"left out 2 streams with fewer than 29 training "
+        r"samples \('pump-2': 5, 'pump-3': 3\), too few .* no_model\)$",
+    ):
+        series = aemon.fit_series(pd.concat([long, tiny, tinier]), epochs=1)
+    assert list(series.detectors) == ["pump-1"]
+    with pytest.raises(
+        aemon.ConfigError,
+        match=r"^stream 'pump-2': 5 training samples .* "
+        r"leave it out \(and 1 more stream as short\)$",
+    ):
+        aemon.fit_series(pd.concat([tiny, tinier]), epochs=1)
+
+
 def samples_frame() -> pd.DataFrame:
     index = pd.date_range("2026-01-01", periods=200, freq="min")
     return pd.DataFrame({"flow": np.sin(np.arange(200) / 6)}, index=index)
