@@ -181,9 +181,10 @@ def fit_series(
     value columns (a stream leaves those it does not have empty, NaN, in all of its rows: each
     stream is fitted on the metrics it has). Each stream's first ``train_fraction`` of rows (at
     most ``max_train_rows``) is its history: the earlier part is fitted, the later part
-    calibrates the threshold. Windows of ``length`` samples every ``stride``; events open after
-    ``open_after`` windows above the threshold among ``within`` (2 of 6) and resolve after
-    ``resolve_after`` windows without that, the threshold following ``adaptive_window`` recent
+    calibrates the threshold (a stream with too few samples to train is left out with a warning
+    naming it; all too few: ConfigError). Windows of ``length`` samples every ``stride``; events
+    open after ``open_after`` windows above the threshold among ``within`` (2 of 6) and resolve
+    after ``resolve_after`` windows without that, the threshold following ``adaptive_window`` recent
     scores (0: fixed), each learned ``adaptive_delay`` windows after it was scored, as ``aemon
     train series`` does.
     ``false_alarms_per_day``: each stream's calibrated threshold where its calibration scores expect
