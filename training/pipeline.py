@@ -27,6 +27,16 @@ from aemon.training.fit import FitResult, fit
 from aemon.training.presets import Recipe
 
 FEW_CALIBRATION = 20  # calibration windows below which the threshold is a rough guess
+FEW_NORMAL = 4  # normal training windows below which nothing is fitted
+
+
+def check_normal(whose: str, normal: int, labelled: bool) -> None:
+    """DataError unless there are at least ``FEW_NORMAL`` normal windows to fit."""
+    if normal < FEW_NORMAL:
+        why = " (windows labelled 1 are never fitted)" if labelled else ""
+        raise DataError(
+            f"{whose}: only {normal} normal training windows{why}; need at least {FEW_NORMAL}"
+        )
 
 
 def unit_of(kind: str) -> str:
@@ -207,8 +217,7 @@ def fit_detector(
     """
     seed = recipe.fit.seed
     normal = train.values if train.label is None else train.values[train.label == 0]
-    if len(normal) < 4:
-        raise DataError(f"only {len(normal)} normal training windows; need at least 4")
+    check_normal(name, len(normal), train.label is not None)
     if calibration is not None:
         fit_rows, cal_rows = normal, calibration
     else:

@@ -43,7 +43,7 @@ from aemon.core.windowing import (
 from aemon.core.wording import counted, listed
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
-from aemon.training.pipeline import fit_detector, fit_model
+from aemon.training.pipeline import check_normal, fit_detector, fit_model
 from aemon.training.presets import Recipe
 
 
@@ -354,6 +354,7 @@ def _parts(
             for part in (fit_part, cal_part)
         ]
         fit, cal = (_channels_first(table, channels) for table in cut)
+        check_normal(f"stream {stream!r}", len(_normal(fit)), fit.label is not None)
         facts = {
             "data": source,
             "stream": stream,

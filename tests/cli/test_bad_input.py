@@ -54,6 +54,12 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "ms-windows.csv").write_text("ts,v0,v1\n1700000000000,1,2\n")
     kinds = "timestamp,stream,cpu,mem\n1700000000,web,1,\n1700000000,db,2,3\n1700000060,web,1,\n"
     (root / "kinds-samples.csv").write_text(kinds)
+    labelled = "timestamp,stream,v,label\n" + "".join(
+        f"{1_700_000_000 + 60 * i},{s},{i % 7},{int(s == 'bad')}\n"
+        for s in ("ok", "bad")
+        for i in range(60)
+    )
+    (root / "all-labelled-samples.csv").write_text(labelled)
     (root / "nab-no-value" / "data" / "c").mkdir(parents=True)  # NAB's layout, another column
     (root / "nab-no-value" / "data" / "c" / "a.csv").write_text("timestamp,v\n2015-01-01,1\n")
     (root / "nab-gap" / "data" / "c").mkdir(parents=True)  # NAB's layout, a value missing
@@ -91,6 +97,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "NABS": str(root / "nab-samples.csv"),
         "MSW": str(root / "ms-windows.csv"),
         "KINDS": str(root / "kinds-samples.csv"),
+        "LABELLED": str(root / "all-labelled-samples.csv"),
         "NOTRAIN": str(root / "asd-no-train"),
         "NOVALUE": str(root / "nab-no-value"),
         "EMPTYRUN": str(root / "skab-empty"),
@@ -186,6 +193,10 @@ CASES = [
     ([*SERVE, "--input-topic", "a/b"], "input_topic: 'a/b' is not a valid topic"),
     ([*SERVE, "--config", "{TOML}"], "bad.toml"),
     ([*SERVE, "--config", "{BIN}"], "binary.csv: not UTF-8 text (TOML is)"),
+    (
+        ["train", "series", "--input", "{LABELLED}", "--out", "{OUT}", "--quiet"],
+        "stream 'bad': only 0 normal training windows (windows labelled 1 are never fitted)",
+    ),
     ([*SERVE, "--config", "{DIR}"], "a-dir: a directory, not a file"),
     ([*SERVE, "--config", "{DIR}/none.toml"], "--config: "),
     (["serve"], "model: required"),
