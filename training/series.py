@@ -235,13 +235,14 @@ def fit_series(
             kind, recipe, plan, device, source, progress, shared, any_stream, short
         )
     if short:
-        _left_out(short, least, why, bool(detectors))
+        _left_out(short, least, why, bool(detectors), any_stream)
     return detectors
 
 
-def _left_out(short: dict[str, int], least: int, why: str, others: bool) -> None:
+def _left_out(short: dict[str, int], least: int, why: str, others: bool, any_stream: bool) -> None:
     """Streams too short to train: a warning naming them when ``others`` were trained (their
-    samples then have no model), else the refusal of the first."""
+    samples then have no model, unless the any-stream model serves them), else the refusal of
+    the first."""
     first, n = next(iter(short.items()))
     if not others:
         more = f" (and {counted(len(short) - 1, 'more stream')} as short)" if len(short) > 1 else ""
@@ -251,8 +252,12 @@ def _left_out(short: dict[str, int], least: int, why: str, others: bool) -> None
         )
     warnings.warn(
         f"left out {counted(len(short), 'stream')} with fewer than {least} training samples "
-        f"({listed([f'{s!r}: {k}' for s, k in short.items()])}), {why}: their samples have no "
-        "model (the daemon dead-letters them as no_model)",
+        f"({listed([f'{s!r}: {k}' for s, k in short.items()])}), {why}: "
+        + (
+            "the any-stream model serves them, fitted without them"
+            if any_stream
+            else "their samples have no model (the daemon dead-letters them as no_model)"
+        ),
         stacklevel=3,
     )
 

@@ -205,7 +205,8 @@ def train_series(args: argparse.Namespace) -> int:
             if summary["learning"]:
                 seen += ", keeps learning every {every:,} windows".format(**summary["learning"])
             print(
-                f"{stream}: threshold {summary['threshold']:.4g}{seen} -> {summary['artifact']}",
+                f"{stream or 'any stream'}: threshold {summary['threshold']:.4g}{seen} -> "
+                f"{summary['artifact']}",
                 file=sys.stderr,
             )
         total = f" ({len(on_disk)} there in all)" if len(on_disk) > len(summaries) else ""

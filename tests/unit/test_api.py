@@ -335,6 +335,9 @@ def test_streams_too_short_to_train_are_left_out_by_name_and_the_rest_trained():
     ):
         series = aemon.fit_series(pd.concat([long, tiny, tinier]), epochs=1)
     assert list(series.detectors) == ["pump-1"]
+    with pytest.warns(UserWarning, match=r"the any-stream model serves them, fitted without them$"):
+        pooled = aemon.fit_series(pd.concat([long, tiny]), epochs=1, any_stream=True)
+    assert len(pooled.score(samples_frame().assign(stream="pump-2"))) == 200 - 8 + 1
     with pytest.raises(
         aemon.ConfigError,
         match=r"^stream 'pump-2': 5 training samples .* "
