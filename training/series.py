@@ -149,10 +149,10 @@ def _fit_kind(
     plan: Plan,
     device: torch.device,
     source: str,
-    progress: bool = True,
-    shared: bool = False,
-    any_stream: bool = False,
-    short: dict[str, int] | None = None,
+    progress: bool,
+    shared: bool,
+    any_stream: bool,
+    short: dict[str, int],
 ) -> dict[str, Detector]:
     """Every stream's detector, all with the same metrics, in memory (streams with too few
     training samples go into ``short`` instead).
@@ -164,7 +164,7 @@ def _fit_kind(
     still has its own adaptive threshold and events in the monitor.
     """
     clock = clocks(samples, plan, shared or any_stream)
-    parts = list(_parts(samples, recipe, plan, source, clock, {} if short is None else short))
+    parts = list(_parts(samples, recipe, plan, source, clock, short))
     if not parts:
         return {}
     if any_stream:
