@@ -85,23 +85,28 @@ class Plan:
         return min(rows, self.max_train_rows) if self.max_train_rows else rows
 
 
-def _spans_a_day(samples: Samples, plan: Plan, stream: str) -> bool:
+def _sees_the_day(samples: Samples, plan: Plan, stream: str) -> bool:
+    """Whether a stream's history spans a day at more than one sample a day (daily or weekly
+    samples all fall at one hour: a clock would tell the model nothing)."""
     rows = samples.rows_of(stream)
     ts = samples.ts[rows[: plan.train_rows(len(rows))]]
-    return len(ts) > 1 and float(ts.max() - ts.min()) >= DAY
+    steps = np.diff(np.sort(ts))
+    steps = steps[steps > 0]
+    return len(steps) > 0 and float(ts.max() - ts.min()) >= DAY and float(np.median(steps)) < DAY
 
 
 def clocks(samples: Samples, plan: Plan, pooled: bool = False) -> dict[str, str | None]:
     """What each stream's model sees in its clock channels: ``time_of_day``, ``blank`` (zeros)
     or None (no clock channels). ``auto``: the time of day for a stream whose history spans at
     least a day, so that its model has seen every hour (one of minutes would meet hours it
-    never saw, and call them anomalous); a blank clock for the others when some stream sees
-    the hour, since one daemon serves models of one input; none when no stream does. One
-    model for all (``pooled``): the time of day only when every stream's history spans a day."""
+    never saw, and call them anomalous), at more than one sample a day; a blank clock for the
+    others when some stream sees the hour, since one daemon serves models of one input; none
+    when no stream does. One model for all (``pooled``): the time of day only when every
+    stream's history sees the day."""
     streams = samples.streams()
     if plan.time_of_day != "auto":
         return dict.fromkeys(streams, TIME_OF_DAY if plan.time_of_day == "on" else None)
-    day = {s: _spans_a_day(samples, plan, s) for s in streams}
+    day = {s: _sees_the_day(samples, plan, s) for s in streams}
     if (pooled and not all(day.values())) or not any(day.values()):
         return dict.fromkeys(streams)
     return {s: TIME_OF_DAY if day[s] else BLANK for s in streams}

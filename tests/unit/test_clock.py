@@ -27,6 +27,18 @@ def test_a_stream_sees_the_hour_when_its_history_spans_a_day():
         Plan(time_of_day="sometimes")
 
 
+def test_daily_samples_get_no_clock_however_long_their_history():
+    """Two months of one sample a day span many days, but every sample falls at one hour: ``auto``
+    gives it no clock (it said "sees the time of day and its daily profile" and fed the model
+    two constant channels); two samples a day see the day."""
+    days = pd.date_range("2024-01-01", periods=60, freq="D")
+    daily = as_samples(pd.DataFrame({"sales": range(60)}, index=days))
+    assert clocks(daily, Plan()) == {"0": None}
+    halves = days.repeat(2) + pd.to_timedelta([0, 12] * 60, unit="h")
+    twice = as_samples(pd.DataFrame({"sales": range(120)}, index=halves))
+    assert clocks(twice, Plan()) == {"0": "time_of_day"}
+
+
 def test_the_day_s_load_at_night_stands_out_only_to_a_model_that_sees_the_hour():
     """Two nights of the daytime level (10 from 2:00 to 5:00) after four normal days: every
     window of those hours holds values seen daily, so only the hour tells them apart (the
