@@ -90,9 +90,8 @@ def _sees_the_day(samples: Samples, plan: Plan, stream: str) -> bool:
     samples all fall at one hour: a clock would tell the model nothing)."""
     rows = samples.rows_of(stream)
     ts = samples.ts[rows[: plan.train_rows(len(rows))]]
-    steps = np.diff(np.sort(ts))
-    steps = steps[steps > 0]
-    return len(steps) > 0 and float(ts.max() - ts.min()) >= DAY and float(np.median(steps)) < DAY
+    spans = len(ts) > 1 and float(ts.max() - ts.min()) >= DAY
+    return spans and _seconds_per_window(np.sort(ts), 1) < DAY  # the median step between samples
 
 
 def clocks(samples: Samples, plan: Plan, pooled: bool = False) -> dict[str, str | None]:
