@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.tools.benchmark import Prepared, read_frame
+from aemon.tools.benchmark import Prepared, all_labelled, read_frame
 from aemon.training.timeline import Timeline, flagged_rows, row_scores
 
 
@@ -55,10 +55,7 @@ def prepare(asd: Path, out: Path) -> Prepared:
     found = _servers(asd)  # refused before anything is written
     frames = [(s.name, _read(s / "train.csv"), _read(s / "test.csv")) for s in found]
     unlabelled = [name for name, _, test in frames if "label" not in test.columns]
-    if unlabelled and len(unlabelled) < len(frames):
-        raise DataError(
-            f"{asd}: test.csv has a label column for some servers, not for {', '.join(unlabelled)}"
-        )
+    labels = all_labelled(asd, unlabelled, len(frames), "label", "servers' test.csv")
     out.mkdir(parents=True, exist_ok=True)
     history, rest, stamps = [], [], {}
     for name, train, test in frames:
@@ -71,7 +68,7 @@ def prepare(asd: Path, out: Path) -> Prepared:
     pd.concat(history, ignore_index=True).to_csv(out / "history.csv", index=False)
     tests.drop(columns=["label"], errors="ignore").to_csv(out / "stream.csv", index=False)
     labelled = None
-    if not unlabelled:
+    if labels:
         labelled = out / "labelled.csv"
         tests.to_csv(labelled, index=False)
     return Prepared(out / "history.csv", out / "stream.csv", stamps=stamps, labelled=labelled)

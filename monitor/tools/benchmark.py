@@ -29,7 +29,7 @@ import numpy as np
 from aemon.core.errors import DataError
 from aemon.core.learning import Learning
 from aemon.core.table import cell_error
-from aemon.core.wording import counted
+from aemon.core.wording import counted, listed
 from aemon.training.timeline import Timeline, flagged_rows, row_scores
 
 
@@ -65,6 +65,16 @@ def read_frame(path: Path, time: str, ids: Iterable[str], what: str, sep: str = 
             row = int(bad[0])
             raise cell_error(f"{path}:{row + 2}", str(column), frame[column].iloc[row])
     return frame
+
+
+def all_labelled(where: Path, unlabelled: list[str], files: int, column: str, noun: str) -> bool:
+    """Whether every one of a suite's ``files`` has its labels (``column``): True for all, False
+    for none (data nobody labelled: detections only); some only, refused in one line naming
+    the ``unlabelled`` ones."""
+    if unlabelled and len(unlabelled) < files:
+        some = f"the {column!r} column in some {noun}"
+        raise DataError(f"{where}: {some}, not in {listed(unlabelled)}")
+    return not unlabelled
 
 
 def save_events(path: Path, events: list[dict]) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.tools.benchmark import Prepared, read_frame
+from aemon.tools.benchmark import Prepared, all_labelled, read_frame
 from aemon.training.timeline import Timeline, flagged_rows
 
 TRAIN_ROWS = 400
@@ -39,27 +39,24 @@ def prepare(skab: Path, out: Path) -> Prepared:
     ``anomaly`` column (none: detections only, as for runs nobody labelled)."""
     runs = [(f"{p.parent.name}/{p.name}", _read(p)) for p in _runs(skab)]
     unlabelled = [stream for stream, frame in runs if "anomaly" not in frame.columns]
-    if unlabelled and len(unlabelled) < len(runs):
-        raise DataError(
-            f"{skab}: an anomaly column in some runs, not in {', '.join(unlabelled[:5])}"
-        )
+    labels = all_labelled(skab, unlabelled, len(runs), "anomaly", "runs")
     out.mkdir(parents=True, exist_ok=True)  # nothing written before every run is read
-    parts, stamps, labels = [], {}, []
+    parts, stamps, anomalies = [], {}, []
     for stream, frame in runs:
         stamps[stream] = frame["datetime"].tolist()
         values = frame.drop(columns=[c for c in LABELS if c in frame.columns])
         values.insert(1, "stream", stream)
         parts.append(values)
-        if not unlabelled:
-            labels.append(frame["anomaly"].iloc[TRAIN_ROWS:].astype(int))
+        if labels:
+            anomalies.append(frame["anomaly"].iloc[TRAIN_ROWS:].astype(int))
     history = pd.concat(parts, ignore_index=True)
     rest = pd.concat([p.iloc[TRAIN_ROWS:] for p in parts], ignore_index=True)
     history.to_csv(out / "history.csv", index=False)
     rest.to_csv(out / "stream.csv", index=False)
     labelled = None
-    if not unlabelled:
+    if labels:
         labelled = out / "labelled.csv"
-        rest.assign(label=pd.concat(labels, ignore_index=True).to_numpy()).to_csv(
+        rest.assign(label=pd.concat(anomalies, ignore_index=True).to_numpy()).to_csv(
             labelled, index=False
         )
     return Prepared(out / "history.csv", out / "stream.csv", 1.0, TRAIN_ROWS, stamps, labelled)
