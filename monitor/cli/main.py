@@ -28,6 +28,7 @@ from aemon.cli.toolkit import (
     number,
     out_dir,
     port,
+    servers,
 )
 from aemon.cli.toolkit import (
     register as register_training,
@@ -106,7 +107,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rp.add_argument("csv", type=in_file, help="window CSV (or sample CSV with --samples)")
     rp.add_argument("--topic", required=True, help="topic to produce to")
-    rp.add_argument("--bootstrap-servers", default="127.0.0.1:9092", help="Kafka brokers")
+    rp.add_argument(
+        "--bootstrap-servers", type=servers, default="127.0.0.1:9092", help="Kafka brokers"
+    )
     rp.add_argument(
         "--rate",
         type=number(0, float("inf"), low_open=True, high_open=True),
@@ -131,7 +134,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     tail.add_argument(
         "topic", nargs="?", default="aemon.alerts", help="topic to read (default: aemon.alerts)"
     )
-    tail.add_argument("--bootstrap-servers", default="127.0.0.1:9092", help="Kafka brokers")
+    tail.add_argument(
+        "--bootstrap-servers", type=servers, default="127.0.0.1:9092", help="Kafka brokers"
+    )
     tail.add_argument("--follow", action="store_true", help="go on as new records arrive")
     tail.add_argument("--json", action="store_true", help="one JSON object per record")
 
@@ -208,7 +213,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--rounds", type=at_least(1), default=5, help="bare/full repetitions (medians)"
     )
-    bench.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
+    bench.add_argument(
+        "--bootstrap-servers", type=servers, help="an existing broker (default: embedded)"
+    )
     bench.add_argument(
         "--training",
         type=Path,
@@ -297,7 +304,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         suite.add_argument(
             "--shared", action="store_true", help="one model for every stream (as train series)"
         )
-        suite.add_argument("--bootstrap-servers", help="an existing broker (default: embedded)")
+        suite.add_argument(
+            "--bootstrap-servers", type=servers, help="an existing broker (default: embedded)"
+        )
         suite.add_argument("--json", action="store_true", help="print one JSON object")
 
 

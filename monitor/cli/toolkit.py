@@ -26,6 +26,7 @@ from aemon.core.specs import (
     parse_denoise,
     parse_threshold,
 )
+from aemon.daemon.config import bootstrap_problem
 from aemon.training.presets import (
     ECG_PRESETS,
     IMAGE_EPOCHS,
@@ -113,6 +114,14 @@ def port(text: str) -> int:
     if value > 65535:
         raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {value}")
     return value
+
+
+def servers(text: str) -> str:
+    """Kafka bootstrap servers, ``host[:port][,host[:port]]``."""
+    problem = bootstrap_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
 
 
 THRESHOLD_HELP = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import os
 import re
 import tomllib
@@ -158,6 +159,33 @@ def topic_problem(name: str) -> str | None:
     return None
 
 
+def bootstrap_problem(servers: str) -> str | None:
+    """Why the Kafka client could not read ``servers`` as ``host[:port][,host[:port]]`` (an IPv6
+    address in brackets), if it could not."""
+    for part in servers.split(","):
+        entry = part.strip()
+        if "://" in entry:
+            return f"{entry!r}: give host:port without a scheme (security_protocol sets it)"
+        if entry.startswith("["):
+            host, bracket, port = entry[1:].partition("]")
+            if not bracket or not host or (port and not port.startswith(":")):
+                return f"{entry!r} is not [IPv6 address]:port"
+            port = port[1:]
+        elif entry.count(":") > 1:
+            try:
+                ipaddress.IPv6Address(entry)  # an address alone: the default port
+            except ValueError:
+                return f"{entry!r}: an IPv6 address with a port goes in brackets, [::1]:9092"
+            continue
+        else:
+            host, _, port = entry.partition(":")
+        if not host:
+            return f"{servers!r} is not host:port[,host:port]"
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            return f"{entry!r}: the port must be a number from 1 to 65535"
+    return None
+
+
 def check_topic(name: str, setting: str) -> None:
     problem = topic_problem(name)
     if problem:
@@ -195,6 +223,8 @@ def _check(s: Settings) -> list[str]:
     for name in ("bootstrap_servers", "input_topic", "alerts_topic", "dlq_topic", "group_id"):
         if not getattr(s, name).strip():
             p.append(f"{name}: must not be empty")
+    if s.bootstrap_servers.strip() and bootstrap_problem(s.bootstrap_servers):
+        p.append(f"bootstrap_servers: {bootstrap_problem(s.bootstrap_servers)}")
     for name in ("input_topic", "alerts_topic", "dlq_topic", "scores_topic", "learned_topic"):
         value = getattr(s, name)
         if value.strip() and topic_problem(value):

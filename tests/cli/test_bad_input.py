@@ -130,6 +130,18 @@ CASES = [
     (["broker", "--topic", "t:zero"], "PARTITIONS must be a whole number"),
     (["tail", "--bootstrap-servers", DOWN], "cannot read aemon.alerts from 127.0.0.1:1"),
     (["tail", "bad topic!"], "topic: 'bad topic!' is not a valid topic"),
+    (
+        ["replay", "{W}", "--topic", "t", "--bootstrap-servers", "kafka:abc"],
+        "--bootstrap-servers: 'kafka:abc': the port must be a number from 1 to 65535",
+    ),
+    (
+        ["tail", "--bootstrap-servers", "PLAINTEXT://kafka:9092"],
+        "'PLAINTEXT://kafka:9092': give host:port without a scheme",
+    ),
+    (
+        [*SERVE[:-1], "kafka:9092,,kafka-2:9092"],
+        "bootstrap_servers: 'kafka:9092,,kafka-2:9092' is not host:port[,host:port]",
+    ),
     (["broker", "--port", "{PORT}"], "--port {PORT}: 127.0.0.1:{PORT} is taken"),
     (["broker", "--port", "99999"], "--port: must be a port from 1 to 65535"),
     ([*SERVE, "--metrics-port", "{PORT}"], "{PORT}"),

@@ -103,3 +103,29 @@ def test_the_example_config_loads_and_documents_every_setting_with_its_default(t
     commented = tomllib.loads("\n".join(f"{k} = {v}" for k, v in shown if f"\n# {k} =" in text))
     for name, value in commented.items():  # each commented line shows the default
         assert getattr(config.Settings(), name) == value, name
+
+
+@pytest.mark.parametrize(
+    "servers",
+    ["kafka:9092", "kafka", "10.0.0.1:9092, 10.0.0.2:9093", "[::1]:9092", "[::1]", "::1"],
+)
+def test_bootstrap_servers_the_client_reads_pass(servers):
+    assert config.bootstrap_problem(servers) is None
+
+
+@pytest.mark.parametrize(
+    ("servers", "why"),
+    [
+        ("kafka:abc", "the port must be a number from 1 to 65535"),
+        ("kafka:0", "the port must be a number from 1 to 65535"),
+        ("kafka:70000", "the port must be a number from 1 to 65535"),
+        ("PLAINTEXT://kafka:9092", "without a scheme"),
+        ("kafka:9092,", "is not host:port[,host:port]"),
+        (":9092", "is not host:port[,host:port]"),
+        ("[::1", "is not [IPv6 address]:port"),
+        ("[::1]9092", "is not [IPv6 address]:port"),
+        ("fe80::1::2:9092", "an IPv6 address with a port goes in brackets"),
+    ],
+)
+def test_bootstrap_servers_the_client_cannot_read_are_named(servers, why):
+    assert why in (config.bootstrap_problem(servers) or "")
