@@ -104,7 +104,9 @@ class Windower:
     length: int
     stride: int
     history: int = 0  # windows before the next one that a stream's decisions depend on
-    gaps: int = 0
+    gaps: int = 0  # jumps in a stream's seq (each restarts the stream's window)
+    split: int = 0  # streams met on a second partition (their samples are not keyed by stream)
+    last_split: tuple[str, int, int] | None = None  # (stream, one partition, the other)
     _state: dict[int, dict[str, _Stream]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -138,6 +140,12 @@ class Windower:
         if s is None:
             wide = window_channels(len(sample), clock is not None)
             s = streams[stream] = _Stream(np.empty((2 * length, wide), np.float32))
+            other = next(
+                (q for q, st in self._state.items() if q != partition and stream in st), None
+            )
+            if other is not None:
+                self.split += 1
+                self.last_split = (stream, other, partition)
         if seq is None:
             seq = s.next_seq
         if seq < s.next_seq:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 
 import orjson
@@ -31,10 +32,13 @@ from aemon.daemon.codec import (
 from aemon.daemon.kafka import Consumer
 from aemon.daemon.learning import Learners
 from aemon.daemon.ledger import Ledger
+from aemon.daemon.logs import Throttled
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.refusals import RefusalLog
 from aemon.daemon.routing import Models
 from aemon.daemon.stopping import STOPPED, unless_stopped
+
+log = logging.getLogger("aemon.serve")
 
 
 class Intake:
@@ -70,6 +74,7 @@ class Intake:
         self.stopping = stopping
         self.learners = learners
         self.refusals = RefusalLog()
+        self._split = Throttled(log)
         self.batch: Batch | None = None
         self._handing = asyncio.Lock()
 
@@ -187,6 +192,7 @@ class Intake:
         """Push samples into their streams' windows; each completed window fills a row."""
         assert self.windower is not None
         w, p = self.windower, tp.partition
+        gaps, split = w.gaps, w.split
         streams: list[str] = []
         seqs: list[int] = []
         ts: list[float] = []
@@ -225,6 +231,15 @@ class Intake:
                     update = None
                 batch.learned.append(update)
         batch.keep(streams, seqs, ts, kafka_ts)
+        if w.gaps > gaps:
+            self.metrics.sample_gaps.inc(w.gaps - gaps)
+        if w.split > split and w.last_split is not None:
+            self.metrics.split_streams.inc(w.split - split)
+            stream, one, other = w.last_split
+            self._split.warning(
+                f"stream {stream[:64]!r} has samples on partitions {one} and {other}: each "
+                "partition windows and decides its share apart; key each message by its stream"
+            )
 
     def _dead_letter(self, tp: TopicPartition, rec, bad: Invalid, batch: Batch) -> None:
         self.metrics.invalid.labels(bad.reason).inc()

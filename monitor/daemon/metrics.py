@@ -125,6 +125,17 @@ class Metrics:
             "aemon_events_resolved", "Anomaly events resolved (resolved messages).", registry=r
         )
         self.events_open = Gauge("aemon_events_open", "Anomaly events open now.", registry=r)
+        self.sample_gaps = Counter(
+            "aemon_sample_gaps",
+            "Jumps in a sample stream's seq (samples lost upstream, or a stream's samples spread "
+            "over partitions): each restarts the stream's window.",
+            registry=r,
+        )
+        self.split_streams = Counter(
+            "aemon_split_streams",
+            "Sample streams met on a second input partition (messages not keyed by stream).",
+            registry=r,
+        )
         self.warmup_windows = Counter(
             "aemon_warmup_windows",
             "Windows re-read after a restart only to rebuild a stream's decision state.",

@@ -15,6 +15,7 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
+from aemon.core.windowing import Windower
 from aemon.daemon.batching import Batch, Pool
 from aemon.daemon.codec import Limits
 from aemon.daemon.committer import Committer
@@ -25,6 +26,7 @@ from aemon.daemon.ledger import Ledger
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.publisher import Publisher
 from aemon.daemon.rebalance import Rebalance
+from aemon.daemon.routing import Takes
 from aemon.daemon.supervisor import Fatal
 from aemon.daemon.watch import BrokerWatch
 from tests.unit.fakes import FakeCluster, FakeConsumer, FakeProducer, Rec
@@ -254,6 +256,31 @@ async def test_records_of_a_partition_revoked_during_the_fetch_are_not_taken():
     await asyncio.wait_for(running, 2)
     batch = queue.get_nowait()
     assert batch.seqs == [100, 101, 102] and set(batch.commit) == {TP1}
+
+
+class OneSampleModel(OneModel):
+    """One model of one metric without a clock, windows of two samples."""
+
+    takes = (Takes(values=1, clock=None, shape=(2,)),)
+
+
+def sample(stream: str, seq: int) -> bytes:
+    return orjson.dumps({"stream": stream, "seq": seq, "value": 0.5})
+
+
+def test_gaps_and_a_stream_on_two_partitions_are_counted_and_the_second_is_named(caplog):
+    consumer, ledger = FakeConsumer("in", partitions=2), Ledger()
+    ledger.assign([TP0, TP1])
+    stage = intake(consumer, ledger, Pool(1, 8, (2,)), asyncio.Queue(1))
+    stage.models, stage.windower = OneSampleModel(), Windower(length=2, stride=1)  # type: ignore[assignment]
+    stage.batch = Batch(np.zeros((8, 2), dtype=np.float32))
+    stage.take(TP0, [Rec(0, sample("a", 0)), Rec(1, sample("a", 1)), Rec(2, sample("a", 5))])
+    stage.take(TP1, [Rec(0, sample("a", 6))])  # an unkeyed producer: "a" on partition 1 too
+    metric = stage.metrics.registry.get_sample_value
+    assert metric("aemon_sample_gaps_total") == 1
+    assert metric("aemon_split_streams_total") == 1
+    assert "stream 'a' has samples on partitions 0 and 1" in caplog.text
+    assert stage.batch.seqs == [1]  # the window of seq 0-1; 5 restarted it, 6 went to another
 
 
 # ----- the publisher --------------------------------------------------------------------------

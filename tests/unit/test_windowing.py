@@ -57,6 +57,18 @@ def test_repeated_seqs_are_refused_and_gaps_restart_the_buffer():
     assert list(got) == [("a", 7)]  # 0,1 then a jump to 5: the first full window ends at 7
 
 
+def test_a_stream_met_on_a_second_partition_is_counted_with_both_partitions():
+    """Messages not keyed by stream spread a stream over partitions, each windowing its share."""
+    w = Windower(length=2, stride=1)
+    feed(w, [(0, "a", 0, 0.0, 0), (1, "b", 0, 0.0, 0)], partition=0)
+    feed(w, [(0, "b", 1, 0.0, 0)], partition=1)
+    feed(w, [(1, "c", 0, 0.0, 0), (2, "b", 2, 0.0, 0)], partition=1)  # "b" is known on 1 now
+    assert (w.split, w.last_split) == (1, ("b", 0, 1))
+    w.drop([0])
+    feed(w, [(3, "a", 0, 0.0, 0)], partition=1)  # partition 0 is no longer this consumer's
+    assert w.split == 1
+
+
 def test_safe_offset_and_drop():
     w = Windower(length=3, stride=3)
     feed(w, [(10, "a", 0, 0.0, 0), (11, "b", 0, 0.0, 0), (12, "a", 1, 1.0, 0)])
