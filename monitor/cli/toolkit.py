@@ -141,8 +141,11 @@ def number(low: float, high: float, *, low_open: bool = False, high_open: bool =
         ok = math.isfinite(value) and (low < value if low_open else low <= value)
         ok = ok and (value < high if high_open else value <= high)
         if not ok:
-            where = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-            raise argparse.ArgumentTypeError(f"must be a finite number in {where}, got {text}")
+            if math.isinf(high):
+                where = f"{'>' if low_open else '>='} {low:g}"
+            else:
+                where = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+            raise argparse.ArgumentTypeError(f"must be a finite number {where}, got {text}")
         return value
 
     parse.__name__ = "number"

@@ -147,7 +147,7 @@ CASES = [
     ([*SERVE, "--metrics-port", "{PORT}"], "{PORT}"),
     # training flags
     ([*TW, "--lr", "nan"], "--lr: must be a finite number"),
-    ([*TW, "--lr", "-1"], "--lr: must be a finite number"),
+    ([*TW, "--lr", "-1"], "--lr: must be a finite number > 0, got -1"),
     ([*TW, "--epochs", "-1"], "--epochs: must be >= 1"),
     ([*TW, "--epochs", "x"], "--epochs: must be a whole number"),
     ([*TW, "--batch-size", "0"], "--batch-size: must be >= 1"),
@@ -213,7 +213,7 @@ CASES = [
     ([*SERVE, "--config", "{DIR}/none.toml"], "--config: "),
     (["serve"], "model: required"),
     (["serve", "--model", "{ART}/weights.safetensors"], "give the artifact's directory ({ART})"),
-    (["demo", "--rate", "0"], "--rate: must be a finite number"),
+    (["demo", "--rate", "0"], "--rate: must be a finite number > 0, got 0"),
     (["bench", "--windows", "0"], "--windows: must be >= 1"),
     (["bench", "--samples-per-stream", "0"], "--samples-per-stream: must be >= 1"),
     (["bench", "--samples-per-stream", "50"], "--samples-per-stream is for the --streams bench"),
