@@ -204,8 +204,14 @@ def _coerce(name: str, raw: object, problems: list[str], source: str) -> object:
             if text in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        if kind is int and isinstance(raw, float):
-            raise ValueError
+        if name == "bootstrap_servers" and isinstance(raw, list):  # a file's list of brokers
+            raw = ",".join(raw) if all(isinstance(v, str) for v in raw) else raw
+        if isinstance(raw, bool) or (kind is int and isinstance(raw, float)):
+            raise ValueError  # True is no number, 2.5 no whole one
+        if kind is str and isinstance(raw, os.PathLike):
+            return os.fspath(raw)
+        if kind is str and not isinstance(raw, str):
+            raise ValueError  # a file's number or list is no topic or path
         return kind(raw)
     except (TypeError, ValueError):
         problems.append(f"{source}: {name} must be {kind.__name__}, got {raw!r}")

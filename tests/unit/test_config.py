@@ -129,3 +129,27 @@ def test_bootstrap_servers_the_client_reads_pass(servers):
 )
 def test_bootstrap_servers_the_client_cannot_read_are_named(servers, why):
     assert why in (config.bootstrap_problem(servers) or "")
+
+
+def test_a_value_of_another_type_is_refused_not_converted(tmp_path, model):
+    """True is no batch size and a number no topic (``int(True)`` and ``str(5)`` would pass);
+    a file's list of brokers is the comma-separated setting, a path object a path."""
+    toml = tmp_path / "c.toml"
+    toml.write_text(
+        f'model = "{model}"\nmax_batch = true\ninput_topic = 5\nmax_wait_ms = 2.5\n'
+        'bootstrap_servers = ["k1:9092", "k2:9092"]\n'
+    )
+    with pytest.raises(ConfigError) as exc:
+        config.load({"commit_timeout_s": False}, toml, {})
+    text = str(exc.value)
+    for wrong in (
+        "max_batch must be int, got True",
+        "input_topic must be str, got 5",
+        "max_wait_ms must be int, got 2.5",
+        "commit_timeout_s must be float, got False",
+    ):
+        assert wrong in text
+    assert "bootstrap_servers" not in text
+    toml.write_text(f'model = "{model}"\nbootstrap_servers = ["k1:9092", "k2:9092"]\n')
+    s = config.load({"ssl_cafile": tmp_path / "c.toml"}, toml, {})
+    assert s.bootstrap_servers == "k1:9092,k2:9092" and s.ssl_cafile == str(tmp_path / "c.toml")
