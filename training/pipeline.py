@@ -90,6 +90,27 @@ def warn_if_scales_differ(table: WindowTable) -> None:
         )
 
 
+def warn_if_columns_differ(name: str, windows: np.ndarray) -> None:
+    """One scaling covers every value of a window: say so when the values' ranges at some
+    positions are far from those at others (several metrics side by side in a window, as in a
+    feature matrix), which one scaling would mostly ignore."""
+    flat = windows.reshape(len(windows), -1)
+    spread = np.quantile(flat, 0.95, axis=0) - np.quantile(flat, 0.05, axis=0)
+    moving = np.flatnonzero(spread > 0)  # a constant position is no scale
+    if len(moving) < 2:
+        return
+    wide, narrow = moving[np.argmax(spread[moving])], moving[np.argmin(spread[moving])]
+    ratio = spread[wide] / spread[narrow]
+    if ratio > SCALE_RATIO:
+        warnings.warn(
+            f"{name}: the ranges of a window's values differ {ratio:.3g}-fold (value {wide + 1} "
+            f"against value {narrow + 1} of {flat.shape[1]}) and one scaling covers them all, so "
+            "the small ones barely count: for several metrics side by side, scale each first, "
+            "or train them with 'aemon train series' (a scaling per metric)",
+            stacklevel=3,
+        )
+
+
 def split_normals(
     normal: np.ndarray, fraction: float, seed: int, gap: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -218,6 +239,8 @@ def fit_detector(
     seed = recipe.fit.seed
     normal = train.values if train.label is None else train.values[train.label == 0]
     check_normal(name, len(normal), train.label is not None)
+    if kind == "window" and trained is None:
+        warn_if_columns_differ(name, normal)
     if calibration is not None:
         fit_rows, cal_rows = normal, calibration
     else:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from aemon.core.table import WindowTable
-from aemon.training.pipeline import ordered_split, warn_if_scales_differ
+from aemon.training.pipeline import ordered_split, warn_if_columns_differ, warn_if_scales_differ
 
 
 def table(scales=(1.0, 1.0), n=(100, 50)):
@@ -29,3 +29,16 @@ def test_streams_far_apart_in_scale_are_told_to_train_series():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_scales_differ(table(scales=(1.0, 3.0)))  # alike enough: nothing said
+
+
+def test_metrics_side_by_side_in_a_window_are_told_to_be_scaled_apart():
+    """A feature matrix of cpu, memory bytes and a ratio (PyOD's input), or a window CSV of
+    several metrics: one scaling covers every value, so the warning names the far-apart ones."""
+    rng = np.random.default_rng(0)
+    x = np.c_[rng.normal(50, 5, 300), rng.normal(1e9, 1e7, 300), rng.normal(0.5, 0.1, 300)]
+    with pytest.warns(UserWarning, match=r"value 2 against value 3 of 3.*'aemon train series'"):
+        warn_if_columns_differ("d", x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_columns_differ("d", table(scales=(1.0, 3.0)).values)  # one signal: quiet
+        warn_if_columns_differ("d", np.c_[x[:, :1], np.zeros(300)])  # a constant: no scale
