@@ -33,6 +33,16 @@ class ModelWatch:
     def notice_changes(self) -> None:
         if self.models.changed():
             self.request()
+        self._tell_unserved()
+
+    def _tell_unserved(self) -> None:
+        for path in self.models.unserved():
+            log.warning(
+                "%s was added to the models directory: the daemon reads the directory at start, "
+                "so it is served after a restart (until then its stream's samples are "
+                "dead-lettered as no_model)",
+                path,
+            )
 
     async def swap_if_requested(self) -> None:
         """Between batches: reload what was asked for, one model at a time (in the scorer's
@@ -40,6 +50,8 @@ class ModelWatch:
         if not self.requested:
             return
         which = list(range(len(self.models.paths))) if self._every else self.models.changed()
+        if self._every:  # SIGHUP: also say what a reload does not take in
+            self._tell_unserved()
         self.requested = self._every = False
         loop = asyncio.get_running_loop()
         swapped, refused = await loop.run_in_executor(

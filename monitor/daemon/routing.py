@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -59,6 +60,7 @@ class Models:
     route: dict[str, int] = field(default_factory=dict)
     stamps: list[int] = field(default_factory=list)
     takes: list[Takes] = field(default_factory=list)
+    _told: set[Path] = field(default_factory=set)  # artifacts added since start, said so
 
     def __post_init__(self) -> None:
         for stream, path in catalog(self.root).items():
@@ -135,6 +137,21 @@ class Models:
         """The model serving ``stream``, or None."""
         i = self.route.get(stream)
         return self.route.get(ANY) if i is None else i
+
+    def unserved(self) -> list[Path]:
+        """Artifacts put into the models directory since start, each returned once: the
+        directory is read at start, so they wait for a restart (their streams' samples are
+        dead-lettered ``no_model`` meanwhile)."""
+        root = Path(self.root)
+        if (root / META_FILE).is_file():
+            return []
+        known = {*self.paths, *self._told}
+        with contextlib.suppress(OSError):
+            subs = [Path(e.path) for e in os.scandir(root) if e.is_dir()]
+            found = sorted(p for p in subs if p not in known and (p / META_FILE).is_file())
+            self._told.update(found)
+            return found
+        return []
 
     def changed(self) -> list[int]:
         """Models whose ``detector.json`` changed since loaded."""

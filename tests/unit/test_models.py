@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -108,3 +109,15 @@ def test_series_models_of_several_widths_share_one_daemon(tmp_path):
     aemon.fit_series(two.assign(stream="c"), epochs=1, length=6).save(tmp_path / "m")
     with pytest.raises(ArtifactError, match=r"models take different windows \(a: 8 samples"):
         Models(str(tmp_path / "m"), device="cpu")
+
+
+def test_an_artifact_added_after_start_is_named_once_as_waiting_for_a_restart(models, tmp_path):
+    root = tmp_path / "m"
+    shutil.copytree(models, root)
+    m = Models(str(root), device="cpu")
+    assert m.unserved() == []
+    (root / "c").mkdir()  # being copied in: no detector.json yet
+    assert m.unserved() == []
+    shutil.copytree(m.paths[0], root / "c", dirs_exist_ok=True)
+    assert m.unserved() == [root / "c"] and m.unserved() == []  # said once
+    assert root / "c" not in m.paths and len(m.detectors) == 2  # served after a restart
