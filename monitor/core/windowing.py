@@ -105,6 +105,7 @@ class Windower:
     stride: int
     history: int = 0  # windows before the next one that a stream's decisions depend on
     gaps: int = 0  # jumps in a stream's seq (each restarts the stream's window)
+    last_gap: tuple[str, int, int] | None = None  # (stream, the seq expected, the seq that came)
     split: int = 0  # streams met on a second partition (their samples are not keyed by stream)
     last_split: tuple[str, int, int] | None = None  # (stream, one partition, the other)
     _state: dict[int, dict[str, _Stream]] = field(default_factory=dict)
@@ -152,6 +153,7 @@ class Windower:
             raise LateSample(f"seq {seq} is not after the stream's last ({s.next_seq - 1})")
         if seq > s.next_seq and s.offsets:
             self.gaps += 1
+            self.last_gap = (stream, s.next_seq, seq)
             s.offsets.clear()
         s.next_seq = seq + 1
         if s.end == len(s.buf):

@@ -74,7 +74,7 @@ class Intake:
         self.stopping = stopping
         self.learners = learners
         self.refusals = RefusalLog()
-        self._split = Throttled(log)
+        self._split, self._gap = Throttled(log), Throttled(log)
         self.batch: Batch | None = None
         self._handing = asyncio.Lock()
 
@@ -231,8 +231,14 @@ class Intake:
                     update = None
                 batch.learned.append(update)
         batch.keep(streams, seqs, ts, kafka_ts)
-        if w.gaps > gaps:
+        if w.gaps > gaps and w.last_gap is not None:
             self.metrics.sample_gaps.inc(w.gaps - gaps)
+            stream, expected, came = w.last_gap
+            self._gap.warning(
+                f"stream {stream[:64]!r}: seq {came} came where {expected} was next, so its "
+                f"window starts again ({w.gaps - gaps} such jumps in this fetch); send seq as 0, "
+                "1, 2, ... per stream, every sample"
+            )
         if w.split > split and w.last_split is not None:
             self.metrics.split_streams.inc(w.split - split)
             stream, one, other = w.last_split

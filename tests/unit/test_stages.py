@@ -280,6 +280,7 @@ def test_gaps_and_a_stream_on_two_partitions_are_counted_and_the_second_is_named
     assert metric("aemon_sample_gaps_total") == 1
     assert metric("aemon_split_streams_total") == 1
     assert "stream 'a' has samples on partitions 0 and 1" in caplog.text
+    assert "stream 'a': seq 5 came where 2 was next, so its window starts again" in caplog.text
     assert stage.batch.seqs == [1]  # the window of seq 0-1; 5 restarted it, 6 went to another
 
 
