@@ -3,6 +3,7 @@ import pandas as pd
 import pytest
 
 from aemon.core.errors import DataError
+from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import read_samples, samples_of
 
 HEAD = "timestamp,stream,value\n"
@@ -158,3 +159,21 @@ def test_a_clock_stepping_back_now_and_then_is_no_reason_to_warn(tmp_path, recwa
     samples = read_samples(write(tmp_path, HEAD + _rows(times, ("a", "b"))))
     assert len(samples) == 600
     assert not [w for w in recwarn if "back in time" in str(w.message)]
+
+
+def test_a_seq_that_does_not_count_each_stream_s_samples_is_warned_about(tmp_path, recwarn):
+    """A seq counting seconds (or one counter over interleaved streams) jumps at every sample:
+    each jump starts the stream's windows again, so it is named; a lost sample now and then,
+    or seq 0, 1, 2, ... per stream, is not."""
+    times = [1_700_000_000 + 300 * i for i in range(300)]
+    seconds = "timestamp,stream,seq,value\n" + "".join(f"{t},a,{t},1\n" for t in times)
+    with pytest.warns(UserWarning, match=r"s\.csv:3: stream 'a' does not count its samples in seq"):
+        samples = read_samples(write(tmp_path, seconds))
+    with pytest.raises(DataError, match="no stream has 8 samples in a row: its seq jumps"):
+        windows_of(samples, 8)
+    counted = "timestamp,stream,seq,value\n" + "".join(
+        f"{t},a,{i + (i > 100)},1\n"
+        for i, t in enumerate(times)  # one sample lost
+    )
+    assert len(windows_of(read_samples(write(tmp_path, counted)), 8).table) == 36  # 37 less one
+    assert not [w for w in recwarn if "does not count" in str(w.message)][1:]

@@ -70,6 +70,9 @@ def windows_of(
             if samples.label is not None:
                 labels.append(int(samples.label[held].max()))
     if not rows["values"]:
+        longest = max(len(samples.rows_of(stream)) for stream in samples.streams())
+        if longest >= length:  # enough samples, never that many in a row by their seq
+            raise DataError(f"no stream has {length} samples in a row: its seq jumps or repeats")
         raise DataError(f"no stream has {length} samples")
     table = WindowTable(
         np.asarray(rows["values"], dtype=np.float32),

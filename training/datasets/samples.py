@@ -218,6 +218,8 @@ def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
         label = label.astype(np.int8)
     seq = _whole(frame, "seq", path) if "seq" in frame else None
     _warn_if_unordered(stream, ts, frame[time_col], path)
+    if seq is not None:
+        _warn_if_seq_jumps(stream, seq, path)
     return Samples(stream, ts, values, value_cols, seq, label, zoneless)
 
 
@@ -242,6 +244,35 @@ def _absent(frame: pd.DataFrame, value_cols: list[str], path: str) -> np.ndarray
         stream = ids[int(np.flatnonzero(none)[0])]
         raise DataError(f"{path}: stream {stream!r} has no value in any column")
     return missing & whole
+
+
+def _warn_if_seq_jumps(stream: np.ndarray, seq: np.ndarray, path: str) -> None:
+    """One warning when a stream's ``seq`` is not its sample index: where it jumps, the stream's
+    windows start again (samples missing), and where it does not rise the sample is skipped (a
+    repeat), as the daemon does; a ``seq`` counting seconds, or one counter over several
+    streams, would leave a stream few windows or none."""
+    codes, names = pd.factorize(stream)
+    order = np.argsort(codes, kind="stable")
+    by_stream, values = codes[order], seq[order]
+    same = by_stream[1:] == by_stream[:-1]
+    odd = same & (values[1:] != values[:-1] + 1)
+    counts = np.bincount(by_stream[1:][odd], minlength=len(names))
+    steps = np.bincount(codes, minlength=len(names)) - 1
+    bad = np.flatnonzero((counts >= 2) & (counts >= UNORDERED_SHARE * steps))
+    if not len(bad):
+        return
+    k = int(bad[0])
+    first = int(np.flatnonzero(odd & (by_stream[1:] == k))[0])
+    row, prev = int(order[first + 1]), int(order[first])
+    others = f" (and {len(bad) - 1} more streams)" if len(bad) > 1 else ""
+    warnings.warn(
+        f"{path}:{row + 2}: stream {str(names[k])!r}{others} does not count its samples in seq "
+        f"at {counts[k]:,} of its {steps[k]:,} steps ({seq[row]} after {seq[prev]} on line "
+        f"{prev + 2}); seq is each stream's sample index (0, 1, 2, ...): a jump starts the "
+        "stream's windows again and a repeat is skipped. Leave the column out to number "
+        "samples in file order",
+        stacklevel=2,
+    )
 
 
 def _warn_if_unordered(stream: np.ndarray, ts: np.ndarray, cells: pd.Series, path: str) -> None:
