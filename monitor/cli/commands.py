@@ -300,9 +300,16 @@ def broker(args: argparse.Namespace) -> int:
         check_topic(name, "--topic")
         if parts and not (parts.isdigit() and int(parts) >= 1):
             raise ConfigError(f"--topic {spec}: PARTITIONS must be a whole number >= 1")
+        if name in topics:
+            raise ConfigError(f"--topic {spec}: topic {name!r} is given twice")
         topics[name] = int(parts or 1)
-    if args.storage is not None and args.storage.exists() and not args.storage.is_dir():
-        raise ConfigError(f"--storage {args.storage}: not a directory")
+    if args.storage is not None:
+        if args.storage.exists() and not args.storage.is_dir():
+            raise ConfigError(f"--storage {args.storage}: not a directory")
+        try:
+            args.storage.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--storage {args.storage}: {exc.strerror}") from None
 
     async def run() -> None:
         async with embedded.EmbeddedBroker(args.port, args.storage) as broker:

@@ -128,6 +128,8 @@ CASES = [
     (["replay", "{W}", "--topic", "t", "--bootstrap-servers", DOWN], "127.0.0.1:1"),
     (["replay", "{W}", "--topic", "bad topic!"], "--topic: 'bad topic!' is not a valid topic"),
     (["broker", "--topic", "t:zero"], "PARTITIONS must be a whole number"),
+    (["broker", "--topic", "t:3", "--topic", "t:4"], "--topic t:4: topic 't' is given twice"),
+    (["broker", "--storage", "{W}/kept"], "--storage {W}/kept: Not a directory"),
     (["tail", "--bootstrap-servers", DOWN], "cannot read aemon.alerts from 127.0.0.1:1"),
     (["tail", "bad topic!"], "topic: 'bad topic!' is not a valid topic"),
     (
