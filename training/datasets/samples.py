@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import csv
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -246,31 +248,54 @@ def _absent(frame: pd.DataFrame, value_cols: list[str], path: str) -> np.ndarray
     return missing & whole
 
 
+class _Steps(NamedTuple):
+    """The first stream whose steps (a sample to its stream's next, in file order) are odd at
+    least twice and at 1% or more of them: how often, and the first such step's data rows."""
+
+    stream: str
+    count: int
+    steps: int
+    row: int  # the later sample's data row (0-based)
+    prev: int  # the earlier one's
+    more: int  # other streams as odd
+
+
+def _odd_steps(
+    stream: np.ndarray, values: np.ndarray, odd: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> _Steps | None:
+    codes, names = pd.factorize(stream)
+    order = np.argsort(codes, kind="stable")  # each stream's rows together, in file order
+    by_stream, ordered = codes[order], values[order]
+    hit = (by_stream[1:] == by_stream[:-1]) & odd(ordered[:-1], ordered[1:])
+    counts = np.bincount(by_stream[1:][hit], minlength=len(names))
+    steps = np.bincount(codes, minlength=len(names)) - 1
+    bad = np.flatnonzero((counts >= 2) & (counts >= UNORDERED_SHARE * steps))
+    if not len(bad):
+        return None
+    k = int(bad[0])
+    first = int(np.flatnonzero(hit & (by_stream[1:] == k))[0])
+    row, prev = int(order[first + 1]), int(order[first])
+    return _Steps(str(names[k]), int(counts[k]), int(steps[k]), row, prev, len(bad) - 1)
+
+
+def _others(more: int) -> str:
+    return f" (and {more} more streams)" if more else ""
+
+
 def _warn_if_seq_jumps(stream: np.ndarray, seq: np.ndarray, path: str) -> None:
     """One warning when a stream's ``seq`` is not its sample index: where it jumps, the stream's
     windows start again (samples missing), and where it does not rise the sample is skipped (a
     repeat), as the daemon does; a ``seq`` counting seconds, or one counter over several
     streams, would leave a stream few windows or none."""
-    codes, names = pd.factorize(stream)
-    order = np.argsort(codes, kind="stable")
-    by_stream, values = codes[order], seq[order]
-    same = by_stream[1:] == by_stream[:-1]
-    odd = same & (values[1:] != values[:-1] + 1)
-    counts = np.bincount(by_stream[1:][odd], minlength=len(names))
-    steps = np.bincount(codes, minlength=len(names)) - 1
-    bad = np.flatnonzero((counts >= 2) & (counts >= UNORDERED_SHARE * steps))
-    if not len(bad):
+    odd = _odd_steps(stream, seq, lambda earlier, later: later != earlier + 1)
+    if odd is None:
         return
-    k = int(bad[0])
-    first = int(np.flatnonzero(odd & (by_stream[1:] == k))[0])
-    row, prev = int(order[first + 1]), int(order[first])
-    others = f" (and {len(bad) - 1} more streams)" if len(bad) > 1 else ""
     warnings.warn(
-        f"{path}:{row + 2}: stream {str(names[k])!r}{others} does not count its samples in seq "
-        f"at {counts[k]:,} of its {steps[k]:,} steps ({seq[row]} after {seq[prev]} on line "
-        f"{prev + 2}); seq is each stream's sample index (0, 1, 2, ...): a jump starts the "
-        "stream's windows again and a repeat is skipped. Leave the column out to number "
-        "samples in file order",
+        f"{path}:{odd.row + 2}: stream {odd.stream!r}{_others(odd.more)} does not count its "
+        f"samples in seq at {odd.count:,} of its {odd.steps:,} steps ({seq[odd.row]} after "
+        f"{seq[odd.prev]} on line {odd.prev + 2}); seq is each stream's sample index (0, 1, "
+        "2, ...): a jump starts the stream's windows again and a repeat is skipped. Leave the "
+        "column out to number samples in file order",
         stacklevel=2,
     )
 
@@ -279,23 +304,13 @@ def _warn_if_unordered(stream: np.ndarray, ts: np.ndarray, cells: pd.Series, pat
     """One warning when a stream's rows are not in time order (shuffled, newest first): rows
     are taken in file order, never sorted by their times (the clock rule), so such a file would
     be cut into windows of samples that did not follow each other."""
-    codes, names = pd.factorize(stream)
-    order = np.argsort(codes, kind="stable")  # each stream's rows together, in file order
-    by_stream, times = codes[order], ts[order]
-    back = (by_stream[1:] == by_stream[:-1]) & (times[1:] < times[:-1])
-    counts = np.bincount(by_stream[1:][back], minlength=len(names))
-    steps = np.bincount(codes, minlength=len(names)) - 1
-    unordered = np.flatnonzero((counts >= 2) & (counts >= UNORDERED_SHARE * steps))
-    if not len(unordered):
+    odd = _odd_steps(stream, ts, lambda earlier, later: later < earlier)
+    if odd is None:
         return
-    k = int(unordered[0])
-    first = int(np.flatnonzero(back & (by_stream[1:] == k))[0])
-    row, prev = int(order[first + 1]), int(order[first])
-    others = f" (and {len(unordered) - 1} more streams)" if len(unordered) > 1 else ""
     warnings.warn(
-        f"{path}:{row + 2}: stream {str(names[k])!r}{others} goes back in time at "
-        f"{counts[k]:,} of its {steps[k]:,} steps ({cells.iloc[row]} after "
-        f"{cells.iloc[prev]} on line {prev + 2}); "
+        f"{path}:{odd.row + 2}: stream {odd.stream!r}{_others(odd.more)} goes back in time at "
+        f"{odd.count:,} of its {odd.steps:,} steps ({cells.iloc[odd.row]} after "
+        f"{cells.iloc[odd.prev]} on line {odd.prev + 2}); "
         "rows are taken in file order, never sorted by time: sort the file by time if its rows "
         "are not in the order they happened",
         stacklevel=2,
