@@ -86,5 +86,8 @@ def test_the_summary_line_reports_the_interval():
     line = summary.line([Det()])  # type: ignore[list-item]
     assert line.startswith("last 60 s: 20.0 windows/s, 1200 decided, 3 anomalous, 0 alerts")
     assert "dead letters: wrong_length 5" in line and "lag 42" in line and "ecg5000 abc" in line
+    assert "jumps" not in line  # only when a sample stream's seq jumped
+    m.sample_gaps.inc(7)
     now[0] = 120.0
-    assert "0.0 windows/s" in summary.line([Det()])  # type: ignore[list-item]
+    line = summary.line([Det()])  # type: ignore[list-item]
+    assert "0.0 windows/s" in line and "dead letters: none; 7 jumps in sample streams' seq;" in line
