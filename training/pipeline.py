@@ -239,7 +239,7 @@ def fit_detector(
     seed = recipe.fit.seed
     normal = train.values if train.label is None else train.values[train.label == 0]
     check_normal(name, len(normal), train.label is not None)
-    if kind == "window" and trained is None:
+    if kind == "window" and trained is None and normal.ndim == 2:  # several metrics: apart
         warn_if_columns_differ(name, normal)
     if calibration is not None:
         fit_rows, cal_rows = normal, calibration
@@ -259,7 +259,9 @@ def fit_detector(
     else:
         stage(progress, f"{name}: fitting {recipe.family} on {len(fit_rows)} normal {unit}")
         normaliser = Normaliser.fit(
-            recipe.normaliser, with_distances(profile, train.values), per_channel=kind == "series"
+            recipe.normaliser,
+            with_distances(profile, train.values),
+            per_channel=kind == "series" or (kind == "window" and train.values.ndim == 3),
         )
         model, result = fit_model(
             recipe,

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 from sklearn import metrics
 
+from aemon.core.detector import as_windows
 from aemon.core.evaluation import evaluate
 from aemon.core.wording import counted
 
@@ -145,10 +146,13 @@ def reconstructions(
     path: Path,
     rows: np.ndarray,
     n: int = 3,
+    metrics: list[str] | None = None,
 ) -> Path:
     """Input and reconstruction in the input's units with the error shaded, normal windows above
     anomalous ones; each panel titled with its row (``rows``: in the data shown), score,
-    threshold and verdict."""
+    threshold and verdict. Windows of several metrics (``[n, metrics, steps]``, given in their
+    scaled units: metrics in other units would flatten each other) draw one line per metric."""
+    several = values.ndim == 3 and values.shape[1] > 1
     groups = (
         [("normal", labels == 0), ("anomalous", labels == 1)]
         if labels is not None
@@ -165,11 +169,21 @@ def reconstructions(
                 ax.axis("off")
                 continue
             i = idx[col]
-            x, r = values[i].ravel(), recon[i].ravel()
-            t = np.arange(len(x))
-            ax.plot(t, x, "b", lw=1, label="input")
-            ax.plot(t, r, "r", lw=1, label="reconstruction")
-            ax.fill_between(t, r, x, color="lightcoral", label="error")
+            if several:
+                t = np.arange(values.shape[2])
+                for c in range(values.shape[1]):
+                    x, r = values[i, c], recon[i, c]
+                    (line,) = ax.plot(
+                        t, x, lw=1, label=metrics[c] if metrics else f"metric {c + 1}"
+                    )
+                    ax.plot(t, r, "--", lw=1, color=line.get_color())
+                    ax.fill_between(t, r, x, color="lightcoral", alpha=0.5)
+            else:
+                x, r = values[i].ravel(), recon[i].ravel()
+                t = np.arange(len(x))
+                ax.plot(t, x, "b", lw=1, label="input")
+                ax.plot(t, r, "r", lw=1, label="reconstruction")
+                ax.fill_between(t, r, x, color="lightcoral", label="error")
             label = None if labels is None else int(labels[i])
             sign = ">" if scores[i] > threshold else "<="
             ax.set_title(
@@ -178,7 +192,9 @@ def reconstructions(
                 fontsize=9,
             )
             ax.set_xlabel("time step")
-        axes[row][0].set_ylabel("value (input units)")
+        axes[row][0].set_ylabel(
+            "scaled (dashed: reconstruction)" if several else "value (input units)"
+        )
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"{title}: reconstructions")
     return _save(fig, path)
@@ -346,13 +362,18 @@ def _reconstruction_picture(
         rows = np.r_[np.flatnonzero(labels == 0)[:8], np.flatnonzero(labels == 1)[:8]]
     else:
         rows = np.arange(min(16, len(values)))
-    x = values[rows]
+    x = as_windows(values[rows], det.input_shape)
     recon = det.reconstruct(x)
     y = None if labels is None else labels[rows]
     path = out / "reconstructions.png"
     if det.meta.kind == "image":
         return image_pairs(x, recon, scores[rows], det.threshold, y, title, path)
-    return reconstructions(x, recon, scores[rows], det.threshold, y, title, path, rows)
+    metrics = None
+    if x.ndim == 3 and x.shape[1] > 1:  # several metrics: each in its own scaled units
+        x, recon = det.normaliser(x), det.normaliser(recon)
+        named = det.meta.training.get("metrics")
+        metrics = named if isinstance(named, list) and len(named) == x.shape[1] else None
+    return reconstructions(x, recon, scores[rows], det.threshold, y, title, path, rows, 3, metrics)
 
 
 def symlog_range(values: np.ndarray) -> float | None:

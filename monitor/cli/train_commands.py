@@ -107,7 +107,9 @@ def train_ecg(args: argparse.Namespace) -> int:
 
 def train_windows(args: argparse.Namespace) -> int:
     table = read_windows(args.input)
-    length = table.values.shape[1]
+    if table.channels:  # several metrics: windows [metrics, steps], each metric scaled apart
+        table.values = table.values.reshape(len(table), len(table.channels), -1)
+    length = table.values.shape[-1]
     check_stride(args.stride, length, f"the window length {length}")
     ordered = args.split == "ordered"
     # Overlapping windows of a series share samples: in time order, a gap of one window length
@@ -133,7 +135,11 @@ def train_windows(args: argparse.Namespace) -> int:
         test=test,
         recipe=recipe_of(WINDOW_PRESETS[args.model], args, int(np.prod(table.values.shape[1:]))),
         device=pick_device(args.device),
-        facts={"data": str(args.input), "split_seed": args.split_seed},
+        facts={
+            "data": str(args.input),
+            "split_seed": args.split_seed,
+            **({"metrics": list(table.channels)} if table.channels else {}),
+        },
         progress=not args.quiet,
         stride=args.stride,
         ordered_gap=gap,

@@ -2,6 +2,8 @@
 
 A *window CSV* has a header row. The optional id columns ``stream``, ``seq``, ``ts`` and
 ``label`` (1 = anomaly, 0 = normal) may stand anywhere; every other column is a value, in order.
+Windows of several metrics are written metric by metric, each value column named ``METRIC@T``
+(``cpu@0 .. cpu@7, mem@0 .. mem@7``), so that a reader knows the metrics apart.
 Headerless numeric files (UCR TSVs, the TensorFlow tutorial's ``ecg.csv``) are read as a plain
 matrix and their label column is picked by the caller.
 """
@@ -42,6 +44,7 @@ class WindowTable:
     ts: np.ndarray | None = None  # float64 [n]: the window's (last sample's) time
     start: np.ndarray | None = None  # float64 [n]: its first sample's time
     label: np.ndarray | None = None  # int8 [n], 1 = anomaly
+    channels: tuple[str, ...] | None = None  # several metrics: their names, values metric by metric
 
     def __len__(self) -> int:
         return len(self.values)
@@ -56,6 +59,7 @@ class WindowTable:
             pick(self.ts),
             pick(self.start),
             pick(self.label),
+            self.channels,
         )
 
 
@@ -249,7 +253,7 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
         raise
     for j, name in enumerate(names):
         refuse_labels(f"{path}:1", name, values[:, j])
-    table = WindowTable(values.astype(np.float32))
+    table = WindowTable(values.astype(np.float32), channels=metrics_of(names))
     col = {h: j for j, h in enumerate(header) if h in ID_COLUMNS}
     if "stream" in col:
         table.stream = np.array([row[col["stream"]] for row in body], dtype=str)
@@ -274,16 +278,37 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
     return table
 
 
+AT = "@"  # METRIC@T: a value column of a window of several metrics
+
+
+def metrics_of(names: list[str]) -> tuple[str, ...] | None:
+    """The metrics of value columns named ``METRIC@T``, metric by metric and ``T`` = 0, 1, ...
+    within each (as :func:`write_windows` names them), when there are several; else None."""
+    parts = [name.rpartition(AT) for name in names]
+    if not all(at and t.isdigit() for _, at, t in parts):
+        return None
+    metrics = list(dict.fromkeys(m for m, _, _ in parts))
+    steps = len(names) // len(metrics)
+    expected = [(m, AT, str(t)) for m in metrics for t in range(steps)]
+    return tuple(metrics) if len(metrics) > 1 and parts == expected else None
+
+
 def write_windows(path: str | Path, table: WindowTable) -> None:
     """Write a window CSV that :func:`read_windows` reads back exactly (float32 round-trips)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ids = [(n, getattr(table, n)) for n in ID_COLUMNS if getattr(table, n) is not None]
-    length = table.values.shape[1]
+    flat = table.values.reshape(len(table.values), -1)
+    length = flat.shape[1]
+    if table.channels:  # metric by metric: each value named METRIC@T
+        steps = length // len(table.channels)
+        names = [f"{c}{AT}{t}" for c in table.channels for t in range(steps)]
+    else:
+        names = [f"v{i}" for i in range(length)]
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow([n for n, _ in ids] + [f"v{i}" for i in range(length)])
-        for i, row in enumerate(table.values):
+        w.writerow([n for n, _ in ids] + names)
+        for i, row in enumerate(flat):
             w.writerow([_cell(col[i]) for _, col in ids] + [repr(float(v)) for v in row])
 
 

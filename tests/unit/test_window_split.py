@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from aemon.core.table import WindowTable
+from aemon.core.table import WindowTable, metrics_of, read_windows, write_windows
 from aemon.training.pipeline import ordered_split, warn_if_columns_differ, warn_if_scales_differ
 
 
@@ -42,3 +42,14 @@ def test_metrics_side_by_side_in_a_window_are_told_to_be_scaled_apart():
         warnings.simplefilter("error")
         warn_if_columns_differ("d", table(scales=(1.0, 3.0)).values)  # one signal: quiet
         warn_if_columns_differ("d", np.c_[x[:, :1], np.zeros(300)])  # a constant: no scale
+
+
+def test_a_window_csv_of_several_metrics_reads_back_its_metrics(tmp_path):
+    values = np.arange(12, dtype=np.float32).reshape(2, 6)
+    write_windows(tmp_path / "w.csv", WindowTable(values, channels=("cpu", "mem")))
+    assert (tmp_path / "w.csv").read_text().splitlines()[0] == "cpu@0,cpu@1,cpu@2,mem@0,mem@1,mem@2"
+    back = read_windows(tmp_path / "w.csv")
+    assert back.channels == ("cpu", "mem") and np.array_equal(back.values, values)
+    for names in (["a@0", "a@1"], ["a@0", "b@0", "a@1", "b@1"], ["a@1", "a@0", "b@0", "b@1"]):
+        assert metrics_of(names) is None  # one metric, or not metric by metric from 0
+    assert metrics_of(["a@b@0", "a@b@1", "c@0", "c@1"]) == ("a@b", "c")

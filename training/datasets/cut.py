@@ -4,7 +4,7 @@ Each stream's samples go, in file order, through the same :class:`aemon.core.win
 the daemon uses, so offline and streaming windows are identical. A window takes the ``seq`` of
 its last sample (the per-stream index, or the CSV's ``seq``), its ``start``/``ts`` times (first
 and last sample), and is labelled 1 when any of its samples is. Several value columns become
-channels, written channel by channel (``c0t0 .. c0tL, c1t0 ..``).
+channels, written channel by channel (``cpu@0 .. cpu@7, mem@0 ..``: the metrics' names).
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def windows_of(
         ts=np.asarray(rows["ts"]),
         start=np.asarray(rows["start"]),
         label=np.asarray(labels, dtype=np.int8) if samples.label is not None else None,
+        channels=tuple(samples.channels) if wide > 1 and clock is None else None,
     )
     return Cut(table, np.asarray(rows["last"], dtype=np.int64))
 
