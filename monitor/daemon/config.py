@@ -167,10 +167,10 @@ def bootstrap_problem(servers: str) -> str | None:
         if "://" in entry:
             return f"{entry!r}: give host:port without a scheme (security_protocol sets it)"
         if entry.startswith("["):
-            host, bracket, port = entry[1:].partition("]")
-            if not bracket or not host or (port and not port.startswith(":")):
+            host, bracket, rest = entry[1:].partition("]")
+            if not bracket or not host or (rest and not rest.startswith(":")):
                 return f"{entry!r} is not [IPv6 address]:port"
-            port = port[1:]
+            colon, port = rest[:1], rest[1:]
         elif entry.count(":") > 1:
             try:
                 ipaddress.IPv6Address(entry)  # an address alone: the default port
@@ -178,10 +178,10 @@ def bootstrap_problem(servers: str) -> str | None:
                 return f"{entry!r}: an IPv6 address with a port goes in brackets, [::1]:9092"
             continue
         else:
-            host, _, port = entry.partition(":")
+            host, colon, port = entry.partition(":")
         if not host:
             return f"{servers!r} is not host:port[,host:port]"
-        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+        if colon and not (port.isdigit() and 1 <= int(port) <= 65535):
             return f"{entry!r}: the port must be a number from 1 to 65535"
     return None
 

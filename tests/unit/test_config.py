@@ -119,6 +119,8 @@ def test_bootstrap_servers_the_client_reads_pass(servers):
         ("kafka:abc", "the port must be a number from 1 to 65535"),
         ("kafka:0", "the port must be a number from 1 to 65535"),
         ("kafka:70000", "the port must be a number from 1 to 65535"),
+        ("kafka:", "the port must be a number from 1 to 65535"),
+        ("[::1]:", "the port must be a number from 1 to 65535"),
         ("PLAINTEXT://kafka:9092", "without a scheme"),
         ("kafka:9092,", "is not host:port[,host:port]"),
         (":9092", "is not host:port[,host:port]"),
