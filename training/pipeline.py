@@ -105,8 +105,9 @@ def warn_if_columns_differ(name: str, windows: np.ndarray) -> None:
         warnings.warn(
             f"{name}: the ranges of a window's values differ {ratio:.3g}-fold (value {wide + 1} "
             f"against value {narrow + 1} of {flat.shape[1]}) and one scaling covers them all, so "
-            "the small ones barely count: for several metrics side by side, scale each first, "
-            "or train them with 'aemon train series' (a scaling per metric)",
+            "the small ones barely count: for several metrics side by side, name the columns "
+            "METRIC@T as 'aemon windows' does (train windows then scales each metric apart), "
+            "scale each first, or train them with 'aemon train series'",
             stacklevel=3,
         )
 
