@@ -38,13 +38,29 @@ def as_samples(samples: Any) -> Samples:
     if isinstance(samples, str | Path):
         return read_samples(samples)
     if isinstance(samples, pd.Series):
+        if (
+            not isinstance(samples.index, pd.DatetimeIndex)
+            and samples.index.name not in TIME_COLUMNS
+        ):
+            raise DataError("samples: a Series needs its times as its index (a DatetimeIndex)")
         samples = samples.to_frame(name=samples.name if samples.name is not None else "value")
+    if isinstance(samples, np.ndarray | list):
+        raise DataError(
+            "samples: an array has no times; give a DataFrame with a time column, a Series with "
+            "a DatetimeIndex, or a sample CSV's path"
+        )
     frame = pd.DataFrame(samples)
     timed = isinstance(frame.index, pd.DatetimeIndex) or frame.index.name in TIME_COLUMNS
     if timed and not any(c in frame.columns for c in TIME_COLUMNS):
         named = frame.index.name if frame.index.name in TIME_COLUMNS else "timestamp"
         frame = frame.rename_axis(named).reset_index()  # a DatetimeIndex called "Date" too
     return samples_of(frame)
+
+
+PER_STREAM = (
+    "a SeriesDetector has a threshold per stream: read thresholds, or use "
+    "set_threshold(stream, value) or set_false_alarms_per_day(rate)"
+)
 
 
 class SeriesDetector:
@@ -107,6 +123,15 @@ class SeriesDetector:
     def events(self, samples: Any) -> list[dict]:
         """The open and resolved events, as the daemon publishes them on the alerts topic."""
         return self.timeline(samples).events
+
+    @property
+    def threshold(self) -> float:
+        """Not one number: each stream has its own (:attr:`thresholds`)."""
+        raise AttributeError(PER_STREAM)
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        raise ConfigError(PER_STREAM)
 
     @property
     def thresholds(self) -> dict[str, float]:

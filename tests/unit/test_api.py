@@ -210,6 +210,21 @@ def test_dataframes_as_people_have_them():
     both = pd.DataFrame({"date": index, "time": index, "flow": flow.values})
     with pytest.raises(aemon.DataError, match=r"several time columns \(time, date\); keep one"):
         aemon.fit_series(both, epochs=1)
+    with pytest.raises(aemon.DataError, match="a Series needs its times as its index"):
+        aemon.fit_series(flow.reset_index(drop=True), epochs=1)
+    with pytest.raises(aemon.DataError, match="an array has no times"):
+        aemon.fit_series(flow.to_numpy(), epochs=1)
+
+
+def test_one_threshold_for_every_stream_is_refused_with_the_ways_that_exist():
+    """Detector.threshold is one number; a SeriesDetector's are per stream, and an assignment
+    that would silently do nothing is refused."""
+    series = aemon.fit_series(samples_frame(), epochs=1)
+    with pytest.raises(aemon.ConfigError, match=r"per stream: .*set_threshold\(stream, value\)"):
+        series.threshold = 1.0
+    assert not hasattr(series, "threshold") and list(series.thresholds) == ["0"]
+    series.set_threshold("0", 1.5)
+    assert series.thresholds == {"0": 1.5}
 
 
 def test_notebook_reprs_are_one_short_line_and_a_thin_calibration_warns(tmp_path):
