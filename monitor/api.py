@@ -65,24 +65,28 @@ def fit(
     """
     import numpy as np
 
-    from aemon.core.detector import as_windows, frame_values
+    from aemon.core.detector import as_windows, frame_metrics, frame_values
     from aemon.core.device import pick_device
     from aemon.core.table import WindowTable
     from aemon.detector import Detector
     from aemon.training import presets
     from aemon.training.pipeline import fit_detector
 
+    metrics = None
     if hasattr(X, "columns"):  # a DataFrame: its id columns are not values
         if y is None and "label" in X.columns:
             y = X["label"].to_numpy()
+        metrics = frame_metrics(X)  # columns METRIC@T: windows [metrics, steps]
         X = frame_values(X)
+        if metrics:
+            X = X.reshape(len(X), len(metrics), -1)
     try:
         shape = tuple(np.shape(X)[1:])
     except ValueError:  # nested lists of different lengths
         raise DataError("X: rows of different lengths; every window needs as many values") from None
     if not shape:
         raise ConfigError(f"X must be windows [n, length] or images [n, h, w], got {np.shape(X)}")
-    if len(shape) == 2:
+    if len(shape) == 2 and not metrics:
         kind, family = "image", IMAGE_MODELS.get(model)
         table = presets.IMAGE_PRESETS
     else:

@@ -20,19 +20,30 @@ from aemon.core.evaluation import evaluate
 from aemon.core.families.base import Autoencoder
 from aemon.core.normalise import Normaliser
 from aemon.core.profile import with_distances
-from aemon.core.table import F32_MAX, ID_COLUMNS, TIME_COLUMNS, refuse_labels
+from aemon.core.table import F32_MAX, ID_COLUMNS, TIME_COLUMNS, metrics_of, refuse_labels
 
 
-def frame_values(frame: Any) -> np.ndarray:
-    """A DataFrame's value columns, as an array: all but the id columns of a window CSV, time
-    columns (by name, or holding dates) and nothing else."""
+def _value_columns(frame: Any) -> list:
+    """A DataFrame's value columns: all but the id columns of a window CSV and time columns (by
+    name, or holding dates)."""
     from pandas.api.types import is_datetime64_any_dtype
 
     ids = (*ID_COLUMNS, *TIME_COLUMNS)
-    keep = [c for c in frame.columns if c not in ids and not is_datetime64_any_dtype(frame[c])]
+    return [c for c in frame.columns if c not in ids and not is_datetime64_any_dtype(frame[c])]
+
+
+def frame_values(frame: Any) -> np.ndarray:
+    """A DataFrame's value columns, as an array."""
+    keep = _value_columns(frame)
     for c in keep:
         refuse_labels("X", c, frame[c].to_numpy())
     return frame[keep].to_numpy()
+
+
+def frame_metrics(frame: Any) -> tuple[str, ...] | None:
+    """The metrics of a DataFrame whose value columns are named ``METRIC@T`` (a window CSV of
+    several metrics, as ``aemon windows`` writes it), else None."""
+    return metrics_of([str(c) for c in _value_columns(frame)])
 
 
 def as_windows(values: Any, shape: tuple[int, ...]) -> np.ndarray:

@@ -467,3 +467,18 @@ def test_a_metric_reconstructed_loosely_does_not_drown_one_reconstructed_tightly
     raw = aemon.SeriesDetector({"0": Detector(det.model, Meta(doc), det.normaliser, det.device)})
     raw_scores = raw.score(later)["score"].to_numpy()
     assert raw_scores[shifted].max() < 1.2 * raw_scores[normal].max()
+
+
+def test_a_frame_of_metric_at_step_columns_is_windows_of_several_metrics(tmp_path):
+    """A window CSV of several metrics read with pandas (columns METRIC@T, as `aemon windows`
+    writes them): windows [metrics, steps], each metric scaled apart, not an image."""
+    rng = np.random.default_rng(0)
+    cpu, mem = 50 + rng.normal(0, 1, (200, 4)), 1e9 + 1e7 * rng.normal(size=(200, 4))
+    frame = pd.DataFrame(
+        np.c_[cpu, mem], columns=[f"{m}@{t}" for m in ("cpu", "mem") for t in range(4)]
+    )
+    det = aemon.fit(frame, epochs=1)
+    assert det.input_shape == (2, 4) and len(det.meta.normaliser["shift"]) == 2
+    assert det.score(frame.iloc[:3]).shape == (3,)
+    with pytest.warns(UserWarning, match="differ"):  # the same values, columns not so named
+        aemon.fit(frame.set_axis([f"v{i}" for i in range(8)], axis=1), epochs=1)
