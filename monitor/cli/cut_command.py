@@ -17,8 +17,15 @@ def cut_windows(args: argparse.Namespace) -> int:
     table = cut(args.csv, args.length, args.stride)
     write_windows(args.output, table)
     doc = {"windows": len(table), "length": args.length, "output": str(args.output)}
+    metrics = ""
+    if table.channels:  # written metric by metric, columns METRIC@T
+        doc["metrics"] = list(table.channels)
+        metrics = f" of {len(table.channels)} metrics ({', '.join(table.channels)})"
     if args.json:
         print(json.dumps(doc))
     else:
-        print(f"{len(table)} windows of {args.length} samples -> {args.output}", file=sys.stderr)
+        print(
+            f"{len(table)} windows of {args.length} samples{metrics} -> {args.output}",
+            file=sys.stderr,
+        )
     return 0

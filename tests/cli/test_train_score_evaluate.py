@@ -311,6 +311,8 @@ def test_windows_of_several_metrics_are_scaled_metric_by_metric(tmp_path, capsys
     samples, windows = tmp_path / "s.csv", tmp_path / "w.csv"
     samples.write_text("\n".join(lines) + "\n")
     assert main(["windows", str(samples), "--length", "8", "--output", str(windows)]) == 0
+    said = capsys.readouterr().err
+    assert said.startswith("200 windows of 8 samples of 2 metrics (cpu, mem) -> "), said
     header = windows.read_text().splitlines()[0].split(",")
     assert header[-16:] == [f"cpu@{t}" for t in range(8)] + [f"mem@{t}" for t in range(8)]
     out = tmp_path / "m"
