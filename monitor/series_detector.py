@@ -44,7 +44,8 @@ def as_samples(samples: Any) -> Samples:
         ):
             raise DataError("samples: a Series needs its times as its index (a DatetimeIndex)")
         samples = samples.to_frame(name=samples.name if samples.name is not None else "value")
-    if isinstance(samples, np.ndarray | list):
+    bare = isinstance(samples, list) and bool(samples) and isinstance(samples[0], int | float)
+    if isinstance(samples, np.ndarray) or bare:  # records (a list of dicts) have their times
         raise DataError(
             "samples: an array has no times; give a DataFrame with a time column, a Series with "
             "a DatetimeIndex, or a sample CSV's path"

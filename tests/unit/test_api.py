@@ -214,6 +214,8 @@ def test_dataframes_as_people_have_them():
         aemon.fit_series(flow.reset_index(drop=True), epochs=1)
     with pytest.raises(aemon.DataError, match="an array has no times"):
         aemon.fit_series(flow.to_numpy(), epochs=1)
+    records = [{"timestamp": t.timestamp(), "flow": v} for t, v in flow.items()]  # has times
+    assert aemon.fit_series(records, epochs=1).streams == ["0"]
 
 
 def test_one_threshold_for_every_stream_is_refused_with_the_ways_that_exist():
