@@ -18,6 +18,12 @@ from aemon.core.wording import counted
 ANY = ""  # the key of an artifact that serves every stream without a model of its own
 
 
+def artifacts_in(root: Path) -> list[Path]:
+    """The artifacts of a models directory (its sub-directories holding a ``detector.json``),
+    sorted."""
+    return sorted(p for p in root.iterdir() if (p / META_FILE).is_file())
+
+
 def catalog(path: str | Path) -> dict[str, Path]:
     """``{stream: artifact directory}`` (``ANY`` for a catch-all) of an artifact or models dir."""
     root = Path(path)
@@ -26,7 +32,7 @@ def catalog(path: str | Path) -> dict[str, Path]:
     if not root.is_dir():
         raise ArtifactError(f"{root}: not an artifact or a directory of artifacts")
     found: dict[str, Path] = {}
-    for sub in sorted(p for p in root.iterdir() if (p / META_FILE).is_file()):
+    for sub in artifacts_in(root):
         stream = read_meta(sub).stream or ANY
         if stream in found:
             raise ArtifactError(f"{sub} and {found[stream]} both serve stream {stream!r}")

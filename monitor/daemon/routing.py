@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -18,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from aemon.core.artifact import META_FILE
-from aemon.core.catalog import ANY, catalog, check_one_daemon, describe_windows
+from aemon.core.catalog import ANY, artifacts_in, catalog, check_one_daemon, describe_windows
 from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.events import Rule
@@ -147,8 +146,7 @@ class Models:
             return []
         known = {*self.paths, *self._told}
         with contextlib.suppress(OSError):
-            subs = [Path(e.path) for e in os.scandir(root) if e.is_dir()]
-            found = sorted(p for p in subs if p not in known and (p / META_FILE).is_file())
+            found = [p for p in artifacts_in(root) if p not in known]
             self._told.update(found)
             return found
         return []
