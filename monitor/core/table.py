@@ -104,13 +104,13 @@ def check_header(names: list[str], where: str) -> None:
         seen.add(name)
 
 
-def check_case(names: list[str], ids: tuple[str, ...], where: str) -> None:
+def check_case(names: list[str], ids: tuple[str, ...], header: str) -> None:
     """An id column named in another case ("Stream", "Timestamp") would be read as a value
-    column: one line naming the name to use instead."""
+    column: one line naming the name to use instead (``header``: where the names are)."""
     for name in names:
         if name not in ids and name.lower() in ids:
             raise DataError(
-                f"{where}:1: column names are case-sensitive: rename {name!r} to {name.lower()!r}"
+                f"{header}: column names are case-sensitive: rename {name!r} to {name.lower()!r}"
             )
 
 
@@ -167,16 +167,16 @@ def refuse_labels(where: str, column: str, values: np.ndarray) -> None:
         )
 
 
-def refuse_names(path: object, columns: dict[str, Sequence[object]], has_stream: bool) -> None:
+def refuse_names(first: str, columns: dict[str, Sequence[object]], has_stream: bool) -> None:
     """Refuse a column of names (``host``, say) among several value columns of a table without
-    ``stream`` (``columns``: each value column's cells, first data row on line 2): say how to
-    name it instead of calling its first cell no number."""
+    ``stream`` (``columns``: each value column's cells; ``first``: where the first data row is):
+    say how to name it instead of calling its first cell no number."""
     if has_stream or len(columns) < 2:
         return
     for column, cells in columns.items():
         if all(map(is_name, cells)):
             raise DataError(
-                f"{path}:2: column {column!r} holds {cells[0]!r}, text in every row: "
+                f"{first}: column {column!r} holds {cells[0]!r}, text in every row: "
                 "a column of stream ids must be named 'stream'"
             )
 
@@ -226,7 +226,7 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
     rows = _open_rows(path, ",")
     header = [h.strip() for h in rows[0]]
     check_header(header, str(path))
-    check_case(header, ID_COLUMNS, str(path))
+    check_case(header, ID_COLUMNS, f"{path}:1")
     body = rows[1:]
     if not body:
         raise DataError(f"{path}: a header but no rows")
@@ -248,7 +248,9 @@ def read_windows(path: str | Path, length: int | None = None) -> WindowTable:
         values = _to_float([[row[j] for j in value_cols] for row in body], path, 2, names)
     except DataError:  # a column of names, said so, before the first cell that is no number
         refuse_names(
-            path, {header[j]: [row[j] for row in body] for j in value_cols}, "stream" in header
+            f"{path}:2",
+            {header[j]: [row[j] for row in body] for j in value_cols},
+            "stream" in header,
         )
         raise
     for j, name in enumerate(names):

@@ -113,8 +113,21 @@ def test_stream_ids_that_pandas_would_read_as_missing_are_ids(tmp_path):
 
 def test_a_missing_value_in_a_dataframe_is_named():
     frame = pd.DataFrame({"ts": [1_700_000_000, 1_700_000_060], "value": [1.0, np.nan]})
-    with pytest.raises(DataError, match=r"samples:3: column 'value' is nan"):
+    with pytest.raises(DataError, match=r"^samples, row 1: column 'value' is nan"):
         samples_of(frame)
+
+
+def test_a_dataframe_s_rows_are_named_by_position_as_iloc_counts_them():
+    """A table in memory has no lines: its rows are named as ``frame.iloc`` counts them (a
+    CSV's line numbers, header included, were two more than the row a pandas user looks at)."""
+    times = ["2026-01-01T00:00:00", "2026-01-01T00:01:00", "nope"]
+    with pytest.raises(DataError, match=r"^samples, row 2: timestamp 'nope' is not a time"):
+        samples_of(pd.DataFrame({"timestamp": times, "value": 1.0}))
+    with pytest.raises(DataError, match=r"^samples: column names are case-sensitive"):
+        samples_of(pd.DataFrame({"timestamp": times[:2], "Stream": "a", "value": 1.0}))
+    back = pd.DataFrame({"ts": 1_700_000_000 - 60.0 * np.arange(4), "value": 1.0})
+    with pytest.warns(UserWarning, match=r"^samples, row 1: .* after 1700000000.0 on row 0\)"):
+        samples_of(back)
 
 
 def test_a_dataframe_with_a_column_twice_is_refused_by_name():

@@ -41,6 +41,31 @@ ID_COLUMNS = ("stream", "seq", "label")
 UNORDERED_SHARE = 0.01
 
 
+class Rows(NamedTuple):
+    """How messages name a table's rows: a sample CSV's by line (its header is line 1), an
+    in-memory table's (a DataFrame's) by position, as ``frame.iloc`` counts them."""
+
+    name: str
+    in_file: bool
+
+    @classmethod
+    def of(cls, path: str | None) -> Rows:
+        return cls(path, True) if path is not None else cls("samples", False)
+
+    def at(self, i: int) -> str:
+        """Where data row ``i`` (0-based) is: ``s.csv:12`` or ``samples, row 10``."""
+        return f"{self.name}:{i + 2}" if self.in_file else f"{self.name}, row {i}"
+
+    def line(self, i: int) -> str:
+        """Data row ``i`` within a message about its table: ``line 12`` or ``row 10``."""
+        return f"line {i + 2}" if self.in_file else f"row {i}"
+
+    @property
+    def header(self) -> str:
+        """Where the column names are."""
+        return f"{self.name}:1" if self.in_file else self.name
+
+
 @dataclass
 class Samples:
     """The rows of a sample CSV, in file order."""
@@ -108,15 +133,15 @@ class Samples:
         ]
 
 
-def parse_times(column: pd.Series, path: str) -> tuple[np.ndarray, bool]:
+def parse_times(column: pd.Series, rows: Rows) -> tuple[np.ndarray, bool]:
     """Epoch seconds from numbers, ISO 8601 texts or datetimes (a DataFrame's); also whether
     the times named no zone (those are taken as UTC)."""
     if pd.api.types.is_datetime64_any_dtype(column):
         zoneless = getattr(column.dt, "tz", None) is None
         stamps = column.dt.tz_localize("UTC") if zoneless else column.dt.tz_convert("UTC")
         if stamps.isna().any():
-            row = int(np.flatnonzero(stamps.isna().to_numpy())[0]) + 2
-            raise DataError(f"{path}:{row}: {column.name} is not a time")
+            row = int(np.flatnonzero(stamps.isna().to_numpy())[0])
+            raise DataError(f"{rows.at(row)}: {column.name} is not a time")
         epoch = pd.Timestamp("1970-01-01", tz="UTC")
         return ((stamps - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64), zoneless
     numeric = pd.to_numeric(column, errors="coerce")
@@ -125,14 +150,14 @@ def parse_times(column: pd.Series, path: str) -> tuple[np.ndarray, bool]:
         i = first_outside(out)
         if i is not None:
             cell = column.iloc[i]
-            raise DataError(f"{path}:{i + 2}: {column.name} {cell} {time_problem(out[i])}")
+            raise DataError(f"{rows.at(i)}: {column.name} {cell} {time_problem(out[i])}")
         return out, False
     text = column.astype(str)
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     if parsed.isna().any():
-        row = int(np.flatnonzero(parsed.isna().to_numpy())[0]) + 2
+        row = int(np.flatnonzero(parsed.isna().to_numpy())[0])
         raise DataError(
-            f"{path}:{row}: {column.name} {text.iloc[row - 2]!r} is not a time (ISO 8601, such"
+            f"{rows.at(row)}: {column.name} {text.iloc[row]!r} is not a time (ISO 8601, such"
             " as 2026-01-31T14:05:00Z, or seconds since the epoch)"
         )
     zoneless = not text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).any()
@@ -140,12 +165,12 @@ def parse_times(column: pd.Series, path: str) -> tuple[np.ndarray, bool]:
     return ((parsed - epoch) / pd.Timedelta(seconds=1)).to_numpy(dtype=np.float64), zoneless
 
 
-def _whole(frame: pd.DataFrame, name: str, path: str) -> np.ndarray:
+def _whole(frame: pd.DataFrame, name: str, rows: Rows) -> np.ndarray:
     raw = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(raw) | (raw != np.round(raw))
     if bad.any():
-        row = int(np.flatnonzero(bad)[0]) + 2
-        raise DataError(f"{path}:{row}: column {name!r} must hold whole numbers")
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{rows.at(row)}: column {name!r} must hold whole numbers")
     return raw.astype(np.int64)
 
 
@@ -172,56 +197,59 @@ def read_samples(path: str | Path) -> Samples:
     return samples_of(frame, str(path))
 
 
-def samples_of(frame: pd.DataFrame, path: str = "samples") -> Samples:
-    """Check a table of samples with the columns of a sample CSV (see the module doc); ``path``
-    names it in errors (their row numbers count the header as line 1, as in the file)."""
+def samples_of(frame: pd.DataFrame, path: str | None = None) -> Samples:
+    """Check a table of samples with the columns of a sample CSV (see the module doc): the
+    file at ``path`` (messages name its lines, the header line 1), or else a table in memory
+    (messages name its rows by position)."""
+    rows = Rows.of(path)
+    table = rows.name
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c).strip() for c in frame.columns]
     twice = frame.columns[frame.columns.duplicated()]
     if len(twice):
-        raise DataError(f"{path}: column {twice[0]!r} appears twice")
+        raise DataError(f"{table}: column {twice[0]!r} appears twice")
     times = [c for c in TIME_COLUMNS if c in frame.columns]
     if len(times) > 1:
-        raise DataError(f"{path}: several time columns ({', '.join(times)}); keep one")
+        raise DataError(f"{table}: several time columns ({', '.join(times)}); keep one")
     time_col = times[0] if times else None
     value_cols = [c for c in frame.columns if c not in (*TIME_COLUMNS, *ID_COLUMNS)]
-    check_case(value_cols, (*TIME_COLUMNS, *ID_COLUMNS), path)
+    check_case(value_cols, (*TIME_COLUMNS, *ID_COLUMNS), rows.header)
     if time_col is None:
-        raise DataError(f"{path}: needs a time column named {', '.join(TIME_COLUMNS)}")
+        raise DataError(f"{table}: needs a time column named {', '.join(TIME_COLUMNS)}")
     if not len(frame):
-        raise DataError(f"{path}: a header but no rows")
+        raise DataError(f"{table}: a header but no rows")
     if not value_cols:
-        raise DataError(f"{path}: no value columns")
+        raise DataError(f"{table}: no value columns")
     values = frame[value_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values) | (np.abs(values) > F32_MAX)
     if bad.any():
-        bad &= ~_absent(frame, value_cols, path)
+        bad &= ~_absent(frame, value_cols, table)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        refuse_names(path, {c: frame[c].tolist() for c in value_cols}, "stream" in frame)
-        raise cell_error(f"{path}:{i + 2}", value_cols[j], frame[value_cols[j]].iloc[i])
+        refuse_names(rows.at(0), {c: frame[c].tolist() for c in value_cols}, "stream" in frame)
+        raise cell_error(rows.at(i), value_cols[j], frame[value_cols[j]].iloc[i])
     for j, name in enumerate(value_cols):
         column = values[:, j]
-        refuse_labels(f"{path}:1", name, column[~np.isnan(column)])
-    ts, zoneless = parse_times(frame[time_col], path)
+        refuse_labels(rows.header, name, column[~np.isnan(column)])
+    ts, zoneless = parse_times(frame[time_col], rows)
     stream = (
         frame["stream"].astype(object).where(frame["stream"].notna(), "").astype(str).to_numpy()
         if "stream" in frame
         else np.full(len(ts), "0")
     )
     if (stream == "").any():
-        raise DataError(f"{path}:{int(np.flatnonzero(stream == '')[0]) + 2}: empty stream id")
+        raise DataError(f"{rows.at(int(np.flatnonzero(stream == '')[0]))}: empty stream id")
     label = None
     if "label" in frame:
-        label = _whole(frame, "label", path)
+        label = _whole(frame, "label", rows)
         if not np.isin(label, (0, 1)).all():
-            row = int(np.flatnonzero(~np.isin(label, (0, 1)))[0]) + 2
-            raise DataError(f"{path}:{row}: label must be 0 (normal) or 1 (anomaly)")
+            row = int(np.flatnonzero(~np.isin(label, (0, 1)))[0])
+            raise DataError(f"{rows.at(row)}: label must be 0 (normal) or 1 (anomaly)")
         label = label.astype(np.int8)
-    seq = _whole(frame, "seq", path) if "seq" in frame else None
-    _warn_if_unordered(stream, ts, frame[time_col], path)
+    seq = _whole(frame, "seq", rows) if "seq" in frame else None
+    _warn_if_unordered(stream, ts, frame[time_col], rows)
     if seq is not None:
-        _warn_if_seq_jumps(stream, seq, path)
+        _warn_if_seq_jumps(stream, seq, rows)
     return Samples(stream, ts, values, value_cols, seq, label, zoneless)
 
 
@@ -282,7 +310,7 @@ def _others(more: int) -> str:
     return f" (and {more} more streams)" if more else ""
 
 
-def _warn_if_seq_jumps(stream: np.ndarray, seq: np.ndarray, path: str) -> None:
+def _warn_if_seq_jumps(stream: np.ndarray, seq: np.ndarray, rows: Rows) -> None:
     """One warning when a stream's ``seq`` is not its sample index: where it jumps, the stream's
     windows start again (samples missing), and where it does not rise the sample is skipped (a
     repeat), as the daemon does; a ``seq`` counting seconds, or one counter over several
@@ -291,16 +319,16 @@ def _warn_if_seq_jumps(stream: np.ndarray, seq: np.ndarray, path: str) -> None:
     if odd is None:
         return
     warnings.warn(
-        f"{path}:{odd.row + 2}: stream {odd.stream!r}{_others(odd.more)} does not count its "
+        f"{rows.at(odd.row)}: stream {odd.stream!r}{_others(odd.more)} does not count its "
         f"samples in seq at {odd.count:,} of its {odd.steps:,} steps ({seq[odd.row]} after "
-        f"{seq[odd.prev]} on line {odd.prev + 2}); seq is each stream's sample index (0, 1, "
+        f"{seq[odd.prev]} on {rows.line(odd.prev)}); seq is each stream's sample index (0, 1, "
         "2, ...): a jump starts the stream's windows again and a repeat is skipped. Leave the "
         "column out to number samples in file order",
         stacklevel=2,
     )
 
 
-def _warn_if_unordered(stream: np.ndarray, ts: np.ndarray, cells: pd.Series, path: str) -> None:
+def _warn_if_unordered(stream: np.ndarray, ts: np.ndarray, cells: pd.Series, rows: Rows) -> None:
     """One warning when a stream's rows are not in time order (shuffled, newest first): rows
     are taken in file order, never sorted by their times (the clock rule), so such a file would
     be cut into windows of samples that did not follow each other."""
@@ -308,9 +336,9 @@ def _warn_if_unordered(stream: np.ndarray, ts: np.ndarray, cells: pd.Series, pat
     if odd is None:
         return
     warnings.warn(
-        f"{path}:{odd.row + 2}: stream {odd.stream!r}{_others(odd.more)} goes back in time at "
+        f"{rows.at(odd.row)}: stream {odd.stream!r}{_others(odd.more)} goes back in time at "
         f"{odd.count:,} of its {odd.steps:,} steps ({cells.iloc[odd.row]} after "
-        f"{cells.iloc[odd.prev]} on line {odd.prev + 2}); "
+        f"{cells.iloc[odd.prev]} on {rows.line(odd.prev)}); "
         "rows are taken in file order, never sorted by time: sort the file by time if its rows "
         "are not in the order they happened",
         stacklevel=2,
