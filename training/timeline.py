@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import csv
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from aemon.core.cadence import cadence_of
 from aemon.core.detector import Detector
 from aemon.core.errors import DataError
 from aemon.core.events import Decider, Rule, event_record
@@ -103,9 +105,12 @@ def score_samples(
             det, stream, cut.table.values.reshape(len(cut.table), *det.input_shape), index
         )
         decider = Decider(Rule.from_meta(det.meta), stream)
+        cadence = cadence_of(stream, det.meta)
         for i, sc in enumerate(scores.tolist()):
             seq, end = int(cut.table.seq[i]), float(cut.table.ts[i])
             v = decider.push(seq, end, sc, None if channels is None else channels[i])
+            if cadence is not None and (problem := cadence.push(seq, end)):
+                warnings.warn(problem, stacklevel=2)
             out.stream.append(stream)
             out.seq.append(seq)
             out.start.append(float(cut.table.start[i]))

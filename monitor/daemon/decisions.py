@@ -6,10 +6,12 @@ keeps each stream's decision state (series models: open events, the offsets they
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from aemon.core.cadence import Cadence, cadence_of
 from aemon.core.detector import Detector
 from aemon.core.events import Decider, event_record
 from aemon.core.windowing import Windower
@@ -19,6 +21,8 @@ from aemon.daemon.routing import Models
 from aemon.daemon.scoring import Scored
 
 Send = tuple[str, bytes | None, bytes | None, list | None]  # topic, value, key, headers
+
+log = logging.getLogger("aemon.serve")
 
 
 @dataclass
@@ -58,11 +62,12 @@ class Totals:
 
 @dataclass
 class _Stream:
-    """A stream's decider, the first window this process saw of it, and whether the event open
-    now was announced by this process."""
+    """A stream's decider, the first window this process saw of it, whether the event open now
+    was announced by this process, and its samples' step against its model's."""
 
     decider: Decider
     first: int
+    cadence: Cadence | None
     announced: bool = False
 
 
@@ -149,10 +154,13 @@ class Decisions:
             idx = w.index(seq)
             st = self.streams.get((p, stream))
             if st is None:
-                st = self.streams[(p, stream)] = _Stream(Decider(rules[m], stream), idx)
+                cadence = cadence_of(stream, dets[m].meta)
+                st = self.streams[(p, stream)] = _Stream(Decider(rules[m], stream), idx, cadence)
             metrics = takes[m].values  # a row's errors per metric: as many as its model's
             per = None if channels is None or metrics == 1 else channels[i, :metrics]
             v = st.decider.push(seq, ts, scores[i], per)
+            if st.cadence is not None and (problem := st.cadence.push(seq, ts)):
+                log.warning(problem)
             if st.first and idx - st.first < self.models.warmup(m):
                 d.warmup += 1
                 continue

@@ -124,6 +124,38 @@ async def test_one_daemon_serves_every_stream_and_equals_offline(bootstrap, seri
         assert d["is_anomaly"] == offline.above[i] and d["p"] == offline.p[i]
 
 
+async def test_samples_at_a_tenth_of_the_trained_step_are_named_once_per_stream(
+    bootstrap, series, tmp_path, caplog
+):
+    """The models learned samples 5 minutes apart; the same samples stamped 30 s apart are
+    scored as before, and offline scoring and the daemon each name every stream once."""
+    models, rest, _ = series
+    lines = rest.read_text().splitlines()
+    rows = [line.split(",", 1)[1] for line in lines[1:]]  # each row after its timestamp
+    fast = tmp_path / "fast.csv"
+    step = len(STREAMS)  # rows of one sample time: one a stream
+    fast.write_text(
+        lines[0]
+        + "\n"
+        + "".join(f"{1_700_000_000 + 30 * (i // step)},{r}\n" for i, r in enumerate(rows))
+    )
+    wording = "samples 30 s apart where its model was trained on samples 5 min apart"
+    with pytest.warns(UserWarning, match=wording) as said:
+        offline = aemon.load(models, device="cpu").timeline(read_samples(fast))
+    assert sorted(
+        str(w.message).split("'")[1] for w in said if wording in str(w.message)
+    ) == sorted(STREAMS)
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, models, t)) as svc:
+        await replay(fast, t["input_topic"], bootstrap, samples=True, progress=False)
+        await until(
+            lambda: counter(svc, "aemon_windows_scored_total") >= len(offline), 60, "decided"
+        )
+    named = [r.getMessage().split("'")[1] for r in caplog.records if wording in r.getMessage()]
+    assert sorted(named) == sorted(STREAMS)
+
+
 async def test_sigkill_mid_incident_loses_no_event_and_repeats_ids(bootstrap, series, tmp_path):
     models, rest, offline = series
     t = topics(2)
