@@ -46,6 +46,10 @@ from aemon.training.datasets.samples import Samples
 from aemon.training.pipeline import check_normal, fit_detector, fit_model
 from aemon.training.presets import Recipe
 
+# A metric up at this share of its fitted steps or more, and down at no more than RESET_SHARE
+# of them (a counter's resets), only rises: a counter (see _warn_rising).
+RISING_SHARE, RESET_SHARE = 0.01, 0.01
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -175,6 +179,7 @@ def _fit_kind(
         parts = [_pooled(parts)]
     for stream, fit, _, facts, _ in parts:
         _warn_constant(stream, facts["metrics"], fit.values)
+        _warn_rising(stream, facts["metrics"], fit.values)
     profiles = {p[0]: None if any_stream else _profile(p[1], p[4]["clock"], plan) for p in parts}
     trained: dict[str, tuple] = {}
     if shared:
@@ -316,6 +321,33 @@ def _warn_constant(stream: str, metrics: list[str], windows: np.ndarray) -> None
             f"{whose}: {', '.join(flat)} never change{'s' if len(flat) == 1 else ''} in the "
             f"fitted history; any change in {'it' if len(flat) == 1 else 'them'} will score as "
             "anomalous",
+            stacklevel=3,
+        )
+
+
+def _warn_rising(stream: str, metrics: list[str], windows: np.ndarray) -> None:
+    """Warn that metrics which only rise through a model's fitted windows (a counter such as
+    Prometheus's ``*_total``, an uptime) will leave the range the model learned and score as
+    anomalous from then on: their rate is what to give. Falls at under 1% of the steps (a
+    counter reset when its process restarts) still count as only rising."""
+    values = windows.reshape(len(windows), -1, windows.shape[-1])[:, : len(metrics), 0]
+    steps = np.diff(values.astype(np.float64), axis=0)  # window to window: the stride's step
+    if len(steps) < 2:
+        return
+    rises, falls = (steps > 0).sum(axis=0), (steps < 0).sum(axis=0)
+    counters = [
+        f"{m} (up at {r:,} of {len(steps):,} steps)"
+        for m, r, f in zip(metrics, rises, falls, strict=True)
+        if r >= max(3, RISING_SHARE * len(steps)) and f <= RESET_SHARE * len(steps)
+    ]
+    if counters:
+        whose = "the any-stream model" if stream == ANY else f"stream {stream!r}"
+        one = len(counters) == 1
+        warnings.warn(
+            f"{whose}: {', '.join(counters)} only rise{'s' if one else ''} in the fitted "
+            f"history, as a counter does: {'it' if one else 'they'} will leave the range the "
+            "model learned and score as anomalous from then on; give "
+            f"{'it as a rate' if one else 'them as rates'} (the change per sample)",
             stacklevel=3,
         )
 

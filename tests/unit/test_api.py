@@ -267,6 +267,22 @@ def test_a_metric_that_never_changes_in_the_history_is_named_in_a_warning():
         aemon.fit_series(samples_frame().assign(pressure=np.cos(np.arange(200) / 6)), epochs=1)
 
 
+def test_a_metric_that_only_rises_in_the_history_is_named_as_a_counter():
+    """A counter (bytes sent so far, errors so far) leaves the range the model learned and
+    scores as anomalous from then on: its rate is what to give. One reset is still a counter."""
+    n = np.arange(200)
+    sent = np.cumsum(100 + n % 7) - 5000 * (n >= 90)  # reset near the middle of the history
+    frame = samples_frame().assign(bytes_total=sent, errors_total=n // 40)
+    with pytest.warns(UserWarning) as said:
+        aemon.fit_series(frame, epochs=1)
+    (line,) = [str(w.message) for w in said if "only rise" in str(w.message)]
+    assert line.startswith("stream '0': bytes_total (up at 131 of 132 steps), errors_total")
+    assert line.endswith("give them as rates (the change per sample)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its rate moves both ways: nothing to say
+        aemon.fit_series(samples_frame().assign(bytes_rate=100.0 + n % 7), epochs=1)
+
+
 def test_a_stream_is_scored_only_with_the_columns_its_model_was_trained_on():
     """A sample's values are taken by position, so a several-metric model refuses columns in
     another order, or too few, in one line instead of scoring the wrong metrics (or a traceback);
