@@ -5,7 +5,8 @@ with ``content-type: application/x-aemon-f32`` and ``stream``/``seq`` headers) a
 into the rows of a preallocated float32 batch, a fetched run of records at a time. Finiteness of
 window rows is checked once per batch (:func:`non_finite_rows`), not per message. ``values`` hold
 JSON numbers only. Sample messages (``{"stream", "ts"?, "value": x}`` or ``"values"`` for several
-channels) are decoded into a small array for the windowing stage.
+channels: an array in the model's order, or an object of values by metric name) are decoded
+into a small array for the windowing stage.
 
 JSON is parsed in C by simdjson, which copies ``values`` straight into a buffer of doubles and
 refuses a string, boolean, null or object among the numbers there; no Python float is made. A
@@ -28,6 +29,7 @@ import orjson
 import simdjson
 
 from aemon.core.times import EARLIEST, LATEST, time_problem
+from aemon.core.wording import listed
 
 # A value beyond float32 becomes inf when copied into a row; that row is then refused as
 # non-finite, so numpy's warning about the cast says nothing new.
@@ -347,6 +349,30 @@ class Sample:
     seq: int | None  # the per-stream sample index, when the producer sends one
     ts: float
     values: np.ndarray  # float32 [channels]
+    names: tuple[str, ...] | None = None  # each value's metric, when sent by name
+
+    def in_order(self, metrics: list[str] | None) -> np.ndarray:
+        """The values in the order of a model's ``metrics`` (its training columns; None where
+        it records none): as sent when sent as an array; by name when sent by name, where a
+        metric the model does not take is left out and one it takes must be there. One value
+        by name serves a one-metric model whatever its name, as one column does offline."""
+        if self.names is None or (len(self.names) == 1 and (metrics is None or len(metrics) == 1)):
+            return self.values  # a one-metric model takes one value whatever its name
+        if metrics is None:
+            raise Invalid(
+                "bad_values",
+                "values by name, but the stream's model records no metric names: send 'values' "
+                "as an array, in the order of its training columns",
+            )
+        at = {name: i for i, name in enumerate(self.names)}
+        missing = [m for m in metrics if m not in at]
+        if missing:
+            raise Invalid(
+                "missing_values",
+                f"no value for {listed([repr(m) for m in missing], 5)} (the stream's model "
+                f"takes {len(metrics)} metrics)",
+            )
+        return self.values[[at[m] for m in metrics]]
 
 
 def decode_sample(value: bytes | None, timestamp_ms: int, limits: Limits) -> Sample:
@@ -367,12 +393,24 @@ def _checked_sample(value: bytes, timestamp_ms: int, limits: Limits) -> Sample:
     raw = doc["values"] if "values" in doc else [doc["value"]] if "value" in doc else None
     if raw is None:
         raise Invalid("missing_values", "no 'value' or 'values'")
+    names = None
+    if isinstance(raw, dict):  # by metric name: {"cpu": 0.5, "mem": 1.2e9}
+        if not raw:
+            raise Invalid("missing_values", "'values' names no metric")
+        names, raw = tuple(raw), list(raw.values())
     out = np.empty(len(raw) if isinstance(raw, list) else 1, dtype=np.float32)
     _fill(out, raw if isinstance(raw, list) else [raw])
-    return _sample(stream, doc.get("seq"), doc.get("ts"), timestamp_ms, out)
+    return _sample(stream, doc.get("seq"), doc.get("ts"), timestamp_ms, out, names)
 
 
-def _sample(stream: str, seq: object, ts: object, timestamp_ms: int, out: np.ndarray) -> Sample:
+def _sample(
+    stream: str,
+    seq: object,
+    ts: object,
+    timestamp_ms: int,
+    out: np.ndarray,
+    names: tuple[str, ...] | None = None,
+) -> Sample:
     if not np.isfinite(out).all():
         raise non_finite()
     return Sample(
@@ -380,6 +418,7 @@ def _sample(stream: str, seq: object, ts: object, timestamp_ms: int, out: np.nda
         None if seq is None else _seq(seq, 0),
         _ts(ts, timestamp_ms / 1000.0),
         out,
+        names,
     )
 
 

@@ -205,9 +205,12 @@ class Intake:
                 if model is None:
                     raise Invalid("no_model", f"no model serves stream {s.stream[:64]!r}")
                 takes = self.models.takes[model]
-                check_length(len(s.values), takes.values)
+                values = s.values
+                if s.names is not None:
+                    values = s.in_order(self.models.detectors[model].meta.recorded_metrics)
+                check_length(len(values), takes.values)
                 clock = clock_values(takes.clock, s.ts)
-                seq = w.push(p, rec.offset, s.stream, s.seq, s.values, row, clock)
+                seq = w.push(p, rec.offset, s.stream, s.seq, values, row, clock)
             except Invalid as bad:
                 self._dead_letter(tp, rec, bad, batch)
                 continue

@@ -213,26 +213,78 @@ def two_channel_csv(path, start: int = 0) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+@pytest.fixture(scope="module")
+def pump(tmp_path_factory):
+    """(models directory, CSV of the rows after training, offline timeline of those rows) of
+    one pump of two metrics, flow and pressure."""
+    root = tmp_path_factory.mktemp("pump")
+    two_channel_csv(root / "history.csv")
+    fitted = aemon.fit_series(
+        root / "history.csv", train_fraction=TRAIN / N, epochs=10, adaptive_window=100
+    )
+    fitted.save(root / "m")
+    two_channel_csv(root / "rest.csv", start=TRAIN)
+    offline = aemon.load(root / "m", device="cpu").timeline(read_samples(root / "rest.csv"))
+    assert any(e["state"] == "open" for e in offline.events)  # the shift opens an event
+    return root / "m", root / "rest.csv", offline
+
+
 async def test_a_stream_of_several_metrics_is_windowed_scored_and_decided_like_offline(
-    bootstrap, tmp_path
+    bootstrap, pump
 ):
     """Multichannel series end to end: the artifact takes [channels, length] windows, offline
     scoring reads it, and the daemon windows samples carrying ``values`` into the same events."""
-    two_channel_csv(tmp_path / "history.csv")
-    fitted = aemon.fit_series(
-        tmp_path / "history.csv", train_fraction=TRAIN / N, epochs=10, adaptive_window=100
-    )
-    fitted.save(tmp_path / "m")
-    det = aemon.load(tmp_path / "m", device="cpu").detector_for("pump")
+    models, rest, offline = pump
+    det = aemon.load(models, device="cpu").detector_for("pump")
     assert det is not None and det.input_shape == (2, 8) and det.meta.window.length == 8
-    two_channel_csv(tmp_path / "rest.csv", start=TRAIN)
-    offline = aemon.load(tmp_path / "m", device="cpu").timeline(read_samples(tmp_path / "rest.csv"))
-    assert any(e["state"] == "open" for e in offline.events)  # the shift opens an event
-    svc, daemon, _ = await streamed(bootstrap, tmp_path / "m", tmp_path / "rest.csv", len(offline))
+    svc, daemon, _ = await streamed(bootstrap, models, rest, len(offline))
     refused = ("wrong_length", "bad_values")
     assert sum(counter(svc, "aemon_invalid_messages_total", reason=r) for r in refused) == 0
     assert same_events(offline.events, daemon) == []
     assert len(daemon) == len(offline.events)
+
+
+async def test_samples_with_their_metrics_by_name_decide_as_offline_in_any_key_order(
+    bootstrap, pump
+):
+    """The same samples sent as ``{"pressure": .., "rpm": .., "flow": ..}`` (another order, and
+    a metric the model does not take) decide exactly as offline scoring of the CSV; a sample
+    without one of the model's metrics is a dead letter naming it."""
+    models, rest, offline = pump
+    samples = read_samples(rest)
+    msgs = [
+        (
+            b"pump",
+            orjson.dumps(
+                {
+                    "stream": "pump",
+                    "seq": i,
+                    "ts": float(samples.ts[i]),
+                    "values": {"pressure": float(p), "rpm": 1450, "flow": float(f)},
+                }
+            ),
+            None,
+        )
+        for i, (f, p) in enumerate(samples.values.astype(np.float32).tolist())
+    ]
+    lacking = orjson.dumps({"stream": "pump", "seq": len(msgs), "values": {"pressure": 1.0}})
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, models, t)) as svc:
+        await produce(bootstrap, t["input_topic"], msgs, total=len(msgs), progress=False)
+        await produce(
+            bootstrap, t["input_topic"], [(b"pump", lacking, None)], total=1, progress=False
+        )
+        await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
+        await until(
+            lambda: counter(svc, "aemon_invalid_messages_total", reason="missing_values") == 1,
+            30,
+            "the sample without flow dead-lettered",
+        )
+    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
+    assert same_events(offline.events, daemon) == [] and len(daemon) == len(offline.events)
+    (dead,) = await read_all(bootstrap, t["dlq_topic"])
+    assert b"no value for 'flow'" in dict(dead.headers)["error"]
 
 
 async def streamed(bootstrap, models, rest, windows: int):

@@ -160,6 +160,29 @@ def test_samples_take_value_or_values():
     assert sample(b'{"stream": "t", "ts": 1767225600.5, "value": 1}', 0, 1).ts == (1767225600.5)
 
 
+def test_a_sample_s_values_by_name_are_taken_in_its_model_s_order():
+    """A producer that sends metrics by name (as most do, from a map) cannot send them in the
+    wrong order: each goes where the model's training column of that name went; a metric the
+    model does not take is left out, one it takes must be there."""
+    s = decode_sample(b'{"stream": "m", "values": {"mem": 2e9, "cpu": 0.5, "disk": 7}}', 0, LIM)
+    assert s.names == ("mem", "cpu", "disk")
+    assert s.in_order(["cpu", "mem"]).tolist() == [0.5, 2e9]
+    with pytest.raises(Invalid, match=r"^missing_values: no value for 'net' \(the stream's model"):
+        s.in_order(["cpu", "net"])
+    with pytest.raises(Invalid, match=r"^bad_values: values by name, but the stream's model"):
+        s.in_order(None)
+    one = decode_sample(b'{"stream": "m", "values": {"load": 3}}', 0, LIM)
+    assert one.in_order(["value"]).tolist() == [3.0]  # one metric, whatever its name
+    for body, reason in (
+        (b'{"stream": "m", "values": {}}', "missing_values"),
+        (b'{"stream": "m", "values": {"cpu": "0.5"}}', "bad_values"),
+        (b'{"stream": "m", "values": {"cpu": null, "mem": 1}}', "bad_values"),
+        (b'{"stream": "m", "values": {"cpu": 1e39, "mem": 1}}', "non_finite"),
+    ):
+        with pytest.raises(Invalid, match=f"^{reason}"):
+            decode_sample(body, 0, LIM)
+
+
 @pytest.mark.parametrize(
     "body, reason",
     [
