@@ -5,7 +5,6 @@ and verdict, and the anomaly events of each stream, decided exactly as the daemo
 from __future__ import annotations
 
 import csv
-import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from aemon.core.events import Decider, Rule, event_record
 from aemon.core.learner import learned_scores
 from aemon.core.times import iso
 from aemon.core.windowing import window_index
-from aemon.core.wording import listed
+from aemon.core.wording import counted, listed
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
 
@@ -84,7 +83,8 @@ def score_samples(
     samples: Samples, route: Callable[[str], Detector | None], where: str = "this SeriesDetector"
 ) -> Timeline:
     """Score every stream of ``samples`` with the detector ``route`` gives it (none: skipped,
-    with one line on stderr naming ``where`` the models are; none for any stream: DataError)."""
+    with one warning naming them and ``where`` the models are; none for any stream:
+    DataError)."""
     out = Timeline()
     for stream in samples.streams():
         det = route(stream)
@@ -130,8 +130,14 @@ def score_samples(
         names = ", ".join(repr(s) for s in out.skipped[:5]) + (", ..." * (len(out.skipped) > 5))
         hint = " (samples without a 'stream' column are one stream, '0')" if names == "'0'" else ""
         raise DataError(f"no stream of the samples has a model in {where}: {names}{hint}")
-    for stream in out.skipped:
-        print(f"aemon: stream {stream!r} has no model in {where}; not scored", file=sys.stderr)
+    if out.skipped:
+        many = len(out.skipped) > 1
+        warnings.warn(
+            f"{counted(len(out.skipped), 'stream')} of the samples "
+            f"{'have' if many else 'has'} no model in {where} and {'are' if many else 'is'} not "
+            f"scored: {listed([repr(s) for s in out.skipped])}",
+            stacklevel=2,
+        )
     return out
 
 

@@ -436,6 +436,18 @@ def test_series_thresholds_per_stream_and_for_a_target_rate(tmp_path):
         series.set_false_alarms_per_day(0)
 
 
+def test_streams_without_a_model_are_named_in_one_warning_and_the_rest_scored():
+    series = aemon.fit_series(samples_frame().assign(stream="a"), epochs=1, members=1)
+    strangers = [samples_frame().assign(stream=f"new-{k}") for k in range(8)]
+    both = pd.concat([samples_frame().assign(stream="a"), *strangers])
+    with pytest.warns(UserWarning) as said:
+        windows = series.score(both)
+    (line,) = [str(w.message) for w in said if "no model" in str(w.message)]
+    assert line.startswith("8 streams of the samples have no model in this SeriesDetector and")
+    assert line.endswith("'new-4', 'new-5', and 2 more")
+    assert set(windows.stream) == {"a"}
+
+
 def test_one_detector_for_any_stream_serves_streams_it_never_saw(tmp_path):
     rng = np.random.default_rng(1)
     t = np.arange(400)
