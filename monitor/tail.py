@@ -52,6 +52,19 @@ async def records(
         await c.stop()
 
 
+def stream_of(key: bytes | None, value: bytes | None) -> str | None:
+    """The stream a record is about: its key (the daemon keys what it publishes by stream, and a
+    dead letter keeps its input's key), else its JSON value's ``stream``."""
+    if key:
+        return key.decode(errors="replace")
+    try:
+        doc = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    stream = doc.get("stream") if isinstance(doc, dict) else None
+    return stream if isinstance(stream, str) else None
+
+
 def headers_of(headers: list | tuple | None) -> dict[str, str]:
     """A record's headers as text."""
     return {k: v.decode(errors="replace") for k, v in headers or ()}

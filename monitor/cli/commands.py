@@ -270,6 +270,8 @@ def tail(args: argparse.Namespace) -> int:
         async for r in reader.records(
             args.bootstrap_servers, args.topic, follow=args.follow, stop=stop
         ):
+            if args.stream and reader.stream_of(r.key, r.value) not in args.stream:
+                continue
             count += 1
             if args.json:
                 heads = reader.headers_of(r.headers)
@@ -285,7 +287,8 @@ def tail(args: argparse.Namespace) -> int:
 
     count = run_async(run())
     if not args.json:
-        print(f"{count} records of {args.topic}", file=sys.stderr)
+        of = f"of stream {', '.join(map(repr, args.stream))} in" if args.stream else "of"
+        print(f"{count} records {of} {args.topic}", file=sys.stderr)
     return 0
 
 

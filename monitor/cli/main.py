@@ -129,7 +129,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "resolved), window score or dead letter; --follow goes on as new ones arrive (Ctrl-C "
         "stops). --json prints each record as one JSON object (partition, offset, value, "
         "headers).",
-        example=["aemon tail", "aemon tail aemon.dlq --follow", "aemon tail aemon.scores --json"],
+        example=[
+            "aemon tail",
+            "aemon tail --stream pump-1 --follow",
+            "aemon tail aemon.dlq --follow",
+            "aemon tail aemon.scores --json",
+        ],
     )
     tail.add_argument(
         "topic", nargs="?", default="aemon.alerts", help="topic to read (default: aemon.alerts)"
@@ -138,6 +143,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--bootstrap-servers", type=servers, default="127.0.0.1:9092", help="Kafka brokers"
     )
     tail.add_argument("--follow", action="store_true", help="go on as new records arrive")
+    tail.add_argument(
+        "--stream",
+        action="append",
+        metavar="NAME",
+        help="only the records of this stream (repeatable; default: every stream)",
+    )
     tail.add_argument("--json", action="store_true", help="one JSON object per record")
 
     br = command(

@@ -69,6 +69,9 @@ async def test_tail_prints_one_readable_line_per_record_and_json_on_request(boot
         alerts.alert_id("v1", "pump-1", 42)
     }
     assert [d["headers"]["reason"] for d in docs if "reason" in d["headers"]] == ["not_json"]
+    run = subprocess.run([*argv, "--stream", "pump-1"], capture_output=True, text=True, timeout=60)
+    assert sorted(ln.split()[0] for ln in run.stdout.splitlines()) == ["ALERT", "EVENT", "SCORE"]
+    assert run.stderr.strip() == f"3 records of stream 'pump-1' in {t['alerts_topic']}"
 
 
 async def test_tail_follow_prints_records_as_they_arrive_and_stops_on_sigterm(bootstrap):

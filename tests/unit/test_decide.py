@@ -9,6 +9,7 @@ import pytest
 
 from aemon.core.events import Decider, Rule, event_id, event_record
 from aemon.tail import line as tail_line
+from aemon.tail import stream_of
 
 
 def run(rule: Rule, scores, stream="s"):
@@ -221,3 +222,10 @@ def test_an_event_names_the_metrics_that_moved_as_it_opened():
     one = Decider(rule, "single")
     one.push(0, 0.0, 3.0)
     assert "top_metrics" not in event_record(one.event, det, "open")  # type: ignore[arg-type]
+
+
+def test_a_record_s_stream_is_its_key_else_its_json_stream():
+    """What ``aemon tail --stream`` filters on: the key the daemon sets, else the payload's."""
+    assert stream_of(b"pump-1", b"not json") == "pump-1"
+    assert stream_of(None, b'{"stream": "pump-2", "seq": 1}') == "pump-2"
+    assert stream_of(None, b"not json") is None and stream_of(None, b"[1]") is None
