@@ -40,6 +40,7 @@ class Decided:
     opened: int = 0
     resolved: int = 0
     warmup: int = 0
+    off_step: int = 0  # streams first found at another step than their model's
 
 
 @dataclass
@@ -161,6 +162,7 @@ class Decisions:
             v = st.decider.push(seq, ts, scores[i], per)
             if st.cadence is not None and (problem := st.cadence.push(seq, ts)):
                 log.warning(problem)
+                d.off_step += 1
             if st.first and idx - st.first < self.models.warmup(m):
                 d.warmup += 1
                 continue

@@ -136,6 +136,12 @@ class Metrics:
             "Sample streams met on a second input partition (messages not keyed by stream).",
             registry=r,
         )
+        self.off_step_streams = Counter(
+            "aemon_off_step_streams",
+            "Sample streams whose samples came more than twice as often or as seldom as their "
+            "model's training samples (each stream counted once).",
+            registry=r,
+        )
         self.warmup_windows = Counter(
             "aemon_warmup_windows",
             "Windows re-read after a restart only to rebuild a stream's decision state.",
@@ -202,6 +208,7 @@ class Metrics:
         self.events_resolved.inc(d.resolved)
         self.events_open.inc(d.opened - d.resolved)
         self.warmup_windows.inc(d.warmup)
+        self.off_step_streams.inc(d.off_step)
         self.batch_size.observe(n)
         self.scoring_duration.observe(d.scored.seconds)
         self.reconstruction_error.observe_many(d.scored.scores)

@@ -152,6 +152,7 @@ async def test_samples_at_a_tenth_of_the_trained_step_are_named_once_per_stream(
         await until(
             lambda: counter(svc, "aemon_windows_scored_total") >= len(offline), 60, "decided"
         )
+        assert counter(svc, "aemon_off_step_streams_total") == len(STREAMS)
     named = [r.getMessage().split("'")[1] for r in caplog.records if wording in r.getMessage()]
     assert sorted(named) == sorted(STREAMS)
 
