@@ -234,6 +234,8 @@ def replay(args: argparse.Namespace) -> int:
     produce = tool("replay").replay
 
     check_topic(args.topic, "--topic")
+    if args.by_name and not args.samples:
+        raise ConfigError("--by-name names a sample's metrics: it needs --samples")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
     n = run_async(
         produce(
@@ -243,6 +245,7 @@ def replay(args: argparse.Namespace) -> int:
             rate=args.rate,
             fmt=args.format,
             samples=args.samples,
+            by_name=args.by_name,
             progress=not args.quiet,
         )
     )

@@ -117,6 +117,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rp.add_argument("--format", choices=["json", "f32"], default="json", help="message format")
     rp.add_argument("--samples", action="store_true", help="rows are samples, not windows")
+    rp.add_argument(
+        "--by-name",
+        action="store_true",
+        help='with --samples: each sample\'s values as an object by metric name ({"cpu": 0.5, '
+        '"mem": 1.2e9}), as a producer writing a map sends them',
+    )
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 

@@ -22,22 +22,26 @@ from aemon.training.datasets.samples import Samples, read_samples
 CHUNK = 5000
 
 
-def sample_messages(samples: Samples):
+def sample_messages(samples: Samples, by_name: bool = False):
     """(key, value, None) for every sample row, in file order: ``stream``, ``seq`` (the CSV's, or
     the count of the stream's samples so far), ``ts`` (epoch seconds) and ``values`` (the
-    metrics its stream has)."""
+    metrics its stream has: an array in column order, or with ``by_name`` an object by column
+    name, as a producer writing a map sends them)."""
     counts: dict[str, int] = {}
     values = samples.values.astype(np.float32)
     streams = samples.stream.tolist()
     if np.isnan(values).any():  # streams of different metrics: each sends its own
         columns = {s: list(c) for s, c in samples.columns().items()}
         rows = [values[i, columns[s]].tolist() for i, s in enumerate(streams)]
+        names = {s: [samples.channels[j] for j in c] for s, c in columns.items()}
     else:
         rows = values.tolist()
+        names = dict.fromkeys(streams, samples.channels)
     for i, stream in enumerate(streams):
         seq = counts.get(stream, 0) if samples.seq is None else int(samples.seq[i])
         counts[stream] = seq + 1
-        doc = {"stream": stream, "seq": seq, "ts": float(samples.ts[i]), "values": rows[i]}
+        row = dict(zip(names[stream], rows[i], strict=True)) if by_name else rows[i]
+        doc = {"stream": stream, "seq": seq, "ts": float(samples.ts[i]), "values": row}
         yield stream.encode(), orjson.dumps(doc), None
 
 
@@ -114,14 +118,15 @@ async def replay(
     rate: float | None = None,
     fmt: str = "json",
     samples: bool = False,
+    by_name: bool = False,
     progress: bool = True,
     security: dict | None = None,
 ) -> int:
-    """Produce every row of ``path`` (windows, or with ``samples`` a sample CSV) to ``topic``
-    (key = stream); returns the count sent."""
+    """Produce every row of ``path`` (windows, or with ``samples`` a sample CSV, its values by
+    name with ``by_name``) to ``topic`` (key = stream); returns the count sent."""
     if samples:
         rows = read_samples(path)
-        msgs = sample_messages(rows)
+        msgs = sample_messages(rows, by_name)
     else:
         rows = read_windows(path)
         msgs = messages(rows, fmt)

@@ -127,6 +127,7 @@ CASES = [
     ([*SERVE, "--broker-wait-s", "1"], "broker"),
     (["replay", "{W}", "--topic", "t", "--bootstrap-servers", DOWN], "127.0.0.1:1"),
     (["replay", "{W}", "--topic", "bad topic!"], "--topic: 'bad topic!' is not a valid topic"),
+    (["replay", "{W}", "--topic", "t", "--by-name"], "--by-name names a sample's metrics"),
     (["broker", "--topic", "t:zero"], "PARTITIONS must be a whole number"),
     (["broker", "--topic", "t:3", "--topic", "t:4"], "--topic t:4: topic 't' is given twice"),
     (["broker", "--storage", "{W}/kept"], "--storage {W}/kept: Not a directory"),

@@ -1,8 +1,10 @@
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
 from aemon.core.errors import DataError
+from aemon.tools.replay import sample_messages
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import read_samples, samples_of
 
@@ -190,3 +192,21 @@ def test_a_seq_that_does_not_count_each_stream_s_samples_is_warned_about(tmp_pat
     )
     assert len(windows_of(read_samples(write(tmp_path, counted)), 8).table) == 36  # 37 less one
     assert not [w for w in recwarn if "does not count" in str(w.message)][1:]
+
+
+def test_replay_sends_each_stream_s_own_metrics_by_name_on_request():
+    """``aemon replay --samples --by-name``: the values as a producer writing a map sends
+    them, each stream with the metrics it has (a file of streams of different metrics)."""
+    frame = pd.DataFrame(
+        {
+            "ts": 1_700_000_000 + 60.0 * np.arange(3),
+            "stream": ["web", "pump", "web"],
+            "cpu": [0.5, np.nan, 0.25],
+            "flow": [np.nan, 3.0, np.nan],
+        }
+    )
+    samples = samples_of(frame)
+    sent = [orjson.loads(v) for _, v, _ in sample_messages(samples, by_name=True)]
+    assert [d["values"] for d in sent] == [{"cpu": 0.5}, {"flow": 3.0}, {"cpu": 0.25}]
+    plain = [orjson.loads(v)["values"] for _, v, _ in sample_messages(samples)]
+    assert plain == [[0.5], [3.0], [0.25]]
