@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from aemon.core.cadence import trained_step
 from aemon.core.catalog import ANY, catalog
 from aemon.core.detector import Detector
 from aemon.core.errors import ConfigError, DataError
@@ -182,9 +183,10 @@ class SeriesDetector:
 
     def summary(self) -> pd.DataFrame:
         """One row per stream: its model version, threshold, the false alarms a day its
-        calibration expects, what its clock channels hold (``time_of_day``, ``blank`` or None),
-        the autoencoders its score averages, windows fitted and calibrating, and seconds of
-        fitting."""
+        calibration expects, the seconds between the samples it was trained on (what it expects
+        of its stream: see :mod:`aemon.core.cadence`), what its clock channels hold
+        (``time_of_day``, ``blank`` or None), the autoencoders its score averages, windows fitted
+        and calibrating, and seconds of fitting."""
         rows = []
         for stream, det in self.detectors.items():
             meta, training = det.meta, det.meta.training
@@ -196,6 +198,7 @@ class SeriesDetector:
                     "expected_false_alarms_per_day": meta.doc["threshold"].get(
                         "expected_false_alarms_per_day"
                     ),
+                    "sample_step_seconds": trained_step(meta),
                     "clock": meta.clock,
                     "members": meta.members,
                     "windows_fitted": training.get("windows_fitted"),

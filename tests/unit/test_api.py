@@ -411,6 +411,7 @@ def test_series_predict_evaluate_and_summary_in_python():
         table.loc["0", "windows_fitted"] > 0
         and table.loc["0", "expected_false_alarms_per_day"] >= 0
         and table.loc["0", "members"] == 3
+        and table.loc["0", "sample_step_seconds"] == 60.0  # the frame's samples, a minute apart
     )
     with pytest.raises(aemon.DataError, match="label"):
         series.evaluate(frame)
