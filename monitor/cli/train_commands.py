@@ -16,6 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from aemon.cli.toolkit import learning_of
 from aemon.core.artifact import META_FILE, read_meta
+from aemon.core.cadence import spoken, trained_step
 from aemon.core.catalog import catalog, check_one_daemon
 from aemon.core.detector import Detector
 from aemon.core.device import pick_device
@@ -195,6 +196,7 @@ def train_series(args: argparse.Namespace) -> int:
             "members": det.meta.members,
             "clock": det.meta.clock,
             "daily_profile": det.meta.profile is not None,
+            "sample_step_seconds": trained_step(det.meta),
             "learning": None if det.learning is None else det.learning.to_dict(),
             "artifact": str(where),
         }
@@ -210,6 +212,8 @@ def train_series(args: argparse.Namespace) -> int:
                 seen = f", {summary['members']} autoencoders averaged{seen}"
             if summary["learning"]:
                 seen += ", keeps learning every {every:,} windows".format(**summary["learning"])
+            step = summary["sample_step_seconds"]
+            seen = f", samples {spoken(step)} apart{seen}" if step else seen
             print(
                 f"{stream or 'any stream'}: threshold {summary['threshold']:.4g}{seen} -> "
                 f"{summary['artifact']}",

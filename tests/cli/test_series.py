@@ -217,9 +217,11 @@ def test_the_training_summary_says_which_streams_see_the_time_of_day(tmp_path, c
     seen = ", 3 autoencoders averaged, sees the time of day and its daily profile"
     assert "a: threshold" in err and f"{seen}{learns}" in err
     assert f", 3 autoencoders averaged, blank clock (history under a day){learns}" in err
+    assert ", samples 10 min apart, 3 autoencoders" in err  # what each stream must keep
     assert main([*argv, "--epochs", "1", "--time-of-day", "off", "--json", "--quiet"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {s: v["clock"] for s, v in doc["streams"].items()} == {"a": None, "b": None}
+    assert {s: v["sample_step_seconds"] for s, v in doc["streams"].items()} == {"a": 600, "b": 60}
     assert {s: v["members"] for s, v in doc["streams"].items()} == {"a": 3, "b": 3}
     assert main([*argv, "--epochs", "1", "--members", "1"]) == 0
     err = capsys.readouterr().err
