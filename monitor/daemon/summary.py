@@ -25,7 +25,13 @@ class Summary:
         get = self.metrics.registry.get_sample_value
         out = {
             name: get(f"aemon_{name}_total") or 0.0
-            for name in ("windows_scored", "anomalies", "alerts_published", "sample_gaps")
+            for name in (
+                "windows_scored",
+                "anomalies",
+                "alerts_published",
+                "sample_gaps",
+                "off_step_streams",
+            )
         }
         for sample in self.metrics.invalid.collect()[0].samples:
             if sample.name.endswith("_total"):
@@ -41,12 +47,13 @@ class Summary:
         lag = sum(s.value for s in self.metrics.consumer_lag.collect()[0].samples)
         models = listed([f"{d.name} {d.version}" for d in detectors], most=3)
         dead_text = ", ".join(f"{r} {n}" for r, n in sorted(dead.items())) or "none"
-        gaps = int(delta["sample_gaps"])
+        gaps, off = int(delta["sample_gaps"]), int(delta["off_step_streams"])
         return (
             f"last {seconds:.0f} s: {delta['windows_scored'] / seconds:.1f} windows/s, "
             f"{int(delta['windows_scored'])} decided, {int(delta['anomalies'])} anomalous, "
             f"{int(delta['alerts_published'])} alerts, dead letters: {dead_text}; "
             + (f"{gaps} jumps in sample streams' seq; " if gaps else "")
+            + (f"{off} streams found at another step than their model's; " if off else "")
             + f"lag {int(lag)}; models {models}"
         )
 

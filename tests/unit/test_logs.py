@@ -91,3 +91,7 @@ def test_the_summary_line_reports_the_interval():
     now[0] = 120.0
     line = summary.line([Det()])  # type: ignore[list-item]
     assert "0.0 windows/s" in line and "dead letters: none; 7 jumps in sample streams' seq;" in line
+    m.off_step_streams.inc(2)
+    now[0] = 180.0
+    line = summary.line([Det()])  # type: ignore[list-item]
+    assert "dead letters: none; 2 streams found at another step than their model's; lag" in line
