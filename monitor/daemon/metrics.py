@@ -189,7 +189,10 @@ class Metrics:
         for reason in ("topic_missing", "offsets_lost", "past_end"):
             self.log_lost.labels(reason)
         self.model_reload_failures = Counter(
-            "aemon_model_reload_failures", "New artifacts refused (the old model kept).", registry=r
+            "aemon_model_reload_failures",
+            "Changed artifacts refused (the old model kept), and artifacts added to the models "
+            "directory that wait for a restart.",
+            registry=r,
         )
         self.ready = Gauge("aemon_ready", "1 while /readyz answers 200.", registry=r)
         self.assigned = Gauge(

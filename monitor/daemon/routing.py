@@ -3,7 +3,8 @@
 Each stream is routed to its own model (or to the catch-all one); a stream without a model is
 refused with the reason ``no_model``. Every artifact is watched on its own: a changed
 ``detector.json`` reloads that model only, and a bad new artifact is refused while the old one
-keeps scoring.
+keeps scoring. An artifact put into the directory later is taken in between batches when the
+running daemon can serve it as it runs (:meth:`Models.load_new`); else it waits for a restart.
 """
 
 from __future__ import annotations
@@ -59,25 +60,32 @@ class Models:
     route: dict[str, int] = field(default_factory=dict)
     stamps: list[int] = field(default_factory=list)
     takes: list[Takes] = field(default_factory=list)
-    _told: set[Path] = field(default_factory=set)  # artifacts added since start, said so
+    row_shape: tuple[int, ...] = field(init=False, default=())  # a batch row, fixed at start
+    _refused: dict[Path, int] = field(init=False, default_factory=dict)  # added, not served
 
     def __post_init__(self) -> None:
         for stream, path in catalog(self.root).items():
-            self.route[stream] = len(self.detectors)
-            self.paths.append(path)
-            self.stamps.append(_stamp(path))
-            det = Detector.load(path, device=self.device, amp=self.amp)
-            self.detectors.append(det)
-            self.rules.append(Rule.from_meta(det.meta))
-            self.takes.append(Takes.of(det))
+            self.add(stream, path, Detector.load(path, device=self.device, amp=self.amp))
         check_one_daemon([d.meta for d in self.detectors])
+        self.row_shape = self._row_shape()
+
+    def add(self, stream: str, path: Path, det: Detector) -> int:
+        """Serve ``det`` (the artifact at ``path``) for ``stream`` from now on; its index. The
+        route comes last: the intake sends the stream's samples to it only once all is there."""
+        i = len(self.detectors)
+        self.paths.append(path)
+        self.stamps.append(_stamp(path))
+        self.detectors.append(det)
+        self.rules.append(Rule.from_meta(det.meta))
+        self.takes.append(Takes.of(det))
+        self.route[stream] = i
+        return i
 
     @property
     def first(self) -> Detector:
         return self.detectors[0]
 
-    @property
-    def row_shape(self) -> tuple[int, ...]:
+    def _row_shape(self) -> tuple[int, ...]:
         """A batch row: the input shape every model takes; flat, as long as the largest window,
         where series models differ (each row's window fills its start: ``batching.as_windows``)."""
         shapes = {det.input_shape for det in self.detectors}
@@ -137,19 +145,76 @@ class Models:
         i = self.route.get(stream)
         return self.route.get(ANY) if i is None else i
 
-    def unserved(self) -> list[Path]:
-        """Artifacts put into the models directory since start, each returned once: the
-        directory is read at start, so they wait for a restart (their streams' samples are
-        dead-lettered ``no_model`` meanwhile)."""
+    def unserved(self, again: bool = False) -> list[Path]:
+        """Artifacts put into the models directory since start and not served: new ones, and
+        ones refused before that have changed since (or all of those, ``again``); their streams'
+        samples are dead-lettered ``no_model`` meanwhile."""
         root = Path(self.root)
         if (root / META_FILE).is_file():
             return []
-        known = {*self.paths, *self._told}
+        known = set(self.paths)
         with contextlib.suppress(OSError):
-            found = [p for p in artifacts_in(root) if p not in known]
-            self._told.update(found)
-            return found
+            return [
+                p
+                for p in artifacts_in(root)
+                if p not in known and (again or self._refused.get(p) != _stamp(p))
+            ]
         return []
+
+    def load_new(
+        self, paths: list[Path], wide: int
+    ) -> tuple[list[tuple[str, Path, Detector]], int]:
+        """Load artifacts ``paths`` added since start (blocking: call in a worker thread): those
+        the running daemon can serve as it runs, each with its stream, for :meth:`add`; each
+        other one is logged, counted and left until it changes (a restart serves it).
+        ``wide``: the most metrics a batch row's errors hold (the scorer's)."""
+        taken: list[tuple[str, Path, Detector]] = []
+        refused = 0
+        for path in paths:
+            self._refused[path] = _stamp(path)
+            try:
+                det = Detector.load(path, device=self.device, amp=self.amp)
+                stream = det.meta.stream or ANY
+                self._fits(det, stream, wide, {s for s, _, _ in taken})
+            except Exception as exc:  # a bad new artifact must not stop a running monitor
+                log.error("%s is not served until a restart: %s", path, exc)
+                refused += 1
+                continue
+            del self._refused[path]
+            taken.append((stream, path, det))
+        return taken, refused
+
+    def _fits(self, det: Detector, stream: str, wide: int, taking: set[str]) -> None:
+        """ArtifactError unless the running daemon can serve ``det`` for ``stream`` as it runs:
+        beside its models (:func:`check_one_daemon`), in batch rows sized at start, with no
+        more history than a restart re-reads now and learning only where the daemon learns."""
+        meta = det.meta
+        if self.single:
+            raise ArtifactError("the daemon serves one model for every stream")
+        if stream in self.route or stream in taking:
+            served = self.paths[self.route[stream]] if stream in self.route else "another"
+            raise ArtifactError(f"stream {stream!r} is served by {served} already")
+        check_one_daemon([meta, *(d.meta for d in self.detectors)])
+        size, room = int(np.prod(det.input_shape)), int(np.prod(self.row_shape))
+        if size > room:
+            raise ArtifactError(
+                f"its windows hold {size} values, more than the {room} of the batch rows sized "
+                "at start"
+            )
+        if meta.is_series and meta.value_channels > wide:
+            raise ArtifactError(
+                f"it takes {meta.value_channels} metrics, more than the {wide} the batches were "
+                "sized for at start"
+            )
+        learning = det.learning
+        if learning is not None and not self.learning:
+            raise ArtifactError("it keeps learning, and the daemon started with no model that does")
+        history = Rule.from_meta(meta).history + (0 if learning is None else learning.history)
+        if history > self.history:
+            raise ArtifactError(
+                f"its decisions depend on {history:,} windows before them, more than the "
+                f"{self.history:,} a restart re-reads now"
+            )
 
     def changed(self) -> list[int]:
         """Models whose ``detector.json`` changed since loaded."""

@@ -71,6 +71,11 @@ class Scorer:
         self.detectors[i] = detector
         self._score_rows(detector, np.zeros((1, *running), dtype=np.float32), None)
 
+    def add(self, detector: Detector) -> None:
+        """Use ``detector`` as the next model from the next batch on (between batches only)."""
+        self.detectors.append(detector)
+        self._score_rows(detector, np.zeros((1, *detector.input_shape), np.float32), None)
+
     def _staged(self, det: Detector, values: np.ndarray) -> torch.Tensor:
         """Raw rows scaled and on the model's device (through the pinned buffer on CUDA)."""
         x = torch.from_numpy(det.inputs(values))

@@ -61,8 +61,7 @@ def settings(bootstrap: str, model: Path, t: dict[str, str], **extra: object) ->
         metrics_port=0,
         session_timeout_ms=SESSION_MS,
         heartbeat_interval_ms=HEARTBEAT_MS,
-        watch_model=False,
-        **{**own, **extra},
+        **{"watch_model": False, **own, **extra},
     )
 
 

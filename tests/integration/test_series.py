@@ -2,6 +2,7 @@
 events it publishes equal offline scoring's, also across a SIGKILL in the middle of an event."""
 
 import asyncio
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import orjson
 import pytest
 
 import aemon
+from aemon.core.catalog import catalog
 from aemon.tools.benchmark import same_events
 from aemon.tools.replay import produce, replay, sample_messages
 from aemon.training.datasets.samples import read_samples
@@ -122,6 +124,38 @@ async def test_one_daemon_serves_every_stream_and_equals_offline(bootstrap, seri
         d = mine[(offline.stream[i], offline.seq[i])]
         assert d["threshold"] == pytest.approx(offline.threshold[i], rel=1e-6)
         assert d["is_anomaly"] == offline.above[i] and d["p"] == offline.p[i]
+
+
+async def test_a_model_put_into_the_directory_of_a_running_daemon_serves_its_stream(
+    bootstrap, series, tmp_path
+):
+    """A machine added while the daemon runs: its model copied into the models directory is
+    taken in between batches (the model watch), and its stream's events equal offline scoring's,
+    beside the streams served from the start."""
+    models, rest, offline = series
+    root = tmp_path / "m"
+    shutil.copytree(models, root)
+    late = catalog(root)["cpu-a"]
+    shutil.move(late, tmp_path / "later")
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, root, t, watch_model=True)) as svc:
+        assert svc.models.index("cpu-a") is None
+        shutil.copytree(tmp_path / "later", late)
+        stranger = orjson.dumps({"stream": "no-such", "seq": 0, "value": 1.0})
+        deadline = time.monotonic() + 30
+        while svc.models.index("cpu-a") is None:  # the watch looks every 2 s; a batch applies it
+            assert time.monotonic() < deadline, "the model watch never took the model in"
+            await produce(
+                bootstrap, t["input_topic"], [(b"x", stranger, None)], total=1, progress=False
+            )
+            await asyncio.sleep(0.5)
+        await replay(rest, t["input_topic"], bootstrap, samples=True, progress=False)
+        await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
+        assert counter(svc, "aemon_model_reload_failures_total") == 0
+    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
+    assert same_events(offline.events, daemon) == [] and len(daemon) == len(offline.events)
+    assert {e["stream"] for e in daemon} == set(STREAMS)
 
 
 async def test_samples_at_a_tenth_of_the_trained_step_are_named_once_per_stream(

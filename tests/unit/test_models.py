@@ -55,7 +55,7 @@ def test_each_model_reloads_on_its_own_and_a_bad_one_keeps_running(models, tmp_p
 
 
 def test_a_catch_all_artifact_serves_every_stream(models, tmp_path):
-    one = next(p for p in models.iterdir() if p.is_dir())
+    one = shutil.copytree(next(p for p in models.iterdir() if p.is_dir()), tmp_path / "one")
     meta = json.loads((one / "detector.json").read_text())
     del meta["stream"]
     (one / "detector.json").write_text(json.dumps(meta))
@@ -111,13 +111,61 @@ def test_series_models_of_several_widths_share_one_daemon(tmp_path):
         Models(str(tmp_path / "m"), device="cpu")
 
 
-def test_an_artifact_added_after_start_is_named_once_as_waiting_for_a_restart(models, tmp_path):
+def test_an_artifact_added_after_start_is_taken_in_when_it_fits(models, tmp_path):
+    """A stream's model copied into the directory of a running daemon: listed once it has its
+    detector.json, loaded and served from then on (the route comes last)."""
+    root = tmp_path / "m"
+    shutil.copytree(models, root)
+    shutil.rmtree(next(p for p in root.iterdir() if "b" in p.name))
+    m = Models(str(root), device="cpu")
+    assert m.index("b") is None and m.unserved() == []
+    (root / "b").mkdir()  # being copied in: no detector.json yet
+    assert m.unserved() == []
+    shutil.copytree(
+        next(p for p in models.iterdir() if "b" in p.name), root / "b", dirs_exist_ok=True
+    )
+    assert m.unserved() == [root / "b"]
+    (taken, refused) = m.load_new(m.unserved(), wide=1)
+    assert refused == 0 and [(s, p) for s, p, _ in taken] == [("b", root / "b")]
+    assert m.index("b") is None  # loading serves nothing yet
+    m.add(*taken[0])
+    assert m.index("b") == 1 and m.rules[1] and m.takes[1] == m.takes[0] and m.unserved() == []
+
+
+def test_an_artifact_the_running_daemon_cannot_serve_waits_for_a_restart(models, tmp_path, caplog):
+    """A model the daemon could only serve after a restart (another window, more metrics than
+    the batch rows were sized for, learning in a daemon that does not learn, a stream served
+    already) is refused once with why, and tried again when it changes."""
     root = tmp_path / "m"
     shutil.copytree(models, root)
     m = Models(str(root), device="cpu")
-    assert m.unserved() == []
-    (root / "c").mkdir()  # being copied in: no detector.json yet
-    assert m.unserved() == []
-    shutil.copytree(m.paths[0], root / "c", dirs_exist_ok=True)
-    assert m.unserved() == [root / "c"] and m.unserved() == []  # said once
-    assert root / "c" not in m.paths and len(m.detectors) == 2  # served after a restart
+    frame = two_streams(30)
+    aemon.fit_series(frame[frame.stream == "b"].assign(stream="w"), epochs=1, length=6).save(
+        tmp_path / "other"
+    )
+    wide = frame[frame.stream == "b"].assign(stream="x", other=lambda f: f.value * 2)
+    aemon.fit_series(wide, epochs=1).save(tmp_path / "other")
+    again = next(p for p in models.iterdir() if "a" in p.name)
+    for name in ("w", "x"):
+        shutil.copytree(tmp_path / "other" / name, root / f"new-{name}")
+    shutil.copytree(again, root / "a-again")
+    assert sorted(p.name for p in m.unserved()) == ["a-again", "new-w", "new-x"]
+    taken, refused = m.load_new(m.unserved(), wide=1)
+    assert taken == [] and refused == 3 and m.unserved() == []  # each said once
+    said = sorted(r.getMessage().split(": ", 1)[1] for r in caplog.records)
+    assert said[0].startswith("its windows hold 32 values, more than the 8 of the batch rows")
+    assert said[1].startswith("models take different windows (") and "6 samples" in said[1]
+    assert said[2].startswith("stream 'a' is served by ")
+    meta = root / "new-w" / "detector.json"
+    os.utime(meta, ns=(5, 5))  # rewritten: tried again
+    assert m.unserved() == [root / "new-w"] and len(m.unserved(again=True)) == 3
+
+
+def test_a_learning_model_is_not_taken_into_a_daemon_that_does_not_learn(tmp_path):
+    csv = samples_csv(tmp_path / "s.csv", n=120, streams=("a", "b"))
+    aemon.fit_series(csv, epochs=1, members=1, learn=False).save(tmp_path / "m")
+    learns = aemon.fit_series(csv, epochs=1, members=1).save(tmp_path / "learns")
+    shutil.rmtree(next(p for p in (tmp_path / "m").iterdir() if p.name == "b"))
+    m = Models(str(tmp_path / "m"), device="cpu")
+    shutil.copytree(learns / "b", tmp_path / "m" / "b")
+    assert m.load_new(m.unserved(), wide=1) == ([], 1) and m.index("b") is None
