@@ -328,8 +328,8 @@ def _warn_constant(stream: str, metrics: list[str], windows: np.ndarray) -> None
 def _warn_rising(stream: str, metrics: list[str], windows: np.ndarray) -> None:
     """Warn that metrics which only rise through a model's fitted windows (a counter such as
     Prometheus's ``*_total``, an uptime) will leave the range the model learned and score as
-    anomalous from then on: their rate is what to give. Falls at under 1% of the steps (a
-    counter reset when its process restarts) still count as only rising."""
+    anomalous from then on: their rate is what to give. Falls at no more than 1% of the steps
+    (a counter reset when its process restarts) still count as only rising."""
     values = windows.reshape(len(windows), -1, windows.shape[-1])[:, : len(metrics), 0]
     steps = np.diff(values.astype(np.float64), axis=0)  # window to window: the stride's step
     if len(steps) < 2:
@@ -344,7 +344,7 @@ def _warn_rising(stream: str, metrics: list[str], windows: np.ndarray) -> None:
         whose = "the any-stream model" if stream == ANY else f"stream {stream!r}"
         one = len(counters) == 1
         warnings.warn(
-            f"{whose}: {', '.join(counters)} only rise{'s' if one else ''} in the fitted "
+            f"{whose}: {listed(counters)} only rise{'s' if one else ''} in the fitted "
             f"history, as a counter does: {'it' if one else 'they'} will leave the range the "
             "model learned and score as anomalous from then on; give "
             f"{'it as a rate' if one else 'them as rates'} (the change per sample)",
