@@ -229,8 +229,8 @@ def _check(s: Settings) -> list[str]:
     for name in ("bootstrap_servers", "input_topic", "alerts_topic", "dlq_topic", "group_id"):
         if not getattr(s, name).strip():
             p.append(f"{name}: must not be empty")
-    if s.bootstrap_servers.strip() and bootstrap_problem(s.bootstrap_servers):
-        p.append(f"bootstrap_servers: {bootstrap_problem(s.bootstrap_servers)}")
+    if s.bootstrap_servers.strip() and (problem := bootstrap_problem(s.bootstrap_servers)):
+        p.append(f"bootstrap_servers: {problem}")
     for name in ("input_topic", "alerts_topic", "dlq_topic", "scores_topic", "learned_topic"):
         value = getattr(s, name)
         if value.strip() and topic_problem(value):
