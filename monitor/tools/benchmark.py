@@ -171,9 +171,6 @@ def say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-SUITES = ("nab", "skab", "asd")
-
-
 def run(
     suite_name: str,
     data: Path,

@@ -53,7 +53,6 @@ from aemon.tools.broker import create_topics
 from aemon.tools.harness import started, until_decided
 from aemon.tools.replay import replay
 
-COUNTS = (1, 100, 1_000, 10_000)
 TOTAL = 200_000  # samples in the throughput phase, split over the streams
 MIN_SAMPLES = 30  # per stream at least (each gives samples - 7 windows)
 LATENCY_RATE = 2_000  # samples/s
