@@ -185,8 +185,9 @@ class SeriesDetector:
         """One row per stream: its model version, threshold, the false alarms a day its
         calibration expects, the seconds between the samples it was trained on (what it expects
         of its stream: see :mod:`aemon.core.cadence`), what its clock channels hold
-        (``time_of_day``, ``blank`` or None), the autoencoders its score averages, windows fitted
-        and calibrating, and seconds of fitting."""
+        (``time_of_day``, ``blank`` or None), its metrics, the autoencoders its score averages,
+        the windows between its learning updates (None: it does not learn), windows fitted and
+        calibrating, seconds of fitting, and when it was written."""
         rows = []
         for stream, det in self.detectors.items():
             meta, training = det.meta, det.meta.training
@@ -200,10 +201,13 @@ class SeriesDetector:
                     ),
                     "sample_step_seconds": trained_step(meta),
                     "clock": meta.clock,
+                    "metrics": meta.metric_names,
                     "members": meta.members,
+                    "learns_every": None if det.learning is None else det.learning.every,
                     "windows_fitted": training.get("windows_fitted"),
                     "windows_calibration": training.get("windows_calibration"),
                     "fit_seconds": training.get("fit_seconds"),
+                    "created_at": meta.doc.get("created_at"),
                 }
             )
         return pd.DataFrame(rows).set_index("stream")

@@ -657,3 +657,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, cuda:N")
     ev.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     ev.add_argument("--threshold", type=THRESHOLD_VALUE, help=THRESHOLD_HELP)
+
+    info = command(
+        sub,
+        "info",
+        "aemon.cli.info_command:info",
+        help="what an artifact or a models directory holds, checked as serve checks it",
+        description="Load MODEL as 'aemon serve --model MODEL' would (every artifact, its weights "
+        "against their checksum, one daemon for all of them) and say what it holds: window "
+        "models their input, threshold, training and evaluation; series models their windows, "
+        "event rule and learning, and per stream the model version, threshold, expected false "
+        "alarms a day, sample step, clock, metrics, autoencoders and training. A problem is one "
+        "line and exit 2, as serve would refuse to start.",
+        example=[
+            "aemon info artifacts/ecg",
+            "aemon info models --stream pump-1 --json",
+        ],
+    )
+    info.add_argument("model", type=Path, help="artifact or models directory")
+    info.add_argument("--stream", help="only the model serving this stream (default: every model)")
+    info.add_argument("--json", action="store_true", help="print one JSON object on stdout")

@@ -30,7 +30,9 @@ def catalog(path: str | Path) -> dict[str, Path]:
     if (root / META_FILE).is_file():
         return {read_meta(root).stream or ANY: root}
     if not root.is_dir():
-        raise ArtifactError(f"{root}: not an artifact or a directory of artifacts")
+        if root.exists():
+            read_meta(root)  # a file: it says which (given detector.json: its directory)
+        raise ArtifactError(f"{root}: no such artifact or models directory")
     found: dict[str, Path] = {}
     for sub in artifacts_in(root):
         stream = read_meta(sub).stream or ANY

@@ -151,6 +151,28 @@ def test_models_trained_apart_into_one_directory_and_what_one_daemon_serves(tmp_
     said = capsys.readouterr()
     assert rc == 0 and sorted(catalog(out)) == ["pump", "web"] and "warning" not in said.err
     assert said.out.strip() == f"1 model in {out} (2 there in all)"
+    assert main(["info", str(out), "--json"]) == 0  # what `aemon info` says of them
+    doc = json.loads(capsys.readouterr().out)
+    rows = {row["stream"]: row for row in doc["streams"]}
+    assert doc["kind"] == "series" and doc["models"] == 2 and sorted(rows) == ["pump", "web"]
+    assert rows["pump"]["metrics"] == ["flow", "pressure"] and rows["web"]["metrics"] == ["value"]
+    assert rows["pump"]["threshold"] == read_meta(catalog(out)["pump"]).threshold
+    assert rows["web"]["sample_step_seconds"] == 60.0 and rows["web"]["learns_every"] == 1000
+    assert doc["windows"] == "by model: 8 samples of 2 metrics; 8 samples of 1 metric"
+    assert main(["info", str(out), "--stream", "pmp"]) == 2
+    hint = f"aemon: error: --stream 'pmp': no model in {out} serves it; did you mean 'pump'?"
+    assert capsys.readouterr().err.strip() == hint
+    assert main(["info", str(out), "--stream", "pump"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert (
+        table[0] == f"{out}: 2 series models, one per stream; `aemon serve --model {out}` "
+        "serves them all"
+    )
+    assert table[-1].split()[:3] == [
+        "pump",
+        rows["pump"]["model_version"],
+        f"{rows['pump']['threshold']:.4g}",
+    ]
     fan = samples_csv(tmp_path / "fan.csv", n=200, streams=("fan",))
     assert train(tmp_path, fan, "--length", "6")[0] == 0
     said = capsys.readouterr()
@@ -161,6 +183,8 @@ def test_models_trained_apart_into_one_directory_and_what_one_daemon_serves(tmp_
     )
     assert f"aemon: warning: {out}: {shapes}" in said.err
     assert main(["serve", "--model", str(out), "--bootstrap-servers", "127.0.0.1:9"]) == 2
+    assert capsys.readouterr().err.strip() == f"aemon: error: {shapes}"
+    assert main(["info", str(out)]) == 2  # info refuses what serve refuses, in the same line
     assert capsys.readouterr().err.strip() == f"aemon: error: {shapes}"
 
 

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+import aemon
 from aemon.cli import main
 from aemon.daemon.routing import Models
 
@@ -323,3 +324,22 @@ def test_windows_of_several_metrics_are_scaled_metric_by_metric(tmp_path, capsys
     assert doc["roc_auc"] > 0.95 and doc["recall"] > 0.5, doc
     scored = run_json(capsys, ["evaluate", "--model", str(out), "--input", str(windows), "--json"])
     assert scored["roc_auc"] > 0.95, scored  # the flat CSV read back into [2, 8] windows
+
+
+def test_info_says_what_an_artifact_holds_and_a_threshold_set_by_hand(trained, capsys, tmp_path):
+    """``aemon info``: the artifact's facts as training wrote them; after a threshold is set by
+    hand (``aemon.load``, ``det.threshold = x``, save), the calibrated one beside it."""
+    model, summary = trained
+    doc = run_json(capsys, ["info", str(model), "--json"])
+    (facts,) = doc["streams"]
+    assert doc["kind"] == "window" and doc["serve"] == f"aemon serve --model {model}"
+    assert facts["threshold"] == facts["calibrated_threshold"] == summary["threshold"]
+    assert facts["model_version"] == summary["model_version"] and facts["input"] == "32 values"
+    assert facts["evaluation"]["roc_auc"] == summary["roc_auc"]
+    det = aemon.load(model)
+    det.threshold = 2 * det.threshold
+    det.save(tmp_path / "raised")
+    assert main(["info", str(tmp_path / "raised")]) == 0
+    said = capsys.readouterr().out
+    assert f"{2 * summary['threshold']:.6g} (set by hand; calibrated" in said
+    assert f"version {det.version}" in said and det.version != summary["model_version"]
