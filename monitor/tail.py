@@ -24,7 +24,8 @@ async def records(
     timeout: float = 20.0,
 ) -> AsyncIterator:
     """Every record of ``topic`` from its start, partition by partition as fetched; up to its
-    end now, or, with ``follow``, on as new ones arrive until ``stop`` is set."""
+    end now, or, with ``follow``, on as new ones arrive until ``stop`` is set. Reading to the
+    end fails when ``timeout`` seconds pass without a record while the end is not reached."""
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         await asyncio.wait_for(c.start(), timeout)
@@ -37,9 +38,12 @@ async def records(
         await c.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout
         while stop is None or not stop.is_set():
-            for recs in (await c.getmany(timeout_ms=200)).values():
+            fetched = await c.getmany(timeout_ms=200)
+            for recs in fetched.values():
                 for r in recs:
                     yield r
+            if fetched:
+                deadline = time.monotonic() + timeout
             if follow:
                 continue
             highs = [c.highwater(tp) for tp in tps]
@@ -47,7 +51,9 @@ async def records(
             if None not in highs and all(p >= h for p, h in zip(positions, highs, strict=True)):
                 return
             if time.monotonic() > deadline:
-                raise AemonError(f"could not read {topic} to its end within {timeout:.0f} s")
+                raise AemonError(
+                    f"could not read {topic} to its end: no record for {timeout:.0f} s"
+                )
     finally:
         await c.stop()
 

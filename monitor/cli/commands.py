@@ -1,5 +1,6 @@
-"""What ``aemon serve``, ``tail``, ``replay``, ``broker``, ``demo``, ``bench``, ``nab``, ``skab``
-and ``asd`` do. The parsers are in :mod:`aemon.cli`; this module is imported only when one runs."""
+"""What ``aemon serve``, ``tail``, ``record``, ``replay``, ``broker``, ``demo``, ``bench``,
+``nab``, ``skab`` and ``asd`` do. The parsers are in :mod:`aemon.cli`; this module is imported
+only when one runs."""
 
 from __future__ import annotations
 
@@ -253,6 +254,63 @@ def replay(args: argparse.Namespace) -> int:
         print(json.dumps({"messages": n, "topic": args.topic}))
     else:
         print(f"sent {n} messages to {args.topic}", file=sys.stderr)
+    return 0
+
+
+def record(args: argparse.Namespace) -> int:
+    import logging
+
+    from tqdm.auto import tqdm
+
+    from aemon import tail as reader
+    from aemon.core.errors import DataError
+    from aemon.core.wording import counted, listed
+    from aemon.daemon.config import check_topic
+    from aemon.recording import Recording
+
+    check_topic(args.topic, "--topic")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
+    recording = Recording()
+    keep = set(args.stream) if args.stream else None
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        read = 0
+        found = reader.records(args.bootstrap_servers, args.topic, follow=args.follow, stop=stop)
+        bar = tqdm(desc="recording", unit=" samples", disable=True if args.quiet else None)
+        async with contextlib.aclosing(found) as messages:
+            async for r in messages:
+                read += 1
+                if recording.add(r.value, r.timestamp, keep):
+                    bar.update()
+                    if recording.samples == args.max_samples:
+                        break
+        bar.close()
+        return read
+
+    read = run_async(run())
+    doc = recording.summary()
+    left_out = ", ".join(f"{reason} {n:,}" for reason, n in sorted(recording.refused.items()))
+    if not recording.samples:
+        which = f" of stream {listed([repr(s) for s in args.stream])}" if args.stream else ""
+        why = f"; left out as the daemon would: {left_out}" if left_out else ""
+        raise DataError(f"{args.topic}: no sample{which} to record in {read:,} messages{why}")
+    recording.write(args.output)
+    if args.json:
+        print(json.dumps({"output": str(args.output), "topic": args.topic, **doc}))
+        return 0
+    streams = recording.streams
+    shown = listed([f"{name} ({counted(len(s.metrics), 'metric')})" for name, s in streams.items()])
+    print(
+        f"recorded {recording.samples:,} samples of {counted(len(streams), 'stream')} from "
+        f"{args.topic}: {shown} -> {args.output}",
+        file=sys.stderr,
+    )
+    if left_out:
+        print(f"left out as the daemon would: {left_out}", file=sys.stderr)
+    print(f"next: aemon train series --input {args.output} --out models", file=sys.stderr)
     return 0
 
 

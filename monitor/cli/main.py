@@ -27,6 +27,7 @@ from aemon.cli.toolkit import (
     members_arg,
     number,
     out_dir,
+    out_file,
     port,
     servers,
 )
@@ -156,6 +157,43 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="only the records of this stream (repeatable; default: every stream)",
     )
     tail.add_argument("--json", action="store_true", help="one JSON object per record")
+
+    rec = command(
+        sub,
+        "record",
+        f"{COMMANDS}:record",
+        help="write a topic of samples as the sample CSV 'train series' takes",
+        description="Read a topic of samples from its start (to its end now, or on as they "
+        "arrive with --follow, until Ctrl-C) and write them as a sample CSV: timestamp "
+        "(epoch seconds), stream, seq and each stream's metrics (by name as sent, else value "
+        "or value0, value1, ...), the history 'aemon train series' trains on. Each message "
+        "is decoded as the daemon decodes it; a stream's first sample fixes its metrics; what "
+        "the daemon would refuse for a model trained on them is left out and counted by the "
+        "dead-letter reason it would get.",
+        example=[
+            "aemon record --topic telemetry --output history.csv",
+            "aemon record --topic telemetry --follow --max-samples 1000000 --output history.csv",
+        ],
+    )
+    rec.add_argument("--topic", required=True, help="topic of samples to read")
+    rec.add_argument("--output", type=out_file, required=True, help="sample CSV to write")
+    rec.add_argument(
+        "--bootstrap-servers", type=servers, default="127.0.0.1:9092", help="Kafka brokers"
+    )
+    rec.add_argument(
+        "--follow", action="store_true", help="go on as new samples arrive (Ctrl-C stops)"
+    )
+    rec.add_argument(
+        "--max-samples", type=at_least(1), help="stop after this many samples (default: no limit)"
+    )
+    rec.add_argument(
+        "--stream",
+        action="append",
+        metavar="NAME",
+        help="only this stream's samples (repeatable; default: every stream)",
+    )
+    rec.add_argument("--quiet", action="store_true", help="no progress bar")
+    rec.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     br = command(
         sub,

@@ -134,6 +134,13 @@ CASES = [
     (["tail", "--bootstrap-servers", DOWN], "cannot read aemon.alerts from 127.0.0.1:1"),
     (["tail", "bad topic!"], "topic: 'bad topic!' is not a valid topic"),
     (
+        ["record", "--topic", "t", "--output", "{OUT}.csv", "--bootstrap-servers", DOWN],
+        "127.0.0.1:1",
+    ),
+    (["record", "--topic", "bad topic!", "--output", "{OUT}.csv"], "--topic: 'bad topic!' is not"),
+    (["record", "--topic", "t", "--output", "{DIR}"], "--output: "),
+    (["record", "--topic", "t", "--output", "{OUT}.csv", "--max-samples", "0"], "must be >= 1"),
+    (
         ["replay", "{W}", "--topic", "t", "--bootstrap-servers", "kafka:abc"],
         "--bootstrap-servers: 'kafka:abc': the port must be a number from 1 to 65535",
     ),

@@ -1,0 +1,122 @@
+"""A topic of samples recorded as the sample CSV ``aemon train series`` takes: the history a
+stream's model trains on, read from the topic the daemon will serve.
+
+Each message is decoded as the daemon decodes it (:func:`aemon.daemon.codec.decode_sample`), and
+a stream's first sample fixes its metrics, as the model trained on them will: later samples are
+taken as the daemon would take them for that model (by name, extra metrics left out; by
+position, the same count) or left out and counted under the daemon's dead-letter reason. Each
+sample's ``seq`` is the one the daemon windows it at (its own, else the next of its stream), so
+that a jump is a gap offline as in the daemon, and a repeat is left out as ``late_sample``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from aemon.core.errors import DataError
+from aemon.core.table import TIME_COLUMNS
+from aemon.daemon.codec import Invalid, Limits, check_length, decode_sample
+from aemon.training.datasets.samples import ID_COLUMNS
+
+
+@dataclass
+class _Stream:
+    metrics: list[str]  # the CSV columns of its values, fixed by its first sample
+    by_name: bool  # its first sample's values came by metric name
+    next_seq: int = 0
+    ts: list[float] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)  # float32 [metrics] each
+
+
+def positional(width: int) -> list[str]:
+    """Column names for values sent by position: ``value``, or ``value0``, ``value1``, ..."""
+    return ["value"] if width == 1 else [f"value{i}" for i in range(width)]
+
+
+@dataclass
+class Recording:
+    """The samples recorded so far, by stream, and the messages left out, by reason."""
+
+    limits: Limits = field(default_factory=Limits)
+    streams: dict[str, _Stream] = field(default_factory=dict)
+    refused: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def samples(self) -> int:
+        return sum(len(s.ts) for s in self.streams.values())
+
+    def add(self, value: bytes | None, timestamp_ms: int, keep: set[str] | None = None) -> bool:
+        """Record one message (of a stream in ``keep``, when given); False when left out."""
+        try:
+            sample = decode_sample(value, timestamp_ms, self.limits)
+            if keep is not None and sample.stream not in keep:
+                return False
+            s = self.streams.get(sample.stream)
+            if s is None:
+                names = sample.names
+                metrics = list(names) if names is not None else positional(len(sample.values))
+                s = self.streams[sample.stream] = _Stream(metrics, names is not None)
+            if s.by_name:
+                values = sample.in_order(s.metrics)
+            else:
+                check_length(len(sample.values), len(s.metrics))
+                values = sample.values
+            seq = s.next_seq if sample.seq is None else sample.seq
+            if seq < s.next_seq:
+                raise Invalid("late_sample", f"seq {seq} is not after the stream's last")
+        except Invalid as bad:
+            self.refused[bad.reason] += 1
+            return False
+        s.next_seq = seq + 1
+        s.ts.append(sample.ts)
+        s.seq.append(seq)
+        s.values.append(values)
+        return True
+
+    def frame(self) -> pd.DataFrame:
+        """One row per sample, stream after stream, in the order each arrived: ``timestamp``
+        (epoch seconds), ``stream``, ``seq``, then every stream's metrics (a stream's rows leave
+        the others' metric columns empty)."""
+        columns = list(dict.fromkeys(m for s in self.streams.values() for m in s.metrics))
+        taken = [m for m in columns if m in (*TIME_COLUMNS, *ID_COLUMNS)]
+        if taken:
+            who = next(n for n, s in self.streams.items() if taken[0] in s.metrics)
+            raise DataError(
+                f"stream {who!r} sends a metric named {taken[0]!r}, which a sample CSV reads as "
+                "its own column: rename it in the producer"
+            )
+        parts = []
+        for name, s in self.streams.items():
+            part = pd.DataFrame(np.stack(s.values), columns=s.metrics, dtype=np.float32)
+            part.insert(0, "seq", np.asarray(s.seq, dtype=np.int64))
+            part.insert(0, "stream", name)
+            part.insert(0, "timestamp", np.asarray(s.ts, dtype=np.float64))
+            parts.append(part)
+        if not parts:
+            return pd.DataFrame(columns=["timestamp", "stream", "seq", *columns])
+        return pd.concat(parts, ignore_index=True)[["timestamp", "stream", "seq", *columns]]
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.frame().to_csv(path, index=False)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "samples": self.samples,
+            "streams": {
+                name: {
+                    "samples": len(s.ts),
+                    "metrics": s.metrics,
+                    "first_ts": s.ts[0],
+                    "last_ts": s.ts[-1],
+                }
+                for name, s in self.streams.items()
+            },
+            "left_out": dict(sorted(self.refused.items())),
+        }
