@@ -218,12 +218,36 @@ def serve(args: argparse.Namespace) -> int:
     from aemon.api import serve as run_daemon
     from aemon.daemon.config import FIELDS
 
+    if args.check:
+        return _check(args)
     flags = {name: getattr(args, name) for name in FIELDS if name != "model"}
     try:
         run_daemon(args.model, config=args.config, log_level=args.log_level, **flags)
     except StageFailed as exc:
         print(f"aemon: stopped: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """``serve --check``: what start-up would find, one line a part; 2 when it would stop."""
+    import logging
+
+    from aemon.daemon import preflight
+    from aemon.daemon.config import FIELDS, load
+
+    settings = load({name: getattr(args, name) for name in FIELDS}, args.config)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
+    found = run_async(preflight.check(settings))
+    for warning in found.warnings:
+        print(f"aemon: warning: {warning}", file=sys.stderr)
+    for problem in found.problems:
+        print(f"aemon: error: {problem}", file=sys.stderr)
+    if found.problems:
+        return 2
+    print("aemon serve --check: nothing stops the daemon")
+    for part, text in found.found.items():
+        print(f"  {part:<8} {text}")
     return 0
 
 

@@ -18,7 +18,7 @@ from aemon.core.catalog import ANY, describe_windows
 from aemon.core.detector import Detector
 from aemon.core.errors import DataError
 from aemon.core.learning import Learning
-from aemon.core.wording import counted, listed
+from aemon.core.wording import alike, counted, listed
 from aemon.daemon.routing import Models
 from aemon.series_detector import SeriesDetector
 
@@ -48,12 +48,6 @@ def _rule(det: Detector) -> dict[str, Any]:
     rule = det.meta.event_rule
     assert rule is not None  # every series model has one (Models refuses a mix)
     return rule
-
-
-def _shared(values: list[str]) -> str:
-    """One value when every model has it, else each distinct one."""
-    distinct = list(dict.fromkeys(values))
-    return distinct[0] if len(distinct) == 1 else "by model: " + "; ".join(distinct)
 
 
 def _window_model(det: Detector, stream: str) -> dict[str, Any]:
@@ -119,9 +113,9 @@ def _series(models: Models, streams: list[str]) -> dict[str, Any]:
     dets = [models.detectors[models.route[s]] for s in streams]
     table = SeriesDetector(dict(zip(streams, dets, strict=True))).summary()
     return {
-        "windows": _shared([describe_windows(d.meta) for d in dets]),
-        "events": _shared([rule_words(_rule(d)) for d in dets]),
-        "learning": _shared([learning_words(d.learning) for d in dets]),
+        "windows": alike([describe_windows(d.meta) for d in dets]),
+        "events": alike([rule_words(_rule(d)) for d in dets]),
+        "learning": alike([learning_words(d.learning) for d in dets]),
         "streams": [
             {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
             for row in table.reset_index().to_dict(orient="records")

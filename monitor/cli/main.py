@@ -72,6 +72,13 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
             help=f"{config.HELP[name]} [{where}; default: {default}]",
         )
     p.add_argument(
+        "--check",
+        action="store_true",
+        help="instead of serving: check the settings, the models, the metrics port and the "
+        "topics as start-up would, without joining the consumer group or sending anything; "
+        "exit 0 when nothing stops the daemon, 2 when something would",
+    )
+    p.add_argument(
         "--log-level",
         type=str.upper,
         default="INFO",
@@ -93,7 +100,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "variable or a TOML file (--config, keys as below with underscores); flags win over "
         "the environment, the environment over the file. Exit 0 after a clean stop, 1 after "
         "a stage failed, 2 for a start-up problem.",
-        example="aemon serve --model artifacts/ecg --bootstrap-servers kafka:9092",
+        example=[
+            "aemon serve --model artifacts/ecg --bootstrap-servers kafka:9092",
+            "aemon serve --config aemon.toml --check",
+        ],
     )
     _serve_args(serve)
 

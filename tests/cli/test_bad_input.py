@@ -155,6 +155,8 @@ CASES = [
     (["broker", "--port", "{PORT}"], "--port {PORT}: 127.0.0.1:{PORT} is taken"),
     (["broker", "--port", "99999"], "--port: must be a port from 1 to 65535"),
     ([*SERVE, "--metrics-port", "{PORT}"], "{PORT}"),
+    (["serve", "--check", "--model", "{TYPED}", "--bootstrap-servers", DOWN], "threshold.value"),
+    ([*SERVE, "--check", "--metrics-port", "0"], "error: broker 127.0.0.1:1: KafkaConnection"),
     # training flags
     ([*TW, "--lr", "nan"], "--lr: must be a finite number"),
     ([*TW, "--lr", "-1"], "--lr: must be a finite number > 0, got -1"),
