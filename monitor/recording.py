@@ -51,10 +51,16 @@ class Recording:
     def samples(self) -> int:
         return sum(len(s.ts) for s in self.streams.values())
 
-    def add(self, value: bytes | None, timestamp_ms: int, keep: set[str] | None = None) -> bool:
+    def add(
+        self,
+        value: bytes | None,
+        timestamp_ms: int,
+        key: bytes | None = None,
+        keep: set[str] | None = None,
+    ) -> bool:
         """Record one message (of a stream in ``keep``, when given); False when left out."""
         try:
-            sample = decode_sample(value, timestamp_ms, self.limits)
+            sample = decode_sample(value, timestamp_ms, self.limits, key)
             if keep is not None and sample.stream not in keep:
                 return False
             s = self.streams.get(sample.stream)

@@ -307,7 +307,7 @@ def record(args: argparse.Namespace) -> int:
         async with contextlib.aclosing(found) as messages:
             async for r in messages:
                 read += 1
-                if recording.add(r.value, r.timestamp, keep):
+                if recording.add(r.value, r.timestamp, r.key, keep):
                     bar.update()
                     if recording.samples == args.max_samples:
                         break

@@ -6,7 +6,8 @@ into the rows of a preallocated float32 batch, a fetched run of records at a tim
 window rows is checked once per batch (:func:`non_finite_rows`), not per message. ``values`` hold
 JSON numbers only. Sample messages (``{"stream", "ts"?, "value": x}`` or ``"values"`` for several
 channels: an array in the model's order, or an object of values by metric name) are decoded
-into a small array for the windowing stage.
+into a small array for the windowing stage. A message without ``stream`` (or a float32 window
+without its header) is its Kafka key's stream: input is keyed by stream.
 
 JSON is parsed in C by simdjson, which copies ``values`` straight into a buffer of doubles and
 refuses a string, boolean, null or object among the numbers there; no Python float is made. A
@@ -76,6 +77,7 @@ class Record(Protocol):
 
     offset: int
     timestamp: int  # milliseconds
+    key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes]]
 
@@ -90,7 +92,19 @@ class Decoded(NamedTuple):
     refused: list[tuple[Record, Invalid]]
 
 
-def _stream(value: object, limits: Limits) -> str:
+def _stream(value: object, limits: Limits, key: bytes | None = None) -> str:
+    """A message's stream: its ``stream`` (field, or header of a float32 window), else its Kafka
+    key, which the contract sets to the stream (so a producer that keys by stream may leave the
+    field out)."""
+    if value is None:
+        if not key:
+            raise Invalid(
+                "bad_stream", "no 'stream' and no key: give 'stream', or key it by its stream"
+            )
+        try:
+            value = key.decode()
+        except UnicodeDecodeError:
+            raise Invalid("bad_stream", "no 'stream', and the key is not UTF-8 text") from None
     if not isinstance(value, str) or not value:
         raise Invalid("bad_stream", "'stream' must be a non-empty string")
     if len(value) > limits.max_stream_len:
@@ -216,7 +230,7 @@ def decode_windows(records: Iterable[Record], rows: np.ndarray, limits: Limits) 
                 if got is None:  # the checked path says why, or decodes it
                     stream, seq, ts = _checked_window(rec.value or b"", rec, flat[n], limits)
                 else:
-                    stream, seq, ts = _meta(got, rec.offset, rec.timestamp, limits)
+                    stream, seq, ts = _meta(got, rec, limits)
                     parsed_at.append(n)
                     parsed.append(got.numbers)
             else:
@@ -253,15 +267,18 @@ def _f32_meta(
     _check_size(size, limits)
     if size != nbytes:
         raise Invalid("wrong_length", f"{size} bytes; the model takes {nbytes // 4} float32")
+    named = stream_h if stream_h is not None else rec.key  # the header, else the key
     try:
-        stream = names.get(stream_h) if stream_h is not None else None
+        stream = names.get(named) if named is not None else None
         if stream is None:
-            stream = _stream((stream_h or b"").decode(), limits)
-            if stream_h is not None:
-                names[stream_h] = stream
+            stream = _stream(None if stream_h is None else stream_h.decode(), limits, rec.key)
+            if named is not None:
+                names[named] = stream
         seq = rec.offset if seq_h is None else int(seq_h)
     except (UnicodeDecodeError, ValueError):
-        raise Invalid("bad_f32", "headers 'stream' (utf-8) and 'seq' (integer) required") from None
+        raise Invalid(
+            "bad_f32", "header 'stream' (utf-8; else the key) and 'seq' (an integer) required"
+        ) from None
     return stream, _seq(seq, 0)
 
 
@@ -300,9 +317,9 @@ def _parse(
         if type(doc) is not simdjson.Object:
             return None
         names = set(doc.keys())
-        if len(names) != len(doc) or "stream" not in names:
+        if len(names) != len(doc):
             return None
-        stream = doc["stream"]
+        stream = doc["stream"] if "stream" in names else None
         seq = doc["seq"] if "seq" in names else None
         ts = doc["ts"] if "ts" in names else None
         if simdjson.Object in (type(stream), type(seq), type(ts)):
@@ -323,12 +340,13 @@ def _parse(
         doc = numbers = None
 
 
-def _meta(got: _Parsed, offset: int, timestamp_ms: int, limits: Limits) -> tuple[str, int, float]:
-    """A parsed message's stream, seq (else ``offset``) and ts (else the Kafka timestamp)."""
+def _meta(got: _Parsed, rec: Record, limits: Limits) -> tuple[str, int, float]:
+    """A parsed message's stream (else its key), seq (else its offset) and ts (else its
+    timestamp)."""
     return (
-        _stream(got.stream, limits),
-        _seq(got.seq, offset),
-        _ts(got.ts, timestamp_ms / 1000.0),
+        _stream(got.stream, limits, rec.key),
+        _seq(got.seq, rec.offset),
+        _ts(got.ts, rec.timestamp / 1000.0),
     )
 
 
@@ -336,7 +354,7 @@ def _checked_window(
     value: bytes, rec: Record, row: np.ndarray, limits: Limits
 ) -> tuple[str, int, float]:
     doc = _object(value, limits)
-    stream = _stream(doc.get("stream"), limits)
+    stream = _stream(doc.get("stream"), limits, rec.key)
     if "values" not in doc:
         raise Invalid("missing_values", "no 'values' array")
     _fill(row, doc["values"])
@@ -375,21 +393,24 @@ class Sample:
         return self.values[[at[m] for m in metrics]]
 
 
-def decode_sample(value: bytes | None, timestamp_ms: int, limits: Limits) -> Sample:
+def decode_sample(
+    value: bytes | None, timestamp_ms: int, limits: Limits, key: bytes | None = None
+) -> Sample:
     """Decode one sample message: ``value`` (one channel) or ``values`` (several, as many as
-    the message holds: the caller checks them against its stream's model, :func:`check_length`)."""
+    the message holds: the caller checks them against its stream's model, :func:`check_length`);
+    its stream, else its Kafka ``key``."""
     raw = value or b""
     got = _parse(_parser(), raw, limits, None, sample=True)
     if got is None:
-        return _checked_sample(raw, timestamp_ms, limits)
-    stream = _stream(got.stream, limits)
+        return _checked_sample(raw, timestamp_ms, limits, key)
+    stream = _stream(got.stream, limits, key)
     out = np.frombuffer(got.numbers, dtype=np.float64).astype(np.float32)
     return _sample(stream, got.seq, got.ts, timestamp_ms, out)
 
 
-def _checked_sample(value: bytes, timestamp_ms: int, limits: Limits) -> Sample:
+def _checked_sample(value: bytes, timestamp_ms: int, limits: Limits, key: bytes | None) -> Sample:
     doc = _object(value, limits)
-    stream = _stream(doc.get("stream"), limits)
+    stream = _stream(doc.get("stream"), limits, key)
     raw = doc["values"] if "values" in doc else [doc["value"]] if "value" in doc else None
     if raw is None:
         raise Invalid("missing_values", "no 'value' or 'values'")

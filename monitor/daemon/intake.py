@@ -184,6 +184,8 @@ class Intake:
         if stream is None:
             with contextlib.suppress(Exception):
                 stream = orjson.loads(rec.value).get("stream")
+        if stream is None and rec.key:
+            stream = rec.key.decode(errors="replace")
         if not self.models.single and stream is not None and self.models.index(stream) is None:
             return Invalid("no_model", f"no model serves stream {stream[:64]!r}")
         return non_finite()
@@ -200,7 +202,7 @@ class Intake:
         for rec in records:
             row = batch.values[batch.n + len(streams)]
             try:
-                s = decode_sample(rec.value, rec.timestamp, self.limits)
+                s = decode_sample(rec.value, rec.timestamp, self.limits, rec.key)
                 model = self.models.index(s.stream)
                 if model is None:
                     raise Invalid("no_model", f"no model serves stream {s.stream[:64]!r}")

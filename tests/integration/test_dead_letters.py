@@ -29,7 +29,7 @@ def bad_messages(row: np.ndarray) -> list[tuple[str, bytes, list | None]]:
         ("not_json", b'{"stream": "x", "values": [1, 2', None),
         ("not_object", b"[1, 2, 3]", None),
         ("too_large", orjson.dumps({"stream": "x", "values": [0.5] * 20_000}), None),
-        ("bad_stream", orjson.dumps({"values": values}), None),
+        ("bad_stream", orjson.dumps({"stream": "", "values": values}), None),  # (none: the key's)
         ("bad_stream", orjson.dumps({"stream": "s" * 300, "values": values}), None),
         ("missing_values", orjson.dumps({"stream": "x"}), None),
         ("bad_values", orjson.dumps({"stream": "x", "values": ["a"] * 140}), None),

@@ -285,16 +285,17 @@ async def test_samples_with_their_metrics_by_name_decide_as_offline_in_any_key_o
     bootstrap, pump
 ):
     """The same samples sent as ``{"pressure": .., "rpm": .., "flow": ..}`` (another order, and
-    a metric the model does not take) decide exactly as offline scoring of the CSV; a sample
-    without one of the model's metrics is a dead letter naming it."""
+    a metric the model does not take), every other one without ``stream`` (its key says it),
+    decide exactly as offline scoring of the CSV; a sample without one of the model's metrics
+    is a dead letter naming it, and one without ``stream`` or a key is a ``bad_stream`` one."""
     models, rest, offline = pump
     samples = read_samples(rest)
     msgs = [
         (
             b"pump",
             orjson.dumps(
-                {
-                    "stream": "pump",
+                ({"stream": "pump"} if i % 2 else {})
+                | {
                     "seq": i,
                     "ts": float(samples.ts[i]),
                     "values": {"pressure": float(p), "rpm": 1450, "flow": float(f)},
@@ -305,23 +306,26 @@ async def test_samples_with_their_metrics_by_name_decide_as_offline_in_any_key_o
         for i, (f, p) in enumerate(samples.values.astype(np.float32).tolist())
     ]
     lacking = orjson.dumps({"stream": "pump", "seq": len(msgs), "values": {"pressure": 1.0}})
+    nameless = orjson.dumps({"seq": len(msgs), "values": {"pressure": 1.0, "flow": 1.0}})
     t = topics(2)
     await make_topics(bootstrap, t)
     async with running(settings(bootstrap, models, t)) as svc:
         await produce(bootstrap, t["input_topic"], msgs, total=len(msgs), progress=False)
-        await produce(
-            bootstrap, t["input_topic"], [(b"pump", lacking, None)], total=1, progress=False
-        )
+        bad = [(b"pump", lacking, None), (None, nameless, None)]
+        await produce(bootstrap, t["input_topic"], bad, total=2, progress=False)
         await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
         await until(
-            lambda: counter(svc, "aemon_invalid_messages_total", reason="missing_values") == 1,
+            lambda: (
+                counter(svc, "aemon_invalid_messages_total", reason="missing_values") == 1
+                and counter(svc, "aemon_invalid_messages_total", reason="bad_stream") == 1
+            ),
             30,
-            "the sample without flow dead-lettered",
+            "the sample without flow and the one without a stream dead-lettered",
         )
     daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
     assert same_events(offline.events, daemon) == [] and len(daemon) == len(offline.events)
-    (dead,) = await read_all(bootstrap, t["dlq_topic"])
-    assert b"no value for 'flow'" in dict(dead.headers)["error"]
+    errors = sorted(dict(d.headers)["error"] for d in await read_all(bootstrap, t["dlq_topic"]))
+    assert b"no 'stream' and no key" in errors[0] and b"no value for 'flow'" in errors[1]
 
 
 async def streamed(bootstrap, models, rest, windows: int):

@@ -31,15 +31,15 @@ def sample(body: bytes, timestamp_ms: int, channels: int) -> codec.Sample:
     return got
 
 
-def record(value, headers=None, offset=99, timestamp_ms=1_700_000_000_000):
+def record(value, headers=None, offset=99, timestamp_ms=1_700_000_000_000, key=None):
     headers = tuple(headers or ())
-    return ConsumerRecord("t", 0, offset, timestamp_ms, 0, None, value, None, 0, 0, headers)
+    return ConsumerRecord("t", 0, offset, timestamp_ms, 0, key, value, None, 0, 0, headers)
 
 
-def decode(value, headers=None, length=4, timestamp_ms=1_700_000_000_000):
+def decode(value, headers=None, length=4, timestamp_ms=1_700_000_000_000, key=None):
     """One record into a one-row batch: (stream, seq, ts) and the row, or raise its Invalid."""
     rows = np.zeros((1, length), dtype=np.float32)
-    got = decode_windows([record(value, headers, timestamp_ms=timestamp_ms)], rows, LIM)
+    got = decode_windows([record(value, headers, timestamp_ms=timestamp_ms, key=key)], rows, LIM)
     if got.refused:
         raise got.refused[0][1]
     return (got.streams[0], got.seqs[0], got.ts[0]), rows[0]
@@ -229,19 +229,19 @@ def _outcome(call):
 
 
 @settings(max_examples=600, deadline=None)
-@given(_MESSAGES)
-def test_the_parsed_path_decides_what_the_checked_path_decides(doc):
+@given(_MESSAGES, st.sampled_from([None, b"", b"k", b"\xff", b"y" * 17]))
+def test_the_parsed_path_decides_what_the_checked_path_decides(doc, key):
     body = json.dumps(doc).encode()  # big integers, and NaN / Infinity that JSON refuses
     row_checked = np.zeros(4, np.float32)
-    parsed = _outcome(lambda: decode(body))
-    checked = _outcome(lambda: codec._checked_window(body, record(body), row_checked, LIM))
+    parsed = _outcome(lambda: decode(body, key=key))
+    checked = _outcome(lambda: codec._checked_window(body, record(body, key=key), row_checked, LIM))
     if isinstance(parsed, str) or isinstance(checked, str):
         assert parsed == checked
     else:
         assert parsed[0] == checked
         np.testing.assert_array_equal(parsed[1], row_checked)
-    parsed = _outcome(lambda: decode_sample(body, 5_000, LIM))
-    checked = _outcome(lambda: codec._checked_sample(body, 5_000, LIM))
+    parsed = _outcome(lambda: decode_sample(body, 5_000, LIM, key))
+    checked = _outcome(lambda: codec._checked_sample(body, 5_000, LIM, key))
     if isinstance(parsed, str) or isinstance(checked, str):
         assert parsed == checked
     else:
@@ -297,3 +297,24 @@ def test_a_record_timestamp_no_event_could_carry_is_refused(value, headers):
     with pytest.raises(Invalid, match=r"record's timestamp .* not between the years 1 and 5000"):
         decode(value, headers, timestamp_ms=2**62)
     assert decode(value, headers, timestamp_ms=0)[0][2] == 0.0
+
+
+def test_a_message_without_stream_is_its_keys_stream():
+    """The contract keys input by stream: a message without ``stream`` (field, or a float32
+    window's header) takes its key's; a ``stream`` given wins; no key, or one that is not UTF-8
+    text, is bad_stream."""
+    body = b'{"seq": 3, "values": [1, 2, 3, 4]}'
+    assert decode(body, key=b"pump-7")[0] == ("pump-7", 3, 1_700_000_000.0)
+    assert decode(b'{"stream": "a", "values": [1, 2, 3, 4]}', key=b"b")[0][0] == "a"
+    f32 = np.ones(4, "<f4").tobytes()
+    f32_head = [("content-type", codec.F32_CONTENT_TYPE), ("seq", b"5")]
+    assert decode(f32, f32_head, key=b"fan")[0][:2] == ("fan", 5)
+    assert decode_sample(b'{"value": 1.5}', 0, LIM, b"host-1").stream == "host-1"
+    assert decode_sample(b'{"values": {"cpu": 1}}', 0, LIM, b"host-1").stream == "host-1"
+    for key, says in ((None, "no key"), (b"", "no key"), (b"\xff", "not UTF-8")):
+        with pytest.raises(Invalid, match=f"bad_stream: .*{says}"):
+            decode(body, key=key)
+        with pytest.raises(Invalid, match=f"bad_stream: .*{says}"):
+            decode_sample(b'{"value": 1.5}', 0, LIM, key)
+    with pytest.raises(Invalid, match="bad_stream: stream id longer than 16"):
+        decode(body, key=b"k" * 17)
