@@ -1,6 +1,6 @@
-"""What ``aemon serve``, ``tail``, ``record``, ``replay``, ``broker``, ``demo``, ``bench``,
-``nab``, ``skab`` and ``asd`` do. The parsers are in :mod:`aemon.cli`; this module is imported
-only when one runs."""
+"""What ``aemon serve``, ``tail``, ``record``, ``notify``, ``replay``, ``broker``, ``demo``,
+``bench``, ``nab``, ``skab`` and ``asd`` do. The parsers are in :mod:`aemon.cli`; this module
+is imported only when one runs."""
 
 from __future__ import annotations
 
@@ -374,6 +374,29 @@ def tail(args: argparse.Namespace) -> int:
     if not args.json:
         of = f"of stream {', '.join(map(repr, args.stream))} in" if args.stream else "of"
         print(f"{count} records {of} {args.topic}", file=sys.stderr)
+    return 0
+
+
+def notify(args: argparse.Namespace) -> int:
+    """Exit 0 after SIGTERM or Ctrl-C, 2 for a start-up problem."""
+    from aemon import notify as forward
+    from aemon.daemon import logs
+    from aemon.daemon.config import load
+
+    flags = {"bootstrap_servers": args.bootstrap_servers, "alerts_topic": args.alerts_topic}
+    settings = load(flags, args.config, models=False)
+    logs.configure(args.log_level, settings.log_format)
+    notifier = forward.Notifier(dict(args.label), args.severity, args.resend_s)
+    group = args.group_id or f"{settings.group_id}-notify"
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        return await forward.run(settings, args.alertmanager, notifier, group, stop)
+
+    sent = run_async(run())
+    print(f"aemon notify: stopped; Alertmanager took {sent} alert(s)", file=sys.stderr)
     return 0
 
 

@@ -22,7 +22,9 @@ from aemon.cli.toolkit import (
     clock_arg,
     command,
     counts,
+    http_url,
     in_file,
+    label,
     learn_args,
     members_arg,
     number,
@@ -46,6 +48,16 @@ def _doc(module: str) -> str:
         ast.parse((Path(__file__).parents[1] / "tools" / f"{module}.py").read_text())
     )
     return (text or "").split("\n", 1)[-1].strip()
+
+
+def log_level_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-level",
+        type=str.upper,
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="log level",
+    )
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -78,13 +90,7 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
         "topics as start-up would, without joining the consumer group or sending anything; "
         "exit 0 when nothing stops the daemon, 2 when something would",
     )
-    p.add_argument(
-        "--log-level",
-        type=str.upper,
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="log level",
-    )
+    log_level_arg(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -204,6 +210,50 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
     rec.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    nt = command(
+        sub,
+        "notify",
+        f"{COMMANDS}:notify",
+        help="send the daemon's events and alerts on to Alertmanager",
+        description="Read the daemon's alerts topic (in a consumer group of its own) and send "
+        "each event to Alertmanager's API as an alert that fires while the event is open and "
+        "resolves when it does (labels alertname=AemonAnomaly, stream, model, event_id, "
+        "severity and --label ones; window alerts: AemonWindowAnomaly per stream), so that "
+        "Alertmanager routes them to a pager or a chat as it routes Prometheus's alerts. Open "
+        "events are sent again every --resend-s. Kafka settings (brokers, topic, security) are "
+        "the daemon's: its --config file and AEMON_* variables, or the flags below. Runs until "
+        "SIGTERM or Ctrl-C.",
+        example=[
+            "aemon notify --alertmanager http://alertmanager:9093 --config /etc/aemon/aemon.toml",
+            "aemon notify --alertmanager http://127.0.0.1:9093 --label team=pumps",
+        ],
+    )
+    nt.add_argument("--alertmanager", type=http_url, required=True, help="Alertmanager's base URL")
+    nt.add_argument("--config", type=in_file, help="the daemon's TOML file of settings")
+    nt.add_argument(
+        "--bootstrap-servers", type=servers, help="Kafka brokers (default: the daemon's)"
+    )
+    nt.add_argument("--alerts-topic", help="topic to read (default: the daemon's, aemon.alerts)")
+    nt.add_argument(
+        "--group-id", help="consumer group (default: the daemon's group id + '-notify')"
+    )
+    nt.add_argument(
+        "--label",
+        action="append",
+        type=label,
+        default=[],
+        metavar="NAME=VALUE",
+        help="a label added to every alert (repeatable; default: none)",
+    )
+    nt.add_argument("--severity", default="warning", help="the alerts' severity label")
+    nt.add_argument(
+        "--resend-s",
+        type=number(1, 3600),
+        default=60.0,
+        help="seconds between sends of the events still open",
+    )
+    log_level_arg(nt)
 
     br = command(
         sub,

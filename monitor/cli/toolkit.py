@@ -130,6 +130,27 @@ THRESHOLD_HELP = (
 )
 
 
+def http_url(text: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host."""
+    scheme, _, rest = text.partition("://")
+    if scheme not in ("http", "https") or not rest.split("/")[0]:
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL, got {text!r}")
+    return text
+
+
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+
+
+def label(text: str) -> tuple[str, str]:
+    """``NAME=VALUE``, NAME a Prometheus label name."""
+    name, eq, value = text.partition("=")
+    if not eq or not LABEL_NAME.fullmatch(name) or name.startswith("__"):
+        raise argparse.ArgumentTypeError(
+            f"must be NAME=VALUE with NAME a label name ([a-zA-Z_][a-zA-Z0-9_]*), got {text!r}"
+        )
+    return name, value
+
+
 def number(low: float, high: float, *, low_open: bool = False, high_open: bool = False):
     """A finite float within [low, high] (ends open where asked)."""
 

@@ -218,11 +218,11 @@ def _coerce(name: str, raw: object, problems: list[str], source: str) -> object:
         return None
 
 
-def _check(s: Settings) -> list[str]:
+def _check(s: Settings, models: bool = True) -> list[str]:
     p: list[str] = []
-    if not s.model:
+    if models and not s.model:
         p.append("model: required (an artifact directory written by 'aemon train')")
-    elif not Path(s.model).is_dir():
+    elif models and not Path(s.model).is_dir():
         inside = Path(s.model).is_file() and (Path(s.model).parent / "detector.json").is_file()
         hint = f": give the artifact's directory ({Path(s.model).parent})" if inside else ""
         p.append(f"model: {s.model} is not a directory{hint}")
@@ -330,8 +330,11 @@ def load(
     flags: dict[str, object] | None = None,
     config_file: str | Path | None = None,
     environ: dict[str, str] | None = None,
+    models: bool = True,
 ) -> Settings:
-    """Merge the sources and validate; raise :class:`ConfigError` listing every problem."""
+    """Merge the sources and validate; raise :class:`ConfigError` listing every problem.
+    ``models``: the settings serve models (the daemon's); False for a tool that only shares the
+    daemon's Kafka settings (``aemon notify``)."""
     environ = os.environ if environ is None else environ
     problems: list[str] = []
     merged: dict[str, object] = {}
@@ -366,7 +369,7 @@ def load(
     if problems:
         raise ConfigError("invalid settings: " + "; ".join(problems))
     settings = dataclasses.replace(Settings(), **merged)
-    problems = _check(settings)
+    problems = _check(settings, models)
     if problems:
         raise ConfigError("invalid settings: " + "; ".join(problems))
     return settings

@@ -133,6 +133,13 @@ CASES = [
     (["broker", "--storage", "{W}/kept"], "--storage {W}/kept: Not a directory"),
     (["tail", "--bootstrap-servers", DOWN], "cannot read aemon.alerts from 127.0.0.1:1"),
     (["tail", "bad topic!"], "topic: 'bad topic!' is not a valid topic"),
+    (["notify", "--alertmanager", "am:9093"], "--alertmanager: must be an http:// or https://"),
+    (["notify", "--alertmanager", "http://am", "--label", "1a=b"], "--label: must be NAME=VALUE"),
+    (["notify", "--alertmanager", "http://am", "--resend-s", "0"], "--resend-s: must be"),
+    (
+        ["notify", "--alertmanager", "http://127.0.0.1:1", "--bootstrap-servers", DOWN],
+        "cannot read aemon.alerts from 127.0.0.1:1",
+    ),
     (
         ["record", "--topic", "t", "--output", "{OUT}.csv", "--bootstrap-servers", DOWN],
         "127.0.0.1:1",

@@ -1,0 +1,56 @@
+"""``aemon notify``'s mapping: alerts topic records -> Alertmanager alerts, and the commit it
+holds while an event is open."""
+
+import orjson
+
+from aemon.daemon import alerts
+from aemon.notify import ENDS_AFTER, Notifier, rfc3339
+
+NOW = 1_700_000_000.0
+
+
+def event(event_id: str, state: str, **more: object) -> bytes:
+    doc = {"event_id": event_id, "state": state, "stream": "s", "start_ts": NOW - 600}
+    return alerts.event_message({**doc, "model": "m", "windows_above": 2, **more})
+
+
+def test_an_open_event_fires_holds_the_commit_and_its_resolution_ends_it():
+    n = Notifier({"team": "pumps"}, "critical", resend_s=30)
+    fired = n.take(0, 5, event("e1", "open", top_metrics=[{"metric": "rpm", "share": 0.5}]), NOW)
+    assert fired is not None and fired["labels"] == {
+        "team": "pumps",
+        "alertname": "AemonAnomaly",
+        "severity": "critical",
+        "stream": "s",
+        "model": "m",
+        "event_id": "e1",
+    }
+    assert fired["startsAt"] == rfc3339(NOW - 600) == "2023-11-14T22:03:20Z"
+    assert fired["endsAt"] == rfc3339(NOW + ENDS_AFTER * 30)
+    assert "moved most: rpm 50%" in fired["annotations"]["description"]
+    assert n.committable(0, 9) == 5 and n.committable(1, 9) == 9  # held at the opening
+    assert [a["endsAt"] for a in n.firing(NOW + 100)] == [rfc3339(NOW + 100 + ENDS_AFTER * 30)]
+    ended = n.take(0, 9, event("e1", "resolved", resolved_ts=NOW + 50), NOW + 100)
+    assert ended is not None and ended["endsAt"] == rfc3339(NOW + 50)
+    assert n.committable(0, 10) == 10 and n.firing(NOW) == []
+
+
+def test_window_alerts_fire_per_stream_and_other_records_are_left_alone():
+    n = Notifier()
+    window = alerts.alert(
+        model="m", model_version="v", stream="b", seq=3, ts=NOW, score=2.0, threshold=1.0, top=[]
+    )
+    fired = n.take(0, 0, window, NOW)
+    assert fired is not None and fired["labels"]["alertname"] == "AemonWindowAnomaly"
+    assert "event_id" not in fired["labels"] and n.committable(0, 1) == 1
+    score = alerts.score_record("b", 4, NOW, 0.1, False, 0.3, 0.4)
+    for record in (b"not json", b"[1]", orjson.dumps({"state": "open"}), score):
+        assert n.take(0, 1, record, NOW) is None
+
+
+def test_partitions_that_move_forget_their_open_events():
+    n = Notifier()
+    n.take(0, 1, event("a", "open"), NOW)
+    n.take(1, 1, event("b", "open"), NOW)
+    n.drop([0])
+    assert [a["labels"]["event_id"] for a in n.firing(NOW)] == ["b"]
