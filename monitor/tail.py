@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
@@ -22,11 +23,13 @@ async def records(
     follow: bool = False,
     stop: asyncio.Event | None = None,
     timeout: float = 20.0,
+    security: dict[str, Any] | None = None,
 ) -> AsyncIterator:
     """Every record of ``topic`` from its start, partition by partition as fetched; up to its
     end now, or, with ``follow``, on as new ones arrive until ``stop`` is set. Reading to the
-    end fails when ``timeout`` seconds pass without a record while the end is not reached."""
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    end fails when ``timeout`` seconds pass without a record while the end is not reached.
+    ``security``: aiokafka's SASL/SSL keywords (``Settings.kafka_security``)."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **(security or {}))
     try:
         await asyncio.wait_for(c.start(), timeout)
     except (TimeoutError, Exception) as exc:

@@ -18,8 +18,17 @@ from types import ModuleType
 from aemon.cli.toolkit import learning_of
 from aemon.core.errors import AemonError, ConfigError
 from aemon.core.learning import Learning
+from aemon.daemon.config import Settings
 from aemon.daemon.event_loop import run_async
 from aemon.daemon.supervisor import StageFailed
+
+
+def daemon_kafka(args: argparse.Namespace, **flags: object) -> Settings:
+    """The daemon's Kafka settings for a command that reads its topics (its ``--config``,
+    ``AEMON_*`` variables, ``--bootstrap-servers`` and ``flags``), models left out."""
+    from aemon.daemon.config import load
+
+    return load({"bootstrap_servers": args.bootstrap_servers, **flags}, args.config, models=False)
 
 
 def tool(name: str) -> ModuleType:
@@ -293,6 +302,7 @@ def record(args: argparse.Namespace) -> int:
     from aemon.recording import Recording
 
     check_topic(args.topic, "--topic")
+    kafka = daemon_kafka(args)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
     recording = Recording()
     keep = set(args.stream) if args.stream else None
@@ -302,7 +312,13 @@ def record(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         read = 0
-        found = reader.records(args.bootstrap_servers, args.topic, follow=args.follow, stop=stop)
+        found = reader.records(
+            kafka.bootstrap_servers,
+            args.topic,
+            follow=args.follow,
+            stop=stop,
+            security=kafka.kafka_security(),
+        )
         bar = tqdm(desc="recording", unit=" samples", disable=True if args.quiet else None)
         async with contextlib.aclosing(found) as messages:
             async for r in messages:
@@ -345,6 +361,7 @@ def tail(args: argparse.Namespace) -> int:
     from aemon.daemon.config import check_topic
 
     check_topic(args.topic, "topic")
+    kafka = daemon_kafka(args)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
 
     async def run() -> int:
@@ -353,7 +370,11 @@ def tail(args: argparse.Namespace) -> int:
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         count = 0
         async for r in reader.records(
-            args.bootstrap_servers, args.topic, follow=args.follow, stop=stop
+            kafka.bootstrap_servers,
+            args.topic,
+            follow=args.follow,
+            stop=stop,
+            security=kafka.kafka_security(),
         ):
             if args.stream and reader.stream_of(r.key, r.value) not in args.stream:
                 continue
@@ -381,10 +402,8 @@ def notify(args: argparse.Namespace) -> int:
     """Exit 0 after SIGTERM or Ctrl-C, 2 for a start-up problem."""
     from aemon import notify as forward
     from aemon.daemon import logs
-    from aemon.daemon.config import load
 
-    flags = {"bootstrap_servers": args.bootstrap_servers, "alerts_topic": args.alerts_topic}
-    settings = load(flags, args.config, models=False)
+    settings = daemon_kafka(args, alerts_topic=args.alerts_topic)
     logs.configure(args.log_level, settings.log_format)
     notifier = forward.Notifier(dict(args.label), args.severity, args.resend_s)
     group = args.group_id or f"{settings.group_id}-notify"

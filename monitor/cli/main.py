@@ -50,6 +50,21 @@ def _doc(module: str) -> str:
     return (text or "").split("\n", 1)[-1].strip()
 
 
+def daemon_kafka_args(p: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--bootstrap-servers`` of a command that reads the daemon's topics:
+    the daemon's Kafka settings (brokers, SASL/SSL) from its TOML file and ``AEMON_*``
+    variables, the flag first."""
+    p.add_argument(
+        "--config", type=in_file, help="the daemon's TOML file of settings (or AEMON_CONFIG)"
+    )
+    p.add_argument(
+        "--bootstrap-servers",
+        type=servers,
+        help="Kafka brokers (default: the daemon's: --config, AEMON_BOOTSTRAP_SERVERS, else "
+        "127.0.0.1:9092)",
+    )
+
+
 def log_level_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log-level",
@@ -162,9 +177,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tail.add_argument(
         "topic", nargs="?", default="aemon.alerts", help="topic to read (default: aemon.alerts)"
     )
-    tail.add_argument(
-        "--bootstrap-servers", type=servers, default="127.0.0.1:9092", help="Kafka brokers"
-    )
+    daemon_kafka_args(tail)
     tail.add_argument("--follow", action="store_true", help="go on as new records arrive")
     tail.add_argument(
         "--stream",
@@ -193,9 +206,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rec.add_argument("--topic", required=True, help="topic of samples to read")
     rec.add_argument("--output", type=out_file, required=True, help="sample CSV to write")
-    rec.add_argument(
-        "--bootstrap-servers", type=servers, default="127.0.0.1:9092", help="Kafka brokers"
-    )
+    daemon_kafka_args(rec)
     rec.add_argument(
         "--follow", action="store_true", help="go on as new samples arrive (Ctrl-C stops)"
     )
@@ -230,10 +241,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ],
     )
     nt.add_argument("--alertmanager", type=http_url, required=True, help="Alertmanager's base URL")
-    nt.add_argument("--config", type=in_file, help="the daemon's TOML file of settings")
-    nt.add_argument(
-        "--bootstrap-servers", type=servers, help="Kafka brokers (default: the daemon's)"
-    )
+    daemon_kafka_args(nt)
     nt.add_argument("--alerts-topic", help="topic to read (default: the daemon's, aemon.alerts)")
     nt.add_argument(
         "--group-id", help="consumer group (default: the daemon's group id + '-notify')"

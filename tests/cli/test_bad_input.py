@@ -42,6 +42,7 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "a-dir").mkdir()
     (root / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
     (root / "bad.toml").write_text("max_batch = [1\n")
+    (root / "down.toml").write_text(f'bootstrap_servers = "{DOWN}"\n')
     (root / "semi.csv").write_text("stream;seq;v0;v1\ns;0;1.0;2.0\n")
     (root / "semi-samples.csv").write_text("timestamp;value\n1700000000;1.0\n")
     (root / "twice.csv").write_text("stream,v,v\ns,1.0,2.0\n")
@@ -85,6 +86,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "DIR": str(root / "a-dir"),
         "BIN": str(root / "binary.csv"),
         "TOML": str(root / "bad.toml"),
+        "DOWNTOML": str(root / "down.toml"),
         "OUT": str(root / "out"),
         "SEMI": str(root / "semi.csv"),
         "RAGGED": str(root / "ragged.csv"),
@@ -133,6 +135,7 @@ CASES = [
     (["broker", "--storage", "{W}/kept"], "--storage {W}/kept: Not a directory"),
     (["tail", "--bootstrap-servers", DOWN], "cannot read aemon.alerts from 127.0.0.1:1"),
     (["tail", "bad topic!"], "topic: 'bad topic!' is not a valid topic"),
+    (["tail", "--config", "{DOWNTOML}"], "cannot read aemon.alerts from 127.0.0.1:1"),  # its broker
     (["notify", "--alertmanager", "am:9093"], "--alertmanager: must be an http:// or https://"),
     (["notify", "--alertmanager", "http://am", "--label", "1a=b"], "--label: must be NAME=VALUE"),
     (["notify", "--alertmanager", "http://am", "--resend-s", "0"], "--resend-s: must be"),
