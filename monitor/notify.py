@@ -28,10 +28,12 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from aemon.core.errors import AemonError
+from aemon.core.errors import AemonError, ConfigError
 from aemon.daemon.config import Settings
 from aemon.daemon.logs import Throttled
+from aemon.daemon.metrics import serve_http
 from aemon.daemon.stopping import STOPPED, pause, unless_stopped
 
 log = logging.getLogger("aemon.notify")
@@ -73,10 +75,17 @@ class Notifier:
             return self._window(doc, now)
         return None
 
-    def firing(self, now: float) -> list[dict]:
-        """Every open event's alert, its end moved ahead (what is sent every ``resend_s``)."""
+    def firing(self, now: float, sent: Iterable[dict] = ()) -> list[dict]:
+        """Every open event's alert, its end moved ahead (what is sent every ``resend_s``),
+        but those of events among ``sent`` (this round's, which say it already)."""
         ends = rfc3339(now + ENDS_AFTER * self.resend_s)
-        return [{**a, "endsAt": ends} for held in self.open.values() for _, a in held.values()]
+        said = {a["labels"].get("event_id") for a in sent}
+        return [
+            {**a, "endsAt": ends}
+            for held in self.open.values()
+            for event, (_, a) in held.items()
+            if event not in said
+        ]
 
     def committable(self, partition: int, next_offset: int) -> int:
         """The offset to commit after ``next_offset - 1``: never past an open event's opening."""
@@ -149,6 +158,34 @@ def post(url: str, alerts: list[dict], timeout: float = 10.0) -> None:
         response.read()
 
 
+class Watched:
+    """What ``aemon notify`` exports (``/metrics``) and answers (``/healthz``: alive;
+    ``/readyz``: reading its topic and Alertmanager taking what it sends)."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.sent = Counter(
+            "aemon_notify_alerts_sent", "Alerts Alertmanager accepted (resends too).", registry=r
+        )
+        self.failures = Counter(
+            "aemon_notify_send_failures", "Sends to Alertmanager that failed.", registry=r
+        )
+        self.open = Gauge("aemon_notify_open_events", "Events open, sent again.", registry=r)
+        self.failed: str | None = None  # never set: a notifier that cannot go on exits
+        self.started = False
+        self.failing: str | None = None  # why the last send failed, until one succeeds
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def alive(self) -> bool:
+        return True
+
+    def problems(self) -> list[str]:
+        out = [] if self.started else ["not reading its topic yet"]
+        return out + ([f"Alertmanager not taking alerts: {self.failing}"] if self.failing else [])
+
+
 class _Moves(ConsumerRebalanceListener):
     def __init__(self, notifier: Notifier) -> None:
         self.notifier = notifier
@@ -160,23 +197,52 @@ class _Moves(ConsumerRebalanceListener):
         self.notifier.drop(tp.partition for tp in assigned)  # read again from the commit
 
 
-async def _deliver(url: str, alerts: list[dict], stop: asyncio.Event, warn: Throttled) -> bool:
+async def _deliver(
+    url: str, alerts: list[dict], stop: asyncio.Event, warn: Throttled, watched: Watched
+) -> bool:
     """Send until Alertmanager accepts (True) or the notifier stops (False)."""
     delay = BACKOFF_S[0]
     while True:
         try:
             await asyncio.to_thread(post, url, alerts)
+            watched.sent.inc(len(alerts))
+            watched.failing = None
             return True
         except Exception as exc:  # unreachable, refused, 4xx/5xx: said, then tried again
+            watched.failures.inc()
+            watched.failing = str(exc)[:200]
             warn.warning(f"Alertmanager at {url} did not take {len(alerts)} alert(s) ({exc})")
         if await pause(delay, stop):
             return False
         delay = min(2 * delay, BACKOFF_S[1])
 
 
-async def run(s: Settings, url: str, notifier: Notifier, group: str, stop: asyncio.Event) -> int:
-    """Forward the alerts topic of ``s`` to Alertmanager at ``url`` until ``stop``; the number
-    of alerts Alertmanager accepted."""
+async def run(
+    s: Settings,
+    url: str,
+    notifier: Notifier,
+    group: str,
+    stop: asyncio.Event,
+    http: tuple[str, int] = ("127.0.0.1", 0),
+) -> int:
+    """Forward the alerts topic of ``s`` to Alertmanager at ``url`` until ``stop``, with its
+    metrics and probes on ``http`` (host, port); the number of alerts Alertmanager accepted."""
+    watched = Watched()
+    try:
+        server = await serve_http(watched, watched, *http)
+    except OSError as exc:
+        where = f"{http[0]}:{http[1]}"
+        raise ConfigError(f"--metrics-port: cannot listen on {where} ({exc.strerror})") from None
+    try:
+        return await _forward(s, url, notifier, group, stop, watched)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _forward(
+    s: Settings, url: str, notifier: Notifier, group: str, stop: asyncio.Event, watched: Watched
+) -> int:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=s.bootstrap_servers,
         group_id=group,
@@ -199,6 +265,7 @@ async def run(s: Settings, url: str, notifier: Notifier, group: str, stop: async
     finally:
         kafka_log.setLevel(level)
     consumer.subscribe([s.alerts_topic], listener=_Moves(notifier))
+    watched.started = True
     warn, sent, resent_at = Throttled(log), 0, 0.0
     log.info("forwarding %s on %s to %s", s.alerts_topic, s.bootstrap_servers, url)
     try:
@@ -216,10 +283,11 @@ async def run(s: Settings, url: str, notifier: Notifier, group: str, stop: async
                 if records:
                     commits[tp] = notifier.committable(tp.partition, records[-1].offset + 1)
             if now - resent_at >= notifier.resend_s:
-                alerts += notifier.firing(now)
+                alerts += notifier.firing(now, alerts)
                 resent_at = now
+            watched.open.set(sum(len(held) for held in notifier.open.values()))
             if alerts:
-                if not await _deliver(url, alerts, stop, warn):
+                if not await _deliver(url, alerts, stop, warn, watched):
                     break  # not accepted: nothing of it is committed
                 sent += len(alerts)
             if commits:

@@ -412,7 +412,8 @@ def notify(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        return await forward.run(settings, args.alertmanager, notifier, group, stop)
+        http = (args.metrics_host, args.metrics_port)
+        return await forward.run(settings, args.alertmanager, notifier, group, stop, http)
 
     sent = run_async(run())
     print(f"aemon notify: stopped; Alertmanager took {sent} alert(s)", file=sys.stderr)

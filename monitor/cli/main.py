@@ -256,6 +256,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     nt.add_argument("--severity", default="warning", help="the alerts' severity label")
     nt.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of /metrics, /healthz and /readyz"
+    )
+    nt.add_argument(
+        "--metrics-port",
+        type=at_least(0),
+        default=9109,
+        help="port of /metrics, /healthz and /readyz (0: any free port)",
+    )
+    nt.add_argument(
         "--resend-s",
         type=number(1, 3600),
         default=60.0,

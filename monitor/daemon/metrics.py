@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -18,7 +18,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from aemon.daemon.codec import REASONS
-from aemon.daemon.health import Health
 
 if TYPE_CHECKING:
     from aemon.daemon.decisions import Decided
@@ -237,8 +236,20 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-async def serve_http(metrics: Metrics, health: Health, host: str, port: int) -> asyncio.Server:
-    """Start the HTTP endpoints; the caller closes the returned server."""
+class Exposed(Protocol):
+    def exposition(self) -> bytes: ...
+
+
+class Probed(Protocol):
+    failed: str | None
+
+    def alive(self) -> bool: ...
+    def problems(self) -> list[str]: ...
+
+
+async def serve_http(metrics: Exposed, health: Probed, host: str, port: int) -> asyncio.Server:
+    """Start the HTTP endpoints (the daemon's, ``aemon notify``'s); the caller closes the
+    returned server."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -88,10 +89,29 @@ def event(event_id: str, state: str, start: float, **more: object) -> tuple[byte
     return b"pump-1", alerts.event_message(doc), None
 
 
-def notifier(bootstrap: str, topic: str, group: str, url: str) -> subprocess.Popen:
+def notifier(bootstrap: str, topic: str, group: str, url: str, port: int) -> subprocess.Popen:
     argv = [AEMON, "notify", "--alertmanager", url, "--bootstrap-servers", bootstrap]
     argv += ["--alerts-topic", topic, "--group-id", group, "--resend-s", "1", "--label", "team=x"]
+    argv += ["--metrics-port", str(port)]
     return subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+
+
+def probe(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def sample(port: int, name: str) -> float:
+    """A series of the notifier's /metrics (0 where absent)."""
+    for line in probe(port, "/metrics")[1].splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return 0.0
 
 
 async def committed(bootstrap: str, group: str, topic: str) -> int | None:
@@ -113,7 +133,8 @@ async def test_events_fire_and_resolve_in_alertmanager_and_survive_a_kill(bootst
     )  # fmt: skip
     first = [event("e1", "open", now - 60), (b"beat-3", window, None)]
     await produce(bootstrap, topic, first, total=2, progress=False)
-    run = notifier(bootstrap, topic, group, alertmanager)
+    port = free_port()
+    run = notifier(bootstrap, topic, group, alertmanager, port)
     try:
         await until(lambda: {"e1", "AemonWindowAnomaly/beat-3"} <= set(active(alertmanager)), 30,
                     "e1 and the window alert firing")  # fmt: skip
@@ -137,11 +158,34 @@ async def test_events_fire_and_resolve_in_alertmanager_and_survive_a_kill(bootst
         run.wait(10)
         await until(lambda: "e2" not in active(alertmanager), 30,
                     "Alertmanager resolving e2 once it is no longer sent")  # fmt: skip
-        run = notifier(bootstrap, topic, group, alertmanager)
+        run = notifier(bootstrap, topic, group, alertmanager, port)
         await until(lambda: "e2" in active(alertmanager), 30, "e2 fired again after the restart")
         assert "e1" not in active(alertmanager)
+        assert probe(port, "/readyz") == (200, "ready\n") and probe(port, "/healthz")[0] == 200
+        assert sample(port, "aemon_notify_open_events") == 1
+        assert sample(port, "aemon_notify_alerts_sent_total") >= 1
+        assert sample(port, "aemon_notify_send_failures_total") == 0
     finally:
         run.send_signal(signal.SIGTERM)
         _, err = run.communicate(timeout=30)
     assert run.returncode == 0, err
     assert "aemon notify: stopped; Alertmanager took" in err.splitlines()[-1]
+
+
+async def test_an_alertmanager_that_takes_nothing_is_counted_and_unready(bootstrap):
+    topic, group = f"alerts-{time.monotonic_ns()}", f"notify-{time.monotonic_ns()}"
+    await create_topics(bootstrap, {topic: 1})
+    await produce(bootstrap, topic, [event("e1", "open", time.time())], total=1, progress=False)
+    port = free_port()
+    run = notifier(bootstrap, topic, group, "http://127.0.0.1:1", port)
+    try:
+        await until(lambda: sample(port, "aemon_notify_send_failures_total") >= 2, 30,
+                    "failed sends counted (and tried again)")  # fmt: skip
+        status, says = probe(port, "/readyz")
+        assert status == 503 and says.startswith("Alertmanager not taking alerts: ")
+        assert sample(port, "aemon_notify_alerts_sent_total") == 0
+    finally:
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=30)
+    assert run.returncode == 0, err
+    assert "Alertmanager at http://127.0.0.1:1 did not take 1 alert(s)" in err

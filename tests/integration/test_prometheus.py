@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -10,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from aemon.tools.broker import free_port
 from aemon.tools.replay import replay
@@ -39,6 +41,17 @@ def test_promtool(promtool, args):
     out = subprocess.run([promtool, *args], cwd=RULES, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "SUCCESS" in out.stdout + out.stderr
+
+
+def test_every_alert_has_its_runbook_in_the_readme():
+    doc = yaml.safe_load((RULES / "alerts.yml").read_text())
+    alerts = [r for g in doc["groups"] for r in g["rules"] if "alert" in r]
+    headings = set(re.findall(r"^### (\w+)$", (DEPLOY.parent / "README.md").read_text(), re.M))
+    for rule in alerts:
+        name = rule["alert"]
+        assert rule["annotations"]["runbook_url"] == f"README.md#{name.lower()}"
+        assert name in headings, f"no '### {name}' runbook in README.md"
+    assert {r["alert"] for r in alerts} >= {"AemonDown", "AemonNotifyDown", "AemonNotifyFailing"}
 
 
 def panel_queries() -> list[tuple[str, str]]:
@@ -110,7 +123,7 @@ async def test_real_prometheus_scrapes_a_live_daemon(promtool, bootstrap, ecg, t
             assert not empty, f"panels without data: {empty}"
             groups = api(port, "rules")["groups"]
             rules = [r for g in groups for r in g["rules"]]
-            assert len(rules) == 22
+            assert len(rules) == 24
             bad = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
             assert not bad, bad
             feeding.cancel()

@@ -30,6 +30,7 @@ def test_an_open_event_fires_holds_the_commit_and_its_resolution_ends_it():
     assert "moved most: rpm 50%" in fired["annotations"]["description"]
     assert n.committable(0, 9) == 5 and n.committable(1, 9) == 9  # held at the opening
     assert [a["endsAt"] for a in n.firing(NOW + 100)] == [rfc3339(NOW + 100 + ENDS_AFTER * 30)]
+    assert n.firing(NOW + 100, [fired]) == []  # sent this round already
     ended = n.take(0, 9, event("e1", "resolved", resolved_ts=NOW + 50), NOW + 100)
     assert ended is not None and ended["endsAt"] == rfc3339(NOW + 50)
     assert n.committable(0, 10) == 10 and n.firing(NOW) == []
