@@ -89,6 +89,16 @@ async def test_probes_and_ports_are_the_ones_the_daemon_serves():
     (pm,) = by_kind("PodMonitor")
     assert pm["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     assert pm["spec"]["podMetricsEndpoints"][0]["path"] == "/metrics"
+    # the job label is each pod's name label: the jobs the alert rules select
+    key = pm["spec"]["jobLabel"]
+    jobs = {d["spec"]["template"]["metadata"]["labels"][key] for d in by_kind("Deployment")}
+    (chosen,) = pm["spec"]["selector"]["matchExpressions"]
+    assert chosen["key"] == key and set(chosen["values"]) == jobs == {"aemon", "aemon-notify"}
+    rules = (DEPLOY / "prometheus" / "alerts.yml").read_text()
+    assert {f'job="{job}"' for job in jobs} <= set(re.findall(r'job="[\w-]+"', rules))
+    notify = next(d for d in by_kind("Deployment") if d["metadata"]["name"] == "aemon-notify")
+    (container,) = notify["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "notify" and "--alertmanager" in container["args"]
 
 
 def test_configmap_holds_valid_daemon_settings(tmp_path):
