@@ -56,24 +56,25 @@ class Notifier:
 
     def take(self, partition: int, offset: int, value: bytes | None, now: float) -> dict | None:
         """The Alertmanager alert one record makes (None: a record that is neither an event nor
-        an alert), noting the events it opens and resolves."""
+        an alert of the daemon's), noting the events it opens and resolves."""
         try:
             doc = orjson.loads(value or b"")
-        except orjson.JSONDecodeError:
-            return None
-        if not isinstance(doc, dict) or not isinstance(doc.get("stream"), str):
-            return None
-        if "event_id" in doc:
-            alert = self._event(doc, now)
-            held = self.open.setdefault(partition, {})
-            if doc.get("state") == "open":
-                held[str(doc["event_id"])] = (offset, alert)
+            if not isinstance(doc, dict) or not isinstance(doc.get("stream"), str):
+                return None
+            if "event_id" in doc:
+                alert = self._event(doc, now)
+            elif "alert_id" in doc:
+                return self._window(doc, now)
             else:
-                held.pop(str(doc["event_id"]), None)
-            return alert
-        if "alert_id" in doc:
-            return self._window(doc, now)
-        return None
+                return None
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None  # not written by the daemon: left alone
+        held = self.open.setdefault(partition, {})
+        if doc.get("state") == "open":
+            held[str(doc["event_id"])] = (offset, alert)
+        else:
+            held.pop(str(doc["event_id"]), None)
+        return alert
 
     def firing(self, now: float, sent: Iterable[dict] = ()) -> list[dict]:
         """Every open event's alert, its end moved ahead (what is sent every ``resend_s``),

@@ -45,7 +45,8 @@ def test_window_alerts_fire_per_stream_and_other_records_are_left_alone():
     assert fired is not None and fired["labels"]["alertname"] == "AemonWindowAnomaly"
     assert "event_id" not in fired["labels"] and n.committable(0, 1) == 1
     score = alerts.score_record("b", 4, NOW, 0.1, False, 0.3, 0.4)
-    for record in (b"not json", b"[1]", orjson.dumps({"state": "open"}), score):
+    odd = orjson.dumps({"event_id": "e", "stream": "b", "start_ts": "noon"})
+    for record in (b"not json", b"[1]", orjson.dumps({"state": "open"}), score, odd):
         assert n.take(0, 1, record, NOW) is None
 
 
