@@ -67,7 +67,7 @@ class Notifier:
                 return self._window(doc, now)
             else:
                 return None
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError, OSError):  # JSONDecodeError too
             return None  # not written by the daemon: left alone
         held = self.open.setdefault(partition, {})
         if doc.get("state") == "open":
