@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from aemon.cli.main import parser
 from aemon.daemon import config
 from aemon.daemon.health import Health
 from aemon.daemon.metrics import Metrics, serve_http
@@ -131,6 +132,16 @@ def test_image_and_unit_use_the_real_endpoints_and_signals():
     unit = (DEPLOY / "systemd" / "aemon.service").read_text()
     assert "ExecStart=/opt/aemon/.venv/bin/aemon serve --config" in unit
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit and "KillSignal=SIGTERM" in unit
+    # the notifier's unit: its command line parses, with the daemon's settings file
+    notify = (DEPLOY / "systemd" / "aemon-notify.service").read_text()
+    (line,) = re.findall(r"^ExecStart=\S+/aemon (notify .*)$", notify, re.M)
+    daemons = re.search(r"^ExecStart=\S+ serve --config (\S+)$", unit, re.M)
+    assert daemons is not None and f"--config {daemons.group(1)} " in line  # the same file
+    here = line.replace(daemons.group(1), str(DEPLOY / "systemd" / "aemon.toml"))
+    args = parser().parse_args(here.split())
+    assert args.alertmanager.startswith("http://") and "KillSignal=SIGTERM" in notify
+    settings = config.load({}, DEPLOY / "systemd" / "aemon.toml", {}, models=False)
+    assert settings.alerts_topic == config.Settings().alerts_topic
 
 
 def test_alertmanager_config_routes_by_severity_and_groups_by_model():
