@@ -311,7 +311,7 @@ def record(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        read = 0
+        read = taken = 0
         found = reader.records(
             kafka.bootstrap_servers,
             args.topic,
@@ -324,8 +324,9 @@ def record(args: argparse.Namespace) -> int:
             async for r in messages:
                 read += 1
                 if recording.add(r.value, r.timestamp, r.key, keep):
+                    taken += 1
                     bar.update()
-                    if recording.samples == args.max_samples:
+                    if taken == args.max_samples:
                         break
         bar.close()
         return read
