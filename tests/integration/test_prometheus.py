@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -18,6 +19,7 @@ from aemon.tools.replay import replay
 from tests.integration.helpers import counter, make_topics, running, settings, topics, until
 from tests.integration.tools import ensure
 
+AEMON = str(Path(sys.executable).parent / "aemon")
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 RULES = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "aemon.json"
@@ -78,6 +80,26 @@ async def test_real_prometheus_scrapes_a_live_daemon(promtool, bootstrap, ecg, t
         lint = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True)
         assert lint.returncode == 0, lint.stdout + lint.stderr
 
+        # the notifier beside it, its Alertmanager unreachable (its panel counts failed sends)
+        notify_port = free_port()
+        argv = [AEMON, "notify", "--alertmanager", "http://127.0.0.1:1", "--resend-s", "1"]
+        argv += ["--bootstrap-servers", bootstrap, "--alerts-topic", t["alerts_topic"]]
+        argv += ["--group-id", t["group_id"] + "-n", "--metrics-port", str(notify_port)]
+        notifier = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+        notify_url = f"http://127.0.0.1:{notify_port}/metrics"
+
+        def notify_metrics() -> bytes:
+            try:
+                return urllib.request.urlopen(notify_url, timeout=5).read()
+            except OSError:
+                return b""
+
+        await until(lambda: bool(notify_metrics()), 30, "the notifier's /metrics")
+        lint = subprocess.run(
+            [promtool, "check", "metrics"], input=notify_metrics(), capture_output=True
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+
         shutil.copy(RULES / "alerts.yml", tmp_path / "alerts.yml")
         (tmp_path / "prometheus.yml").write_text(
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
@@ -85,6 +107,8 @@ async def test_real_prometheus_scrapes_a_live_daemon(promtool, bootstrap, ecg, t
             "scrape_configs:\n"
             "  - job_name: aemon\n"
             f"    static_configs: [{{targets: ['127.0.0.1:{svc.http_port}']}}]\n"
+            "  - job_name: aemon-notify\n"
+            f"    static_configs: [{{targets: ['127.0.0.1:{notify_port}']}}]\n"
         )
         port = free_port()
         server = subprocess.Popen(
@@ -130,3 +154,5 @@ async def test_real_prometheus_scrapes_a_live_daemon(promtool, bootstrap, ecg, t
         finally:
             server.terminate()
             server.wait(10)
+            notifier.terminate()
+            assert notifier.wait(30) == 0
