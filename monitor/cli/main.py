@@ -65,6 +65,19 @@ def daemon_kafka_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def topic_reading_args(p: argparse.ArgumentParser, what: str) -> None:
+    """``--follow`` and ``--stream`` of a command that reads a topic's ``what`` from its start."""
+    p.add_argument(
+        "--follow", action="store_true", help=f"go on as new {what} arrive (Ctrl-C stops)"
+    )
+    p.add_argument(
+        "--stream",
+        action="append",
+        metavar="NAME",
+        help=f"only the {what} of this stream (repeatable; default: every stream)",
+    )
+
+
 def log_level_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log-level",
@@ -178,13 +191,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "topic", nargs="?", default="aemon.alerts", help="topic to read (default: aemon.alerts)"
     )
     daemon_kafka_args(tail)
-    tail.add_argument("--follow", action="store_true", help="go on as new records arrive")
-    tail.add_argument(
-        "--stream",
-        action="append",
-        metavar="NAME",
-        help="only the records of this stream (repeatable; default: every stream)",
-    )
+    topic_reading_args(tail, "records")
     tail.add_argument("--json", action="store_true", help="one JSON object per record")
 
     rec = command(
@@ -207,17 +214,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     rec.add_argument("--topic", required=True, help="topic of samples to read")
     rec.add_argument("--output", type=out_file, required=True, help="sample CSV to write")
     daemon_kafka_args(rec)
-    rec.add_argument(
-        "--follow", action="store_true", help="go on as new samples arrive (Ctrl-C stops)"
-    )
+    topic_reading_args(rec, "samples")
     rec.add_argument(
         "--max-samples", type=at_least(1), help="stop after this many samples (default: no limit)"
-    )
-    rec.add_argument(
-        "--stream",
-        action="append",
-        metavar="NAME",
-        help="only this stream's samples (repeatable; default: every stream)",
     )
     rec.add_argument("--quiet", action="store_true", help="no progress bar")
     rec.add_argument("--json", action="store_true", help="print one JSON object on stdout")
