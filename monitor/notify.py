@@ -22,7 +22,6 @@ import time
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -31,6 +30,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from aemon.core.errors import AemonError, ConfigError
+from aemon.core.times import iso
 from aemon.daemon.config import Settings
 from aemon.daemon.logs import Throttled
 from aemon.daemon.metrics import serve_http
@@ -39,10 +39,6 @@ from aemon.daemon.stopping import STOPPED, pause, unless_stopped
 log = logging.getLogger("aemon.notify")
 ENDS_AFTER = 4  # resends: how long Alertmanager keeps an alert firing that is not sent again
 BACKOFF_S = (1.0, 30.0)
-
-
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -79,7 +75,7 @@ class Notifier:
     def firing(self, now: float, sent: Iterable[dict] = ()) -> list[dict]:
         """Every open event's alert, its end moved ahead (what is sent every ``resend_s``),
         but those of events among ``sent`` (this round's, which say it already)."""
-        ends = rfc3339(now + ENDS_AFTER * self.resend_s)
+        ends = iso(now + ENDS_AFTER * self.resend_s)
         said = {a["labels"].get("event_id") for a in sent}
         return [
             {**a, "endsAt": ends}
@@ -124,12 +120,12 @@ class Notifier:
         return {
             "labels": self._labels("AemonAnomaly", doc, event_id=str(doc["event_id"])),
             "annotations": {
-                "summary": f"anomaly on {doc['stream']} since {rfc3339(start)}",
+                "summary": f"anomaly on {doc['stream']} since {iso(start)}",
                 "description": described,
                 "model_version": str(doc.get("model_version", "")),
             },
-            "startsAt": rfc3339(start),
-            "endsAt": rfc3339(max(ends, start)),
+            "startsAt": iso(start),
+            "endsAt": iso(max(ends, start)),
         }
 
     def _window(self, doc: dict, now: float) -> dict:
@@ -142,8 +138,8 @@ class Notifier:
                 f"{doc.get('threshold')}",
                 "model_version": str(doc.get("model_version", "")),
             },
-            "startsAt": rfc3339(ts),
-            "endsAt": rfc3339(max(now, ts) + ENDS_AFTER * self.resend_s),
+            "startsAt": iso(ts),
+            "endsAt": iso(max(now, ts) + ENDS_AFTER * self.resend_s),
         }
 
 

@@ -3,8 +3,9 @@ holds while an event is open."""
 
 import orjson
 
+from aemon.core.times import iso
 from aemon.daemon import alerts
-from aemon.notify import ENDS_AFTER, Notifier, rfc3339
+from aemon.notify import ENDS_AFTER, Notifier
 
 NOW = 1_700_000_000.0
 
@@ -25,14 +26,14 @@ def test_an_open_event_fires_holds_the_commit_and_its_resolution_ends_it():
         "model": "m",
         "event_id": "e1",
     }
-    assert fired["startsAt"] == rfc3339(NOW - 600) == "2023-11-14T22:03:20Z"
-    assert fired["endsAt"] == rfc3339(NOW + ENDS_AFTER * 30)
+    assert fired["startsAt"] == iso(NOW - 600) == "2023-11-14T22:03:20.000000Z"
+    assert fired["endsAt"] == iso(NOW + ENDS_AFTER * 30)
     assert "moved most: rpm 50%" in fired["annotations"]["description"]
     assert n.committable(0, 9) == 5 and n.committable(1, 9) == 9  # held at the opening
-    assert [a["endsAt"] for a in n.firing(NOW + 100)] == [rfc3339(NOW + 100 + ENDS_AFTER * 30)]
+    assert [a["endsAt"] for a in n.firing(NOW + 100)] == [iso(NOW + 100 + ENDS_AFTER * 30)]
     assert n.firing(NOW + 100, [fired]) == []  # sent this round already
     ended = n.take(0, 9, event("e1", "resolved", resolved_ts=NOW + 50), NOW + 100)
-    assert ended is not None and ended["endsAt"] == rfc3339(NOW + 50)
+    assert ended is not None and ended["endsAt"] == iso(NOW + 50)
     assert n.committable(0, 10) == 10 and n.firing(NOW) == []
 
 
