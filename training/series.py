@@ -256,7 +256,8 @@ def _left_out(short: dict[str, int], least: int, why: str, others: bool, any_str
     if not others:
         more = f" (and {counted(len(short) - 1, 'more stream')} as short)" if len(short) > 1 else ""
         raise ConfigError(
-            f"stream {first!r}: {n} training samples are {why}: give it at least {least} "
+            f"stream {first!r}: {counted(n, 'training sample')} "
+            f"{'is' if n == 1 else 'are'} {why}: give it at least {least} "
             f"training samples, or leave it out{more}"
         )
     warnings.warn(

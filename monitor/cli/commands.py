@@ -270,6 +270,8 @@ def replay(args: argparse.Namespace) -> int:
     check_topic(args.topic, "--topic")
     if args.by_name and not args.samples:
         raise ConfigError("--by-name names a sample's metrics: it needs --samples")
+    if args.missing != "refuse" and not args.samples:
+        raise ConfigError("--missing is for a sample CSV's rows: it needs --samples")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
     n = run_async(
         produce(
@@ -280,6 +282,7 @@ def replay(args: argparse.Namespace) -> int:
             fmt=args.format,
             samples=args.samples,
             by_name=args.by_name,
+            missing=args.missing,
             progress=not args.quiet,
         )
     )

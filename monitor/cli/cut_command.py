@@ -14,7 +14,7 @@ from aemon.training.datasets.cut import cut
 
 def cut_windows(args: argparse.Namespace) -> int:
     check_stride(args.stride, args.length, f"--length {args.length}")
-    table = cut(args.csv, args.length, args.stride)
+    table = cut(args.csv, args.length, args.stride, args.missing)
     write_windows(args.output, table)
     doc = {"windows": len(table), "length": args.length, "output": str(args.output)}
     metrics = ""

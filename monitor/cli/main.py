@@ -27,6 +27,7 @@ from aemon.cli.toolkit import (
     label,
     learn_args,
     members_arg,
+    missing_arg,
     number,
     out_dir,
     out_file,
@@ -168,6 +169,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help='with --samples: each sample\'s values as an object by metric name ({"cpu": 0.5, '
         '"mem": 1.2e9}), as a producer writing a map sends them',
     )
+    missing_arg(rp, "a sample CSV (--samples)")
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 

@@ -22,6 +22,7 @@ from aemon.core.specs import (
     ACTIVATIONS,
     CLOCK_CHOICES,
     DATASETS,
+    MISSING_RULES,
     NORMALISERS,
     parse_denoise,
     parse_threshold,
@@ -398,6 +399,18 @@ def learn_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def missing_arg(p: argparse.ArgumentParser, what: str = "a sample CSV") -> None:
+    p.add_argument(
+        "--missing",
+        choices=MISSING_RULES,
+        default="refuse",
+        help=f"a row of {what} with a missing value (an empty cell, NaN, NA, null): refuse "
+        "the file naming its line, or skip: leave the row out (one warning), as the daemon "
+        "leaves out such a sample; its stream's windows then span the rows around it, or start "
+        "again where seq jumps",
+    )
+
+
 def learning_of(args: argparse.Namespace) -> Learning | None:
     """What ``--learn`` and its settings ask for (None: off)."""
     if args.learn != "on":
@@ -526,6 +539,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ser.add_argument(
         "--max-train-rows", type=at_least(1), help="at most this many rows per stream (no cap)"
     )
+    missing_arg(ser)
     adaptive_args(ser)
     clock_arg(ser)
     learn_args(ser)
@@ -625,6 +639,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--stride", type=at_least(1), help="samples between windows (default: LENGTH)"
     )
     windows.add_argument("--output", type=out_file, required=True, help="window CSV to write")
+    missing_arg(windows)
     windows.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     score = command(
@@ -653,6 +668,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     score.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, cuda:N")
     score.add_argument("--threshold", type=THRESHOLD_VALUE, help=THRESHOLD_HELP)
+    missing_arg(score, "a sample CSV (series models)")
 
     ev = command(
         sub,
@@ -678,6 +694,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, cuda:N")
     ev.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     ev.add_argument("--threshold", type=THRESHOLD_VALUE, help=THRESHOLD_HELP)
+    missing_arg(ev, "a sample CSV (series models)")
 
     info = command(
         sub,

@@ -12,6 +12,8 @@ NOISE_KINDS = ("gaussian", "saltpepper", "mask")
 NORMALISERS = ("none", "minmax", "zscore", "robust", "window-zscore")
 DATASETS = ("digits", "mnist", "fashion-mnist")
 CLOCK_CHOICES = ("auto", "on", "off")  # --time-of-day: whether series models see it
+# --missing: a sample CSV's row with a missing value is refused with its line, or left out
+MISSING_RULES = ("refuse", "skip")
 # activation name -> the torch.nn class that implements it
 ACTIVATIONS = {
     "relu": "ReLU",

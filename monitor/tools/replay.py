@@ -119,13 +119,15 @@ async def replay(
     fmt: str = "json",
     samples: bool = False,
     by_name: bool = False,
+    missing: str = "refuse",
     progress: bool = True,
     security: dict | None = None,
 ) -> int:
     """Produce every row of ``path`` (windows, or with ``samples`` a sample CSV, its values by
-    name with ``by_name``) to ``topic`` (key = stream); returns the count sent."""
+    name with ``by_name``, its rows with a missing value refused or left out as ``missing``
+    says) to ``topic`` (key = stream); returns the count sent."""
     if samples:
-        rows = read_samples(path)
+        rows = read_samples(path, missing)
         msgs = sample_messages(rows, by_name)
     else:
         rows = read_windows(path)

@@ -97,6 +97,41 @@ def test_evaluate_reports_event_metrics_and_the_nab_score(tmp_path, capsys):
     assert ev["median_delay_seconds"] >= 0
 
 
+def blank(csv, *rows: int):
+    """Empty the last cell (the value) of data rows ``rows`` of ``csv``."""
+    lines = csv.read_text().splitlines()
+    for i in rows:
+        lines[i + 1] = lines[i + 1].rsplit(",", 1)[0] + ","
+    csv.write_text("\n".join(lines) + "\n")
+    return csv
+
+
+def test_rows_with_a_missing_value_are_left_out_by_every_command_when_asked(tmp_path, capsys):
+    """``--missing skip`` on train series, score, evaluate and windows: each row with an empty
+    value is left out with one warning, and where ``seq`` jumps over it the stream's windows
+    start again, as in the daemon. Without it each command refuses the file at that line."""
+    history = blank(samples_csv(tmp_path / "s.csv"), 100, 250)
+    assert train(tmp_path, history)[0] == 2
+    assert "s.csv:102: column 'value' is empty" in capsys.readouterr().err
+    rc, out = train(tmp_path, history, "--missing", "skip")
+    assert rc == 0
+    assert "s.csv:102: left out 2 of 400 rows with a missing value" in capsys.readouterr().err
+    test = blank(samples_csv(tmp_path / "t.csv", n=200, seed=1), 60)
+    scores = tmp_path / "scores.csv"
+    argv = ["score", "--model", str(out), "--input", str(test), "--output", str(scores)]
+    assert main([*argv, "--json", "--missing", "skip"]) == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out)["windows"] == (60 - 7) + (200 - 61 - 7)  # starts again at 61
+    assert "t.csv:62: left out 1 of 200 rows" in said.err
+    assert main(["evaluate", "--model", str(out), "--input", str(test), "--missing", "skip"]) == 2
+    assert "evaluate needs a 'label' column" in capsys.readouterr().err  # read, then refused
+    windows = tmp_path / "w.csv"
+    cut = ["windows", str(test), "--length", "8", "--output", str(windows), "--json"]
+    assert main([*cut, "--missing", "skip"]) == 0
+    # every 8th seq ends a window: 7, 15, .., 55, then 71, .., 199 (8 samples since the gap)
+    assert json.loads(capsys.readouterr().out)["windows"] == 7 + 17
+
+
 def test_overflowing_values_are_refused_and_artifacts_stay_finite(tmp_path, capsys):
     big = samples_csv(tmp_path / "big.csv")
     text = big.read_text().replace(",0.0", ",1e300", 1)

@@ -13,6 +13,7 @@ import pytest
 
 import aemon
 from aemon.core.catalog import catalog
+from aemon.core.errors import DataError
 from aemon.tools.benchmark import same_events
 from aemon.tools.replay import produce, replay, sample_messages
 from aemon.training.datasets.samples import read_samples
@@ -191,6 +192,64 @@ async def test_samples_at_a_tenth_of_the_trained_step_are_named_once_per_stream(
         assert counter(svc, "aemon_off_step_streams_total") == len(STREAMS)
     named = [r.getMessage().split("'")[1] for r in caplog.records if wording in r.getMessage()]
     assert sorted(named) == sorted(STREAMS)
+
+
+@pytest.mark.parametrize("numbered", [False, True], ids=["no seq", "seq"])
+async def test_rows_left_out_for_a_missing_value_are_the_samples_the_daemon_dead_letters(
+    bootstrap, series, tmp_path, numbered
+):
+    """A CSV of the live stream with empty cells, scored offline with ``--missing skip``,
+    decides exactly as the daemon fed the same samples with ``null`` where a cell is empty (a
+    ``bad_values`` dead letter each): without ``seq`` a stream's neighbouring samples follow
+    each other in both, with it each gap starts the stream's windows again in both."""
+    models, rest, _ = series
+    samples = read_samples(rest)
+    gaps = set(np.random.default_rng(3).choice(len(samples), 40, replace=False).tolist())
+    seqs: dict[str, int] = {}
+    lines, msgs = [], []
+    for i, (stream, ts, value) in enumerate(
+        zip(samples.stream, samples.ts, samples.values[:, 0].astype(np.float32), strict=True)
+    ):
+        seq = seqs[stream] = seqs.get(stream, -1) + 1
+        cell = "" if i in gaps else repr(float(value))
+        lines.append(f"{int(ts)},{stream},{cell}" + (f",{seq}" if numbered else ""))
+        doc = {"stream": stream, "ts": float(ts), "value": None if i in gaps else float(value)}
+        msgs.append((stream.encode(), orjson.dumps(doc | ({"seq": seq} if numbered else {})), None))
+    gappy = tmp_path / "gappy.csv"
+    gappy.write_text("timestamp,stream,value" + (",seq" if numbered else "") + "\n")
+    gappy.write_text(gappy.read_text() + "\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"is empty, a missing value.*--missing skip"):
+        read_samples(gappy)
+    with pytest.warns(UserWarning, match=r"left out 40 of 2,100 rows with a missing value"):
+        kept = read_samples(gappy, "skip")
+    offline = aemon.load(models, device="cpu").timeline(kept)
+    joined = len(samples) - len(gaps) - len(STREAMS) * 7  # each stream's first 7: no window
+    assert (len(offline) < joined) if numbered else (len(offline) == joined)
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, models, t)) as svc:
+        await produce(bootstrap, t["input_topic"], msgs, total=len(msgs), progress=False)
+        await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
+        await until(
+            lambda: counter(svc, "aemon_invalid_messages_total", reason="bad_values") == 40,
+            30,
+            "each sample with null dead-lettered",
+        )
+    published = await read_back(bootstrap, t)
+    assert_decided_as_offline(published, offline)
+    assert len(published[1]) == len(offline)
+    again = topics(1)  # `aemon replay --samples --missing skip` sends the rows offline reads
+    await make_topics(bootstrap, again)
+    with pytest.warns(UserWarning, match="left out 40 of 2,100 rows"):
+        sent = await replay(
+            gappy, again["input_topic"], bootstrap, samples=True, missing="skip", progress=False
+        )
+    assert sent == len(kept)
+    got = [orjson.loads(r.value) for r in await read_all(bootstrap, again["input_topic"])]
+    by_stream = {st: [d["seq"] for d in got if d["stream"] == st] for st in STREAMS}
+    for st in STREAMS:
+        seqs = kept.seq[kept.stream == st] if numbered else range(sum(kept.stream == st))
+        assert by_stream[st] == list(seqs)
 
 
 async def test_sigkill_mid_incident_loses_no_event_and_repeats_ids(bootstrap, series, tmp_path):

@@ -67,6 +67,35 @@ def test_one_file_may_hold_streams_of_different_metrics(tmp_path):
         read_samples(write(tmp_path, nothing))
 
 
+def test_rows_with_a_missing_value_are_left_out_only_when_asked(tmp_path):
+    """``missing="skip"``: a row with a missing value in a metric its stream has is left out
+    (one warning naming the first and the count), as the daemon leaves out such a sample; a
+    metric a stream does not have is not missing; text or an infinity is still refused, and so
+    is a file with no row left. The refusal of a file says how to ask for it."""
+    text = (
+        "timestamp,stream,cpu,mem\n1700000000,web,1,\n1700000000,db,2,3\n"
+        "1700000060,web,,\n1700000060,db,NaN,4\n1700000120,web,5,\n1700000120,db,6,7\n"
+    )
+    with pytest.raises(DataError, match=r"s\.csv:4: column 'cpu' is empty.*give --missing skip"):
+        read_samples(write(tmp_path, text))
+    with pytest.warns(UserWarning, match=r"s\.csv:4: left out 2 of 6 rows with a missing value"):
+        s = read_samples(write(tmp_path, text), "skip")
+    assert s.stream.tolist() == ["web", "db", "web", "db"]
+    assert s.columns() == {"web": (0,), "db": (0, 1)}
+    assert s.values[:, 0].tolist() == [1, 2, 5, 6] and s.ts.tolist()[-1] == 1700000120
+    frame = pd.DataFrame({"timestamp": [1700000000, 1700000060], "value": [np.nan, 1.0]})
+    with pytest.warns(UserWarning, match=r"samples, row 0: left out 1 of 2 rows"):
+        assert samples_of(frame, missing="skip").values.tolist() == [[1.0]]
+    with pytest.raises(DataError, match=r"s\.csv:3: column 'value' holds 'x', not a number"):
+        read_samples(write(tmp_path, HEAD + "1700000000,a,\n1700000060,a,x\n"), "skip")
+    with pytest.raises(DataError, match=r"s\.csv:2: column 'value' is inf"):
+        read_samples(write(tmp_path, HEAD + "1700000000,a,inf\n1700000060,a,\n"), "skip")
+    with pytest.raises(DataError, match=r"s\.csv: every row has a missing value"):
+        read_samples(write(tmp_path, "timestamp,a,b\n1700000000,1,\n1700000060,,2\n"), "skip")
+    with pytest.raises(ValueError, match="missing must be one of refuse, skip"):
+        read_samples(write(tmp_path, HEAD + "1700000000,a,1\n"), "fill")
+
+
 @pytest.mark.parametrize(
     ("text", "name"),
     [("Timestamp,value\n1700000000,1\n", "Timestamp"), ("ts,Stream,v\n1700000000,a,1\n", "Stream")],

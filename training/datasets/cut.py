@@ -86,10 +86,13 @@ def windows_of(
     return Cut(table, np.asarray(rows["last"], dtype=np.int64))
 
 
-def cut(path: str | Path, length: int, stride: int | None = None) -> WindowTable:
-    """The windows of the sample CSV at ``path`` (see :func:`windows_of`): one window CSV, so
-    its streams must have the same metrics."""
-    samples = read_samples(path)
+def cut(
+    path: str | Path, length: int, stride: int | None = None, missing: str = "refuse"
+) -> WindowTable:
+    """The windows of the sample CSV at ``path`` (see :func:`windows_of`; ``missing``:
+    :func:`~aemon.training.datasets.samples.samples_of`): one window CSV, so its streams must
+    have the same metrics."""
+    samples = read_samples(path, missing)
     if len(samples.kinds()) > 1:
         raise DataError(
             f"{path}: its streams have different metrics, and a window CSV holds windows of "

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from aemon.core.errors import DataError
+from aemon.core.specs import MISSING_RULES
 from aemon.core.table import (
     F32_MAX,
     MISSING,
@@ -174,8 +175,8 @@ def _whole(frame: pd.DataFrame, name: str, rows: Rows) -> np.ndarray:
     return raw.astype(np.int64)
 
 
-def read_samples(path: str | Path) -> Samples:
-    """Read and check a sample CSV (see the module doc)."""
+def read_samples(path: str | Path, missing: str = "refuse") -> Samples:
+    """Read and check a sample CSV (see the module doc; ``missing``: :func:`samples_of`)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -194,13 +195,18 @@ def read_samples(path: str | Path) -> Samples:
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         reason = " ".join(str(exc).split())  # pandas may end its message with a newline
         raise DataError(f"{path}: not a readable CSV ({reason})") from None
-    return samples_of(frame, str(path))
+    return samples_of(frame, str(path), missing)
 
 
-def samples_of(frame: pd.DataFrame, path: str | None = None) -> Samples:
+def samples_of(frame: pd.DataFrame, path: str | None = None, missing: str = "refuse") -> Samples:
     """Check a table of samples with the columns of a sample CSV (see the module doc): the
     file at ``path`` (messages name its lines, the header line 1), or else a table in memory
-    (messages name its rows by position)."""
+    (messages name its rows by position). A missing value (an empty cell, NaN, ``NA``, ``null``
+    in a metric its stream has) is refused with its line, or with ``missing="skip"`` its row is
+    left out (one warning), as the daemon dead-letters such a sample: the stream's neighbouring
+    samples then follow each other, or its windows start again where ``seq`` jumps."""
+    if missing not in MISSING_RULES:
+        raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, not {missing!r}")
     rows = Rows.of(path)
     table = rows.name
     frame = frame.reset_index(drop=True)
@@ -222,12 +228,20 @@ def samples_of(frame: pd.DataFrame, path: str | None = None) -> Samples:
         raise DataError(f"{table}: no value columns")
     values = frame[value_cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values) | (np.abs(values) > F32_MAX)
+    gaps = np.zeros(len(frame), dtype=bool)  # rows left out: a missing value, with "skip"
     if bad.any():
-        bad &= ~_absent(frame, value_cols, table)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        refuse_names(rows.at(0), {c: frame[c].tolist() for c in value_cols}, "stream" in frame)
-        raise cell_error(rows.at(i), value_cols[j], frame[value_cols[j]].iloc[i])
+        absent, blank = _absent(frame, value_cols, table)
+        bad &= ~absent
+        if missing == "skip":
+            gaps = (bad & blank).any(axis=1)
+            bad &= ~blank
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            refuse_names(rows.at(0), {c: frame[c].tolist() for c in value_cols}, "stream" in frame)
+            error = cell_error(rows.at(i), value_cols[j], frame[value_cols[j]].iloc[i])
+            if blank[i, j] and rows.in_file:  # a file: read by a command that takes --missing
+                error = DataError(f"{error} (or give --missing skip to leave such rows out)")
+            raise error
     for j, name in enumerate(value_cols):
         column = values[:, j]
         refuse_labels(rows.header, name, column[~np.isnan(column)])
@@ -250,30 +264,43 @@ def samples_of(frame: pd.DataFrame, path: str | None = None) -> Samples:
     _warn_if_unordered(stream, ts, frame[time_col], rows)
     if seq is not None:
         _warn_if_seq_jumps(stream, seq, rows)
-    return Samples(stream, ts, values, value_cols, seq, label, zoneless)
+    out = Samples(stream, ts, values, value_cols, seq, label, zoneless)
+    if not gaps.any():
+        return out
+    if gaps.all():
+        raise DataError(f"{table}: every row has a missing value")
+    i = int(np.flatnonzero(gaps)[0])
+    j = int(np.flatnonzero(~np.isfinite(values[i]))[0])
+    warnings.warn(
+        f"{rows.at(i)}: left out {int(gaps.sum()):,} of {len(gaps):,} rows with a missing "
+        f"value (the first: {value_cols[j]!r}), as the daemon leaves out such samples",
+        stacklevel=2,
+    )
+    return out.subset(np.flatnonzero(~gaps))
 
 
-def _absent(frame: pd.DataFrame, value_cols: list[str], path: str) -> np.ndarray:
+def _absent(frame: pd.DataFrame, value_cols: list[str], path: str) -> tuple[np.ndarray, np.ndarray]:
     """Cells ``[n, columns]`` of metrics a stream does not have: empty in every row of its
     stream, where other streams have values (one file for streams of different metrics; their
-    values are NaN). A column empty in every row, or a stream with no metric, is refused."""
+    values are NaN); and the cells that are missing values (empty, NaN, ``NA``, ...). A column
+    empty in every row, or a stream with no metric, is refused."""
     cells = frame[value_cols].astype(str).apply(lambda c: c.str.strip().str.lower())
     missing = cells.isin(MISSING).to_numpy() | frame[value_cols].isna().to_numpy()
     if len(frame) < 2:  # one row: a gap as much as a metric it does not have
-        return np.zeros_like(missing)
+        return np.zeros_like(missing), missing
     everywhere = missing.all(axis=0)
     if everywhere.any():
         column = value_cols[int(np.flatnonzero(everywhere)[0])]
         raise DataError(f"{path}: column {column!r} is empty in every row: leave it out")
     if "stream" not in frame:
-        return np.zeros_like(missing)
+        return np.zeros_like(missing), missing
     ids = frame["stream"].astype(str).to_numpy()
     whole = pd.DataFrame(missing).groupby(ids).transform("all").to_numpy()  # per stream
     none = whole.all(axis=1)
     if none.any():
         stream = ids[int(np.flatnonzero(none)[0])]
         raise DataError(f"{path}: stream {stream!r} has no value in any column")
-    return missing & whole
+    return missing & whole, missing
 
 
 class _Steps(NamedTuple):
