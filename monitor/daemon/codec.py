@@ -6,8 +6,9 @@ into the rows of a preallocated float32 batch, a fetched run of records at a tim
 window rows is checked once per batch (:func:`non_finite_rows`), not per message. ``values`` hold
 JSON numbers only. Sample messages (``{"stream", "ts"?, "value": x}`` or ``"values"`` for several
 channels: an array in the model's order, or an object of values by metric name) are decoded
-into a small array for the windowing stage. A message without ``stream`` (or a float32 window
-without its header) is its Kafka key's stream: input is keyed by stream.
+into a small array for the windowing stage; so is a metric as Telegraf's JSON serializer writes
+it (:func:`_telegraf_sample`). A message without ``stream`` (or a float32 window without its
+header) is its Kafka key's stream: input is keyed by stream.
 
 JSON is parsed in C by simdjson, which copies ``values`` straight into a buffer of doubles and
 refuses a string, boolean, null or object among the numbers there; no Python float is made. A
@@ -120,21 +121,22 @@ def _seq(value: object, default: int) -> int:
     return value
 
 
-def _ts(value: object, default: float) -> float:
-    """A message's ``ts``, else ``default`` (its record's timestamp, which a producer may set to
-    anything: checked too, so that no event gets a time it cannot be written with)."""
+def _ts(value: object, default: float, name: str = "ts") -> float:
+    """A message's ``ts`` (its field ``name``), else ``default`` (its record's timestamp, which a
+    producer may set to anything: checked too, so that no event gets a time it cannot be written
+    with)."""
     if value is None:
         if not EARLIEST <= default < LATEST:
             raise Invalid(
                 "bad_ts",
-                f"no 'ts', and the record's timestamp ({default:.15g} s since the epoch) is not "
-                "between the years 1 and 5000",
+                f"no {name!r}, and the record's timestamp ({default:.15g} s since the epoch) is "
+                "not between the years 1 and 5000",
             )
         return default
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Invalid("bad_ts", "'ts' must be a finite number (seconds since the epoch)")
+        raise Invalid("bad_ts", f"{name!r} must be a finite number (seconds since the epoch)")
     if not EARLIEST <= value < LATEST:
-        raise Invalid("bad_ts", f"'ts' {value} {time_problem(value)}")
+        raise Invalid("bad_ts", f"{name!r} {value} {time_problem(value)}")
     return float(value)
 
 
@@ -410,6 +412,8 @@ def decode_sample(
 
 def _checked_sample(value: bytes, timestamp_ms: int, limits: Limits, key: bytes | None) -> Sample:
     doc = _object(value, limits)
+    if _is_telegraf(doc):
+        return _telegraf_sample(doc, timestamp_ms, limits)
     stream = _stream(doc.get("stream"), limits, key)
     raw = doc["values"] if "values" in doc else [doc["value"]] if "value" in doc else None
     if raw is None:
@@ -424,6 +428,38 @@ def _checked_sample(value: bytes, timestamp_ms: int, limits: Limits, key: bytes 
     return _sample(stream, doc.get("seq"), doc.get("ts"), timestamp_ms, out, names)
 
 
+def _is_telegraf(doc: dict) -> bool:
+    """A metric as Telegraf's JSON serializer writes it (``{"name", "tags", "fields",
+    "timestamp"}``; Telegraf's Kafka output sends one a message) rather than aemon's sample."""
+    return (
+        isinstance(doc.get("fields"), dict)
+        and "name" in doc
+        and not {"value", "values", "stream"} & doc.keys()
+    )
+
+
+def _telegraf_sample(doc: dict, timestamp_ms: int, limits: Limits) -> Sample:
+    """A Telegraf metric as a sample by metric name: its stream the series key InfluxDB gives it
+    (``cpu,cpu=cpu-total,host=web-1``: the name, then each tag in key order), its values the
+    fields that are numbers (a string or boolean field, such as ``system``'s ``uptime_format``,
+    is no metric and is left out), its time ``timestamp`` (seconds, Telegraf's default
+    ``json_timestamp_units``)."""
+    name, tags = doc["name"], doc.get("tags") or {}
+    if not isinstance(name, str) or not name:
+        raise Invalid("bad_stream", "Telegraf metric: 'name' must be a non-empty string")
+    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
+        raise Invalid("bad_stream", "Telegraf metric: 'tags' must be an object of strings")
+    stream = _stream(",".join([name, *(f"{k}={tags[k]}" for k in sorted(tags))]), limits)
+    fields = {k: v for k, v in doc["fields"].items() if type(v) in NUMBER_TYPES}
+    if not fields:
+        raise Invalid("missing_values", "Telegraf metric: no field is a number")
+    out = np.empty(len(fields), dtype=np.float32)
+    _fill(out, list(fields.values()))
+    return _sample(
+        stream, None, doc.get("timestamp"), timestamp_ms, out, tuple(fields), "timestamp"
+    )
+
+
 def _sample(
     stream: str,
     seq: object,
@@ -431,13 +467,14 @@ def _sample(
     timestamp_ms: int,
     out: np.ndarray,
     names: tuple[str, ...] | None = None,
+    ts_name: str = "ts",
 ) -> Sample:
     if not np.isfinite(out).all():
         raise non_finite()
     return Sample(
         stream,
         None if seq is None else _seq(seq, 0),
-        _ts(ts, timestamp_ms / 1000.0),
+        _ts(ts, timestamp_ms / 1000.0, ts_name),
         out,
         names,
     )

@@ -318,3 +318,35 @@ def test_a_message_without_stream_is_its_keys_stream():
             decode_sample(b'{"value": 1.5}', 0, LIM, key)
     with pytest.raises(Invalid, match="bad_stream: stream id longer than 16"):
         decode(body, key=b"k" * 17)
+
+
+def test_a_telegraf_metric_is_a_sample_of_its_series_by_field_name():
+    """What Telegraf's Kafka output writes (``data_format = "json"``): its stream is the series
+    key (the name, then the tags in key order), its values the fields that are numbers (text and
+    booleans are no metric: left out), its time ``timestamp`` in seconds; the key (Telegraf's
+    ``routing_tag``) only places it on a partition."""
+    doc = {
+        "fields": {"usage_user": 1.5, "usage_idle": 98, "state": "ok", "up": True},
+        "name": "cpu",
+        "tags": {"host": "web-1", "cpu": "cpu-total"},
+        "timestamp": 1_700_000_060,
+    }
+    wide = Limits(max_bytes=4096, max_stream_len=64)
+    s = decode_sample(orjson.dumps(doc), 0, wide, b"web-1")
+    assert (s.stream, s.seq, s.ts) == ("cpu,cpu=cpu-total,host=web-1", None, 1_700_000_060.0)
+    assert s.names == ("usage_user", "usage_idle") and s.values.tolist() == [1.5, 98.0]
+    assert s.in_order(["usage_idle", "usage_user"]).tolist() == [98.0, 1.5]
+    bare = decode_sample(orjson.dumps({"fields": {"x": 1}, "name": "up"}), 60_000, LIM)
+    assert (bare.stream, bare.ts) == ("up", 60.0)  # no tags; the record's time
+    for change, says in (
+        ({"timestamp": 1_700_000_060_000}, r"^bad_ts: 'timestamp' 1700000060000 is after the year"),
+        ({"fields": {"state": "ok"}}, r"^missing_values: Telegraf metric: no field is a number"),
+        ({"fields": {"x": 1e39}}, r"^non_finite"),
+        ({"tags": {"host": 1}}, r"^bad_stream: Telegraf metric: 'tags' must be an object of str"),
+        ({"name": ""}, r"^bad_stream: Telegraf metric: 'name' must be a non-empty string"),
+        ({"tags": {"host": "h" * 64}}, r"^bad_stream: stream id longer than 64"),
+    ):
+        with pytest.raises(Invalid, match=says):
+            decode_sample(orjson.dumps(doc | change), 0, wide)
+    ours = decode_sample(orjson.dumps({"stream": "s", "fields": {"a": 1}, "value": 2}), 0, LIM)
+    assert (ours.stream, ours.values.tolist()) == ("s", [2.0])  # aemon's own sample

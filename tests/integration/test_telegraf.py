@@ -1,0 +1,104 @@
+"""Telegraf's metrics as they come from its Kafka output (``data_format = "json"``, keyed by
+``routing_tag = "host"``), through the real broker: recorded, trained and served with no
+converter between Telegraf and aemon, the daemon deciding exactly as offline scoring."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+
+import aemon
+from aemon.tools.benchmark import same_events
+from aemon.tools.replay import produce
+from aemon.training.datasets.samples import read_samples
+from tests.integration.helpers import (
+    counter,
+    make_topics,
+    read_all,
+    running,
+    settings,
+    topics,
+    until,
+)
+from tests.integration.test_record import record
+
+HOSTS = ("web-1", "web-2")
+N, TRAIN = 700, 400  # samples a series, the first TRAIN are history
+CPU = "cpu,cpu=cpu-total,host=web-1"  # the series key InfluxDB would give it
+
+
+def metrics(i: int) -> list[tuple[bytes, bytes, None]]:
+    """Sample ``i`` (a minute apart) of each host's ``cpu`` and ``mem``, as Telegraf writes
+    them; web-1's CPU is busy from sample 560 to 600."""
+    out = []
+    for k, host in enumerate(HOSTS):
+        busy = 40.0 if host == "web-1" and 560 <= i < 600 else 0.0
+        user = 20 + 5 * math.sin(i / 15 + k) + busy + (i * 7919 % 13) / 10
+        cpu = {
+            "fields": {
+                "usage_user": user,
+                "usage_system": 5 + (i % 5) / 4,
+                "usage_idle": 75 - user,
+            },
+            "name": "cpu",
+            "tags": {"host": host, "cpu": "cpu-total"},
+            "timestamp": 1_700_000_000 + 60 * i,
+        }
+        mem = {
+            "fields": {
+                "used_percent": 50 + 3 * math.cos(i / 20 + k) + (i * 104729 % 11) / 10,
+                "available": 8_000_000_000 - 1_000_000 * (i % 17),  # bytes: 10^8 beside percents
+                "uptime_format": "3 days, 4:05",  # text: no metric, left out
+            },
+            "name": "mem",
+            "tags": {"host": host},
+            "timestamp": 1_700_000_000 + 60 * i,
+        }
+        out += [(host.encode(), orjson.dumps(m), None) for m in (cpu, mem)]
+    return out
+
+
+async def test_telegraf_metrics_are_recorded_trained_and_decided_as_offline(bootstrap, tmp_path):
+    history, live = topics(2), topics(2)
+    await make_topics(bootstrap, history)
+    await make_topics(bootstrap, live)
+    old = [m for i in range(TRAIN) for m in metrics(i)]
+    await produce(bootstrap, history["input_topic"], old, total=len(old), progress=False)
+    csv = tmp_path / "history.csv"
+    rc, _, err = await record(
+        "--topic", history["input_topic"], "--bootstrap-servers", bootstrap, "--output", str(csv)
+    )
+    assert rc == 0, err
+    got = read_samples(csv)
+    assert sorted(got.streams()) == sorted(
+        f"{m},{tags}host={h}" for m, tags in (("cpu", "cpu=cpu-total,"), ("mem", "")) for h in HOSTS
+    )
+    assert got.channels == ["usage_user", "usage_system", "usage_idle", "used_percent", "available"]
+    rows = got.rows_of(CPU)
+    assert len(rows) == TRAIN and (got.ts[rows] == 1_700_000_000 + 60 * np.arange(TRAIN)).all()
+    models = tmp_path / "models"
+    aemon.fit_series(csv, epochs=10, progress=False).save(models)
+
+    new = [m for i in range(TRAIN, N) for m in metrics(i)]
+    async with running(settings(bootstrap, models, live)) as svc:
+        await produce(bootstrap, live["input_topic"], new, total=len(new), progress=False)
+        rest = tmp_path / "rest.csv"  # the live topic as offline scoring reads it
+        rc, _, err = await record(
+            "--topic", live["input_topic"], "--bootstrap-servers", bootstrap, "--output", str(rest)
+        )
+        assert rc == 0, err
+        offline = aemon.load(models, device="cpu").timeline(read_samples(rest))
+        await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
+        assert counter(svc, "aemon_invalid_messages_total", reason="missing_values") == 0
+    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, live["alerts_topic"])]
+    assert same_events(offline.events, daemon) == [] and len(daemon) == len(offline.events)
+    opened = [e for e in daemon if e["state"] == "open"]
+    busy = [
+        e
+        for e in opened
+        if e["stream"] == CPU and 560 <= (e["start_ts"] - 1_700_000_000) / 60 < 600
+    ]
+    assert len(busy) == 1  # the busy CPU opens one event, named by its series key
+    assert busy[0]["top_metrics"][0]["metric"] in ("usage_user", "usage_idle")
