@@ -3,6 +3,7 @@
 import asyncio
 import re
 import subprocess
+import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -154,3 +155,23 @@ def test_alertmanager_config_routes_by_severity_and_groups_by_model():
     routes = {r["matchers"][0]: r["receiver"] for r in doc["route"]["routes"]}
     assert routes == {'severity="critical"': "aemon-pager", 'severity="warning"': "aemon-warnings"}
     assert {r["name"] for r in doc["receivers"]} == set(routes.values())
+
+
+def test_telegraf_sends_what_the_hosts_daemon_reads():
+    """The shipped Telegraf config writes the form the decoder takes (one JSON metric a
+    message, seconds, keyed by host) to the topic the compose stack creates and its hosts
+    daemon reads, and lets through exactly the measurements it collects."""
+    conf = tomllib.loads((DEPLOY / "telegraf" / "telegraf.conf").read_text())
+    (out,) = conf["outputs"]["kafka"]
+    assert (out["data_format"], out["json_timestamp_units"], out["routing_tag"]) == (
+        "json",
+        "1s",
+        "host",
+    )
+    assert sorted(out["namepass"]) == sorted(conf["inputs"])
+    assert conf["inputs"]["cpu"][0]["percpu"] is False
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    hosts = compose["aemon-hosts"]["environment"]
+    assert hosts["AEMON_INPUT_TOPIC"] == out["topic"]
+    assert f" {out['topic']}:" in compose["kafka-init"]["command"][0]
+    assert hosts["AEMON_GROUP_ID"] != compose["aemon"]["environment"]["AEMON_GROUP_ID"]
