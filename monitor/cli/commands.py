@@ -264,8 +264,7 @@ def replay(args: argparse.Namespace) -> int:
     import logging
 
     from aemon.daemon.config import check_topic
-
-    produce = tool("replay").replay
+    from aemon.replay import replay as produce
 
     check_topic(args.topic, "--topic")
     if args.by_name and not args.samples:

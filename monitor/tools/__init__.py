@@ -1,2 +1,2 @@
-"""Development tools apart from the daemon: embedded broker, replay, topics, bench, demo, NAB runner
+"""Development tools apart from the daemon: embedded broker, topics, bench, demo, NAB runner
 and the harness they and the tests share. Not in the container image."""

@@ -37,9 +37,9 @@ from aemon.daemon.config import Settings, local
 from aemon.daemon.kafka import GroupConsumer, kafka_clients
 from aemon.daemon.scoring import settle_heap
 from aemon.daemon.service import Service
+from aemon.replay import messages, produce
 from aemon.tools.broker import EmbeddedBroker, create_topics, free_port
 from aemon.tools.harness import started, until_decided
-from aemon.tools.replay import messages, produce
 from aemon.tools.scorer_bench import windows_per_second
 from aemon.tools.topics import read_topic
 

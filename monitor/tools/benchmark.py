@@ -91,9 +91,9 @@ async def stream_events(
 
     from aemon.daemon.config import local
     from aemon.daemon.service import Service
+    from aemon.replay import replay
     from aemon.tools.broker import EmbeddedBroker, create_topics
     from aemon.tools.harness import started, until_decided
-    from aemon.tools.replay import replay
     from aemon.tools.topics import read_topic
 
     async with contextlib.AsyncExitStack() as stack:

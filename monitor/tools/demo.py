@@ -20,9 +20,9 @@ from aemon.core.errors import AemonError
 from aemon.core.table import read_windows, write_windows
 from aemon.daemon.config import Settings
 from aemon.daemon.service import Service
+from aemon.replay import replay
 from aemon.tools.broker import EmbeddedBroker, create_topics, free_port
 from aemon.tools.harness import started
-from aemon.tools.replay import replay
 
 
 def ensure_model(cache: Path, progress: bool) -> tuple[Path, Path]:

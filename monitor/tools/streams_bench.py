@@ -48,10 +48,10 @@ from aemon.daemon.config import Settings, local
 from aemon.daemon.decisions import Decisions
 from aemon.daemon.kafka import kafka_clients
 from aemon.daemon.service import Service
+from aemon.replay import replay
 from aemon.tools.bench import Stopwatch, record_key, score_key, timestamps
 from aemon.tools.broker import create_topics
 from aemon.tools.harness import started, until_decided
-from aemon.tools.replay import replay
 
 TOTAL = 200_000  # samples in the throughput phase, split over the streams
 MIN_SAMPLES = 30  # per stream at least (each gives samples - 7 windows)

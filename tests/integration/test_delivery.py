@@ -11,7 +11,7 @@ import aemon
 from aemon.core.artifact import read_meta
 from aemon.core.table import read_windows, write_windows
 from aemon.daemon.alerts import alert_id
-from aemon.tools.replay import replay
+from aemon.replay import replay
 from tests.conftest import train_ecg
 from tests.integration.helpers import (
     Daemon,

@@ -17,8 +17,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from aemon.daemon import alerts
+from aemon.replay import produce
 from aemon.tools.broker import create_topics, free_port
-from aemon.tools.replay import produce
 from tests.integration.helpers import until
 from tests.integration.tools import ensure
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aemon.replay import replay
 from aemon.tools.broker import free_port
-from aemon.tools.replay import replay
 from tests.integration.helpers import counter, make_topics, running, settings, topics, until
 from tests.integration.tools import ensure
 

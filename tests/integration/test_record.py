@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from aemon.tools.replay import produce
+from aemon.replay import produce
 from aemon.training.datasets.samples import read_samples
 from tests.integration.helpers import make_topics, topics
 

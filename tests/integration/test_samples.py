@@ -5,7 +5,7 @@ import orjson
 
 import aemon
 from aemon.core.table import WindowTable, read_windows, write_windows
-from aemon.tools.replay import replay
+from aemon.replay import replay
 from tests.integration.helpers import (
     counter,
     make_topics,

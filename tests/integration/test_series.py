@@ -14,8 +14,8 @@ import pytest
 import aemon
 from aemon.core.catalog import catalog
 from aemon.core.errors import DataError
+from aemon.replay import produce, replay, sample_messages
 from aemon.tools.benchmark import same_events
-from aemon.tools.replay import produce, replay, sample_messages
 from aemon.training.datasets.samples import read_samples
 from tests.integration.helpers import (
     Daemon,

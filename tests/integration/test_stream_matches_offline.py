@@ -6,7 +6,7 @@ import pytest
 import aemon
 from aemon.core.table import read_windows
 from aemon.daemon.alerts import alert_id
-from aemon.tools.replay import replay
+from aemon.replay import replay
 from tests.integration.helpers import (
     counter,
     make_topics,

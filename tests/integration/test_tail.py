@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from aemon.daemon import alerts
-from aemon.tools.replay import produce
+from aemon.replay import produce
 from tests.integration.helpers import make_topics, topics
 from tests.unit.fakes import Rec
 

@@ -10,8 +10,8 @@ import numpy as np
 import orjson
 
 import aemon
+from aemon.replay import produce
 from aemon.tools.benchmark import same_events
-from aemon.tools.replay import produce
 from aemon.training.datasets.samples import read_samples
 from tests.integration.helpers import (
     counter,

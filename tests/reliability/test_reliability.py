@@ -19,8 +19,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aemon.core.table import WindowTable, read_windows, write_windows
 from aemon.daemon.alerts import alert_id
 from aemon.daemon.codec import F32_CONTENT_TYPE
+from aemon.replay import produce, replay
 from aemon.tools.broker import EmbeddedBroker, free_port
-from aemon.tools.replay import produce, replay
 from tests.integration.helpers import (
     Daemon,
     committed,

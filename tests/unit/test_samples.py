@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from aemon.core.errors import DataError
-from aemon.tools.replay import sample_messages
+from aemon.replay import sample_messages
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import read_samples, samples_of
 
