@@ -139,6 +139,11 @@ async def test_real_prometheus_scrapes_a_live_daemon(promtool, bootstrap, ecg, t
                 "Prometheus to see windows being scored",
             )
             await until(lambda: answers("model:aemon_anomaly_ratio:rate5m"), 30, "recording rules")
+            await until(  # a rate needs two scrapes: of the notifier too, not only the daemon
+                lambda: answers('count_over_time(up{job="aemon-notify"}[1m]) >= 2'),
+                30,
+                "Prometheus to scrape the notifier twice",
+            )
             empty = [
                 (title, q)
                 for title, q in panel_queries()
