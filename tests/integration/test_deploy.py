@@ -55,7 +55,7 @@ def test_every_manifest_parses_and_the_kustomization_lists_them():
         "PersistentVolumeClaim",
     } <= kinds
     listed = set(docs["kustomization.yaml"][0]["resources"])
-    assert listed == set(docs) - {"kustomization.yaml", "deployment-gpu.yaml"}
+    assert listed == set(docs) - {"kustomization.yaml", "deployment-gpu.yaml", "train-job.yaml"}
 
 
 async def test_probes_and_ports_are_the_ones_the_daemon_serves():
@@ -201,3 +201,43 @@ def test_every_command_the_compose_stack_runs_in_the_image_is_there(tmp_path):
             data = argv[argv.index("--data") + 1]
             assert f"mkdir -p {data} " in docker, "the image holds no ECG5000 there"
     assert {"train", "serve", "replay", "notify"} <= set(ran)
+
+
+def test_the_training_job_writes_the_models_the_replicas_read(tmp_path):
+    """The Job records the input topic and trains into the model path the replicas serve, with
+    their settings; it is the volume's one writer, the replicas mount it read-only, and the
+    claim allows that."""
+    (job,) = manifests()["train-job.yaml"]
+    (pvc,) = manifests()["pvc.yaml"]
+    (deployment,) = manifests()["deployment.yaml"]
+    settings = manifests()["configmap.yaml"][0]["data"]
+    (train,) = job["spec"]["template"]["spec"]["containers"]
+    assert train["envFrom"] == [{"configMapRef": {"name": "aemon"}}]
+    script = train["args"][0]
+    for name, value in settings.items():
+        script = script.replace(f'"${name}"', value)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "history.csv").write_text("timestamp,value\n1700000000,1\n")
+    lines = [line.strip() for line in script.split("&&")]
+    argv = [line.split()[1:] for line in lines]
+    assert [a[:2] for a in argv] == [["record", "--topic"], ["train", "series"]]
+    for a in argv:
+        parser().parse_args([f"{tmp_path}{x}" if x.startswith("/work") else x for x in a])
+    assert argv[0][argv[0].index("--topic") + 1] == settings["AEMON_INPUT_TOPIC"]
+    assert argv[1][argv[1].index("--out") + 1] == settings["AEMON_MODEL"]
+    assert argv[0][argv[0].index("--output") + 1] == argv[1][argv[1].index("--input") + 1]
+
+    def mount(spec: dict) -> dict:
+        (claim,) = [v for v in spec["volumes"] if "persistentVolumeClaim" in v]
+        (m,) = [
+            m for c in spec["containers"] for m in c["volumeMounts"] if m["name"] == claim["name"]
+        ]
+        assert claim["persistentVolumeClaim"]["claimName"] == pvc["metadata"]["name"]
+        return m
+
+    assert not mount(job["spec"]["template"]["spec"]).get("readOnly", False)
+    assert mount(deployment["spec"]["template"]["spec"])["readOnly"] is True
+    assert settings["AEMON_MODEL"].startswith(
+        mount(deployment["spec"]["template"]["spec"])["mountPath"]
+    )
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
