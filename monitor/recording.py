@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from aemon.core.errors import DataError
-from aemon.core.table import TIME_COLUMNS
+from aemon.core.table import TIME_COLUMNS, writing
 from aemon.daemon.codec import Invalid, Limits, check_length, decode_sample
 from aemon.training.datasets.samples import ID_COLUMNS
 
@@ -122,8 +122,9 @@ class Recording:
         return pd.concat(parts, ignore_index=True)[["timestamp", "stream", "seq", *columns]]
 
     def write(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.frame().to_csv(path, index=False)
+        """The sample CSV at ``path`` (``-``: standard output)."""
+        with writing(path) as fh:
+            self.frame().to_csv(fh, index=False)
 
     def summary(self) -> dict[str, object]:
         return {

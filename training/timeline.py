@@ -17,6 +17,7 @@ from aemon.core.detector import Detector
 from aemon.core.errors import DataError
 from aemon.core.events import Decider, Rule, event_record
 from aemon.core.learner import learned_scores
+from aemon.core.table import writing
 from aemon.core.times import iso
 from aemon.core.windowing import window_index
 from aemon.core.wording import counted, listed
@@ -143,9 +144,8 @@ def score_samples(
 
 def write_windows_csv(path: Path, t: Timeline) -> None:
     """One row per window: stream, seq, start, end (ISO 8601 UTC), score, threshold, verdict and
-    tail probability (empty without a score history)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    tail probability (empty without a score history); ``-``: to standard output."""
+    with writing(path) as fh:
         w = csv.writer(fh)
         w.writerow(["stream", "seq", "start", "end", "score", "threshold", "is_anomaly", "p"])
         for i in range(len(t)):

@@ -353,7 +353,8 @@ def record(args: argparse.Namespace) -> int:
     )
     if left_out:
         print(f"left out as the daemon would: {left_out}", file=sys.stderr)
-    print(f"next: aemon train series --input {args.output} --out models", file=sys.stderr)
+    if str(args.output) != "-":
+        print(f"next: aemon train series --input {args.output} --out models", file=sys.stderr)
     return 0
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
+import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -214,7 +216,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         ],
     )
     rec.add_argument("--topic", required=True, help="topic of samples to read")
-    rec.add_argument("--output", type=out_file, required=True, help="sample CSV to write")
+    rec.add_argument(
+        "--output", type=out_file, required=True, help="sample CSV to write (-: standard output)"
+    )
     daemon_kafka_args(rec)
     topic_reading_args(rec, "samples")
     rec.add_argument(
@@ -469,9 +473,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     warnings.showwarning = _warning_line
     module, _, name = args.run.partition(":")
-    from aemon.core.errors import AemonError
+    from aemon.core.errors import AemonError, ConfigError
 
     try:
+        stdout = [f"--{k} -" for k in ("output", "events") if str(getattr(args, k, None)) == "-"]
+        stdout += ["--json"] * bool(getattr(args, "json", False))
+        if len(stdout) > 1:
+            raise ConfigError(f"{' and '.join(stdout)} both write to standard output: give a file")
         code = int(getattr(importlib.import_module(module), name)(args) or 0)
         for folder in sorted(f for f in ABSENT if f.is_dir()):  # said once the work is done
             print(f"aemon: created folder {folder}", file=sys.stderr)
@@ -479,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     except AemonError as exc:
         print(f"aemon: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `--output - | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 128 + signal.SIGPIPE
     except OSError as exc:  # a path the user gave: missing, a directory, not writable, ...
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"aemon: error: {where}{exc.strerror or exc}", file=sys.stderr)

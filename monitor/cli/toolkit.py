@@ -225,8 +225,10 @@ def out_dir(text: str) -> Path:
 
 
 def out_file(text: str) -> Path:
-    """A file to write: absent or a file, never a directory."""
+    """A file to write: absent or a file, never a directory; ``-`` is standard output."""
     path = Path(text)
+    if text == "-":
+        return path
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is a directory; give a file name")
     _note_absent(path.parent)
@@ -638,7 +640,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     windows.add_argument(
         "--stride", type=at_least(1), help="samples between windows (default: LENGTH)"
     )
-    windows.add_argument("--output", type=out_file, required=True, help="window CSV to write")
+    windows.add_argument(
+        "--output", type=out_file, required=True, help="window CSV to write (-: standard output)"
+    )
     missing_arg(windows)
     windows.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -656,11 +660,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     score.add_argument("--model", type=Path, required=True, help="artifact or models directory")
     score.add_argument("--input", type=in_file, required=True, help="window or sample CSV")
-    score.add_argument("--output", type=out_file, required=True, help="scores CSV to write")
+    score.add_argument(
+        "--output", type=out_file, required=True, help="scores CSV to write (-: standard output)"
+    )
     score.add_argument(
         "--events",
         type=out_file,
-        help="series: events file (default: OUTPUT with .events.jsonl)",
+        help="series: events file (default: OUTPUT with .events.jsonl; none when OUTPUT is -)",
     )
     score.add_argument(
         "--report", type=out_dir, help="series: a timeline picture per stream here (default: none)"

@@ -23,7 +23,7 @@ from aemon.core.device import pick_device
 from aemon.core.errors import ArtifactError, ConfigError, DataError
 from aemon.core.evaluation import evaluate as metrics_at
 from aemon.core.events import event_rule
-from aemon.core.table import WindowTable, read_windows, write_windows
+from aemon.core.table import STDOUT, WindowTable, read_windows, write_windows, writing
 from aemon.core.windowing import check_stride
 from aemon.core.wording import counted
 from aemon.series_detector import SeriesDetector
@@ -342,19 +342,23 @@ def _score_series(args: argparse.Namespace) -> int:
     models = SeriesDetector.load(args.model, args.device)
     t = timeline.score_samples(samples, models.detector_for, str(args.model))
     timeline.write_windows_csv(args.output, t)
-    events = args.events or args.output.with_suffix(".events.jsonl")
-    events.write_text("".join(json.dumps(e) + "\n" for e in t.events))
+    events = args.events
+    if events is None and str(args.output) != STDOUT:
+        events = args.output.with_suffix(".events.jsonl")
+    if events is not None:
+        with writing(events) as fh:
+            fh.write("".join(json.dumps(e) + "\n" for e in t.events))
     if args.report:
         timeline.draw(samples, t, args.report)
     opened = sum(e["state"] == "open" for e in t.events)
     doc = {"windows": len(t), "anomalous_windows": int(sum(t.above)), "events": opened}
     if args.json:
-        emit({**doc, "output": str(args.output), "events_file": str(events)}, True)
+        emit({**doc, "output": str(args.output), "events_file": events and str(events)}, True)
     else:
         print(
             f"scored {len(t)} windows of {counted(len(t.models), 'stream')}, "
             f"{doc['anomalous_windows']} above the threshold, "
-            f"{counted(opened, 'event')} -> {args.output}, {events}",
+            f"{counted(opened, 'event')} -> {args.output}" + (f", {events}" if events else ""),
             file=sys.stderr,
         )
     return 0
@@ -404,14 +408,13 @@ def score(args: argparse.Namespace) -> int:
     if not _window_model(args):
         return _score_series(args)
     detector, table, scores = _scored(args)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     ids = [
         (n, getattr(table, n))
         for n in ("stream", "seq", "ts", "label")
         if getattr(table, n) is not None
     ]
     flags = scores > detector.threshold
-    with args.output.open("w", encoding="utf-8") as fh:
+    with writing(args.output) as fh:
         fh.write(",".join([n for n, _ in ids] + ["score", "threshold", "is_anomaly"]) + "\n")
         for i, s in enumerate(scores):
             cells = [str(col[i]) for _, col in ids]

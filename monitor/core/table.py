@@ -10,10 +10,13 @@ matrix and their label column is picked by the caller.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -295,10 +298,25 @@ def metrics_of(names: list[str]) -> tuple[str, ...] | None:
     return tuple(metrics) if len(metrics) > 1 and parts == expected else None
 
 
-def write_windows(path: str | Path, table: WindowTable) -> None:
-    """Write a window CSV that :func:`read_windows` reads back exactly (float32 round-trips)."""
+STDOUT = "-"  # an output file named so is standard output, as Unix tools take it
+
+
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[TextIO]:
+    """A text file to write a table to (its folder made), or standard output for ``-``."""
+    if str(path) == STDOUT:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        yield fh
+
+
+def write_windows(path: str | Path, table: WindowTable) -> None:
+    """Write a window CSV that :func:`read_windows` reads back exactly (float32 round-trips);
+    ``-``: to standard output."""
     ids = [(n, getattr(table, n)) for n in ID_COLUMNS if getattr(table, n) is not None]
     flat = table.values.reshape(len(table.values), -1)
     length = flat.shape[1]
@@ -307,7 +325,7 @@ def write_windows(path: str | Path, table: WindowTable) -> None:
         names = [f"{c}{AT}{t}" for c in table.channels for t in range(steps)]
     else:
         names = [f"v{i}" for i in range(length)]
-    with path.open("w", newline="", encoding="utf-8") as fh:
+    with writing(path) as fh:
         w = csv.writer(fh)
         w.writerow([n for n, _ in ids] + names)
         for i, row in enumerate(flat):

@@ -196,6 +196,7 @@ CASES = [
     (["train", "series", "--input", "{TEXTS}", "--out", "{OUT}"], "'n/a', a missing value"),
     (["windows", "{TEXTS}", "--length", "2", "--output", "{OUT}.csv", "--missing", "x"], "'x'"),
     ([*SCORE, "--missing", "skip"], "--missing is for a sample CSV's rows: window models read"),
+    ([*SCORE[:-1], "-", "--json"], "--output - and --json both write to standard output"),
     (["replay", "{W}", "--topic", "t", "--missing", "skip"], "--missing is for a sample CSV's"),
     (["train", "series", "--input", "{MS}", "--out", "{OUT}"], "ms-samples.csv:2: timestamp 17"),
     (["train", "series", "--input", "{HOST}", "--out", "{OUT}"], "must be named 'stream'"),

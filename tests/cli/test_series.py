@@ -329,3 +329,25 @@ def test_a_stream_too_short_to_train_is_left_out_and_listed_in_json(tmp_path, ca
     assert list(doc["streams"]) == ["long"] and doc["left_out"] == ["short"]
     assert "left out 1 stream with fewer than 29 training samples ('short': 5)" in captured.err
     assert [p.name for p in out.iterdir()] == ["long"]
+
+
+def test_tables_go_to_standard_output_for_a_dash(tmp_path, capsys, monkeypatch):
+    """``--output -`` writes the table to standard output (its summary stays on stderr), no file
+    named ``-``; a series model's events then go only where ``--events`` says."""
+    monkeypatch.chdir(tmp_path)  # where a file named "-" would be written
+    rc, out = train(tmp_path, samples_csv(tmp_path / "s.csv"))
+    assert rc == 0
+    capsys.readouterr()
+    test = samples_csv(tmp_path / "t.csv", n=200, seed=1, spike_at=120)
+    events = tmp_path / "events.jsonl"
+    argv = ["score", "--model", str(out), "--input", str(test), "--output", "-"]
+    assert main([*argv, "--events", str(events)]) == 0
+    said = capsys.readouterr()
+    rows = said.out.splitlines()
+    assert rows[0] == "stream,seq,start,end,score,threshold,is_anomaly,p" and len(rows) == 194
+    assert "-> -, " in said.err and events.read_text().count('"state": "open"') >= 1
+    assert main(argv) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 194
+    assert main(["windows", str(test), "--length", "8", "--output", "-"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("stream,seq,ts,start,")
+    assert not (tmp_path / "-").exists() and not list(tmp_path.glob("-*"))

@@ -78,6 +78,9 @@ async def test_a_recorded_topic_is_the_history_it_was_sent_as_and_trains(bootstr
     some = tmp_path / "fan.csv"
     rc, _, stderr = await record(*argv[:-1], str(some), "--stream", "fan", "--max-samples", "10")
     assert rc == 0 and "recorded 10 samples of 1 stream from" in stderr
+    rc, stdout, stderr = await record(*argv[:-1], "-", "--stream", "fan", "--max-samples", "3")
+    assert rc == 0 and "-> -" in stderr  # the CSV on standard output, the summary on stderr
+    assert stdout.splitlines()[0] == "timestamp,stream,seq,rpm" and len(stdout.splitlines()) == 4
     assert read_samples(some).streams() == ["fan"] and len(read_samples(some)) == 10
     train = await asyncio.create_subprocess_exec(
         AEMON, "train", "series", "--input", str(out), "--out", str(tmp_path / "m"),
