@@ -216,8 +216,8 @@ async def test_rows_left_out_for_a_missing_value_are_the_samples_the_daemon_dead
         doc = {"stream": stream, "ts": float(ts), "value": None if i in gaps else float(value)}
         msgs.append((stream.encode(), orjson.dumps(doc | ({"seq": seq} if numbered else {})), None))
     gappy = tmp_path / "gappy.csv"
-    gappy.write_text("timestamp,stream,value" + (",seq" if numbered else "") + "\n")
-    gappy.write_text(gappy.read_text() + "\n".join(lines) + "\n")
+    header = "timestamp,stream,value" + (",seq" if numbered else "")
+    gappy.write_text("\n".join([header, *lines]) + "\n")
     with pytest.raises(DataError, match=r"is empty, a missing value.*--missing skip"):
         read_samples(gappy)
     with pytest.warns(UserWarning, match=r"left out 40 of 2,100 rows with a missing value"):
