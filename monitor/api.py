@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aemon.core.errors import ConfigError, DataError
+from aemon.core.specs import MISSING_RULES
 
 if TYPE_CHECKING:
     from aemon.detector import Detector
@@ -147,6 +148,7 @@ def fit_series(
     stride: int = 1,
     train_fraction: float = 1.0,
     max_train_rows: int | None = None,
+    missing: str = "refuse",
     model: str = "dense",
     shared: bool = False,
     any_stream: bool = False,
@@ -186,7 +188,9 @@ def fit_series(
     stream is fitted on the metrics it has). Each stream's first ``train_fraction`` of rows (at
     most ``max_train_rows``) is its history: the earlier part is fitted, the later part
     calibrates the threshold (a stream with too few samples to train is left out with a warning
-    naming it; all too few: ConfigError). Windows of ``length`` samples every ``stride``; events
+    naming it; all too few: ConfigError). A missing value (NaN in a metric its stream has) is
+    refused, or with ``missing="skip"`` its row is left out, as the daemon leaves out such a
+    sample. Windows of ``length`` samples every ``stride``; events
     open after ``open_after`` windows above the threshold among ``within`` (2 of 6) and resolve
     after ``resolve_after`` windows without that, the threshold following ``adaptive_window`` recent
     scores (0: fixed), each learned ``adaptive_delay`` windows after it was scored, as ``aemon
@@ -239,7 +243,9 @@ def fit_series(
         daily_profile,
         Learning(learn_every, learn_span, learn_delay, learn_epochs) if learn else None,
     )
-    s = as_samples(samples)
+    if missing not in MISSING_RULES:
+        raise ConfigError(f"missing must be one of {', '.join(MISSING_RULES)}")
+    s = as_samples(samples, missing)
     overrides = {
         "threshold": threshold,
         "epochs": epochs,

@@ -30,14 +30,15 @@ from aemon.training.timeline import (
 )
 
 
-def as_samples(samples: Any) -> Samples:
+def as_samples(samples: Any, missing: str = "refuse") -> Samples:
     """A sample CSV's path, a DataFrame with a sample CSV's columns, or :class:`Samples` as they
     are; a time index (a ``DatetimeIndex``, or an index named like a time column) serves as the
-    time column, and a Series is one value column."""
+    time column, and a Series is one value column. ``missing``: what a row with a missing value
+    gets (:func:`~aemon.training.datasets.samples.samples_of`)."""
     if isinstance(samples, Samples):
         return samples
     if isinstance(samples, str | Path):
-        return read_samples(samples)
+        return read_samples(samples, missing)
     if isinstance(samples, pd.Series):
         if (
             not isinstance(samples.index, pd.DatetimeIndex)
@@ -56,7 +57,7 @@ def as_samples(samples: Any) -> Samples:
     if timed and not any(c in frame.columns for c in TIME_COLUMNS):
         named = frame.index.name if frame.index.name in TIME_COLUMNS else "timestamp"
         frame = frame.rename_axis(named).reset_index()  # a DatetimeIndex called "Date" too
-    return samples_of(frame)
+    return samples_of(frame, missing=missing)
 
 
 PER_STREAM = (

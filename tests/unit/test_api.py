@@ -356,6 +356,21 @@ def test_a_stream_with_too_short_a_history_is_told_how_many_samples_it_needs():
     assert len(aemon.fit_series(samples_frame()[:29], epochs=1).detectors) == 1
 
 
+def test_a_history_with_missing_values_is_refused_or_its_rows_left_out():
+    """As ``aemon train series --missing``: NaN among a stream's values is refused naming its
+    row, or with ``missing="skip"`` that row is left out (one warning), as the daemon leaves
+    out such a sample."""
+    gappy = samples_frame()
+    gappy.iloc[[40, 90], 0] = np.nan
+    with pytest.raises(aemon.DataError, match=r"^samples, row 40: column 'flow' is nan"):
+        aemon.fit_series(gappy, epochs=1)
+    with pytest.warns(UserWarning, match=r"^samples, row 40: left out 2 of 200 rows with a"):
+        series = aemon.fit_series(gappy, epochs=1, missing="skip")
+    assert series.detectors["0"].meta.doc["series"]["train_rows"] == 198
+    with pytest.raises(aemon.ConfigError, match=r"^missing must be one of refuse, skip"):
+        aemon.fit_series(gappy, missing="fill")
+
+
 def test_streams_too_short_to_train_are_left_out_by_name_and_the_rest_trained():
     """One stream of 5 samples among many no longer stops the others' training: it is named in
     one warning and has no model; when every stream is that short, the refusal names the
