@@ -455,9 +455,16 @@ def _telegraf_sample(doc: dict, timestamp_ms: int, limits: Limits) -> Sample:
         raise Invalid("missing_values", "Telegraf metric: no field is a number")
     out = np.empty(len(fields), dtype=np.float32)
     _fill(out, list(fields.values()))
-    return _sample(
-        stream, None, doc.get("timestamp"), timestamp_ms, out, tuple(fields), "timestamp"
-    )
+    try:
+        return _sample(
+            stream, None, doc.get("timestamp"), timestamp_ms, out, tuple(fields), "timestamp"
+        )
+    except Invalid as bad:
+        if bad.reason != "bad_ts":
+            raise
+        raise Invalid(
+            "bad_ts", f'{bad.detail}; set json_timestamp_units = "1s" in Telegraf\'s output'
+        ) from None
 
 
 def _sample(
