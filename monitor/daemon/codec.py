@@ -6,9 +6,10 @@ into the rows of a preallocated float32 batch, a fetched run of records at a tim
 window rows is checked once per batch (:func:`non_finite_rows`), not per message. ``values`` hold
 JSON numbers only. Sample messages (``{"stream", "ts"?, "value": x}`` or ``"values"`` for several
 channels: an array in the model's order, or an object of values by metric name) are decoded
-into a small array for the windowing stage; so is a metric as Telegraf's JSON serializer writes
-it (:func:`_telegraf_sample`). A message without ``stream`` (or a float32 window without its
-header) is its Kafka key's stream: input is keyed by stream.
+into a small array for the windowing stage; so is a metric as Telegraf writes it, in JSON
+(:func:`_telegraf_sample`) or in InfluxDB line protocol (:mod:`aemon.daemon.line_protocol`). A
+message without ``stream`` (or a float32 window without its header) is its Kafka key's stream:
+input is keyed by stream.
 
 JSON is parsed in C by simdjson, which copies ``values`` straight into a buffer of doubles and
 refuses a string, boolean, null or object among the numbers there; no Python float is made. A
@@ -32,6 +33,7 @@ import simdjson
 
 from aemon.core.times import EARLIEST, LATEST, time_problem
 from aemon.core.wording import listed
+from aemon.daemon.line_protocol import Line, parse_line
 
 # A value beyond float32 becomes inf when copied into a row; that row is then refused as
 # non-finite, so numpy's warning about the cast says nothing new.
@@ -411,6 +413,14 @@ def decode_sample(
 
 
 def _checked_sample(value: bytes, timestamp_ms: int, limits: Limits, key: bytes | None) -> Sample:
+    if value[:1] not in (b"{", b"[", b" ", b"\t", b"\n", b""):  # no JSON: line protocol?
+        _check_size(len(value), limits)
+        line = _line(value)
+        if line is not None:
+            seconds = None if line.ns is None else line.ns / 1e9
+            return _metric_sample(
+                line.measurement, line.tags, line.numbers, seconds, timestamp_ms, limits
+            )
     doc = _object(value, limits)
     if _is_telegraf(doc):
         return _telegraf_sample(doc, timestamp_ms, limits)
@@ -438,33 +448,52 @@ def _is_telegraf(doc: dict) -> bool:
     )
 
 
+def _line(value: bytes) -> Line | None:
+    """A message of one line of InfluxDB line protocol, parsed; None when it is not one (then
+    it is judged as JSON, and refused as ``not_json``)."""
+    try:
+        return parse_line(value.decode())
+    except (UnicodeDecodeError, ValueError, OverflowError):
+        return None
+
+
 def _telegraf_sample(doc: dict, timestamp_ms: int, limits: Limits) -> Sample:
-    """A Telegraf metric as a sample by metric name: its stream the series key InfluxDB gives it
-    (``cpu,cpu=cpu-total,host=web-1``: the name, then each tag in key order), its values the
-    fields that are numbers (a string or boolean field, such as ``system``'s ``uptime_format``,
-    is no metric and is left out), its time ``timestamp`` (seconds, Telegraf's default
-    ``json_timestamp_units``)."""
+    """A Telegraf metric in JSON as a sample (:func:`_metric_sample`); its time ``timestamp``
+    (seconds, Telegraf's default ``json_timestamp_units``)."""
     name, tags = doc["name"], doc.get("tags") or {}
     if not isinstance(name, str) or not name:
         raise Invalid("bad_stream", "Telegraf metric: 'name' must be a non-empty string")
     if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
         raise Invalid("bad_stream", "Telegraf metric: 'tags' must be an object of strings")
-    stream = _stream(",".join([name, *(f"{k}={tags[k]}" for k in sorted(tags))]), limits)
     fields = {k: v for k, v in doc["fields"].items() if type(v) in NUMBER_TYPES}
-    if not fields:
-        raise Invalid("missing_values", "Telegraf metric: no field is a number")
-    out = np.empty(len(fields), dtype=np.float32)
-    _fill(out, list(fields.values()))
     try:
-        return _sample(
-            stream, None, doc.get("timestamp"), timestamp_ms, out, tuple(fields), "timestamp"
-        )
+        return _metric_sample(name, tags, fields, doc.get("timestamp"), timestamp_ms, limits)
     except Invalid as bad:
         if bad.reason != "bad_ts":
             raise
         raise Invalid(
             "bad_ts", f'{bad.detail}; set json_timestamp_units = "1s" in Telegraf\'s output'
         ) from None
+
+
+def _metric_sample(
+    name: str,
+    tags: dict[str, str],
+    numbers: dict[str, Any],
+    ts: object,
+    timestamp_ms: int,
+    limits: Limits,
+) -> Sample:
+    """A metric of Telegraf's (or anything else's that writes InfluxDB's data model) as a sample
+    by metric name: its stream the series key InfluxDB gives it (``cpu,cpu=cpu-total,host=web-1``:
+    the measurement, then each tag in key order), its values the fields that are numbers (a
+    string or boolean field, such as ``system``'s ``uptime_format``, is no metric: left out)."""
+    stream = _stream(",".join([name, *(f"{k}={tags[k]}" for k in sorted(tags))]), limits)
+    if not numbers:
+        raise Invalid("missing_values", f"metric {name[:64]!r}: no field is a number")
+    out = np.empty(len(numbers), dtype=np.float32)
+    _fill(out, list(numbers.values()))
+    return _sample(stream, None, ts, timestamp_ms, out, tuple(numbers), "timestamp")
 
 
 def _sample(

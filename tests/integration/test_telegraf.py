@@ -1,6 +1,7 @@
-"""Telegraf's metrics as they come from its Kafka output (``data_format = "json"``, keyed by
-``routing_tag = "host"``), through the real broker: recorded, trained and served with no
-converter between Telegraf and aemon, the daemon deciding exactly as offline scoring."""
+"""Telegraf's metrics as they come from its Kafka output (``data_format = "influx"``, its
+default, or ``"json"``; keyed by ``routing_tag = "host"``), through the real broker: recorded,
+trained and served with no converter between Telegraf and aemon, the daemon deciding exactly as
+offline scoring."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 
 import numpy as np
 import orjson
+import pytest
 
 import aemon
 from aemon.replay import produce
@@ -29,9 +31,20 @@ N, TRAIN = 700, 400  # samples a series, the first TRAIN are history
 CPU = "cpu,cpu=cpu-total,host=web-1"  # the series key InfluxDB would give it
 
 
-def metrics(i: int) -> list[tuple[bytes, bytes, None]]:
+def influx(metric: dict) -> bytes:
+    """``metric`` as Telegraf's ``influx`` serializer writes it: tags in key order, integers
+    with ``i``, strings quoted, nanoseconds."""
+    tags = "".join(f",{k}={v}" for k, v in sorted(metric["tags"].items()))
+    fields = ",".join(
+        f"{k}={v}i" if isinstance(v, int) else f'{k}="{v}"' if isinstance(v, str) else f"{k}={v!r}"
+        for k, v in metric["fields"].items()
+    )
+    return f"{metric['name']}{tags} {fields} {metric['timestamp'] * 10**9}\n".encode()
+
+
+def metrics(i: int, fmt: str = "json") -> list[tuple[bytes, bytes, None]]:
     """Sample ``i`` (a minute apart) of each host's ``cpu`` and ``mem``, as Telegraf writes
-    them; web-1's CPU is busy from sample 560 to 600."""
+    them in ``fmt``; web-1's CPU is busy from sample 560 to 600."""
     out = []
     for k, host in enumerate(HOSTS):
         busy = 40.0 if host == "web-1" and 560 <= i < 600 else 0.0
@@ -56,15 +69,19 @@ def metrics(i: int) -> list[tuple[bytes, bytes, None]]:
             "tags": {"host": host},
             "timestamp": 1_700_000_000 + 60 * i,
         }
-        out += [(host.encode(), orjson.dumps(m), None) for m in (cpu, mem)]
+        encode = orjson.dumps if fmt == "json" else influx
+        out += [(host.encode(), encode(m), None) for m in (cpu, mem)]
     return out
 
 
-async def test_telegraf_metrics_are_recorded_trained_and_decided_as_offline(bootstrap, tmp_path):
+@pytest.mark.parametrize("fmt", ["influx", "json"])
+async def test_telegraf_metrics_are_recorded_trained_and_decided_as_offline(
+    bootstrap, tmp_path, fmt
+):
     history, live = topics(2), topics(2)
     await make_topics(bootstrap, history)
     await make_topics(bootstrap, live)
-    old = [m for i in range(TRAIN) for m in metrics(i)]
+    old = [m for i in range(TRAIN) for m in metrics(i, fmt)]
     await produce(bootstrap, history["input_topic"], old, total=len(old), progress=False)
     csv = tmp_path / "history.csv"
     rc, _, err = await record(
@@ -81,7 +98,7 @@ async def test_telegraf_metrics_are_recorded_trained_and_decided_as_offline(boot
     models = tmp_path / "models"
     aemon.fit_series(csv, epochs=10, progress=False).save(models)
 
-    new = [m for i in range(TRAIN, N) for m in metrics(i)]
+    new = [m for i in range(TRAIN, N) for m in metrics(i, fmt)]
     async with running(settings(bootstrap, models, live)) as svc:
         await produce(bootstrap, live["input_topic"], new, total=len(new), progress=False)
         rest = tmp_path / "rest.csv"  # the live topic as offline scoring reads it

@@ -344,7 +344,7 @@ def test_a_telegraf_metric_is_a_sample_of_its_series_by_field_name():
             r"^bad_ts: 'timestamp' 1700000060000 is after .*"
             r"set json_timestamp_units = \"1s\" in Telegraf's output$",
         ),
-        ({"fields": {"state": "ok"}}, r"^missing_values: Telegraf metric: no field is a number"),
+        ({"fields": {"state": "ok"}}, r"^missing_values: metric 'cpu': no field is a number"),
         ({"fields": {"x": 1e39}}, r"^non_finite"),
         ({"tags": {"host": 1}}, r"^bad_stream: Telegraf metric: 'tags' must be an object of str"),
         ({"name": ""}, r"^bad_stream: Telegraf metric: 'name' must be a non-empty string"),
