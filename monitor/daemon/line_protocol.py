@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 BOOLEANS = frozenset({"t", "T", "true", "True", "TRUE", "f", "F", "false", "False", "FALSE"})
+INT64 = range(-(2**63), 2**63)  # timestamps and `i` integers; `u` integers are below 2^64
 
 
 class Line(NamedTuple):
@@ -66,7 +67,10 @@ def _number(raw: str) -> float | None:
     if raw.startswith('"') or raw in BOOLEANS:
         return None
     if raw[-1:] in ("i", "u"):
-        return float(int(raw[:-1]))
+        number = int(raw[:-1])
+        if number not in (INT64 if raw[-1] == "i" else range(2**64)):
+            raise ValueError(f"{raw[:40]!r} is out of range")
+        return float(number)
     return float(raw)
 
 
@@ -95,5 +99,7 @@ def parse_line(text: str) -> Line:
         ns = int(sections[2]) if len(sections) == 3 else None
     except ValueError:
         raise ValueError(f"timestamp {sections[2][:40]!r} is not an integer") from None
+    if ns is not None and ns not in INT64:
+        raise ValueError(f"timestamp {sections[2][:40]!r} is beyond 64 bits of nanoseconds")
     pairs = (_pair(t, "tag") for t in tags)
     return Line(measurement, {k: _unescape(v) for k, v in pairs}, numbers, ns)

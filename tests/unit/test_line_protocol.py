@@ -1,10 +1,13 @@
 """InfluxDB line protocol as Telegraf's Kafka output writes it by default: parsed into the same
 sample as the same metric in Telegraf's JSON, escapes and all."""
 
+import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from aemon.daemon.codec import Invalid, Limits, decode_sample
+from aemon.daemon.codec import REASONS, Invalid, Limits, decode_sample
 from aemon.daemon.line_protocol import parse_line
 
 LIM = Limits(max_bytes=4096, max_stream_len=64)
@@ -41,6 +44,9 @@ def test_escaped_commas_spaces_and_equals_signs_belong_to_their_names():
         ('cpu note="open', "a string field is not closed"),
         ("cpu a=1 1\ncpu a=2 2", "several lines in one message"),
         ("cpu  a=1", "not MEASUREMENT"),
+        ("cpu a=1 " + "9" * 400, "is beyond 64 bits of nanoseconds"),
+        ("cpu a=" + "9" * 30 + "i", "field 'a': '9999.*' is no value"),
+        ("cpu a=-1u", "field 'a': '-1u' is no value"),
     ],
 )
 def test_a_line_that_is_not_line_protocol_says_why(text, says):
@@ -72,3 +78,24 @@ def test_the_same_metric_in_line_protocol_and_in_json_is_the_same_sample():
     ):
         with pytest.raises(Invalid, match=f"^{reason}"):
             decode_sample(body, 0, LIM)
+
+
+_LINE_ALPHABET = st.sampled_from(list('cpu,host=w1 a=1.5i"\\\\ tTfu-e9\n{}[]:'))
+
+
+@given(
+    st.binary(max_size=80)
+    | st.text(_LINE_ALPHABET, max_size=60).map(str.encode)
+    | st.integers().map(lambda n: b"cpu a=1 %d" % n)
+    | st.integers().map(lambda n: b"cpu a=%di" % n)
+)
+@settings(max_examples=400, deadline=None)
+def test_any_message_is_a_sample_or_a_reason_never_a_crash(body):
+    """Whatever a producer sends to a sample topic, the decoder answers a sample or one of its
+    reasons (a dead letter), never another exception that would stop a stage."""
+    try:
+        s = decode_sample(body, 1_700_000_000_000, LIM, b"k")
+    except Invalid as bad:
+        assert bad.reason in REASONS
+    else:
+        assert s.stream and len(s.values) >= 1 and np.isfinite(s.values).all()
