@@ -7,7 +7,8 @@ window rows is checked once per batch (:func:`non_finite_rows`), not per message
 JSON numbers only. Sample messages (``{"stream", "ts"?, "value": x}`` or ``"values"`` for several
 channels: an array in the model's order, or an object of values by metric name) are decoded
 into a small array for the windowing stage; so is a metric as Telegraf writes it, in JSON
-(:func:`_telegraf_sample`) or in InfluxDB line protocol (:mod:`aemon.daemon.line_protocol`). A
+(:func:`_telegraf_sample`) or in InfluxDB line protocol (:mod:`aemon.daemon.line_protocol`), and
+a Prometheus sample as prometheus-kafka-adapter writes it (:func:`_prometheus_sample`). A
 message without ``stream`` (or a float32 window without its header) is its Kafka key's stream:
 input is keyed by stream.
 
@@ -25,6 +26,7 @@ import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -333,7 +335,16 @@ def _parse(
             if type(numbers) is not simdjson.Array or size not in (None, len(numbers)):
                 return None  # the checked path names the type or length (or a nested list)
             buffer: Any = numbers.as_buffer(of_type="d")
-        elif sample and "value" in names and type(doc["value"]) in (int, float):
+        elif (
+            sample
+            and "value" in names
+            and "labels" not in names
+            and type(doc["value"])
+            in (
+                int,
+                float,
+            )
+        ):
             buffer = np.array([doc["value"]], dtype=np.float64).data
         else:
             return None
@@ -424,6 +435,8 @@ def _checked_sample(value: bytes, timestamp_ms: int, limits: Limits, key: bytes 
     doc = _object(value, limits)
     if _is_telegraf(doc):
         return _telegraf_sample(doc, timestamp_ms, limits)
+    if _is_prometheus(doc):
+        return _prometheus_sample(doc, timestamp_ms, limits)
     stream = _stream(doc.get("stream"), limits, key)
     raw = doc["values"] if "values" in doc else [doc["value"]] if "value" in doc else None
     if raw is None:
@@ -474,6 +487,50 @@ def _telegraf_sample(doc: dict, timestamp_ms: int, limits: Limits) -> Sample:
         raise Invalid(
             "bad_ts", f'{bad.detail}; set json_timestamp_units = "1s" in Telegraf\'s output'
         ) from None
+
+
+def _is_prometheus(doc: dict) -> bool:
+    """A sample as prometheus-kafka-adapter writes Prometheus' remote write (``{"timestamp",
+    "value", "name", "labels"}``, one a message) rather than aemon's sample."""
+    return isinstance(doc.get("labels"), dict) and "name" in doc and "stream" not in doc
+
+
+def _prometheus_sample(doc: dict, timestamp_ms: int, limits: Limits) -> Sample:
+    """A Prometheus sample as a sample of one metric, its name: its stream the series as PromQL
+    writes it (``node_load1{instance="web-1:9100",job="node"}``: the name, then each label but
+    ``__name__`` in name order), its value the string the adapter writes (``"NaN"``, Prometheus'
+    staleness marker, is ``non_finite``), its time ``timestamp`` (RFC 3339)."""
+    name, labels = doc["name"], doc["labels"]
+    if not isinstance(name, str) or not name:
+        raise Invalid("bad_stream", "Prometheus sample: 'name' must be a non-empty string")
+    if not all(isinstance(v, str) for v in labels.values()):
+        raise Invalid("bad_stream", "Prometheus sample: 'labels' must be an object of strings")
+    pairs = ",".join(f'{k}="{labels[k]}"' for k in sorted(labels) if k != "__name__")
+    stream = _stream(f"{name}{{{pairs}}}" if pairs else name, limits)
+    raw = doc.get("value")
+    try:
+        number = float(raw) if isinstance(raw, str) or type(raw) in NUMBER_TYPES else None
+    except ValueError:
+        number = None
+    if number is None:
+        raise Invalid("bad_values", "Prometheus sample: 'value' must be a number (or its text)")
+    out = np.array([number], dtype=np.float32)
+    ts = _rfc3339(doc.get("timestamp"))
+    return _sample(stream, None, ts, timestamp_ms, out, (name,), "timestamp")
+
+
+def _rfc3339(value: object) -> float | None:
+    """An RFC 3339 time (``2026-01-31T14:05:00Z``; no zone: UTC) as seconds since the epoch;
+    None for none (the record's time)."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        when = None
+    if when is None:
+        raise Invalid("bad_ts", f"'timestamp' {str(value)[:40]!r} is not an RFC 3339 time")
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _metric_sample(

@@ -354,3 +354,33 @@ def test_a_telegraf_metric_is_a_sample_of_its_series_by_field_name():
             decode_sample(orjson.dumps(doc | change), 0, wide)
     ours = decode_sample(orjson.dumps({"stream": "s", "fields": {"a": 1}, "value": 2}), 0, LIM)
     assert (ours.stream, ours.values.tolist()) == ("s", [2.0])  # aemon's own sample
+
+
+def test_a_prometheus_sample_from_the_kafka_adapter_is_a_sample_of_its_series():
+    """What prometheus-kafka-adapter writes of Prometheus' remote write: one sample a message,
+    its stream the series as PromQL names it (labels but ``__name__`` in name order), one
+    metric (its name), the value as text, the time in RFC 3339 (no zone: UTC)."""
+    wide = Limits(max_bytes=4096, max_stream_len=64)
+    doc = {
+        "timestamp": "2026-01-31T14:05:00Z",
+        "value": "0.25",
+        "name": "node_load1",
+        "labels": {"__name__": "node_load1", "job": "node", "instance": "web-1:9100"},
+    }
+    s = decode_sample(orjson.dumps(doc), 0, wide, b"web-1")
+    assert s.stream == 'node_load1{instance="web-1:9100",job="node"}' and s.seq is None
+    assert (s.names, s.values.tolist(), s.ts) == (("node_load1",), [0.25], 1_769_868_300.0)
+    same = {"timestamp": "2026-01-31T14:05:00", "value": 0.25}  # no zone; a number
+    assert decode_sample(orjson.dumps(doc | same), 0, wide).ts == s.ts
+    assert decode_sample(orjson.dumps(doc | {"labels": {}}), 0, wide).stream == "node_load1"
+    for change, says in (
+        ({"value": "NaN"}, r"^non_finite"),  # Prometheus' staleness marker
+        ({"value": "high"}, r"^bad_values: Prometheus sample: 'value' must be a number"),
+        ({"value": True}, r"^bad_values"),
+        ({"timestamp": "yesterday"}, r"^bad_ts: 'timestamp' 'yesterday' is not an RFC 3339"),
+        ({"timestamp": 1_769_868_300}, r"^bad_ts: 'timestamp' '1769868300' is not an RFC 3339"),
+        ({"labels": {"job": 1}}, r"^bad_stream: Prometheus sample: 'labels' must be an object"),
+        ({"labels": {"job": "x" * 64}}, r"^bad_stream: stream id longer than 64"),
+    ):
+        with pytest.raises(Invalid, match=says):
+            decode_sample(orjson.dumps(doc | change), 0, wide)

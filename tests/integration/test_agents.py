@@ -1,11 +1,13 @@
-"""Telegraf's metrics as they come from its Kafka output (``data_format = "influx"``, its
-default, or ``"json"``; keyed by ``routing_tag = "host"``), through the real broker: recorded,
-trained and served with no converter between Telegraf and aemon, the daemon deciding exactly as
-offline scoring."""
+"""Metrics as the agents people run write them to Kafka, through the real broker: Telegraf's
+Kafka output (``data_format = "influx"``, its default, or ``"json"``; keyed by ``routing_tag =
+"host"``) and Prometheus' remote write through prometheus-kafka-adapter; recorded, trained and
+served with no converter between them and aemon, the daemon deciding exactly as offline
+scoring."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import numpy as np
 import orjson
@@ -119,3 +121,55 @@ async def test_telegraf_metrics_are_recorded_trained_and_decided_as_offline(
     ]
     assert len(busy) == 1  # the busy CPU opens one event, named by its series key
     assert busy[0]["top_metrics"][0]["metric"] in ("usage_user", "usage_idle")
+
+
+def prometheus(i: int) -> list[tuple[bytes, bytes, None]]:
+    """Sample ``i`` (a minute apart) of each host's ``node_load1`` as prometheus-kafka-adapter
+    writes it (value as text, RFC 3339 time); web-1's load climbs from sample 560 to 600."""
+    out = []
+    for k, host in enumerate(HOSTS):
+        busy = 6.0 if host == "web-1" and 560 <= i < 600 else 0.0
+        load = 1 + 0.3 * math.sin(i / 15 + k) + busy + (i * 7919 % 13) / 50
+        labels = {"__name__": "node_load1", "instance": f"{host}:9100", "job": "node"}
+        when = datetime.fromtimestamp(1_700_000_000 + 60 * i, UTC)
+        doc = {
+            "timestamp": f"{when:%Y-%m-%dT%H:%M:%SZ}",
+            "value": repr(load),
+            "name": "node_load1",
+            "labels": labels,
+        }
+        out.append((host.encode(), orjson.dumps(doc), None))
+    return out
+
+
+async def test_prometheus_remote_write_samples_are_recorded_trained_and_decided_as_offline(
+    bootstrap, tmp_path
+):
+    history, live = topics(2), topics(2)
+    await make_topics(bootstrap, history)
+    await make_topics(bootstrap, live)
+    old = [m for i in range(TRAIN) for m in prometheus(i)]
+    await produce(bootstrap, history["input_topic"], old, total=len(old), progress=False)
+    csv = tmp_path / "history.csv"
+    argv = ("--topic", history["input_topic"], "--bootstrap-servers", bootstrap, "--output")
+    rc, _, err = await record(*argv, str(csv))
+    assert rc == 0, err
+    got = read_samples(csv)
+    load = 'node_load1{instance="web-1:9100",job="node"}'
+    assert sorted(got.streams()) == sorted(load.replace("web-1", h) for h in HOSTS)
+    assert got.channels == ["node_load1"] and len(got.rows_of(load)) == TRAIN
+    models = tmp_path / "models"
+    aemon.fit_series(csv, epochs=10, progress=False).save(models)
+
+    new = [m for i in range(TRAIN, N) for m in prometheus(i)]
+    async with running(settings(bootstrap, models, live)) as svc:
+        await produce(bootstrap, live["input_topic"], new, total=len(new), progress=False)
+        rest = tmp_path / "rest.csv"
+        rc, _, err = await record(*argv[:1], live["input_topic"], *argv[2:], str(rest))
+        assert rc == 0, err
+        offline = aemon.load(models, device="cpu").timeline(read_samples(rest))
+        await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
+    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, live["alerts_topic"])]
+    assert same_events(offline.events, daemon) == [] and len(daemon) == len(offline.events)
+    opened = [e for e in daemon if e["state"] == "open" and e["stream"] == load]
+    assert [560 <= (e["start_ts"] - 1_700_000_000) / 60 < 600 for e in opened].count(True) == 1
