@@ -76,49 +76,61 @@ def metrics(i: int, fmt: str = "json") -> list[tuple[bytes, bytes, None]]:
     return out
 
 
+async def record_train_serve(bootstrap, tmp_path, messages) -> tuple:
+    """The agent's first TRAIN samples on a topic, recorded with ``aemon record`` and trained on;
+    the rest on another topic, served by a daemon and recorded again: (the history read back,
+    the events offline scoring of the recorded rest decides, the daemon's events), the two
+    checked equal."""
+    history, live = topics(2), topics(2)
+    await make_topics(bootstrap, history)
+    await make_topics(bootstrap, live)
+
+    async def recorded(topic: str, csv) -> None:
+        rc, _, err = await record(
+            "--topic", topic, "--bootstrap-servers", bootstrap, "--output", str(csv)
+        )
+        assert rc == 0, err
+
+    old = [m for i in range(TRAIN) for m in messages(i)]
+    await produce(bootstrap, history["input_topic"], old, total=len(old), progress=False)
+    await recorded(history["input_topic"], tmp_path / "history.csv")
+    models = tmp_path / "models"
+    aemon.fit_series(tmp_path / "history.csv", epochs=10, progress=False).save(models)
+    new = [m for i in range(TRAIN, N) for m in messages(i)]
+    async with running(settings(bootstrap, models, live)) as svc:
+        await produce(bootstrap, live["input_topic"], new, total=len(new), progress=False)
+        await recorded(live["input_topic"], tmp_path / "rest.csv")  # as offline scoring reads it
+        offline = aemon.load(models, device="cpu").timeline(read_samples(tmp_path / "rest.csv"))
+        await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
+        assert counter(svc, "aemon_invalid_messages_total", reason="missing_values") == 0
+    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, live["alerts_topic"])]
+    assert same_events(offline.events, daemon) == [] and len(daemon) == len(offline.events)
+    return read_samples(tmp_path / "history.csv"), daemon
+
+
+def opened_while_busy(events: list[dict], stream: str) -> list[dict]:
+    """The events of ``stream`` that opened while its incident (samples 560-600) lasted."""
+    return [
+        e
+        for e in events
+        if e["state"] == "open"
+        and e["stream"] == stream
+        and 560 <= (e["start_ts"] - 1_700_000_000) / 60 < 600
+    ]
+
+
 @pytest.mark.parametrize("fmt", ["influx", "json"])
 async def test_telegraf_metrics_are_recorded_trained_and_decided_as_offline(
     bootstrap, tmp_path, fmt
 ):
-    history, live = topics(2), topics(2)
-    await make_topics(bootstrap, history)
-    await make_topics(bootstrap, live)
-    old = [m for i in range(TRAIN) for m in metrics(i, fmt)]
-    await produce(bootstrap, history["input_topic"], old, total=len(old), progress=False)
-    csv = tmp_path / "history.csv"
-    rc, _, err = await record(
-        "--topic", history["input_topic"], "--bootstrap-servers", bootstrap, "--output", str(csv)
-    )
-    assert rc == 0, err
-    got = read_samples(csv)
+    got, daemon = await record_train_serve(bootstrap, tmp_path, lambda i: metrics(i, fmt))
     assert sorted(got.streams()) == sorted(
         f"{m},{tags}host={h}" for m, tags in (("cpu", "cpu=cpu-total,"), ("mem", "")) for h in HOSTS
     )
     assert got.channels == ["usage_user", "usage_system", "usage_idle", "used_percent", "available"]
     rows = got.rows_of(CPU)
     assert len(rows) == TRAIN and (got.ts[rows] == 1_700_000_000 + 60 * np.arange(TRAIN)).all()
-    models = tmp_path / "models"
-    aemon.fit_series(csv, epochs=10, progress=False).save(models)
-
-    new = [m for i in range(TRAIN, N) for m in metrics(i, fmt)]
-    async with running(settings(bootstrap, models, live)) as svc:
-        await produce(bootstrap, live["input_topic"], new, total=len(new), progress=False)
-        rest = tmp_path / "rest.csv"  # the live topic as offline scoring reads it
-        rc, _, err = await record(
-            "--topic", live["input_topic"], "--bootstrap-servers", bootstrap, "--output", str(rest)
-        )
-        assert rc == 0, err
-        offline = aemon.load(models, device="cpu").timeline(read_samples(rest))
-        await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
-        assert counter(svc, "aemon_invalid_messages_total", reason="missing_values") == 0
-    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, live["alerts_topic"])]
-    assert same_events(offline.events, daemon) == [] and len(daemon) == len(offline.events)
-    opened = [e for e in daemon if e["state"] == "open"]
-    busy = [
-        e
-        for e in opened
-        if e["stream"] == CPU and 560 <= (e["start_ts"] - 1_700_000_000) / 60 < 600
-    ]
+    busy = opened_while_busy(daemon, CPU)
     assert len(busy) == 1  # the busy CPU opens one event, named by its series key
     assert busy[0]["top_metrics"][0]["metric"] in ("usage_user", "usage_idle")
 
@@ -145,31 +157,8 @@ def prometheus(i: int) -> list[tuple[bytes, bytes, None]]:
 async def test_prometheus_remote_write_samples_are_recorded_trained_and_decided_as_offline(
     bootstrap, tmp_path
 ):
-    history, live = topics(2), topics(2)
-    await make_topics(bootstrap, history)
-    await make_topics(bootstrap, live)
-    old = [m for i in range(TRAIN) for m in prometheus(i)]
-    await produce(bootstrap, history["input_topic"], old, total=len(old), progress=False)
-    csv = tmp_path / "history.csv"
-    argv = ("--topic", history["input_topic"], "--bootstrap-servers", bootstrap, "--output")
-    rc, _, err = await record(*argv, str(csv))
-    assert rc == 0, err
-    got = read_samples(csv)
+    got, daemon = await record_train_serve(bootstrap, tmp_path, prometheus)
     load = 'node_load1{instance="web-1:9100",job="node"}'
     assert sorted(got.streams()) == sorted(load.replace("web-1", h) for h in HOSTS)
     assert got.channels == ["node_load1"] and len(got.rows_of(load)) == TRAIN
-    models = tmp_path / "models"
-    aemon.fit_series(csv, epochs=10, progress=False).save(models)
-
-    new = [m for i in range(TRAIN, N) for m in prometheus(i)]
-    async with running(settings(bootstrap, models, live)) as svc:
-        await produce(bootstrap, live["input_topic"], new, total=len(new), progress=False)
-        rest = tmp_path / "rest.csv"
-        rc, _, err = await record(*argv[:1], live["input_topic"], *argv[2:], str(rest))
-        assert rc == 0, err
-        offline = aemon.load(models, device="cpu").timeline(read_samples(rest))
-        await until(lambda: svc.totals.windows >= len(offline), 60, "every window decided")
-    daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, live["alerts_topic"])]
-    assert same_events(offline.events, daemon) == [] and len(daemon) == len(offline.events)
-    opened = [e for e in daemon if e["state"] == "open" and e["stream"] == load]
-    assert [560 <= (e["start_ts"] - 1_700_000_000) / 60 < 600 for e in opened].count(True) == 1
+    assert len(opened_while_busy(daemon, load)) == 1  # the load's climb opens one event
