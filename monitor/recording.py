@@ -20,7 +20,8 @@ import pandas as pd
 
 from aemon.core.errors import DataError
 from aemon.core.table import TIME_COLUMNS, writing
-from aemon.daemon.codec import Invalid, Limits, check_length, decode_sample
+from aemon.daemon.codec import Limits, check_length, decode_sample
+from aemon.daemon.invalid import Invalid
 from aemon.training.datasets.samples import ID_COLUMNS
 
 

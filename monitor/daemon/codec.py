@@ -6,9 +6,8 @@ into the rows of a preallocated float32 batch, a fetched run of records at a tim
 window rows is checked once per batch (:func:`non_finite_rows`), not per message. ``values`` hold
 JSON numbers only. Sample messages (``{"stream", "ts"?, "value": x}`` or ``"values"`` for several
 channels: an array in the model's order, or an object of values by metric name) are decoded
-into a small array for the windowing stage; so is a metric as Telegraf writes it, in JSON
-(:func:`_telegraf_sample`) or in InfluxDB line protocol (:mod:`aemon.daemon.line_protocol`), and
-a Prometheus sample as prometheus-kafka-adapter writes it (:func:`_prometheus_sample`). A
+into a small array for the windowing stage; so are the metrics that Telegraf and
+prometheus-kafka-adapter write (:mod:`aemon.daemon.agents`). A
 message without ``stream`` (or a float32 window without its header) is its Kafka key's stream:
 input is keyed by stream.
 
@@ -26,7 +25,6 @@ import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -35,40 +33,14 @@ import simdjson
 
 from aemon.core.times import EARLIEST, LATEST, time_problem
 from aemon.core.wording import listed
-from aemon.daemon.line_protocol import Line, parse_line
+from aemon.daemon import agents
+from aemon.daemon.invalid import NUMBER_TYPES, Invalid
 
 # A value beyond float32 becomes inf when copied into a row; that row is then refused as
 # non-finite, so numpy's warning about the cast says nothing new.
 warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, __name__)
 
 F32_CONTENT_TYPE = b"application/x-aemon-f32"
-
-# Every reason a message can be refused for; the invalid-message counter is labelled with these.
-REASONS = (
-    "too_large",
-    "not_json",
-    "not_object",
-    "bad_stream",
-    "bad_seq",
-    "bad_ts",
-    "missing_values",
-    "bad_values",
-    "wrong_length",
-    "non_finite",
-    "bad_f32",
-    "unknown_content_type",
-    "late_sample",
-    "no_model",
-)
-
-
-class Invalid(Exception):
-    """A message we refuse; ``reason`` is one of :data:`REASONS`."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -159,9 +131,6 @@ def _fill(row: np.ndarray, values: object) -> None:
     if not set(map(type, values)) <= NUMBER_TYPES:
         raise Invalid("bad_values", "'values' must hold numbers only (no strings, booleans, null)")
     row.reshape(-1)[:] = values
-
-
-NUMBER_TYPES = {float, int}  # exact types: bool, a subclass of int, is refused
 
 
 def non_finite_rows(rows: np.ndarray) -> np.ndarray:
@@ -426,17 +395,13 @@ def decode_sample(
 def _checked_sample(value: bytes, timestamp_ms: int, limits: Limits, key: bytes | None) -> Sample:
     if value[:1] not in (b"{", b"[", b" ", b"\t", b"\n", b""):  # no JSON: line protocol?
         _check_size(len(value), limits)
-        line = _line(value)
-        if line is not None:
-            seconds = None if line.ns is None else line.ns / 1e9
-            return _metric_sample(
-                line.measurement, line.tags, line.numbers, seconds, timestamp_ms, limits
-            )
+        metric = agents.from_line(value)
+        if metric is not None:
+            return _metric_sample(metric, timestamp_ms, limits)
     doc = _object(value, limits)
-    if _is_telegraf(doc):
-        return _telegraf_sample(doc, timestamp_ms, limits)
-    if _is_prometheus(doc):
-        return _prometheus_sample(doc, timestamp_ms, limits)
+    metric = agents.from_json(doc)
+    if metric is not None:
+        return _metric_sample(metric, timestamp_ms, limits)
     stream = _stream(doc.get("stream"), limits, key)
     raw = doc["values"] if "values" in doc else [doc["value"]] if "value" in doc else None
     if raw is None:
@@ -451,106 +416,22 @@ def _checked_sample(value: bytes, timestamp_ms: int, limits: Limits, key: bytes 
     return _sample(stream, doc.get("seq"), doc.get("ts"), timestamp_ms, out, names)
 
 
-def _is_telegraf(doc: dict) -> bool:
-    """A metric as Telegraf's JSON serializer writes it (``{"name", "tags", "fields",
-    "timestamp"}``; Telegraf's Kafka output sends one a message) rather than aemon's sample."""
-    return (
-        isinstance(doc.get("fields"), dict)
-        and "name" in doc
-        and not {"value", "values", "stream"} & doc.keys()
-    )
-
-
-def _line(value: bytes) -> Line | None:
-    """A message of one line of InfluxDB line protocol, parsed; None when it is not one (then
-    it is judged as JSON, and refused as ``not_json``)."""
+def _metric_sample(metric: agents.Metric, timestamp_ms: int, limits: Limits) -> Sample:
+    """An agent's metric (:mod:`aemon.daemon.agents`) as a sample by metric name, checked as
+    aemon's own samples are."""
+    stream = _stream(metric.stream, limits)
+    if not metric.numbers:
+        raise Invalid("missing_values", f"metric {metric.name[:64]!r}: no field is a number")
+    out = np.empty(len(metric.numbers), dtype=np.float32)
+    _fill(out, list(metric.numbers.values()))
     try:
-        return parse_line(value.decode())
-    except (UnicodeDecodeError, ValueError, OverflowError):
-        return None
-
-
-def _telegraf_sample(doc: dict, timestamp_ms: int, limits: Limits) -> Sample:
-    """A Telegraf metric in JSON as a sample (:func:`_metric_sample`); its time ``timestamp``
-    (seconds, Telegraf's default ``json_timestamp_units``)."""
-    name, tags = doc["name"], doc.get("tags") or {}
-    if not isinstance(name, str) or not name:
-        raise Invalid("bad_stream", "Telegraf metric: 'name' must be a non-empty string")
-    if not isinstance(tags, dict) or not all(isinstance(v, str) for v in tags.values()):
-        raise Invalid("bad_stream", "Telegraf metric: 'tags' must be an object of strings")
-    fields = {k: v for k, v in doc["fields"].items() if type(v) in NUMBER_TYPES}
-    try:
-        return _metric_sample(name, tags, fields, doc.get("timestamp"), timestamp_ms, limits)
+        return _sample(
+            stream, None, metric.ts, timestamp_ms, out, tuple(metric.numbers), "timestamp"
+        )
     except Invalid as bad:
-        if bad.reason != "bad_ts":
+        if bad.reason != "bad_ts" or not metric.ts_hint:
             raise
-        raise Invalid(
-            "bad_ts", f'{bad.detail}; set json_timestamp_units = "1s" in Telegraf\'s output'
-        ) from None
-
-
-def _is_prometheus(doc: dict) -> bool:
-    """A sample as prometheus-kafka-adapter writes Prometheus' remote write (``{"timestamp",
-    "value", "name", "labels"}``, one a message) rather than aemon's sample."""
-    return isinstance(doc.get("labels"), dict) and "name" in doc and "stream" not in doc
-
-
-def _prometheus_sample(doc: dict, timestamp_ms: int, limits: Limits) -> Sample:
-    """A Prometheus sample as a sample of one metric, its name: its stream the series as PromQL
-    writes it (``node_load1{instance="web-1:9100",job="node"}``: the name, then each label but
-    ``__name__`` in name order), its value the string the adapter writes (``"NaN"``, Prometheus'
-    staleness marker, is ``non_finite``), its time ``timestamp`` (RFC 3339)."""
-    name, labels = doc["name"], doc["labels"]
-    if not isinstance(name, str) or not name:
-        raise Invalid("bad_stream", "Prometheus sample: 'name' must be a non-empty string")
-    if not all(isinstance(v, str) for v in labels.values()):
-        raise Invalid("bad_stream", "Prometheus sample: 'labels' must be an object of strings")
-    pairs = ",".join(f'{k}="{labels[k]}"' for k in sorted(labels) if k != "__name__")
-    stream = _stream(f"{name}{{{pairs}}}" if pairs else name, limits)
-    raw = doc.get("value")
-    try:
-        number = float(raw) if isinstance(raw, str) or type(raw) in NUMBER_TYPES else None
-    except ValueError:
-        number = None
-    if number is None:
-        raise Invalid("bad_values", "Prometheus sample: 'value' must be a number (or its text)")
-    out = np.array([number], dtype=np.float32)
-    ts = _rfc3339(doc.get("timestamp"))
-    return _sample(stream, None, ts, timestamp_ms, out, (name,), "timestamp")
-
-
-def _rfc3339(value: object) -> float | None:
-    """An RFC 3339 time (``2026-01-31T14:05:00Z``; no zone: UTC) as seconds since the epoch;
-    None for none (the record's time)."""
-    if value is None:
-        return None
-    try:
-        when = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        when = None
-    if when is None:
-        raise Invalid("bad_ts", f"'timestamp' {str(value)[:40]!r} is not an RFC 3339 time")
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-
-
-def _metric_sample(
-    name: str,
-    tags: dict[str, str],
-    numbers: dict[str, Any],
-    ts: object,
-    timestamp_ms: int,
-    limits: Limits,
-) -> Sample:
-    """A metric of Telegraf's (or anything else's that writes InfluxDB's data model) as a sample
-    by metric name: its stream the series key InfluxDB gives it (``cpu,cpu=cpu-total,host=web-1``:
-    the measurement, then each tag in key order), its values the fields that are numbers (a
-    string or boolean field, such as ``system``'s ``uptime_format``, is no metric: left out)."""
-    stream = _stream(",".join([name, *(f"{k}={tags[k]}" for k in sorted(tags))]), limits)
-    if not numbers:
-        raise Invalid("missing_values", f"metric {name[:64]!r}: no field is a number")
-    out = np.empty(len(numbers), dtype=np.float32)
-    _fill(out, list(numbers.values()))
-    return _sample(stream, None, ts, timestamp_ms, out, tuple(numbers), "timestamp")
+        raise Invalid("bad_ts", f"{bad.detail}; {metric.ts_hint}") from None
 
 
 def _sample(

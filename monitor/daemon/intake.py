@@ -21,7 +21,6 @@ from aemon.core.windowing import LateSample, Windower, clock_values
 from aemon.daemon import alerts
 from aemon.daemon.batching import Batch, Pool, as_windows
 from aemon.daemon.codec import (
-    Invalid,
     Limits,
     check_length,
     decode_sample,
@@ -29,6 +28,7 @@ from aemon.daemon.codec import (
     non_finite,
     non_finite_rows,
 )
+from aemon.daemon.invalid import Invalid
 from aemon.daemon.kafka import Consumer
 from aemon.daemon.learning import Learners
 from aemon.daemon.ledger import Ledger

@@ -17,7 +17,7 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from aemon.daemon.codec import REASONS
+from aemon.daemon.invalid import REASONS
 
 if TYPE_CHECKING:
     from aemon.daemon.decisions import Decided

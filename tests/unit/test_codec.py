@@ -9,8 +9,6 @@ from hypothesis import strategies as st
 
 from aemon.daemon import codec
 from aemon.daemon.codec import (
-    REASONS,
-    Invalid,
     Limits,
     check_length,
     decode_sample,
@@ -19,6 +17,7 @@ from aemon.daemon.codec import (
     f32_headers,
     non_finite_rows,
 )
+from aemon.daemon.invalid import REASONS, Invalid
 
 LIM = Limits(max_bytes=4096, max_stream_len=16)
 

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aemon.daemon.codec import REASONS, Invalid, Limits, decode_sample
+from aemon.daemon.codec import Limits, decode_sample
+from aemon.daemon.invalid import REASONS, Invalid
 from aemon.daemon.line_protocol import parse_line
 
 LIM = Limits(max_bytes=4096, max_stream_len=64)
