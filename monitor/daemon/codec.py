@@ -304,16 +304,9 @@ def _parse(
             if type(numbers) is not simdjson.Array or size not in (None, len(numbers)):
                 return None  # the checked path names the type or length (or a nested list)
             buffer: Any = numbers.as_buffer(of_type="d")
-        elif (
-            sample
-            and "value" in names
-            and "labels" not in names
-            and type(doc["value"])
-            in (
-                int,
-                float,
-            )
-        ):
+        elif sample and "value" in names and "labels" not in names:
+            if type(doc["value"]) not in NUMBER_TYPES:
+                return None  # the checked path names the type
             buffer = np.array([doc["value"]], dtype=np.float64).data
         else:
             return None
