@@ -31,6 +31,14 @@ def daemon_kafka(args: argparse.Namespace, **flags: object) -> Settings:
     return load({"bootstrap_servers": args.bootstrap_servers, **flags}, args.config, models=False)
 
 
+def stopped_by_signals() -> asyncio.Event:
+    """An event SIGTERM and Ctrl-C (SIGINT) set, on the running loop: a command's clean stop."""
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    return stop
+
+
 def tool(name: str) -> ModuleType:
     """A development tool's module (``aemon.tools``); one clear line where this installation has
     no tools (the container image leaves them out)."""
@@ -310,9 +318,7 @@ def record(args: argparse.Namespace) -> int:
     keep = set(args.stream) if args.stream else None
 
     async def run() -> int:
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        stop = stopped_by_signals()
         read = taken = 0
         found = reader.records(
             kafka.bootstrap_servers,
@@ -369,9 +375,7 @@ def tail(args: argparse.Namespace) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
 
     async def run() -> int:
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        stop = stopped_by_signals()
         count = 0
         async for r in reader.records(
             kafka.bootstrap_servers,
@@ -413,9 +417,7 @@ def notify(args: argparse.Namespace) -> int:
     group = args.group_id or f"{settings.group_id}-notify"
 
     async def run() -> int:
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        stop = stopped_by_signals()
         http = (args.metrics_host, args.metrics_port)
         return await forward.run(settings, args.alertmanager, notifier, group, stop, http)
 
@@ -450,9 +452,7 @@ def broker(args: argparse.Namespace) -> int:
         async with embedded.EmbeddedBroker(args.port, args.storage) as broker:
             if topics:
                 await embedded.create_topics(broker.bootstrap, topics)
-            stop = asyncio.Event()  # before the ready line: a SIGTERM right after it stops us
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            stop = stopped_by_signals()  # before the ready line: a SIGTERM right after it stops us
             doc = {"bootstrap_servers": broker.bootstrap, "storage": broker.kept, "topics": topics}
             print(json.dumps(doc), flush=True)
             kept = (
