@@ -20,6 +20,7 @@ import pandas as pd
 
 from aemon.core.errors import DataError
 from aemon.core.table import TIME_COLUMNS, writing
+from aemon.core.windowing import LateSample, sample_seq
 from aemon.daemon.codec import Limits, check_length, decode_sample
 from aemon.daemon.invalid import Invalid
 from aemon.training.datasets.samples import ID_COLUMNS
@@ -89,11 +90,12 @@ class Recording:
             else:
                 check_length(len(sample.values), len(s.metrics))
                 values = sample.values
-            seq = s.next_seq if sample.seq is None else sample.seq
-            if seq < s.next_seq:
-                raise Invalid("late_sample", f"seq {seq} is not after the stream's last")
+            seq = sample_seq(sample.seq, s.next_seq)
         except Invalid as bad:
             self.refused[bad.reason] += 1
+            return False
+        except LateSample:
+            self.refused["late_sample"] += 1
             return False
         s.next_seq = seq + 1
         s.append(sample.ts, seq, values)

@@ -81,6 +81,16 @@ class LateSample(ValueError):
     """A sample whose ``seq`` is not after its stream's last one."""
 
 
+def sample_seq(seq: int | None, next_seq: int) -> int:
+    """The ``seq`` a sample is windowed at: its own, else its stream's next (``next_seq``);
+    raises :class:`LateSample` for one not after the stream's last."""
+    if seq is None:
+        return next_seq
+    if seq < next_seq:
+        raise LateSample(f"seq {seq} is not after the stream's last ({next_seq - 1})")
+    return seq
+
+
 @dataclass
 class _Stream:
     # The last ``len(offsets)`` samples since the last gap (at most ``length``, with their
@@ -147,10 +157,7 @@ class Windower:
             if other is not None:
                 self.split += 1
                 self.last_split = (stream, other, partition)
-        if seq is None:
-            seq = s.next_seq
-        if seq < s.next_seq:
-            raise LateSample(f"seq {seq} is not after the stream's last ({s.next_seq - 1})")
+        seq = sample_seq(seq, s.next_seq)
         if seq > s.next_seq and s.offsets:
             self.gaps += 1
             self.last_gap = (stream, s.next_seq, seq)
