@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aemon.core.errors import ConfigError, DataError
-from aemon.core.specs import MISSING_RULES
 
 if TYPE_CHECKING:
     from aemon.detector import Detector
@@ -243,8 +242,6 @@ def fit_series(
         daily_profile,
         Learning(learn_every, learn_span, learn_delay, learn_epochs) if learn else None,
     )
-    if missing not in MISSING_RULES:
-        raise ConfigError(f"missing must be one of {', '.join(MISSING_RULES)}")
     s = as_samples(samples, missing)
     overrides = {
         "threshold": threshold,

@@ -3,7 +3,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from aemon.core.errors import DataError
+from aemon.core.errors import ConfigError, DataError
 from aemon.replay import sample_messages
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import read_samples, samples_of
@@ -92,7 +92,7 @@ def test_rows_with_a_missing_value_are_left_out_only_when_asked(tmp_path):
         read_samples(write(tmp_path, HEAD + "1700000000,a,inf\n1700000060,a,\n"), "skip")
     with pytest.raises(DataError, match=r"s\.csv: every row has a missing value"):
         read_samples(write(tmp_path, "timestamp,a,b\n1700000000,1,\n1700000060,,2\n"), "skip")
-    with pytest.raises(ValueError, match="missing must be one of refuse, skip"):
+    with pytest.raises(ConfigError, match="missing must be one of refuse, skip"):
         read_samples(write(tmp_path, HEAD + "1700000000,a,1\n"), "fill")
 
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from aemon.core.errors import DataError
+from aemon.core.errors import ConfigError, DataError
 from aemon.core.specs import MISSING_RULES
 from aemon.core.table import (
     F32_MAX,
@@ -206,7 +206,7 @@ def samples_of(frame: pd.DataFrame, path: str | None = None, missing: str = "ref
     left out (one warning), as the daemon dead-letters such a sample: the stream's neighbouring
     samples then follow each other, or its windows start again where ``seq`` jumps."""
     if missing not in MISSING_RULES:
-        raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, not {missing!r}")
+        raise ConfigError(f"missing must be one of {', '.join(MISSING_RULES)}, not {missing!r}")
     rows = Rows.of(path)
     table = rows.name
     frame = frame.reset_index(drop=True)
