@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from aemon.cli.toolkit import learning_of
 from aemon.core.errors import AemonError, ConfigError
@@ -21,6 +22,9 @@ from aemon.core.learning import Learning
 from aemon.daemon.config import Settings
 from aemon.daemon.event_loop import run_async
 from aemon.daemon.supervisor import StageFailed
+
+if TYPE_CHECKING:
+    from aemon.recording import Recording
 
 
 def daemon_kafka(args: argparse.Namespace, **flags: object) -> Settings:
@@ -301,21 +305,58 @@ def replay(args: argparse.Namespace) -> int:
 
 
 def record(args: argparse.Namespace) -> int:
+    from aemon.core.errors import DataError
+    from aemon.core.wording import counted, listed
+    from aemon.recording import Recording
+
+    recording = Recording()
+    keep = set(args.stream) if args.stream else None
+    if args.prometheus:
+        source = args.query
+        read = _record_prometheus(args, recording, keep)
+    else:
+        source = args.topic
+        read = _record_topic(args, recording, keep)
+    doc = recording.summary()
+    left_out = ", ".join(f"{reason} {n:,}" for reason, n in sorted(recording.refused.items()))
+    if not recording.samples:
+        which = f" of stream {listed([repr(s) for s in args.stream])}" if args.stream else ""
+        why = f"; left out as the daemon would: {left_out}" if left_out else ""
+        raise DataError(f"{source}: no sample{which} to record in {read:,} messages{why}")
+    recording.write(args.output)
+    if args.json:
+        origin = {"prometheus": args.prometheus, "query": args.query} if args.prometheus else {}
+        print(json.dumps({"output": str(args.output), "topic": args.topic, **origin, **doc}))
+        return 0
+    streams = recording.streams
+    shown = listed([f"{name} ({counted(len(s.metrics), 'metric')})" for name, s in streams.items()])
+    print(
+        f"recorded {recording.samples:,} samples of {counted(len(streams), 'stream')} from "
+        f"{source}: {shown} -> {args.output}",
+        file=sys.stderr,
+    )
+    if left_out:
+        print(f"left out as the daemon would: {left_out}", file=sys.stderr)
+    if str(args.output) != "-":
+        print(f"next: aemon train series --input {args.output} --out models", file=sys.stderr)
+    return 0
+
+
+def _record_topic(args: argparse.Namespace, recording: Recording, keep: set[str] | None) -> int:
+    """Record ``--topic`` from its start; the messages read."""
     import logging
 
     from tqdm.auto import tqdm
 
     from aemon import tail as reader
-    from aemon.core.errors import DataError
-    from aemon.core.wording import counted, listed
     from aemon.daemon.config import check_topic
-    from aemon.recording import Recording
 
+    for flag in ("query", "since", "until"):
+        if getattr(args, flag) is not None:
+            raise ConfigError(f"--{flag} is for Prometheus' history: it needs --prometheus")
     check_topic(args.topic, "--topic")
     kafka = daemon_kafka(args)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
-    recording = Recording()
-    keep = set(args.stream) if args.stream else None
 
     async def run() -> int:
         stop = stopped_by_signals()
@@ -339,29 +380,56 @@ def record(args: argparse.Namespace) -> int:
         bar.close()
         return read
 
-    read = run_async(run())
-    doc = recording.summary()
-    left_out = ", ".join(f"{reason} {n:,}" for reason, n in sorted(recording.refused.items()))
-    if not recording.samples:
-        which = f" of stream {listed([repr(s) for s in args.stream])}" if args.stream else ""
-        why = f"; left out as the daemon would: {left_out}" if left_out else ""
-        raise DataError(f"{args.topic}: no sample{which} to record in {read:,} messages{why}")
-    recording.write(args.output)
-    if args.json:
-        print(json.dumps({"output": str(args.output), "topic": args.topic, **doc}))
-        return 0
-    streams = recording.streams
-    shown = listed([f"{name} ({counted(len(s.metrics), 'metric')})" for name, s in streams.items()])
-    print(
-        f"recorded {recording.samples:,} samples of {counted(len(streams), 'stream')} from "
-        f"{args.topic}: {shown} -> {args.output}",
-        file=sys.stderr,
+    return run_async(run())
+
+
+def _record_prometheus(
+    args: argparse.Namespace, recording: Recording, keep: set[str] | None
+) -> int:
+    """Record the series ``--query`` selects from ``--prometheus``; the samples read."""
+    from tqdm.auto import tqdm
+
+    from aemon import prometheus_history as history
+    from aemon.core.errors import DataError
+    from aemon.core.times import iso
+
+    if args.query is None:
+        raise ConfigError("--prometheus reads the series --query selects: give --query SELECTOR")
+    for flag, given in (("--follow", args.follow), ("--config", args.config)):
+        if given:
+            raise ConfigError(f"{flag} is for a Kafka topic: it does not go with --prometheus")
+    if args.bootstrap_servers:
+        raise ConfigError("--bootstrap-servers is for a Kafka topic: not with --prometheus")
+    start, end = history.span(args.since or "15d", args.until or "now")
+    hours = (end - start) / 3600
+    bar = tqdm(
+        desc=f"reading {args.prometheus}",
+        total=hours,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} hours "
+        "[{elapsed}<{remaining}]",
+        disable=True if args.quiet else None,
     )
-    if left_out:
-        print(f"left out as the daemon would: {left_out}", file=sys.stderr)
-    if str(args.output) != "-":
-        print(f"next: aemon train series --input {args.output} --out models", file=sys.stderr)
-    return 0
+    read = taken = 0
+    found = history.messages(
+        history.http_get(args.prometheus),
+        args.query,
+        start,
+        end,
+        progress=lambda seconds: bar.update(seconds / 3600),
+    )
+    for value, ms in found:
+        read += 1
+        if recording.add(value, ms, None, keep):
+            taken += 1
+            if taken == args.max_samples:
+                break
+    bar.close()
+    if not read:
+        raise DataError(
+            f"{args.prometheus}: no series {args.query!r} has a sample from {iso(start)} to "
+            f"{iso(end)}"
+        )
+    return read
 
 
 def tail(args: argparse.Namespace) -> int:

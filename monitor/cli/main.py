@@ -202,20 +202,48 @@ def register(sub: argparse._SubParsersAction) -> None:
         sub,
         "record",
         f"{COMMANDS}:record",
-        help="write a topic of samples as the sample CSV 'train series' takes",
+        help="write a topic of samples (or Prometheus' history) as the sample CSV 'train "
+        "series' takes",
         description="Read a topic of samples from its start (to its end now, or on as they "
         "arrive with --follow, until Ctrl-C) and write them as a sample CSV: timestamp "
         "(epoch seconds), stream, seq and each stream's metrics (by name as sent, else value "
         "or value0, value1, ...), the history 'aemon train series' trains on. Each message "
         "is decoded as the daemon decodes it; a stream's first sample fixes its metrics; what "
         "the daemon would refuse for a model trained on them is left out and counted by the "
-        "dead-letter reason it would get.",
+        "dead-letter reason it would get. With --prometheus instead of --topic, the raw "
+        "samples of the series --query selects, from --since to --until, are read from "
+        "Prometheus' query API as the samples prometheus-kafka-adapter writes to Kafka "
+        "(the series a daemon will read from the adapter's topic).",
         example=[
             "aemon record --topic telemetry --output history.csv",
             "aemon record --topic telemetry --follow --max-samples 1000000 --output history.csv",
+            "aemon record --prometheus http://prometheus:9090 --query 'node_load1{job=\"node\"}' "
+            "--since 30d --output history.csv",
         ],
     )
-    rec.add_argument("--topic", required=True, help="topic of samples to read")
+    source = rec.add_mutually_exclusive_group(required=True)
+    source.add_argument("--topic", help="topic of samples to read")
+    source.add_argument(
+        "--prometheus",
+        type=http_url,
+        metavar="URL",
+        help="read the history from this Prometheus (or Thanos, Mimir, VictoriaMetrics) instead",
+    )
+    rec.add_argument(
+        "--query",
+        metavar="SELECTOR",
+        help="with --prometheus: the series to read, a PromQL series selector "
+        '(node_load1{job="node"}, {job="node"})',
+    )
+    rec.add_argument(
+        "--since",
+        help="with --prometheus: from this long before --until (15d, 12h, 1h30m) or this "
+        "time (ISO 8601, no zone: UTC; or epoch seconds) (default: 15d, Prometheus' retention)",
+    )
+    rec.add_argument(
+        "--until",
+        help="with --prometheus: to this time (now, ISO 8601, epoch seconds) (default: now)",
+    )
     rec.add_argument(
         "--output", type=out_file, required=True, help="sample CSV to write (-: standard output)"
     )

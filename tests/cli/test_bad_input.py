@@ -22,6 +22,7 @@ from tests.conftest import make_windows, samples_csv
 
 AEMON = str(Path(sys.executable).parent / "aemon")
 DOWN = "127.0.0.1:1"  # nothing listens on port 1 of loopback
+PROM = ["record", "--prometheus", "http://p:9090", "--query", "up", "--output", "{OUT}.csv"]
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +151,30 @@ CASES = [
     (["record", "--topic", "bad topic!", "--output", "{OUT}.csv"], "--topic: 'bad topic!' is not"),
     (["record", "--topic", "t", "--output", "{DIR}"], "--output: "),
     (["record", "--topic", "t", "--output", "{OUT}.csv", "--max-samples", "0"], "must be >= 1"),
+    (["record", "--output", "{OUT}.csv"], "one of the arguments --topic --prometheus is required"),
+    (
+        ["record", "--topic", "t", "--prometheus", "http://p:9090", "--output", "{OUT}.csv"],
+        "--prometheus: not allowed with argument --topic",
+    ),
+    (["record", "--prometheus", "p:9090", "--output", "{OUT}.csv"], "must be an http:// or"),
+    (["record", "--prometheus", "http://p:9090", "--output", "{OUT}.csv"], "give --query"),
+    (["record", "--topic", "t", "--since", "1d", "--output", "{OUT}.csv"], "needs --prometheus"),
+    (
+        ["record", "--prometheus", "http://p:9090", "--query", "up", "--follow", "--output", "o"],
+        "--follow is for a Kafka topic",
+    ),
+    (
+        [*PROM, "--since", "yesterday"],
+        "--since 'yesterday': give a duration (15d, 12h, 1h30m) or a time",
+    ),
+    (
+        [*PROM, "--since", "2026-01-02", "--until", "2026-01-01"],
+        "--since 2026-01-02 is not before --until 2026-01-01",
+    ),
+    (
+        ["record", "--prometheus", "http://127.0.0.1:1", "--query", "up", "--output", "{OUT}.csv"],
+        "Prometheus at http://127.0.0.1:1 does not answer",
+    ),
     (
         ["replay", "{W}", "--topic", "t", "--bootstrap-servers", "kafka:abc"],
         "--bootstrap-servers: 'kafka:abc': the port must be a number from 1 to 65535",

@@ -2,20 +2,25 @@
 Kafka output (``data_format = "influx"``, its default, or ``"json"``; keyed by ``routing_tag =
 "host"``) and Prometheus' remote write through prometheus-kafka-adapter; recorded, trained and
 served with no converter between them and aemon, the daemon deciding exactly as offline
-scoring."""
+scoring. And Prometheus' own history of those series, read from a real Prometheus as the
+adapter would have sent it."""
 
 from __future__ import annotations
 
 import math
+import subprocess
+import urllib.request
 from datetime import UTC, datetime
 
 import numpy as np
 import orjson
+import pandas as pd
 import pytest
 
 import aemon
 from aemon.replay import produce
 from aemon.tools.benchmark import same_events
+from aemon.tools.broker import free_port
 from aemon.training.datasets.samples import read_samples
 from tests.integration.helpers import (
     counter,
@@ -27,6 +32,7 @@ from tests.integration.helpers import (
     until,
 )
 from tests.integration.test_record import record
+from tests.integration.tools import ensure
 
 HOSTS = ("web-1", "web-2")
 N, TRAIN = 700, 400  # samples a series, the first TRAIN are history
@@ -162,3 +168,89 @@ async def test_prometheus_remote_write_samples_are_recorded_trained_and_decided_
     assert sorted(got.streams()) == sorted(load.replace("web-1", h) for h in HOSTS)
     assert got.channels == ["node_load1"] and len(got.rows_of(load)) == TRAIN
     assert len(opened_while_busy(daemon, load)) == 1  # the load's climb opens one event
+
+
+def openmetrics(docs: list[dict]) -> str:
+    """The adapter's samples as OpenMetrics text (``promtool tsdb create-blocks-from``'s input),
+    and beside them a series of another metric, which the selector must leave out."""
+    lines = ["# TYPE node_load1 gauge"]
+    for d in docs:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(d["labels"].items()) if k != "__name__")
+        ts = datetime.fromisoformat(d["timestamp"]).timestamp()
+        lines.append(f"node_load1{{{labels}}} {d['value']} {ts:.0f}")
+    lines.append("# TYPE node_load5 gauge")
+    lines += [f'node_load5{{job="node"}} 1 {1_700_000_000 + 60 * i}' for i in range(TRAIN)]
+    return "\n".join([*lines, "# EOF", ""])
+
+
+async def test_prometheus_history_is_recorded_as_the_adapter_would_have_sent_it(
+    bootstrap, tmp_path
+):
+    """The same samples (one of them NaN) in a real Prometheus, written as backfilling writes
+    them, and on a topic as prometheus-kafka-adapter sends them: ``aemon record --prometheus``
+    writes exactly the CSV ``aemon record --topic`` writes and leaves out what it leaves out,
+    reading hour by hour with each hour's edge on a sample."""
+    sent = [m for i in range(TRAIN) for m in prometheus(i)]
+    docs = [orjson.loads(value) for _, value, _ in sent]
+    docs[201]["value"] = "NaN"
+    sent[201] = (sent[201][0], orjson.dumps(docs[201]), None)
+    (tmp_path / "history.om").write_text(openmetrics(docs))
+    backfill = [ensure("promtool", "prometheus"), "tsdb", "create-blocks-from", "openmetrics"]
+    made = subprocess.run(
+        [*backfill, str(tmp_path / "history.om"), str(tmp_path / "tsdb")], capture_output=True
+    )
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "prometheus.yml").write_text("global: {scrape_interval: 1m}\n")
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            ensure("prometheus", "prometheus"),
+            f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            "--storage.tsdb.retention.time=100y",  # the samples are from 2023
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "prometheus.log").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return urllib.request.urlopen(f"{url}/-/ready", timeout=5).status == 200
+        except OSError:
+            return False
+
+    try:
+        await until(ready, 60, "Prometheus to load its blocks")
+        first, end = 1_700_000_000, 1_700_000_000 + 60 * TRAIN
+        rc, out, err = await record(
+            *("--prometheus", url, "--query", 'node_load1{job="node"}', "--json"),
+            *("--since", str(first - 60), "--until", str(end), "--output", str(tmp_path / "p.csv")),
+        )
+        assert rc == 0, err
+    finally:
+        server.terminate()
+        server.wait(30)
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    await produce(bootstrap, t["input_topic"], sent, total=len(sent), progress=False)
+    rc, kafka, err = await record(
+        *("--topic", t["input_topic"], "--bootstrap-servers", bootstrap, "--json"),
+        *("--output", str(tmp_path / "k.csv")),
+    )
+    assert rc == 0, err
+    # the same rows, each stream's in the same order (the topic's streams come in the order
+    # its partitions are read)
+    history, recorded = (
+        pd.read_csv(tmp_path / f"{name}.csv").sort_values(
+            "stream", kind="stable", ignore_index=True
+        )
+        for name in ("p", "k")
+    )
+    pd.testing.assert_frame_equal(history, recorded)
+    assert len(history) == 2 * TRAIN - 1
+    got, want = orjson.loads(out), orjson.loads(kafka)
+    assert got["samples"] == want["samples"] == 2 * TRAIN - 1
+    assert got["left_out"] == want["left_out"] == {"non_finite": 1}
+    assert got["streams"] == want["streams"]

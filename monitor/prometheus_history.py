@@ -1,0 +1,161 @@
+"""A Prometheus server's history of some series, as the messages prometheus-kafka-adapter would
+have written to Kafka for them: the history a model trains on, read from where it already is
+instead of waiting for the topic to fill.
+
+Each series' raw samples are read with instant queries of a range selector
+(``node_load1{job="node"}[3600000ms]`` at the end of each hour), so no sample is interpolated or
+left out as a ``query_range`` step would, and each becomes the adapter's message (its labels, the
+value as text, the time in whole seconds of RFC 3339, as the adapter writes it), which the caller
+decodes as the daemon decodes the adapter's messages. Any server with Prometheus' query API
+answers (Prometheus, Thanos, Mimir, VictoriaMetrics).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import orjson
+
+from aemon.core.errors import ConfigError, DataError
+
+HOUR_MS = 3_600_000
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_DURATION = re.compile(r"(?:\d+[smhdw])+")
+
+
+def seconds_of(text: str) -> float:
+    """A duration as Prometheus writes one (``15d``, ``1h30m``) in seconds."""
+    if not _DURATION.fullmatch(text):
+        raise ValueError(text)
+    return float(sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)([smhdw])", text)))
+
+
+def time_of(text: str, now: float) -> float:
+    """``now``, an ISO 8601 time (no zone: UTC) or seconds since the epoch, as epoch seconds."""
+    if text == "now":
+        return now
+    try:
+        return float(text)
+    except ValueError:
+        when = datetime.fromisoformat(text)  # ValueError for anything else
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def span(since: str, until: str, now: float | None = None) -> tuple[float, float]:
+    """``(start, end)`` in epoch seconds: ``until`` a time, ``since`` a duration before it or a
+    time (``docker logs --since`` and ``journalctl --since`` take both)."""
+    now = time.time() if now is None else now
+    try:
+        end = time_of(until, now)
+    except ValueError:
+        raise ConfigError(
+            f"--until {until!r}: give now, an ISO 8601 time or epoch seconds"
+        ) from None
+    try:
+        start = end - seconds_of(since) if _DURATION.fullmatch(since) else time_of(since, now)
+    except ValueError:
+        raise ConfigError(
+            f"--since {since!r}: give a duration (15d, 12h, 1h30m) or a time (ISO 8601 or epoch "
+            "seconds)"
+        ) from None
+    if start >= end:
+        raise ConfigError(f"--since {since} is not before --until {until}: nothing to read")
+    return start, end
+
+
+def adapter_message(labels: dict[str, str], ms: int, value: str) -> bytes:
+    """One sample as prometheus-kafka-adapter writes it (its time cut to whole seconds)."""
+    when = datetime.fromtimestamp(ms // 1000, UTC)
+    doc = {
+        "timestamp": f"{when:%Y-%m-%dT%H:%M:%SZ}",
+        "value": value,
+        "name": labels.get("__name__", ""),
+        "labels": labels,
+    }
+    return orjson.dumps(doc)
+
+
+Fetch = Callable[[str, dict[str, str]], dict]
+
+
+def http_get(url: str, timeout: float = 60.0) -> Fetch:
+    """``GET url + path`` answering Prometheus' JSON: its ``data``, or a DataError naming its
+    error (a bad selector) or why it did not answer."""
+
+    def get(path: str, params: dict[str, str]) -> dict:
+        full = f"{url.rstrip('/')}{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(full, timeout=timeout) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+            if not body.startswith(b"{"):
+                raise DataError(f"Prometheus at {url}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            why = getattr(exc, "reason", exc)
+            raise DataError(f"Prometheus at {url} does not answer: {why}") from None
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise DataError(f"Prometheus at {url}: not its query API's JSON") from None
+        if doc.get("status") != "success":
+            raise _Refused(str(doc.get("errorType", "")), str(doc.get("error", doc)))
+        return doc["data"]
+
+    return get
+
+
+class _Refused(DataError):
+    def __init__(self, kind: str, error: str) -> None:
+        super().__init__(error)
+        self.kind, self.error = kind, error
+
+
+def messages(
+    fetch: Fetch,
+    selector: str,
+    start: float,
+    end: float,
+    progress: Callable[[float], None] = lambda seconds: None,
+) -> Iterator[tuple[bytes, int]]:
+    """The adapter's message (and its time in ms) for each sample of the series ``selector``
+    picks in ``(start, end]``, an hour of samples at a time (half that, down to a minute, when
+    the server refuses so many samples in one query); ``progress`` gets the seconds read after
+    each query."""
+    newest: dict[tuple[tuple[str, str], ...], int] = {}  # each series' newest sample taken, ms
+    at, last = round(start * 1000), round(end * 1000)
+    chunk = HOUR_MS
+    while at < last:
+        upto = min(at + chunk, last)
+        try:
+            data = fetch(
+                "/api/v1/query", {"query": f"{selector}[{upto - at}ms]", "time": f"{upto / 1000}"}
+            )
+        except _Refused as exc:
+            if "too many samples" in exc.error and chunk > 60_000:
+                chunk //= 2
+                continue
+            hint = ' (give a series selector, such as node_load1{job="node"})'
+            hint = hint if exc.kind == "bad_data" else ""
+            raise DataError(f"Prometheus refused {selector!r}: {exc.error}{hint}") from None
+        if data.get("resultType") != "matrix":
+            raise DataError(f"Prometheus answered {selector!r} with a {data.get('resultType')}")
+        for series in data["result"]:
+            labels = series["metric"]
+            key = tuple(sorted(labels.items()))
+            taken = newest.get(key, at)  # a range's first instant may repeat the last one's
+            for ts, value in series.get("values", ()):
+                ms = round(float(ts) * 1000)
+                if ms > taken:
+                    taken = ms
+                    yield adapter_message(labels, ms, value), ms
+            newest[key] = taken
+        progress((upto - at) / 1000)
+        at = upto

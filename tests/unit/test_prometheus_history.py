@@ -1,0 +1,102 @@
+"""Prometheus' history read as prometheus-kafka-adapter's messages, against a fake query API
+(injected): every raw sample once, whatever the server's range boundaries, in queries it
+accepts. A real Prometheus answers in tests/integration/test_agents.py."""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+import pytest
+
+from aemon.core.errors import ConfigError, DataError
+from aemon.daemon.codec import Limits, decode_sample
+from aemon.prometheus_history import _Refused, adapter_message, messages, span
+
+T0 = 1_700_000_000.0
+NOW = 1_800_000_000.0
+
+
+def test_span_takes_durations_times_and_epoch_seconds():
+    assert span("15d", "now", NOW) == (NOW - 15 * 86400, NOW)
+    assert span("1h30m", "1700003600", NOW) == (T0 - 1800, T0 + 3600)
+    assert span("2023-11-14T22:13:20Z", "2023-11-14T23:13:20", NOW) == (T0, T0 + 3600)
+    for since, until, flag in (("yesterday", "now", "--since"), ("1d", "soon", "--until")):
+        with pytest.raises(ConfigError, match=flag):
+            span(since, until, NOW)
+    with pytest.raises(ConfigError, match="not before"):
+        span("1800000001", "now", NOW)
+
+
+def test_a_sample_is_the_adapters_message_the_daemon_decodes():
+    labels = {"__name__": "node_load1", "job": "node", "instance": "web-1:9100"}
+    sample = decode_sample(adapter_message(labels, 1_700_000_059_999, "0.25"), 0, Limits())
+    assert sample.stream == 'node_load1{instance="web-1:9100",job="node"}'
+    assert sample.names == ("node_load1",) and list(sample.values) == [0.25]
+    assert sample.ts == T0 + 59  # whole seconds, as the adapter writes its RFC 3339 time
+
+
+class FakePrometheus:
+    """Samples every 60 s from T0 of two series; answers ``NAME[Dms]`` at ``time`` with the
+    samples in ``[time - D, time]`` (Prometheus 2) or ``(time - D, time]`` (3); refuses ranges
+    longer than ``most_ms``."""
+
+    def __init__(self, closed_left: bool, most_ms: int = 10**12) -> None:
+        self.closed_left, self.most_ms, self.queries = closed_left, most_ms, []
+        self.series = [
+            ({"__name__": "load", "host": h}, [(T0 + 60 * i, f"{i}.5") for i in range(300)])
+            for h in ("a", "b")
+        ]
+
+    def __call__(self, path: str, params: dict[str, str]) -> dict:
+        assert path == "/api/v1/query"
+        selector = re.fullmatch(r"load\[(\d+)ms\]", params["query"])
+        if selector is None:
+            raise _Refused("bad_data", "parse error")
+        ms = selector[1]
+        self.queries.append(int(ms))
+        if int(ms) > self.most_ms:
+            raise _Refused("execution", "query processing would load too many samples")
+        at = float(params["time"])
+        since = at - int(ms) / 1000
+        inside = (lambda t: since <= t <= at) if self.closed_left else lambda t: since < t <= at
+        result = [
+            {"metric": labels, "values": [[t, v] for t, v in values if inside(t)]}
+            for labels, values in self.series
+        ]
+        return {"resultType": "matrix", "result": [r for r in result if r["values"]]}
+
+
+def by_host(got: list[tuple[bytes, int]]) -> dict[str, list[int]]:
+    """Each series' sample times (ms), in the order read."""
+    out: dict[str, list[int]] = {}
+    for message, ms in got:
+        out.setdefault(orjson.loads(message)["labels"]["host"], []).append(ms)
+    return out
+
+
+@pytest.mark.parametrize("closed_left", [True, False], ids=["prometheus-2", "prometheus-3"])
+def test_every_sample_once_whatever_the_ranges_boundaries(closed_left):
+    fake = FakePrometheus(closed_left)
+    read: list[float] = []
+    # from one step before the first sample: each hour's edge falls on a sample
+    got = list(messages(fake, "load", T0 - 60, T0 + 60 * 299, progress=read.append))
+    every = [round((T0 + 60 * i) * 1000) for i in range(300)]
+    assert by_host(got) == {"a": every, "b": every}
+    assert sum(read) == 60 * 300 and len(fake.queries) == 5  # 5 hours, an hour a query
+    later = list(messages(fake, "load", T0, T0 + 600))  # after --since, up to --until
+    assert by_host(later)["a"] == every[1:11]
+
+
+def test_a_server_refusing_so_many_samples_is_asked_for_less():
+    fake = FakePrometheus(closed_left=True, most_ms=900_000)  # at most 15 minutes a query
+    read: list[float] = []
+    got = list(messages(fake, "load", T0 - 60, T0 + 60 * 299, progress=read.append))
+    assert by_host(got)["b"] == [round((T0 + 60 * i) * 1000) for i in range(300)]
+    assert sum(read) == 60 * 300
+    assert fake.queries[:3] == [3_600_000, 1_800_000, 900_000]
+
+
+def test_a_selector_prometheus_refuses_is_one_line_naming_it():
+    with pytest.raises(DataError, match=r"refused 'rate\(x\)'.*give a series selector"):
+        list(messages(FakePrometheus(True), "rate(x)", T0, T0 + 60))
