@@ -12,6 +12,7 @@ answers (Prometheus, Thanos, Mimir, VictoriaMetrics).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -85,26 +86,47 @@ def adapter_message(labels: dict[str, str], ms: int, value: str) -> bytes:
 Fetch = Callable[[str, dict[str, str]], dict]
 
 
-def http_get(url: str, timeout: float = 60.0) -> Fetch:
+def shown(url: str) -> str:
+    """``url`` without the password it may hold, for messages and summaries."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}@" if parts.username else ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=user + host))
+
+
+def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 60.0) -> Fetch:
     """``GET url + path`` answering Prometheus' JSON: its ``data``, or a DataError naming its
-    error (a bad selector) or why it did not answer."""
+    error (a bad selector) or why it did not answer. A user and password in ``url`` are sent as
+    basic authentication, ``headers`` with every request (a bearer token, Mimir's
+    ``X-Scope-OrgID``)."""
+    parts = urllib.parse.urlsplit(url)
+    sent = dict(headers or {})
+    if parts.username is not None:
+        pair = (
+            f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        )
+        sent["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    base = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    name = shown(url)
 
     def get(path: str, params: dict[str, str]) -> dict:
-        full = f"{url.rstrip('/')}{path}?{urllib.parse.urlencode(params)}"
+        full = f"{base.rstrip('/')}{path}?{urllib.parse.urlencode(params)}"
         try:
-            with urllib.request.urlopen(full, timeout=timeout) as response:
+            with urllib.request.urlopen(
+                urllib.request.Request(full, headers=sent), timeout=timeout
+            ) as response:
                 body = response.read()
         except urllib.error.HTTPError as exc:
             body = exc.read()
             if not body.startswith(b"{"):
-                raise DataError(f"Prometheus at {url}: HTTP {exc.code} {exc.reason}") from None
+                raise DataError(f"Prometheus at {name}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
             why = getattr(exc, "reason", exc)
-            raise DataError(f"Prometheus at {url} does not answer: {why}") from None
+            raise DataError(f"Prometheus at {name} does not answer: {why}") from None
         try:
             doc = json.loads(body)
         except ValueError:
-            raise DataError(f"Prometheus at {url}: not its query API's JSON") from None
+            raise DataError(f"Prometheus at {name}: not its query API's JSON") from None
         if doc.get("status") != "success":
             raise _Refused(str(doc.get("errorType", "")), str(doc.get("error", doc)))
         return doc["data"]

@@ -307,6 +307,7 @@ def replay(args: argparse.Namespace) -> int:
 def record(args: argparse.Namespace) -> int:
     from aemon.core.errors import DataError
     from aemon.core.wording import counted, listed
+    from aemon.prometheus_history import shown
     from aemon.recording import Recording
 
     recording = Recording()
@@ -325,7 +326,9 @@ def record(args: argparse.Namespace) -> int:
         raise DataError(f"{source}: no sample{which} to record in {read:,} messages{why}")
     recording.write(args.output)
     if args.json:
-        origin = {"prometheus": args.prometheus, "query": args.query} if args.prometheus else {}
+        origin = (
+            {"prometheus": shown(args.prometheus), "query": args.query} if args.prometheus else {}
+        )
         print(json.dumps({"output": str(args.output), "topic": args.topic, **origin, **doc}))
         return 0
     streams = recording.streams
@@ -351,7 +354,7 @@ def _record_topic(args: argparse.Namespace, recording: Recording, keep: set[str]
     from aemon import tail as reader
     from aemon.daemon.config import check_topic
 
-    for flag in ("query", "since", "until"):
+    for flag in ("query", "since", "until", "header"):
         if getattr(args, flag) is not None:
             raise ConfigError(f"--{flag} is for Prometheus' history: it needs --prometheus")
     check_topic(args.topic, "--topic")
@@ -403,7 +406,7 @@ def _record_prometheus(
     start, end = history.span(args.since or "15d", args.until or "now")
     hours = (end - start) / 3600
     bar = tqdm(
-        desc=f"reading {args.prometheus}",
+        desc=f"reading {history.shown(args.prometheus)}",
         total=hours,
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} hours "
         "[{elapsed}<{remaining}]",
@@ -411,7 +414,7 @@ def _record_prometheus(
     )
     read = taken = 0
     found = history.messages(
-        history.http_get(args.prometheus),
+        history.http_get(args.prometheus, dict(args.header or ())),
         args.query,
         start,
         end,
@@ -426,8 +429,8 @@ def _record_prometheus(
     bar.close()
     if not read:
         raise DataError(
-            f"{args.prometheus}: no series {args.query!r} has a sample from {iso(start)} to "
-            f"{iso(end)}"
+            f"{history.shown(args.prometheus)}: no series {args.query!r} has a sample from "
+            f"{iso(start)} to {iso(end)}"
         )
     return read
 

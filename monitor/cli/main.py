@@ -24,6 +24,7 @@ from aemon.cli.toolkit import (
     clock_arg,
     command,
     counts,
+    http_header,
     http_url,
     in_file,
     label,
@@ -243,6 +244,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     rec.add_argument(
         "--until",
         help="with --prometheus: to this time (now, ISO 8601, epoch seconds) (default: now)",
+    )
+    rec.add_argument(
+        "--header",
+        type=http_header,
+        action="append",
+        metavar="'NAME: VALUE'",
+        help="with --prometheus: send this header too (repeatable; 'Authorization: Bearer ...', "
+        "'X-Scope-OrgID: tenant'); a user and password in the URL are sent as basic auth",
     )
     rec.add_argument(
         "--output", type=out_file, required=True, help="sample CSV to write (-: standard output)"

@@ -139,6 +139,18 @@ def http_url(text: str) -> str:
     return text
 
 
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
+
+
+def http_header(text: str) -> tuple[str, str]:
+    """``NAME: VALUE``, an HTTP header."""
+    name, colon, value = text.partition(":")
+    if not colon or not HEADER_NAME.fullmatch(name.strip()) or not value.strip():
+        # the value is not echoed: it is often a secret
+        raise argparse.ArgumentTypeError("must be 'NAME: VALUE', an HTTP header")
+    return name.strip(), value.strip()
+
+
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 

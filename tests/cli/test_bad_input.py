@@ -159,6 +159,8 @@ CASES = [
     (["record", "--prometheus", "p:9090", "--output", "{OUT}.csv"], "must be an http:// or"),
     (["record", "--prometheus", "http://p:9090", "--output", "{OUT}.csv"], "give --query"),
     (["record", "--topic", "t", "--since", "1d", "--output", "{OUT}.csv"], "needs --prometheus"),
+    ([*PROM, "--header", "Authorization Bearer s3cr3t"], "--header: must be 'NAME: VALUE'"),
+    (["record", "--topic", "t", "--header", "A: b", "--output", "{OUT}.csv"], "needs --prometheus"),
     (
         ["record", "--prometheus", "http://p:9090", "--query", "up", "--follow", "--output", "o"],
         "--follow is for a Kafka topic",

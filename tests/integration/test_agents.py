@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import subprocess
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 
@@ -37,6 +38,7 @@ from tests.integration.tools import ensure
 HOSTS = ("web-1", "web-2")
 N, TRAIN = 700, 400  # samples a series, the first TRAIN are history
 CPU = "cpu,cpu=cpu-total,host=web-1"  # the series key InfluxDB would give it
+BCRYPT_SECRET = "$2b$04$hG7jOkLNamwJAUO2oRm0i.0Om6uZKIcAjADkRG9hV0/8hn3BA1sQm"  # of "secret"
 
 
 def influx(metric: dict) -> bytes:
@@ -189,7 +191,8 @@ async def test_prometheus_history_is_recorded_as_the_adapter_would_have_sent_it(
     """The same samples (one of them NaN) in a real Prometheus, written as backfilling writes
     them, and on a topic as prometheus-kafka-adapter sends them: ``aemon record --prometheus``
     writes exactly the CSV ``aemon record --topic`` writes and leaves out what it leaves out,
-    reading hour by hour with each hour's edge on a sample."""
+    reading hour by hour with each hour's edge on a sample, from a Prometheus that asks for a
+    password (basic authentication)."""
     sent = [m for i in range(TRAIN) for m in prometheus(i)]
     docs = [orjson.loads(value) for _, value, _ in sent]
     docs[201]["value"] = "NaN"
@@ -201,11 +204,13 @@ async def test_prometheus_history_is_recorded_as_the_adapter_would_have_sent_it(
     )
     assert made.returncode == 0, made.stderr
     (tmp_path / "prometheus.yml").write_text("global: {scrape_interval: 1m}\n")
+    (tmp_path / "web.yml").write_text(f"basic_auth_users: {{aemon: '{BCRYPT_SECRET}'}}\n")
     port = free_port()
     server = subprocess.Popen(
         [
             ensure("prometheus", "prometheus"),
             f"--config.file={tmp_path / 'prometheus.yml'}",
+            f"--web.config.file={tmp_path / 'web.yml'}",
             f"--storage.tsdb.path={tmp_path / 'tsdb'}",
             "--storage.tsdb.retention.time=100y",  # the samples are from 2023
             f"--web.listen-address=127.0.0.1:{port}",
@@ -218,17 +223,22 @@ async def test_prometheus_history_is_recorded_as_the_adapter_would_have_sent_it(
     def ready() -> bool:
         try:
             return urllib.request.urlopen(f"{url}/-/ready", timeout=5).status == 200
+        except urllib.error.HTTPError as exc:
+            return exc.code == 401  # up, and asking who we are
         except OSError:
             return False
 
     try:
         await until(ready, 60, "Prometheus to load its blocks")
         first, end = 1_700_000_000, 1_700_000_000 + 60 * TRAIN
-        rc, out, err = await record(
-            *("--prometheus", url, "--query", 'node_load1{job="node"}', "--json"),
-            *("--since", str(first - 60), "--until", str(end), "--output", str(tmp_path / "p.csv")),
-        )
+        read = ("--query", 'node_load1{job="node"}', "--since", str(first - 60), "--until")
+        read += (str(end), "--output", str(tmp_path / "p.csv"), "--json")
+        rc, _, err = await record("--prometheus", url, *read)
+        assert rc == 2 and err == f"aemon: error: Prometheus at {url}: HTTP 401 Unauthorized\n"
+        signed = f"http://aemon:secret@127.0.0.1:{port}"
+        rc, out, err = await record("--prometheus", signed, "--header", "X-Scope-OrgID: a", *read)
         assert rc == 0, err
+        assert "secret" not in out + err  # the password is never shown
     finally:
         server.terminate()
         server.wait(30)

@@ -11,7 +11,7 @@ import pytest
 
 from aemon.core.errors import ConfigError, DataError
 from aemon.daemon.codec import Limits, decode_sample
-from aemon.prometheus_history import _Refused, adapter_message, messages, span
+from aemon.prometheus_history import _Refused, adapter_message, messages, shown, span
 
 T0 = 1_700_000_000.0
 NOW = 1_800_000_000.0
@@ -100,3 +100,8 @@ def test_a_server_refusing_so_many_samples_is_asked_for_less():
 def test_a_selector_prometheus_refuses_is_one_line_naming_it():
     with pytest.raises(DataError, match=r"refused 'rate\(x\)'.*give a series selector"):
         list(messages(FakePrometheus(True), "rate(x)", T0, T0 + 60))
+
+
+def test_a_password_in_the_url_is_never_shown():
+    assert shown("https://me:s3cr3t@prom.example:9090/x") == "https://me@prom.example:9090/x"
+    assert shown("http://127.0.0.1:9090") == "http://127.0.0.1:9090"
