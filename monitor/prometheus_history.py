@@ -3,11 +3,11 @@ have written to Kafka for them: the history a model trains on, read from where i
 instead of waiting for the topic to fill.
 
 Each series' raw samples are read with instant queries of a range selector
-(``node_load1{job="node"}[3600000ms]`` at the end of each hour), so no sample is interpolated or
-left out as a ``query_range`` step would, and each becomes the adapter's message (its labels, the
-value as text, the time in whole seconds of RFC 3339, as the adapter writes it), which the caller
-decodes as the daemon decodes the adapter's messages. Any server with Prometheus' query API
-answers (Prometheus, Thanos, Mimir, VictoriaMetrics).
+(``node_load1{job="node"}[3600000ms]`` at the end of each stretch read), so no sample is
+interpolated or left out as a ``query_range`` step would, and each becomes the adapter's message
+(its labels, the value as text, the time in whole seconds of RFC 3339, as the adapter writes
+it), which the caller decodes as the daemon decodes the adapter's messages. Any server with
+Prometheus' query API answers (Prometheus, Thanos, Mimir, VictoriaMetrics).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import orjson
 
 from aemon.core.errors import ConfigError, DataError
 
-HOUR_MS = 3_600_000
+MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
+SAMPLES_A_QUERY = 200_000  # about 10 MB of Prometheus' JSON
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(?:\d+[smhdw])+")
 
@@ -146,14 +147,16 @@ def messages(
     start: float,
     end: float,
     progress: Callable[[float], None] = lambda seconds: None,
+    per_query: int = SAMPLES_A_QUERY,
 ) -> Iterator[tuple[bytes, int]]:
     """The adapter's message (and its time in ms) for each sample of the series ``selector``
-    picks in ``(start, end]``, an hour of samples at a time (half that, down to a minute, when
-    the server refuses so many samples in one query); ``progress`` gets the seconds read after
+    picks in ``(start, end]``, a stretch of time a query: an hour first, then twice or half as
+    long (a minute to a day) to keep each answer near ``per_query`` samples, and half as long,
+    from then on, when the server refuses so many; ``progress`` gets the seconds read after
     each query."""
     newest: dict[tuple[tuple[str, str], ...], int] = {}  # each series' newest sample taken, ms
     at, last = round(start * 1000), round(end * 1000)
-    chunk = HOUR_MS
+    chunk, ceiling = HOUR_MS, DAY_MS
     while at < last:
         upto = min(at + chunk, last)
         try:
@@ -161,19 +164,23 @@ def messages(
                 "/api/v1/query", {"query": f"{selector}[{upto - at}ms]", "time": f"{upto / 1000}"}
             )
         except _Refused as exc:
-            if "too many samples" in exc.error and chunk > 60_000:
-                chunk //= 2
+            if "too many samples" in exc.error and chunk > MINUTE_MS:
+                ceiling = chunk // 2
+                chunk = ceiling
                 continue
             hint = ' (give a series selector, such as node_load1{job="node"})'
             hint = hint if exc.kind == "bad_data" else ""
             raise DataError(f"Prometheus refused {selector!r}: {exc.error}{hint}") from None
         if data.get("resultType") != "matrix":
             raise DataError(f"Prometheus answered {selector!r} with a {data.get('resultType')}")
+        answered = 0
         for series in data["result"]:
             labels = series["metric"]
             key = tuple(sorted(labels.items()))
             taken = newest.get(key, at)  # a range's first instant may repeat the last one's
-            for ts, value in series.get("values", ()):
+            values = series.get("values", ())
+            answered += len(values)
+            for ts, value in values:
                 ms = round(float(ts) * 1000)
                 if ms > taken:
                     taken = ms
@@ -181,3 +188,7 @@ def messages(
             newest[key] = taken
         progress((upto - at) / 1000)
         at = upto
+        if answered > 2 * per_query and chunk > MINUTE_MS:
+            chunk //= 2
+        elif answered < per_query // 2 and chunk * 2 <= ceiling:
+            chunk *= 2

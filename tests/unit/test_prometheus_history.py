@@ -83,7 +83,7 @@ def test_every_sample_once_whatever_the_ranges_boundaries(closed_left):
     got = list(messages(fake, "load", T0 - 60, T0 + 60 * 299, progress=read.append))
     every = [round((T0 + 60 * i) * 1000) for i in range(300)]
     assert by_host(got) == {"a": every, "b": every}
-    assert sum(read) == 60 * 300 and len(fake.queries) == 5  # 5 hours, an hour a query
+    assert sum(read) == 60 * 300 and fake.queries == [3_600_000, 7_200_000, 7_200_000]
     later = list(messages(fake, "load", T0, T0 + 600))  # after --since, up to --until
     assert by_host(later)["a"] == every[1:11]
 
@@ -95,6 +95,16 @@ def test_a_server_refusing_so_many_samples_is_asked_for_less():
     assert by_host(got)["b"] == [round((T0 + 60 * i) * 1000) for i in range(300)]
     assert sum(read) == 60 * 300
     assert fake.queries[:3] == [3_600_000, 1_800_000, 900_000]
+    assert set(fake.queries[3:]) == {900_000}  # never asked for more again
+
+
+def test_each_query_asks_for_about_as_many_samples():
+    fake = FakePrometheus(closed_left=True)  # 2 samples a minute, 120 an hour
+    read: list[float] = []
+    got = list(messages(fake, "load", T0 - 60, T0 + 60 * 299, read.append, per_query=30))
+    assert by_host(got)["a"] == [round((T0 + 60 * i) * 1000) for i in range(300)]
+    assert fake.queries[:3] == [3_600_000, 1_800_000, 900_000]  # 120, 60 then 30 samples
+    assert set(fake.queries[3:-1]) == {900_000} and sum(read) == 60 * 300
 
 
 def test_a_selector_prometheus_refuses_is_one_line_naming_it():
