@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import orjson
 
 from aemon.core.errors import ConfigError, DataError
+from aemon.core.times import time_problem
 
 MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
 SAMPLES_A_QUERY = 200_000  # about 10 MB of Prometheus' JSON
@@ -40,14 +41,18 @@ def seconds_of(text: str) -> float:
 
 
 def time_of(text: str, now: float) -> float:
-    """``now``, an ISO 8601 time (no zone: UTC) or seconds since the epoch, as epoch seconds."""
+    """``now``, an ISO 8601 time (no zone: UTC) or seconds since the epoch, as epoch seconds;
+    ValueError for anything else, or a time aemon does not take (milliseconds)."""
     if text == "now":
         return now
     try:
-        return float(text)
+        ts = float(text)
     except ValueError:
-        when = datetime.fromisoformat(text)  # ValueError for anything else
-        return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+        when = datetime.fromisoformat(text)
+        ts = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    if time_problem(ts):
+        raise ValueError(text)
+    return ts
 
 
 def span(since: str, until: str, now: float | None = None) -> tuple[float, float]:
@@ -152,8 +157,8 @@ def messages(
     """The adapter's message (and its time in ms) for each sample of the series ``selector``
     picks in ``(start, end]``, a stretch of time a query: an hour first, then twice or half as
     long (a minute to a day) to keep each answer near ``per_query`` samples, and half as long,
-    from then on, when the server refuses so many; ``progress`` gets the seconds read after
-    each query."""
+    from then on, when the server refuses so many or times out; ``progress`` gets the seconds
+    read after each query."""
     newest: dict[tuple[tuple[str, str], ...], int] = {}  # each series' newest sample taken, ms
     at, last = round(start * 1000), round(end * 1000)
     chunk, ceiling = HOUR_MS, DAY_MS
@@ -164,7 +169,7 @@ def messages(
                 "/api/v1/query", {"query": f"{selector}[{upto - at}ms]", "time": f"{upto / 1000}"}
             )
         except _Refused as exc:
-            if "too many samples" in exc.error and chunk > MINUTE_MS:
+            if ("too many samples" in exc.error or exc.kind == "timeout") and chunk > MINUTE_MS:
                 ceiling = chunk // 2
                 chunk = ceiling
                 continue

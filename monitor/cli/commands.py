@@ -332,10 +332,10 @@ def record(args: argparse.Namespace) -> int:
         print(json.dumps({"output": str(args.output), "topic": args.topic, **origin, **doc}))
         return 0
     streams = recording.streams
-    shown = listed([f"{name} ({counted(len(s.metrics), 'metric')})" for name, s in streams.items()])
+    each = listed([f"{name} ({counted(len(s.metrics), 'metric')})" for name, s in streams.items()])
     print(
         f"recorded {recording.samples:,} samples of {counted(len(streams), 'stream')} from "
-        f"{source}: {shown} -> {args.output}",
+        f"{source}: {each} -> {args.output}",
         file=sys.stderr,
     )
     if left_out:

@@ -21,7 +21,9 @@ def test_span_takes_durations_times_and_epoch_seconds():
     assert span("15d", "now", NOW) == (NOW - 15 * 86400, NOW)
     assert span("1h30m", "1700003600", NOW) == (T0 - 1800, T0 + 3600)
     assert span("2023-11-14T22:13:20Z", "2023-11-14T23:13:20", NOW) == (T0, T0 + 3600)
-    for since, until, flag in (("yesterday", "now", "--since"), ("1d", "soon", "--until")):
+    wrong = [("yesterday", "now", "--since"), ("1d", "soon", "--until"), ("nan", "now", "--since")]
+    wrong += [("1d", "1700000000000", "--until"), ("inf", "now", "--since")]  # ms: the year 55,000
+    for since, until, flag in wrong:
         with pytest.raises(ConfigError, match=flag):
             span(since, until, NOW)
     with pytest.raises(ConfigError, match="not before"):
@@ -41,8 +43,11 @@ class FakePrometheus:
     samples in ``[time - D, time]`` (Prometheus 2) or ``(time - D, time]`` (3); refuses ranges
     longer than ``most_ms``."""
 
-    def __init__(self, closed_left: bool, most_ms: int = 10**12) -> None:
-        self.closed_left, self.most_ms, self.queries = closed_left, most_ms, []
+    def __init__(
+        self, closed_left: bool, most_ms: int = 10**12, refusal: tuple[str, str] = ("", "")
+    ) -> None:
+        self.closed_left, self.most_ms, self.refusal = closed_left, most_ms, refusal
+        self.queries: list[int] = []
         self.series = [
             ({"__name__": "load", "host": h}, [(T0 + 60 * i, f"{i}.5") for i in range(300)])
             for h in ("a", "b")
@@ -56,7 +61,7 @@ class FakePrometheus:
         ms = selector[1]
         self.queries.append(int(ms))
         if int(ms) > self.most_ms:
-            raise _Refused("execution", "query processing would load too many samples")
+            raise _Refused(*self.refusal)
         at = float(params["time"])
         since = at - int(ms) / 1000
         inside = (lambda t: since <= t <= at) if self.closed_left else lambda t: since < t <= at
@@ -88,8 +93,16 @@ def test_every_sample_once_whatever_the_ranges_boundaries(closed_left):
     assert by_host(later)["a"] == every[1:11]
 
 
-def test_a_server_refusing_so_many_samples_is_asked_for_less():
-    fake = FakePrometheus(closed_left=True, most_ms=900_000)  # at most 15 minutes a query
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        ("execution", "query processing would load too many samples into memory"),
+        ("timeout", "query timed out in expression evaluation"),
+    ],
+    ids=["too-many-samples", "timeout"],
+)
+def test_a_server_refusing_so_many_samples_is_asked_for_less(refusal):
+    fake = FakePrometheus(True, most_ms=900_000, refusal=refusal)  # 15 minutes a query at most
     read: list[float] = []
     got = list(messages(fake, "load", T0 - 60, T0 + 60 * 299, progress=read.append))
     assert by_host(got)["b"] == [round((T0 + 60 * i) * 1000) for i in range(300)]
