@@ -581,6 +581,40 @@ async def test_a_restarted_daemon_finds_the_updates_it_kept_and_trains_none_twic
     assert {r.partition for r in kept} == {0, 1}
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation (README, Delivery): samples without seq are numbered again from "
+    "where a restarted daemon re-reads, so it decides those windows again under other seqs and "
+    "announces their events under other ids",
+)
+async def test_a_restart_without_seq_decides_as_offline(bootstrap, learning):
+    """The restart above with samples that carry no ``seq`` (as Telegraf and
+    prometheus-kafka-adapter send them): the stream's next is their seq."""
+    models, rest, offline = learning
+    t = topics(1)
+    await make_topics(bootstrap, t)
+    msgs = []
+    for key, value, headers in sample_messages(read_samples(rest)):
+        doc = orjson.loads(value)
+        del doc["seq"]
+        msgs.append((key, orjson.dumps(doc), headers))
+    cut = len(msgs) * 4 // 5  # past the windows a restart re-reads (every + delay + span)
+    first_windows = sum(sum(key == s.encode() for key, *_ in msgs[:cut]) - 7 for s in STREAMS)
+    async with running(settings(bootstrap, models, t)) as svc:
+        await produce(bootstrap, t["input_topic"], msgs[:cut], total=cut, progress=False)
+        await until(
+            lambda: counter(svc, "aemon_windows_scored_total") >= first_windows, 90, "first part"
+        )
+    async with running(settings(bootstrap, models, t)) as svc:
+        rest_msgs = msgs[cut:]
+        await produce(bootstrap, t["input_topic"], rest_msgs, total=len(rest_msgs), progress=False)
+        deadline = time.monotonic() + 90
+        while sum((await decided(bootstrap, t)).values()) < len(offline):
+            assert time.monotonic() < deadline, "windows undecided after the restart"
+            await asyncio.sleep(0.5)
+    assert_decided_as_offline(await read_back(bootstrap, t), offline)
+
+
 async def read_back(bootstrap: str, t: dict[str, str]) -> tuple[list[dict], list[dict]]:
     """The alerts and score records a daemon published on ``t``'s topics."""
     alerts = await read_all(bootstrap, t["alerts_topic"])
