@@ -87,7 +87,10 @@ def sample_seq(seq: int | None, next_seq: int) -> int:
     if seq is None:
         return next_seq
     if seq < next_seq:
-        raise LateSample(f"seq {seq} is not after the stream's last ({next_seq - 1})")
+        why = f"seq {seq} is not after the stream's last ({next_seq - 1})"
+        if seq == 0 and next_seq > 1:  # a producer restarted, or a second file replayed
+            why += " (its producer counts from 0 again: continue the count, or leave seq out)"
+        raise LateSample(why)
     return seq
 
 

@@ -29,6 +29,15 @@ def feed(w: Windower, samples, partition=0):
     return out
 
 
+def test_a_count_from_0_again_is_named():
+    w = Windower(length=3, stride=1)
+    row = np.zeros(3, dtype=np.float32)
+    for seq in range(4):
+        w.push(0, seq, "a", seq, np.float32([seq]), row)
+    with pytest.raises(LateSample, match=r"last \(3\) \(its producer counts from 0 again"):
+        w.push(0, 4, "a", 0, np.float32([0]), row)  # a second file replayed from 0
+
+
 def test_length_and_stride_cut_the_expected_windows():
     w = Windower(length=4, stride=2)
     got = feed(w, [(i, "a", i, float(i), float(i)) for i in range(9)])
@@ -48,7 +57,7 @@ def test_repeated_seqs_are_refused_and_gaps_restart_the_buffer():
     w = Windower(length=3, stride=1)
     row = np.zeros(3, dtype=np.float32)
     w.push(0, 0, "a", 0, np.float32([0]), row)
-    with pytest.raises(LateSample, match="not after"):
+    with pytest.raises(LateSample, match=r"not after the stream's last \(0\)$"):
         w.push(0, 1, "a", 0, np.float32([0]), row)  # repeated seq
     got = feed(
         w, [(2, "a", 1, 2.0, 1), (3, "a", 5, 3.0, 5), (4, "a", 6, 4.0, 6), (5, "a", 7, 5, 7)]
