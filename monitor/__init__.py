@@ -33,6 +33,7 @@ _EXPORTS = {
     "fit": "aemon.api",
     "fit_series": "aemon.api",
     "load": "aemon.api",
+    "read_prometheus": "aemon.api",
     "serve": "aemon.api",
 }
 
@@ -49,11 +50,12 @@ __all__ = [
     "fit",
     "fit_series",
     "load",
+    "read_prometheus",
     "serve",
 ]
 
 if TYPE_CHECKING:
-    from aemon.api import fit, fit_series, load, serve
+    from aemon.api import fit, fit_series, load, read_prometheus, serve
     from aemon.core.errors import AemonError, ArtifactError, ConfigError, DataError
     from aemon.daemon.config import Settings
     from aemon.daemon.supervisor import StageFailed

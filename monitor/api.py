@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 from aemon.core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from aemon.detector import Detector
     from aemon.series_detector import SeriesDetector
 
@@ -282,6 +284,28 @@ def load(path: str | Path, device: str = "auto") -> Detector | SeriesDetector:
     if (root / META_FILE).is_file() and not read_meta(root).is_series:
         return Detector.load(root, device=device)
     return SeriesDetector.load(root, device=device)
+
+
+def read_prometheus(
+    url: str,
+    query: str,
+    *,
+    since: str = "15d",
+    until: str = "now",
+    headers: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """The history of the series ``query`` (a PromQL series selector) selects on the Prometheus
+    at ``url`` (or Thanos, Mimir, VictoriaMetrics), as ``aemon record --prometheus`` writes it:
+    a sample frame :func:`fit_series` takes (``timestamp``, ``stream``, ``seq``, a column per
+    metric), each series a stream named as the daemon names prometheus-kafka-adapter's samples
+    of it. ``since``: a duration before ``until`` (``"30d"``) or a time; ``until``: ``"now"``, ISO
+    8601 or epoch seconds; ``headers``: sent with every query (a bearer token); a user and
+    password in ``url`` are sent as basic authentication."""
+    from aemon import prometheus_history as history
+
+    start, end = history.span(since, until)
+    recording, _ = history.recorded(url, query, start, end, headers=headers)
+    return recording.frame()
 
 
 def serve(

@@ -21,11 +21,15 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import orjson
 
 from aemon.core.errors import ConfigError, DataError
-from aemon.core.times import time_problem
+from aemon.core.times import iso, time_problem
+
+if TYPE_CHECKING:
+    from aemon.recording import Recording
 
 MINUTE_MS, HOUR_MS, DAY_MS = 60_000, 3_600_000, 86_400_000
 SAMPLES_A_QUERY = 200_000  # about 10 MB of Prometheus' JSON
@@ -197,3 +201,35 @@ def messages(
             chunk //= 2
         elif answered < per_query // 2 and chunk * 2 <= ceiling:
             chunk *= 2
+
+
+def recorded(
+    url: str,
+    selector: str,
+    start: float,
+    end: float,
+    *,
+    headers: dict[str, str] | None = None,
+    keep: set[str] | None = None,
+    max_samples: int | None = None,
+    progress: Callable[[float], None] = lambda seconds: None,
+) -> tuple[Recording, int]:
+    """The samples of the series ``selector`` picks on the server at ``url`` in ``(start,
+    end]`` (of the streams in ``keep``, up to ``max_samples``), recorded as the daemon would
+    take the adapter's messages for them, and the messages read; a DataError when no series
+    has a sample there."""
+    from aemon.recording import Recording
+
+    recording = Recording()
+    read = taken = 0
+    for value, ms in messages(http_get(url, headers), selector, start, end, progress):
+        read += 1
+        if recording.add(value, ms, None, keep):
+            taken += 1
+            if taken == max_samples:
+                break
+    if not read:
+        raise DataError(
+            f"{shown(url)}: no series {selector!r} has a sample from {iso(start)} to {iso(end)}"
+        )
+    return recording, read

@@ -308,16 +308,14 @@ def record(args: argparse.Namespace) -> int:
     from aemon.core.errors import DataError
     from aemon.core.wording import counted, listed
     from aemon.prometheus_history import shown
-    from aemon.recording import Recording
 
-    recording = Recording()
     keep = set(args.stream) if args.stream else None
     if args.prometheus:
         source = args.query
-        read = _record_prometheus(args, recording, keep)
+        recording, read = _record_prometheus(args, keep)
     else:
         source = args.topic
-        read = _record_topic(args, recording, keep)
+        recording, read = _record_topic(args, keep)
     doc = recording.summary()
     left_out = ", ".join(f"{reason} {n:,}" for reason, n in sorted(recording.refused.items()))
     if not recording.samples:
@@ -345,14 +343,15 @@ def record(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record_topic(args: argparse.Namespace, recording: Recording, keep: set[str] | None) -> int:
-    """Record ``--topic`` from its start; the messages read."""
+def _record_topic(args: argparse.Namespace, keep: set[str] | None) -> tuple[Recording, int]:
+    """``--topic`` recorded from its start, and the messages read."""
     import logging
 
     from tqdm.auto import tqdm
 
     from aemon import tail as reader
     from aemon.daemon.config import check_topic
+    from aemon.recording import Recording
 
     for flag in ("query", "since", "until", "header"):
         if getattr(args, flag) is not None:
@@ -360,6 +359,7 @@ def _record_topic(args: argparse.Namespace, recording: Recording, keep: set[str]
     check_topic(args.topic, "--topic")
     kafka = daemon_kafka(args)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
+    recording = Recording()
 
     async def run() -> int:
         stop = stopped_by_signals()
@@ -383,18 +383,14 @@ def _record_topic(args: argparse.Namespace, recording: Recording, keep: set[str]
         bar.close()
         return read
 
-    return run_async(run())
+    return recording, run_async(run())
 
 
-def _record_prometheus(
-    args: argparse.Namespace, recording: Recording, keep: set[str] | None
-) -> int:
-    """Record the series ``--query`` selects from ``--prometheus``; the samples read."""
+def _record_prometheus(args: argparse.Namespace, keep: set[str] | None) -> tuple[Recording, int]:
+    """The series ``--query`` selects on ``--prometheus``, recorded, and the messages read."""
     from tqdm.auto import tqdm
 
     from aemon import prometheus_history as history
-    from aemon.core.errors import DataError
-    from aemon.core.times import iso
 
     if args.query is None:
         raise ConfigError("--prometheus reads the series --query selects: give --query SELECTOR")
@@ -404,35 +400,24 @@ def _record_prometheus(
     if args.bootstrap_servers:
         raise ConfigError("--bootstrap-servers is for a Kafka topic: not with --prometheus")
     start, end = history.span(args.since or "15d", args.until or "now")
-    hours = (end - start) / 3600
     bar = tqdm(
         desc=f"reading {history.shown(args.prometheus)}",
-        total=hours,
+        total=(end - start) / 3600,
         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} hours "
         "[{elapsed}<{remaining}]",
         disable=True if args.quiet else None,
     )
-    read = taken = 0
-    found = history.messages(
-        history.http_get(args.prometheus, dict(args.header or ())),
-        args.query,
-        start,
-        end,
-        progress=lambda seconds: bar.update(seconds / 3600),
-    )
-    for value, ms in found:
-        read += 1
-        if recording.add(value, ms, None, keep):
-            taken += 1
-            if taken == args.max_samples:
-                break
-    bar.close()
-    if not read:
-        raise DataError(
-            f"{history.shown(args.prometheus)}: no series {args.query!r} has a sample from "
-            f"{iso(start)} to {iso(end)}"
+    with contextlib.closing(bar):
+        return history.recorded(
+            args.prometheus,
+            args.query,
+            start,
+            end,
+            headers=dict(args.header or ()),
+            keep=keep,
+            max_samples=args.max_samples,
+            progress=lambda seconds: bar.update(seconds / 3600),
         )
-    return read
 
 
 def tail(args: argparse.Namespace) -> int:

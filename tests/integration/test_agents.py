@@ -7,6 +7,7 @@ adapter would have sent it."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import subprocess
 import urllib.error
@@ -192,7 +193,7 @@ async def test_prometheus_history_is_recorded_as_the_adapter_would_have_sent_it(
     them, and on a topic as prometheus-kafka-adapter sends them: ``aemon record --prometheus``
     writes exactly the CSV ``aemon record --topic`` writes and leaves out what it leaves out,
     reading hour by hour with each hour's edge on a sample, from a Prometheus that asks for a
-    password (basic authentication)."""
+    password (basic authentication); ``aemon.read_prometheus`` gives the same rows."""
     sent = [m for i in range(TRAIN) for m in prometheus(i)]
     docs = [orjson.loads(value) for _, value, _ in sent]
     docs[201]["value"] = "NaN"
@@ -239,6 +240,9 @@ async def test_prometheus_history_is_recorded_as_the_adapter_would_have_sent_it(
         rc, out, err = await record("--prometheus", signed, "--header", "X-Scope-OrgID: a", *read)
         assert rc == 0, err
         assert "secret" not in out + err  # the password is never shown
+        frame = await asyncio.to_thread(
+            aemon.read_prometheus, signed, "node_load1", since=str(first - 60), until=str(end)
+        )
     finally:
         server.terminate()
         server.wait(30)
@@ -259,6 +263,7 @@ async def test_prometheus_history_is_recorded_as_the_adapter_would_have_sent_it(
         for name in ("p", "k")
     )
     pd.testing.assert_frame_equal(history, recorded)
+    pd.testing.assert_frame_equal(frame, pd.read_csv(tmp_path / "p.csv"), check_dtype=False)
     assert len(history) == 2 * TRAIN - 1
     got, want = orjson.loads(out), orjson.loads(kafka)
     assert got["samples"] == want["samples"] == 2 * TRAIN - 1

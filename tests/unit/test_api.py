@@ -32,6 +32,7 @@ def test_all_is_pinned_and_every_name_resolves():
         "fit",
         "fit_series",
         "load",
+        "read_prometheus",
         "serve",
     ]
     for name in aemon.__all__:
