@@ -13,7 +13,7 @@ Prometheus' query API answers (Prometheus, Thanos, Mimir, VictoriaMetrics).
 from __future__ import annotations
 
 import base64
-import json
+import gzip
 import re
 import time
 import urllib.error
@@ -21,6 +21,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from email.message import Message
 from typing import TYPE_CHECKING
 
 import orjson
@@ -110,7 +111,7 @@ def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 6
     basic authentication, ``headers`` with every request (a bearer token, Mimir's
     ``X-Scope-OrgID``)."""
     parts = urllib.parse.urlsplit(url)
-    sent = dict(headers or {})
+    sent = {"Accept-Encoding": "gzip", **(headers or {})}  # JSON of numbers: a tenth the bytes
     if parts.username is not None:
         pair = (
             f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
@@ -125,26 +126,32 @@ def http_get(url: str, headers: dict[str, str] | None = None, timeout: float = 6
             with urllib.request.urlopen(
                 urllib.request.Request(full, headers=sent), timeout=timeout
             ) as response:
-                body = response.read()
+                body = _unzipped(response.read(), response.headers)
         except urllib.error.HTTPError as exc:
-            body = exc.read()
+            body = _unzipped(exc.read(), exc.headers)
             if not body.startswith(b"{"):
                 raise DataError(f"Prometheus at {name}: HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
             why = getattr(exc, "reason", exc)
             raise DataError(f"Prometheus at {name} does not answer: {why}") from None
         try:
-            doc = json.loads(body)
+            doc = orjson.loads(body)
         except ValueError:
             raise DataError(f"Prometheus at {name}: not its query API's JSON") from None
         if doc.get("status") != "success":
-            raise _Refused(str(doc.get("errorType", "")), str(doc.get("error", doc)))
+            raise Refused(str(doc.get("errorType", "")), str(doc.get("error", doc)))
         return doc["data"]
 
     return get
 
 
-class _Refused(DataError):
+def _unzipped(body: bytes, headers: Message) -> bytes:
+    return gzip.decompress(body) if headers.get("Content-Encoding") == "gzip" else body
+
+
+class Refused(DataError):
+    """Prometheus answered with an error (``errorType`` ``kind``)."""
+
     def __init__(self, kind: str, error: str) -> None:
         super().__init__(error)
         self.kind, self.error = kind, error
@@ -172,7 +179,7 @@ def messages(
             data = fetch(
                 "/api/v1/query", {"query": f"{selector}[{upto - at}ms]", "time": f"{upto / 1000}"}
             )
-        except _Refused as exc:
+        except Refused as exc:
             if ("too many samples" in exc.error or exc.kind == "timeout") and chunk > MINUTE_MS:
                 ceiling = chunk // 2
                 chunk = ceiling

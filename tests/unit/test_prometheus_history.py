@@ -11,7 +11,7 @@ import pytest
 
 from aemon.core.errors import ConfigError, DataError
 from aemon.daemon.codec import Limits, decode_sample
-from aemon.prometheus_history import _Refused, adapter_message, messages, shown, span
+from aemon.prometheus_history import Refused, adapter_message, messages, shown, span
 
 T0 = 1_700_000_000.0
 NOW = 1_800_000_000.0
@@ -57,11 +57,11 @@ class FakePrometheus:
         assert path == "/api/v1/query"
         selector = re.fullmatch(r"load\[(\d+)ms\]", params["query"])
         if selector is None:
-            raise _Refused("bad_data", "parse error")
+            raise Refused("bad_data", "parse error")
         ms = selector[1]
         self.queries.append(int(ms))
         if int(ms) > self.most_ms:
-            raise _Refused(*self.refusal)
+            raise Refused(*self.refusal)
         at = float(params["time"])
         since = at - int(ms) / 1000
         inside = (lambda t: since <= t <= at) if self.closed_left else lambda t: since < t <= at
