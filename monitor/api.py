@@ -293,6 +293,7 @@ def read_prometheus(
     since: str = "15d",
     until: str = "now",
     headers: dict[str, str] | None = None,
+    external_labels: bool = True,
 ) -> pd.DataFrame:
     """The history of the series ``query`` (a PromQL series selector) selects on the Prometheus
     at ``url`` (or Thanos, Mimir, VictoriaMetrics), as ``aemon record --prometheus`` writes it:
@@ -300,11 +301,14 @@ def read_prometheus(
     metric), each series a stream named as the daemon names prometheus-kafka-adapter's samples
     of it. ``since``: a duration before ``until`` (``"30d"``) or a time; ``until``: ``"now"``, ISO
     8601 or epoch seconds; ``headers``: sent with every query (a bearer token); a user and
-    password in ``url`` are sent as basic authentication."""
+    password in ``url`` are sent as basic authentication; ``external_labels``: each series gets
+    the server's external labels, as its remote write adds them."""
     from aemon import prometheus_history as history
 
     start, end = history.span(since, until)
-    recording, _ = history.recorded(url, query, start, end, headers=headers)
+    recording, *_ = history.recorded(
+        url, query, start, end, headers=headers, external=external_labels
+    )
     return recording.frame()
 
 

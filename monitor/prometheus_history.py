@@ -149,6 +149,22 @@ def _unzipped(body: bytes, headers: Message) -> bytes:
     return gzip.decompress(body) if headers.get("Content-Encoding") == "gzip" else body
 
 
+def external_labels(fetch: Fetch) -> dict[str, str]:
+    """The server's ``global.external_labels`` (its configuration, ``/api/v1/status/config``):
+    its remote write adds them to every series it sends (a series' own label of the same name
+    wins), but its query API leaves them out. None where the server does not say (Thanos and
+    Mimir, whose series already carry them)."""
+    import yaml
+
+    try:
+        text = fetch("/api/v1/status/config", {}).get("yaml", "")
+        config = yaml.safe_load(text) if isinstance(text, str) else None
+    except (DataError, yaml.YAMLError):
+        return {}
+    found = ((config or {}).get("global") or {}).get("external_labels") or {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
 class Refused(DataError):
     """Prometheus answered with an error (``errorType`` ``kind``)."""
 
@@ -164,12 +180,14 @@ def messages(
     end: float,
     progress: Callable[[float], None] = lambda seconds: None,
     per_query: int = SAMPLES_A_QUERY,
+    extra: dict[str, str] | None = None,
 ) -> Iterator[tuple[bytes, int]]:
     """The adapter's message (and its time in ms) for each sample of the series ``selector``
     picks in ``(start, end]``, a stretch of time a query: an hour first, then twice or half as
     long (a minute to a day) to keep each answer near ``per_query`` samples, and half as long,
     from then on, when the server refuses so many or times out; ``progress`` gets the seconds
-    read after each query."""
+    read after each query. ``extra``: labels each series gets unless it has its own of that
+    name (the external labels remote write adds)."""
     newest: dict[tuple[tuple[str, str], ...], int] = {}  # each series' newest sample taken, ms
     at, last = round(start * 1000), round(end * 1000)
     chunk, ceiling = HOUR_MS, DAY_MS
@@ -191,7 +209,7 @@ def messages(
             raise DataError(f"Prometheus answered {selector!r} with a {data.get('resultType')}")
         answered = 0
         for series in data["result"]:
-            labels = series["metric"]
+            labels = {**extra, **series["metric"]} if extra else series["metric"]
             key = tuple(sorted(labels.items()))
             taken = newest.get(key, at)  # a range's first instant may repeat the last one's
             values = series.get("values", ())
@@ -220,16 +238,20 @@ def recorded(
     keep: set[str] | None = None,
     max_samples: int | None = None,
     progress: Callable[[float], None] = lambda seconds: None,
-) -> tuple[Recording, int]:
+    external: bool = True,
+) -> tuple[Recording, int, dict[str, str]]:
     """The samples of the series ``selector`` picks on the server at ``url`` in ``(start,
     end]`` (of the streams in ``keep``, up to ``max_samples``), recorded as the daemon would
-    take the adapter's messages for them, and the messages read; a DataError when no series
-    has a sample there."""
+    take the adapter's messages for them, the messages read and the server's external labels
+    added to each series (``external``: as its remote write adds them); a DataError when no
+    series has a sample there."""
     from aemon.recording import Recording
 
+    fetch = http_get(url, headers)
+    extra = external_labels(fetch) if external else {}
     recording = Recording()
     read = taken = 0
-    for value, ms in messages(http_get(url, headers), selector, start, end, progress):
+    for value, ms in messages(fetch, selector, start, end, progress, extra=extra):
         read += 1
         if recording.add(value, ms, None, keep):
             taken += 1
@@ -239,4 +261,4 @@ def recorded(
         raise DataError(
             f"{shown(url)}: no series {selector!r} has a sample from {iso(start)} to {iso(end)}"
         )
-    return recording, read
+    return recording, read, extra

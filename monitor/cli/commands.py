@@ -310,9 +310,10 @@ def record(args: argparse.Namespace) -> int:
     from aemon.prometheus_history import shown
 
     keep = set(args.stream) if args.stream else None
+    extra: dict[str, str] = {}
     if args.prometheus:
         source = args.query
-        recording, read = _record_prometheus(args, keep)
+        recording, read, extra = _record_prometheus(args, keep)
     else:
         source = args.topic
         recording, read = _record_topic(args, keep)
@@ -324,9 +325,10 @@ def record(args: argparse.Namespace) -> int:
         raise DataError(f"{source}: no sample{which} to record in {read:,} messages{why}")
     recording.write(args.output)
     if args.json:
-        origin = (
-            {"prometheus": shown(args.prometheus), "query": args.query} if args.prometheus else {}
-        )
+        origin: dict[str, object] = {}
+        if args.prometheus:
+            origin = {"prometheus": shown(args.prometheus), "query": args.query}
+            origin["external_labels"] = extra
         print(json.dumps({"output": str(args.output), "topic": args.topic, **origin, **doc}))
         return 0
     streams = recording.streams
@@ -336,6 +338,12 @@ def record(args: argparse.Namespace) -> int:
         f"{source}: {each} -> {args.output}",
         file=sys.stderr,
     )
+    if extra:
+        pairs = ", ".join(f'{k}="{v}"' for k, v in extra.items())
+        print(
+            f"each series with Prometheus' external labels {pairs}, as its remote write sends them",
+            file=sys.stderr,
+        )
     if left_out:
         print(f"left out as the daemon would: {left_out}", file=sys.stderr)
     if str(args.output) != "-":
@@ -353,9 +361,10 @@ def _record_topic(args: argparse.Namespace, keep: set[str] | None) -> tuple[Reco
     from aemon.daemon.config import check_topic
     from aemon.recording import Recording
 
-    for flag in ("query", "since", "until", "header"):
+    for flag in ("query", "since", "until", "header", "external_labels"):
         if getattr(args, flag) is not None:
-            raise ConfigError(f"--{flag} is for Prometheus' history: it needs --prometheus")
+            name = flag.replace("_", "-")
+            raise ConfigError(f"--{name} is for Prometheus' history: it needs --prometheus")
     check_topic(args.topic, "--topic")
     kafka = daemon_kafka(args)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
@@ -386,8 +395,11 @@ def _record_topic(args: argparse.Namespace, keep: set[str] | None) -> tuple[Reco
     return recording, run_async(run())
 
 
-def _record_prometheus(args: argparse.Namespace, keep: set[str] | None) -> tuple[Recording, int]:
-    """The series ``--query`` selects on ``--prometheus``, recorded, and the messages read."""
+def _record_prometheus(
+    args: argparse.Namespace, keep: set[str] | None
+) -> tuple[Recording, int, dict[str, str]]:
+    """The series ``--query`` selects on ``--prometheus``, recorded, the messages read and the
+    external labels added."""
     from tqdm.auto import tqdm
 
     from aemon import prometheus_history as history
@@ -417,6 +429,7 @@ def _record_prometheus(args: argparse.Namespace, keep: set[str] | None) -> tuple
             keep=keep,
             max_samples=args.max_samples,
             progress=lambda seconds: bar.update(seconds / 3600),
+            external=args.external_labels != "off",
         )
 
 

@@ -254,6 +254,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "'X-Scope-OrgID: tenant'); a user and password in the URL are sent as basic auth",
     )
     rec.add_argument(
+        "--external-labels",
+        choices=["on", "off"],
+        help="with --prometheus: give each series the server's external labels "
+        "(global.external_labels), as its remote write does, so that the streams are named as "
+        "the adapter's messages name them; off where remote write drops them (default: on)",
+    )
+    rec.add_argument(
         "--output", type=out_file, required=True, help="sample CSV to write (-: standard output)"
     )
     daemon_kafka_args(rec)

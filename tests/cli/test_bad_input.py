@@ -162,6 +162,10 @@ CASES = [
     ([*PROM, "--header", "Authorization Bearer s3cr3t"], "--header: must be 'NAME: VALUE'"),
     (["record", "--topic", "t", "--header", "A: b", "--output", "{OUT}.csv"], "needs --prometheus"),
     (
+        ["record", "--topic", "t", "--external-labels", "off", "--output", "{OUT}.csv"],
+        "--external-labels is for Prometheus' history: it needs --prometheus",
+    ),
+    (
         ["record", "--prometheus", "http://p:9090", "--query", "up", "--follow", "--output", "o"],
         "--follow is for a Kafka topic",
     ),

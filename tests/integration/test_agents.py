@@ -193,18 +193,23 @@ async def test_prometheus_history_is_recorded_as_the_adapter_would_have_sent_it(
     them, and on a topic as prometheus-kafka-adapter sends them: ``aemon record --prometheus``
     writes exactly the CSV ``aemon record --topic`` writes and leaves out what it leaves out,
     reading hour by hour with each hour's edge on a sample, from a Prometheus that asks for a
-    password (basic authentication); ``aemon.read_prometheus`` gives the same rows."""
+    password (basic authentication) and has an external label (which remote write adds to
+    what the adapter sends); ``aemon.read_prometheus`` gives the same rows."""
     sent = [m for i in range(TRAIN) for m in prometheus(i)]
     docs = [orjson.loads(value) for _, value, _ in sent]
     docs[201]["value"] = "NaN"
-    sent[201] = (sent[201][0], orjson.dumps(docs[201]), None)
     (tmp_path / "history.om").write_text(openmetrics(docs))
+    for doc in docs:  # remote write adds the server's external label, the query API does not
+        doc["labels"]["cluster"] = "lab"
+    sent = [(key, orjson.dumps(doc), None) for (key, _, _), doc in zip(sent, docs, strict=True)]
     backfill = [ensure("promtool", "prometheus"), "tsdb", "create-blocks-from", "openmetrics"]
     made = subprocess.run(
         [*backfill, str(tmp_path / "history.om"), str(tmp_path / "tsdb")], capture_output=True
     )
     assert made.returncode == 0, made.stderr
-    (tmp_path / "prometheus.yml").write_text("global: {scrape_interval: 1m}\n")
+    (tmp_path / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1m, external_labels: {cluster: lab}}\n"
+    )
     (tmp_path / "web.yml").write_text(f"basic_auth_users: {{aemon: '{BCRYPT_SECRET}'}}\n")
     port = free_port()
     server = subprocess.Popen(
@@ -266,6 +271,8 @@ async def test_prometheus_history_is_recorded_as_the_adapter_would_have_sent_it(
     pd.testing.assert_frame_equal(frame, pd.read_csv(tmp_path / "p.csv"), check_dtype=False)
     assert len(history) == 2 * TRAIN - 1
     got, want = orjson.loads(out), orjson.loads(kafka)
+    assert got["external_labels"] == {"cluster": "lab"}
+    assert 'node_load1{cluster="lab",instance="web-1:9100",job="node"}' in got["streams"]
     assert got["samples"] == want["samples"] == 2 * TRAIN - 1
     assert got["left_out"] == want["left_out"] == {"non_finite": 1}
     assert got["streams"] == want["streams"]

@@ -11,7 +11,14 @@ import pytest
 
 from aemon.core.errors import ConfigError, DataError
 from aemon.daemon.codec import Limits, decode_sample
-from aemon.prometheus_history import Refused, adapter_message, messages, shown, span
+from aemon.prometheus_history import (
+    Refused,
+    adapter_message,
+    external_labels,
+    messages,
+    shown,
+    span,
+)
 
 T0 = 1_700_000_000.0
 NOW = 1_800_000_000.0
@@ -128,3 +135,24 @@ def test_a_selector_prometheus_refuses_is_one_line_naming_it():
 def test_a_password_in_the_url_is_never_shown():
     assert shown("https://me:s3cr3t@prom.example:9090/x") == "https://me@prom.example:9090/x"
     assert shown("http://127.0.0.1:9090") == "http://127.0.0.1:9090"
+
+
+def test_external_labels_come_from_the_servers_configuration_and_never_replace_a_series_own():
+    config = "global:\n  scrape_interval: 1m\n  external_labels:\n    host: edge\n    dc: '1'\n"
+    fake = FakePrometheus(closed_left=True)
+
+    def fetch(path: str, params: dict[str, str]) -> dict:
+        return {"yaml": config} if path == "/api/v1/status/config" else fake(path, params)
+
+    extra = external_labels(fetch)
+    assert extra == {"host": "edge", "dc": "1"}
+    got = list(messages(fetch, "load", T0, T0 + 60, extra=extra))
+    assert [orjson.loads(m)["labels"] for m, _ in got] == [
+        {"__name__": "load", "host": "a", "dc": "1"},  # its own host, the server's dc
+        {"__name__": "load", "host": "b", "dc": "1"},
+    ]
+
+    def thanos(path: str, params: dict[str, str]) -> dict:
+        raise DataError("Prometheus at http://thanos: HTTP 404 Not Found")
+
+    assert external_labels(thanos) == {}
