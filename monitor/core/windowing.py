@@ -89,7 +89,7 @@ def sample_seq(seq: int | None, next_seq: int) -> int:
     if seq < next_seq:
         why = f"seq {seq} is not after the stream's last ({next_seq - 1})"
         if seq == 0 and next_seq > 1:  # a producer restarted, or a second file replayed
-            why += " (its producer counts from 0 again: continue the count, or leave seq out)"
+            why += " (its producer counts from 0 again: continue its count)"
         raise LateSample(why)
     return seq
 
