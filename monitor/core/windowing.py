@@ -106,6 +106,8 @@ class _Stream:
     next_seq: int = 0
     # First-sample offsets of the last H + 1 windows, packed (8 bytes each, not an int object)
     starts: array = field(default_factory=lambda: array("q"))
+    counted: bool = False  # its samples carry no seq: the windower counts them
+    last_window: int = -1  # the index of its last window
 
 
 @dataclass
@@ -122,6 +124,9 @@ class Windower:
     split: int = 0  # streams met on a second partition (their samples are not keyed by stream)
     last_split: tuple[str, int, int] | None = None  # (stream, one partition, the other)
     _state: dict[int, dict[str, _Stream]] = field(default_factory=dict)
+    # per partition: counted streams' anchors read back after a restart (see :meth:`restore`)
+    _restored: dict[int, dict[str, tuple[int, int]]] = field(default_factory=dict)
+    _counted: dict[int, dict[str, _Stream]] = field(default_factory=dict)  # of ``_state``
 
     def __post_init__(self) -> None:
         if not 1 <= self.stride <= self.length:
@@ -152,8 +157,19 @@ class Windower:
         streams = self._state.setdefault(partition, {})
         s = streams.get(stream)
         if s is None:
+            start = 0
+            restored = self._restored.get(partition) if seq is None else None
+            anchor = restored.get(stream) if restored else None
+            if anchor is not None:
+                if offset < anchor[0]:
+                    return None  # decided before: the stream's count resumes at its anchor
+                del restored[stream]  # (a later offset: the anchor's sample is gone; resume)
+                start = anchor[1]
             wide = window_channels(len(sample), clock is not None)
             s = streams[stream] = _Stream(np.empty((2 * length, wide), np.float32))
+            s.counted, s.next_seq = seq is None, start
+            if s.counted:
+                self._counted.setdefault(partition, {})[stream] = s
             other = next(
                 (q for q, st in self._state.items() if q != partition and stream in st), None
             )
@@ -179,6 +195,7 @@ class Windower:
             s.offsets.popleft()
         if len(s.offsets) < length or (seq + 1 - length) % self.stride:
             return None
+        s.last_window = window_index(seq, length, self.stride)
         if self.history:
             s.starts.append(s.offsets[0])
             if len(s.starts) > self.history + 1:
@@ -191,6 +208,31 @@ class Windower:
     def history_offset(self, partition: int, stream: str) -> int:
         """Where the stream's last ``history`` + 1 windows start (call right after a window)."""
         return self._state[partition][stream].starts[0]
+
+    def history_seq(self, partition: int, stream: str) -> int | None:
+        """The seq of the sample at :meth:`history_offset` for a stream the windower counts
+        (None for one that sends seq): a counted stream has no gaps, so its windows' first
+        samples are ``stride`` apart."""
+        s = self._state[partition][stream]
+        return (s.last_window - len(s.starts) + 1) * self.stride if s.counted else None
+
+    def anchors(self, partition: int) -> dict[str, tuple[int, int]]:
+        """Each counted stream's earliest sample still needed (the one :meth:`safe_offset`
+        counts for it), as (offset, seq): kept with a commit, they let a restart that re-reads
+        from there count each such stream on from where it was (:meth:`restore`)."""
+        out = {}
+        for name, s in self._counted.get(partition, {}).items():
+            if s.starts:
+                out[name] = (s.starts[0], (s.last_window - len(s.starts) + 1) * self.stride)
+            elif s.offsets:
+                out[name] = (s.offsets[0], s.next_seq - len(s.offsets))
+        return out
+
+    def restore(self, partition: int, anchors: dict[str, tuple[int, int]]) -> None:
+        """After a restart or a takeover: a counted stream of ``partition`` with an anchor
+        skips its samples before the anchor's offset (decided before) and counts on from the
+        anchor's seq at it."""
+        self._restored[partition] = dict(anchors)
 
     def safe_offset(self, partition: int, next_offset: int) -> int:
         """The offset to commit for ``partition`` so that nothing still needed is lost."""
@@ -206,3 +248,5 @@ class Windower:
         """Forget the state of partitions this consumer no longer owns."""
         for p in partitions:
             self._state.pop(p, None)
+            self._restored.pop(p, None)
+            self._counted.pop(p, None)

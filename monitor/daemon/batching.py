@@ -34,12 +34,16 @@ class Batch:
     models: list[int] = field(default_factory=list)  # each row's model (models directories)
     parts: list[int] = field(default_factory=list)  # each row's partition (sample streams)
     holds: list[int] = field(default_factory=list)  # offset its stream's history starts at
+    hold_seqs: list[int | None] = field(default_factory=list)  # its seq (counted streams)
     learned: list = field(default_factory=list)  # the update scoring each row (None: trained)
     ends: dict[TopicPartition, int] = field(default_factory=dict)  # next offset per partition
     # What may be committed per partition: ``ends``, or earlier where a stream's windows, score
     # history or open event need records a restart must read again.
     commit: dict[TopicPartition, int] = field(default_factory=dict)
     epochs: dict[TopicPartition, int] = field(default_factory=dict)  # each partition's, at fetch
+    # Per partition with streams whose samples carry no seq: each such stream's earliest
+    # needed sample, (offset, seq), at ``commit`` (Windower.anchors), kept before it is committed
+    anchors: dict[TopicPartition, dict[str, tuple[int, int]]] = field(default_factory=dict)
     pending: list[tuple] = field(default_factory=list)  # dead letters to publish with the batch
     opened: float = field(default_factory=time.monotonic)
 
@@ -80,6 +84,7 @@ class Batch:
             self.models,
             self.parts,
             self.holds,
+            self.hold_seqs,
             self.learned,
         )
 
@@ -98,6 +103,7 @@ class Batch:
         self.ends.clear()
         self.commit.clear()
         self.epochs.clear()
+        self.anchors.clear()
         self.opened = time.monotonic()
         return self
 

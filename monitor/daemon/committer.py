@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
+
+from aiokafka import TopicPartition
 
 from aemon.daemon.batching import Batch
 from aemon.daemon.kafka import Consumer, retriable
+from aemon.daemon.learned import Anchors
 from aemon.daemon.ledger import Ledger
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.supervisor import Fatal
 
 log = logging.getLogger("aemon.serve")
+ANCHOR_EVERY_S = 1.0  # how often a partition's anchors are kept (and so it is committed)
 
 
 class Committer:
@@ -31,17 +36,21 @@ class Committer:
         metrics: Metrics,
         timeout_s: float,
         lost: Callable[[str, str], None],
+        anchors: Anchors,
     ) -> None:
-        """``lost(reason, detail)``: report a lost input log (the watch's)."""
+        """``lost(reason, detail)``: report a lost input log (the watch's); ``anchors``: where
+        a commit's anchors are kept before it is made."""
         self.consumer, self.ledger, self.metrics = consumer, ledger, metrics
-        self.timeout_s, self.lost = timeout_s, lost
+        self.timeout_s, self.lost, self.anchors = timeout_s, lost, anchors
+        self._anchored: dict[TopicPartition, float] = {}  # when each partition's were last kept
+        self._held = False  # a partition was left out of the last commit until its turn
         self._batches = 0
         self._wanted = asyncio.Event()
         self._closed = False
 
     def acknowledged(self, batch: Batch) -> None:
         """Every message of ``batch`` is acknowledged (the publisher): commit its offsets."""
-        self.ledger.acknowledged(batch.commit, batch.ends, batch.epochs)
+        self.ledger.acknowledged(batch.commit, batch.ends, batch.epochs, batch.anchors)
         self._batches += 1
         self._wanted.set()
 
@@ -54,8 +63,16 @@ class Committer:
         while True:
             if not self._batches:
                 if self._closed:
+                    if self._held:  # what waited for its anchors' turn
+                        await self.commit()
                     return
-                await self._wanted.wait()
+                try:  # a partition held back for its anchors' turn is committed on time
+                    await asyncio.wait_for(
+                        self._wanted.wait(), ANCHOR_EVERY_S if self._held else None
+                    )
+                except TimeoutError:
+                    await self.commit()
+                    continue
                 self._wanted.clear()
                 continue
             batches, self._batches = self._batches, 0
@@ -75,6 +92,9 @@ class Committer:
             # next owner decides them again (same alert ids).
             log.warning("not committing %d partition(s): group membership lost", len(offsets))
             return
+        await self._keep_anchors(offsets, answer.anchors)
+        if not offsets:
+            return
         try:
             await asyncio.wait_for(self.consumer.commit(offsets), self.timeout_s)
         except Exception as exc:  # not fatal: the messages are decided, a commit comes next batch
@@ -93,6 +113,28 @@ class Committer:
             return
         self.ledger.committed(offsets)
         self.update_lag()
+
+    async def _keep_anchors(
+        self,
+        offsets: dict[TopicPartition, int],
+        anchors: dict[TopicPartition, dict[str, tuple[int, int]]],
+    ) -> None:
+        """Keep the anchors of the partitions to commit that have them, each at most every
+        :data:`ANCHOR_EVERY_S` (and when closing); a partition whose anchors are not kept now
+        is left out of this commit (it stays acknowledged for the next)."""
+        store, now = self.anchors.store, time.monotonic()
+        self._held = False
+        if store is None:  # not kept anywhere: committed as they are
+            return
+        for tp, kept in anchors.items():
+            if tp not in offsets:
+                continue
+            due = self._closed or now - self._anchored.get(tp, -ANCHOR_EVERY_S) >= ANCHOR_EVERY_S
+            if not due or not await store.keep_anchors(tp.partition, offsets[tp], kept):
+                del offsets[tp]
+                self._held = True
+                continue
+            self._anchored[tp] = now
 
     async def find_baselines(self) -> None:
         """Lag before a partition's first commit counts from where its consumption starts, so

@@ -81,6 +81,8 @@ class Decisions:
     scores_topic: str
     streams: dict[tuple[int, str], _Stream] = field(default_factory=dict)
     holds: dict[int, dict[str, int]] = field(default_factory=dict)  # partition -> stream -> offset
+    # the seq at each hold, for streams whose samples carry none (partition -> stream -> seq)
+    hold_seqs: dict[int, dict[str, int]] = field(default_factory=dict)
 
     def decide(self, batch: Batch, scored: Scored | None, stale: set[int]) -> Decided:
         """Decide ``batch``'s windows, except those of the partitions in ``stale`` (fetched in
@@ -180,8 +182,11 @@ class Decisions:
                 d.opened += 1
                 st.announced = True
                 holds[stream] = batch.holds[i]
+                if (seq_at := batch.hold_seqs[i]) is not None:
+                    self.hold_seqs.setdefault(p, {})[stream] = seq_at
             if st.decider.event is None:
                 holds.pop(stream, None)
+                self.hold_seqs.get(p, {}).pop(stream, None)
             if self.scores_topic:
                 body = alerts.score_record(stream, seq, ts, scores[i], v.above, v.threshold, v.p)
                 d.sends.append((self.scores_topic, body, key, None))
@@ -191,11 +196,19 @@ class Decisions:
 
     def _hold(self, batch: Batch) -> None:
         """Keep the commit H windows before every open event's opening, so that a restart
-        re-reads the event from its start and resolves it with the same id and figures."""
+        re-reads the event from its start and resolves it with the same id and figures (and
+        the anchor of a stream without seq there)."""
         for tp in batch.commit:
             holds = self.holds.get(tp.partition)
             if holds:
                 batch.commit[tp] = min(batch.commit[tp], *holds.values())
+                anchors = batch.anchors.get(tp)
+                if anchors is None:
+                    continue
+                for stream, seq in self.hold_seqs.get(tp.partition, {}).items():
+                    at = anchors.get(stream)
+                    if at is None or holds[stream] < at[0]:  # re-read from its event's start
+                        anchors[stream] = (holds[stream], seq)
 
     def drop(self, partitions: list[int]) -> int:
         """Forget the decisions of partitions this consumer no longer owns; return how many
@@ -206,4 +219,5 @@ class Decisions:
             announced += self.streams.pop(key).announced
         for p in partitions:
             self.holds.pop(p, None)
+            self.hold_seqs.pop(p, None)
         return announced

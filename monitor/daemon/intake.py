@@ -30,6 +30,7 @@ from aemon.daemon.codec import (
 )
 from aemon.daemon.invalid import Invalid
 from aemon.daemon.kafka import Consumer
+from aemon.daemon.learned import Anchors
 from aemon.daemon.learning import Learners
 from aemon.daemon.ledger import Ledger
 from aemon.daemon.logs import Throttled
@@ -58,6 +59,7 @@ class Intake:
         max_wait_s: float,
         scorer_idle: asyncio.Event,
         stopping: asyncio.Event,
+        anchors: Anchors,
         learners: Learners | None = None,
     ) -> None:
         self.consumer = consumer
@@ -73,6 +75,8 @@ class Intake:
         self.scorer_idle = scorer_idle
         self.stopping = stopping
         self.learners = learners
+        self.anchors = anchors
+        self._restored: set[int] = set()  # partitions whose anchors were read since assigned
         self.refusals = RefusalLog()
         self._split, self._gap = Throttled(log), Throttled(log)
         self.batch: Batch | None = None
@@ -92,6 +96,7 @@ class Intake:
             if fetched is STOPPED:
                 break
             assert isinstance(fetched, dict)
+            await self._restore([tp.partition for tp in fetched])
             async with self._handing:  # a flush's hand-off in progress ends first
                 batch = self.batch  # the flush may have handed the old one off
                 if batch is None:
@@ -106,6 +111,17 @@ class Intake:
             await self._queue(self.batch)  # the drain decides what is in hand
         self.batch = None
         await self.queue.put(None)
+
+    async def _restore(self, partitions: list[int]) -> None:
+        """Before a partition's first records since it was assigned: the anchors kept with its
+        commit, so that its streams without seq are counted on from where they were."""
+        store = self.anchors.store
+        if self.windower is None or store is None:
+            return
+        for p in partitions:
+            if p not in self._restored:
+                self._restored.add(p)
+                self.windower.restore(p, await store.anchors_of(p))
 
     def _ready(self, batch: Batch) -> bool:
         """A partial batch goes at once to an idle scorer with nothing queued; else when it has
@@ -122,6 +138,9 @@ class Intake:
         if self.windower is not None:
             for tp in batch.commit:
                 batch.commit[tp] = self.windower.safe_offset(tp.partition, batch.commit[tp])
+                anchors = self.windower.anchors(tp.partition) if self.anchors.store else None
+                if anchors:  # streams without seq: kept before the commit (the committer)
+                    batch.anchors[tp] = anchors
         await self.queue.put(batch)
         self.ledger.handed()
 
@@ -147,6 +166,7 @@ class Intake:
         """Drop the windows of partitions no longer owned (or whose log was lost)."""
         if self.windower is not None:
             self.windower.drop([tp.partition for tp in tps])
+        self._restored -= {tp.partition for tp in tps}
         if self.learners is not None:
             self.learners.drop([tp.partition for tp in tps])
 
@@ -228,6 +248,7 @@ class Intake:
                 batch.parts.append(p)
                 if w.history:
                     batch.holds.append(w.history_offset(p, s.stream))
+                    batch.hold_seqs.append(w.history_seq(p, s.stream))
                 learners = self.learners
                 if learners:
                     window = as_windows(row[None], takes.shape)[0]

@@ -1,5 +1,7 @@
 """The learned-models topic: streams' updated weights kept in the broker, so that a daemon that
-restarts, or takes a partition over, finds them instead of training them again.
+restarts, or takes a partition over, finds them instead of training them again; and the anchors
+of streams whose samples carry no seq, kept with each commit (:class:`Anchors`), so that it
+counts those streams on from where they were.
 
 An update's weights are a function of its :attr:`~aemon.core.learner.Update.key` (the trained
 model's version, the stream, the update's number, a digest of the windows it trains on), so
@@ -26,6 +28,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import orjson
 from aiokafka import TopicPartition
 
 from aemon.core.learner import Update
@@ -36,6 +39,9 @@ from aemon.daemon.routing import Models
 log = logging.getLogger("aemon.serve")
 RETRY_S = 1.0  # after the topic could not be read
 READ_WAIT_S = 60.0  # the longest an update waits for its partition of the topic to be read
+
+
+ANCHORS = b"anchors\x1f"  # key prefix of a partition's anchors (then the input partition)
 
 
 def slot(update: Update, history: int) -> bytes:
@@ -72,6 +78,8 @@ class LearnedStore:
         self.pending: list[tuple[int, dict[str, Any]]] = []  # (partition, record) not yet sent
         self._wake, self._moved = asyncio.Event(), asyncio.Event()
         self._next: dict[int, int] = {}  # the offset to read next, per partition followed
+        # per input partition: its counted streams' anchors, as last kept (Windower.anchors)
+        self.anchors: dict[int, dict[str, tuple[int, int]]] = {}
         self._reader: Any = None
         self._shared_warned = False
 
@@ -95,6 +103,8 @@ class LearnedStore:
                 self.partitions,
             )
         wanted = {self.partition_of(p) for p in partitions}
+        for p in [p for p in self.anchors if self.partition_of(p) not in wanted]:
+            del self.anchors[p]
         for gone in set(self.read) - wanted:
             self.read.pop(gone).set()  # an update waiting for it is trained instead
             self.held.dec(sum(len(weights) for _, weights in self.kept.pop(gone, {}).values()))
@@ -115,6 +125,46 @@ class LearnedStore:
                 await asyncio.wait_for(ready.wait(), self.wait_s)
         found = self.kept.get(where, {}).get(slot(update, self.models.history))
         return found[1] if found is not None and found[0] == update.key.encode() else None
+
+    async def anchors_of(self, partition: int) -> dict[str, tuple[int, int]]:
+        """The anchors kept for input ``partition`` (once its part of the topic is read, or
+        after ``wait_s``; none where nothing was kept)."""
+        ready = self.read.get(self.partition_of(partition))
+        if ready is not None and not ready.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ready.wait(), self.wait_s)
+            if not ready.is_set():
+                log.warning(
+                    "anchors of partition %d not read from %s in %g s: its streams without seq "
+                    "are counted again from where the partition is re-read",
+                    partition,
+                    self.topic,
+                    self.wait_s,
+                )
+        return self.anchors.get(partition, {})
+
+    async def keep_anchors(
+        self, partition: int, commit: int, anchors: dict[str, tuple[int, int]]
+    ) -> bool:
+        """Keep input ``partition``'s anchors for its commit at ``commit`` (acknowledged by
+        the broker when True: only then may that commit be made)."""
+        record = {
+            "timestamp": None,
+            "key": ANCHORS + str(partition).encode(),
+            "value": orjson.dumps({"commit": commit, "anchors": anchors}),
+            "headers": [],
+        }
+        try:
+            for future in await send_batches(
+                self.producer, self.topic, self.partition_of(partition), [record]
+            ):
+                await future
+        except Exception as exc:
+            log.warning(
+                "anchors of partition %d not kept (%r): not committing it yet", partition, exc
+            )
+            return False
+        return True
 
     def put(self, update: Update, weights: bytes, partition: int) -> None:
         """Keep ``update``'s weights (of a stream of input ``partition``): here at once, in the
@@ -165,8 +215,9 @@ class LearnedStore:
         needs)."""
         if self.topic not in topics:
             log.warning(
-                "learned models not kept: no topic %s (create it, compacted); updates are "
-                "trained again after a restart",
+                "learned models and anchors not kept: no topic %s (create it, compacted); "
+                "after a restart updates are trained again, and streams whose samples carry no "
+                "seq are counted again from where they are re-read",
                 self.topic,
             )
             return False
@@ -176,8 +227,8 @@ class LearnedStore:
             self.partitions = len(await partitions_of(self._reader, self.topic, timeout))
         except Exception as exc:
             log.warning(
-                "learned models not kept: cannot read topic %s (%s); updates are trained again "
-                "after a restart",
+                "learned models and anchors not kept: cannot read topic %s (%s); after a "
+                "restart updates are trained again, and streams without seq counted again",
                 self.topic,
                 exc,
             )
@@ -233,6 +284,9 @@ class LearnedStore:
             p = tp.partition
             for r in records:
                 self._next[p] = r.offset + 1
+                if r.key is not None and r.key.startswith(ANCHORS):
+                    self._read_anchors(r.key, r.value)
+                    continue
                 update = dict(r.headers or ()).get("update")
                 if r.key is not None:
                     usable = r.value is not None and update is not None
@@ -249,7 +303,25 @@ class LearnedStore:
                 kept = len(self.kept.get(p, {}))
                 log.info("learned models: %d kept in %s, partition %d", kept, self.topic, p)
 
+    def _read_anchors(self, key: bytes, value: bytes | None) -> None:
+        try:
+            partition = int(key[len(ANCHORS) :])
+            kept = orjson.loads(value or b"null")["anchors"]
+            self.anchors[partition] = {str(s): (int(o), int(q)) for s, (o, q) in kept.items()}
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("unreadable anchors in %s (%r): left out", self.topic, exc)
+
     async def close(self) -> None:
         if self._reader is not None:
             reader, self._reader = self._reader, None
             await reader.stop()
+
+
+class Anchors:
+    """Where the anchors of streams whose samples carry no seq are kept
+    (:meth:`~aemon.core.windowing.Windower.anchors`): the learned-models topic once it is open
+    (``store``), else nowhere, and a restart then counts such streams again from where it
+    re-reads (decided again under other seqs)."""
+
+    def __init__(self) -> None:
+        self.store: LearnedStore | None = None

@@ -141,12 +141,6 @@ class Learners:
             self.store.put(update, weights, partition)
         return with_weights(det, weights)
 
-    def own(self, partitions: list[int]) -> None:
-        """The input partitions this daemon owns now (after a rebalance): the store follows
-        what it keeps of them."""
-        if self.store is not None:
-            self.store.own(partitions)
-
     def drop(self, partitions: list[int]) -> None:
         """Forget the learners of partitions no longer owned."""
         gone = set(partitions)

@@ -27,10 +27,12 @@ class PartitionState:
     acknowledged: int | None = None  # what of it may be committed (a restart's re-read kept)
     committed: int | None = None  # what this member last committed
     baseline: int | None = None  # where consumption started (lag before the first commit)
+    anchors: dict[str, tuple[int, int]] | None = None  # those of ``acknowledged`` (see Batch)
 
     def forget(self) -> None:
         self.epoch += 1
         self.fetched = self.decided = self.acknowledged = self.committed = self.baseline = None
+        self.anchors = None
 
 
 @dataclass
@@ -40,6 +42,8 @@ class Commit:
 
     offsets: dict[TopicPartition, int]
     past_end: list[tuple[TopicPartition, str]]
+    # of ``offsets``, those that may only be committed once these anchors are kept
+    anchors: dict[TopicPartition, dict[str, tuple[int, int]]]
 
 
 class Ledger:
@@ -115,14 +119,16 @@ class Ledger:
         offsets: dict[TopicPartition, int],
         ends: dict[TopicPartition, int],
         epochs: dict[TopicPartition, int],
+        anchors: dict[TopicPartition, dict[str, tuple[int, int]]],
     ) -> None:
         """Every message of a batch is acknowledged (the publisher): decided up to ``ends``, and
-        ``offsets`` may be committed, unless their partition moved to a new epoch since the
-        fetch."""
+        ``offsets`` may be committed (once their ``anchors`` are kept), unless their partition
+        moved to a new epoch since the fetch."""
         for tp, offset in offsets.items():
             st = self.parts.get(tp)
             if st is not None and st.epoch == epochs.get(tp, 0):
                 st.acknowledged, st.decided = offset, ends[tp]
+                st.anchors = anchors.get(tp)
 
     def committable(
         self,
@@ -132,7 +138,7 @@ class Ledger:
         """The offsets that may be committed now: owned, acknowledged past what was committed,
         fetched since the last broker outage ended (``last_poll``: ms of the partition's last
         fetch answer), and not past the log end the broker reports (``high``)."""
-        out = Commit({}, [])
+        out = Commit({}, [], {})
         after = self.fresh_after_ms
         for tp, st in self.parts.items():
             offset = st.acknowledged
@@ -147,6 +153,8 @@ class Ledger:
                 st.acknowledged = st.committed
                 continue
             out.offsets[tp] = offset
+            if st.anchors:
+                out.anchors[tp] = st.anchors
         return out
 
     def committed(self, offsets: dict[TopicPartition, int]) -> None:

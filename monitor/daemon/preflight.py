@@ -5,7 +5,8 @@ the settings and the models are checked as at start, the metrics port is bound a
 the broker is asked which topics exist (never about one that does not: a broker that creates
 topics on use would create it). A *problem* stops the daemon or leaves it idle (bad models, a
 taken port, no broker, no input topic); a *warning* is what it runs with but should not (an
-output topic the broker would have to create on first use, learned models it cannot keep).
+output topic the broker would have to create on first use, learned models and anchors it
+cannot keep).
 """
 
 from __future__ import annotations
@@ -119,18 +120,20 @@ def _topics(
     out.found["outputs"] = ", ".join(
         f"{t}{' (missing)' if k in missing else ''}" for k, t in outputs.items()
     )
-    if not models.learning:
+    if models.windower(s.input_kind) is None:  # windows: nothing learns, nothing is counted
         return
     learned = partitions.get(s.learned_topic) if s.learned_topic else None
     if not s.learned_topic:
         out.warnings.append(
-            "learned_topic is off: models that keep learning train their updates again after "
-            "every restart and partition move"
+            "learned_topic is off: after every restart and partition move, models that keep "
+            "learning train their updates again and streams whose samples carry no seq are "
+            "counted again from where they are re-read"
         )
     elif learned is None:
         out.warnings.append(
-            f"learned_topic: {s.learned_topic} does not exist on {where}: learned models are not "
-            f"kept (create it, compacted, with the input's partition count)"
+            f"learned_topic: {s.learned_topic} does not exist on {where}: learned models and "
+            "the anchors of streams without seq are not kept (create it, compacted, with the "
+            "input's partition count)"
         )
     else:
         out.found["learned"] = f"{s.learned_topic}, {learned} partition(s)"

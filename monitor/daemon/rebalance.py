@@ -15,7 +15,7 @@ from aemon.daemon.decisions import Decisions
 from aemon.daemon.health import Health
 from aemon.daemon.intake import Intake
 from aemon.daemon.kafka import Consumer
-from aemon.daemon.learning import Learners
+from aemon.daemon.learned import Anchors
 from aemon.daemon.ledger import Ledger
 from aemon.daemon.metrics import Metrics
 
@@ -33,16 +33,17 @@ class Rebalance(ConsumerRebalanceListener):
         health: Health,
         metrics: Metrics,
         reset_to: str,
-        learners: Learners | None = None,
+        anchors: Anchors,
     ) -> None:
         self.consumer, self.ledger, self.intake = consumer, ledger, intake
         self.decisions, self.health, self.metrics = decisions, health, metrics
-        self.reset_to, self.learners = reset_to, learners
+        self.reset_to, self.anchors = reset_to, anchors
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.ledger.assign(assigned)
-        if self.learners is not None:  # the learned models kept for them (before any is wanted)
-            self.learners.own([tp.partition for tp in self.ledger.assigned])
+        store = self.anchors.store
+        if store is not None:  # the learned models and anchors kept for them, read from now
+            store.own([tp.partition for tp in self.ledger.assigned])
         self._owned()
         log.info("assigned %d partition(s)", len(assigned))
 

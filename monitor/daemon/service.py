@@ -23,7 +23,7 @@ from aemon.daemon.config import Settings
 from aemon.daemon.decisions import Decisions, Totals
 from aemon.daemon.health import Health
 from aemon.daemon.kafka import Clients, kafka_clients
-from aemon.daemon.learned import LearnedStore
+from aemon.daemon.learned import Anchors, LearnedStore
 from aemon.daemon.learning import Learners
 from aemon.daemon.ledger import Ledger
 from aemon.daemon.metrics import Metrics, serve_http
@@ -61,6 +61,7 @@ class Service:
             else None
         )
         self.clients, self.stopping, self.http_port = clients, asyncio.Event(), s.metrics_port
+        self.anchors = Anchors()
         self.stages: stages.Stages | None = None
 
     @property
@@ -98,6 +99,7 @@ class Service:
         shared = stages.Shared(
             *(self.s, self.clients, self.ledger, self.health, self.metrics, self.models),
             *(self.scorer, self.decisions, self.model_watch, self.stopping, self.learners),
+            self.anchors,
         )
         self.stages = stages.build(shared)
         try:
@@ -147,8 +149,8 @@ class Service:
                 log.warning("%s; what was not acknowledged is decided again after restart", cut)
         finally:
             closing = [c.consumer.stop, c.producer.stop, c.cluster.close]
-            if self.learners is not None and self.learners.store is not None:
-                closing.append(self.learners.store.close)
+            if self.anchors.store is not None:
+                closing.append(self.anchors.store.close)
             for close in closing:
                 try:  # each within a bound: a broker that is gone must not hold the exit
                     await asyncio.wait_for(close(), 3)
@@ -156,10 +158,10 @@ class Service:
                     log.info("a Kafka client did not close cleanly: %r", exc)
 
     async def _learned_store(self, c: Clients) -> LearnedStore | None:
-        """The learned-models topic, opened and given to the learners, which say what of it to
-        read as partitions are assigned (None: no model learns, or the topic is off or cannot be
-        read)."""
-        if self.learners is None or not self.s.learned_topic or c.reader is None:
+        """The learned-models topic, opened for the learners and the anchors of streams without
+        seq, and read for the partitions assigned (None: no sample streams, or the topic is off
+        or cannot be read)."""
+        if self.decisions.windower is None or not self.s.learned_topic or c.reader is None:
             return None
         store = LearnedStore(self.s.learned_topic, c.producer, c.reader, self.models, self.metrics)
         try:
@@ -168,7 +170,9 @@ class Service:
             topics = {self.s.learned_topic}
         if not await store.load(topics, self.s.broker_wait_s):
             return None
-        self.learners.store = store
+        if self.learners is not None:
+            self.learners.store = store
+        self.anchors.store = store
         return store
 
     def stop(self) -> None:

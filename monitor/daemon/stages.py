@@ -17,6 +17,7 @@ from aemon.daemon.health import Health
 from aemon.daemon.housekeeping import Housekeeping
 from aemon.daemon.intake import Intake
 from aemon.daemon.kafka import Clients
+from aemon.daemon.learned import Anchors
 from aemon.daemon.learning import Learners
 from aemon.daemon.ledger import Ledger
 from aemon.daemon.metrics import Metrics
@@ -68,6 +69,7 @@ class Shared:
     model_watch: ModelWatch
     stopping: asyncio.Event
     learners: Learners | None  # streams' models that keep learning (None: none do)
+    anchors: Anchors  # where streams without seq are anchored at each commit
 
 
 def build(x: Shared) -> Stages:
@@ -84,6 +86,7 @@ def build(x: Shared) -> Stages:
         metrics=x.metrics,
         timeout_s=x.s.commit_timeout_s,
         lost=watch.lost,
+        anchors=x.anchors,
     )
     publisher = Publisher(
         producer=x.c.producer,
@@ -138,6 +141,7 @@ def _input(
         max_wait_s=x.s.max_wait_ms / 1000,
         scorer_idle=scorer_idle,
         stopping=x.stopping,
+        anchors=x.anchors,
         learners=x.learners,
     )
     rebalance = Rebalance(
@@ -148,7 +152,7 @@ def _input(
         health=x.health,
         metrics=x.metrics,
         reset_to=x.s.auto_offset_reset,
-        learners=x.learners,
+        anchors=x.anchors,
     )
     watch = BrokerWatch(
         clients=x.c,

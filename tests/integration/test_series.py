@@ -75,6 +75,13 @@ def trained(root, **extra):
     return root / "m", root / "rest.csv", offline
 
 
+def without_seq(value: bytes) -> dict:
+    """A sample message as a producer without ``seq`` (Telegraf, the adapter) sends it."""
+    doc = orjson.loads(value)
+    del doc["seq"]
+    return doc
+
+
 @pytest.fixture(scope="module")
 def series(tmp_path_factory):
     return trained(tmp_path_factory.mktemp("series"), learn=False)
@@ -252,15 +259,24 @@ async def test_rows_left_out_for_a_missing_value_are_the_samples_the_daemon_dead
         assert by_stream[st] == list(seqs)
 
 
-async def test_sigkill_mid_incident_loses_no_event_and_repeats_ids(bootstrap, series, tmp_path):
+@pytest.mark.parametrize("with_seq", [True, False], ids=["seq", "no-seq"])
+async def test_sigkill_mid_incident_loses_no_event_and_repeats_ids(
+    bootstrap, series, tmp_path, with_seq
+):
+    """Also with samples that carry no seq: the restart counts each stream on from the anchor
+    kept with the last commit, which an open event holds back to the event's start."""
     models, rest, offline = series
     t = topics(2)
     await make_topics(bootstrap, t)
     s = settings(bootstrap, models, t, max_batch=32)
+    msgs = [
+        (key, value if with_seq else orjson.dumps(without_seq(value)), headers)
+        for key, value, headers in sample_messages(read_samples(rest))
+    ]
     first = Daemon(s, tmp_path / "first.log")
     await first.wait_ready()
     feeding = asyncio.create_task(
-        replay(rest, t["input_topic"], bootstrap, rate=150, samples=True, progress=False)
+        produce(bootstrap, t["input_topic"], msgs, total=len(msgs), rate=150, progress=False)
     )
     # 150 samples/s: the level shift keeps events open about 2 s, far longer than the time
     # between this check and the kill (at 600/s it was 0.4 s, and the kill sometimes came after
@@ -581,23 +597,17 @@ async def test_a_restarted_daemon_finds_the_updates_it_kept_and_trains_none_twic
     assert {r.partition for r in kept} == {0, 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limitation (README, Delivery): samples without seq are numbered again from "
-    "where a restarted daemon re-reads, so it decides those windows again under other seqs and "
-    "announces their events under other ids",
-)
 async def test_a_restart_without_seq_decides_as_offline(bootstrap, learning):
     """The restart above with samples that carry no ``seq`` (as Telegraf and
-    prometheus-kafka-adapter send them): the stream's next is their seq."""
+    prometheus-kafka-adapter send them), each their stream's next: the anchors kept with the
+    commit let the restarted daemon count each stream on from where it was."""
     models, rest, offline = learning
     t = topics(1)
     await make_topics(bootstrap, t)
-    msgs = []
-    for key, value, headers in sample_messages(read_samples(rest)):
-        doc = orjson.loads(value)
-        del doc["seq"]
-        msgs.append((key, orjson.dumps(doc), headers))
+    msgs = [
+        (key, orjson.dumps(without_seq(value)), headers)
+        for key, value, headers in sample_messages(read_samples(rest))
+    ]
     cut = len(msgs) * 4 // 5  # past the windows a restart re-reads (every + delay + span)
     first_windows = sum(sum(key == s.encode() for key, *_ in msgs[:cut]) - 7 for s in STREAMS)
     async with running(settings(bootstrap, models, t)) as svc:
@@ -605,6 +615,8 @@ async def test_a_restart_without_seq_decides_as_offline(bootstrap, learning):
         await until(
             lambda: counter(svc, "aemon_windows_scored_total") >= first_windows, 90, "first part"
         )
+    # the restart re-reads from the middle of each stream, not from its start
+    assert (await committed(bootstrap, t["group_id"], t["input_topic"], 1))[0] > 0
     async with running(settings(bootstrap, models, t)) as svc:
         rest_msgs = msgs[cut:]
         await produce(bootstrap, t["input_topic"], rest_msgs, total=len(rest_msgs), progress=False)
@@ -638,13 +650,20 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("with_seq", [True, False], ids=["seq", "no-seq"])
 async def test_a_replica_killed_while_models_learn_is_taken_over_and_decides_as_offline(
-    bootstrap, learning, tmp_path
+    bootstrap, learning, tmp_path, with_seq
 ):
+    """Also with samples that carry no seq: the survivor counts the victim's streams on from
+    the anchors the victim kept with its last commit."""
     models, rest, offline = learning
     t = topics(2)
     await make_topics(bootstrap, t)
     s = settings(bootstrap, models, t, max_batch=32)
+    msgs = [
+        (key, value if with_seq else orjson.dumps(without_seq(value)), headers)
+        for key, value, headers in sample_messages(read_samples(rest))
+    ]
     pair = [Daemon(s, tmp_path / f"r{k}.log") for k in range(2)]
 
     def owned() -> list[float]:
@@ -654,7 +673,7 @@ async def test_a_replica_killed_while_models_learn_is_taken_over_and_decides_as_
         await d.wait_ready()
     await until(lambda: owned() == [1, 1], 60, lambda: f"one partition each {owned()}")
     feeding = asyncio.create_task(
-        replay(rest, t["input_topic"], bootstrap, rate=150, samples=True, progress=False)
+        produce(bootstrap, t["input_topic"], msgs, total=len(msgs), rate=150, progress=False)
     )
     # Kill once both replicas have committed past their streams' start: the survivor then
     # re-reads the victim's partition from there, rebuilding the learned models it needs.

@@ -22,6 +22,7 @@ from aemon.daemon.committer import Committer
 from aemon.daemon.decisions import Decided
 from aemon.daemon.health import Health
 from aemon.daemon.intake import Intake
+from aemon.daemon.learned import Anchors
 from aemon.daemon.ledger import Ledger
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.publisher import Publisher
@@ -70,18 +71,18 @@ def test_the_ledger_commits_only_owned_current_acknowledged_offsets_within_the_l
     ledger.assign([TP0, TP1])
     old = acknowledged(ledger, TP0, 5)
     ledger.revoke([TP0])  # a new epoch, not owned: nothing of it is committed
-    ledger.acknowledged(old.commit, old.ends, old.epochs)
+    ledger.acknowledged(old.commit, old.ends, old.epochs, old.anchors)
     b1 = acknowledged(ledger, TP1, 9)
-    ledger.acknowledged(b1.commit, b1.ends, b1.epochs)
+    ledger.acknowledged(b1.commit, b1.ends, b1.epochs, b1.anchors)
     answer = ledger.committable(lambda tp: 7, lambda tp: 0)
     assert answer.offsets == {} and answer.past_end == [(TP1, "offset 9 is past the log end 7")]
     b2 = acknowledged(ledger, TP1, 6)
-    ledger.acknowledged(b2.commit, b2.ends, b2.epochs)
+    ledger.acknowledged(b2.commit, b2.ends, b2.epochs, b2.anchors)
     assert ledger.committable(lambda tp: 7, lambda tp: 0).offsets == {TP1: 6}
     ledger.committed({TP1: 6})
     assert ledger.committable(lambda tp: 7, lambda tp: 0).offsets == {}  # nothing new
     ledger.assign([TP0, TP1])  # back, in a later epoch: the old batch still does not count
-    ledger.acknowledged(old.commit, old.ends, old.epochs)
+    ledger.acknowledged(old.commit, old.ends, old.epochs, old.anchors)
     assert ledger.committable(lambda tp: 7, lambda tp: 0).offsets == {}
 
 
@@ -89,7 +90,7 @@ def test_after_an_outage_offsets_wait_for_a_fetch_answered_since():
     ledger = Ledger()
     ledger.assign([TP0])
     b = acknowledged(ledger, TP0, 3)
-    ledger.acknowledged(b.commit, b.ends, b.epochs)
+    ledger.acknowledged(b.commit, b.ends, b.epochs, b.anchors)
     ledger.outage_ended()
     since = ledger.fresh_after_ms or 0
     assert ledger.committable(lambda tp: 10, lambda tp: since - 1).offsets == {}
@@ -117,6 +118,7 @@ def committer(consumer: FakeConsumer, ledger: Ledger, lost: list) -> Committer:
         metrics=Metrics(),
         timeout_s=1.0,
         lost=lambda reason, detail: lost.append((reason, detail)),
+        anchors=Anchors(),
     )
 
 
@@ -132,7 +134,7 @@ async def test_the_committer_commits_acknowledged_batches_and_only_as_a_member()
     assert consumer.commits == [{TP0: 4}] and ledger.committed_offsets() == {TP0: 4}
     consumer.member = False
     b = acknowledged(ledger, TP0, 8)
-    ledger.acknowledged(b.commit, b.ends, b.epochs)
+    ledger.acknowledged(b.commit, b.ends, b.epochs, b.anchors)
     await c.commit()
     assert consumer.commits == [{TP0: 4}]  # membership lost: nothing committed
     assert lost == []
@@ -164,7 +166,7 @@ async def test_commit_errors_a_lost_partition_reported_a_missing_permission_fata
     ledger.assign([TP0])
     c = committer(consumer, ledger, lost)
     b = acknowledged(ledger, TP0, 4)
-    ledger.acknowledged(b.commit, b.ends, b.epochs)
+    ledger.acknowledged(b.commit, b.ends, b.epochs, b.anchors)
     consumer.commit_error = UnknownTopicOrPartitionError()
     await c.commit()
     assert lost == [("past_end", "in/0: the broker does not know the partition")]
@@ -192,6 +194,7 @@ def intake(consumer: FakeConsumer, ledger: Ledger, pool: Pool, queue: asyncio.Qu
         max_wait_s=60.0,
         scorer_idle=asyncio.Event(),
         stopping=asyncio.Event(),
+        anchors=Anchors(),
     )
 
 
@@ -378,6 +381,7 @@ async def test_a_revoke_flushes_as_a_member_then_starts_a_new_epoch():
         health=health,
         metrics=Metrics(),
         reset_to="earliest",
+        anchors=Anchors(),
     )
     await listener.on_partitions_assigned([TP0, TP1])
     assert ledger.assigned == {TP0, TP1} and health.assigned

@@ -218,3 +218,24 @@ def test_the_clock_channels_carry_the_time_of_day_or_zeros():
     w.push(0, 4, "c", 0, np.float32([3]), row, None)  # no clock channels: [length] only
     assert w.push(0, 5, "c", 1, np.float32([4]), row, None) == 1
     np.testing.assert_array_equal(row, [[3, 4], [0, 0], [0, 0]])
+
+
+def test_a_counted_stream_resumes_its_count_at_its_anchor_after_a_restart():
+    """Samples without seq: a windower that re-reads from an earlier offset, restored with the
+    anchors the first one had, skips what came before each stream's anchor and gives every
+    later window the seq the first one gave it."""
+    samples = [(i, "ab"[i % 2], None, float(i), float(i)) for i in range(60)]
+    first = Windower(length=3, stride=1, history=4)
+    feed(first, samples[:40])
+    anchors = first.anchors(0)
+    assert anchors == {"a": (26, 13), "b": (27, 13)}  # 5 windows back: samples 13 of each
+    later = feed(first, samples[40:])
+    again = Windower(length=3, stride=1, history=4)
+    again.restore(0, anchors)
+    resumed = feed(again, samples[20:])  # from the commit, before either anchor
+    assert set(later) <= set(resumed)
+    for key, window in later.items():
+        np.testing.assert_array_equal(resumed[key], window)
+    assert min(seq for _, seq in resumed) == 15  # the first windows after the anchors
+    plain = Windower(length=3, stride=1, history=4)
+    assert min(seq for _, seq in feed(plain, samples[20:])) == 2  # without: counted from 0
