@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiokafka import TopicPartition
 
@@ -130,11 +130,20 @@ class Committer:
             if tp not in offsets:
                 continue
             due = self._closed or now - self._anchored.get(tp, -ANCHOR_EVERY_S) >= ANCHOR_EVERY_S
-            if not due or not await store.keep_anchors(tp.partition, offsets[tp], kept):
+            if not due or not await self._kept(store.keep_anchors(tp.partition, offsets[tp], kept)):
                 del offsets[tp]
                 self._held = True
                 continue
             self._anchored[tp] = now
+
+    async def _kept(self, keeping: Awaitable[bool]) -> bool:
+        try:
+            return await asyncio.wait_for(keeping, self.timeout_s)
+        except TimeoutError:
+            log.info(
+                "anchors not kept within %g s: not committing their partition yet", self.timeout_s
+            )
+            return False
 
     async def find_baselines(self) -> None:
         """Lag before a partition's first commit counts from where its consumption starts, so

@@ -78,8 +78,9 @@ class LearnedStore:
         self.pending: list[tuple[int, dict[str, Any]]] = []  # (partition, record) not yet sent
         self._wake, self._moved = asyncio.Event(), asyncio.Event()
         self._next: dict[int, int] = {}  # the offset to read next, per partition followed
-        # per input partition: its counted streams' anchors, as last kept (Windower.anchors)
-        self.anchors: dict[int, dict[str, tuple[int, int]]] = {}
+        # per input partition: the commit its counted streams' anchors were last kept for, and
+        # those anchors (Windower.anchors), as read or as this daemon kept them
+        self.anchors: dict[int, tuple[int, dict[str, tuple[int, int]]]] = {}
         self._reader: Any = None
         self._shared_warned = False
 
@@ -141,7 +142,7 @@ class LearnedStore:
                     self.topic,
                     self.wait_s,
                 )
-        return self.anchors.get(partition, {})
+        return self.anchors.get(partition, (0, {}))[1]
 
     async def keep_anchors(
         self, partition: int, commit: int, anchors: dict[str, tuple[int, int]]
@@ -164,6 +165,7 @@ class LearnedStore:
                 "anchors of partition %d not kept (%r): not committing it yet", partition, exc
             )
             return False
+        self._anchored(partition, commit, anchors)  # the topic may be read back later
         return True
 
     def put(self, update: Update, weights: bytes, partition: int) -> None:
@@ -306,10 +308,19 @@ class LearnedStore:
     def _read_anchors(self, key: bytes, value: bytes | None) -> None:
         try:
             partition = int(key[len(ANCHORS) :])
-            kept = orjson.loads(value or b"null")["anchors"]
-            self.anchors[partition] = {str(s): (int(o), int(q)) for s, (o, q) in kept.items()}
+            doc = orjson.loads(value or b"null")
+            kept = {str(s): (int(o), int(q)) for s, (o, q) in doc["anchors"].items()}
+            commit = int(doc["commit"])
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("unreadable anchors in %s (%r): left out", self.topic, exc)
+            return
+        self._anchored(partition, commit, kept)
+
+    def _anchored(self, partition: int, commit: int, anchors: dict[str, tuple[int, int]]) -> None:
+        """Hold ``anchors`` kept for ``commit`` of input ``partition`` unless newer ones are held
+        (this daemon's own, read back from the topic after it kept later ones)."""
+        if commit >= self.anchors.get(partition, (-1, {}))[0]:
+            self.anchors[partition] = (commit, anchors)
 
     async def close(self) -> None:
         if self._reader is not None:

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 import safetensors.torch
@@ -296,3 +297,23 @@ def test_weights_that_are_not_the_models_are_refused(learning_model):
     for weights in (b"not safetensors", safetensors.torch.save(other)):
         with pytest.raises(REFUSED):
             with_weights(det, weights)
+
+
+async def test_the_store_holds_the_newest_anchors_of_each_input_partition():
+    """Anchors read back from the topic after this daemon kept newer ones (its reader lags its
+    producer) never replace them; an unreadable record is left out."""
+    store = LearnedStore("learned", None, None, None, Metrics(), 30)  # type: ignore[arg-type]
+    store.partitions = 2
+    store.own([3])  # the topic's partition 1
+    store._anchored(3, 500, {"cpu": (480, 120)})  # kept by this daemon for commit 500
+    store._read_anchors(
+        b"anchors\x1f3", orjson.dumps({"commit": 400, "anchors": {"cpu": [390, 98]}})
+    )
+    store._read_anchors(b"anchors\x1f3", b"not json")
+    store.read[1].set()
+    assert await store.anchors_of(3) == {"cpu": (480, 120)}
+    store._read_anchors(
+        b"anchors\x1f3", orjson.dumps({"commit": 600, "anchors": {"cpu": [590, 150]}})
+    )
+    assert await store.anchors_of(3) == {"cpu": (590, 150)}  # a newer one (another replica's)
+    assert await store.anchors_of(1) == {}  # none kept
