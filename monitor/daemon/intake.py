@@ -96,7 +96,8 @@ class Intake:
             if fetched is STOPPED:
                 break
             assert isinstance(fetched, dict)
-            await self._restore([tp.partition for tp in fetched])
+            for tp in await self._restore(list(fetched)):
+                del fetched[tp]  # moved while its anchors were read: fetched again from its commit
             async with self._handing:  # a flush's hand-off in progress ends first
                 batch = self.batch  # the flush may have handed the old one off
                 if batch is None:
@@ -112,16 +113,26 @@ class Intake:
         self.batch = None
         await self.queue.put(None)
 
-    async def _restore(self, partitions: list[int]) -> None:
+    async def _restore(self, tps: list[TopicPartition]) -> list[TopicPartition]:
         """Before a partition's first records since it was assigned: the anchors kept with its
-        commit, so that its streams without seq are counted on from where they were."""
+        commit, so that its streams without seq are counted on from where they were. Returns
+        the partitions that moved while their anchors were read (their records are not this
+        epoch's: the consumer fetches them again from the commit)."""
         store = self.anchors.store
         if self.windower is None or store is None:
-            return
-        for p in partitions:
-            if p not in self._restored:
-                self._restored.add(p)
-                self.windower.restore(p, await store.anchors_of(p))
+            return []
+        moved = []
+        for tp in tps:
+            if tp.partition in self._restored or tp not in self.ledger.assigned:
+                continue
+            epoch = self.ledger.epoch(tp)
+            anchors = await store.anchors_of(tp.partition)
+            if tp in self.ledger.assigned and self.ledger.epoch(tp) == epoch:
+                self.windower.restore(tp.partition, anchors)
+                self._restored.add(tp.partition)
+            else:
+                moved.append(tp)
+        return moved
 
     def _ready(self, batch: Batch) -> bool:
         """A partial batch goes at once to an idle scorer with nothing queued; else when it has
