@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from aemon.core.errors import ConfigError, DataError
-from aemon.core.times import iso, time_problem
+from aemon.core.times import iso, iso_seconds, time_problem
 
 if TYPE_CHECKING:
     from aemon.recording import Recording
@@ -53,8 +53,7 @@ def time_of(text: str, now: float) -> float:
     try:
         ts = float(text)
     except ValueError:
-        when = datetime.fromisoformat(text)
-        ts = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+        ts = iso_seconds(text)
     if time_problem(ts):
         raise ValueError(text)
     return ts

@@ -30,6 +30,13 @@ def time_problem(ts: float) -> str | None:
     return None
 
 
+def iso_seconds(text: str) -> float:
+    """An ISO 8601 / RFC 3339 time (no zone: UTC) as seconds since the epoch; ValueError for
+    anything else."""
+    when = datetime.datetime.fromisoformat(text)
+    return (when if when.tzinfo else when.replace(tzinfo=datetime.UTC)).timestamp()
+
+
 def iso(ts: float | None) -> str:
     """Epoch seconds as ISO 8601 UTC to the microsecond (``""`` for None)."""
     if ts is None:

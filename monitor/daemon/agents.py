@@ -6,9 +6,10 @@ metric name of its series, which the codec then checks as it checks aemon's own 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import contextlib
 from typing import Any, NamedTuple
 
+from aemon.core.times import iso_seconds
 from aemon.daemon.invalid import NUMBER_TYPES, Invalid
 from aemon.daemon.line_protocol import parse_line
 
@@ -90,10 +91,7 @@ def _rfc3339(value: object) -> float | None:
     None for none (the record's time)."""
     if value is None:
         return None
-    try:
-        when = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        when = None
-    if when is None:
-        raise Invalid("bad_ts", f"'timestamp' {str(value)[:40]!r} is not an RFC 3339 time")
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return iso_seconds(value)
+    raise Invalid("bad_ts", f"'timestamp' {str(value)[:40]!r} is not an RFC 3339 time")

@@ -118,30 +118,33 @@ class LearnedStore:
         """The weights kept for ``update`` of a stream of input ``partition``, if any (once
         that partition's records are read, or after ``wait_s``)."""
         where = self.partition_of(partition)
+        if await self._read_to_end(where) is None:  # not followed: not this daemon's partition
+            return None
+        found = self.kept.get(where, {}).get(slot(update, self.models.history))
+        return found[1] if found is not None and found[0] == update.key.encode() else None
+
+    async def _read_to_end(self, where: int) -> bool | None:
+        """Whether the topic's partition ``where`` is read to its end, waiting up to ``wait_s``
+        for it (None: not followed)."""
         ready = self.read.get(where)
-        if ready is None:  # not followed: the partition is not this daemon's
+        if ready is None:
             return None
         if not ready.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ready.wait(), self.wait_s)
-        found = self.kept.get(where, {}).get(slot(update, self.models.history))
-        return found[1] if found is not None and found[0] == update.key.encode() else None
+        return ready.is_set()
 
     async def anchors_of(self, partition: int) -> dict[str, tuple[int, int]]:
         """The anchors kept for input ``partition`` (once its part of the topic is read, or
         after ``wait_s``; none where nothing was kept)."""
-        ready = self.read.get(self.partition_of(partition))
-        if ready is not None and not ready.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ready.wait(), self.wait_s)
-            if not ready.is_set():
-                log.warning(
-                    "anchors of partition %d not read from %s in %g s: its streams without seq "
-                    "are counted again from where the partition is re-read",
-                    partition,
-                    self.topic,
-                    self.wait_s,
-                )
+        if await self._read_to_end(self.partition_of(partition)) is False:
+            log.warning(
+                "anchors of partition %d not read from %s in %g s: its streams without seq "
+                "are counted again from where the partition is re-read",
+                partition,
+                self.topic,
+                self.wait_s,
+            )
         return self.anchors.get(partition, (0, {}))[1]
 
     async def keep_anchors(
