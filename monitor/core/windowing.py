@@ -216,11 +216,16 @@ class Windower:
         s = self._state[partition][stream]
         return (s.last_window - len(s.starts) + 1) * self.stride if s.counted else None
 
+    def counts(self, partition: int) -> bool:
+        """Whether ``partition`` has counted streams (or anchors of some not met again yet)."""
+        return bool(self._counted.get(partition) or self._restored.get(partition))
+
     def anchors(self, partition: int) -> dict[str, tuple[int, int]]:
         """Each counted stream's earliest sample still needed (the one :meth:`safe_offset`
         counts for it), as (offset, seq): kept with a commit, they let a restart that re-reads
-        from there count each such stream on from where it was (:meth:`restore`)."""
-        out = {}
+        from there count each such stream on from where it was (:meth:`restore`). A stream
+        restored but not met again since keeps the anchor it was restored with."""
+        out = dict(self._restored.get(partition, {}))
         for name, s in self._counted.get(partition, {}).items():
             if s.starts:
                 out[name] = (s.starts[0], (s.last_window - len(s.starts) + 1) * self.stride)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from aiokafka import TopicPartition
@@ -24,7 +23,6 @@ from aemon.daemon.metrics import Metrics
 from aemon.daemon.supervisor import Fatal
 
 log = logging.getLogger("aemon.serve")
-ANCHOR_EVERY_S = 1.0  # how often a partition's anchors are kept (and so it is committed)
 
 
 class Committer:
@@ -42,8 +40,6 @@ class Committer:
         a commit's anchors are kept before it is made."""
         self.consumer, self.ledger, self.metrics = consumer, ledger, metrics
         self.timeout_s, self.lost, self.anchors = timeout_s, lost, anchors
-        self._anchored: dict[TopicPartition, float] = {}  # when each partition's were last kept
-        self._held = False  # a partition was left out of the last commit until its turn
         self._batches = 0
         self._wanted = asyncio.Event()
         self._closed = False
@@ -63,16 +59,8 @@ class Committer:
         while True:
             if not self._batches:
                 if self._closed:
-                    if self._held:  # what waited for its anchors' turn
-                        await self.commit()
                     return
-                try:  # a partition held back for its anchors' turn is committed on time
-                    await asyncio.wait_for(
-                        self._wanted.wait(), ANCHOR_EVERY_S if self._held else None
-                    )
-                except TimeoutError:
-                    await self.commit()
-                    continue
+                await self._wanted.wait()
                 self._wanted.clear()
                 continue
             batches, self._batches = self._batches, 0
@@ -119,22 +107,17 @@ class Committer:
         offsets: dict[TopicPartition, int],
         anchors: dict[TopicPartition, dict[str, tuple[int, int]]],
     ) -> None:
-        """Keep the anchors of the partitions to commit that have them, each at most every
-        :data:`ANCHOR_EVERY_S` (and when closing); a partition whose anchors are not kept now
-        is left out of this commit (it stays acknowledged for the next)."""
-        store, now = self.anchors.store, time.monotonic()
-        self._held = False
+        """Keep the anchors of the partitions to commit that have them (the intake takes
+        them at most once a second); a partition whose anchors are not kept is left out of
+        this commit (it stays acknowledged for the next)."""
+        store = self.anchors.store
         if store is None:  # not kept anywhere: committed as they are
             return
         for tp, kept in anchors.items():
-            if tp not in offsets:
-                continue
-            due = self._closed or now - self._anchored.get(tp, -ANCHOR_EVERY_S) >= ANCHOR_EVERY_S
-            if not due or not await self._kept(store.keep_anchors(tp.partition, offsets[tp], kept)):
+            if tp in offsets and not await self._kept(
+                store.keep_anchors(tp.partition, offsets[tp], kept)
+            ):
                 del offsets[tp]
-                self._held = True
-                continue
-            self._anchored[tp] = now
 
     async def _kept(self, keeping: Awaitable[bool]) -> bool:
         try:

@@ -40,6 +40,7 @@ from aemon.daemon.routing import Models
 from aemon.daemon.stopping import STOPPED, unless_stopped
 
 log = logging.getLogger("aemon.serve")
+ANCHOR_EVERY_S = 1.0  # how often a partition with streams without seq takes their anchors
 
 
 class Intake:
@@ -77,6 +78,8 @@ class Intake:
         self.learners = learners
         self.anchors = anchors
         self._restored: set[int] = set()  # partitions whose anchors were read since assigned
+        self._anchored: dict[int, float] = {}  # when each partition's anchors were last taken
+        self.anchor_every_s = ANCHOR_EVERY_S
         self.refusals = RefusalLog()
         self._split, self._gap = Throttled(log), Throttled(log)
         self.batch: Batch | None = None
@@ -108,8 +111,10 @@ class Intake:
                         self.take(tp, records)
             if batch.full or (not batch.empty and self._ready(batch)):
                 await self.hand_off()
-        if self.batch is not None and not self.batch.empty:
-            await self._queue(self.batch)  # the drain decides what is in hand
+        if self.batch is not None:
+            self._commit_counted(self.batch)
+            if not self.batch.empty:
+                await self._queue(self.batch, every=True)  # the drain decides what is in hand
         self.batch = None
         await self.queue.put(None)
 
@@ -145,32 +150,64 @@ class Intake:
         batch = await unless_stopped(self.pool.take(), self.stopping)
         return None if batch is STOPPED else batch  # type: ignore[return-value]
 
-    async def _queue(self, batch: Batch) -> None:
-        if self.windower is not None:
-            for tp in batch.commit:
-                batch.commit[tp] = self.windower.safe_offset(tp.partition, batch.commit[tp])
-                anchors = self.windower.anchors(tp.partition) if self.anchors.store else None
-                if anchors:  # streams without seq: kept before the commit (the committer)
-                    batch.anchors[tp] = anchors
+    async def _queue(self, batch: Batch, every: bool = False) -> None:
+        """Queue ``batch`` with what each of its partitions may commit. A partition with
+        streams without seq commits only with their anchors, taken at most every
+        ``anchor_every_s`` (each costs a pass over its streams, and a record the committer
+        keeps), or for ``every`` partition (a flush, the drain)."""
+        w = self.windower
+        if w is not None:
+            now = time.monotonic()
+            for tp in list(batch.commit):
+                p = tp.partition
+                batch.commit[tp] = w.safe_offset(p, batch.commit[tp])
+                if self.anchors.store is None or not w.counts(p):
+                    continue
+                if (
+                    every
+                    or p not in self._anchored
+                    or now - self._anchored[p] >= self.anchor_every_s
+                ):
+                    batch.anchors[tp] = w.anchors(p)  # kept before the commit (the committer)
+                    self._anchored[p] = now
+                else:
+                    del batch.commit[tp]  # committed with a later batch that takes them
         await self.queue.put(batch)
         self.ledger.handed()
 
-    async def hand_off(self) -> None:
+    def _commit_counted(self, batch: Batch) -> None:
+        """Before a flush or the drain: each owned partition with streams without seq that
+        ``batch`` holds nothing of commits there too, at what was taken of it so far (the
+        batches before may have left its commit behind until their anchors' turn)."""
+        w = self.windower
+        if w is None or self.anchors.store is None:
+            return
+        for tp in self.ledger.assigned:
+            taken = self.ledger.fetched_offset(tp)
+            if tp not in batch.commit and taken is not None and w.counts(tp.partition):
+                batch.ends[tp] = batch.commit[tp] = taken
+                batch.epochs[tp] = self.ledger.epoch(tp)
+
+    async def hand_off(self, every: bool = False) -> None:
         """Queue the batch in hand (if it holds anything) and take a fresh one. Called by the
-        intake's loop and by a rebalance's flush: the lock makes the second caller find the
-        fresh batch, never queue the same one again."""
+        intake's loop and by a rebalance's flush (``every``: each partition takes its anchors):
+        the lock makes the second caller find the fresh batch, never queue the same one again."""
         async with self._handing:
             batch = self.batch
-            if batch is None or batch.empty:
+            if batch is None:
                 return
-            if await unless_stopped(self._queue(batch), self.stopping) is STOPPED:
+            if every:
+                self._commit_counted(batch)
+            if batch.empty:
+                return
+            if await unless_stopped(self._queue(batch, every), self.stopping) is STOPPED:
                 return  # still in hand: the drain queues it
             self.batch = None  # queued: never filled again until the pool gives it back
             self.batch = await self._fresh()
 
     async def flush(self) -> None:
         """Decide and commit everything consumed so far (unless stopping first)."""
-        await self.hand_off()
+        await self.hand_off(every=True)
         await unless_stopped(self.ledger.all_settled(), self.stopping)
 
     def forget(self, tps: list[TopicPartition]) -> None:
@@ -178,6 +215,8 @@ class Intake:
         if self.windower is not None:
             self.windower.drop([tp.partition for tp in tps])
         self._restored -= {tp.partition for tp in tps}
+        for tp in tps:
+            self._anchored.pop(tp.partition, None)
         if self.learners is not None:
             self.learners.drop([tp.partition for tp in tps])
 

@@ -42,6 +42,10 @@ READ_WAIT_S = 60.0  # the longest an update waits for its partition of the topic
 
 
 ANCHORS = b"anchors\x1f"  # key prefix of a partition's anchors (then the input partition)
+# A partition's anchors go in records of at most this much JSON each (Kafka refuses records
+# over 1 MB by default; 10,000 streams of 45-character names take 0.5 MB): each part under
+# its own key, ``anchors\x1f<partition>`` then ``anchors\x1f<partition>\x1f<part>``.
+ANCHOR_PART_BYTES = 256 << 10
 
 
 def slot(update: Update, history: int) -> bytes:
@@ -65,10 +69,12 @@ class LearnedStore:
         models: Models,
         metrics: Metrics,
         wait_s: float = READ_WAIT_S,
+        part_bytes: int = ANCHOR_PART_BYTES,
     ) -> None:
         """``wait_s``: how long an update waits for its partition to be read before it is
-        trained instead."""
+        trained instead; ``part_bytes``: the most JSON in one record of anchors."""
         self.topic, self.producer, self.open_reader = topic, producer, open_reader
+        self.part_bytes = part_bytes
         self.models = models  # their history: the windows of a stream a restart re-reads
         self.held, self.wait_s = metrics.learned_bytes, wait_s
         self.partitions = 0  # the topic's
@@ -78,9 +84,9 @@ class LearnedStore:
         self.pending: list[tuple[int, dict[str, Any]]] = []  # (partition, record) not yet sent
         self._wake, self._moved = asyncio.Event(), asyncio.Event()
         self._next: dict[int, int] = {}  # the offset to read next, per partition followed
-        # per input partition: the commit its counted streams' anchors were last kept for, and
-        # those anchors (Windower.anchors), as read or as this daemon kept them
-        self.anchors: dict[int, tuple[int, dict[str, tuple[int, int]]]] = {}
+        # per input partition, its counted streams' anchors (Windower.anchors) as read or as
+        # this daemon kept them: stream -> (the commit they were kept for, offset, seq)
+        self.anchors: dict[int, dict[str, tuple[int, int, int]]] = {}
         self._reader: Any = None
         self._shared_warned = False
 
@@ -145,22 +151,20 @@ class LearnedStore:
                 self.topic,
                 self.wait_s,
             )
-        return self.anchors.get(partition, (0, {}))[1]
+        return {s: (o, q) for s, (_, o, q) in self.anchors.get(partition, {}).items()}
 
     async def keep_anchors(
         self, partition: int, commit: int, anchors: dict[str, tuple[int, int]]
     ) -> bool:
         """Keep input ``partition``'s anchors for its commit at ``commit`` (acknowledged by
         the broker when True: only then may that commit be made)."""
-        record = {
-            "timestamp": None,
-            "key": ANCHORS + str(partition).encode(),
-            "value": orjson.dumps({"commit": commit, "anchors": anchors}),
-            "headers": [],
-        }
+        records = [
+            {"timestamp": None, "key": key, "value": value, "headers": []}
+            for key, value in self._anchor_records(partition, commit, anchors)
+        ]
         try:
             for future in await send_batches(
-                self.producer, self.topic, self.partition_of(partition), [record]
+                self.producer, self.topic, self.partition_of(partition), records
             ):
                 await future
         except Exception as exc:
@@ -170,6 +174,26 @@ class LearnedStore:
             return False
         self._anchored(partition, commit, anchors)  # the topic may be read back later
         return True
+
+    def _anchor_records(
+        self, partition: int, commit: int, anchors: dict[str, tuple[int, int]]
+    ) -> list[tuple[bytes, bytes]]:
+        """(key, value) of the records that keep ``anchors``: as few as hold at most
+        ``part_bytes`` of JSON each."""
+        parts: list[dict[str, tuple[int, int]]] = [{}]
+        size = 0
+        for stream, at in anchors.items():
+            entry = len(stream.encode()) + 48  # the name, quotes, two numbers, punctuation
+            if size + entry > self.part_bytes and parts[-1]:
+                parts.append({})
+                size = 0
+            parts[-1][stream] = at
+            size += entry
+        key = ANCHORS + str(partition).encode()
+        return [
+            (key + (b"\x1f%d" % i if i else b""), orjson.dumps({"commit": commit, "anchors": part}))
+            for i, part in enumerate(parts)
+        ]
 
     def put(self, update: Update, weights: bytes, partition: int) -> None:
         """Keep ``update``'s weights (of a stream of input ``partition``): here at once, in the
@@ -310,7 +334,7 @@ class LearnedStore:
 
     def _read_anchors(self, key: bytes, value: bytes | None) -> None:
         try:
-            partition = int(key[len(ANCHORS) :])
+            partition = int(key[len(ANCHORS) :].split(b"\x1f")[0])  # then its part, if any
             doc = orjson.loads(value or b"null")
             kept = {str(s): (int(o), int(q)) for s, (o, q) in doc["anchors"].items()}
             commit = int(doc["commit"])
@@ -320,10 +344,15 @@ class LearnedStore:
         self._anchored(partition, commit, kept)
 
     def _anchored(self, partition: int, commit: int, anchors: dict[str, tuple[int, int]]) -> None:
-        """Hold ``anchors`` kept for ``commit`` of input ``partition`` unless newer ones are held
-        (this daemon's own, read back from the topic after it kept later ones)."""
-        if commit >= self.anchors.get(partition, (-1, {}))[0]:
-            self.anchors[partition] = (commit, anchors)
+        """Hold each stream's anchor kept for ``commit`` of input ``partition`` unless a newer
+        one is held (this daemon's own, read back from the topic after it kept later ones).
+        Any anchor is a fact about its stream (the sample at that offset is its seq-th), so
+        parts of different commits may be held together."""
+        held = self.anchors.setdefault(partition, {})
+        for stream, (offset, seq) in anchors.items():
+            old = held.get(stream)
+            if old is None or commit >= old[0]:
+                held[stream] = (commit, offset, seq)
 
     async def close(self) -> None:
         if self._reader is not None:

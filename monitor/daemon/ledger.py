@@ -122,13 +122,16 @@ class Ledger:
         anchors: dict[TopicPartition, dict[str, tuple[int, int]]],
     ) -> None:
         """Every message of a batch is acknowledged (the publisher): decided up to ``ends``, and
-        ``offsets`` may be committed (once their ``anchors`` are kept), unless their partition
-        moved to a new epoch since the fetch."""
-        for tp, offset in offsets.items():
+        ``offsets`` may be committed (once their ``anchors`` are kept; a partition without an
+        offset there waits for a later batch's), unless their partition moved to a new epoch
+        since the fetch."""
+        for tp, end in ends.items():
             st = self.parts.get(tp)
-            if st is not None and st.epoch == epochs.get(tp, 0):
-                st.acknowledged, st.decided = offset, ends[tp]
-                st.anchors = anchors.get(tp)
+            if st is None or st.epoch != epochs.get(tp, 0):
+                continue
+            st.decided = end
+            if tp in offsets:
+                st.acknowledged, st.anchors = offsets[tp], anchors.get(tp)
 
     def committable(
         self,

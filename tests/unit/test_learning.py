@@ -26,6 +26,7 @@ from aemon.daemon.learning import REFUSED, Learners, _on_cpu, with_weights
 from aemon.daemon.metrics import Metrics
 from aemon.series_detector import as_samples
 from aemon.training.datasets.cut import windows_of
+from tests.unit.fakes import FakeProducer
 
 EVERY, SPAN, DELAY = 100, 250, 30
 
@@ -317,3 +318,42 @@ async def test_the_store_holds_the_newest_anchors_of_each_input_partition():
     )
     assert await store.anchors_of(3) == {"cpu": (590, 150)}  # a newer one (another replica's)
     assert await store.anchors_of(1) == {}  # none kept
+
+
+async def test_many_anchors_are_kept_in_records_of_bounded_size_and_read_back_whole():
+    """A partition of thousands of streams without seq (a Telegraf fleet) keeps its anchors in
+    several records, none over the limit (Kafka refuses records over 1 MB by default, and a
+    partition whose anchors are refused is never committed); a daemon reading them back holds
+    every stream's. A newer commit whose parts were not all kept leaves the others' older
+    anchors in place, each still true of its stream."""
+    producer = FakeProducer()
+    store = LearnedStore(
+        "learned",
+        producer,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        Metrics(),
+        30,
+        part_bytes=4096,
+    )
+    store.partitions = 2
+    store.own([3])
+    anchors = {f"host-{i:04d}.example.com cpu_usage_user": (10 * i, i) for i in range(500)}
+    assert await store.keep_anchors(3, 7000, anchors)
+    records = producer.acked["learned"]
+    assert len(records) > 5 and all(len(r["value"]) <= 4096 for r in records)
+    assert len({r["key"] for r in records}) == len(records)
+    assert records[0]["key"] == b"anchors\x1f3" and records[1]["key"] == b"anchors\x1f3\x1f1"
+    again = LearnedStore("learned", None, None, None, Metrics(), 30)  # type: ignore[arg-type]
+    again.partitions = 2
+    again.own([3])
+    newer = {s: (o + 5, q + 1) for s, (o, q) in anchors.items()}
+    newer_records = store._anchor_records(3, 9000, newer)
+    for key, value in [(r["key"], r["value"]) for r in records] + newer_records[:2]:
+        again._read_anchors(key, value)  # the newer commit's other parts never kept
+    again.read[1].set()
+    kept_newer = set().union(*(orjson.loads(v)["anchors"] for _, v in newer_records[:2]))
+    assert 0 < len(kept_newer) < 500
+    assert await again.anchors_of(3) == {
+        s: newer[s] if s in kept_newer else at for s, at in anchors.items()
+    }

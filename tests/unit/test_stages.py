@@ -287,6 +287,44 @@ def test_gaps_and_a_stream_on_two_partitions_are_counted_and_the_second_is_named
     assert stage.batch.seqs == [1]  # the window of seq 0-1; 5 restarted it, 6 went to another
 
 
+async def test_a_partition_with_streams_without_seq_commits_only_with_their_anchors():
+    """Their anchors cost a pass over the partition's streams and a record kept before the
+    commit: a partition takes them at most once a second, and a flush's batch always (one
+    that holds nothing of it commits it where it was taken to). A batch without them leaves
+    that partition's commit where it was and still counts as decided."""
+    consumer, ledger = FakeConsumer("in", partitions=2), Ledger()
+    ledger.assign([TP0, TP1])
+    pool, queue = Pool(6, 8, (2,)), asyncio.Queue(6)
+    stage = intake(consumer, ledger, pool, queue)
+    stage.models, stage.windower = OneSampleModel(), Windower(length=2, stride=1)  # type: ignore[assignment]
+    stage.anchors.store = object()  # type: ignore[assignment]  # (kept by the committer)
+    stage.anchor_every_s = 3600.0  # the hand-offs below come within it
+    counted = lambda o: Rec(o, orjson.dumps({"stream": "a", "value": 0.5}))  # noqa: E731
+    stage.batch = await pool.take()
+    batches = []
+    for first, every in ((0, False), (3, False), (6, True), (9, False)):
+        stage.take(TP0, [counted(o) for o in range(first, first + 3)])
+        stage.take(TP1, [Rec(o, sample("b", o)) for o in range(first, first + 3)])
+        await stage.hand_off(every=every)
+        batches.append(queue.get_nowait())
+    await stage.hand_off(every=True)  # a flush with nothing in hand
+    batches.append(queue.get_nowait())
+    first, within, flushed, later, commit_only = batches
+    # windows of two samples: each stream's last sample is still needed
+    assert first.commit == {TP0: 1, TP1: 1} and first.anchors == {TP0: {"a": (1, 1)}}
+    assert within.commit == {TP1: 4} and within.anchors == {}  # not due yet
+    assert within.ends == {TP0: 6, TP1: 6}
+    assert flushed.commit == {TP0: 7, TP1: 7} and flushed.anchors == {TP0: {"a": (7, 7)}}
+    assert later.commit == {TP1: 10} and later.anchors == {}
+    assert commit_only.n == 0 and commit_only.commit == {TP0: 10}  # what was taken of it
+    assert commit_only.anchors == {TP0: {"a": (10, 10)}}
+    for b in (first, within):
+        ledger.acknowledged(b.commit, b.ends, b.epochs, b.anchors)
+    answer = ledger.committable(lambda tp: 9, lambda tp: 0)
+    assert answer.offsets == {TP0: 1, TP1: 4} and answer.anchors == {TP0: {"a": (1, 1)}}
+    assert ledger.done(TP0) == 6  # decided: no lag
+
+
 # ----- the publisher --------------------------------------------------------------------------
 def publisher(producer: FakeProducer, confirming: asyncio.Queue, health: Health) -> Publisher:
     ledger = Ledger()

@@ -239,3 +239,21 @@ def test_a_counted_stream_resumes_its_count_at_its_anchor_after_a_restart():
     assert min(seq for _, seq in resumed) == 15  # the first windows after the anchors
     plain = Windower(length=3, stride=1, history=4)
     assert min(seq for _, seq in feed(plain, samples[20:])) == 2  # without: counted from 0
+
+
+def test_a_restored_stream_not_met_again_keeps_its_anchor():
+    """After a restart, a stream whose samples lie further into the re-read than the first
+    hand-offs still has its anchor in the next ones: the commit they are kept with would
+    otherwise count it from 0 again after a second restart."""
+    w = Windower(length=3, stride=1, history=4)
+    assert not w.counts(0)
+    w.restore(0, {"a": (26, 13), "quiet": (900, 450)})
+    assert w.counts(0)
+    feed(w, [(i, "a", None, float(i), float(i)) for i in range(20, 40)])
+    anchors = w.anchors(0)
+    assert anchors["quiet"] == (900, 450) and anchors["a"][0] >= 26
+    got = feed(w, [(o, "quiet", None, 0.0, 0.0) for o in (900, 903, 905)])
+    assert list(got) == [("quiet", 452)]  # met at its anchor: counted on from 450
+    assert w.anchors(0)["quiet"] == (900, 450)
+    w.drop([0])
+    assert not w.counts(0) and w.anchors(0) == {}
