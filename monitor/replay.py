@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from tqdm.auto import tqdm
 
-from aemon.core.errors import AemonError
+from aemon.core.errors import AemonError, DataError
 from aemon.core.table import WindowTable, read_windows
 from aemon.daemon.codec import encode_window, f32_headers
 from aemon.training.datasets.samples import Samples, read_samples
@@ -22,11 +22,12 @@ from aemon.training.datasets.samples import Samples, read_samples
 CHUNK = 5000
 
 
-def sample_messages(samples: Samples, by_name: bool = False):
+def sample_messages(samples: Samples, by_name: bool = False, with_seq: bool = True):
     """(key, value, None) for every sample row, in file order: ``stream``, ``seq`` (the CSV's, or
-    the count of the stream's samples so far), ``ts`` (epoch seconds) and ``values`` (the
-    metrics its stream has: an array in column order, or with ``by_name`` an object by column
-    name, as a producer writing a map sends them)."""
+    the count of the stream's samples so far; none without ``with_seq``, as Telegraf and
+    prometheus-kafka-adapter send theirs), ``ts`` (epoch seconds) and ``values`` (the metrics
+    its stream has: an array in column order, or with ``by_name`` an object by column name, as
+    a producer writing a map sends them)."""
     counts: dict[str, int] = {}
     values = samples.values.astype(np.float32)
     streams = samples.stream.tolist()
@@ -42,7 +43,25 @@ def sample_messages(samples: Samples, by_name: bool = False):
         counts[stream] = seq + 1
         row = dict(zip(names[stream], rows[i], strict=True)) if by_name else rows[i]
         doc = {"stream": stream, "seq": seq, "ts": float(samples.ts[i]), "values": row}
+        if not with_seq:
+            del doc["seq"]
         yield stream.encode(), orjson.dumps(doc), None
+
+
+def check_counted(samples: Samples) -> None:
+    """Refuse, in one line, a CSV whose ``seq`` jumps within a stream: sent without seq, the
+    daemon counts the stream's samples and would not see the gap (windows across it)."""
+    if samples.seq is None:
+        return
+    last: dict[str, int] = {}
+    for stream, seq in zip(samples.stream.tolist(), samples.seq.tolist(), strict=True):
+        if stream in last and seq != last[stream] + 1:
+            raise DataError(
+                f"--without-seq: stream {stream[:64]!r} goes from seq {last[stream]} to {seq}; "
+                "without seq the daemon counts its samples and would window across the gap: "
+                "replay it with its seq"
+            )
+        last[stream] = seq
 
 
 def messages(table: WindowTable, fmt: str):
@@ -120,15 +139,19 @@ async def replay(
     samples: bool = False,
     by_name: bool = False,
     missing: str = "refuse",
+    without_seq: bool = False,
     progress: bool = True,
     security: dict | None = None,
 ) -> int:
     """Produce every row of ``path`` (windows, or with ``samples`` a sample CSV, its values by
     name with ``by_name``, its rows with a missing value refused or left out as ``missing``
-    says) to ``topic`` (key = stream); returns the count sent."""
+    says, its samples without seq with ``without_seq``) to ``topic`` (key = stream); returns
+    the count sent."""
     if samples:
         rows = read_samples(path, missing)
-        msgs = sample_messages(rows, by_name)
+        if without_seq:
+            check_counted(rows)
+        msgs = sample_messages(rows, by_name, with_seq=not without_seq)
     else:
         rows = read_windows(path)
         msgs = messages(rows, fmt)

@@ -70,11 +70,13 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def bench(args: argparse.Namespace) -> int:
-    for flag in ("samples_per_stream", "learn_processes"):
-        if getattr(args, flag) not in (None, 1) and not args.streams:
-            raise ConfigError(
-                f"--{flag.replace('_', '-')} is for the --streams bench; add --streams"
-            )
+    given = {
+        "--samples-per-stream": args.samples_per_stream is not None,
+        "--learn-processes": args.learn_processes != 1,
+        "--without-seq": args.without_seq,
+    }
+    for flag in (f for f, g in given.items() if g and not args.streams):
+        raise ConfigError(f"{flag} is for the --streams bench; add --streams")
     bench, demo = tool("bench"), tool("demo")
     from aemon.training.datasets import ecg5000
 
@@ -96,6 +98,7 @@ def bench(args: argparse.Namespace) -> int:
             learning_of(args),
             args.samples_per_stream,
             args.learn_processes,
+            args.without_seq,
         )
     model = args.model or demo.ensure_model(Path("artifacts/demo"), progress=False)[0]
     test = ecg5000.split(ecg5000.load()).test
@@ -133,6 +136,7 @@ def _streams_table(
     learning: Learning | None,
     per_stream: int | None,
     learn_processes: int,
+    without_seq: bool,
 ) -> int:
     from tqdm.auto import tqdm
 
@@ -147,6 +151,7 @@ def _streams_table(
                 per_stream=per_stream,
                 learning=learning,
                 learn_processes=learn_processes,
+                without_seq=without_seq,
             )
             if bootstrap:
                 return await rows(bootstrap)
@@ -158,12 +163,14 @@ def _streams_table(
         print(json.dumps(result))
         return 0
     print(
-        f"{'streams':>8}{'learning':>9}{'updates':>8}{'samples/stream':>16}{'windows/s':>11}"
+        f"{'streams':>8}{'seq':>5}{'learning':>9}{'updates':>8}{'samples/stream':>16}"
+        f"{'windows/s':>11}"
         f"{'p50 ms':>8}{'p99 ms':>8}{'RSS +MB':>9}{'KB/stream':>11}"
     )
     for r in result["rows"]:
         print(
-            f"{r['streams']:>8,}{'on' if r['learning'] else 'off':>9}{r['model_updates']:>8,}"
+            f"{r['streams']:>8,}{'yes' if r['seq'] else 'no':>5}"
+            f"{'on' if r['learning'] else 'off':>9}{r['model_updates']:>8,}"
             f"{r['samples_per_stream']:>16,}{r['windows_per_s']:>11,}{r['p50_ms']:>8}"
             f"{r['p99_ms']:>8}{r['rss_growth_mb']:>9}{r['kb_per_stream']:>11}"
         )
@@ -283,6 +290,8 @@ def replay(args: argparse.Namespace) -> int:
         raise ConfigError("--by-name names a sample's metrics: it needs --samples")
     if args.missing != "refuse" and not args.samples:
         raise ConfigError("--missing is for a sample CSV's rows: it needs --samples")
+    if args.without_seq and not args.samples:
+        raise ConfigError("--without-seq is for samples (a window's seq places it): add --samples")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
     n = run_async(
         produce(
@@ -294,6 +303,7 @@ def replay(args: argparse.Namespace) -> int:
             samples=args.samples,
             by_name=args.by_name,
             missing=args.missing,
+            without_seq=args.without_seq,
             progress=not args.quiet,
         )
     )

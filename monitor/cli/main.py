@@ -173,6 +173,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         '"mem": 1.2e9}), as a producer writing a map sends them',
     )
     missing_arg(rp, "a sample CSV (--samples)")
+    rp.add_argument(
+        "--without-seq",
+        action="store_true",
+        help="with --samples: each sample without seq, as Telegraf and prometheus-kafka-adapter "
+        "send theirs (the daemon counts each stream's samples; a CSV whose seq jumps within a "
+        "stream is refused)",
+    )
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -421,6 +428,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="with --streams: samples of each stream in the throughput phase, at least 30 "
         "(default: 200,000 over the stream count)",
+    )
+    bench.add_argument(
+        "--without-seq",
+        action="store_true",
+        help="with --streams: each count again with samples that carry no seq (as Telegraf's: "
+        "the daemon counts each stream and keeps their anchors), right after the run with seq",
     )
     bench.add_argument(
         "--learn-processes",

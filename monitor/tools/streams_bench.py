@@ -17,7 +17,9 @@ state apart. Per N, on the embedded broker, with per-window score records publis
 
 With learning (``--learn on``), each N runs twice, the same model without and with learning
 (its updates in the daemon's learning process while the others are scored), so the cost of
-learning is a ratio measured in one run.
+learning is a ratio measured in one run. With ``without_seq`` each also runs again with samples
+that carry no seq (as Telegraf and prometheus-kafka-adapter send theirs: the daemon counts each
+stream, and keeps their anchors with its commits), so their cost is a ratio too.
 
 A stream's state at a full history (its windowing buffer and window starts, its decider's
 2,300 scores) is measured apart (:func:`state_bytes`): the phases above give each stream only a
@@ -38,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from aemon.core.events import DEFAULT_EVENT_RULE, Decider, Rule
@@ -109,10 +112,11 @@ async def one(
     tmp: Path,
     per_stream: int | None = None,
     learn_processes: int = 1,
+    with_seq: bool = True,
 ) -> dict[str, object]:
     """The three phases for ``streams`` streams (see the module's docstring); ``per_stream``
     samples of each in the throughput phase (default: ``TOTAL`` over the streams); updates
-    trained by ``learn_processes`` processes."""
+    trained by ``learn_processes`` processes; samples without seq unless ``with_seq``."""
     samples = max(MIN_SAMPLES, per_stream or TOTAL // streams)
     tag = uuid.uuid4().hex[:8]
     scores = f"streams-scores-{tag}"
@@ -130,7 +134,8 @@ async def one(
     )
     first = tmp / f"first-{tag}.csv"
     _frame(streams, 0, samples).to_csv(first, index=False)
-    await replay(first, s.input_topic, bootstrap, samples=True, progress=False)
+    counted = {"without_seq": not with_seq, "samples": True, "progress": False}
+    await replay(first, s.input_topic, bootstrap, **counted)
     windows = streams * (samples - LENGTH + 1)
     clients = kafka_clients(s)
     watch = Stopwatch(clients.consumer)  # type: ignore[arg-type]
@@ -152,6 +157,7 @@ async def one(
             *("-m", "aemon.cli", "replay", str(second), "--samples", "--quiet"),
             *("--topic", s.input_topic, "--rate", str(LATENCY_RATE)),
             *("--bootstrap-servers", bootstrap),
+            *(() if with_seq else ("--without-seq",)),
             stderr=asyncio.subprocess.DEVNULL,
         )
         if await feeder.wait() != 0:
@@ -168,17 +174,18 @@ async def one(
         for kept, topic in (("retrained", ""), ("kept", s.learned_topic)):
             step = tmp / f"{kept}-{tag}.csv"
             _frame(streams, total, 1).to_csv(step, index=False)
-            await replay(step, s.input_topic, bootstrap, samples=True, progress=False)
+            await replay(step, s.input_topic, bootstrap, **counted)
             # no score records: the latency above reads the first one of each window
             again = dataclasses.replace(s, learned_topic=topic, scores_topic="")
             restarts[kept] = await restart(again, streams, total)
             total += 1
-    sent = await timestamps(bootstrap, s.input_topic, lambda r: record_key(r, "json"))
+    sent = await timestamps(bootstrap, s.input_topic, sample_key(with_seq))
     decided = await timestamps(bootstrap, scores, score_key)
     late = [decided[k] - sent[k] for k in sent if k[1] >= samples and k in decided]
     return {
         "streams": streams,
         "learning": svc.models.learning,
+        "seq": with_seq,
         "learn_processes": s.learn_processes,
         "model_updates": int(updates),
         "samples_per_stream": samples + more,
@@ -190,6 +197,21 @@ async def one(
         "kb_per_stream": round((rss1 - rss0) / streams, 1),
         **({"restart": restarts} if restarts else {}),
     }
+
+
+def sample_key(with_seq: bool) -> Callable[[Any], tuple[str, int]]:
+    """(stream, seq) of each sample record read in order: its own seq, or without one the
+    count of its stream's records before it (the seq the daemon gives it)."""
+    if with_seq:
+        return lambda r: record_key(r, "json")
+    counts: dict[str, int] = {}
+
+    def counted(r: Any) -> tuple[str, int]:
+        stream = orjson.loads(r.value)["stream"]
+        counts[stream] = seq = counts.get(stream, -1) + 1
+        return stream, seq
+
+    return counted
 
 
 class Reached:
@@ -263,17 +285,25 @@ async def run(
     per_stream: int | None = None,
     learning: Learning | None = None,
     learn_processes: int = 1,
+    without_seq: bool = False,
 ) -> dict[str, object]:
     """Every count's row, and the state of one stream at a full history; with ``learning``,
-    each count also with the model that keeps learning, right after the one that does not."""
+    each count also with the model that keeps learning, right after the one that does not; with
+    ``without_seq``, each of those also with samples that carry no seq, right after."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         variants = [train_model(Path(tmp) / "models")]
         if learning is not None:
             variants.append(train_model(Path(tmp) / "learning", learning))
+        seqs = (True, False) if without_seq else (True,)
         for n in counts:
             for models in variants:
-                rows.append(await one(bootstrap, models, n, Path(tmp), per_stream, learn_processes))
+                for with_seq in seqs:
+                    rows.append(
+                        await one(
+                            bootstrap, models, n, Path(tmp), per_stream, learn_processes, with_seq
+                        )
+                    )
             if step:
                 step()
     return {"rows": rows, "state_bytes_per_stream": state_bytes()}

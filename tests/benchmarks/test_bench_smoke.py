@@ -70,3 +70,13 @@ async def test_the_many_streams_bench_measures_each_count_through_one_daemon(boo
             assert "restart" not in r
     # a stream's decider holds 2,300 scores and its windower 2,319 window starts, 8 bytes each
     assert 36_000 < result["state_bytes_per_stream"] < 120_000
+
+
+async def test_the_many_streams_bench_measures_samples_without_seq_beside_those_with(bootstrap):
+    """Each count again with samples that carry no seq: the daemon counts each stream (the
+    bench gives each record the count the daemon gives it, so every latency finds its window)."""
+    result = await streams_bench.run(bootstrap, (40,), per_stream=100, without_seq=True)
+    rows = result["rows"]
+    assert [(r["streams"], r["seq"]) for r in rows] == [(40, True), (40, False)]
+    for r in rows:
+        assert r["windows_per_s"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0

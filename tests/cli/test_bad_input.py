@@ -62,6 +62,8 @@ def files(tmp_path_factory) -> dict[str, str]:
         for i in range(60)
     )
     (root / "all-labelled-samples.csv").write_text(labelled)
+    gap = "timestamp,stream,seq,value\n1700000000,a,0,1\n1700000060,a,2,1\n"
+    (root / "gap-samples.csv").write_text(gap)
     (root / "nab-no-value" / "data" / "c").mkdir(parents=True)  # NAB's layout, another column
     (root / "nab-no-value" / "data" / "c" / "a.csv").write_text("timestamp,v\n2015-01-01,1\n")
     (root / "nab-gap" / "data" / "c").mkdir(parents=True)  # NAB's layout, a value missing
@@ -101,6 +103,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "MSW": str(root / "ms-windows.csv"),
         "KINDS": str(root / "kinds-samples.csv"),
         "LABELLED": str(root / "all-labelled-samples.csv"),
+        "GAP": str(root / "gap-samples.csv"),
         "NOTRAIN": str(root / "asd-no-train"),
         "NOVALUE": str(root / "nab-no-value"),
         "EMPTYRUN": str(root / "skab-empty"),
@@ -131,6 +134,20 @@ CASES = [
     (["replay", "{W}", "--topic", "t", "--bootstrap-servers", DOWN], "127.0.0.1:1"),
     (["replay", "{W}", "--topic", "bad topic!"], "--topic: 'bad topic!' is not a valid topic"),
     (["replay", "{W}", "--topic", "t", "--by-name"], "--by-name names a sample's metrics"),
+    (["replay", "{W}", "--topic", "t", "--without-seq"], "--without-seq is for samples"),
+    (
+        [
+            "replay",
+            "{GAP}",
+            "--topic",
+            "t",
+            "--samples",
+            "--without-seq",
+            "--bootstrap-servers",
+            DOWN,
+        ],
+        "stream 'a' goes from seq 0 to 2; without seq the daemon counts its samples",
+    ),
     (["broker", "--topic", "t:zero"], "PARTITIONS must be a whole number"),
     (["broker", "--topic", "t:3", "--topic", "t:4"], "--topic t:4: topic 't' is given twice"),
     (["broker", "--storage", "{W}/kept"], "--storage {W}/kept: Not a directory"),
@@ -278,6 +295,7 @@ CASES = [
     (["bench", "--samples-per-stream", "0"], "--samples-per-stream: must be >= 1"),
     (["bench", "--samples-per-stream", "50"], "--samples-per-stream is for the --streams bench"),
     (["bench", "--learn-processes", "2"], "--learn-processes is for the --streams bench"),
+    (["bench", "--without-seq"], "--without-seq is for the --streams bench"),
     (["windows", "{RAGGED}", "--length", "2", "--output", "{OUT}.csv"], "saw 3)"),
     (["nab", "{DIR}", "--out", "{OUT}"], "is it NAB's directory?"),
     (["skab", "{DIR}", "--out", "{OUT}"], "is it SKAB's directory?"),

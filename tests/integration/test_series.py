@@ -75,13 +75,6 @@ def trained(root, **extra):
     return root / "m", root / "rest.csv", offline
 
 
-def without_seq(value: bytes) -> dict:
-    """A sample message as a producer without ``seq`` (Telegraf, the adapter) sends it."""
-    doc = orjson.loads(value)
-    del doc["seq"]
-    return doc
-
-
 @pytest.fixture(scope="module")
 def series(tmp_path_factory):
     return trained(tmp_path_factory.mktemp("series"), learn=False)
@@ -269,10 +262,7 @@ async def test_sigkill_mid_incident_loses_no_event_and_repeats_ids(
     t = topics(2)
     await make_topics(bootstrap, t)
     s = settings(bootstrap, models, t, max_batch=32)
-    msgs = [
-        (key, value if with_seq else orjson.dumps(without_seq(value)), headers)
-        for key, value, headers in sample_messages(read_samples(rest))
-    ]
+    msgs = list(sample_messages(read_samples(rest), with_seq=with_seq))
     first = Daemon(s, tmp_path / "first.log")
     await first.wait_ready()
     feeding = asyncio.create_task(
@@ -604,10 +594,8 @@ async def test_a_restart_without_seq_decides_as_offline(bootstrap, learning):
     models, rest, offline = learning
     t = topics(1)
     await make_topics(bootstrap, t)
-    msgs = [
-        (key, orjson.dumps(without_seq(value)), headers)
-        for key, value, headers in sample_messages(read_samples(rest))
-    ]
+    msgs = list(sample_messages(read_samples(rest), with_seq=False))
+    assert all("seq" not in orjson.loads(value) for _, value, _ in msgs)
     cut = len(msgs) * 4 // 5  # past the windows a restart re-reads (every + delay + span)
     first_windows = sum(sum(key == s.encode() for key, *_ in msgs[:cut]) - 7 for s in STREAMS)
     async with running(settings(bootstrap, models, t)) as svc:
@@ -660,10 +648,7 @@ async def test_a_replica_killed_while_models_learn_is_taken_over_and_decides_as_
     t = topics(2)
     await make_topics(bootstrap, t)
     s = settings(bootstrap, models, t, max_batch=32)
-    msgs = [
-        (key, value if with_seq else orjson.dumps(without_seq(value)), headers)
-        for key, value, headers in sample_messages(read_samples(rest))
-    ]
+    msgs = list(sample_messages(read_samples(rest), with_seq=with_seq))
     pair = [Daemon(s, tmp_path / f"r{k}.log") for k in range(2)]
 
     def owned() -> list[float]:
