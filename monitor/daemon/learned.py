@@ -43,7 +43,7 @@ READ_WAIT_S = 60.0  # the longest an update waits for its partition of the topic
 
 ANCHORS = b"anchors\x1f"  # key prefix of a partition's anchors (then the input partition)
 # A partition's anchors go in records of at most this much JSON each (Kafka refuses records
-# over 1 MB by default; 10,000 streams of 45-character names take 0.5 MB): each part under
+# over 1 MB by default; 10,000 streams of 45-character names take 0.5-0.7 MB): each part under
 # its own key, ``anchors\x1f<partition>`` then ``anchors\x1f<partition>\x1f<part>``.
 ANCHOR_PART_BYTES = 256 << 10
 
@@ -180,14 +180,15 @@ class LearnedStore:
     ) -> list[tuple[bytes, bytes]]:
         """(key, value) of the records that keep ``anchors``: as few as hold at most
         ``part_bytes`` of JSON each."""
+        head = 64  # {"commit":...,"anchors":{...}}
         parts: list[dict[str, tuple[int, int]]] = [{}]
-        size = 0
-        for stream, at in anchors.items():
-            entry = len(stream.encode()) + 48  # the name, quotes, two numbers, punctuation
+        size = head
+        for stream, (offset, seq) in anchors.items():
+            entry = len(orjson.dumps(stream)) + len(str(offset)) + len(str(seq)) + 5  # "s":[o,q],
             if size + entry > self.part_bytes and parts[-1]:
                 parts.append({})
-                size = 0
-            parts[-1][stream] = at
+                size = head
+            parts[-1][stream] = (offset, seq)
             size += entry
         key = ANCHORS + str(partition).encode()
         return [
