@@ -239,6 +239,20 @@ class Windower:
         anchor's seq at it."""
         self._restored[partition] = dict(anchors)
 
+    def holder(self, partition: int) -> tuple[str, int, int, int] | None:
+        """What holds ``partition``'s commit back: the stream whose needed samples start
+        earliest, as (stream, that offset, the offset of its last sample, the partition's
+        stream count); None without streams."""
+        streams = self._state.get(partition, {})
+        found: tuple[str, int, int] | None = None
+        for name, s in streams.items():
+            if not s.offsets:
+                continue
+            held = min(s.offsets[0], s.starts[0]) if s.starts else s.offsets[0]
+            if found is None or held < found[1]:
+                found = (name, held, s.offsets[-1])
+        return None if found is None else (*found, len(streams))
+
     def safe_offset(self, partition: int, next_offset: int) -> int:
         """The offset to commit for ``partition`` so that nothing still needed is lost."""
         held = [

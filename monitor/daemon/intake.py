@@ -41,6 +41,7 @@ from aemon.daemon.stopping import STOPPED, unless_stopped
 
 log = logging.getLogger("aemon.serve")
 ANCHOR_EVERY_S = 1.0  # how often a partition with streams without seq takes their anchors
+HOLDER_EVERY_S = 60.0  # how often a partition's commit is checked for a stream that went silent
 
 
 class Intake:
@@ -80,6 +81,9 @@ class Intake:
         self._restored: set[int] = set()  # partitions whose anchors were read since assigned
         self._anchored: dict[int, float] = {}  # when each partition's anchors were last taken
         self.anchor_every_s = ANCHOR_EVERY_S
+        self._holders: dict[int, float] = {}  # when each partition's holder was last looked at
+        self.holder_every_s = HOLDER_EVERY_S
+        self._silent = Throttled(log, 3600.0)
         self.refusals = RefusalLog()
         self._split, self._gap = Throttled(log), Throttled(log)
         self.batch: Batch | None = None
@@ -161,6 +165,9 @@ class Intake:
             for tp in list(batch.commit):
                 p = tp.partition
                 batch.commit[tp] = w.safe_offset(p, batch.commit[tp])
+                if p not in self._holders or now - self._holders[p] >= self.holder_every_s:
+                    self._holders[p] = now
+                    self._silent_holder(tp, batch.ends[tp])
                 if self.anchors.store is None or not w.counts(p):
                     continue
                 if (
@@ -174,6 +181,23 @@ class Intake:
                     del batch.commit[tp]  # committed with a later batch that takes them
         await self.queue.put(batch)
         self.ledger.handed()
+
+    def _silent_holder(self, tp: TopicPartition, end: int) -> None:
+        """Name the stream that holds ``tp``'s commit when it has sent nothing for longer than
+        a partition's streams' whole re-read span (each stream's windows' history): one that
+        stopped keeps the commit where it stopped until it sends again."""
+        assert self.windower is not None
+        w, found = self.windower, self.windower.holder(tp.partition)
+        if found is None:
+            return
+        stream, held, last, streams = found
+        if end - last > streams * (w.length + w.history):
+            self._silent.warning(
+                f"stream {stream[:64]!r} sent nothing in the last {end - last - 1:,} messages of "
+                f"{tp.topic}/{tp.partition} and holds its commit at offset {held} (its windows' "
+                "history): a restart re-reads everything since, until it sends again "
+                "(aemon_reread_messages)"
+            )
 
     def _commit_counted(self, batch: Batch) -> None:
         """Before a flush or the drain: each owned partition with streams without seq that
@@ -217,6 +241,7 @@ class Intake:
         self._restored -= {tp.partition for tp in tps}
         for tp in tps:
             self._anchored.pop(tp.partition, None)
+            self._holders.pop(tp.partition, None)
         if self.learners is not None:
             self.learners.drop([tp.partition for tp in tps])
 

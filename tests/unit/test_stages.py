@@ -4,6 +4,7 @@ none starts a Service, loads a model or opens a port."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import numpy as np
 import orjson
@@ -323,6 +324,32 @@ async def test_a_partition_with_streams_without_seq_commits_only_with_their_anch
     answer = ledger.committable(lambda tp: 9, lambda tp: 0)
     assert answer.offsets == {TP0: 1, TP1: 4} and answer.anchors == {TP0: {"a": (1, 1)}}
     assert ledger.done(TP0) == 6  # decided: no lag
+
+
+async def test_a_stream_that_went_silent_and_holds_its_partitions_commit_is_named(caplog):
+    """A stream that stops sending keeps its last windows, and so its partition's commit, where
+    it stopped: once it has sent nothing for longer than all the partition's streams' re-read
+    span, the intake names it (at most once an hour); streams that keep sending are never
+    named."""
+    consumer, ledger = FakeConsumer("in"), Ledger()
+    ledger.assign([TP0])
+    pool, queue = Pool(3, 16, (2,)), asyncio.Queue(3)
+    stage = intake(consumer, ledger, pool, queue)
+    stage.models, stage.windower = OneSampleModel(), Windower(length=2, stride=1)  # type: ignore[assignment]
+    stage.holder_every_s = 0.0  # a look at every hand-off (in the daemon: once a minute)
+    stage.batch = await pool.take()
+    both = [Rec(o, sample("ab"[o % 2], o // 2)) for o in range(6)]  # a and b, in turn
+    stage.take(TP0, both)
+    with caplog.at_level(logging.WARNING, logger="aemon.serve"):
+        await stage.hand_off()
+        assert "sent nothing" not in caplog.text
+        stage.take(TP0, [Rec(o, sample("b", o - 3)) for o in range(6, 11)])  # a stops
+        await stage.hand_off()
+    assert queue.get_nowait().commit == {TP0: 2} and queue.get_nowait().commit == {TP0: 2}
+    assert (
+        "stream 'a' sent nothing in the last 6 messages of in/0 and holds its commit at offset 2"
+        in caplog.text
+    )
 
 
 # ----- the publisher --------------------------------------------------------------------------

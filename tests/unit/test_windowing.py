@@ -257,3 +257,12 @@ def test_a_restored_stream_not_met_again_keeps_its_anchor():
     assert w.anchors(0)["quiet"] == (900, 450)
     w.drop([0])
     assert not w.counts(0) and w.anchors(0) == {}
+
+
+def test_the_holder_of_a_partitions_commit_is_the_stream_needed_from_earliest():
+    w = Windower(length=3, stride=1, history=2)
+    assert w.holder(0) is None
+    feed(w, [(o, "ab"[o % 2], o // 2, 0.0, 0.0) for o in range(12)])  # a and b, in turn
+    assert w.holder(0) == ("a", 2, 10, 2)  # a's windows' history starts at its sample 1
+    feed(w, [(o, "b", o - 6, 0.0, 0.0) for o in range(12, 30)])  # a stops
+    assert w.holder(0) == ("a", 2, 10, 2) and w.safe_offset(0, 30) == 2
