@@ -194,9 +194,9 @@ class Intake:
         if end - last > streams * (w.length + w.history):
             self._silent.warning(
                 f"stream {stream[:64]!r} sent nothing in the last {end - last - 1:,} messages of "
-                f"{tp.topic}/{tp.partition} and holds its commit at offset {held} (its windows' "
-                "history): a restart re-reads everything since, until it sends again "
-                "(aemon_reread_messages)"
+                f"{tp.topic}/{tp.partition} and holds its commit at offset {held} or before (its "
+                "windows' history, an open event's): a restart re-reads everything since, until "
+                "it sends again (aemon_reread_messages)"
             )
 
     def _commit_counted(self, batch: Batch) -> None:

@@ -347,8 +347,8 @@ async def test_a_stream_that_went_silent_and_holds_its_partitions_commit_is_name
         await stage.hand_off()
     assert queue.get_nowait().commit == {TP0: 2} and queue.get_nowait().commit == {TP0: 2}
     assert (
-        "stream 'a' sent nothing in the last 6 messages of in/0 and holds its commit at offset 2"
-        in caplog.text
+        "stream 'a' sent nothing in the last 6 messages of in/0 and holds its commit at "
+        "offset 2 or before" in caplog.text
     )
 
 
