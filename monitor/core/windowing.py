@@ -109,6 +109,11 @@ class _Stream:
     counted: bool = False  # its samples carry no seq: the windower counts them
     last_window: int = -1  # the index of its last window
 
+    def history_seq(self, stride: int) -> int:
+        """The seq of the sample its last H + 1 windows start at (``starts[0]``), for a counted
+        stream: it has no gaps, so its windows' first samples are ``stride`` apart."""
+        return (self.last_window - len(self.starts) + 1) * stride
+
 
 @dataclass
 class Windower:
@@ -214,7 +219,7 @@ class Windower:
         (None for one that sends seq): a counted stream has no gaps, so its windows' first
         samples are ``stride`` apart."""
         s = self._state[partition][stream]
-        return (s.last_window - len(s.starts) + 1) * self.stride if s.counted else None
+        return s.history_seq(self.stride) if s.counted else None
 
     def counts(self, partition: int) -> bool:
         """Whether ``partition`` has counted streams (or anchors of some not met again yet)."""
@@ -228,7 +233,7 @@ class Windower:
         out = dict(self._restored.get(partition, {}))
         for name, s in self._counted.get(partition, {}).items():
             if s.starts:
-                out[name] = (s.starts[0], (s.last_window - len(s.starts) + 1) * self.stride)
+                out[name] = (s.starts[0], s.history_seq(self.stride))
             elif s.offsets:
                 out[name] = (s.offsets[0], s.next_seq - len(s.offsets))
         return out

@@ -179,20 +179,21 @@ class LearnedStore:
         self, partition: int, commit: int, anchors: dict[str, tuple[int, int]]
     ) -> list[tuple[bytes, bytes]]:
         """(key, value) of the records that keep ``anchors``: as few as hold at most
-        ``part_bytes`` of JSON each."""
-        head = 64  # {"commit":...,"anchors":{...}}
-        parts: list[dict[str, tuple[int, int]]] = [{}]
-        size = head
+        ``part_bytes`` of JSON each (``{"commit": c, "anchors": {stream: [offset, seq]}}``),
+        each entry encoded once."""
+        head = b'{"commit":%d,"anchors":{' % commit
+        parts: list[list[bytes]] = [[]]
+        size = len(head) + 2  # and the closing braces
         for stream, (offset, seq) in anchors.items():
-            entry = len(orjson.dumps(stream)) + len(str(offset)) + len(str(seq)) + 5  # "s":[o,q],
-            if size + entry > self.part_bytes and parts[-1]:
-                parts.append({})
-                size = head
-            parts[-1][stream] = (offset, seq)
-            size += entry
+            entry = orjson.dumps(stream) + b":[%d,%d]" % (offset, seq)
+            if size + len(entry) + 1 > self.part_bytes and parts[-1]:
+                parts.append([])
+                size = len(head) + 2
+            parts[-1].append(entry)
+            size += len(entry) + 1  # and its comma
         key = ANCHORS + str(partition).encode()
         return [
-            (key + (b"\x1f%d" % i if i else b""), orjson.dumps({"commit": commit, "anchors": part}))
+            (key + (b"\x1f%d" % i if i else b""), head + b",".join(part) + b"}}")
             for i, part in enumerate(parts)
         ]
 
