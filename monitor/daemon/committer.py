@@ -108,15 +108,18 @@ class Committer:
         anchors: dict[TopicPartition, dict[str, tuple[int, int]]],
     ) -> None:
         """Keep the anchors of the partitions to commit that have them (the intake takes
-        them at most once a second); a partition whose anchors are not kept is left out of
-        this commit (it stays acknowledged for the next)."""
+        them at most once a second), all at once: a flush's commit waits for one round trip,
+        not one a partition. A partition whose anchors are not kept is left out of this commit
+        (it stays acknowledged for the next)."""
         store = self.anchors.store
         if store is None:  # not kept anywhere: committed as they are
             return
-        for tp, kept in anchors.items():
-            if tp in offsets and not await self._kept(
-                store.keep_anchors(tp.partition, offsets[tp], kept)
-            ):
+        due = [tp for tp in anchors if tp in offsets]
+        kept = await asyncio.gather(
+            *(self._kept(store.keep_anchors(tp.partition, offsets[tp], anchors[tp])) for tp in due)
+        )
+        for tp, ok in zip(due, kept, strict=True):
+            if not ok:
                 del offsets[tp]
 
     async def _kept(self, keeping: Awaitable[bool]) -> bool:

@@ -179,6 +179,44 @@ async def test_commit_errors_a_lost_partition_reported_a_missing_permission_fata
     assert consumer.commits == [{TP0: 4}]
 
 
+class SlowAnchors:
+    """A store whose ``keep_anchors`` answers only once every partition of ``want`` has asked
+    (kept one at a time, none would be), and refuses the partitions in ``refuse``."""
+
+    def __init__(self, want: int, refuse: set[int]) -> None:
+        self.asked: list[tuple[int, int, dict]] = []
+        self.want, self.refuse, self.all_asked = want, refuse, asyncio.Event()
+
+    async def keep_anchors(self, partition: int, commit: int, anchors: dict) -> bool:
+        self.asked.append((partition, commit, anchors))
+        if len(self.asked) == self.want:
+            self.all_asked.set()
+        await self.all_asked.wait()
+        return partition not in self.refuse
+
+
+async def test_the_committer_keeps_every_partitions_anchors_at_once_and_commits_those_kept():
+    tps = [TopicPartition("in", p) for p in range(3)]
+    consumer, ledger = FakeConsumer("in", partitions=3), Ledger()
+    for tp in tps:
+        consumer.produce(tp.partition, [window(i) for i in range(10)])
+    ledger.assign(tps)
+    c = committer(consumer, ledger, [])
+    c.timeout_s = 5.0
+    c.anchors.store = store = SlowAnchors(3, refuse={1})  # type: ignore[assignment]
+    for tp in tps:
+        b = acknowledged(ledger, tp, 4 + tp.partition)
+        b.anchors[tp] = {f"s{tp.partition}": (2, 7)}
+        ledger.acknowledged(b.commit, b.ends, b.epochs, b.anchors)
+    await asyncio.wait_for(c.commit(), 2)  # kept one at a time, the first would wait 5 s
+    assert sorted(store.asked) == [
+        (0, 4, {"s0": (2, 7)}),
+        (1, 5, {"s1": (2, 7)}),
+        (2, 6, {"s2": (2, 7)}),
+    ]
+    assert consumer.commits == [{tps[0]: 4, tps[2]: 6}]  # partition 1's anchors were not kept
+
+
 # ----- the intake -----------------------------------------------------------------------------
 def intake(consumer: FakeConsumer, ledger: Ledger, pool: Pool, queue: asyncio.Queue) -> Intake:
     return Intake(
