@@ -112,7 +112,9 @@ class Notifier:
         )
         described = (
             f"{doc.get('windows_above')} windows above the threshold, peak score "
-            f"{doc.get('peak_score')}" + (f"; moved most: {moved}" if moved else "")
+            f"{doc.get('peak_score')}"
+            + (f"; moved most: {moved}" if moved else "")
+            + ("; resolved because its stream ended" if doc.get("ended") is True else "")
         )
         start = float(doc.get("start_ts", now))
         resolved = doc.get("state") == "resolved" and doc.get("resolved_ts") is not None

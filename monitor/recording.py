@@ -6,7 +6,8 @@ a stream's first sample fixes its metrics, as the model trained on them will: la
 taken as the daemon would take them for that model (by name, extra metrics left out; by
 position, the same count) or left out and counted under the daemon's dead-letter reason. Each
 sample's ``seq`` is the one the daemon windows it at (its own, else the next of its stream), so
-that a jump is a gap offline as in the daemon, and a repeat is left out as ``late_sample``.
+that a jump is a gap offline as in the daemon, and a repeat is left out as ``late_sample``. A
+stream's end marker is no sample: left out, counted as ``end``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import pandas as pd
 from aemon.core.errors import DataError
 from aemon.core.table import TIME_COLUMNS, writing
 from aemon.core.windowing import LateSample, sample_seq
-from aemon.daemon.codec import Limits, check_length, decode_sample
+from aemon.daemon.codec import End, Limits, check_length, decode_sample
 from aemon.daemon.invalid import Invalid
 from aemon.training.datasets.samples import ID_COLUMNS
 
@@ -79,6 +80,9 @@ class Recording:
         try:
             sample = decode_sample(value, timestamp_ms, self.limits, key)
             if keep is not None and sample.stream not in keep:
+                return False
+            if isinstance(sample, End):
+                self.refused["end"] += 1
                 return False
             s = self.streams.get(sample.stream)
             if s is None:

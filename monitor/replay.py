@@ -1,4 +1,5 @@
-"""Replay a window or sample CSV into a Kafka topic, as fast as possible or at a fixed rate."""
+"""Replay a window or sample CSV into a Kafka topic, as fast as possible or at a fixed rate; and
+end sample streams (their end markers)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from tqdm.auto import tqdm
 
-from aemon.core.errors import AemonError, DataError
+from aemon.core.errors import AemonError, ConfigError, DataError
 from aemon.core.table import WindowTable, read_windows
-from aemon.daemon.codec import encode_window, f32_headers
+from aemon.daemon.codec import encode_end, encode_window, f32_headers
 from aemon.training.datasets.samples import Samples, read_samples
 
 CHUNK = 5000
@@ -164,3 +165,41 @@ async def replay(
         progress=progress,
         security=security,
     )
+
+
+async def end_streams(
+    bootstrap: str,
+    topic: str,
+    streams: list[str],
+    *,
+    partition: int | None = None,
+    security: dict | None = None,
+) -> dict[str, int]:
+    """Send each of ``streams`` its end marker on ``topic`` (``acks=all``, keyed by the stream):
+    to ``partition``, else to the one its key goes to, as :func:`replay` sends its samples.
+    Returns the partition each marker went to."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(security or {}))
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise AemonError(f"end: cannot reach the broker at {bootstrap}: {exc!r}") from None
+    try:
+        # all topics' metadata: asking for one that is missing would create it where the
+        # brokers create topics on first use
+        parts = (await producer.client.fetch_all_metadata()).partitions_for_topic(topic)
+        if not parts:
+            raise AemonError(f"topic {topic} does not exist")
+        if partition is not None and partition not in parts:
+            raise ConfigError(f"--partition {partition}: {topic} has partitions 0 to {max(parts)}")
+        sent = [
+            await producer.send(topic, encode_end(s), key=s.encode(), partition=partition)
+            for s in streams
+        ]
+        done = await asyncio.gather(*sent)
+    except KafkaError as exc:
+        raise AemonError(f"end markers to {topic} not acknowledged: {exc!r}") from None
+    finally:
+        with contextlib.suppress(KafkaError):
+            await producer.stop()
+    return {s: md.partition for s, md in zip(streams, done, strict=True)}

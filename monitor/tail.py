@@ -98,6 +98,7 @@ def line(value: bytes | None, headers: list | tuple = ()) -> str:
         span = f"{_when(doc.get('start_ts'))} .. {_when(doc.get('end_ts'))}"
         if state == "RESOLVED":
             span += f", resolved {_when(doc.get('resolved_ts'))}"
+            span += " (its stream ended)" if doc.get("ended") is True else ""
         moved = doc.get("top_metrics")
         if isinstance(moved, list) and moved:
             span += "  moved: " + ", ".join(

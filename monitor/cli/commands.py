@@ -1,6 +1,6 @@
-"""What ``aemon serve``, ``tail``, ``record``, ``notify``, ``replay``, ``broker``, ``demo``,
-``bench``, ``nab``, ``skab`` and ``asd`` do. The parsers are in :mod:`aemon.cli`; this module
-is imported only when one runs."""
+"""What ``aemon serve``, ``tail``, ``record``, ``notify``, ``replay``, ``end``, ``broker``,
+``demo``, ``bench``, ``nab``, ``skab`` and ``asd`` do. The parsers are in :mod:`aemon.cli`;
+this module is imported only when one runs."""
 
 from __future__ import annotations
 
@@ -311,6 +311,34 @@ def replay(args: argparse.Namespace) -> int:
         print(json.dumps({"messages": n, "topic": args.topic}))
     else:
         print(f"sent {n} messages to {args.topic}", file=sys.stderr)
+    return 0
+
+
+def end(args: argparse.Namespace) -> int:
+    import logging
+
+    from aemon.daemon.config import check_topic
+    from aemon.replay import end_streams
+
+    if args.topic is not None:
+        check_topic(args.topic, "--topic")
+    kafka = daemon_kafka(args, **({"input_topic": args.topic} if args.topic else {}))
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
+    streams = list(dict.fromkeys(args.stream))
+    where = run_async(
+        end_streams(
+            kafka.bootstrap_servers,
+            kafka.input_topic,
+            streams,
+            partition=args.partition,
+            security=kafka.kafka_security(),
+        )
+    )
+    if args.json:
+        print(json.dumps({"topic": kafka.input_topic, "ended": where}))
+    else:
+        for stream, p in where.items():
+            print(f"end marker of {stream!r} sent to {kafka.input_topic}/{p}", file=sys.stderr)
     return 0
 
 

@@ -183,6 +183,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--quiet", action="store_true", help="no progress bar")
     rp.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
+    end = command(
+        sub,
+        "end",
+        f"{COMMANDS}:end",
+        help="end sample streams that stopped for good: the daemon forgets them",
+        description='Send each stream its end marker ({"stream": NAME, "end": true}) on the '
+        "daemon's input topic. The daemon, reading it in its place among the samples, resolves "
+        "the stream's open event (\"ended\": true), forgets the stream's windows, score "
+        "history and model updates, and stops holding its partition's commit back for it; a "
+        "later sample of the same name starts a new stream. The daemon's log names a stream "
+        "that went silent and holds the commit, with the command to end it.",
+        example=[
+            "aemon end --config aemon.toml web-17",
+            "aemon end --topic telemetry --partition 3 'host=web-17 cpu'",
+        ],
+    )
+    end.add_argument("stream", nargs="+", help="the stream(s) to end")
+    end.add_argument(
+        "--topic",
+        help="the daemon's input topic (default: its input_topic: --config, "
+        "AEMON_INPUT_TOPIC, else aemon.windows)",
+    )
+    end.add_argument(
+        "--partition",
+        type=at_least(0),
+        help="the partition the stream's samples are on (default: where its name goes as a "
+        "key, as aemon replay sends; give it for producers that partition otherwise, e.g. "
+        "Telegraf: the daemon's log names it)",
+    )
+    daemon_kafka_args(end)
+    end.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
     tail = command(
         sub,
         "tail",

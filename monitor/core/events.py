@@ -47,9 +47,10 @@ if TYPE_CHECKING:
     from aemon.core.detector import Detector
 
 
-def event_id(model_version: str, stream: str, seq: int) -> str:
-    """Deterministic: the event opened at the same window by the same model has the same id."""
-    raw = f"event\x1f{model_version}\x1f{stream}\x1f{seq}".encode()
+def event_id(model_version: str, stream: str, seq: int, ts: float) -> str:
+    """Deterministic: the event opened at the same window (its ``seq`` and time ``ts``) by the
+    same model has the same id; a stream that ended and counts from 0 again opens new ones."""
+    raw = f"event\x1f{model_version}\x1f{stream}\x1f{seq}\x1f{ts!r}".encode()
     return hashlib.sha256(raw).hexdigest()[:32]
 
 
@@ -173,6 +174,7 @@ class Decider:
     _sorted: array = field(default_factory=lambda: array("d"))
     _above: deque = field(default_factory=deque)  # last `within` verdicts
     _since_trigger: int = 1 << 30
+    _last: tuple[int, float] = (0, 0.0)  # the seq and time of the last window
     event: Event | None = None
 
     def __post_init__(self) -> None:
@@ -229,6 +231,7 @@ class Decider:
         window that opens an event (later windows' errors spread over every metric as the
         model's reconstruction drifts off as a whole)."""
         r = self.rule
+        self._last = (seq, ts)
         thr = self.current_threshold()
         above = score > thr
         p = self.tail_probability(score)
@@ -257,6 +260,14 @@ class Decider:
             self.event = None
         return verdict
 
+    def end(self) -> Event | None:
+        """The stream ended (its end marker): its open event, if any, resolved at its last
+        window."""
+        ev, self.event = self.event, None
+        if ev is not None:
+            ev.resolved_seq, ev.resolved_ts = self._last
+        return ev
+
 
 def top_metrics(errors: Sequence[float], names: list[str], k: int = 3) -> list[dict]:
     """The ``k`` metrics with the largest error in a window, each with its share of the
@@ -266,11 +277,12 @@ def top_metrics(errors: Sequence[float], names: list[str], k: int = 3) -> list[d
     return [{"metric": names[i], "share": round(errors[i] / total, 3)} for i in ranked]
 
 
-def event_record(ev: Event, det: Detector, state: str) -> dict:
-    """An event as the alerts topic carries it (``state``: open or resolved): its times as epoch
-    seconds (``*_ts``) and as ISO 8601 UTC (``*_time``), as the scores CSV writes them."""
+def event_record(ev: Event, det: Detector, state: str, ended: bool = False) -> dict:
+    """An event as the alerts topic carries it (``state``: open or resolved; ``ended``: resolved
+    by its stream's end marker): its times as epoch seconds (``*_ts``) and as ISO 8601 UTC
+    (``*_time``), as the scores CSV writes them."""
     doc = {
-        "event_id": event_id(det.version, ev.stream, ev.start_seq),
+        "event_id": event_id(det.version, ev.stream, ev.start_seq, ev.start_ts),
         "state": state,
         **ev.to_dict(),
         "model": det.name,
@@ -284,6 +296,8 @@ def event_record(ev: Event, det: Detector, state: str) -> dict:
     if state == "open":
         for k in ("resolved_seq", "resolved_ts"):
             doc.pop(k)
+    elif ended:
+        doc["ended"] = True  # resolved because its stream ended, at its last window
     for k in ("start", "end", "resolved"):
         if f"{k}_ts" in doc:
             doc[f"{k}_time"] = iso(doc[f"{k}_ts"])

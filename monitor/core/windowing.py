@@ -268,6 +268,18 @@ class Windower:
         ]
         return min([next_offset, *held])
 
+    def end(self, partition: int, offset: int, stream: str) -> bool:
+        """The stream's end marker at ``offset``: forget the stream (its samples no longer hold
+        the commit back), so that its next sample starts it afresh; whether it was held. A
+        stream without seq then counts from 0 again, and its anchor says so, ``(offset + 1,
+        0)``, until it sends again: a restart that re-reads from after the marker must not
+        count it on from an anchor kept before it."""
+        s = self._state.get(partition, {}).pop(stream, None)
+        restored = self._restored.get(partition, {})
+        if self._counted.get(partition, {}).pop(stream, None) is not None or stream in restored:
+            self._restored.setdefault(partition, {})[stream] = (offset + 1, 0)
+        return s is not None
+
     def drop(self, partitions: list[int]) -> None:
         """Forget the state of partitions this consumer no longer owns."""
         for p in partitions:

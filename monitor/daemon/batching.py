@@ -36,6 +36,8 @@ class Batch:
     holds: list[int] = field(default_factory=list)  # offset its stream's history starts at
     hold_seqs: list[int | None] = field(default_factory=list)  # its seq (counted streams)
     learned: list = field(default_factory=list)  # the update scoring each row (None: trained)
+    # Streams whose end marker came, as (the row it comes before, partition, stream, model)
+    finished: list[tuple[int, int, str, int]] = field(default_factory=list)
     ends: dict[TopicPartition, int] = field(default_factory=dict)  # next offset per partition
     # What may be committed per partition: ``ends``, or earlier where a stream's windows, score
     # history or open event need records a restart must read again.
@@ -62,7 +64,7 @@ class Batch:
 
     @property
     def empty(self) -> bool:
-        return self.n == 0 and not self.commit and not self.pending
+        return self.n == 0 and not self.commit and not self.pending and not self.finished
 
     def keep(
         self, streams: list[str], seqs: list[int], ts: list[float], kafka_ts: list[float]
@@ -94,11 +96,12 @@ class Batch:
         for lst in self._lists():
             if len(lst) > i:
                 del lst[i]
+        self.finished = [(r - (r > i), p, st, m) for r, p, st, m in self.finished]
         self.n -= 1
 
     def reset(self) -> Batch:
         self.n = 0
-        for lst in (*self._lists(), self.pending):
+        for lst in (*self._lists(), self.pending, self.finished):
             lst.clear()
         self.ends.clear()
         self.commit.clear()

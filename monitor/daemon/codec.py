@@ -7,7 +7,8 @@ window rows is checked once per batch (:func:`non_finite_rows`), not per message
 JSON numbers only. Sample messages (``{"stream", "ts"?, "value": x}`` or ``"values"`` for several
 channels: an array in the model's order, or an object of values by metric name) are decoded
 into a small array for the windowing stage; so are the metrics that Telegraf and
-prometheus-kafka-adapter write (:mod:`aemon.daemon.agents`). A
+prometheus-kafka-adapter write (:mod:`aemon.daemon.agents`). ``{"stream": .., "end": true}``,
+alone, ends a sample stream (:class:`End`). A
 message without ``stream`` (or a float32 window without its header) is its Kafka key's stream:
 input is keyed by stream.
 
@@ -292,8 +293,8 @@ def _parse(
         if type(doc) is not simdjson.Object:
             return None
         names = set(doc.keys())
-        if len(names) != len(doc):
-            return None
+        if len(names) != len(doc) or "end" in names:
+            return None  # a repeated key, or an end marker: the checked path
         stream = doc["stream"] if "stream" in names else None
         seq = doc["seq"] if "seq" in names else None
         ts = doc["ts"] if "ts" in names else None
@@ -370,12 +371,20 @@ class Sample:
         return self.values[[at[m] for m in metrics]]
 
 
+@dataclass(frozen=True)
+class End:
+    """The end of a sample stream (``{"stream": .., "end": true}``): the daemon forgets it, and a
+    later sample of the same name starts a new stream."""
+
+    stream: str
+
+
 def decode_sample(
     value: bytes | None, timestamp_ms: int, limits: Limits, key: bytes | None = None
-) -> Sample:
+) -> Sample | End:
     """Decode one sample message: ``value`` (one channel) or ``values`` (several, as many as
     the message holds: the caller checks them against its stream's model, :func:`check_length`);
-    its stream, else its Kafka ``key``."""
+    its stream, else its Kafka ``key``. An end marker is an :class:`End`."""
     raw = value or b""
     got = _parse(_parser(), raw, limits, None, sample=True)
     if got is None:
@@ -385,7 +394,9 @@ def decode_sample(
     return _sample(stream, got.seq, got.ts, timestamp_ms, out)
 
 
-def _checked_sample(value: bytes, timestamp_ms: int, limits: Limits, key: bytes | None) -> Sample:
+def _checked_sample(
+    value: bytes, timestamp_ms: int, limits: Limits, key: bytes | None
+) -> Sample | End:
     if value[:1] not in (b"{", b"[", b" ", b"\t", b"\n", b""):  # no JSON: line protocol?
         _check_size(len(value), limits)
         metric = agents.from_line(value)
@@ -396,6 +407,12 @@ def _checked_sample(value: bytes, timestamp_ms: int, limits: Limits, key: bytes 
     if metric is not None:
         return _metric_sample(metric, timestamp_ms, limits)
     stream = _stream(doc.get("stream"), limits, key)
+    if "end" in doc:
+        if doc["end"] is not True:
+            raise Invalid("bad_end", f"'end' is {doc['end']!r}: true ends the stream")
+        if "value" in doc or "values" in doc:
+            raise Invalid("bad_end", "an end marker carries no values: send it alone")
+        return End(stream)
     raw = doc["values"] if "values" in doc else [doc["value"]] if "value" in doc else None
     if raw is None:
         raise Invalid("missing_values", "no 'value' or 'values'")
@@ -453,6 +470,11 @@ def encode_window(stream: str, seq: int, values: np.ndarray, ts: float | None = 
     if ts is not None:
         doc["ts"] = ts
     return orjson.dumps(doc)
+
+
+def encode_end(stream: str) -> bytes:
+    """A sample stream's end marker (:class:`End`)."""
+    return orjson.dumps({"stream": stream, "end": True})
 
 
 def f32_headers(stream: str, seq: int) -> list[tuple[str, bytes]]:

@@ -138,13 +138,19 @@ class Decisions:
         resolve. A window whose history this process has not seen in full (the first H windows
         re-read after a restart) only rebuilds state: it was decided before the restart."""
         d = Decided(batch, scored, list(batch.pending))
+        finished, done = batch.finished, 0  # end markers, each before the row it names
         if scored is None:
+            for item in finished:
+                self._end(d, item, stale)
             self._hold(batch)
             return d
         w, dets, rules, takes = self.windower, self.detectors, self.models.rules, self.models.takes
         assert w is not None
         scores, channels = scored.scores.tolist(), scored.channels
         for i in range(batch.n):
+            while done < len(finished) and finished[done][0] <= i:
+                self._end(d, finished[done], stale)
+                done += 1
             if batch.parts[i] in stale:
                 continue
             p, stream, seq, ts, m = (
@@ -190,9 +196,26 @@ class Decisions:
             if self.scores_topic:
                 body = alerts.score_record(stream, seq, ts, scores[i], v.above, v.threshold, v.p)
                 d.sends.append((self.scores_topic, body, key, None))
+        for item in finished[done:]:
+            self._end(d, item, stale)
         d.alerts = d.opened + d.resolved
         self._hold(batch)
         return d
+
+    def _end(self, d: Decided, finished: tuple[int, int, str, int], stale: set[int]) -> None:
+        """A stream's end marker: forget its decisions; an event it had open resolves at its
+        last window (``"ended": true``), so that none is left open for good."""
+        _, p, stream, m = finished
+        if p in stale:
+            return
+        self.holds.get(p, {}).pop(stream, None)
+        self.hold_seqs.get(p, {}).pop(stream, None)
+        st = self.streams.pop((p, stream), None)
+        ev = None if st is None else st.decider.end()
+        if ev is not None and st is not None and st.announced:
+            record = event_record(ev, self.detectors[m], "resolved", ended=True)
+            d.sends.append((self.alerts_topic, alerts.event_message(record), stream.encode(), None))
+            d.resolved += 1
 
     def _hold(self, batch: Batch) -> None:
         """Keep the commit H windows before every open event's opening, so that a restart

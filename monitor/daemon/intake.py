@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
 import time
 
 import orjson
@@ -21,6 +22,7 @@ from aemon.core.windowing import LateSample, Windower, clock_values
 from aemon.daemon import alerts
 from aemon.daemon.batching import Batch, Pool, as_windows
 from aemon.daemon.codec import (
+    End,
     Limits,
     check_length,
     decode_sample,
@@ -85,7 +87,7 @@ class Intake:
         self.holder_every_s = HOLDER_EVERY_S
         self._silent = Throttled(log, 3600.0)
         self.refusals = RefusalLog()
-        self._split, self._gap = Throttled(log), Throttled(log)
+        self._split, self._gap, self._unheld = Throttled(log), Throttled(log), Throttled(log)
         self.batch: Batch | None = None
         self._handing = asyncio.Lock()
 
@@ -196,7 +198,9 @@ class Intake:
                 f"stream {stream[:64]!r} sent nothing in the last {end - last - 1:,} messages of "
                 f"{tp.topic}/{tp.partition} and holds its commit at offset {held} or before (its "
                 "windows' history, an open event's): a restart re-reads everything since, until "
-                "it sends again (aemon_reread_messages)"
+                "it sends again (aemon_reread_messages); if it has stopped for good, end it: "
+                f"aemon end --topic {shlex.quote(tp.topic)} --partition {tp.partition} "
+                f"{shlex.quote(stream)}"
             )
 
     def _commit_counted(self, batch: Batch) -> None:
@@ -298,6 +302,9 @@ class Intake:
             row = batch.values[batch.n + len(streams)]
             try:
                 s = decode_sample(rec.value, rec.timestamp, self.limits, rec.key)
+                if isinstance(s, End):
+                    self._end(p, rec.offset, s.stream, batch, batch.n + len(streams))
+                    continue
                 model = self.models.index(s.stream)
                 if model is None:
                     raise Invalid("no_model", f"no model serves stream {s.stream[:64]!r}")
@@ -346,6 +353,24 @@ class Intake:
             self._split.warning(
                 f"stream {stream[:64]!r} has samples on partitions {one} and {other}: each "
                 "partition windows and decides its share apart; key each message by its stream"
+            )
+
+    def _end(self, partition: int, offset: int, stream: str, batch: Batch, row: int) -> None:
+        """A stream's end marker: the windows, learner and (before ``row`` of ``batch``, by
+        the decisions) the decisions of the stream are forgotten, so its samples no longer hold
+        the commit back; a later sample of it starts a new stream."""
+        assert self.windower is not None
+        held = self.windower.end(partition, offset, stream)
+        model = self.models.index(stream)
+        if held and model is not None:
+            if self.learners:
+                self.learners.end(partition, stream)
+            batch.finished.append((row, partition, stream, model))
+            self.metrics.streams_ended.inc()
+        else:
+            self._unheld.warning(
+                f"end marker of stream {stream[:64]!r} at {partition}@{offset}: no such stream "
+                "held (it ended before, or sent nothing since the commit)"
             )
 
     def _dead_letter(self, tp: TopicPartition, rec, bad: Invalid, batch: Batch) -> None:

@@ -19,6 +19,7 @@ REASONS = (
     "unknown_content_type",
     "late_sample",
     "no_model",
+    "bad_end",
 )
 
 

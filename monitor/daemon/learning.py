@@ -141,6 +141,11 @@ class Learners:
             self.store.put(update, weights, partition)
         return with_weights(det, weights)
 
+    def end(self, partition: int, stream: str) -> None:
+        """Forget the learner of a stream that ended (its end marker): a later sample starts
+        it afresh, from the trained model."""
+        self.streams.pop((partition, stream), None)
+
     def drop(self, partitions: list[int]) -> None:
         """Forget the learners of partitions no longer owned."""
         gone = set(partitions)

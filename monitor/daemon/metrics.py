@@ -135,6 +135,12 @@ class Metrics:
             "Sample streams met on a second input partition (messages not keyed by stream).",
             registry=r,
         )
+        self.streams_ended = Counter(
+            "aemon_streams_ended",
+            "Sample streams forgotten at their end marker (an open event resolved, their hold "
+            "on the commit released).",
+            registry=r,
+        )
         self.off_step_streams = Counter(
             "aemon_off_step_streams",
             "Sample streams whose samples came more than twice as often or as seldom as their "

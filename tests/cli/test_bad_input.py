@@ -151,6 +151,11 @@ CASES = [
     (["broker", "--topic", "t:zero"], "PARTITIONS must be a whole number"),
     (["broker", "--topic", "t:3", "--topic", "t:4"], "--topic t:4: topic 't' is given twice"),
     (["broker", "--storage", "{W}/kept"], "--storage {W}/kept: Not a directory"),
+    (["end"], "the following arguments are required: stream"),
+    (["end", "a", "--partition", "-1"], "--partition: must be >= 0, got -1"),
+    (["end", "a", "--topic", "bad topic!"], "--topic: 'bad topic!' is not a valid topic"),
+    (["end", "a", "--bootstrap-servers", DOWN], "end: cannot reach the broker at 127.0.0.1:1"),
+    (["end", "a", "--config", "{DOWNTOML}"], "end: cannot reach the broker at 127.0.0.1:1"),
     (["tail", "--bootstrap-servers", DOWN], "cannot read aemon.alerts from 127.0.0.1:1"),
     (["tail", "bad topic!"], "topic: 'bad topic!' is not a valid topic"),
     (["tail", "--config", "{DOWNTOML}"], "cannot read aemon.alerts from 127.0.0.1:1"),  # its broker

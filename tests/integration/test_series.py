@@ -5,16 +5,19 @@ import asyncio
 import shutil
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import orjson
+import pandas as pd
 import pytest
 
 import aemon
 from aemon.core.catalog import catalog
-from aemon.core.errors import DataError
-from aemon.replay import produce, replay, sample_messages
+from aemon.core.errors import AemonError, ConfigError, DataError
+from aemon.core.events import Decider, Rule, event_record
+from aemon.replay import end_streams, produce, replay, sample_messages
 from aemon.tools.benchmark import same_events
 from aemon.training.datasets.samples import read_samples
 from tests.integration.helpers import (
@@ -689,3 +692,114 @@ async def test_a_replica_killed_while_models_learn_is_taken_over_and_decides_as_
     assert restored > 0  # and found updates the victim had kept in the learned-models topic
     daemon = [orjson.loads(r.value) for r in await read_all(bootstrap, t["alerts_topic"])]
     assert same_events(offline.events, daemon) == []  # none lost, none invented
+
+
+A, STOP, AGAIN = "cpu-a", 240, 400  # A stops mid level shift, sends again from its row 400
+
+
+@pytest.mark.parametrize("with_seq", [True, False], ids=["seq", "no-seq"])
+async def test_a_stream_that_stopped_is_ended_frees_the_commit_and_starts_afresh(
+    bootstrap, series, tmp_path, with_seq
+):
+    """A stream that stops holds its partition's commit where it stopped; its end marker (`aemon
+    end`'s) resolves its open event at its last window, frees the commit, and its later
+    samples, counted from 0 again, are a new stream: they decide as offline scoring decides
+    them alone, also after restarts that re-read its end or start after it, while the other
+    streams decide as offline throughout."""
+    models, rest, offline = series
+    frame = pd.read_csv(rest)
+    rows = {s: frame[frame.stream == s].reset_index(drop=True) for s in STREAMS}
+
+    def msg(stream: str, k: int, seq: int) -> tuple[bytes, bytes, None]:
+        r = rows[stream].iloc[k]
+        doc = {"stream": stream, "seq": seq, "ts": float(r.timestamp), "value": float(r.value)}
+        if not with_seq:
+            del doc["seq"]
+        return stream.encode(), orjson.dumps(doc), None
+
+    def part(first: int, stop: int, a: Callable[[int], int | None]) -> list:
+        """Rows first..stop-1 of the other streams, and A's row a(k) (None: nothing) beside."""
+        out = []
+        for k in range(first, stop):
+            if (ka := a(k)) is not None:
+                out.append(msg(A, ka, ka if ka < STOP else ka - AGAIN))
+            out += [msg(s, k, k) for s in STREAMS if s != A]
+        return out
+
+    alone = {}  # A's two lives, each scored offline as a stream of its own
+    for name, lo, hi in (("before", 0, STOP), ("after", AGAIN, len(rows[A]))):
+        rows[A].iloc[lo:hi][["timestamp", "stream", "value"]].to_csv(tmp_path / name, index=False)
+        alone[name] = aemon.load(models, device="cpu").timeline(read_samples(tmp_path / name))
+    t_before = alone["before"]
+    assert any(e["state"] == "open" for e in t_before.events)  # open when A stops
+    d = Decider(Rule.from_meta(t_before.models[A].meta), A)
+    for seq, ts, score in zip(t_before.seq, t_before.end, t_before.score, strict=True):
+        d.push(seq, ts, score)
+    ev = d.end()
+    assert ev is not None
+    ended = event_record(ev, t_before.models[A], "resolved", ended=True)
+    others = [e for e in offline.events if e["stream"] != A]
+    expected = [*t_before.events, ended, *alone["after"].events, *others]
+
+    t = topics(1)
+    await make_topics(bootstrap, t)
+    first = part(0, 520, lambda k: k if k < STOP else None)
+    a_last = max(i for i, (key, *_) in enumerate(first) if key == A.encode())
+    async with running(settings(bootstrap, models, t)) as svc:
+        await produce(bootstrap, t["input_topic"], first, total=len(first), progress=False)
+        windows = len(t_before) + sum(
+            s != A and q < 520 for s, q in zip(offline.stream, offline.seq, strict=True)
+        )
+        await until(lambda: counter(svc, "aemon_windows_scored_total") >= windows, 60, "part one")
+        held = (await committed(bootstrap, t["group_id"], t["input_topic"], 1))[0]
+        assert held <= a_last  # A's windows' history and open event hold it
+        with pytest.raises(ConfigError, match=r"--partition 1: in-\S+ has partitions 0 to 0"):
+            await end_streams(bootstrap, t["input_topic"], [A], partition=1)
+        with pytest.raises(AemonError, match=f"topic {t['input_topic']}x does not exist"):
+            await end_streams(bootstrap, t["input_topic"] + "x", [A])  # and is not created
+        assert await end_streams(bootstrap, t["input_topic"], [A]) == {A: 0}
+        await until(lambda: counter(svc, "aemon_streams_ended_total") == 1, 30, "A ended")
+    # stopped (its drain commits every partition): A holds nothing back any more
+    assert (await committed(bootstrap, t["group_id"], t["input_topic"], 1))[0] > a_last
+    second = part(520, 700, lambda k: None)  # the others go on: the commit passes A's end
+    async with running(settings(bootstrap, models, t)):
+        await produce(bootstrap, t["input_topic"], second, total=len(second), progress=False)
+        deadline = time.monotonic() + 60
+        while not {(s, 699) for s in STREAMS if s != A} <= set(await decided(bootstrap, t)):
+            assert time.monotonic() < deadline, "part two undecided"
+            await asyncio.sleep(0.5)
+    assert (await committed(bootstrap, t["group_id"], t["input_topic"], 1))[0] > len(first)
+    # so the next restart re-reads nothing of A: it counts A from 0 as the first one did,
+    # not on from an anchor kept before A's end
+    third = [msg(A, k, k - AGAIN) for k in range(AGAIN, len(rows[A]))]
+    everything = len(offline) - sum(s == A for s in offline.stream) + len(t_before)
+    everything += len(alone["after"])
+    async with running(settings(bootstrap, models, t)):
+        await produce(bootstrap, t["input_topic"], third, total=len(third), progress=False)
+        deadline = time.monotonic() + 60
+        while len(scored := await scores_by_time(bootstrap, t)) < everything:
+            assert time.monotonic() < deadline, f"{everything - len(scored)} windows undecided"
+            await asyncio.sleep(0.5)
+    alerts, _ = await read_back(bootstrap, t)
+    assert same_events(expected, alerts) == []
+    assert [e["event_id"] for e in alerts if e.get("ended")] == [ended["event_id"]]
+    for timeline in (t_before, alone["after"], offline):
+        want = [
+            (s, q, ts, sc)
+            for s, q, ts, sc in zip(
+                timeline.stream, timeline.seq, timeline.end, timeline.score, strict=True
+            )
+            if (s == A) == (timeline is not offline)
+        ]
+        got = np.array([scored[(s, q, ts)] for s, q, ts, _ in want])
+        np.testing.assert_allclose(got, [sc for *_, sc in want], rtol=1e-4, atol=1e-6)
+
+
+async def scores_by_time(bootstrap: str, t: dict[str, str]) -> dict[tuple[str, int, float], float]:
+    """Each decided window's score by stream, seq and time (a stream that ended counts its seq
+    from 0 again)."""
+    out = {}
+    for r in await read_all(bootstrap, t["scores_topic"]):
+        doc = orjson.loads(r.value)
+        out[(doc["stream"], doc["seq"], doc["ts"])] = doc["score"]
+    return out

@@ -9,10 +9,12 @@ from hypothesis import strategies as st
 
 from aemon.daemon import codec
 from aemon.daemon.codec import (
+    End,
     Limits,
     check_length,
     decode_sample,
     decode_windows,
+    encode_end,
     encode_window,
     f32_headers,
     non_finite_rows,
@@ -383,3 +385,21 @@ def test_a_prometheus_sample_from_the_kafka_adapter_is_a_sample_of_its_series():
     ):
         with pytest.raises(Invalid, match=says):
             decode_sample(orjson.dumps(doc | change), 0, wide)
+
+
+def test_an_end_marker_ends_its_stream_and_nothing_else_is_one():
+    """``{"stream": .., "end": true}`` alone (its stream, else its key) is a stream's end; an
+    ``end`` that is not true, or one beside values, is refused as bad_end, on the fast path as
+    on the checked one, never taken as a sample."""
+    assert decode_sample(encode_end("web-1"), 0, LIM) == End("web-1")
+    assert decode_sample(b'{"end": true}', 0, LIM, b"host-1") == End("host-1")
+    for body, says in (
+        (b'{"stream": "a", "end": 1}', "'end' is 1: true ends the stream"),
+        (b'{"stream": "a", "end": false}', "'end' is False: true"),
+        (b'{"stream": "a", "value": 1.5, "end": true}', "carries no values"),
+        (b'{"stream": "a", "values": [1, 2], "end": true}', "carries no values"),
+    ):
+        with pytest.raises(Invalid, match=f"bad_end: .*{says}"):
+            decode_sample(body, 0, LIM)
+    with pytest.raises(Invalid, match="bad_stream"):
+        decode_sample(b'{"end": true}', 0, LIM)

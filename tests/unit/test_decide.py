@@ -134,18 +134,15 @@ def test_a_delayed_history_keeps_a_persistent_fault_above_the_threshold():
 
 
 def test_event_ids_are_deterministic_and_distinct():
-    assert event_id("v1", "s", 9) == event_id("v1", "s", 9)
-    assert (
-        len(
-            {
-                event_id("v1", "s", 9),
-                event_id("v2", "s", 9),
-                event_id("v1", "t", 9),
-                event_id("v1", "s", 8),
-            }
-        )
-        == 4
-    )
+    assert event_id("v1", "s", 9, 60.0) == event_id("v1", "s", 9, 60.0)
+    ids = {
+        event_id("v1", "s", 9, 60.0),
+        event_id("v2", "s", 9, 60.0),
+        event_id("v1", "t", 9, 60.0),
+        event_id("v1", "s", 8, 60.0),
+        event_id("v1", "s", 9, 61.5),  # the same seq later: a stream counting from 0 again
+    }
+    assert len(ids) == 5
 
 
 @pytest.mark.parametrize(
@@ -229,3 +226,23 @@ def test_a_record_s_stream_is_its_key_else_its_json_stream():
     assert stream_of(b"pump-1", b"not json") == "pump-1"
     assert stream_of(None, b'{"stream": "pump-2", "seq": 1}') == "pump-2"
     assert stream_of(None, b"not json") is None and stream_of(None, b"[1]") is None
+
+
+def test_a_streams_end_resolves_its_open_event_at_its_last_window():
+    class Det:  # what event_record reads of a detector
+        name, version = "m", "v1"
+
+    rule = Rule(threshold=1.0, within=1, resolve_after=5)
+    d = Decider(rule, "s")
+    for i, score in enumerate([0.1, 5.0, 5.0, 0.1]):
+        d.push(i, 1_700_000_000.0 + 60 * i, score)
+    ev = d.end()
+    assert ev is not None and d.event is None and d.end() is None  # ended once
+    assert (ev.start_seq, ev.end_seq, ev.resolved_seq) == (1, 2, 3)
+    doc = event_record(ev, Det(), "resolved", ended=True)
+    assert doc["ended"] is True and doc["resolved_ts"] == 1_700_000_180.0
+    assert "ended" not in event_record(ev, Det(), "resolved")
+    assert "(its stream ended)" in tail_line(orjson.dumps(doc))
+    quiet = Decider(rule, "q")
+    quiet.push(0, 0.0, 0.1)
+    assert quiet.end() is None  # nothing open: nothing to resolve

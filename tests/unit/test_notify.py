@@ -34,7 +34,12 @@ def test_an_open_event_fires_holds_the_commit_and_its_resolution_ends_it():
     assert n.firing(NOW + 100, [fired]) == []  # sent this round already
     ended = n.take(0, 9, event("e1", "resolved", resolved_ts=NOW + 50), NOW + 100)
     assert ended is not None and ended["endsAt"] == iso(NOW + 50)
+    assert "stream ended" not in ended["annotations"]["description"]
     assert n.committable(0, 10) == 10 and n.firing(NOW) == []
+    n.take(0, 11, event("e2", "open"), NOW)
+    gone = n.take(0, 12, event("e2", "resolved", resolved_ts=NOW + 60, ended=True), NOW + 90)
+    assert gone is not None and gone["endsAt"] == iso(NOW + 60)
+    assert "resolved because its stream ended" in gone["annotations"]["description"]
 
 
 def test_window_alerts_fire_per_stream_and_other_records_are_left_alone():

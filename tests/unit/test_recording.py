@@ -23,6 +23,7 @@ def test_streams_by_position_and_by_name_keep_their_first_metrics():
     assert r.add(msg(stream="one", seq=5, value=2.5), 0)  # a jump: a gap, kept at its seq
     assert not r.add(msg(stream="one", seq=5, value=2.5), 0)  # a repeat
     assert not r.add(b"{", 0)
+    assert not r.add(orjson.dumps({"stream": "one", "end": True}), 0)  # no sample: left out
     frame = r.frame()
     ids = ["timestamp", "stream", "seq"]
     assert list(frame.columns) == [*ids, "value", "value0", "value1", "cpu", "mem"]
@@ -32,7 +33,7 @@ def test_streams_by_position_and_by_name_keep_their_first_metrics():
         [pytest.approx(0.6), 3.0],
     ]
     assert frame[frame.stream == "one"][["value0", "cpu"]].isna().all().all()
-    left_out = {"wrong_length": 1, "missing_values": 1, "late_sample": 1, "not_json": 1}
+    left_out = {"wrong_length": 1, "missing_values": 1, "late_sample": 1, "not_json": 1, "end": 1}
     assert dict(r.refused) == left_out
 
 

@@ -388,6 +388,32 @@ async def test_a_stream_that_went_silent_and_holds_its_partitions_commit_is_name
         "stream 'a' sent nothing in the last 6 messages of in/0 and holds its commit at "
         "offset 2 or before" in caplog.text
     )
+    assert "if it has stopped for good, end it: aemon end --topic in --partition 0 a" in caplog.text
+
+
+async def test_an_end_marker_forgets_its_stream_and_releases_the_commit_it_held(caplog):
+    """A stream's end marker, in its place among the samples: the stream no longer holds the
+    commit back, the decisions learn of it before the rows after it, and its next sample starts
+    it afresh (a seq from 0 again is no repeat); a marker for a stream not held is named."""
+    consumer, ledger = FakeConsumer("in"), Ledger()
+    ledger.assign([TP0])
+    pool, queue = Pool(3, 16, (2,)), asyncio.Queue(3)
+    stage = intake(consumer, ledger, pool, queue)
+    stage.models, stage.windower = OneSampleModel(), Windower(length=2, stride=1)  # type: ignore[assignment]
+    stage.batch = await pool.take()
+    end = lambda o, s: Rec(o, orjson.dumps({"stream": s, "end": True}))  # noqa: E731
+    stage.take(TP0, [Rec(o, sample("ab"[o % 2], o // 2)) for o in range(6)])  # a and b in turn
+    stage.take(TP0, [Rec(6, sample("b", 3)), end(7, "a"), Rec(8, sample("b", 4))])
+    with caplog.at_level(logging.WARNING, logger="aemon.serve"):
+        stage.take(TP0, [Rec(9, sample("a", 0)), end(10, "c")])
+    await stage.hand_off()
+    batch = queue.get_nowait()
+    assert batch.commit == {TP0: 6}  # b's last two samples; a held it at 4 before its end
+    # b's windows end at offsets 3, 5, 6 and 8 (rows 1, 3, 4, 5): a's end comes before row 5
+    assert batch.streams == ["a", "b", "a", "b", "b", "b"] and batch.finished == [(5, 0, "a", 0)]
+    assert stage.metrics.registry.get_sample_value("aemon_streams_ended_total") == 1
+    assert stage.windower.holder(0) == ("b", 6, 8, 2)  # and a again, from seq 0: one sample
+    assert "end marker of stream 'c' at 0@10: no such stream held" in caplog.text
 
 
 # ----- the publisher --------------------------------------------------------------------------

@@ -266,3 +266,28 @@ def test_the_holder_of_a_partitions_commit_is_the_stream_needed_from_earliest():
     assert w.holder(0) == ("a", 2, 10, 2)  # a's windows' history starts at its sample 1
     feed(w, [(o, "b", o - 6, 0.0, 0.0) for o in range(12, 30)])  # a stops
     assert w.holder(0) == ("a", 2, 10, 2) and w.safe_offset(0, 30) == 2
+
+
+def test_an_ended_stream_is_forgotten_and_a_later_sample_starts_it_afresh():
+    """Its end marker: the stream holds nothing back any more and its seq may start from 0
+    again; a stream without seq counts from 0 again, and a restart that re-reads from after
+    the marker, restored with the anchors kept then, counts it from 0 too, not from an anchor
+    kept before its end."""
+    w = Windower(length=3, stride=1, history=2)
+    feed(w, [(o, "ab"[o % 2], o // 2, 0.0, 0.0) for o in range(12)])
+    assert w.end(0, 12, "a") and not w.end(0, 13, "nobody")
+    assert w.holder(0) == ("b", 3, 11, 1) and w.safe_offset(0, 14) == 3
+    assert list(feed(w, [(o, "a", o - 14, 0.0, 0.0) for o in range(14, 17)])) == [("a", 2)]
+
+    counted = Windower(length=3, stride=1, history=2)
+    counted.restore(0, {"c": (4, 2)})  # kept with the commit before its end
+    feed(counted, [(o, "c", None, 0.0, 0.0) for o in range(4, 10)])
+    assert counted.anchors(0) == {"c": (5, 3)}
+    counted.end(0, 10, "c")
+    assert counted.counts(0) and counted.anchors(0) == {"c": (11, 0)}  # from 0, after it
+    assert counted.safe_offset(0, 11) == 11
+    after = Windower(length=3, stride=1, history=2)
+    after.restore(0, counted.anchors(0))  # a restart from the commit after the marker
+    again = [(o, "c", None, 0.0, 0.0) for o in range(11, 14)]
+    assert list(feed(after, again)) == list(feed(counted, again)) == [("c", 2)]
+    assert counted.anchors(0) == after.anchors(0) == {"c": (11, 0)}
