@@ -268,17 +268,30 @@ class Windower:
         ]
         return min([next_offset, *held])
 
-    def end(self, partition: int, offset: int, stream: str) -> bool:
+    def end(self, partition: int, offset: int, stream: str, after: int | None = None) -> bool:
         """The stream's end marker at ``offset``: forget the stream (its samples no longer hold
-        the commit back), so that its next sample starts it afresh; whether it was held. A
-        stream without seq then counts from 0 again, and its anchor says so, ``(offset + 1,
-        0)``, until it sends again: a restart that re-reads from after the marker must not
-        count it on from an anchor kept before it."""
+        the commit back), so that its next sample starts it afresh; whether it ended. With
+        ``after``, only if its last sample is at offset ``after`` (else it sent again since the
+        marker was sent, and goes on). A stream without seq then counts from 0 again, and its
+        anchor says so, ``(offset + 1, 0)``, until it sends again: a restart that re-reads from
+        after the marker must not count it on from an anchor kept before it."""
+        held = self._state.get(partition, {}).get(stream)
+        if after is not None and (held is None or not held.offsets or held.offsets[-1] != after):
+            return False
         s = self._state.get(partition, {}).pop(stream, None)
         restored = self._restored.get(partition, {})
         if self._counted.get(partition, {}).pop(stream, None) is not None or stream in restored:
             self._restored.setdefault(partition, {})[stream] = (offset + 1, 0)
         return s is not None
+
+    def silent(self, partition: int, before: int) -> list[tuple[str, int]]:
+        """The streams of ``partition`` whose last sample came before offset ``before``, each
+        with that sample's offset."""
+        return [
+            (name, s.offsets[-1])
+            for name, s in self._state.get(partition, {}).items()
+            if s.offsets and s.offsets[-1] < before
+        ]
 
     def drop(self, partitions: list[int]) -> None:
         """Forget the state of partitions this consumer no longer owns."""

@@ -374,9 +374,11 @@ class Sample:
 @dataclass(frozen=True)
 class End:
     """The end of a sample stream (``{"stream": .., "end": true}``): the daemon forgets it, and a
-    later sample of the same name starts a new stream."""
+    later sample of the same name starts a new stream. With ``after`` (the offset of the
+    stream's last sample when the marker was sent), only if the stream sent nothing since."""
 
     stream: str
+    after: int | None = None
 
 
 def decode_sample(
@@ -412,7 +414,10 @@ def _checked_sample(
             raise Invalid("bad_end", f"'end' is {doc['end']!r}: true ends the stream")
         if "value" in doc or "values" in doc:
             raise Invalid("bad_end", "an end marker carries no values: send it alone")
-        return End(stream)
+        after = doc.get("after")
+        if after is not None and (type(after) is not int or after < 0):
+            raise Invalid("bad_end", f"'after' is {after!r}: an offset, a whole number >= 0")
+        return End(stream, after)
     raw = doc["values"] if "values" in doc else [doc["value"]] if "value" in doc else None
     if raw is None:
         raise Invalid("missing_values", "no 'value' or 'values'")
@@ -472,9 +477,12 @@ def encode_window(stream: str, seq: int, values: np.ndarray, ts: float | None = 
     return orjson.dumps(doc)
 
 
-def encode_end(stream: str) -> bytes:
+def encode_end(stream: str, after: int | None = None) -> bytes:
     """A sample stream's end marker (:class:`End`)."""
-    return orjson.dumps({"stream": stream, "end": True})
+    doc: dict[str, object] = {"stream": stream, "end": True}
+    if after is not None:
+        doc["after"] = after
+    return orjson.dumps(doc)
 
 
 def f32_headers(stream: str, seq: int) -> list[tuple[str, bytes]]:

@@ -59,6 +59,7 @@ class Settings:
     broker_grace_s: float = 5.0
     shutdown_timeout_s: float = 8.0
     summary_interval_s: float = 60.0
+    end_silent_after_s: float = 0.0
     log_format: str = "text"
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
@@ -134,6 +135,9 @@ HELP = {
     "shutdown_timeout_s": "SIGTERM: longest drain (finish, publish, commit) before the exit",
     "summary_interval_s": "a summary log line this often (windows/s, anomalies, alerts, dead "
     "letters, lag, models); 0: none",
+    "end_silent_after_s": "end a sample stream that sent nothing for this long (its partition's "
+    "record time), as 'aemon end' does: the daemon sends its end marker to the input topic "
+    "(0: never; then the log names such a stream, which holds its partition's commit back)",
     "log_format": "'text' or 'json' (one JSON object per line)",
     "session_timeout_ms": "consumer group session timeout",
     "heartbeat_interval_ms": "consumer group heartbeat interval",
@@ -260,6 +264,7 @@ def _check(s: Settings, models: bool = True) -> list[str]:
         ("broker_grace_s", 0, 3600),
         ("shutdown_timeout_s", 0.1, 3600),
         ("summary_interval_s", 0, 86400),
+        ("end_silent_after_s", 0, 366 * 86400),
         ("dlq_max_bytes", 1024, 1 << 28),
     ):
         v = getattr(s, name)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import shlex
 import time
+from collections import deque
 
 import orjson
 from aiokafka import TopicPartition
@@ -27,11 +28,12 @@ from aemon.daemon.codec import (
     check_length,
     decode_sample,
     decode_windows,
+    encode_end,
     non_finite,
     non_finite_rows,
 )
 from aemon.daemon.invalid import Invalid
-from aemon.daemon.kafka import Consumer
+from aemon.daemon.kafka import Consumer, Producer, send_batches
 from aemon.daemon.learned import Anchors
 from aemon.daemon.learning import Learners
 from aemon.daemon.ledger import Ledger
@@ -44,6 +46,9 @@ from aemon.daemon.stopping import STOPPED, unless_stopped
 log = logging.getLogger("aemon.serve")
 ANCHOR_EVERY_S = 1.0  # how often a partition with streams without seq takes their anchors
 HOLDER_EVERY_S = 60.0  # how often a partition's commit is checked for a stream that went silent
+# A partition's record times are noted this often, as a share of ``end_silent_after_s``: how
+# close to it a silent stream's end comes
+TIME_NOTES = 100
 
 
 class Intake:
@@ -65,7 +70,11 @@ class Intake:
         stopping: asyncio.Event,
         anchors: Anchors,
         learners: Learners | None = None,
+        producer: Producer | None = None,
+        end_after_s: float = 0.0,
     ) -> None:
+        """``producer`` and ``end_after_s`` (> 0): send the end marker of a sample stream that
+        sent nothing for that long of its partition's record time."""
         self.consumer = consumer
         self.models = models
         self.windower = windower
@@ -84,8 +93,13 @@ class Intake:
         self._anchored: dict[int, float] = {}  # when each partition's anchors were last taken
         self.anchor_every_s = ANCHOR_EVERY_S
         self._holders: dict[int, float] = {}  # when each partition's holder was last looked at
-        self.holder_every_s = HOLDER_EVERY_S
+        self.holder_every_s = min(HOLDER_EVERY_S, end_after_s / 10) or HOLDER_EVERY_S
         self._silent = Throttled(log, 3600.0)
+        self.producer, self.end_after_s = producer, end_after_s
+        self._times: dict[int, deque[tuple[int, float]]] = {}  # per partition: (offset, time)
+        self._ending: set[tuple[int, str]] = set()  # streams whose end marker is on its way
+        self._sending: set[asyncio.Future] = set()
+        self._end_failed = Throttled(log, 60.0)
         self.refusals = RefusalLog()
         self._split, self._gap, self._unheld = Throttled(log), Throttled(log), Throttled(log)
         self.batch: Batch | None = None
@@ -170,6 +184,8 @@ class Intake:
                 if p not in self._holders or now - self._holders[p] >= self.holder_every_s:
                     self._holders[p] = now
                     self._silent_holder(tp, batch.ends[tp])
+                    if self.end_after_s and self.producer is not None:
+                        self._end_silent(tp)
                 if self.anchors.store is None or not w.counts(p):
                     continue
                 if (
@@ -198,9 +214,64 @@ class Intake:
                 f"stream {stream[:64]!r} sent nothing in the last {end - last - 1:,} messages of "
                 f"{tp.topic}/{tp.partition} and holds its commit at offset {held} or before (its "
                 "windows' history, an open event's): a restart re-reads everything since, until "
-                "it sends again (aemon_reread_messages); if it has stopped for good, end it: "
-                f"aemon end --topic {shlex.quote(tp.topic)} --partition {tp.partition} "
-                f"{shlex.quote(stream)}"
+                "it sends again (aemon_reread_messages); "
+                + (
+                    f"it is ended once it has sent nothing for {self.end_after_s:g} s "
+                    "(end_silent_after_s)"
+                    if self.end_after_s
+                    else "if it has stopped for good, end it: aemon end --topic "
+                    f"{shlex.quote(tp.topic)} --partition {tp.partition} {shlex.quote(stream)}"
+                )
+            )
+
+    def _note_time(self, partition: int, offset: int, ts: float) -> None:
+        """Note the record time at ``offset`` of ``partition`` (every ``end_after_s`` /
+        ``TIME_NOTES`` of it): where its streams' last samples lie in time."""
+        notes = self._times.setdefault(partition, deque())
+        if not notes or ts - notes[-1][1] >= self.end_after_s / TIME_NOTES:
+            notes.append((offset, ts))
+
+    def _end_silent(self, tp: TopicPartition) -> None:
+        """Send the end marker of each stream of ``tp`` whose last sample came ``end_after_s``
+        or more of the partition's record time before its latest one (once, until read back),
+        with that sample's offset (``after``): a stream that sends again meanwhile goes on."""
+        assert self.windower is not None and self.producer is not None
+        notes = self._times.get(tp.partition)
+        if not notes:
+            return
+        then = notes[-1][1] - self.end_after_s
+        while len(notes) > 1 and notes[1][1] <= then:
+            notes.popleft()
+        if notes[0][1] > then:
+            return  # less than that much of the partition's time read yet
+        for stream, last in self.windower.silent(tp.partition, notes[0][0]):
+            if (tp.partition, stream) not in self._ending:
+                self._ending.add((tp.partition, stream))
+                sending = asyncio.ensure_future(self._send_end(tp, stream, last))
+                self._sending.add(sending)
+                sending.add_done_callback(self._sending.discard)
+
+    async def _send_end(self, tp: TopicPartition, stream: str, last: int) -> None:
+        assert self.producer is not None
+        marker = encode_end(stream, last)
+        record = {"timestamp": None, "key": stream.encode(), "value": marker, "headers": []}
+        try:
+            for sent in await send_batches(self.producer, tp.topic, tp.partition, [record]):
+                await sent
+        except Exception as exc:  # looked at again at the next look
+            self._ending.discard((tp.partition, stream))
+            self._end_failed.warning(
+                f"end marker of stream {stream[:64]!r} not sent to {tp.topic}/{tp.partition} "
+                f"({exc!r}): the daemon may need the right to write to its input topic"
+            )
+        else:
+            log.info(
+                "stream %r of %s/%d sent nothing for %g s since offset %d: end marker sent",
+                stream[:64],
+                tp.topic,
+                tp.partition,
+                self.end_after_s,
+                last,
             )
 
     def _commit_counted(self, batch: Batch) -> None:
@@ -246,6 +317,8 @@ class Intake:
         for tp in tps:
             self._anchored.pop(tp.partition, None)
             self._holders.pop(tp.partition, None)
+            self._times.pop(tp.partition, None)
+        self._ending = {e for e in self._ending if e[0] not in {tp.partition for tp in tps}}
         if self.learners is not None:
             self.learners.drop([tp.partition for tp in tps])
 
@@ -303,7 +376,7 @@ class Intake:
             try:
                 s = decode_sample(rec.value, rec.timestamp, self.limits, rec.key)
                 if isinstance(s, End):
-                    self._end(p, rec.offset, s.stream, batch, batch.n + len(streams))
+                    self._end(p, rec.offset, s, batch, batch.n + len(streams))
                     continue
                 model = self.models.index(s.stream)
                 if model is None:
@@ -339,6 +412,8 @@ class Intake:
                     update = None
                 batch.learned.append(update)
         batch.keep(streams, seqs, ts, kafka_ts)
+        if self.end_after_s and records:
+            self._note_time(p, records[-1].offset, records[-1].timestamp / 1000)
         if w.gaps > gaps and w.last_gap is not None:
             self.metrics.sample_gaps.inc(w.gaps - gaps)
             stream, expected, came = w.last_gap
@@ -355,19 +430,22 @@ class Intake:
                 "partition windows and decides its share apart; key each message by its stream"
             )
 
-    def _end(self, partition: int, offset: int, stream: str, batch: Batch, row: int) -> None:
+    def _end(self, partition: int, offset: int, marker: End, batch: Batch, row: int) -> None:
         """A stream's end marker: the windows, learner and (before ``row`` of ``batch``, by
         the decisions) the decisions of the stream are forgotten, so its samples no longer hold
-        the commit back; a later sample of it starts a new stream."""
+        the commit back; a later sample of it starts a new stream. One the daemon sent
+        (``after``) is left alone where the stream sent again since."""
         assert self.windower is not None
-        held = self.windower.end(partition, offset, stream)
+        stream = marker.stream
+        self._ending.discard((partition, stream))
+        held = self.windower.end(partition, offset, stream, marker.after)
         model = self.models.index(stream)
         if held and model is not None:
             if self.learners:
                 self.learners.end(partition, stream)
             batch.finished.append((row, partition, stream, model))
             self.metrics.streams_ended.inc()
-        else:
+        elif marker.after is None:
             self._unheld.warning(
                 f"end marker of stream {stream[:64]!r} at {partition}@{offset}: no such stream "
                 "held (it ended before, or sent nothing since the commit)"

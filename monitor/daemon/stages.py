@@ -143,6 +143,8 @@ def _input(
         stopping=x.stopping,
         anchors=x.anchors,
         learners=x.learners,
+        producer=x.c.producer,
+        end_after_s=x.s.end_silent_after_s,
     )
     rebalance = Rebalance(
         consumer=x.c.consumer,

@@ -697,9 +697,13 @@ async def test_a_replica_killed_while_models_learn_is_taken_over_and_decides_as_
 A, STOP, AGAIN = "cpu-a", 240, 400  # A stops mid level shift, sends again from its row 400
 
 
-@pytest.mark.parametrize("with_seq", [True, False], ids=["seq", "no-seq"])
+@pytest.mark.parametrize(
+    ("with_seq", "by_itself"),
+    [(True, False), (False, False), (False, True)],
+    ids=["seq", "no-seq", "no-seq-by-itself"],
+)
 async def test_a_stream_that_stopped_is_ended_frees_the_commit_and_starts_afresh(
-    bootstrap, series, tmp_path, with_seq
+    bootstrap, series, tmp_path, with_seq, by_itself
 ):
     """A stream that stops holds its partition's commit where it stopped; its end marker (`aemon
     end`'s) resolves its open event at its last window, frees the commit, and its later
@@ -745,20 +749,34 @@ async def test_a_stream_that_stopped_is_ended_frees_the_commit_and_starts_afresh
     await make_topics(bootstrap, t)
     first = part(0, 520, lambda k: k if k < STOP else None)
     a_last = max(i for i, (key, *_) in enumerate(first) if key == A.encode())
-    async with running(settings(bootstrap, models, t)) as svc:
-        await produce(bootstrap, t["input_topic"], first, total=len(first), progress=False)
-        windows = len(t_before) + sum(
-            s != A and q < 520 for s, q in zip(offline.stream, offline.seq, strict=True)
-        )
-        await until(lambda: counter(svc, "aemon_windows_scored_total") >= windows, 60, "part one")
-        held = (await committed(bootstrap, t["group_id"], t["input_topic"], 1))[0]
-        assert held <= a_last  # A's windows' history and open event hold it
-        with pytest.raises(ConfigError, match=r"--partition 1: in-\S+ has partitions 0 to 0"):
-            await end_streams(bootstrap, t["input_topic"], [A], partition=1)
-        with pytest.raises(AemonError, match=f"topic {t['input_topic']}x does not exist"):
-            await end_streams(bootstrap, t["input_topic"] + "x", [A])  # and is not created
-        assert await end_streams(bootstrap, t["input_topic"], [A]) == {A: 0}
-        await until(lambda: counter(svc, "aemon_streams_ended_total") == 1, 30, "A ended")
+    windows = len(t_before) + sum(
+        s != A and q < 520 for s, q in zip(offline.stream, offline.seq, strict=True)
+    )
+    if by_itself:  # the others' samples after A's last over 1.9 s: A silent for more than 1 s
+        async with running(settings(bootstrap, models, t, end_silent_after_s=1.0)) as svc:
+            head, tail = first[: a_last + 1], first[a_last + 1 :]
+            await produce(bootstrap, t["input_topic"], head, total=len(head), progress=False)
+            await produce(
+                bootstrap, t["input_topic"], tail, total=len(tail), rate=300, progress=False
+            )
+            await until(lambda: counter(svc, "aemon_streams_ended_total") == 1, 30, "A ended")
+            await until(lambda: counter(svc, "aemon_windows_scored_total") >= windows, 60, "all")
+    else:
+        async with running(settings(bootstrap, models, t)) as svc:
+            await produce(bootstrap, t["input_topic"], first, total=len(first), progress=False)
+            await until(lambda: counter(svc, "aemon_windows_scored_total") >= windows, 60, "all")
+            held = (await committed(bootstrap, t["group_id"], t["input_topic"], 1))[0]
+            assert held <= a_last  # A's windows' history and open event hold it
+            with pytest.raises(ConfigError, match=r"--partition 1: in-\S+ has partitions 0 to 0"):
+                await end_streams(bootstrap, t["input_topic"], [A], partition=1)
+            with pytest.raises(AemonError, match=f"topic {t['input_topic']}x does not exist"):
+                await end_streams(bootstrap, t["input_topic"] + "x", [A])  # and is not created
+            assert await end_streams(bootstrap, t["input_topic"], [A]) == {A: 0}
+            await until(lambda: counter(svc, "aemon_streams_ended_total") == 1, 30, "A ended")
+    (marker,) = [r for r in await read_all(bootstrap, t["input_topic"]) if b'"end"' in r.value]
+    assert orjson.loads(marker.value) == {"stream": A, "end": True} | (
+        {"after": a_last} if by_itself else {}
+    )
     # stopped (its drain commits every partition): A holds nothing back any more
     assert (await committed(bootstrap, t["group_id"], t["input_topic"], 1))[0] > a_last
     second = part(520, 700, lambda k: None)  # the others go on: the commit passes A's end
@@ -768,7 +786,7 @@ async def test_a_stream_that_stopped_is_ended_frees_the_commit_and_starts_afresh
         while not {(s, 699) for s in STREAMS if s != A} <= set(await decided(bootstrap, t)):
             assert time.monotonic() < deadline, "part two undecided"
             await asyncio.sleep(0.5)
-    assert (await committed(bootstrap, t["group_id"], t["input_topic"], 1))[0] > len(first)
+    assert (await committed(bootstrap, t["group_id"], t["input_topic"], 1))[0] > marker.offset
     # so the next restart re-reads nothing of A: it counts A from 0 as the first one did,
     # not on from an anchor kept before A's end
     third = [msg(A, k, k - AGAIN) for k in range(AGAIN, len(rows[A]))]

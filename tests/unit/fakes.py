@@ -129,6 +129,7 @@ class FakeProducer:
         self.fail: list[BaseException] = []
         self.pending: list[tuple[asyncio.Future, str, FakeBatch]] = []
         self.acked: dict[str, list[dict]] = {}
+        self.sent_to: list[tuple[str, int]] = []  # each batch's topic and partition
 
     async def start(self) -> None:
         pass
@@ -144,6 +145,7 @@ class FakeProducer:
 
     async def send_batch(self, batch: FakeBatch, topic: str, *, partition: int) -> asyncio.Future:
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.sent_to.append((topic, partition))
         if self.fail:
             fut.set_exception(self.fail.pop(0))
         else:

@@ -393,11 +393,15 @@ def test_an_end_marker_ends_its_stream_and_nothing_else_is_one():
     on the checked one, never taken as a sample."""
     assert decode_sample(encode_end("web-1"), 0, LIM) == End("web-1")
     assert decode_sample(b'{"end": true}', 0, LIM, b"host-1") == End("host-1")
+    assert decode_sample(encode_end("web-1", 41), 0, LIM) == End("web-1", 41)  # the daemon's
     for body, says in (
         (b'{"stream": "a", "end": 1}', "'end' is 1: true ends the stream"),
         (b'{"stream": "a", "end": false}', "'end' is False: true"),
         (b'{"stream": "a", "value": 1.5, "end": true}', "carries no values"),
         (b'{"stream": "a", "values": [1, 2], "end": true}', "carries no values"),
+        (b'{"stream": "a", "end": true, "after": -1}', "'after' is -1: an offset"),
+        (b'{"stream": "a", "end": true, "after": "4"}', "'after' is '4'"),
+        (b'{"stream": "a", "end": true, "after": true}', "'after' is True"),
     ):
         with pytest.raises(Invalid, match=f"bad_end: .*{says}"):
             decode_sample(body, 0, LIM)

@@ -416,6 +416,42 @@ async def test_an_end_marker_forgets_its_stream_and_releases_the_commit_it_held(
     assert "end marker of stream 'c' at 0@10: no such stream held" in caplog.text
 
 
+async def test_a_stream_silent_for_end_silent_after_s_is_sent_its_end_marker(caplog):
+    """With ``end_silent_after_s``, the intake sends the end marker of a stream whose last
+    sample is that much of its partition's record time old, to its partition, once, naming that
+    sample's offset; read back, it ends the stream, unless the stream sent again since."""
+    consumer, ledger, producer = FakeConsumer("in", partitions=2), Ledger(), FakeProducer()
+    ledger.assign([TP1])
+    pool, queue = Pool(4, 32, (2,)), asyncio.Queue(4)
+    stage = intake(consumer, ledger, pool, queue)
+    stage.models, stage.windower = OneSampleModel(), Windower(length=2, stride=1)  # type: ignore[assignment]
+    stage.producer, stage.end_after_s, stage.holder_every_s = producer, 60.0, 0.0
+    stage.batch = await pool.take()
+    at = lambda o, s, q, t: Rec(o, sample(s, q), timestamp=1_700_000_000_000 + t * 1000)  # noqa: E731
+    stage.take(TP1, [at(o, "ab"[o % 2], o // 2, o) for o in range(6)])  # a's last at offset 4
+    # b alone: to 59 s after a's last sample (t 4 s), then to 66 s
+    for times in ({6: 20, 7: 40, 8: 55, 9: 63}, {10: 64, 11: 66, 12: 70}):
+        stage.take(TP1, [at(o, "b", o - 3, t) for o, t in times.items()])
+        await stage.hand_off()
+        for _ in range(3):
+            await asyncio.sleep(0)  # the marker's send
+        if 9 in times:
+            assert producer.values("in") == []  # not yet
+    assert producer.values("in") == [{"stream": "a", "end": True, "after": 4}]
+    assert producer.sent_to == [("in", 1)]
+    stage.take(TP1, [at(13, "b", 10, 71)])
+    await stage.hand_off()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert len(producer.values("in")) == 1  # once, until it is read back
+    end = Rec(14, orjson.dumps({"stream": "a", "end": True, "after": 4}))
+    again = Rec(15, orjson.dumps({"stream": "b", "end": True, "after": 12}))  # b sent since
+    with caplog.at_level(logging.WARNING, logger="aemon.serve"):
+        stage.take(TP1, [end, again])
+    assert stage.metrics.registry.get_sample_value("aemon_streams_ended_total") == 1
+    assert stage.windower.holder(1) == ("b", 12, 13, 1) and "no such stream" not in caplog.text
+
+
 # ----- the publisher --------------------------------------------------------------------------
 def publisher(producer: FakeProducer, confirming: asyncio.Queue, health: Health) -> Publisher:
     ledger = Ledger()

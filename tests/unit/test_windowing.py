@@ -275,7 +275,8 @@ def test_an_ended_stream_is_forgotten_and_a_later_sample_starts_it_afresh():
     kept before its end."""
     w = Windower(length=3, stride=1, history=2)
     feed(w, [(o, "ab"[o % 2], o // 2, 0.0, 0.0) for o in range(12)])
-    assert w.end(0, 12, "a") and not w.end(0, 13, "nobody")
+    assert not w.end(0, 12, "a", after=8)  # sent by the daemon, but a sent again at 10
+    assert w.end(0, 12, "a", after=10) and not w.end(0, 13, "nobody")
     assert w.holder(0) == ("b", 3, 11, 1) and w.safe_offset(0, 14) == 3
     assert list(feed(w, [(o, "a", o - 14, 0.0, 0.0) for o in range(14, 17)])) == [("a", 2)]
 
