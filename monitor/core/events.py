@@ -174,7 +174,8 @@ class Decider:
     _sorted: array = field(default_factory=lambda: array("d"))
     _above: deque = field(default_factory=deque)  # last `within` verdicts
     _since_trigger: int = 1 << 30
-    _last: tuple[int, float] = (0, 0.0)  # the seq and time of the last window
+    _last_seq: int = 0  # the seq and time of the last window
+    _last_ts: float = 0.0
     event: Event | None = None
 
     def __post_init__(self) -> None:
@@ -231,7 +232,7 @@ class Decider:
         window that opens an event (later windows' errors spread over every metric as the
         model's reconstruction drifts off as a whole)."""
         r = self.rule
-        self._last = (seq, ts)
+        self._last_seq, self._last_ts = seq, ts
         thr = self.current_threshold()
         above = score > thr
         p = self.tail_probability(score)
@@ -265,7 +266,7 @@ class Decider:
         window."""
         ev, self.event = self.event, None
         if ev is not None:
-            ev.resolved_seq, ev.resolved_ts = self._last
+            ev.resolved_seq, ev.resolved_ts = self._last_seq, self._last_ts
         return ev
 
 
