@@ -262,7 +262,8 @@ class Intake:
             self._ending.discard((tp.partition, stream))
             self._end_failed.warning(
                 f"end marker of stream {stream[:64]!r} not sent to {tp.topic}/{tp.partition} "
-                f"({exc!r}): the daemon may need the right to write to its input topic"
+                f"({exc!r}); tried again later (end_silent_after_s: the daemon writes end "
+                "markers to its input topic)"
             )
         else:
             log.info(
@@ -313,12 +314,13 @@ class Intake:
         """Drop the windows of partitions no longer owned (or whose log was lost)."""
         if self.windower is not None:
             self.windower.drop([tp.partition for tp in tps])
-        self._restored -= {tp.partition for tp in tps}
-        for tp in tps:
-            self._anchored.pop(tp.partition, None)
-            self._holders.pop(tp.partition, None)
-            self._times.pop(tp.partition, None)
-        self._ending = {e for e in self._ending if e[0] not in {tp.partition for tp in tps}}
+        gone = {tp.partition for tp in tps}
+        self._restored -= gone
+        for p in gone:
+            self._anchored.pop(p, None)
+            self._holders.pop(p, None)
+            self._times.pop(p, None)
+        self._ending = {e for e in self._ending if e[0] not in gone}
         if self.learners is not None:
             self.learners.drop([tp.partition for tp in tps])
 
