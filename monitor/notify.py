@@ -67,6 +67,12 @@ class Notifier:
             return None  # not written by the daemon: left alone
         held = self.open.setdefault(partition, {})
         if doc.get("state") == "open":
+            # A stream has one event open at a time: one held of it under another id lost its
+            # resolution (an event open while the daemon was upgraded to other ids, or its
+            # model swapped) and is let expire, not sent on for good.
+            stream = doc["stream"]
+            for other in [e for e, (_, a) in held.items() if a["labels"]["stream"] == stream]:
+                del held[other]
             held[str(doc["event_id"])] = (offset, alert)
         else:
             held.pop(str(doc["event_id"]), None)

@@ -122,6 +122,13 @@ def _topics(
     )
     if models.windower(s.input_kind) is None:  # windows: nothing learns, nothing is counted
         return
+    out.found["ending"] = (
+        f"a stream silent for {s.end_silent_after_s:g} s is ended (the daemon writes its end "
+        f"marker to {s.input_topic})"
+        if s.end_silent_after_s
+        else "a stream that stops holds its partition's commit until 'aemon end' ends it "
+        "(end_silent_after_s 0)"
+    )
     learned = partitions.get(s.learned_topic) if s.learned_topic else None
     if not s.learned_topic:
         out.warnings.append(

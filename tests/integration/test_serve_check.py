@@ -56,6 +56,9 @@ async def test_a_deployment_that_would_serve_says_what_it_found(bootstrap, learn
     )
     assert input_line in lines
     assert f"  learned  {t['learned_topic']}, 3 partition(s)" in lines
+    assert "  ending   a stream that stops holds its partition's commit until 'aemon end'" in (
+        run.stdout
+    )
 
 
 async def test_what_would_stop_it_or_leave_it_short_and_nothing_created(bootstrap, learning_models):

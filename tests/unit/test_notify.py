@@ -42,6 +42,18 @@ def test_an_open_event_fires_holds_the_commit_and_its_resolution_ends_it():
     assert "resolved because its stream ended" in gone["annotations"]["description"]
 
 
+def test_an_open_event_whose_resolution_never_comes_expires_at_its_streams_next():
+    """A stream has one event open at a time: opened again under another id (its resolution
+    lost: a daemon upgraded mid-event, whose ids differ), the old one is no longer sent on, so
+    Alertmanager lets it expire, and no longer holds the commit."""
+    n = Notifier({}, "warning", resend_s=30)
+    n.take(0, 3, event("old", "open"), NOW)
+    n.take(0, 4, event("other", "open", stream="t"), NOW)
+    n.take(0, 7, event("new", "open"), NOW)
+    firing = sorted(a["labels"]["event_id"] for a in n.firing(NOW + 30))
+    assert firing == ["new", "other"] and n.committable(0, 9) == 4
+
+
 def test_window_alerts_fire_per_stream_and_other_records_are_left_alone():
     n = Notifier()
     window = alerts.alert(
