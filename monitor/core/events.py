@@ -134,6 +134,7 @@ class Event:
     resolved_ts: float | None = None
     min_p: float | None = None  # the smallest tail probability of a window in the event
     opening_channels: list[float] | None = None  # each metric's error as it opened (several)
+    opened_by: str = ""  # the version of the model that opened it, where one was swapped in since
 
     def to_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -282,13 +283,15 @@ def event_record(ev: Event, det: Detector, state: str, ended: bool = False) -> d
     """An event as the alerts topic carries it (``state``: open or resolved; ``ended``: resolved
     by its stream's end marker): its times as epoch seconds (``*_ts``) and as ISO 8601 UTC
     (``*_time``), as the scores CSV writes them."""
+    opener = ev.opened_by or det.version  # the id stays the opening model's
     doc = {
-        "event_id": event_id(det.version, ev.stream, ev.start_seq, ev.start_ts),
+        "event_id": event_id(opener, ev.stream, ev.start_seq, ev.start_ts),
         "state": state,
         **ev.to_dict(),
         "model": det.name,
         "model_version": det.version,
     }
+    del doc["opened_by"]
     opening = doc.pop("opening_channels")
     if doc["min_p"] is None:
         doc.pop("min_p")

@@ -183,6 +183,7 @@ class Decisions:
                 d.resolved += 1
                 st.announced = False
             if v.opened is not None:
+                v.opened.opened_by = dets[m].version  # its resolution keeps its id after a swap
                 record = event_record(v.opened, dets[m], "open")
                 d.sends.append((self.alerts_topic, alerts.event_message(record), key, None))
                 d.opened += 1

@@ -246,3 +246,19 @@ def test_a_streams_end_resolves_its_open_event_at_its_last_window():
     quiet = Decider(rule, "q")
     quiet.push(0, 0.0, 0.1)
     assert quiet.end() is None  # nothing open: nothing to resolve
+
+
+def test_an_event_keeps_the_id_of_the_model_that_opened_it_when_another_resolves_it():
+    """A model swapped in while an event is open (SIGHUP, a changed detector.json) resolves it
+    under the id its open message had, so that downstream (aemon notify) matches the two."""
+    rule = Rule(threshold=1.0, within=1, resolve_after=1)
+    d = Decider(rule, "s")
+    ev = d.push(0, 60.0, 5.0).opened
+    assert ev is not None
+    ev.opened_by = "v1"  # as the daemon notes it at the opening
+    opened = event_record(ev, SimpleNamespace(name="m", version="v1", meta=None), "open")  # type: ignore[arg-type]
+    resolved = d.push(1, 120.0, 0.1).resolved
+    assert resolved is ev
+    doc = event_record(ev, SimpleNamespace(name="m", version="v2", meta=None), "resolved")  # type: ignore[arg-type]
+    assert doc["event_id"] == opened["event_id"] == event_id("v1", "s", 0, 60.0)
+    assert doc["model_version"] == "v2" and "opened_by" not in doc
