@@ -821,3 +821,51 @@ async def scores_by_time(bootstrap: str, t: dict[str, str]) -> dict[tuple[str, i
         doc = orjson.loads(r.value)
         out[(doc["stream"], doc["seq"], doc["ts"])] = doc["score"]
     return out
+
+
+async def test_a_model_swapped_in_mid_event_resolves_it_under_the_id_it_opened_with(
+    bootstrap, series, tmp_path
+):
+    """A stream's model replaced (a changed detector.json) while its event is open: the event
+    resolves under the id its open message has (the opening model's), so that `aemon notify`
+    and anyone deduplicating by id match the two."""
+    models, rest, _ = series
+    root = tmp_path / "m"
+    shutil.copytree(models, root)
+    series_csv(tmp_path / "history.csv")
+    other = aemon.fit_series(  # as the fixture's, another seed: another version
+        tmp_path / "history.csv",
+        train_fraction=TRAIN / N,
+        epochs=15,
+        adaptive_window=100,
+        adaptive_delay=30,
+        learn=False,
+        seed=1,
+    )
+    other.save(tmp_path / "other")
+    samples = read_samples(rest)
+    msgs = list(sample_messages(samples))
+    cut = 3 * 250  # every stream's row 250: its level shift's events open (rows 200-280)
+    t = topics(1)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, root, t, watch_model=True)) as svc:
+        before = svc.models.detectors[svc.models.index(A)].version
+        await produce(bootstrap, t["input_topic"], msgs[:cut], total=cut, progress=False)
+        await until(lambda: counter(svc, "aemon_events_open") == 3, 60, "three events open")
+        shutil.copytree(catalog(tmp_path / "other")[A], catalog(root)[A], dirs_exist_ok=True)
+        stranger = [(b"x", orjson.dumps({"stream": "no-such", "seq": 0, "value": 1.0}), None)]
+        deadline = time.monotonic() + 30
+        while svc.models.detectors[svc.models.index(A)].version == before:  # a batch applies it
+            assert time.monotonic() < deadline, "the model watch never swapped A's model"
+            await produce(bootstrap, t["input_topic"], stranger, total=1, progress=False)
+            await asyncio.sleep(0.5)
+        tail = msgs[cut:]
+        await produce(bootstrap, t["input_topic"], tail, total=len(tail), progress=False)
+        await until(lambda: counter(svc, "aemon_events_open") == 0, 60, "every event resolved")
+    alerts, _ = await read_back(bootstrap, t)
+    opened = {e["event_id"] for e in alerts if e["state"] == "open"}
+    resolved = [e for e in alerts if e["state"] == "resolved"]
+    assert {e["stream"] for e in resolved} == set(STREAMS)
+    assert [e for e in resolved if e["event_id"] not in opened] == []
+    swapped = [e for e in resolved if e["stream"] == A and e["model_version"] != before]
+    assert swapped  # A's first event resolved by the model swapped in
