@@ -157,10 +157,11 @@ def test_alertmanager_config_routes_by_severity_and_groups_by_model():
     assert {r["name"] for r in doc["receivers"]} == set(routes.values())
 
 
-def test_telegraf_sends_what_the_hosts_daemon_reads():
+def test_telegraf_sends_what_the_hosts_daemon_reads(tmp_path):
     """The shipped Telegraf config writes the form the decoder takes (one JSON metric a
     message, seconds, keyed by host) to the topic the compose stack creates and its hosts
-    daemon reads, and lets through exactly the measurements it collects."""
+    daemon reads, and lets through exactly the measurements it collects; that daemon's
+    settings are valid, and it ends hosts gone for a week."""
     conf = tomllib.loads((DEPLOY / "telegraf" / "telegraf.conf").read_text())
     (out,) = conf["outputs"]["kafka"]
     assert (out["data_format"], out["json_timestamp_units"], out["routing_tag"]) == (
@@ -175,6 +176,8 @@ def test_telegraf_sends_what_the_hosts_daemon_reads():
     assert hosts["AEMON_INPUT_TOPIC"] == out["topic"]
     assert f" {out['topic']}:" in compose["kafka-init"]["command"][0]
     assert hosts["AEMON_GROUP_ID"] != compose["aemon"]["environment"]["AEMON_GROUP_ID"]
+    s = config.load({}, None, {**hosts, "AEMON_MODEL": str(tmp_path)})
+    assert s.end_silent_after_s == 7 * 86400
 
 
 DEVELOPMENT_TOOLS = {"demo", "bench", "nab", "skab", "asd", "broker"}  # left out of the image
