@@ -203,13 +203,18 @@ class Intake:
     def _silent_holder(self, tp: TopicPartition, end: int) -> None:
         """Name the stream that holds ``tp``'s commit when it has sent nothing for longer than
         a partition's streams' whole re-read span (each stream's windows' history): one that
-        stopped keeps the commit where it stopped until it sends again."""
+        stopped keeps the commit where it stopped until it sends again or is ended; and count
+        such streams where the daemon does not end them (``aemon_stopped_streams``)."""
         assert self.windower is not None
         w, found = self.windower, self.windower.holder(tp.partition)
+        span = 0 if found is None else found[3] * (w.length + w.history)
+        if not self.end_after_s:
+            stopped = [] if found is None else w.silent(tp.partition, end - span)
+            self.metrics.stopped_streams.labels(tp.topic, str(tp.partition)).set(len(stopped))
         if found is None:
             return
-        stream, held, last, streams = found
-        if end - last > streams * (w.length + w.history):
+        stream, held, last, _ = found
+        if end - last > span:
             self._silent.warning(
                 f"stream {stream[:64]!r} sent nothing in the last {end - last - 1:,} messages of "
                 f"{tp.topic}/{tp.partition} and holds its commit at offset {held} or before (its "

@@ -105,6 +105,14 @@ class Metrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.stopped_streams = Gauge(
+            "aemon_stopped_streams",
+            "Sample streams that sent nothing for longer than their partition's streams' "
+            "re-read span, and so hold its commit back, and that the daemon does not end "
+            "(end_silent_after_s 0): 'aemon end' ends them (the log names them).",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.threshold = Gauge("aemon_threshold", "Calibrated threshold.", ["model"], registry=r)
         self.model_info = Gauge(
             "aemon_model_info",
@@ -224,7 +232,7 @@ class Metrics:
         self.last_batch.set(now)
 
     def forget_lag(self, topic: str, partition: int) -> None:
-        for gauge in (self.consumer_lag, self.reread):
+        for gauge in (self.consumer_lag, self.reread, self.stopped_streams):
             with contextlib.suppress(KeyError):
                 gauge.remove(topic, str(partition))
 

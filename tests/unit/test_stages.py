@@ -378,11 +378,15 @@ async def test_a_stream_that_went_silent_and_holds_its_partitions_commit_is_name
     stage.batch = await pool.take()
     both = [Rec(o, sample("ab"[o % 2], o // 2)) for o in range(6)]  # a and b, in turn
     stage.take(TP0, both)
+    stopped = lambda: stage.metrics.registry.get_sample_value(  # noqa: E731
+        "aemon_stopped_streams", {"topic": "in", "partition": "0"}
+    )
     with caplog.at_level(logging.WARNING, logger="aemon.serve"):
         await stage.hand_off()
-        assert "sent nothing" not in caplog.text
+        assert "sent nothing" not in caplog.text and stopped() == 0
         stage.take(TP0, [Rec(o, sample("b", o - 3)) for o in range(6, 11)])  # a stops
         await stage.hand_off()
+    assert stopped() == 1
     assert queue.get_nowait().commit == {TP0: 2} and queue.get_nowait().commit == {TP0: 2}
     assert (
         "stream 'a' sent nothing in the last 6 messages of in/0 and holds its commit at "
