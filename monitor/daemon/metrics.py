@@ -109,7 +109,8 @@ class Metrics:
             "aemon_stopped_streams",
             "Sample streams that sent nothing for longer than their partition's streams' "
             "re-read span, and so hold its commit back, and that the daemon does not end "
-            "(end_silent_after_s 0): 'aemon end' ends them (the log names them).",
+            "(end_silent_after_s 0): 'aemon end' ends them (the log names the one holding "
+            "the commit furthest back).",
             ["topic", "partition"],
             registry=r,
         )
