@@ -231,7 +231,8 @@ class Intake:
 
     def _note_time(self, partition: int, offset: int, ts: float) -> None:
         """Note the record time at ``offset`` of ``partition`` (every ``end_after_s`` /
-        ``TIME_NOTES`` of it): where its streams' last samples lie in time."""
+        ``TIME_NOTES`` of it, whatever the fetches hold): where its streams' last samples lie
+        in time."""
         notes = self._times.setdefault(partition, deque())
         if not notes or ts - notes[-1][1] >= self.end_after_s / TIME_NOTES:
             notes.append((offset, ts))
@@ -378,7 +379,10 @@ class Intake:
         seqs: list[int] = []
         ts: list[float] = []
         kafka_ts: list[float] = []
+        noting = self.end_after_s > 0
         for rec in records:
+            if noting:
+                self._note_time(p, rec.offset, rec.timestamp / 1000)
             row = batch.values[batch.n + len(streams)]
             try:
                 s = decode_sample(rec.value, rec.timestamp, self.limits, rec.key)
@@ -419,8 +423,6 @@ class Intake:
                     update = None
                 batch.learned.append(update)
         batch.keep(streams, seqs, ts, kafka_ts)
-        if self.end_after_s and records:
-            self._note_time(p, records[-1].offset, records[-1].timestamp / 1000)
         if w.gaps > gaps and w.last_gap is not None:
             self.metrics.sample_gaps.inc(w.gaps - gaps)
             stream, expected, came = w.last_gap

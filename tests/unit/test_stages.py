@@ -456,6 +456,26 @@ async def test_a_stream_silent_for_end_silent_after_s_is_sent_its_end_marker(cap
     assert stage.windower.holder(1) == ("b", 12, 13, 1) and "no such stream" not in caplog.text
 
 
+async def test_a_stream_silent_past_end_silent_after_s_within_one_fetch_is_ended():
+    """The partition's record times are noted record by record, not fetch by fetch: a stream
+    silent for the setting's time within one large fetch (a backlog) is found at once."""
+    consumer, ledger, producer = FakeConsumer("in"), Ledger(), FakeProducer()
+    ledger.assign([TP0])
+    pool, queue = Pool(2, 32, (2,)), asyncio.Queue(2)
+    stage = intake(consumer, ledger, pool, queue)
+    stage.models, stage.windower = OneSampleModel(), Windower(length=2, stride=1)  # type: ignore[assignment]
+    stage.producer, stage.end_after_s, stage.holder_every_s = producer, 60.0, 0.0
+    stage.batch = await pool.take()
+    at = lambda o, s, q, t: Rec(o, sample(s, q), timestamp=1_700_000_000_000 + t * 1000)  # noqa: E731
+    both = [at(o, "ab"[o % 2], o // 2, o) for o in range(4)]  # a's last at offset 2, 2 s
+    alone = [at(o, "b", o - 2, 10 * o) for o in range(4, 12)]  # b alone, to 110 s
+    stage.take(TP0, both + alone)
+    await stage.hand_off()
+    for _ in range(3):
+        await asyncio.sleep(0)  # the marker's send
+    assert producer.values("in") == [{"stream": "a", "end": True, "after": 2}]
+
+
 # ----- the publisher --------------------------------------------------------------------------
 def publisher(producer: FakeProducer, confirming: asyncio.Queue, health: Health) -> Publisher:
     ledger = Ledger()
