@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +78,27 @@ def messages(table: WindowTable, fmt: str):
             yield stream.encode(), encode_window(stream, seq, values, ts), None
 
 
+@contextlib.asynccontextmanager
+async def _producer(
+    bootstrap: str, what: str, security: dict | None, **settings: object
+) -> AsyncIterator[AIOKafkaProducer]:
+    """A started ``acks=all`` producer, stopped on exit; a broker that cannot be reached is
+    one line naming the command (``what``)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", **settings, **(security or {})
+    )
+    try:
+        await producer.start()
+    except KafkaError as exc:
+        await producer.stop()
+        raise AemonError(f"{what}: cannot reach the broker at {bootstrap}: {exc!r}") from None
+    try:
+        yield producer
+    finally:
+        with contextlib.suppress(KafkaError):
+            await producer.stop()
+
+
 async def produce(
     bootstrap: str,
     topic: str,
@@ -89,44 +110,30 @@ async def produce(
     security: dict | None = None,
 ) -> int:
     """Send ``(key, value, headers)`` messages (``acks=all``), paced to ``rate`` per second."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        linger_ms=5,
-        max_batch_size=1 << 20,
-        **(security or {}),
-    )
-    try:
-        await producer.start()
-    except KafkaError as exc:
-        await producer.stop()
-        raise AemonError(f"replay: cannot reach the broker at {bootstrap}: {exc!r}") from None
     sent = 0
-    try:
-        start = time.perf_counter()
-        pending = []
-        with tqdm(
-            total=total, desc="replay", unit="msg", disable=None if progress else True
-        ) as bar:
-            for key, value, headers in msgs:
-                if rate and (delay := start + sent / rate - time.perf_counter()) > 0:
-                    await asyncio.sleep(delay)
-                pending.append(await producer.send(topic, value, key=key, headers=headers))
-                sent += 1
-                if len(pending) >= CHUNK:
-                    await asyncio.gather(*pending)
-                    bar.update(len(pending))
-                    pending.clear()
-            await asyncio.gather(*pending)
-            bar.update(len(pending))
-    except KafkaError as exc:
-        raise AemonError(
-            f"replay to {topic} stopped after {sent} messages (those before the last "
-            f"{len(pending)} are acknowledged): {exc!r}"
-        ) from None
-    finally:
-        with contextlib.suppress(KafkaError):
-            await producer.stop()
+    pending = []
+    async with _producer(bootstrap, "replay", security, linger_ms=5, max_batch_size=1 << 20) as p:
+        try:
+            start = time.perf_counter()
+            with tqdm(
+                total=total, desc="replay", unit="msg", disable=None if progress else True
+            ) as bar:
+                for key, value, headers in msgs:
+                    if rate and (delay := start + sent / rate - time.perf_counter()) > 0:
+                        await asyncio.sleep(delay)
+                    pending.append(await p.send(topic, value, key=key, headers=headers))
+                    sent += 1
+                    if len(pending) >= CHUNK:
+                        await asyncio.gather(*pending)
+                        bar.update(len(pending))
+                        pending.clear()
+                await asyncio.gather(*pending)
+                bar.update(len(pending))
+        except KafkaError as exc:
+            raise AemonError(
+                f"replay to {topic} stopped after {sent} messages (those before the last "
+                f"{len(pending)} are acknowledged): {exc!r}"
+            ) from None
     return sent
 
 
@@ -178,28 +185,22 @@ async def end_streams(
     """Send each of ``streams`` its end marker on ``topic`` (``acks=all``, keyed by the stream):
     to ``partition``, else to the one its key goes to, as :func:`replay` sends its samples.
     Returns the partition each marker went to."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(security or {}))
-    try:
-        await producer.start()
-    except KafkaError as exc:
-        await producer.stop()
-        raise AemonError(f"end: cannot reach the broker at {bootstrap}: {exc!r}") from None
-    try:
-        # all topics' metadata: asking for one that is missing would create it where the
-        # brokers create topics on first use
-        parts = (await producer.client.fetch_all_metadata()).partitions_for_topic(topic)
-        if not parts:
-            raise AemonError(f"topic {topic} does not exist")
-        if partition is not None and partition not in parts:
-            raise ConfigError(f"--partition {partition}: {topic} has partitions 0 to {max(parts)}")
-        sent = [
-            await producer.send(topic, encode_end(s), key=s.encode(), partition=partition)
-            for s in streams
-        ]
-        done = await asyncio.gather(*sent)
-    except KafkaError as exc:
-        raise AemonError(f"end markers to {topic} not acknowledged: {exc!r}") from None
-    finally:
-        with contextlib.suppress(KafkaError):
-            await producer.stop()
+    async with _producer(bootstrap, "end", security) as producer:
+        try:
+            # all topics' metadata: asking for one that is missing would create it where the
+            # brokers create topics on first use
+            parts = (await producer.client.fetch_all_metadata()).partitions_for_topic(topic)
+            if not parts:
+                raise AemonError(f"topic {topic} does not exist")
+            if partition is not None and partition not in parts:
+                raise ConfigError(
+                    f"--partition {partition}: {topic} has partitions 0 to {max(parts)}"
+                )
+            sent = [
+                await producer.send(topic, encode_end(s), key=s.encode(), partition=partition)
+                for s in streams
+            ]
+            done = await asyncio.gather(*sent)
+        except KafkaError as exc:
+            raise AemonError(f"end markers to {topic} not acknowledged: {exc!r}") from None
     return {s: md.partition for s, md in zip(streams, done, strict=True)}

@@ -275,12 +275,14 @@ class Windower:
         marker was sent, and goes on). A stream without seq then counts from 0 again, and its
         anchor says so, ``(offset + 1, 0)``, until it sends again: a restart that re-reads from
         after the marker must not count it on from an anchor kept before it."""
-        held = self._state.get(partition, {}).get(stream)
-        if after is not None and (held is None or not held.offsets or held.offsets[-1] != after):
+        streams = self._state.get(partition, {})
+        s = streams.get(stream)
+        if after is not None and (s is None or not s.offsets or s.offsets[-1] != after):
             return False
-        s = self._state.get(partition, {}).pop(stream, None)
-        restored = self._restored.get(partition, {})
-        if self._counted.get(partition, {}).pop(stream, None) is not None or stream in restored:
+        streams.pop(stream, None)
+        if self._counted.get(partition, {}).pop(stream, None) is not None or stream in (
+            self._restored.get(partition, {})
+        ):
             self._restored.setdefault(partition, {})[stream] = (offset + 1, 0)
         return s is not None
 

@@ -420,33 +420,49 @@ async def test_an_end_marker_forgets_its_stream_and_releases_the_commit_it_held(
     assert "end marker of stream 'c' at 0@10: no such stream held" in caplog.text
 
 
+def at(offset: int, stream: str, seq: int, t: float) -> Rec:
+    """A sample whose record time is ``t`` seconds into the test."""
+    return Rec(offset, sample(stream, seq), timestamp=1_700_000_000_000 + int(t * 1000))
+
+
+async def ending_intake(tp: TopicPartition, producer: FakeProducer) -> Intake:
+    """An intake owning ``tp`` that ends a stream silent for 60 s of record time (looking at
+    every hand-off), sending its markers with ``producer``."""
+    ledger = Ledger()
+    ledger.assign([tp])
+    pool = Pool(4, 32, (2,))
+    stage = intake(FakeConsumer("in", partitions=2), ledger, pool, asyncio.Queue(4))
+    stage.models, stage.windower = OneSampleModel(), Windower(length=2, stride=1)  # type: ignore[assignment]
+    stage.producer, stage.end_after_s, stage.holder_every_s = producer, 60.0, 0.0
+    stage.batch = await pool.take()
+    return stage
+
+
+async def markers_sent() -> None:
+    """Let the intake's marker sends run (the fake producer acknowledges at once)."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
 async def test_a_stream_silent_for_end_silent_after_s_is_sent_its_end_marker(caplog):
     """With ``end_silent_after_s``, the intake sends the end marker of a stream whose last
     sample is that much of its partition's record time old, to its partition, once, naming that
     sample's offset; read back, it ends the stream, unless the stream sent again since."""
-    consumer, ledger, producer = FakeConsumer("in", partitions=2), Ledger(), FakeProducer()
-    ledger.assign([TP1])
-    pool, queue = Pool(4, 32, (2,)), asyncio.Queue(4)
-    stage = intake(consumer, ledger, pool, queue)
-    stage.models, stage.windower = OneSampleModel(), Windower(length=2, stride=1)  # type: ignore[assignment]
-    stage.producer, stage.end_after_s, stage.holder_every_s = producer, 60.0, 0.0
-    stage.batch = await pool.take()
-    at = lambda o, s, q, t: Rec(o, sample(s, q), timestamp=1_700_000_000_000 + t * 1000)  # noqa: E731
+    producer = FakeProducer()
+    stage = await ending_intake(TP1, producer)
     stage.take(TP1, [at(o, "ab"[o % 2], o // 2, o) for o in range(6)])  # a's last at offset 4
     # b alone: to 59 s after a's last sample (t 4 s), then to 66 s
     for times in ({6: 20, 7: 40, 8: 55, 9: 63}, {10: 64, 11: 66, 12: 70}):
         stage.take(TP1, [at(o, "b", o - 3, t) for o, t in times.items()])
         await stage.hand_off()
-        for _ in range(3):
-            await asyncio.sleep(0)  # the marker's send
+        await markers_sent()
         if 9 in times:
             assert producer.values("in") == []  # not yet
     assert producer.values("in") == [{"stream": "a", "end": True, "after": 4}]
     assert producer.sent_to == [("in", 1)]
     stage.take(TP1, [at(13, "b", 10, 71)])
     await stage.hand_off()
-    for _ in range(3):
-        await asyncio.sleep(0)
+    await markers_sent()
     assert len(producer.values("in")) == 1  # once, until it is read back
     end = Rec(14, orjson.dumps({"stream": "a", "end": True, "after": 4}))
     again = Rec(15, orjson.dumps({"stream": "b", "end": True, "after": 12}))  # b sent since
@@ -459,20 +475,13 @@ async def test_a_stream_silent_for_end_silent_after_s_is_sent_its_end_marker(cap
 async def test_a_stream_silent_past_end_silent_after_s_within_one_fetch_is_ended():
     """The partition's record times are noted record by record, not fetch by fetch: a stream
     silent for the setting's time within one large fetch (a backlog) is found at once."""
-    consumer, ledger, producer = FakeConsumer("in"), Ledger(), FakeProducer()
-    ledger.assign([TP0])
-    pool, queue = Pool(2, 32, (2,)), asyncio.Queue(2)
-    stage = intake(consumer, ledger, pool, queue)
-    stage.models, stage.windower = OneSampleModel(), Windower(length=2, stride=1)  # type: ignore[assignment]
-    stage.producer, stage.end_after_s, stage.holder_every_s = producer, 60.0, 0.0
-    stage.batch = await pool.take()
-    at = lambda o, s, q, t: Rec(o, sample(s, q), timestamp=1_700_000_000_000 + t * 1000)  # noqa: E731
+    producer = FakeProducer()
+    stage = await ending_intake(TP0, producer)
     both = [at(o, "ab"[o % 2], o // 2, o) for o in range(4)]  # a's last at offset 2, 2 s
     alone = [at(o, "b", o - 2, 10 * o) for o in range(4, 12)]  # b alone, to 110 s
     stage.take(TP0, both + alone)
     await stage.hand_off()
-    for _ in range(3):
-        await asyncio.sleep(0)  # the marker's send
+    await markers_sent()
     assert producer.values("in") == [{"stream": "a", "end": True, "after": 2}]
 
 
