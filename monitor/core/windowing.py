@@ -238,11 +238,24 @@ class Windower:
                 out[name] = (s.offsets[0], s.next_seq - len(s.offsets))
         return out
 
-    def restore(self, partition: int, anchors: dict[str, tuple[int, int]]) -> None:
-        """After a restart or a takeover: a counted stream of ``partition`` with an anchor
-        skips its samples before the anchor's offset (decided before) and counts on from the
-        anchor's seq at it."""
-        self._restored[partition] = dict(anchors)
+    def restore(self, partition: int, anchors: dict[str, tuple[int, int]], first: int) -> None:
+        """After a restart or a takeover that re-reads ``partition`` from offset ``first``: a
+        counted stream with an anchor skips its samples before the anchor's offset (decided
+        before) and counts on from the anchor's seq at it. An anchor before ``first`` is left
+        out (its stream counts from 0): the commit only passes a stream's anchor once the
+        stream has ended (or its sample is gone), and such an anchor may be one kept before
+        its end."""
+        self._restored[partition] = {s: a for s, a in anchors.items() if a[0] >= first}
+
+    def committed(self, partition: int, offset: int) -> None:
+        """``partition``'s commit is at ``offset``: the anchors of streams not met again that
+        lie before it are dropped (an ended stream's ``(marker + 1, 0)``; :meth:`restore` leaves
+        such anchors out too), so that the anchors kept with each commit do not grow with every
+        stream that ever ended there."""
+        restored = self._restored.get(partition)
+        if restored:
+            for stream in [s for s, (o, _) in restored.items() if o < offset]:
+                del restored[stream]
 
     def holder(self, partition: int) -> tuple[str, int, int, int] | None:
         """What holds ``partition``'s commit back: the stream whose needed samples start
@@ -273,8 +286,9 @@ class Windower:
         the commit back), so that its next sample starts it afresh; whether it ended. With
         ``after``, only if its last sample is at offset ``after`` (else it sent again since the
         marker was sent, and goes on). A stream without seq then counts from 0 again, and its
-        anchor says so, ``(offset + 1, 0)``, until it sends again: a restart that re-reads from
-        after the marker must not count it on from an anchor kept before it."""
+        anchor says so, ``(offset + 1, 0)``, until it sends again or the commit passes it
+        (:meth:`committed`): a restart that re-reads from before that must not count it on from
+        an anchor kept before the marker."""
         streams = self._state.get(partition, {})
         s = streams.get(stream)
         if after is not None and (s is None or not s.offsets or s.offsets[-1] != after):

@@ -119,7 +119,7 @@ class Intake:
             if fetched is STOPPED:
                 break
             assert isinstance(fetched, dict)
-            for tp in await self._restore(list(fetched)):
+            for tp in await self._restore(fetched):
                 del fetched[tp]  # moved while its anchors were read: fetched again from its commit
             async with self._handing:  # a flush's hand-off in progress ends first
                 batch = self.batch  # the flush may have handed the old one off
@@ -138,7 +138,7 @@ class Intake:
         self.batch = None
         await self.queue.put(None)
 
-    async def _restore(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+    async def _restore(self, fetched: dict[TopicPartition, list]) -> list[TopicPartition]:
         """Before a partition's first records since it was assigned: the anchors kept with its
         commit, so that its streams without seq are counted on from where they were. Returns
         the partitions that moved while their anchors were read (their records are not this
@@ -147,13 +147,13 @@ class Intake:
         if self.windower is None or store is None:
             return []
         moved = []
-        for tp in tps:
-            if tp.partition in self._restored or tp not in self.ledger.assigned:
+        for tp, records in list(fetched.items()):
+            if tp.partition in self._restored or tp not in self.ledger.assigned or not records:
                 continue
             epoch = self.ledger.epoch(tp)
             anchors = await store.anchors_of(tp.partition)
             if tp in self.ledger.assigned and self.ledger.epoch(tp) == epoch:
-                self.windower.restore(tp.partition, anchors)
+                self.windower.restore(tp.partition, anchors, records[0].offset)
                 self._restored.add(tp.partition)
             else:
                 moved.append(tp)
@@ -193,6 +193,9 @@ class Intake:
                     or p not in self._anchored
                     or now - self._anchored[p] >= self.anchor_every_s
                 ):
+                    done = self.ledger.committed_offset(tp)
+                    if done is not None:
+                        w.committed(p, done)  # ended streams' anchors go once it passes them
                     batch.anchors[tp] = w.anchors(p)  # kept before the commit (the committer)
                     self._anchored[p] = now
                 else:

@@ -173,6 +173,9 @@ class LearnedStore:
             )
             return False
         self._anchored(partition, commit, anchors)  # the topic may be read back later
+        held = self.anchors.get(partition, {})
+        for stream in [s for s, (_, o, _) in held.items() if o < commit and s not in anchors]:
+            del held[stream]  # an ended stream's, or one read back from before its end
         return True
 
     def _anchor_records(

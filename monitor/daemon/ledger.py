@@ -181,6 +181,10 @@ class Ledger:
     def committed_offsets(self) -> dict[TopicPartition, int]:
         return {tp: st.committed for tp, st in self.parts.items() if st.committed is not None}
 
+    def committed_offset(self, tp: TopicPartition) -> int | None:
+        st = self.parts.get(tp)
+        return None if st is None else st.committed
+
     def fetched_offset(self, tp: TopicPartition) -> int | None:
         st = self.parts.get(tp)
         return None if st is None else st.fetched

@@ -320,6 +320,22 @@ async def test_the_store_holds_the_newest_anchors_of_each_input_partition():
     assert await store.anchors_of(1) == {}  # none kept
 
 
+async def test_the_store_lets_go_of_anchors_its_partition_no_longer_keeps():
+    """Once this daemon keeps a partition's anchors for a commit past an anchor that they no
+    longer name (an ended stream's, or one read back from before its end), it holds that
+    anchor no more: what it holds does not grow with every stream that ever ended."""
+    store = LearnedStore("learned", FakeProducer(), None, None, Metrics(), 30)  # type: ignore[arg-type]
+    store.partitions = 2
+    store.own([3])
+    store._read_anchors(
+        b"anchors\x1f3", orjson.dumps({"commit": 90, "anchors": {"old": [95, 7], "q": [300, 9]}})
+    )
+    assert await store.keep_anchors(3, 100, {"a": (100, 5), "ended": (121, 0)})
+    assert await store.keep_anchors(3, 130, {"a": (130, 6)})
+    store.read[1].set()
+    assert await store.anchors_of(3) == {"a": (130, 6), "q": (300, 9)}  # q: not passed yet
+
+
 async def test_many_anchors_are_kept_in_records_of_bounded_size_and_read_back_whole():
     """A partition of thousands of streams without seq (a Telegraf fleet) keeps its anchors in
     several records, none over the limit (Kafka refuses records over 1 MB by default, and a

@@ -364,6 +364,32 @@ async def test_a_partition_with_streams_without_seq_commits_only_with_their_anch
     assert ledger.done(TP0) == 6  # decided: no lag
 
 
+async def test_an_ended_streams_anchor_is_kept_with_commits_until_one_passes_its_end():
+    """A stream without seq that ended has its anchor ``(marker + 1, 0)`` in the anchors taken
+    with each commit until the broker has taken one past it; then the partition's anchors no
+    longer name it (else they grow with every stream that ever ended there)."""
+    consumer, ledger = FakeConsumer("in"), Ledger()
+    ledger.assign([TP0])
+    pool, queue = Pool(4, 16, (2,)), asyncio.Queue(4)
+    stage = intake(consumer, ledger, pool, queue)
+    stage.models, stage.windower = OneSampleModel(), Windower(length=2, stride=1)  # type: ignore[assignment]
+    stage.anchors.store = object()  # type: ignore[assignment]  # (kept by the committer)
+    stage.anchor_every_s = 0.0  # anchors at every hand-off
+    stage.batch = await pool.take()
+    counted = lambda o, s: Rec(o, orjson.dumps({"stream": s, "value": 0.5}))  # noqa: E731
+    end = Rec(4, orjson.dumps({"stream": "a", "end": True}))
+    stage.take(TP0, [counted(o, "ab"[o % 2]) for o in range(4)] + [end, counted(5, "b")])
+    taken = []
+    for commit in (None, 3, 6):
+        if commit is not None:
+            ledger.committed({TP0: commit})
+        await stage.hand_off(every=True)
+        taken.append(queue.get_nowait().anchors[TP0])
+        stage.take(TP0, [counted(o, "b") for o in range(6 + len(taken), 7 + len(taken))])
+    assert [t.get("a") for t in taken] == [(5, 0), (5, 0), None]  # gone once 6 is committed
+    assert all("b" in t for t in taken)
+
+
 async def test_a_stream_that_went_silent_and_holds_its_partitions_commit_is_named(caplog):
     """A stream that stops sending keeps its last windows, and so its partition's commit, where
     it stopped: once it has sent nothing for longer than all the partition's streams' re-read

@@ -231,7 +231,7 @@ def test_a_counted_stream_resumes_its_count_at_its_anchor_after_a_restart():
     assert anchors == {"a": (26, 13), "b": (27, 13)}  # 5 windows back: samples 13 of each
     later = feed(first, samples[40:])
     again = Windower(length=3, stride=1, history=4)
-    again.restore(0, anchors)
+    again.restore(0, anchors, 20)
     resumed = feed(again, samples[20:])  # from the commit, before either anchor
     assert set(later) <= set(resumed)
     for key, window in later.items():
@@ -247,7 +247,7 @@ def test_a_restored_stream_not_met_again_keeps_its_anchor():
     otherwise count it from 0 again after a second restart."""
     w = Windower(length=3, stride=1, history=4)
     assert not w.counts(0)
-    w.restore(0, {"a": (26, 13), "quiet": (900, 450)})
+    w.restore(0, {"a": (26, 13), "quiet": (900, 450)}, 20)
     assert w.counts(0)
     feed(w, [(i, "a", None, float(i), float(i)) for i in range(20, 40)])
     anchors = w.anchors(0)
@@ -281,14 +281,39 @@ def test_an_ended_stream_is_forgotten_and_a_later_sample_starts_it_afresh():
     assert list(feed(w, [(o, "a", o - 14, 0.0, 0.0) for o in range(14, 17)])) == [("a", 2)]
 
     counted = Windower(length=3, stride=1, history=2)
-    counted.restore(0, {"c": (4, 2)})  # kept with the commit before its end
+    counted.restore(0, {"c": (4, 2)}, 4)  # kept with the commit before its end
     feed(counted, [(o, "c", None, 0.0, 0.0) for o in range(4, 10)])
     assert counted.anchors(0) == {"c": (5, 3)}
     counted.end(0, 10, "c")
     assert counted.counts(0) and counted.anchors(0) == {"c": (11, 0)}  # from 0, after it
     assert counted.safe_offset(0, 11) == 11
     after = Windower(length=3, stride=1, history=2)
-    after.restore(0, counted.anchors(0))  # a restart from the commit after the marker
+    after.restore(0, counted.anchors(0), 11)  # a restart from the commit after the marker
     again = [(o, "c", None, 0.0, 0.0) for o in range(11, 14)]
     assert list(feed(after, again)) == list(feed(counted, again)) == [("c", 2)]
     assert counted.anchors(0) == after.anchors(0) == {"c": (11, 0)}
+
+
+def test_an_ended_streams_anchor_goes_once_the_commit_passes_its_end():
+    """A stream without seq that ended keeps its anchor ``(marker + 1, 0)`` in the anchors of
+    each commit until one passes it: then it goes, so they do not grow with every stream that
+    ever ended. A restart from there or later leaves out any anchor before where it re-reads
+    (one kept before the stream's end, still in the topic), and counts the stream from 0."""
+    w = Windower(length=3, stride=1, history=2)
+    feed(w, [(o, "cd"[o % 2], None, 0.0, 0.0) for o in range(10)])
+    assert w.anchors(0) == {"c": (0, 0), "d": (1, 0)}
+    w.end(0, 10, "c")
+    for commit, anchors in ((3, {"c": (11, 0)}), (11, {"c": (11, 0)}), (12, {})):
+        w.committed(0, commit)
+        assert {s: a for s, a in w.anchors(0).items() if s == "c"} == anchors
+    w.end(0, 12, "d")
+    w.committed(0, 14)
+    assert w.anchors(0) == {} and not w.counts(0)  # the partition pays for anchors no more
+    quiet = Windower(length=3, stride=1, history=2)
+    quiet.restore(0, {"q": (20, 9)}, 15)  # restored, not met again yet: kept past any commit
+    quiet.committed(0, 20)  # before its sample (the commit cannot pass a sample not yet read)
+    assert quiet.anchors(0) == {"q": (20, 9)}
+    stale = Windower(length=3, stride=1, history=2)
+    stale.restore(0, {"c": (2, 1), "e": (15, 4)}, 12)  # c's from before its end
+    got = feed(stale, [(o, s, None, 0.0, 0.0) for o in range(15, 21) for s in "ce"[o % 2]])
+    assert sorted(got) == [("c", 2), ("e", 6)]  # c from 0, e on from its anchor
