@@ -333,6 +333,8 @@ def _checked_window(
 ) -> tuple[str, int, float]:
     doc = _object(value, limits)
     stream = _stream(doc.get("stream"), limits, rec.key)
+    if "end" in doc:  # a window daemon keeps nothing per stream to forget
+        raise Invalid("bad_end", "end markers end streams of samples, not of windows")
     if "values" not in doc:
         raise Invalid("missing_values", "no 'values' array")
     _fill(row, doc["values"])

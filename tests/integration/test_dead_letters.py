@@ -5,7 +5,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from aemon.core.table import read_windows
-from aemon.daemon.codec import F32_CONTENT_TYPE, encode_window, f32_headers
+from aemon.daemon.codec import F32_CONTENT_TYPE, encode_end, encode_window, f32_headers
 from tests.integration.helpers import (
     counter,
     make_topics,
@@ -32,6 +32,7 @@ def bad_messages(row: np.ndarray) -> list[tuple[str, bytes, list | None]]:
         ("bad_stream", orjson.dumps({"stream": "", "values": values}), None),  # (none: the key's)
         ("bad_stream", orjson.dumps({"stream": "s" * 300, "values": values}), None),
         ("missing_values", orjson.dumps({"stream": "x"}), None),
+        ("bad_end", encode_end("x"), None),  # a window daemon keeps nothing per stream to end
         ("bad_values", orjson.dumps({"stream": "x", "values": ["a"] * 140}), None),
         ("bad_values", orjson.dumps({"stream": "x", "values": 3.0}), None),
         ("bad_values", orjson.dumps({"stream": "x", "values": [str(v) for v in values]}), None),

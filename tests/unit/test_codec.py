@@ -407,3 +407,5 @@ def test_an_end_marker_ends_its_stream_and_nothing_else_is_one():
             decode_sample(body, 0, LIM)
     with pytest.raises(Invalid, match="bad_stream"):
         decode_sample(b'{"end": true}', 0, LIM)
+    with pytest.raises(Invalid, match="bad_end: end markers end streams of samples, not of wi"):
+        decode(encode_end("web-1"))  # a window daemon keeps nothing per stream
