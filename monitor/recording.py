@@ -7,7 +7,10 @@ taken as the daemon would take them for that model (by name, extra metrics left 
 position, the same count) or left out and counted under the daemon's dead-letter reason. Each
 sample's ``seq`` is the one the daemon windows it at (its own, else the next of its stream), so
 that a jump is a gap offline as in the daemon, and a repeat is left out as ``late_sample``. A
-stream's end marker is no sample: left out, counted as ``end``.
+stream's end marker is no sample: left out, counted as ``end``. A stream that sends again after
+its end (a new stream to the daemon, its seq from 0 again) is recorded on in the same rows, its
+seq counted on from where it ended, and named in :attr:`Recording.restarted`: the history keeps
+every sample, but offline scoring windows across the end where the daemon starts afresh.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ class _Stream:
     by_name: bool  # its first sample's values came by metric name
     n: int = 0
     next_seq: int = 0
+    base: int = 0  # added to the seq of each sample it sent since its last end
+    ended: bool = False  # its end marker came after its last sample
     ts: np.ndarray = field(default_factory=lambda: np.empty(64))
     seq: np.ndarray = field(default_factory=lambda: np.empty(64, dtype=np.int64))
     values: np.ndarray = field(init=False)  # float32 [room, metrics]
@@ -64,6 +69,7 @@ class Recording:
     limits: Limits = field(default_factory=Limits)
     streams: dict[str, _Stream] = field(default_factory=dict)
     refused: Counter[str] = field(default_factory=Counter)
+    restarted: Counter[str] = field(default_factory=Counter)  # streams sent again after an end
 
     @property
     def samples(self) -> int:
@@ -81,10 +87,12 @@ class Recording:
             sample = decode_sample(value, timestamp_ms, self.limits, key)
             if keep is not None and sample.stream not in keep:
                 return False
+            s = self.streams.get(sample.stream)
             if isinstance(sample, End):
                 self.refused["end"] += 1
+                if s is not None:
+                    s.ended = True
                 return False
-            s = self.streams.get(sample.stream)
             if s is None:
                 names = sample.names
                 metrics = list(names) if names is not None else positional(len(sample.values))
@@ -94,13 +102,17 @@ class Recording:
             else:
                 check_length(len(sample.values), len(s.metrics))
                 values = sample.values
-            seq = sample_seq(sample.seq, s.next_seq)
+            base = s.next_seq if s.ended else s.base
+            seq = sample_seq(None if sample.seq is None else sample.seq + base, s.next_seq)
         except Invalid as bad:
             self.refused[bad.reason] += 1
             return False
         except LateSample:
             self.refused["late_sample"] += 1
             return False
+        if s.ended:
+            s.ended, s.base = False, base
+            self.restarted[sample.stream] += 1
         s.next_seq = seq + 1
         s.append(sample.ts, seq, values)
         return True
@@ -146,4 +158,5 @@ class Recording:
                 for name, s in self.streams.items()
             },
             "left_out": dict(sorted(self.refused.items())),
+            "restarted": dict(self.restarted),
         }

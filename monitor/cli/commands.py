@@ -384,6 +384,13 @@ def record(args: argparse.Namespace) -> int:
         )
     if left_out:
         print(f"left out as the daemon would: {left_out}", file=sys.stderr)
+    if recording.restarted:
+        again = listed([repr(s) for s in recording.restarted], most=5)
+        print(
+            f"{again} ended and sent again: recorded on in the same rows, seq counted on "
+            "(offline scoring windows across the end; the daemon starts such a stream afresh)",
+            file=sys.stderr,
+        )
     if str(args.output) != "-":
         print(f"next: aemon train series --input {args.output} --out models", file=sys.stderr)
     return 0

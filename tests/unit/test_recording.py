@@ -37,6 +37,27 @@ def test_streams_by_position_and_by_name_keep_their_first_metrics():
     assert dict(r.refused) == left_out
 
 
+def test_a_stream_sent_again_after_its_end_is_recorded_on_and_named():
+    """After its end marker a stream may count its seq from 0 again (a new stream to the
+    daemon): the history keeps those samples, their seq counted on, and names the stream; a
+    stream without seq is counted on as before."""
+    r = Recording()
+    for k in range(3):
+        assert r.add(msg(stream="a", seq=k, value=float(k)), 0)
+        assert r.add(msg(stream="b", value=float(k)), 0)
+    for stream in "abc":
+        assert not r.add(orjson.dumps({"stream": stream, "end": True}), 0)
+    assert r.add(msg(stream="a", seq=0, value=9.0), 0)
+    assert r.add(msg(stream="a", seq=1, value=9.0), 0)
+    assert not r.add(msg(stream="a", seq=1, value=9.0), 0)  # a repeat is still one
+    assert r.add(msg(stream="b", value=9.0), 0)
+    frame = r.frame()
+    assert frame[frame.stream == "a"].seq.tolist() == [0, 1, 2, 3, 4]
+    assert frame[frame.stream == "b"].seq.tolist() == [0, 1, 2, 3]
+    assert r.restarted == {"a": 1, "b": 1} and r.summary()["restarted"] == {"a": 1, "b": 1}
+    assert dict(r.refused) == {"end": 3, "late_sample": 1}
+
+
 def test_only_the_streams_asked_for_and_no_metric_named_as_a_csv_column():
     r = Recording()
     assert not r.add(msg(stream="a", value=1), 0, keep={"b"}) and not r.refused
