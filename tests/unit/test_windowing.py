@@ -310,10 +310,10 @@ def test_an_ended_streams_anchor_goes_once_the_commit_passes_its_end():
     w.committed(0, 14)
     assert w.anchors(0) == {} and not w.counts(0)  # the partition pays for anchors no more
     quiet = Windower(length=3, stride=1, history=2)
-    quiet.restore(0, {"q": (20, 9)}, 15)  # restored, not met again yet: kept past any commit
-    quiet.committed(0, 20)  # before its sample (the commit cannot pass a sample not yet read)
+    quiet.restore(0, {"q": (20, 9)}, 15)  # restored, its sample not read yet
+    quiet.committed(0, 20)  # a commit at its sample has not passed it: kept
     assert quiet.anchors(0) == {"q": (20, 9)}
     stale = Windower(length=3, stride=1, history=2)
     stale.restore(0, {"c": (2, 1), "e": (15, 4)}, 12)  # c's from before its end
-    got = feed(stale, [(o, s, None, 0.0, 0.0) for o in range(15, 21) for s in "ce"[o % 2]])
+    got = feed(stale, [(o, "ce"[o % 2], None, 0.0, 0.0) for o in range(15, 21)])
     assert sorted(got) == [("c", 2), ("e", 6)]  # c from 0, e on from its anchor
