@@ -333,7 +333,7 @@ def _checked_window(
 ) -> tuple[str, int, float]:
     doc = _object(value, limits)
     stream = _stream(doc.get("stream"), limits, rec.key)
-    if "end" in doc:  # a window daemon keeps nothing per stream to forget
+    if doc.get("end") is True and "values" not in doc:  # nothing per stream to forget here
         raise Invalid("bad_end", "end markers end streams of samples, not of windows")
     if "values" not in doc:
         raise Invalid("missing_values", "no 'values' array")

@@ -409,3 +409,5 @@ def test_an_end_marker_ends_its_stream_and_nothing_else_is_one():
         decode_sample(b'{"end": true}', 0, LIM)
     with pytest.raises(Invalid, match="bad_end: end markers end streams of samples, not of wi"):
         decode(encode_end("web-1"))  # a window daemon keeps nothing per stream
+    meta, _ = decode(b'{"stream": "w", "seq": 3, "end": 1700000060, "values": [1, 2, 3, 4]}')
+    assert meta == ("w", 3, 1_700_000_000.0)  # a window's own "end" field is no marker
