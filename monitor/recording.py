@@ -40,7 +40,7 @@ class _Stream:
     n: int = 0
     next_seq: int = 0
     base: int = 0  # added to the seq of each sample it sent since its last end
-    ended: bool = False  # its end marker came after its last sample
+    ended: bool = False  # its end marker came after its last sample taken
     ts: np.ndarray = field(default_factory=lambda: np.empty(64))
     seq: np.ndarray = field(default_factory=lambda: np.empty(64, dtype=np.int64))
     values: np.ndarray = field(init=False)  # float32 [room, metrics]
@@ -91,7 +91,7 @@ class Recording:
             if isinstance(sample, End):
                 self.refused["end"] += 1
                 if s is not None:
-                    s.ended = True
+                    s.ended, s.base = True, s.next_seq
                 return False
             if s is None:
                 names = sample.names
@@ -102,8 +102,7 @@ class Recording:
             else:
                 check_length(len(sample.values), len(s.metrics))
                 values = sample.values
-            base = s.next_seq if s.ended else s.base
-            seq = sample_seq(None if sample.seq is None else sample.seq + base, s.next_seq)
+            seq = sample_seq(None if sample.seq is None else sample.seq + s.base, s.next_seq)
         except Invalid as bad:
             self.refused[bad.reason] += 1
             return False
@@ -111,7 +110,7 @@ class Recording:
             self.refused["late_sample"] += 1
             return False
         if s.ended:
-            s.ended, s.base = False, base
+            s.ended = False
             self.restarted[sample.stream] += 1
         s.next_seq = seq + 1
         s.append(sample.ts, seq, values)

@@ -294,10 +294,9 @@ class Windower:
         if after is not None and (s is None or not s.offsets or s.offsets[-1] != after):
             return False
         streams.pop(stream, None)
-        if self._counted.get(partition, {}).pop(stream, None) is not None or stream in (
-            self._restored.get(partition, {})
-        ):
-            self._restored.setdefault(partition, {})[stream] = (offset + 1, 0)
+        restored = self._restored.setdefault(partition, {})
+        if self._counted.get(partition, {}).pop(stream, None) is not None or stream in restored:
+            restored[stream] = (offset + 1, 0)
         return s is not None
 
     def silent(self, partition: int, before: int) -> list[tuple[str, int]]:

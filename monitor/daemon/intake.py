@@ -147,7 +147,7 @@ class Intake:
         if self.windower is None or store is None:
             return []
         moved = []
-        for tp, records in list(fetched.items()):
+        for tp, records in fetched.items():
             if tp.partition in self._restored or tp not in self.ledger.assigned or not records:
                 continue
             epoch = self.ledger.epoch(tp)
