@@ -7,10 +7,10 @@ taken as the daemon would take them for that model (by name, extra metrics left 
 position, the same count) or left out and counted under the daemon's dead-letter reason. Each
 sample's ``seq`` is the one the daemon windows it at (its own, else the next of its stream), so
 that a jump is a gap offline as in the daemon, and a repeat is left out as ``late_sample``. A
-stream's end marker is no sample: left out, counted as ``end``. A stream that sends again after
-its end (a new stream to the daemon, its seq from 0 again) is recorded on in the same rows, its
-seq counted on from where it ended, and named in :attr:`Recording.restarted`: the history keeps
-every sample, but offline scoring windows across the end where the daemon starts afresh.
+stream's end marker is written as ``end`` = 1 on its last sample's row: offline scoring then
+starts the stream afresh after it, as the daemon does, and a stream sent again counts its seq
+from 0 again (without seq of its own). A marker that follows no sample of its stream ends
+nothing here: left out, counted as ``end``.
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ class _Stream:
     by_name: bool  # its first sample's values came by metric name
     n: int = 0
     next_seq: int = 0
-    base: int = 0  # added to the seq of each sample it sent since its last end
-    ended: bool = False  # its end marker came after its last sample taken
+    ends: list[int] = field(default_factory=list)  # samples its end marker followed
     ts: np.ndarray = field(default_factory=lambda: np.empty(64))
     seq: np.ndarray = field(default_factory=lambda: np.empty(64, dtype=np.int64))
     values: np.ndarray = field(init=False)  # float32 [room, metrics]
@@ -69,7 +68,6 @@ class Recording:
     limits: Limits = field(default_factory=Limits)
     streams: dict[str, _Stream] = field(default_factory=dict)
     refused: Counter[str] = field(default_factory=Counter)
-    restarted: Counter[str] = field(default_factory=Counter)  # streams sent again after an end
 
     @property
     def samples(self) -> int:
@@ -82,16 +80,19 @@ class Recording:
         key: bytes | None = None,
         keep: set[str] | None = None,
     ) -> bool:
-        """Record one message (of a stream in ``keep``, when given); False when left out."""
+        """Record one message (of a stream in ``keep``, when given); True when it is a sample
+        taken (not one left out, nor an end marker)."""
         try:
             sample = decode_sample(value, timestamp_ms, self.limits, key)
             if keep is not None and sample.stream not in keep:
                 return False
             s = self.streams.get(sample.stream)
             if isinstance(sample, End):
-                self.refused["end"] += 1
-                if s is not None:
-                    s.ended, s.base = True, s.next_seq
+                if s is None or s.n == 0 or (s.ends and s.ends[-1] == s.n - 1):
+                    self.refused["end"] += 1  # it ends no sample recorded
+                    return False
+                s.ends.append(s.n - 1)
+                s.next_seq = 0  # a stream of the same name next, counted afresh
                 return False
             if s is None:
                 names = sample.names
@@ -102,24 +103,22 @@ class Recording:
             else:
                 check_length(len(sample.values), len(s.metrics))
                 values = sample.values
-            seq = sample_seq(None if sample.seq is None else sample.seq + s.base, s.next_seq)
+            seq = sample_seq(sample.seq, s.next_seq)
         except Invalid as bad:
             self.refused[bad.reason] += 1
             return False
         except LateSample:
             self.refused["late_sample"] += 1
             return False
-        if s.ended:
-            s.ended = False
-            self.restarted[sample.stream] += 1
         s.next_seq = seq + 1
         s.append(sample.ts, seq, values)
         return True
 
     def frame(self) -> pd.DataFrame:
         """One row per sample, stream after stream, in the order each arrived: ``timestamp``
-        (epoch seconds), ``stream``, ``seq``, then every stream's metrics (a stream's rows leave
-        the others' metric columns empty)."""
+        (epoch seconds), ``stream``, ``seq``, ``end`` when a stream ended (1 on the sample its
+        end marker followed), then every stream's metrics (a stream's rows leave the others'
+        metric columns empty)."""
         columns = list(dict.fromkeys(m for s in self.streams.values() for m in s.metrics))
         taken = [m for m in columns if m in (*TIME_COLUMNS, *ID_COLUMNS)]
         if taken:
@@ -128,16 +127,21 @@ class Recording:
                 f"stream {who!r} sends a metric named {taken[0]!r}, which a sample CSV reads as "
                 "its own column: rename it in the producer"
             )
+        ids = ["timestamp", "stream", "seq"] + ["end"] * any(s.ends for s in self.streams.values())
         parts = []
         for name, s in self.streams.items():
             part = pd.DataFrame(s.values[: s.n], columns=s.metrics)
+            if "end" in ids:
+                end = np.zeros(s.n, dtype=np.int8)
+                end[s.ends] = 1
+                part.insert(0, "end", end)
             part.insert(0, "seq", s.seq[: s.n])
             part.insert(0, "stream", name)
             part.insert(0, "timestamp", s.ts[: s.n])
             parts.append(part)
         if not parts:
-            return pd.DataFrame(columns=["timestamp", "stream", "seq", *columns])
-        return pd.concat(parts, ignore_index=True)[["timestamp", "stream", "seq", *columns]]
+            return pd.DataFrame(columns=[*ids, *columns])
+        return pd.concat(parts, ignore_index=True)[[*ids, *columns]]
 
     def write(self, path: Path) -> None:
         """The sample CSV at ``path`` (``-``: standard output)."""
@@ -153,9 +157,9 @@ class Recording:
                     "metrics": s.metrics,
                     "first_ts": float(s.ts[0]),
                     "last_ts": float(s.ts[s.n - 1]),
+                    "ended": len(s.ends),
                 }
                 for name, s in self.streams.items()
             },
             "left_out": dict(sorted(self.refused.items())),
-            "restarted": dict(self.restarted),
         }

@@ -28,7 +28,8 @@ def sample_messages(samples: Samples, by_name: bool = False, with_seq: bool = Tr
     the count of the stream's samples so far; none without ``with_seq``, as Telegraf and
     prometheus-kafka-adapter send theirs), ``ts`` (epoch seconds) and ``values`` (the metrics
     its stream has: an array in column order, or with ``by_name`` an object by column name, as
-    a producer writing a map sends them)."""
+    a producer writing a map sends them); after a row whose ``end`` is 1, its stream's end
+    marker."""
     counts: dict[str, int] = {}
     values = samples.values.astype(np.float32)
     streams = samples.stream.tolist()
@@ -47,15 +48,25 @@ def sample_messages(samples: Samples, by_name: bool = False, with_seq: bool = Tr
         if not with_seq:
             del doc["seq"]
         yield stream.encode(), orjson.dumps(doc), None
+        if samples.end is not None and samples.end[i]:
+            counts[stream] = 0
+            yield stream.encode(), encode_end(stream), None
+
+
+def message_count(samples: Samples) -> int:
+    """How many messages :func:`sample_messages` sends: a sample each, and the end markers."""
+    return len(samples) + (0 if samples.end is None else int(samples.end.sum()))
 
 
 def check_counted(samples: Samples) -> None:
     """Refuse, in one line, a CSV whose ``seq`` jumps within a stream: sent without seq, the
-    daemon counts the stream's samples and would not see the gap (windows across it)."""
+    daemon counts the stream's samples and would not see the gap (windows across it). After
+    an end it counts afresh, as a stream's ``seq`` may then."""
     if samples.seq is None:
         return
+    ends = samples.end.tolist() if samples.end is not None else [False] * len(samples)
     last: dict[str, int] = {}
-    for stream, seq in zip(samples.stream.tolist(), samples.seq.tolist(), strict=True):
+    for stream, seq, end in zip(samples.stream.tolist(), samples.seq.tolist(), ends, strict=True):
         if stream in last and seq != last[stream] + 1:
             raise DataError(
                 f"--without-seq: stream {stream[:64]!r} goes from seq {last[stream]} to {seq}; "
@@ -63,6 +74,8 @@ def check_counted(samples: Samples) -> None:
                 "replay it with its seq"
             )
         last[stream] = seq
+        if end:
+            del last[stream]
 
 
 def messages(table: WindowTable, fmt: str):
@@ -160,14 +173,15 @@ async def replay(
         if without_seq:
             check_counted(rows)
         msgs = sample_messages(rows, by_name, with_seq=not without_seq)
+        total = message_count(rows)
     else:
-        rows = read_windows(path)
-        msgs = messages(rows, fmt)
+        table = read_windows(path)
+        msgs, total = messages(table, fmt), len(table)
     return await produce(
         bootstrap,
         topic,
         msgs,
-        total=len(rows),
+        total=total,
         rate=rate,
         progress=progress,
         security=security,

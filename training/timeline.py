@@ -92,41 +92,10 @@ def score_samples(
         if det is None:
             out.skipped.append(stream)
             continue
-        rows = samples.rows_of(stream)
-        sub = samples.own_metrics(rows)
-        _check_columns(sub.channels, det, stream, where)
+        _check_columns(samples.own_metrics(samples.rows_of(stream)).channels, det, stream, where)
         out.models[stream] = det
-        window = det.meta.window
-        length = window.length
-        if len(sub) < length:  # not one window yet, as in the daemon
-            continue
-        cut = windows_of(sub, length, window.stride, det.meta.clock)
-        index = window_index(cut.table.seq.astype(np.int64), length, window.stride)
-        scores, channels = learned_scores(
-            det, stream, cut.table.values.reshape(len(cut.table), *det.input_shape), index
-        )
-        decider = Decider(Rule.from_meta(det.meta), stream)
-        cadence = cadence_of(stream, det.meta)
-        for i, sc in enumerate(scores.tolist()):
-            seq, end = int(cut.table.seq[i]), float(cut.table.ts[i])
-            v = decider.push(seq, end, sc, None if channels is None else channels[i])
-            if cadence is not None and (problem := cadence.push(seq, end)):
-                warnings.warn(problem, stacklevel=2)
-            out.stream.append(stream)
-            out.seq.append(seq)
-            out.start.append(float(cut.table.start[i]))
-            out.end.append(end)
-            out.last_row.append(int(rows[cut.last_row[i]]))
-            out.score.append(sc)
-            out.threshold.append(v.threshold)
-            out.above.append(v.above)
-            out.p.append(v.p)
-            if cut.table.label is not None:
-                out.label.append(int(cut.table.label[i]))
-            if v.resolved is not None:
-                out.events.append(event_record(v.resolved, det, "resolved"))
-            if v.opened is not None:
-                out.events.append(event_record(v.opened, det, "open"))
+        for k, run in enumerate(samples.runs_of(stream)):
+            _score_run(out, samples, stream, run, det, after_end=k > 0)
     if out.skipped and not out.models:  # nothing to score: a mistake, not a quiet empty result
         names = ", ".join(repr(s) for s in out.skipped[:5]) + (", ..." * (len(out.skipped) > 5))
         hint = " (samples without a 'stream' column are one stream, '0')" if names == "'0'" else ""
@@ -140,6 +109,60 @@ def score_samples(
             stacklevel=2,
         )
     return out
+
+
+def _score_run(
+    out: Timeline, samples: Samples, stream: str, rows: np.ndarray, det: Detector, after_end: bool
+) -> None:
+    """One run of a stream (its rows up to an end, or all of them) scored and decided afresh,
+    as the daemon meets it: windows, learning and decisions from the start; an event still open
+    at the run's end resolves at its last window (``ended``). A run ``after_end`` whose first
+    window is not the stream's first (its ``seq`` went on) is met in the middle, as the daemon
+    meets it: its first :meth:`Rule.warmup` windows are scored, but events they open are not
+    reported."""
+    sub = samples.own_metrics(rows)
+    window = det.meta.window
+    length = window.length
+    ended = samples.end is not None and bool(samples.end[rows[-1]])
+    if len(sub) < length:  # not one window yet, as in the daemon
+        return
+    cut = windows_of(sub, length, window.stride, det.meta.clock)
+    index = window_index(cut.table.seq.astype(np.int64), length, window.stride)
+    scores, channels = learned_scores(
+        det, stream, cut.table.values.reshape(len(cut.table), *det.input_shape), index
+    )
+    rule = Rule.from_meta(det.meta)
+    decider = Decider(rule, stream)
+    cadence = cadence_of(stream, det.meta)
+    first = int(index[0])
+    quiet = rule.warmup(det.learning) if after_end and first else 0
+    announced = False
+    for i, sc in enumerate(scores.tolist()):
+        seq, end = int(cut.table.seq[i]), float(cut.table.ts[i])
+        v = decider.push(seq, end, sc, None if channels is None else channels[i])
+        if cadence is not None and (problem := cadence.push(seq, end)):
+            warnings.warn(problem, stacklevel=3)
+        out.stream.append(stream)
+        out.seq.append(seq)
+        out.start.append(float(cut.table.start[i]))
+        out.end.append(end)
+        out.last_row.append(int(rows[cut.last_row[i]]))
+        out.score.append(sc)
+        out.threshold.append(v.threshold)
+        out.above.append(v.above)
+        out.p.append(v.p)
+        if cut.table.label is not None:
+            out.label.append(int(cut.table.label[i]))
+        if int(index[i]) - first < quiet:
+            continue
+        if v.resolved is not None and announced:
+            out.events.append(event_record(v.resolved, det, "resolved"))
+            announced = False
+        if v.opened is not None:
+            out.events.append(event_record(v.opened, det, "open"))
+            announced = True
+    if ended and (ev := decider.end()) is not None and announced:
+        out.events.append(event_record(ev, det, "resolved", ended=True))
 
 
 def write_windows_csv(path: Path, t: Timeline) -> None:
@@ -163,12 +186,18 @@ def write_windows_csv(path: Path, t: Timeline) -> None:
             )
 
 
+def _windows(t: Timeline) -> dict[tuple[str, int, float], int]:
+    """Each window's position by stream, seq and time: an event's opening (``start_seq``,
+    ``start_ts``) or resolving window (a stream sent again after its end counts its seq anew)."""
+    return {key: i for i, key in enumerate(zip(t.stream, t.seq, t.end, strict=True))}
+
+
 def flagged_rows(t: Timeline, events: list[dict], rows: int) -> np.ndarray:
     """Per row of the scored CSV: 1 from each event's opening window to its last window above
     the threshold (the rows an operator sees the event cover), else 0."""
-    at = {(s, q): i for i, (s, q) in enumerate(zip(t.stream, t.seq, strict=True))}
-    resolved = {
-        (e["stream"], e["start_seq"]): at[(e["stream"], e["resolved_seq"])]
+    at = _windows(t)
+    resolved = {  # the window after the event's last: its resolving one, or after its end's
+        e["event_id"]: at[(e["stream"], e["resolved_seq"], e["resolved_ts"])] + e.get("ended", 0)
         for e in events
         if e["state"] == "resolved"
     }
@@ -176,8 +205,8 @@ def flagged_rows(t: Timeline, events: list[dict], rows: int) -> np.ndarray:
     for e in events:
         if e["state"] != "open":
             continue
-        first = at[(e["stream"], e["start_seq"])]
-        stop = resolved.get((e["stream"], e["start_seq"]), len(t))
+        first = at[(e["stream"], e["start_seq"], e["start_ts"])]
+        stop = resolved.get(e["event_id"], len(t))
         inside = [i for i in range(first, stop) if t.stream[i] == e["stream"] and t.above[i]]
         last = inside[-1] if inside else first
         flags[t.last_row[first] : t.last_row[last] + 1] = 1
@@ -194,13 +223,14 @@ def row_scores(t: Timeline, rows: int) -> np.ndarray:
 
 def opening_positions(samples: Samples, t: Timeline) -> dict[str, list[int]]:
     """Per stream, the positions (within its samples) of the windows that opened its events."""
-    last_row = {(s, q): r for s, q, r in zip(t.stream, t.seq, t.last_row, strict=True)}
+    at = _windows(t)
     out: dict[str, list[int]] = {stream: [] for stream in t.models}
     local = {stream: {int(r): k for k, r in enumerate(samples.rows_of(stream))} for stream in out}
     for e in t.events:
         if e["state"] == "open":
             stream = e["stream"]
-            out[stream].append(local[stream][last_row[(stream, int(e["start_seq"]))]])
+            window = at[(stream, int(e["start_seq"]), e["start_ts"])]
+            out[stream].append(local[stream][t.last_row[window]])
     return out
 
 

@@ -384,11 +384,13 @@ def record(args: argparse.Namespace) -> int:
         )
     if left_out:
         print(f"left out as the daemon would: {left_out}", file=sys.stderr)
-    if recording.restarted:
-        again = listed([repr(s) for s in recording.restarted], most=5)
+    ended = {name: len(s.ends) for name, s in streams.items() if s.ends}
+    if ended:
+        markers = counted(sum(ended.values()), "end marker")
         print(
-            f"{again} ended and sent again: recorded on in the same rows, seq counted on "
-            "(offline scoring windows across the end; the daemon starts such a stream afresh)",
+            f"{listed([repr(s) for s in ended], most=5)} ended ({markers}): end = 1 on the "
+            "sample each marker followed, where offline scoring starts the stream afresh as "
+            "the daemon does",
             file=sys.stderr,
         )
     if str(args.output) != "-":

@@ -38,8 +38,8 @@ from aemon.training.presets import (
 
 COMMANDS = "aemon.cli.train_commands"
 SAMPLE_CSV = (  # what every command that reads samples says of them
-    "a sample CSV (a timestamp, ts, time, date or datetime column; optional stream, seq and "
-    "label columns; value columns)"
+    "a sample CSV (a timestamp, ts, time, date or datetime column; optional stream, seq, "
+    "label and end columns (end 1: the stream's end marker follows the row); value columns)"
 )
 
 

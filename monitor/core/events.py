@@ -45,6 +45,7 @@ from aemon.core.times import iso
 if TYPE_CHECKING:
     from aemon.core.artifact import Meta
     from aemon.core.detector import Detector
+    from aemon.core.learning import Learning
 
 
 def event_id(model_version: str, stream: str, seq: int, ts: float) -> str:
@@ -86,6 +87,12 @@ class Rule:
     def history(self) -> int:
         """Windows before t that a decision at t may depend on."""
         return self.adaptive_window + self.adaptive_delay + self.within + self.resolve_after
+
+    def warmup(self, learning: Learning | None) -> int:
+        """Windows of a stream met in the middle (its first window not its first ever) scored
+        before it decides: those a decision depends on and, for a model that keeps learning,
+        those its updates read."""
+        return self.history + (0 if learning is None else learning.history)
 
     def to_dict(self) -> dict[str, object]:
         return {

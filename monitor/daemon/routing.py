@@ -102,10 +102,9 @@ class Models:
         return list(self.route) == [ANY]
 
     def warmup(self, model: int) -> int:
-        """Windows of a stream that decisions by model ``model`` depend on: its event rule's
-        history and, when the model keeps learning, the windows its updates read."""
-        learning = self.detectors[model].learning
-        return self.rules[model].history + (0 if learning is None else learning.history)
+        """Windows of a stream met in the middle that model ``model`` scores before it
+        decides (:meth:`Rule.warmup`)."""
+        return self.rules[model].warmup(self.detectors[model].learning)
 
     @property
     def history(self) -> int:

@@ -15,7 +15,7 @@ import pytest
 import aemon
 from aemon.core.catalog import catalog
 from aemon.core.errors import AemonError, ConfigError, DataError
-from aemon.core.events import Decider, Rule, event_record
+from aemon.recording import Recording
 from aemon.replay import end_streams, produce, replay, sample_messages
 from aemon.tools.benchmark import same_events
 from aemon.training.datasets.samples import read_samples
@@ -729,28 +729,23 @@ async def test_a_stream_that_stopped_is_ended_frees_the_commit_and_starts_afresh
             out += [msg(s, k, k) for s in STREAMS if s != A]
         return out
 
-    alone = {}  # A's two lives, each scored offline as a stream of its own
-    for name, lo, hi in (("before", 0, STOP), ("after", AGAIN, len(rows[A]))):
-        rows[A].iloc[lo:hi][["timestamp", "stream", "value"]].to_csv(tmp_path / name, index=False)
-        alone[name] = aemon.load(models, device="cpu").timeline(read_samples(tmp_path / name))
-    t_before = alone["before"]
-    assert any(e["state"] == "open" for e in t_before.events)  # open when A stops
-    d = Decider(Rule.from_meta(t_before.models[A].meta), A)
-    for seq, ts, score in zip(t_before.seq, t_before.end, t_before.score, strict=True):
-        d.push(seq, ts, score)
-    ev = d.end()
-    assert ev is not None
-    ended = event_record(ev, t_before.models[A], "resolved", ended=True)
+    # A's two lives in one sample CSV: its end after row STOP - 1, then seq from 0 again
+    lives = rows[A].iloc[[*range(STOP), *range(AGAIN, len(rows[A]))]].reset_index(drop=True)
+    lives["seq"] = [*range(STOP), *range(len(rows[A]) - AGAIN)]
+    lives["end"] = (lives.index == STOP - 1).astype(int)
+    lives[["timestamp", "stream", "seq", "end", "value"]].to_csv(tmp_path / "a.csv", index=False)
+    t_a = aemon.load(models, device="cpu").timeline(read_samples(tmp_path / "a.csv"))
+    (ended,) = [e for e in t_a.events if e.get("ended")]  # open when A stops
+    assert ended["resolved_seq"] == STOP - 1
     others = [e for e in offline.events if e["stream"] != A]
-    expected = [*t_before.events, ended, *alone["after"].events, *others]
+    expected = [*t_a.events, *others]
 
     t = topics(1)
     await make_topics(bootstrap, t)
     first = part(0, 520, with_a=True)
     a_last = max(i for i, (key, *_) in enumerate(first) if key == A.encode())
-    windows = len(t_before) + sum(
-        s != A and q < 520 for s, q in zip(offline.stream, offline.seq, strict=True)
-    )
+    windows = t_a.seq.index(STOP - 1) + 1  # A's first life
+    windows += sum(s != A and q < 520 for s, q in zip(offline.stream, offline.seq, strict=True))
     if by_itself:  # the others' samples after A's last over 1.9 s: A silent for more than 1 s
         async with running(settings(bootstrap, models, t, end_silent_after_s=1.0)) as svc:
             head, tail = first[: a_last + 1], first[a_last + 1 :]
@@ -789,8 +784,7 @@ async def test_a_stream_that_stopped_is_ended_frees_the_commit_and_starts_afresh
     # so the next restart re-reads nothing of A: it counts A from 0 as the first one did,
     # not on from an anchor kept before A's end
     third = [msg(A, k, k - AGAIN) for k in range(AGAIN, len(rows[A]))]
-    everything = len(offline) - sum(s == A for s in offline.stream) + len(t_before)
-    everything += len(alone["after"])
+    everything = len(offline) - sum(s == A for s in offline.stream) + len(t_a)
     async with running(settings(bootstrap, models, t)):
         await produce(bootstrap, t["input_topic"], third, total=len(third), progress=False)
         deadline = time.monotonic() + 60
@@ -800,16 +794,24 @@ async def test_a_stream_that_stopped_is_ended_frees_the_commit_and_starts_afresh
     alerts, _ = await read_back(bootstrap, t)
     assert same_events(expected, alerts) == []
     assert [e["event_id"] for e in alerts if e.get("ended")] == [ended["event_id"]]
-    for timeline in (t_before, alone["after"], offline):
+    for timeline in (t_a, offline):
         want = [
             (s, q, ts, sc)
             for s, q, ts, sc in zip(
                 timeline.stream, timeline.seq, timeline.end, timeline.score, strict=True
             )
-            if (s == A) == (timeline is not offline)
+            if (s == A) == (timeline is t_a)
         ]
         got = np.array([scored[(s, q, ts)] for s, q, ts, _ in want])
         np.testing.assert_allclose(got, [sc for *_, sc in want], rtol=1e-4, atol=1e-6)
+    # what `aemon record` makes of the input topic, its end included, scores offline to the
+    # daemon's events, all streams at once
+    recording = Recording()
+    for r in await read_all(bootstrap, t["input_topic"]):
+        recording.add(r.value, r.timestamp, r.key)
+    recording.write(tmp_path / "recorded.csv")
+    again = aemon.load(models, device="cpu").timeline(read_samples(tmp_path / "recorded.csv"))
+    assert same_events(again.events, alerts) == [] and len(again) == everything
 
 
 async def scores_by_time(bootstrap: str, t: dict[str, str]) -> dict[tuple[str, int, float], float]:

@@ -19,6 +19,7 @@ import aemon
 from aemon.core import artifact
 from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError, ConfigError
+from aemon.core.events import Rule
 from aemon.core.learner import StreamLearner, Update, fine_tuned, learned_scores
 from aemon.core.learning import Learning
 from aemon.daemon.learned import LearnedStore
@@ -155,6 +156,42 @@ def test_the_daemons_learner_scores_what_offline_scoring_does(learning_model):
     np.testing.assert_allclose(online, offline, rtol=1e-5, atol=1e-6)
     assert len({id(m) for m in models}) == index[-1] // EVERY + 1  # the trained one, 5 updates
     assert not np.allclose(online, det.score(windows))  # the updates changed the scores
+
+
+def lives(frame: pd.DataFrame, end_at: int, seq_again: bool) -> pd.DataFrame:
+    """``frame`` as one stream whose end marker follows row ``end_at``; after it the stream
+    counts its seq from 0 again (``seq_again``) or goes on."""
+    seq = np.arange(len(frame))
+    if seq_again:
+        seq[end_at + 1 :] -= end_at + 1
+    end = (np.arange(len(frame)) == end_at).astype(int)
+    return frame.assign(stream="a", seq=seq, end=end)
+
+
+def test_after_an_end_a_stream_is_scored_learned_and_decided_afresh(learning_model):
+    """A sample CSV's ``end``: its stream's first life is scored as if alone, its open event
+    resolved at its last window (``ended``), and its second life as a new stream: windows,
+    learning and decisions from the start, as the daemon takes an end marker."""
+    _, det = learning_model
+    one = aemon.SeriesDetector({"": det})
+    frame = shifted_stream(900, 300)  # an incident from row 300, still on at the end (row 340)
+    t = one.timeline(lives(frame, 340, seq_again=True))
+    first = one.timeline(frame.iloc[:341].assign(stream="a"))
+    second = one.timeline(frame.iloc[341:].assign(stream="a"))
+    assert t.score == first.score + second.score and t.seq == first.seq + second.seq
+    (last,) = [e for e in first.events if e["state"] == "open"]  # open when the stream ends
+    ended = [e for e in t.events if e.get("ended")]
+    assert [(e["event_id"], e["resolved_seq"]) for e in ended] == [(last["event_id"], 340)]
+    assert t.events == [*first.events, *ended, *second.events] and second.events
+    assert not [e for e in t.events[len(first.events) + 1 :] if e.get("ended")]
+    # the same rows without the end: one stream, learned across, another second half
+    whole = one.timeline(frame.assign(stream="a"))
+    assert whole.score[: len(first)] == first.score and whole.score[len(first) :] != second.score
+    # a seq that goes on after the end: a stream met in the middle, which the daemon warms up
+    # on its first windows (more here than it has): scored, but no event of it reported
+    middle = one.timeline(lives(frame, 340, seq_again=False))
+    assert len(middle) == len(t) and middle.events == [*first.events, *ended]
+    assert det.meta.window.length == 8 and Rule.from_meta(det.meta).warmup(det.learning) > 900
 
 
 def test_the_artifact_keeps_the_learning_and_refuses_a_corrupt_one(learning_model, tmp_path):

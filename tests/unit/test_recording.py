@@ -23,7 +23,7 @@ def test_streams_by_position_and_by_name_keep_their_first_metrics():
     assert r.add(msg(stream="one", seq=5, value=2.5), 0)  # a jump: a gap, kept at its seq
     assert not r.add(msg(stream="one", seq=5, value=2.5), 0)  # a repeat
     assert not r.add(b"{", 0)
-    assert not r.add(orjson.dumps({"stream": "one", "end": True}), 0)  # no sample: left out
+    assert not r.add(orjson.dumps({"stream": "six", "end": True}), 0)  # no sample: left out
     frame = r.frame()
     ids = ["timestamp", "stream", "seq"]
     assert list(frame.columns) == [*ids, "value", "value0", "value1", "cpu", "mem"]
@@ -37,25 +37,30 @@ def test_streams_by_position_and_by_name_keep_their_first_metrics():
     assert dict(r.refused) == left_out
 
 
-def test_a_stream_sent_again_after_its_end_is_recorded_on_and_named():
-    """After its end marker a stream may count its seq from 0 again (a new stream to the
-    daemon): the history keeps those samples, their seq counted on, and names the stream; a
-    stream without seq is counted on as before."""
+def test_an_end_marker_is_written_on_its_streams_last_sample_and_the_stream_counts_afresh():
+    """After its end marker a stream is a new one to the daemon, its seq (none sent: its count)
+    from 0 again: the CSV says so with end = 1 on the sample the marker followed, and keeps the
+    seq the daemon windows each sample at. A marker after no sample ends nothing."""
     r = Recording()
     for k in range(3):
         assert r.add(msg(stream="a", seq=k, value=float(k)), 0)
         assert r.add(msg(stream="b", value=float(k)), 0)
+    assert r.add(msg(stream="d", value=1.0), 0)
     for stream in "abc":
         assert not r.add(orjson.dumps({"stream": stream, "end": True}), 0)
+    assert not r.add(orjson.dumps({"stream": "a", "end": True}), 0)  # twice: ends nothing more
     assert r.add(msg(stream="a", seq=0, value=9.0), 0)
     assert r.add(msg(stream="a", seq=1, value=9.0), 0)
     assert not r.add(msg(stream="a", seq=1, value=9.0), 0)  # a repeat is still one
     assert r.add(msg(stream="b", value=9.0), 0)
     frame = r.frame()
-    assert frame[frame.stream == "a"].seq.tolist() == [0, 1, 2, 3, 4]
-    assert frame[frame.stream == "b"].seq.tolist() == [0, 1, 2, 3]
-    assert r.restarted == {"a": 1, "b": 1} and r.summary()["restarted"] == {"a": 1, "b": 1}
-    assert dict(r.refused) == {"end": 3, "late_sample": 1}
+    assert list(frame.columns) == ["timestamp", "stream", "seq", "end", "value"]
+    a, b = frame[frame.stream == "a"], frame[frame.stream == "b"]
+    assert a.seq.tolist() == [0, 1, 2, 0, 1] and a.end.tolist() == [0, 0, 1, 0, 0]
+    assert b.seq.tolist() == [0, 1, 2, 0] and b.end.tolist() == [0, 0, 1, 0]
+    assert frame[frame.stream == "d"].end.tolist() == [0]
+    assert r.summary()["streams"]["a"]["ended"] == 1
+    assert dict(r.refused) == {"end": 2, "late_sample": 1}  # the markers of c and a's second
 
 
 def test_only_the_streams_asked_for_and_no_metric_named_as_a_csv_column():

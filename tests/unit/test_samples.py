@@ -1,10 +1,12 @@
+import dataclasses
+
 import numpy as np
 import orjson
 import pandas as pd
 import pytest
 
 from aemon.core.errors import ConfigError, DataError
-from aemon.replay import sample_messages
+from aemon.replay import check_counted, message_count, sample_messages
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import read_samples, samples_of
 
@@ -239,3 +241,29 @@ def test_replay_sends_each_stream_s_own_metrics_by_name_on_request():
     assert [d["values"] for d in sent] == [{"cpu": 0.5}, {"flow": 3.0}, {"cpu": 0.25}]
     plain = [orjson.loads(v)["values"] for _, v, _ in sample_messages(samples)]
     assert plain == [[0.5], [3.0], [0.25]]
+
+
+def test_an_end_column_cuts_a_stream_into_lives_that_replay_sends_with_its_end_markers(
+    tmp_path, recwarn
+):
+    """``end`` = 1: the stream's end marker follows that sample. Its windows start afresh after
+    it (seq from 0 again is no repeat, and warns of nothing), and replay sends the marker
+    there, counting a stream without seq from 0 again, as the daemon numbers it."""
+    rows = [(f"{1_700_000_000 + 60 * i},a,{i % 10},{int(i == 9)},{i}\n") for i in range(20)]
+    rows += [f"{1_700_000_000 + 60 * i},b,{i},0,{i}\n" for i in range(12)]
+    samples = read_samples(write(tmp_path, "timestamp,stream,seq,end,value\n" + "".join(rows)))
+    assert samples.channels == ["value"] and samples.end is not None
+    assert [r.tolist() for r in samples.runs_of("a")] == [list(range(10)), list(range(10, 20))]
+    assert len(samples.runs_of("b")) == 1 and not [w for w in recwarn if "seq" in str(w.message)]
+    cut = windows_of(samples, 8, 2).table  # a: 2 windows in each life, none across the end
+    assert cut.seq.tolist() == [7, 9, 7, 9, 7, 9, 11]
+    assert cut.start.tolist()[:4] == [1_700_000_000 + 60 * i for i in (0, 2, 10, 12)]
+    sent = [orjson.loads(v) for _, v, _ in sample_messages(samples, with_seq=False)]
+    assert sent[10] == {"stream": "a", "end": True} and len(sent) == message_count(samples) == 33
+    bare = dataclasses.replace(samples, seq=None)  # no seq column: each sample's count
+    assert windows_of(bare, 8, 2).table.seq.tolist() == cut.seq.tolist()
+    counts = [orjson.loads(v).get("seq") for k, v, _ in sample_messages(bare) if k == b"a"]
+    assert counts == [*range(10), None, *range(10)]  # the marker between
+    check_counted(samples)  # a's seq from 0 again after its end: what the daemon counts
+    with pytest.raises(DataError, match=r"end must be 0 or 1 \(the stream ends after the row\)"):
+        read_samples(write(tmp_path, "timestamp,end,value\n1700000000,2,1\n"))

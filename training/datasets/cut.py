@@ -1,7 +1,8 @@
 """Cut a sample CSV into windows exactly as the daemon windows sample streams.
 
 Each stream's samples go, in file order, through the same :class:`aemon.core.windowing.Windower`
-the daemon uses, so offline and streaming windows are identical. A window takes the ``seq`` of
+the daemon uses, so offline and streaming windows are identical (a stream's windows start
+afresh after each of its ends, as the daemon's after an end marker). A window takes the ``seq`` of
 its last sample (the per-stream index, or the CSV's ``seq``), its ``start``/``ts`` times (first
 and last sample), and is labelled 1 when any of its samples is. Several value columns become
 channels, written channel by channel (``cpu@0 .. cpu@7, mem@0 ..``: the metrics' names).
@@ -45,10 +46,10 @@ def windows_of(
     rows: dict[str, list] = {k: [] for k in ("values", "stream", "seq", "ts", "start", "last")}
     labels: list[int] = []
     out = np.zeros(shape, dtype=np.float32)
-    for stream in samples.streams():
-        w = Windower(length, stride)
+    for stream, run in ((s, run) for s in samples.streams() for run in samples.runs_of(s)):
+        w = Windower(length, stride)  # afresh after each end, as the daemon forgets the stream
         accepted: list[int] = []
-        for i in samples.rows_of(stream):
+        for i in run:
             seq = None if samples.seq is None else int(samples.seq[i])
             try:
                 values = samples.values[i].astype(np.float32)

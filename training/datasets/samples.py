@@ -3,8 +3,10 @@
 Columns: a time column named ``timestamp``, ``ts``, ``time``, ``date`` or ``datetime`` (ISO
 8601, zone-less times taken as UTC, or epoch seconds, not milliseconds: see
 :mod:`aemon.core.times`); optional ``stream`` (default one stream,
-``"0"``), ``seq`` (the per-stream sample index: an id, never a value) and ``label`` (1 =
-anomalous sample); every other column is a value channel, in order. Values must be finite
+``"0"``), ``seq`` (the per-stream sample index: an id, never a value), ``label`` (1 =
+anomalous sample) and ``end`` (1 = the stream's end marker follows this sample: what comes after
+is a new stream of the same name, windowed, learned and decided afresh, as the daemon takes a
+marker); every other column is a value channel, in order. Values must be finite
 float32 numbers, as the daemon requires. Rows keep file order: the clock never reorders samples
 (see :mod:`aemon.core.windowing`).
 """
@@ -36,7 +38,7 @@ from aemon.core.table import (
 )
 from aemon.core.times import time_problem
 
-ID_COLUMNS = ("stream", "seq", "label")
+ID_COLUMNS = ("stream", "seq", "label", "end")
 # A stream whose time goes back at this share of its steps or more is not in time order (a
 # daylight-saving hour stamped twice or a clock stepping back goes back once).
 UNORDERED_SHARE = 0.01
@@ -78,6 +80,7 @@ class Samples:
     seq: np.ndarray | None = None  # int64 [n]
     label: np.ndarray | None = None  # int8 [n]
     zoneless: bool = False  # times had no zone and were taken as UTC
+    end: np.ndarray | None = None  # bool [n]: the stream's end marker follows the sample
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -88,6 +91,15 @@ class Samples:
 
     def rows_of(self, stream: str) -> np.ndarray:
         return np.flatnonzero(self.stream == stream)
+
+    def runs_of(self, stream: str) -> list[np.ndarray]:
+        """The rows of ``stream`` cut after each of its ends: the streams of that name the
+        daemon meets one after another (one run without an ``end`` column)."""
+        rows = self.rows_of(stream)
+        if self.end is None:
+            return [rows]
+        cuts = np.flatnonzero(self.end[rows[:-1]]) + 1
+        return np.split(rows, cuts)
 
     def subset(self, rows: np.ndarray, columns: list[int] | None = None) -> Samples:
         """The samples at ``rows`` (positions), in that order; ``columns``: only those values."""
@@ -103,6 +115,7 @@ class Samples:
             pick(self.seq),
             pick(self.label),
             self.zoneless,
+            pick(self.end),
         )
 
     def columns(self) -> dict[str, tuple[int, ...]]:
@@ -260,11 +273,18 @@ def samples_of(frame: pd.DataFrame, path: str | None = None, missing: str = "ref
             row = int(np.flatnonzero(~np.isin(label, (0, 1)))[0])
             raise DataError(f"{rows.at(row)}: label must be 0 (normal) or 1 (anomaly)")
         label = label.astype(np.int8)
+    end = None
+    if "end" in frame:
+        end = _whole(frame, "end", rows)
+        if not np.isin(end, (0, 1)).all():
+            row = int(np.flatnonzero(~np.isin(end, (0, 1)))[0])
+            raise DataError(f"{rows.at(row)}: end must be 0 or 1 (the stream ends after the row)")
+        end = end.astype(bool)
     seq = _whole(frame, "seq", rows) if "seq" in frame else None
     _warn_if_unordered(stream, ts, frame[time_col], rows)
     if seq is not None:
-        _warn_if_seq_jumps(stream, seq, rows)
-    out = Samples(stream, ts, values, value_cols, seq, label, zoneless)
+        _warn_if_seq_jumps(stream, seq, rows, end)
+    out = Samples(stream, ts, values, value_cols, seq, label, zoneless, end)
     if not gaps.any():
         return out
     if gaps.all():
@@ -316,14 +336,21 @@ class _Steps(NamedTuple):
 
 
 def _odd_steps(
-    stream: np.ndarray, values: np.ndarray, odd: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    stream: np.ndarray,
+    values: np.ndarray,
+    odd: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    ends: np.ndarray | None = None,
 ) -> _Steps | None:
+    """``ends``: rows after which a stream ends (the step from such a row is not counted)."""
     codes, names = pd.factorize(stream)
     order = np.argsort(codes, kind="stable")  # each stream's rows together, in file order
     by_stream, ordered = codes[order], values[order]
-    hit = (by_stream[1:] == by_stream[:-1]) & odd(ordered[:-1], ordered[1:])
+    step = by_stream[1:] == by_stream[:-1]
+    if ends is not None:
+        step &= ~ends[order][:-1]
+    hit = step & odd(ordered[:-1], ordered[1:])
     counts = np.bincount(by_stream[1:][hit], minlength=len(names))
-    steps = np.bincount(codes, minlength=len(names)) - 1
+    steps = np.bincount(by_stream[1:][step], minlength=len(names))
     bad = np.flatnonzero((counts >= 2) & (counts >= UNORDERED_SHARE * steps))
     if not len(bad):
         return None
@@ -337,12 +364,14 @@ def _others(more: int) -> str:
     return f" (and {more} more streams)" if more else ""
 
 
-def _warn_if_seq_jumps(stream: np.ndarray, seq: np.ndarray, rows: Rows) -> None:
+def _warn_if_seq_jumps(
+    stream: np.ndarray, seq: np.ndarray, rows: Rows, ends: np.ndarray | None
+) -> None:
     """One warning when a stream's ``seq`` is not its sample index: where it jumps, the stream's
     windows start again (samples missing), and where it does not rise the sample is skipped (a
     repeat), as the daemon does; a ``seq`` counting seconds, or one counter over several
-    streams, would leave a stream few windows or none."""
-    odd = _odd_steps(stream, seq, lambda earlier, later: later != earlier + 1)
+    streams, would leave a stream few windows or none. After an end it may start again."""
+    odd = _odd_steps(stream, seq, lambda earlier, later: later != earlier + 1, ends)
     if odd is None:
         return
     warnings.warn(
