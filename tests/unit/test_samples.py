@@ -265,5 +265,12 @@ def test_an_end_column_cuts_a_stream_into_lives_that_replay_sends_with_its_end_m
     counts = [orjson.loads(v).get("seq") for k, v, _ in sample_messages(bare) if k == b"a"]
     assert counts == [*range(10), None, *range(10)]  # the marker between
     check_counted(samples)  # a's seq from 0 again after its end: what the daemon counts
+    # the sample an end follows left out (a missing value): its stream still ends there
+    gappy = [f"{1_700_000_000 + 60 * i},a,{int(i == 4)},{'' if i == 4 else i}\n" for i in range(9)]
+    with pytest.warns(UserWarning, match="left out 1 of 9 rows"):
+        kept = read_samples(
+            write(tmp_path, "timestamp,stream,end,value\n" + "".join(gappy)), "skip"
+        )
+    assert [len(r) for r in kept.runs_of("a")] == [4, 4]
     with pytest.raises(DataError, match=r"end must be 0 or 1 \(the stream ends after the row\)"):
         read_samples(write(tmp_path, "timestamp,end,value\n1700000000,2,1\n"))

@@ -296,7 +296,19 @@ def samples_of(frame: pd.DataFrame, path: str | None = None, missing: str = "ref
         f"value (the first: {value_cols[j]!r}), as the daemon leaves out such samples",
         stacklevel=2,
     )
+    if end is not None:
+        _keep_ends(stream, end, gaps)
     return out.subset(np.flatnonzero(~gaps))
+
+
+def _keep_ends(stream: np.ndarray, end: np.ndarray, gaps: np.ndarray) -> None:
+    """A row left out that its stream's end follows hands the end to the stream's last row kept
+    before it: the daemon dead-letters such a sample, and the marker after it still ends the
+    stream (a stream that ended there already, or has no row kept, is ended alike)."""
+    for i in np.flatnonzero(gaps & end).tolist():
+        kept = np.flatnonzero((stream[:i] == stream[i]) & ~gaps[:i])
+        if len(kept):
+            end[kept[-1]] = True
 
 
 def _absent(frame: pd.DataFrame, value_cols: list[str], path: str) -> tuple[np.ndarray, np.ndarray]:
