@@ -188,6 +188,20 @@ def _whole(frame: pd.DataFrame, name: str, rows: Rows) -> np.ndarray:
     return raw.astype(np.int64)
 
 
+def _flags(
+    frame: pd.DataFrame, name: str, rows: Rows, meaning: str, dtype: type
+) -> np.ndarray | None:
+    """Column ``name`` of 0s and 1s, as ``dtype`` (None without it); another number is refused
+    with its row and what the two mean."""
+    if name not in frame:
+        return None
+    flags = _whole(frame, name, rows)
+    if not np.isin(flags, (0, 1)).all():
+        row = int(np.flatnonzero(~np.isin(flags, (0, 1)))[0])
+        raise DataError(f"{rows.at(row)}: {name} must be {meaning}")
+    return flags.astype(dtype)
+
+
 def read_samples(path: str | Path, missing: str = "refuse") -> Samples:
     """Read and check a sample CSV (see the module doc; ``missing``: :func:`samples_of`)."""
     path = Path(path)
@@ -266,20 +280,8 @@ def samples_of(frame: pd.DataFrame, path: str | None = None, missing: str = "ref
     )
     if (stream == "").any():
         raise DataError(f"{rows.at(int(np.flatnonzero(stream == '')[0]))}: empty stream id")
-    label = None
-    if "label" in frame:
-        label = _whole(frame, "label", rows)
-        if not np.isin(label, (0, 1)).all():
-            row = int(np.flatnonzero(~np.isin(label, (0, 1)))[0])
-            raise DataError(f"{rows.at(row)}: label must be 0 (normal) or 1 (anomaly)")
-        label = label.astype(np.int8)
-    end = None
-    if "end" in frame:
-        end = _whole(frame, "end", rows)
-        if not np.isin(end, (0, 1)).all():
-            row = int(np.flatnonzero(~np.isin(end, (0, 1)))[0])
-            raise DataError(f"{rows.at(row)}: end must be 0 or 1 (the stream ends after the row)")
-        end = end.astype(bool)
+    label = _flags(frame, "label", rows, "0 (normal) or 1 (anomaly)", np.int8)
+    end = _flags(frame, "end", rows, "0 or 1 (the stream ends after the row)", bool)
     seq = _whole(frame, "seq", rows) if "seq" in frame else None
     _warn_if_unordered(stream, ts, frame[time_col], rows)
     if seq is not None:
