@@ -88,7 +88,7 @@ class Recording:
                 return False
             s = self.streams.get(sample.stream)
             if isinstance(sample, End):
-                if s is None or s.n == 0 or (s.ends and s.ends[-1] == s.n - 1):
+                if s is None or s.ends[-1:] == [s.n - 1]:
                     self.refused["end"] += 1  # it ends no sample recorded
                     return False
                 s.ends.append(s.n - 1)
