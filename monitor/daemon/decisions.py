@@ -72,6 +72,16 @@ class _Stream:
     announced: bool = False
 
 
+def from_one(stream: str, warmup: int) -> str:
+    """The line for a stream first met at its window 1: its seq from 1, most likely."""
+    return (
+        f"stream {stream!r} starts at its window 1, not 0 (its seq starts at 1, or its first "
+        f"samples are not in the topic): taken as met in the middle, its first {warmup:,} "
+        "windows rebuild its state and decide nothing (aemon_warmup_windows_total); if its "
+        "producer counts seq from 1, count from 0"
+    )
+
+
 @dataclass
 class Decisions:
     models: Models
@@ -165,6 +175,8 @@ class Decisions:
             if st is None:
                 cadence = cadence_of(stream, dets[m].meta)
                 st = self.streams[(p, stream)] = _Stream(Decider(rules[m], stream), idx, cadence)
+                if idx == 1:  # what a producer counting seq from 1 sends
+                    log.warning(from_one(stream, self.models.warmup(m)))
             metrics = takes[m].values  # a row's errors per metric: as many as its model's
             per = None if channels is None or metrics == 1 else channels[i, :metrics]
             v = st.decider.push(seq, ts, scores[i], per)

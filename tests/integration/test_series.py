@@ -15,6 +15,8 @@ import pytest
 import aemon
 from aemon.core.catalog import catalog
 from aemon.core.errors import AemonError, ConfigError, DataError
+from aemon.core.events import Rule
+from aemon.daemon.decisions import from_one
 from aemon.recording import Recording
 from aemon.replay import end_streams, produce, replay, sample_messages
 from aemon.tools.benchmark import same_events
@@ -194,6 +196,37 @@ async def test_samples_at_a_tenth_of_the_trained_step_are_named_once_per_stream(
         assert counter(svc, "aemon_off_step_streams_total") == len(STREAMS)
     named = [r.getMessage().split("'")[1] for r in caplog.records if wording in r.getMessage()]
     assert sorted(named) == sorted(STREAMS)
+
+
+async def test_a_stream_whose_seq_starts_at_1_is_named_as_met_in_the_middle(
+    bootstrap, series, tmp_path, caplog
+):
+    """A producer counting seq from 1: the daemon cannot tell its stream from one whose first
+    sample is no longer in the topic, warms it up on its first H windows (no decision), and
+    says so once, naming it; a stream counted from 0 decides from its first window."""
+    models, rest, _ = series
+    frame = pd.read_csv(rest)
+    msgs = []
+    for k in range(300):
+        for stream, base in (("cpu-a", 1), ("disk/b", 0)):
+            r = frame[frame.stream == stream].iloc[k]
+            doc = {"stream": stream, "seq": k + base, "ts": float(r.timestamp)}
+            doc["value"] = float(r.value)
+            msgs.append((stream.encode(), orjson.dumps(doc), None))
+    det = aemon.load(models, device="cpu").detector_for("cpu-a")
+    assert det is not None and det.learning is None
+    warmup = Rule.from_meta(det.meta).warmup(None)
+    windows = 300 - det.meta.window.length + 1
+    assert warmup < windows
+    t = topics(1)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, models, t)) as svc:
+        await produce(bootstrap, t["input_topic"], msgs, total=len(msgs), progress=False)
+        decided = 2 * windows - warmup  # cpu-a's first H windows rebuild state only
+        await until(lambda: counter(svc, "aemon_windows_scored_total") >= decided, 60, "decided")
+        assert counter(svc, "aemon_warmup_windows_total") == warmup
+    said = [r.getMessage() for r in caplog.records if "starts at its window 1" in r.getMessage()]
+    assert said == [from_one("cpu-a", warmup)] and f"first {warmup:,} windows" in said[0]
 
 
 @pytest.mark.parametrize("numbered", [False, True], ids=["no seq", "seq"])
