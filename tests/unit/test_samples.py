@@ -1,4 +1,5 @@
 import dataclasses
+import warnings
 
 import numpy as np
 import orjson
@@ -274,3 +275,22 @@ def test_an_end_column_cuts_a_stream_into_lives_that_replay_sends_with_its_end_m
     assert [len(r) for r in kept.runs_of("a")] == [4, 4]
     with pytest.raises(DataError, match=r"end must be 0 or 1 \(the stream ends after the row\)"):
         read_samples(write(tmp_path, "timestamp,end,value\n1700000000,2,1\n"))
+
+
+def test_streams_counting_seq_from_1_are_warned_about_once(tmp_path):
+    """The daemon meets a stream whose seq starts at 1 at its window 1 and warms it up: the
+    CSV says so before it is replayed; streams from 0 (or from further on: a slice of a
+    history) are not named."""
+    rows = [
+        f"{1_700_000_000 + 60 * i},{s},{i + base},1\n"
+        for s, base in (("a", 1), ("b", 1), ("c", 0), ("d", 900))
+        for i in range(3)
+    ]
+    with pytest.warns(
+        UserWarning, match=r"s\.csv:2: stream 'a' \(and 1 more streams\) counts seq from 1"
+    ):
+        read_samples(write(tmp_path, "timestamp,stream,seq,value\n" + "".join(rows)))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        read_samples(write(tmp_path, "timestamp,stream,seq,value\n" + "".join(rows[6:])))
+    assert not said

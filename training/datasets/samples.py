@@ -286,6 +286,7 @@ def samples_of(frame: pd.DataFrame, path: str | None = None, missing: str = "ref
     _warn_if_unordered(stream, ts, frame[time_col], rows)
     if seq is not None:
         _warn_if_seq_jumps(stream, seq, rows, end)
+        _warn_if_seq_from_one(stream, seq, rows)
     out = Samples(stream, ts, values, value_cols, seq, label, zoneless, end)
     if not gaps.any():
         return out
@@ -394,6 +395,23 @@ def _warn_if_seq_jumps(
         f"{seq[odd.prev]} on {rows.line(odd.prev)}); seq is each stream's sample index (0, 1, "
         "2, ...): a jump starts the stream's windows again and a repeat is skipped. Leave the "
         "column out to number samples in file order",
+        stacklevel=2,
+    )
+
+
+def _warn_if_seq_from_one(stream: np.ndarray, seq: np.ndarray, rows: Rows) -> None:
+    """One warning when streams count ``seq`` from 1: scored here from their first window, but
+    the daemon meets such a stream at its window 1, as one whose start it never read, and
+    decides nothing in its first windows (its warm-up)."""
+    _, first = np.unique(stream, return_index=True)
+    ones = np.sort(first[seq[first] == 1])
+    if not len(ones):
+        return
+    warnings.warn(
+        f"{rows.at(int(ones[0]))}: stream {stream[ones[0]]!r}{_others(len(ones) - 1)} counts "
+        "seq from 1: the daemon takes such a stream as met in the middle (its sample 0 not "
+        "read) and decides nothing in its first windows, where scoring here decides from the "
+        "first; seq counts each stream's samples from 0",
         stacklevel=2,
     )
 
