@@ -77,7 +77,7 @@ def from_one(stream: str, warmup: int) -> str:
     return (
         f"stream {stream!r} starts at its window 1, not 0 (its seq starts at 1, or its first "
         f"samples are not in the topic): taken as met in the middle, its first {warmup:,} "
-        "windows rebuild its state and decide nothing (aemon_warmup_windows_total); if its "
+        "windows only build its state and decide nothing (aemon_warmup_windows_total); if its "
         "producer counts seq from 1, count from 0"
     )
 
