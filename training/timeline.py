@@ -92,10 +92,13 @@ def score_samples(
         if det is None:
             out.skipped.append(stream)
             continue
-        _check_columns(samples.own_metrics(samples.rows_of(stream)).channels, det, stream, where)
+        runs = samples.runs_of(stream)
+        first = samples.own_metrics(runs[0])  # a stream's metrics are those of its first row
+        _check_columns(first.channels, det, stream, where)
         out.models[stream] = det
-        for k, run in enumerate(samples.runs_of(stream)):
-            _score_run(out, samples, stream, run, det, after_end=k > 0)
+        for k, run in enumerate(runs):
+            sub = first if k == 0 else samples.own_metrics(run)
+            _score_run(out, sub, stream, run, det, after_end=k > 0)
     if out.skipped and not out.models:  # nothing to score: a mistake, not a quiet empty result
         names = ", ".join(repr(s) for s in out.skipped[:5]) + (", ..." * (len(out.skipped) > 5))
         hint = " (samples without a 'stream' column are one stream, '0')" if names == "'0'" else ""
@@ -112,18 +115,17 @@ def score_samples(
 
 
 def _score_run(
-    out: Timeline, samples: Samples, stream: str, rows: np.ndarray, det: Detector, after_end: bool
+    out: Timeline, sub: Samples, stream: str, rows: np.ndarray, det: Detector, after_end: bool
 ) -> None:
-    """One run of a stream (its rows up to an end, or all of them) scored and decided afresh,
-    as the daemon meets it: windows, learning and decisions from the start; an event still open
-    at the run's end resolves at its last window (``ended``). A run ``after_end`` whose first
-    window is not the stream's first (its ``seq`` went on) is met in the middle, as the daemon
-    meets it: its first :meth:`Rule.warmup` windows are scored, but events they open are not
-    reported."""
-    sub = samples.own_metrics(rows)
+    """One run of a stream (``sub``: its samples at ``rows``, up to an end or all of them, with
+    the stream's metrics) scored and decided afresh, as the daemon meets it: windows, learning
+    and decisions from the start; an event still open at the run's end resolves at its last
+    window (``ended``). A run ``after_end`` whose first window is not the stream's first (its
+    ``seq`` went on) is met in the middle, as the daemon meets it: its first
+    :meth:`Rule.warmup` windows are scored, but events they open are not reported."""
     window = det.meta.window
     length = window.length
-    ended = samples.end is not None and bool(samples.end[rows[-1]])
+    ended = sub.end is not None and bool(sub.end[-1])
     if len(sub) < length:  # not one window yet, as in the daemon
         return
     cut = windows_of(sub, length, window.stride, det.meta.clock)
