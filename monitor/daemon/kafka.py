@@ -20,6 +20,11 @@ from aiokafka.errors import KafkaError
 from aemon.core.errors import AemonError
 from aemon.daemon.config import Settings
 
+# The most bytes the daemon's producer puts in one record batch (aiokafka's 16 KiB default split
+# one batch's alerts in many): a topic it writes must take records of this size (Kafka's default
+# max.message.bytes, 1 MiB + 12, does).
+BATCH_BYTES = 1 << 20
+
 
 class Consumer(Protocol):
     async def start(self) -> None: ...
@@ -152,7 +157,7 @@ def kafka_clients(s: Settings) -> Clients:
         acks="all",
         enable_idempotence=s.idempotent,
         linger_ms=2,
-        max_batch_size=1 << 20,  # aiokafka's 16 KiB default splits one batch's alerts in many
+        max_batch_size=BATCH_BYTES,
         max_request_size=max(1 << 21, 2 * s.max_message_bytes),
         request_timeout_ms=10_000,
         **sec,

@@ -62,7 +62,13 @@ def _trained(job: bytes) -> tuple[bytes, float]:
     models ran out of them."""
     start = time.perf_counter()
     model = pickle.loads(job)().model
-    return safetensors.torch.save(model.state_dict()), time.perf_counter() - start
+    return weights_of(model), time.perf_counter() - start
+
+
+def weights_of(model: torch.nn.Module) -> bytes:
+    """What an update keeps of its model, in the learned-models topic too: its weights
+    (safetensors)."""
+    return safetensors.torch.save(model.state_dict())
 
 
 REFUSED = (SafetensorError, RuntimeError, ValueError, KeyError)  # weights not of the model

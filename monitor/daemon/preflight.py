@@ -6,7 +6,8 @@ the broker is asked which topics exist (never about one that does not: a broker 
 topics on use would create it). A *problem* stops the daemon or leaves it idle (bad models, a
 taken port, no broker, no input topic); a *warning* is what it runs with but should not (an
 output topic the broker would have to create on first use, learned models and anchors it
-cannot keep).
+cannot keep, a topic that refuses records the daemon sends it). A warning about a missing or
+misconfigured topic ends with the Kafka command that mends it.
 """
 
 from __future__ import annotations
@@ -16,13 +17,22 @@ import socket
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from aemon.core.catalog import describe_windows
 from aemon.core.wording import alike, counted
 from aemon.daemon.config import Settings
+from aemon.daemon.kafka import BATCH_BYTES
+from aemon.daemon.learning import weights_of
 from aemon.daemon.routing import Models
 
 BROKER_WAIT_S = 10.0  # at most, for an answer from the broker
+MIB = 1 << 20
+KAFKA_DEFAULT_BYTES = 1_048_588  # Apache Kafka's default max.message.bytes
+SENT = {"alerts_topic": "alerts and events", "dlq_topic": "dead letters", "scores_topic": "scores"}
+# An update's record beside its weights: the stream's name twice (its key, its header) and the
+# model's version, the update's number and digest, the header's name and the record's framing.
+UPDATE_KEYS_BYTES = 256
 
 
 @dataclass
@@ -49,6 +59,68 @@ async def _partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str
     """The partition count of each of ``topics`` (which exist)."""
     described = await admin.describe_topics(topics)
     return {t["topic"]: len(t["partitions"]) for t in described}
+
+
+async def _configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
+    """The settings the broker reports for each of ``topics`` (which exist), by name; none for
+    a topic where it reports none (the embedded broker reports only those set at creation) or
+    a broker that does not answer the question."""
+    if not topics:
+        return {}
+    asked = [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]
+    try:
+        answers = await admin.describe_configs(asked)
+    except Exception:  # a broker that does not say: nothing to check against
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for answer in answers:
+        for error, _, _, topic, entries in answer.resources:
+            if not error:
+                out[topic] = {e[0]: e[1] for e in entries if e[1] is not None}
+    return out
+
+
+def _largest_update(models: Models, s: Settings) -> tuple[str, int] | None:
+    """The stream of the model that keeps learning with the most weights, and the most bytes
+    one of its updates' records takes in the learned-models topic; None when none learns."""
+    learning = [(n, models.detectors[i]) for n, i in models.route.items()]
+    learning = [(n, d) for n, d in learning if d.learning is not None]
+    if not learning:
+        return None
+    name, det = max(learning, key=lambda nd: sum(p.numel() for p in nd[1].model.parameters()))
+    keys = 2 * 4 * s.max_stream_id + UPDATE_KEYS_BYTES  # names of up to 4 UTF-8 bytes a character
+    return name, len(weights_of(det.model)) + keys
+
+
+def _topic_command(
+    where: str, topic: str, partitions: int | str | None, **config: str | int
+) -> str:
+    """The Kafka command that creates ``topic`` with ``config`` (``cleanup_policy`` for
+    ``cleanup.policy``), or sets ``config`` on it when ``partitions`` is None."""
+    settings = "".join(f" --config {k.replace('_', '.')}={v}" for k, v in config.items())
+    if partitions is None:
+        return (
+            f"kafka-configs.sh --bootstrap-server {where} --alter --entity-type topics "
+            f"--entity-name {topic}{settings.replace('--config', '--add-config')}"
+        )
+    return (
+        f"kafka-topics.sh --bootstrap-server {where} --create --topic {topic} "
+        f"--partitions {partitions}{settings}"
+    )
+
+
+def _too_small(
+    out: Preflight, name: str, topic: str, configs: dict[str, str], need: int, why: str, where: str
+) -> None:
+    """A warning when ``topic`` takes records (batches) of fewer bytes than ``need``."""
+    limit = configs.get("max.message.bytes")
+    if limit is None or not limit.isdigit() or int(limit) >= need:
+        return
+    mib = -(-need // MIB) * MIB
+    out.warnings.append(
+        f"{name}: {topic} takes record batches of at most {int(limit):,} bytes "
+        f"(max.message.bytes), {why}: {_topic_command(where, topic, None, max_message_bytes=mib)}"
+    )
 
 
 async def check(s: Settings) -> Preflight:
@@ -80,13 +152,22 @@ async def check(s: Settings) -> Preflight:
         await asyncio.wait_for(admin.start(), wait)
         topics = set(await asyncio.wait_for(admin.list_topics(), wait))
         partitions = await _partitions(admin, sorted(topics & _named(s)))
+        written = {s.alerts_topic, s.dlq_topic, s.scores_topic, s.learned_topic}
+        configs = await _configs(admin, sorted(topics & written))
     except Exception as exc:  # unreachable, refused, timed out: what the daemon would meet
         out.problems.append(f"broker {s.bootstrap_servers}: {exc!r}")
         return out
     finally:
         await admin.close()
-    _topics(out, s, models, topics, partitions)
+    _topics(out, s, models, topics, partitions, configs)
     return out
+
+
+def _room(largest: tuple[str, int] | None) -> str:
+    """Words on the record size a learned-models topic needs, when any model learns."""
+    if largest is None:
+        return ""
+    return f" and records up to {largest[1]:,} bytes (the updates of stream {largest[0][:64]!r})"
 
 
 def _named(s: Settings) -> set[str]:
@@ -94,7 +175,12 @@ def _named(s: Settings) -> set[str]:
 
 
 def _topics(
-    out: Preflight, s: Settings, models: Models, topics: set[str], partitions: dict[str, int]
+    out: Preflight,
+    s: Settings,
+    models: Models,
+    topics: set[str],
+    partitions: dict[str, int],
+    configs: dict[str, dict[str, str]],
 ) -> None:
     where = s.bootstrap_servers
     inputs = partitions.get(s.input_topic)
@@ -111,12 +197,17 @@ def _topics(
     if s.scores_topic:
         outputs["scores_topic"] = s.scores_topic
     missing = {k: t for k, t in outputs.items() if t not in topics}
+    count = "PARTITIONS" if inputs is None else inputs  # the input's, when it is there
     for name, topic in missing.items():
         out.warnings.append(
             f"{name}: {topic} does not exist on {where}: the daemon's first send creates it only "
             "where the broker creates topics on use (Kafka's auto.create.topics.enable), with "
-            "the broker's defaults; create it"
+            f"the broker's defaults; create it: {_topic_command(where, topic, count)}"
         )
+    for name, topic in outputs.items():
+        burst = f"less than the daemon's batches of up to {BATCH_BYTES:,} bytes: a burst of "
+        burst += f"{SENT[name]} would be refused, which stops the daemon (again at each restart)"
+        _too_small(out, name, topic, configs.get(topic, {}), BATCH_BYTES, burst, where)
     out.found["outputs"] = ", ".join(
         f"{t}{' (missing)' if k in missing else ''}" for k, t in outputs.items()
     )
@@ -130,6 +221,8 @@ def _topics(
         "(end_silent_after_s 0)"
     )
     learned = partitions.get(s.learned_topic) if s.learned_topic else None
+    largest = _largest_update(models, s)
+    need = BATCH_BYTES if largest is None else max(BATCH_BYTES, largest[1])
     if not s.learned_topic:
         out.warnings.append(
             "learned_topic is off: after every restart and partition move, models that keep "
@@ -137,13 +230,32 @@ def _topics(
             "counted again from where they are re-read"
         )
     elif learned is None:
+        room = {} if need <= KAFKA_DEFAULT_BYTES else {"max_message_bytes": -(-need // MIB) * MIB}
+        create = _topic_command(where, s.learned_topic, count, cleanup_policy="compact", **room)
         out.warnings.append(
             f"learned_topic: {s.learned_topic} does not exist on {where}: learned models and "
-            "the anchors of streams without seq are not kept (create it, compacted, with the "
-            "input's partition count)"
+            "the anchors of streams without seq are not kept; create it compacted, with the "
+            f"input's partition count{_room(largest)}: {create}"
         )
     else:
-        out.found["learned"] = f"{s.learned_topic}, {learned} partition(s)"
+        said = configs.get(s.learned_topic, {})
+        policy = said.get("cleanup.policy")
+        kept = "" if policy is None else f", cleanup.policy {policy}"
+        out.found["learned"] = f"{s.learned_topic}, {learned} partition(s){kept}"
+        if policy is not None and "compact" not in policy.split(","):
+            compact = _topic_command(where, s.learned_topic, None, cleanup_policy="compact")
+            out.warnings.append(
+                f"learned_topic: {s.learned_topic} is not compacted (cleanup.policy {policy}): "
+                "it keeps every update until its retention deletes it (and with it the updates "
+                "a restart needs), and a daemon reads them all for each partition it takes; "
+                f"compact it: {compact}"
+            )
+        why = f"less than the daemon's batches of up to {need:,} bytes: "
+        if largest is not None and largest[1] > BATCH_BYTES:
+            why = f"less than the updates of stream {largest[0][:64]!r} ({largest[1]:,} bytes): "
+        why += "updates refused are trained again after every restart, and the anchors of a "
+        why += "partition of many streams without seq, refused, hold its commit"
+        _too_small(out, "learned_topic", s.learned_topic, said, need, why, where)
         if inputs is not None and learned < inputs:
             out.warnings.append(
                 f"learned_topic: {s.learned_topic} has {learned} partition(s), fewer than the "

@@ -14,19 +14,24 @@ import functools
 import logging
 import random
 
+from aiokafka.errors import MessageSizeTooLargeError
 from aiokafka.partitioner import murmur2
 
 from aemon.daemon.batching import Pool
 from aemon.daemon.committer import Committer
 from aemon.daemon.decisions import Decided, Send, Totals
 from aemon.daemon.health import Health
-from aemon.daemon.kafka import Cluster, Producer, retriable, send_batches
+from aemon.daemon.kafka import BATCH_BYTES, Cluster, Producer, retriable, send_batches
 from aemon.daemon.logs import Throttled
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.stopping import pause
 from aemon.daemon.supervisor import Fatal
 
 log = logging.getLogger("aemon.serve")
+TOO_LARGE = (
+    f" (an output topic takes smaller record batches than the daemon's {BATCH_BYTES:,} bytes: "
+    "'aemon serve --check' names it and the command that raises its max.message.bytes)"
+)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -120,7 +125,10 @@ class Publisher:
                 raise
             except Exception as exc:
                 if not retriable(exc):
-                    raise Fatal(f"publishing failed and retrying cannot help: {exc!r}") from exc
+                    hint = TOO_LARGE if isinstance(exc, MessageSizeTooLargeError) else ""
+                    raise Fatal(
+                        f"publishing failed and retrying cannot help: {exc!r}{hint}"
+                    ) from exc
                 self._failed(exc, delay)
                 _abandon(d.futures)
                 d.futures = None

@@ -12,6 +12,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import (
     KafkaConnectionError,
+    MessageSizeTooLargeError,
     TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
 )
@@ -552,7 +553,18 @@ async def test_a_non_retriable_publish_error_is_fatal():
     pub = publisher(producer, asyncio.Queue(), Health())
     d = decided_batch()
     await pub.send(d)
-    with pytest.raises(Fatal, match="retrying cannot help"):
+    with pytest.raises(Fatal, match="retrying cannot help") as refused:
+        await pub.confirm(d)
+    assert "max.message.bytes" not in str(refused.value)
+
+
+async def test_a_batch_too_large_for_its_topic_is_fatal_and_says_what_mends_it():
+    producer = FakeProducer()
+    producer.fail = [MessageSizeTooLargeError()]
+    pub = publisher(producer, asyncio.Queue(), Health())
+    d = decided_batch()
+    await pub.send(d)
+    with pytest.raises(Fatal, match=r"MessageSizeTooLargeError.*'aemon serve --check' names it"):
         await pub.confirm(d)
 
 
