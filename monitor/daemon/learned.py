@@ -249,7 +249,8 @@ class LearnedStore:
         needs)."""
         if self.topic not in topics:
             log.warning(
-                "learned models and anchors not kept: no topic %s (create it, compacted); "
+                "learned models and anchors not kept: no topic %s (create it, compacted: "
+                "'aemon serve --check' prints the command); "
                 "after a restart updates are trained again, and streams whose samples carry no "
                 "seq are counted again from where they are re-read",
                 self.topic,
