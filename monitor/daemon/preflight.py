@@ -93,33 +93,37 @@ def _largest_update(models: Models, s: Settings) -> tuple[str, int] | None:
 
 
 def _topic_command(
-    where: str, topic: str, partitions: int | str | None, **config: str | int
+    s: Settings, topic: str, partitions: int | str | None, **config: str | int
 ) -> str:
     """The Kafka command that creates ``topic`` with ``config`` (``cleanup_policy`` for
-    ``cleanup.policy``), or sets ``config`` on it when ``partitions`` is None."""
-    settings = "".join(f" --config {k.replace('_', '.')}={v}" for k, v in config.items())
+    ``cleanup.policy``), or sets ``config`` on it when ``partitions`` is None; with the client
+    settings file a secured cluster needs (``CLIENT.properties``: yours)."""
+    pairs = [f"{k.replace('_', '.')}={v}" for k, v in config.items()]
+    where = f"--bootstrap-server {s.bootstrap_servers}"
+    if s.security_protocol != "PLAINTEXT":
+        where += " --command-config CLIENT.properties"
     if partitions is None:
         return (
-            f"kafka-configs.sh --bootstrap-server {where} --alter --entity-type topics "
-            f"--entity-name {topic}{settings.replace('--config', '--add-config')}"
+            f"kafka-configs.sh {where} --alter --entity-type topics --entity-name {topic} "
+            f"--add-config {','.join(pairs)}"
         )
-    return (
-        f"kafka-topics.sh --bootstrap-server {where} --create --topic {topic} "
-        f"--partitions {partitions}{settings}"
-    )
+    settings = "".join(f" --config {pair}" for pair in pairs)
+    return f"kafka-topics.sh {where} --create --topic {topic} --partitions {partitions}{settings}"
 
 
 def _too_small(
-    out: Preflight, name: str, topic: str, configs: dict[str, str], need: int, why: str, where: str
+    out: Preflight, s: Settings, name: str, configs: dict[str, str], need: int, why: str
 ) -> None:
-    """A warning when ``topic`` takes records (batches) of fewer bytes than ``need``."""
+    """A warning when the topic of setting ``name`` takes record batches of fewer bytes than
+    ``need`` (its ``configs`` say so), with ``why`` that matters and the command that mends it."""
+    topic = getattr(s, name)
     limit = configs.get("max.message.bytes")
     if limit is None or not limit.isdigit() or int(limit) >= need:
         return
     mib = -(-need // MIB) * MIB
     out.warnings.append(
         f"{name}: {topic} takes record batches of at most {int(limit):,} bytes "
-        f"(max.message.bytes), {why}: {_topic_command(where, topic, None, max_message_bytes=mib)}"
+        f"(max.message.bytes), {why}: {_topic_command(s, topic, None, max_message_bytes=mib)}"
     )
 
 
@@ -202,12 +206,12 @@ def _topics(
         out.warnings.append(
             f"{name}: {topic} does not exist on {where}: the daemon's first send creates it only "
             "where the broker creates topics on use (Kafka's auto.create.topics.enable), with "
-            f"the broker's defaults; create it: {_topic_command(where, topic, count)}"
+            f"the broker's defaults; create it: {_topic_command(s, topic, count)}"
         )
     for name, topic in outputs.items():
         burst = f"less than the daemon's batches of up to {BATCH_BYTES:,} bytes: a burst of "
         burst += f"{SENT[name]} would be refused, which stops the daemon (again at each restart)"
-        _too_small(out, name, topic, configs.get(topic, {}), BATCH_BYTES, burst, where)
+        _too_small(out, s, name, configs.get(topic, {}), BATCH_BYTES, burst)
     out.found["outputs"] = ", ".join(
         f"{t}{' (missing)' if k in missing else ''}" for k, t in outputs.items()
     )
@@ -231,7 +235,7 @@ def _topics(
         )
     elif learned is None:
         room = {} if need <= KAFKA_DEFAULT_BYTES else {"max_message_bytes": -(-need // MIB) * MIB}
-        create = _topic_command(where, s.learned_topic, count, cleanup_policy="compact", **room)
+        create = _topic_command(s, s.learned_topic, count, cleanup_policy="compact", **room)
         out.warnings.append(
             f"learned_topic: {s.learned_topic} does not exist on {where}: learned models and "
             "the anchors of streams without seq are not kept; create it compacted, with the "
@@ -243,7 +247,7 @@ def _topics(
         kept = "" if policy is None else f", cleanup.policy {policy}"
         out.found["learned"] = f"{s.learned_topic}, {learned} partition(s){kept}"
         if policy is not None and "compact" not in policy.split(","):
-            compact = _topic_command(where, s.learned_topic, None, cleanup_policy="compact")
+            compact = _topic_command(s, s.learned_topic, None, cleanup_policy="compact")
             out.warnings.append(
                 f"learned_topic: {s.learned_topic} is not compacted (cleanup.policy {policy}): "
                 "it keeps every update until its retention deletes it (and with it the updates "
@@ -255,7 +259,7 @@ def _topics(
             why = f"less than the updates of stream {largest[0][:64]!r} ({largest[1]:,} bytes): "
         why += "updates refused are trained again after every restart, and the anchors of a "
         why += "partition of many streams without seq, refused, hold its commit"
-        _too_small(out, "learned_topic", s.learned_topic, said, need, why, where)
+        _too_small(out, s, "learned_topic", said, need, why)
         if inputs is not None and learned < inputs:
             out.warnings.append(
                 f"learned_topic: {s.learned_topic} has {learned} partition(s), fewer than the "
