@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from aemon.core.errors import AemonError
@@ -78,6 +79,7 @@ class Cluster(Protocol):
 
     async def close(self) -> None: ...
     async def topics(self) -> set[str]: ...
+    async def configs(self, topics: list[str]) -> dict[str, dict[str, str]]: ...
 
 
 @dataclass
@@ -134,6 +136,30 @@ class AdminCluster:
             await self.start()
         assert self.admin is not None
         return set(await asyncio.wait_for(self.admin.list_topics(), 4))
+
+    async def configs(self, topics: list[str]) -> dict[str, dict[str, str]]:
+        if self.admin is None:
+            await self.start()
+        return await topic_configs(self.admin, topics)
+
+
+async def topic_configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
+    """The settings the broker reports for each of ``topics`` (which exist), by name; none for
+    a topic where it reports none (the embedded broker reports only those set at creation) or
+    a broker that does not answer the question."""
+    if not topics:
+        return {}
+    asked = [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]
+    try:
+        answers = await asyncio.wait_for(admin.describe_configs(asked), 4)
+    except Exception:  # a broker that does not say: nothing to check against
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for answer in answers:
+        for error, _, _, topic, entries in answer.resources:
+            if not error:
+                out[topic] = {e[0]: e[1] for e in entries if e[1] is not None}
+    return out
 
 
 def kafka_clients(s: Settings) -> Clients:

@@ -17,22 +17,24 @@ import socket
 from dataclasses import dataclass, field
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from aemon.core.catalog import describe_windows
 from aemon.core.wording import alike, counted
 from aemon.daemon.config import Settings
-from aemon.daemon.kafka import BATCH_BYTES
-from aemon.daemon.learning import weights_of
+from aemon.daemon.kafka import topic_configs
 from aemon.daemon.routing import Models
+from aemon.daemon.topic_settings import (
+    KAFKA_DEFAULT_BYTES,
+    Configs,
+    in_mib,
+    kafka_command,
+    largest_update,
+    learned_bytes,
+    setting_warnings,
+    written,
+)
 
 BROKER_WAIT_S = 10.0  # at most, for an answer from the broker
-MIB = 1 << 20
-KAFKA_DEFAULT_BYTES = 1_048_588  # Apache Kafka's default max.message.bytes
-SENT = {"alerts_topic": "alerts and events", "dlq_topic": "dead letters", "scores_topic": "scores"}
-# An update's record beside its weights: the stream's name twice (its key, its header) and the
-# model's version, the update's number and digest, the header's name and the record's framing.
-UPDATE_KEYS_BYTES = 256
 
 
 @dataclass
@@ -59,72 +61,6 @@ async def _partitions(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str
     """The partition count of each of ``topics`` (which exist)."""
     described = await admin.describe_topics(topics)
     return {t["topic"]: len(t["partitions"]) for t in described}
-
-
-async def _configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
-    """The settings the broker reports for each of ``topics`` (which exist), by name; none for
-    a topic where it reports none (the embedded broker reports only those set at creation) or
-    a broker that does not answer the question."""
-    if not topics:
-        return {}
-    asked = [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]
-    try:
-        answers = await admin.describe_configs(asked)
-    except Exception:  # a broker that does not say: nothing to check against
-        return {}
-    out: dict[str, dict[str, str]] = {}
-    for answer in answers:
-        for error, _, _, topic, entries in answer.resources:
-            if not error:
-                out[topic] = {e[0]: e[1] for e in entries if e[1] is not None}
-    return out
-
-
-def _largest_update(models: Models, s: Settings) -> tuple[str, int] | None:
-    """The stream of the model that keeps learning with the most weights, and the most bytes
-    one of its updates' records takes in the learned-models topic; None when none learns."""
-    learning = [(n, models.detectors[i]) for n, i in models.route.items()]
-    learning = [(n, d) for n, d in learning if d.learning is not None]
-    if not learning:
-        return None
-    name, det = max(learning, key=lambda nd: sum(p.numel() for p in nd[1].model.parameters()))
-    keys = 2 * 4 * s.max_stream_id + UPDATE_KEYS_BYTES  # names of up to 4 UTF-8 bytes a character
-    return name, len(weights_of(det.model)) + keys
-
-
-def _topic_command(
-    s: Settings, topic: str, partitions: int | str | None, **config: str | int
-) -> str:
-    """The Kafka command that creates ``topic`` with ``config`` (``cleanup_policy`` for
-    ``cleanup.policy``), or sets ``config`` on it when ``partitions`` is None; with the client
-    settings file a secured cluster needs (``CLIENT.properties``: yours)."""
-    pairs = [f"{k.replace('_', '.')}={v}" for k, v in config.items()]
-    where = f"--bootstrap-server {s.bootstrap_servers}"
-    if s.security_protocol != "PLAINTEXT":
-        where += " --command-config CLIENT.properties"
-    if partitions is None:
-        return (
-            f"kafka-configs.sh {where} --alter --entity-type topics --entity-name {topic} "
-            f"--add-config {','.join(pairs)}"
-        )
-    settings = "".join(f" --config {pair}" for pair in pairs)
-    return f"kafka-topics.sh {where} --create --topic {topic} --partitions {partitions}{settings}"
-
-
-def _too_small(
-    out: Preflight, s: Settings, name: str, configs: dict[str, str], need: int, why: str
-) -> None:
-    """A warning when the topic of setting ``name`` takes record batches of fewer bytes than
-    ``need`` (its ``configs`` say so), with ``why`` that matters and the command that mends it."""
-    topic = getattr(s, name)
-    limit = configs.get("max.message.bytes")
-    if limit is None or not limit.isdigit() or int(limit) >= need:
-        return
-    mib = -(-need // MIB) * MIB
-    out.warnings.append(
-        f"{name}: {topic} takes record batches of at most {int(limit):,} bytes "
-        f"(max.message.bytes), {why}: {_topic_command(s, topic, None, max_message_bytes=mib)}"
-    )
 
 
 async def check(s: Settings) -> Preflight:
@@ -156,8 +92,7 @@ async def check(s: Settings) -> Preflight:
         await asyncio.wait_for(admin.start(), wait)
         topics = set(await asyncio.wait_for(admin.list_topics(), wait))
         partitions = await _partitions(admin, sorted(topics & _named(s)))
-        written = {s.alerts_topic, s.dlq_topic, s.scores_topic, s.learned_topic}
-        configs = await _configs(admin, sorted(topics & written))
+        configs = await topic_configs(admin, sorted(topics & written(s)))
     except Exception as exc:  # unreachable, refused, timed out: what the daemon would meet
         out.problems.append(f"broker {s.bootstrap_servers}: {exc!r}")
         return out
@@ -184,7 +119,7 @@ def _topics(
     models: Models,
     topics: set[str],
     partitions: dict[str, int],
-    configs: dict[str, dict[str, str]],
+    configs: Configs,
 ) -> None:
     where = s.bootstrap_servers
     inputs = partitions.get(s.input_topic)
@@ -206,16 +141,14 @@ def _topics(
         out.warnings.append(
             f"{name}: {topic} does not exist on {where}: the daemon's first send creates it only "
             "where the broker creates topics on use (Kafka's auto.create.topics.enable), with "
-            f"the broker's defaults; create it: {_topic_command(s, topic, count)}"
+            f"the broker's defaults; create it: {kafka_command(s, topic, count)}"
         )
-    for name, topic in outputs.items():
-        burst = f"less than the daemon's batches of up to {BATCH_BYTES:,} bytes: a burst of "
-        burst += f"{SENT[name]} would be refused, which stops the daemon (again at each restart)"
-        _too_small(out, s, name, configs.get(topic, {}), BATCH_BYTES, burst)
     out.found["outputs"] = ", ".join(
         f"{t}{' (missing)' if k in missing else ''}" for k, t in outputs.items()
     )
-    if models.windower(s.input_kind) is None:  # windows: nothing learns, nothing is counted
+    samples = models.windower(s.input_kind) is not None
+    out.warnings += setting_warnings(s, models, configs, samples)
+    if not samples:  # windows: nothing learns, nothing is counted
         return
     out.found["ending"] = (
         f"a stream silent for {s.end_silent_after_s:g} s is ended (the daemon writes its end "
@@ -225,8 +158,6 @@ def _topics(
         "(end_silent_after_s 0)"
     )
     learned = partitions.get(s.learned_topic) if s.learned_topic else None
-    largest = _largest_update(models, s)
-    need = BATCH_BYTES if largest is None else max(BATCH_BYTES, largest[1])
     if not s.learned_topic:
         out.warnings.append(
             "learned_topic is off: after every restart and partition move, models that keep "
@@ -234,32 +165,19 @@ def _topics(
             "counted again from where they are re-read"
         )
     elif learned is None:
-        room = {} if need <= KAFKA_DEFAULT_BYTES else {"max_message_bytes": -(-need // MIB) * MIB}
-        create = _topic_command(s, s.learned_topic, count, cleanup_policy="compact", **room)
+        largest = largest_update(models, s)
+        need = learned_bytes(largest)
+        room = {} if need <= KAFKA_DEFAULT_BYTES else {"max_message_bytes": in_mib(need)}
+        create = kafka_command(s, s.learned_topic, count, cleanup_policy="compact", **room)
         out.warnings.append(
             f"learned_topic: {s.learned_topic} does not exist on {where}: learned models and "
             "the anchors of streams without seq are not kept; create it compacted, with the "
             f"input's partition count{_room(largest)}: {create}"
         )
     else:
-        said = configs.get(s.learned_topic, {})
-        policy = said.get("cleanup.policy")
+        policy = configs.get(s.learned_topic, {}).get("cleanup.policy")
         kept = "" if policy is None else f", cleanup.policy {policy}"
         out.found["learned"] = f"{s.learned_topic}, {learned} partition(s){kept}"
-        if policy is not None and "compact" not in policy.split(","):
-            compact = _topic_command(s, s.learned_topic, None, cleanup_policy="compact")
-            out.warnings.append(
-                f"learned_topic: {s.learned_topic} is not compacted (cleanup.policy {policy}): "
-                "it keeps every update until its retention deletes it (and with it the updates "
-                "a restart needs), and a daemon reads them all for each partition it takes; "
-                f"compact it: {compact}"
-            )
-        why = f"less than the daemon's batches of up to {need:,} bytes: "
-        if largest is not None and largest[1] > BATCH_BYTES:
-            why = f"less than the updates of stream {largest[0][:64]!r} ({largest[1]:,} bytes): "
-        why += "updates refused are trained again after every restart, and the anchors of a "
-        why += "partition of many streams without seq, refused, hold its commit"
-        _too_small(out, s, "learned_topic", said, need, why)
         if inputs is not None and learned < inputs:
             out.warnings.append(
                 f"learned_topic: {s.learned_topic} has {learned} partition(s), fewer than the "

@@ -31,6 +31,7 @@ from aemon.daemon.model_watch import ModelWatch
 from aemon.daemon.routing import Models
 from aemon.daemon.scoring import Scorer, settle_heap
 from aemon.daemon.supervisor import StageFailed, Supervisor
+from aemon.daemon.topic_settings import setting_warnings, written
 
 log = logging.getLogger("aemon.serve")
 FAILED_DRAIN_SECONDS = 2.0  # after a stage failure: time to commit what was acknowledged
@@ -130,6 +131,7 @@ class Service:
                 await c.consumer.start()
             except Exception as exc:
                 raise AemonError(f"cannot start the Kafka clients: {exc!r}") from None
+            await self._check_topic_settings(c)
             store = await self._learned_store(c)
             c.consumer.subscribe([s.input_topic], listener=parts.rebalance)
             settle_heap()
@@ -156,6 +158,18 @@ class Service:
                     await asyncio.wait_for(close(), 3)
                 except (Exception, asyncio.CancelledError) as exc:
                     log.info("a Kafka client did not close cleanly: %r", exc)
+
+    async def _check_topic_settings(self, c: Clients) -> None:
+        """One warning for each setting of a topic the daemon writes that it should not run
+        with, as ``aemon serve --check`` finds them."""
+        try:
+            topics = await c.cluster.topics()
+            configs = await c.cluster.configs(sorted(topics & written(self.s)))
+        except Exception:  # the watch reports a broker in trouble
+            return
+        samples = self.decisions.windower is not None
+        for line in setting_warnings(self.s, self.models, configs, samples):
+            log.warning(line)
 
     async def _learned_store(self, c: Clients) -> LearnedStore | None:
         """The learned-models topic, opened for the learners and the anchors of streams without

@@ -169,6 +169,7 @@ class FakeCluster:
     def __init__(self, topics: set[str]) -> None:
         self.present = set(topics)
         self.reachable = True
+        self.settings: dict[str, dict[str, str]] = {}  # topic -> setting -> value
 
     async def close(self) -> None:
         pass
@@ -177,6 +178,9 @@ class FakeCluster:
         if not self.reachable:
             raise KafkaConnectionError("fake broker down")
         return set(self.present)
+
+    async def configs(self, topics: list[str]) -> dict[str, dict[str, str]]:
+        return {t: self.settings[t] for t in topics if t in self.settings}
 
 
 def fake_clients(input_topic: str, outputs: list[str], partitions: int = 1) -> Clients:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 
 import numpy as np
@@ -90,6 +91,27 @@ async def test_commit_never_passes_an_unacknowledged_batch(model):
     svc.stop()
     await task
     assert decided(clients) == list(range(12))
+
+
+async def test_an_output_topic_that_would_refuse_the_daemons_batches_is_named_at_start(
+    model, caplog
+):
+    """As ``aemon serve --check`` finds it: one warning, with the command that mends it; a topic
+    that takes the daemon's batches is not named."""
+    clients = fake_clients("in", ["al", "dlq", "sc"])
+    clients.cluster.settings = {
+        "al": {"max.message.bytes": "40000"},
+        "dlq": {"max.message.bytes": str(2 << 20)},
+    }
+    with caplog.at_level(logging.WARNING, logger="aemon.serve"):
+        svc = Service(settings(model), clients)
+        task = await serving(svc)
+    svc.stop()
+    await task
+    (said,) = [r.getMessage() for r in caplog.records if "max.message.bytes" in r.getMessage()]
+    assert said.startswith("alerts_topic: al takes record batches of at most 40,000 bytes")
+    assert "a burst of alerts and events would be refused, which stops the daemon" in said
+    assert said.endswith("--entity-name al --add-config max.message.bytes=1048576")
 
 
 async def test_retriable_errors_are_retried_with_backoff_and_counted(model):
