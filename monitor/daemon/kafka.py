@@ -140,6 +140,7 @@ class AdminCluster:
     async def configs(self, topics: list[str]) -> dict[str, dict[str, str]]:
         if self.admin is None:
             await self.start()
+        assert self.admin is not None
         return await topic_configs(self.admin, topics)
 
 
