@@ -26,6 +26,8 @@ from aemon.daemon.config import Settings
 # max.message.bytes, 1 MiB + 12, does).
 BATCH_BYTES = 1 << 20
 
+Configs = dict[str, dict[str, str]]  # topic -> setting -> value, as the broker reports them
+
 
 class Consumer(Protocol):
     async def start(self) -> None: ...
@@ -79,7 +81,7 @@ class Cluster(Protocol):
 
     async def close(self) -> None: ...
     async def topics(self) -> set[str]: ...
-    async def configs(self, topics: list[str]) -> dict[str, dict[str, str]]: ...
+    async def configs(self, topics: list[str]) -> Configs: ...
 
 
 @dataclass
@@ -137,14 +139,14 @@ class AdminCluster:
         assert self.admin is not None
         return set(await asyncio.wait_for(self.admin.list_topics(), 4))
 
-    async def configs(self, topics: list[str]) -> dict[str, dict[str, str]]:
+    async def configs(self, topics: list[str]) -> Configs:
         if self.admin is None:
             await self.start()
         assert self.admin is not None
         return await topic_configs(self.admin, topics)
 
 
-async def topic_configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
+async def topic_configs(admin: AIOKafkaAdminClient, topics: list[str]) -> Configs:
     """The settings the broker reports for each of ``topics`` (which exist), by name; none for
     a topic where it reports none (the embedded broker reports only those set at creation) or
     a broker that does not answer the question."""
@@ -155,7 +157,7 @@ async def topic_configs(admin: AIOKafkaAdminClient, topics: list[str]) -> dict[s
         answers = await asyncio.wait_for(admin.describe_configs(asked), 4)
     except Exception:  # a broker that does not say: nothing to check against
         return {}
-    out: dict[str, dict[str, str]] = {}
+    out: Configs = {}
     for answer in answers:
         for error, _, _, topic, entries in answer.resources:
             if not error:

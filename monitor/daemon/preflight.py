@@ -21,11 +21,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aemon.core.catalog import describe_windows
 from aemon.core.wording import alike, counted
 from aemon.daemon.config import Settings
-from aemon.daemon.kafka import topic_configs
+from aemon.daemon.kafka import Configs, topic_configs
 from aemon.daemon.routing import Models
 from aemon.daemon.topic_settings import (
     KAFKA_DEFAULT_BYTES,
-    Configs,
     in_mib,
     kafka_command,
     largest_update,

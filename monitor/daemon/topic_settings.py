@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from aemon.daemon.config import Settings
-from aemon.daemon.kafka import BATCH_BYTES
+from aemon.daemon.kafka import BATCH_BYTES, Configs
 from aemon.daemon.learning import weights_of
 from aemon.daemon.routing import Models
 
@@ -23,8 +23,6 @@ SENT = {"alerts_topic": "alerts and events", "dlq_topic": "dead letters", "score
 # An update's record beside its weights: the stream's name twice (its key, its header) and the
 # model's version, the update's number and digest, the header's name and the record's framing.
 UPDATE_KEYS_BYTES = 256
-
-Configs = dict[str, dict[str, str]]  # topic -> setting -> value, as the broker reports them
 
 
 def written(s: Settings) -> set[str]:
