@@ -33,10 +33,13 @@ tools:
 	  apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
 # Two tiers: the fast one first (unit tests, under a minute), then the CLI runs and the real
-# broker and Prometheus.
+# broker and Prometheus. Each on TEST_WORKERS processes (pytest-xdist; each its own broker): the
+# broker tier waits on brokers and daemons most of its time (its serial run kept 2 cores 30%
+# busy); 0 runs them in this process, as when debugging.
+TEST_WORKERS ?= 2
 test: lint tools
-	$(BIN)/pytest tests/unit
-	$(BIN)/pytest tests/cli tests/integration
+	$(BIN)/pytest -n $(TEST_WORKERS) tests/unit
+	$(BIN)/pytest -n $(TEST_WORKERS) tests/cli tests/integration
 
 # aemon bench end to end on a small topic (under two minutes): outside the correctness tiers.
 bench-smoke: install
