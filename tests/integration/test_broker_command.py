@@ -14,6 +14,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from aemon.tools.broker import free_port
+from tests.integration.helpers import HEARTBEAT_MS, SESSION_MS
 
 AEMON = str(Path(sys.executable).parent / "aemon")
 
@@ -78,6 +79,8 @@ async def consume(bootstrap: str, topic: str, group: str, until: int, commit: bo
         group_id=group,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        session_timeout_ms=SESSION_MS,  # the broker holds each join for half of it
+        heartbeat_interval_ms=HEARTBEAT_MS,
     )
     await consumer.start()
     seen: list[int] = []
