@@ -116,11 +116,18 @@ class Pool:
 
     def __init__(self, count: int, capacity: int, shape: tuple[int, ...]) -> None:
         self._free: asyncio.Queue[Batch] = asyncio.Queue()
+        self._shape = shape
         for _ in range(count):
             self._free.put_nowait(Batch(np.zeros((capacity, *shape), dtype=np.float32)))
 
     async def take(self) -> Batch:
         return (await self._free.get()).reset()
 
+    def rowless(self) -> Batch:
+        """A batch of no rows from outside the pool, never taken back: what the drain commits
+        when it stopped waiting for a free batch (every one in flight)."""
+        return Batch(np.zeros((0, *self._shape), dtype=np.float32))
+
     def give(self, batch: Batch) -> None:
-        self._free.put_nowait(batch)
+        if batch.capacity:
+            self._free.put_nowait(batch)

@@ -131,10 +131,11 @@ class Intake:
                         self.take(tp, records)
             if batch.full or (not batch.empty and self._ready(batch)):
                 await self.hand_off()
-        if self.batch is not None:
-            self._commit_counted(self.batch)
-            if not self.batch.empty:
-                await self._queue(self.batch, every=True)  # the drain decides what is in hand
+        if self.batch is None:  # stopped waiting for a free batch: the drain still commits
+            self.batch = self.pool.rowless()
+        self._commit_counted(self.batch)
+        if not self.batch.empty:
+            await self._queue(self.batch, every=True)  # the drain decides what is in hand
         self.batch = None
         await self.queue.put(None)
 

@@ -654,3 +654,40 @@ async def test_records_fetched_while_a_flush_waits_for_a_free_batch_go_to_the_ne
     assert stage.batch.seqs == [1, 2] and stage.batch.commit == {TP0: 3}
     stage.stopping.set()
     await asyncio.wait_for(running, 2)
+
+
+class NothingKept:
+    """An anchors store that kept nothing yet (a first start)."""
+
+    async def anchors_of(self, partition: int) -> dict[str, tuple[int, int]]:
+        return {}
+
+
+async def test_a_stop_while_every_batch_is_in_flight_still_commits_what_was_taken():
+    """The flaky end-marker test's cause: a batch whose partition's commit waits for its anchors
+    (streams without seq) is handed off, then the daemon stops while the intake waits for a free
+    batch. The drain must still take the anchors and commit that partition where it was taken to
+    (before, it had no batch to carry them, and the commit stayed where the last anchors were)."""
+    consumer, ledger = FakeConsumer("in"), Ledger()
+    ledger.assign([TP0])
+    consumer.assigned = {TP0}
+    pool, queue = Pool(2, 8, (2,)), asyncio.Queue(4)
+    stage = intake(consumer, ledger, pool, queue)
+    stage.models, stage.windower = OneSampleModel(), Windower(length=2, stride=1)  # type: ignore[assignment]
+    stage.anchors.store = NothingKept()  # type: ignore[assignment]
+    stage.anchor_every_s = 3600.0  # the second hand-off comes within it: its commit waits
+    stage.scorer_idle.set()  # a partial batch goes at once
+    running = asyncio.create_task(stage.run())
+    counted = orjson.dumps({"stream": "a", "value": 0.5})
+    consumer.produce(0, [counted] * 3)
+    first = await asyncio.wait_for(queue.get(), 1)
+    assert first.commit == {TP0: 1} and first.anchors == {TP0: {"a": (1, 1)}}
+    consumer.produce(0, [counted] * 3)
+    second = await asyncio.wait_for(queue.get(), 1)  # both batches in flight now
+    assert second.n == 3 and second.commit == {} and second.anchors == {}
+    stage.stopping.set()
+    await asyncio.wait_for(running, 1)
+    drained = queue.get_nowait()
+    assert drained is not None and drained.n == 0
+    assert drained.commit == {TP0: 4} and drained.anchors == {TP0: {"a": (4, 4)}}
+    assert queue.get_nowait() is None
