@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 
 
@@ -72,9 +73,23 @@ class JsonLines(logging.Formatter):
         return json.dumps(doc)
 
 
+class Stderr(logging.StreamHandler):
+    """A handler on whatever ``sys.stderr`` is when it writes, not the one it was made with
+    (replaced since: by whoever embeds the daemon, or by pytest's capture per test, where the
+    old one is closed and the lines would be lost)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _) -> None:
+        pass
+
+
 def configure(level: str, fmt: str) -> None:
     """Root logging for ``aemon serve``: ``fmt`` 'text' or 'json'; aiokafka folded."""
-    handler = logging.StreamHandler()
+    handler = Stderr()
     handler.setFormatter(
         JsonLines()
         if fmt == "json"

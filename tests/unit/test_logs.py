@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 
-from aemon.daemon.logs import Fold, JsonLines
+from aemon.daemon.logs import Fold, JsonLines, Stderr
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.summary import Summary
 
@@ -95,3 +97,15 @@ def test_the_summary_line_reports_the_interval():
     now[0] = 180.0
     line = summary.line([Det()])  # type: ignore[list-item]
     assert "dead letters: none; 2 streams found at another step than their model's; lag" in line
+
+
+def test_the_log_goes_to_the_stderr_of_the_moment(monkeypatch):
+    """Where ``sys.stderr`` is replaced after set-up (and the first one closed, as pytest's
+    capture does per test), the daemon's lines go to the new one, not lost."""
+    first, later = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    handler = Stderr()
+    first.close()
+    monkeypatch.setattr(sys, "stderr", later)
+    handler.handle(logging.LogRecord("aemon.serve", logging.INFO, "", 1, "still here", (), None))
+    assert later.getvalue() == "still here\n"
