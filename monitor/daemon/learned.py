@@ -41,11 +41,19 @@ RETRY_S = 1.0  # after the topic could not be read
 READ_WAIT_S = 60.0  # the longest an update waits for its partition of the topic to be read
 
 
-ANCHORS = b"anchors\x1f"  # key prefix of a partition's anchors (then the input partition)
+ANCHORS = b"anchors\x1f"  # key prefix of anchors (then whose, the input partition, its part)
 # A partition's anchors go in records of at most this much JSON each (Kafka refuses records
 # over 1 MB by default; 10,000 streams of 45-character names take 0.5-0.7 MB): each part under
-# its own key, ``anchors\x1f<partition>`` then ``anchors\x1f<partition>\x1f<part>``.
+# its own key, ``<anchors_key><partition>`` then ``<anchors_key><partition>\x1f<part>``.
 ANCHOR_PART_BYTES = 256 << 10
+
+
+def anchors_key(group: str, input_topic: str) -> bytes:
+    """The key prefix of the anchors that consumer ``group`` keeps for ``input_topic``: a
+    group numbers each stream from where it first read it, so another group's anchors (or
+    those of another input, where stream names repeat) are no facts about its own count, and
+    daemons of several groups or inputs may share one learned-models topic."""
+    return ANCHORS + orjson.dumps([group, input_topic]) + b"\x1f"
 
 
 def slot(update: Update, history: int) -> bytes:
@@ -70,10 +78,15 @@ class LearnedStore:
         metrics: Metrics,
         wait_s: float = READ_WAIT_S,
         part_bytes: int = ANCHOR_PART_BYTES,
+        *,
+        group: str,
+        input_topic: str,
     ) -> None:
         """``wait_s``: how long an update waits for its partition to be read before it is
-        trained instead; ``part_bytes``: the most JSON in one record of anchors."""
+        trained instead; ``part_bytes``: the most JSON in one record of anchors; ``group`` and
+        ``input_topic``: whose anchors are this daemon's (:func:`anchors_key`)."""
         self.topic, self.producer, self.open_reader = topic, producer, open_reader
+        self.anchors_key = anchors_key(group, input_topic)
         self.part_bytes = part_bytes
         self.models = models  # their history: the windows of a stream a restart re-reads
         self.held, self.wait_s = metrics.learned_bytes, wait_s
@@ -194,7 +207,7 @@ class LearnedStore:
                 size = len(head) + 2
             parts[-1].append(entry)
             size += len(entry) + 1  # and its comma
-        key = ANCHORS + str(partition).encode()
+        key = self.anchors_key + str(partition).encode()
         return [
             (key + (b"\x1f%d" % i if i else b""), head + b",".join(part) + b"}}")
             for i, part in enumerate(parts)
@@ -339,8 +352,10 @@ class LearnedStore:
                 log.info("learned models: %d kept in %s, partition %d", kept, self.topic, p)
 
     def _read_anchors(self, key: bytes, value: bytes | None) -> None:
+        if not key.startswith(self.anchors_key):
+            return  # another group's, or kept for another input
         try:
-            partition = int(key[len(ANCHORS) :].split(b"\x1f")[0])  # then its part, if any
+            partition = int(key[len(self.anchors_key) :].split(b"\x1f")[0])  # then its part
             doc = orjson.loads(value or b"null")
             kept = {str(s): (int(o), int(q)) for s, (o, q) in doc["anchors"].items()}
             commit = int(doc["commit"])

@@ -177,7 +177,15 @@ class Service:
         or cannot be read)."""
         if self.decisions.windower is None or not self.s.learned_topic or c.reader is None:
             return None
-        store = LearnedStore(self.s.learned_topic, c.producer, c.reader, self.models, self.metrics)
+        store = LearnedStore(
+            self.s.learned_topic,
+            c.producer,
+            c.reader,
+            self.models,
+            self.metrics,
+            group=self.s.group_id,
+            input_topic=self.s.input_topic,
+        )
         try:
             topics = await c.cluster.topics()
         except Exception:  # the store's own read says what is wrong

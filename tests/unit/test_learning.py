@@ -22,7 +22,7 @@ from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.events import Rule
 from aemon.core.learner import StreamLearner, Update, fine_tuned, learned_scores
 from aemon.core.learning import Learning
-from aemon.daemon.learned import LearnedStore
+from aemon.daemon.learned import LearnedStore, anchors_key
 from aemon.daemon.learning import REFUSED, Learners, _on_cpu, with_weights
 from aemon.daemon.metrics import Metrics
 from aemon.series_detector import as_samples
@@ -30,6 +30,8 @@ from aemon.training.datasets.cut import windows_of
 from tests.unit.fakes import FakeProducer
 
 EVERY, SPAN, DELAY = 100, 250, 30
+OURS = {"group": "aemon", "input_topic": "telegraf"}  # whose anchors a store keeps
+OUR_ANCHORS = anchors_key(**OURS)
 
 
 def numbered(index: int) -> np.ndarray:
@@ -302,7 +304,7 @@ async def test_the_store_holds_and_waits_for_only_the_partitions_of_the_input_it
     update = Update(det, windows[:SPAN], stream, 1)
     history = SimpleNamespace(history=det.learning.history)
     metrics = Metrics()
-    store = LearnedStore("learned", None, None, history, metrics, 30)  # type: ignore[arg-type]
+    store = LearnedStore("learned", None, None, history, metrics, 30, **OURS)  # type: ignore[arg-type]
     store.partitions = 2
     with caplog.at_level(logging.WARNING, logger="aemon.serve"):
         store.own([0, 3])  # input partitions 0 and 3: the topic's 0 and 1
@@ -340,32 +342,66 @@ def test_weights_that_are_not_the_models_are_refused(learning_model):
 async def test_the_store_holds_the_newest_anchors_of_each_input_partition():
     """Anchors read back from the topic after this daemon kept newer ones (its reader lags its
     producer) never replace them; an unreadable record is left out."""
-    store = LearnedStore("learned", None, None, None, Metrics(), 30)  # type: ignore[arg-type]
+    store = LearnedStore("learned", None, None, None, Metrics(), 30, **OURS)  # type: ignore[arg-type]
     store.partitions = 2
     store.own([3])  # the topic's partition 1
     store._anchored(3, 500, {"cpu": (480, 120)})  # kept by this daemon for commit 500
     store._read_anchors(
-        b"anchors\x1f3", orjson.dumps({"commit": 400, "anchors": {"cpu": [390, 98]}})
+        OUR_ANCHORS + b"3", orjson.dumps({"commit": 400, "anchors": {"cpu": [390, 98]}})
     )
-    store._read_anchors(b"anchors\x1f3", b"not json")
+    store._read_anchors(OUR_ANCHORS + b"3", b"not json")
     store.read[1].set()
     assert await store.anchors_of(3) == {"cpu": (480, 120)}
     store._read_anchors(
-        b"anchors\x1f3", orjson.dumps({"commit": 600, "anchors": {"cpu": [590, 150]}})
+        OUR_ANCHORS + b"3", orjson.dumps({"commit": 600, "anchors": {"cpu": [590, 150]}})
     )
     assert await store.anchors_of(3) == {"cpu": (590, 150)}  # a newer one (another replica's)
     assert await store.anchors_of(1) == {}  # none kept
+
+
+async def test_anchors_of_another_group_or_input_in_the_same_topic_are_not_read():
+    """Each group numbers its streams from where it first read them: daemons of two groups (or
+    two inputs whose streams share names) that share the learned-models topic keep their
+    anchors under their own keys, and each reads only its own."""
+    producer = FakeProducer()
+    theirs = {"group": "aemon-canary", "input_topic": "telegraf"}
+    others = LearnedStore("learned", producer, None, None, Metrics(), 30, **theirs)  # type: ignore[arg-type]
+    other_input = LearnedStore(
+        "learned",
+        producer,
+        None,
+        None,
+        Metrics(),
+        30,
+        group="aemon",
+        input_topic="pumps",  # type: ignore[arg-type]
+    )
+    ours = LearnedStore("learned", producer, None, None, Metrics(), 30, **OURS)  # type: ignore[arg-type]
+    for store in (others, other_input, ours):
+        store.partitions = 2
+        store.own([3])
+    assert await others.keep_anchors(3, 900, {"cpu": (880, 12)})  # counted from a later start
+    assert await other_input.keep_anchors(3, 700, {"cpu": (690, 345)})
+    assert await ours.keep_anchors(3, 500, {"cpu": (480, 120)})
+    again = LearnedStore("learned", None, None, None, Metrics(), 30, **OURS)  # type: ignore[arg-type]
+    again.partitions = 2
+    again.own([3])
+    for record in producer.acked["learned"]:  # the topic's partition 1, as a restart reads it
+        again._read_anchors(record["key"], record["value"])
+    again.read[1].set()
+    assert len({r["key"] for r in producer.acked["learned"]}) == 3
+    assert await again.anchors_of(3) == {"cpu": (480, 120)}  # not the newer commits of others
 
 
 async def test_the_store_lets_go_of_anchors_its_partition_no_longer_keeps():
     """Once this daemon keeps a partition's anchors for a commit past an anchor that they no
     longer name (an ended stream's, or one read back from before its end), it holds that
     anchor no more: what it holds does not grow with every stream that ever ended."""
-    store = LearnedStore("learned", FakeProducer(), None, None, Metrics(), 30)  # type: ignore[arg-type]
+    store = LearnedStore("learned", FakeProducer(), None, None, Metrics(), 30, **OURS)  # type: ignore[arg-type]
     store.partitions = 2
     store.own([3])
     store._read_anchors(
-        b"anchors\x1f3", orjson.dumps({"commit": 90, "anchors": {"old": [95, 7], "q": [300, 9]}})
+        OUR_ANCHORS + b"3", orjson.dumps({"commit": 90, "anchors": {"old": [95, 7], "q": [300, 9]}})
     )
     assert await store.keep_anchors(3, 100, {"a": (100, 5), "ended": (121, 0)})
     assert await store.keep_anchors(3, 130, {"a": (130, 6)})
@@ -388,6 +424,7 @@ async def test_many_anchors_are_kept_in_records_of_bounded_size_and_read_back_wh
         Metrics(),
         30,
         part_bytes=4096,
+        **OURS,
     )
     store.partitions = 2
     store.own([3])
@@ -397,8 +434,8 @@ async def test_many_anchors_are_kept_in_records_of_bounded_size_and_read_back_wh
     records = producer.acked["learned"]
     assert len(records) > 5 and all(len(r["value"]) <= 4096 for r in records)
     assert len({r["key"] for r in records}) == len(records)
-    assert records[0]["key"] == b"anchors\x1f3" and records[1]["key"] == b"anchors\x1f3\x1f1"
-    again = LearnedStore("learned", None, None, None, Metrics(), 30)  # type: ignore[arg-type]
+    assert records[0]["key"] == OUR_ANCHORS + b"3" and records[1]["key"] == OUR_ANCHORS + b"3\x1f1"
+    again = LearnedStore("learned", None, None, None, Metrics(), 30, **OURS)  # type: ignore[arg-type]
     again.partitions = 2
     again.own([3])
     newer = {s: (o + 5, q + 1) for s, (o, q) in anchors.items()}
