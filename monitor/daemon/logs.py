@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import time
+from typing import TextIO
 
 
 class Fold(logging.Filter):
@@ -79,11 +80,11 @@ class Stderr(logging.StreamHandler):
     old one is closed and the lines would be lost)."""
 
     @property  # type: ignore[override]
-    def stream(self):
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _) -> None:
+    def stream(self, _: TextIO) -> None:
         pass
 
 
