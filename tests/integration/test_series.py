@@ -622,24 +622,48 @@ async def test_a_restarted_daemon_finds_the_updates_it_kept_and_trains_none_twic
     assert {r.partition for r in kept} == {0, 1}
 
 
+def windows_in(msgs: list) -> int:
+    """Windows of 8 samples (stride 1) the messages ``msgs`` make, each stream counted alone."""
+    return sum(max(0, sum(key == s.encode() for key, *_ in msgs) - 7) for s in STREAMS)
+
+
 async def test_a_restart_without_seq_decides_as_offline(bootstrap, learning):
     """The restart above with samples that carry no ``seq`` (as Telegraf and
     prometheus-kafka-adapter send them), each their stream's next: the anchors kept with the
-    commit let the restarted daemon count each stream on from where it was."""
+    commit let the restarted daemon count each stream on from where it was. Meanwhile a daemon
+    of another input, whose streams have the same names but began later, shares the
+    learned-models topic: it decides every window of its own input, and keeps the anchors of
+    its count at a later commit than the first's, yet the restart counts on from its own
+    (before anchors were kept per group and input, the second daemon took the first's and
+    skipped windows)."""
     models, rest, offline = learning
     t = topics(1)
     await make_topics(bootstrap, t)
     msgs = list(sample_messages(read_samples(rest), with_seq=False))
     assert all("seq" not in orjson.loads(value) for _, value, _ in msgs)
     cut = len(msgs) * 4 // 5  # past the windows a restart re-reads (every + delay + span)
-    first_windows = sum(sum(key == s.encode() for key, *_ in msgs[:cut]) - 7 for s in STREAMS)
     async with running(settings(bootstrap, models, t)) as svc:
         await produce(bootstrap, t["input_topic"], msgs[:cut], total=cut, progress=False)
         await until(
-            lambda: counter(svc, "aemon_windows_scored_total") >= first_windows, 90, "first part"
+            lambda: counter(svc, "aemon_windows_scored_total") >= windows_in(msgs[:cut]),
+            90,
+            "first part",
         )
     # the restart re-reads from the middle of each stream, not from its start
-    assert (await committed(bootstrap, t["group_id"], t["input_topic"], 1))[0] > 0
+    mine = (await committed(bootstrap, t["group_id"], t["input_topic"], 1))[0]
+    assert mine > 0
+    other = topics(1) | {"learned_topic": t["learned_topic"]}
+    await make_topics(bootstrap, other)
+    later = msgs[len(msgs) // 20 :]  # the same streams from a later sample: counted otherwise
+    async with running(settings(bootstrap, models, other)) as svc:
+        await produce(bootstrap, other["input_topic"], later, total=len(later), progress=False)
+        await until(
+            lambda: counter(svc, "aemon_windows_scored_total") >= windows_in(later),
+            90,
+            "every window of the other input (counted from the first's anchors, it skips some)",
+        )
+    theirs = (await committed(bootstrap, other["group_id"], other["input_topic"], 1))[0]
+    assert theirs > mine  # their anchors are the newer (and lie past where the restart reads)
     async with running(settings(bootstrap, models, t)) as svc:
         rest_msgs = msgs[cut:]
         await produce(bootstrap, t["input_topic"], rest_msgs, total=len(rest_msgs), progress=False)
