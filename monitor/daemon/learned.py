@@ -15,8 +15,8 @@ that many per stream, each replacing the one that many updates older; the update
 travels in the ``update`` header and the value is the weights in safetensors format. The topic
 is partitioned alongside the input, as Kafka Streams keeps its changelogs: the updates of a
 stream read from input partition ``p`` go to partition ``p`` modulo the topic's partitions. So a
-daemon reads, and holds in memory, only the partitions of the input partitions it owns (with
-NAB's defaults ten updates of 9.6 KB per stream): each from its beginning when it is assigned
+daemon reads only the partitions of the input partitions it owns, and holds in memory the
+updates there of the models it serves (with NAB's defaults ten of 9.6 KB per stream): each from its beginning when it is assigned
 (an update wanted meanwhile waits until that partition is read to its end), then as they grow.
 """
 
@@ -328,17 +328,12 @@ class LearnedStore:
         fetched = await self._reader.getmany(timeout_ms=timeout_ms)
         if self._moved.is_set():  # fetched for partitions since changed: read again after them
             return
+        served = {v.encode() for v in self.models.versions}
         for tp, records in fetched.items():
             p = tp.partition
             for r in records:
                 self._next[p] = r.offset + 1
-                if r.key is not None and r.key.startswith(ANCHORS):
-                    self._read_anchors(r.key, r.value)
-                    continue
-                update = dict(r.headers or ()).get("update")
-                if r.key is not None:
-                    usable = r.value is not None and update is not None
-                    self._keep(p, r.key, (update, r.value) if usable else None)
+                self._take(p, r.key, r.value, r.headers, served)
         assigned = self._reader.assignment()
         for p, ready in list(self.read.items()):
             tp = self._tp(p)
@@ -350,6 +345,26 @@ class LearnedStore:
                 ready.set()
                 kept = len(self.kept.get(p, {}))
                 log.info("learned models: %d kept in %s, partition %d", kept, self.topic, p)
+
+    def _take(
+        self,
+        partition: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Iterable[tuple[str, bytes]] | None,
+        served: set[bytes],
+    ) -> None:
+        """A record read from the topic's ``partition``: anchors, or an update's weights, held
+        where its model's version is among those ``served`` (others are a replaced model's, or
+        another deployment's that shares the topic: never looked up here, so not held)."""
+        if key is None:
+            return
+        if key.startswith(ANCHORS):
+            self._read_anchors(key, value)
+        elif key.split(b"\x1f", 1)[0] in served:
+            update = dict(headers or ()).get("update")
+            usable = value is not None and update is not None
+            self._keep(partition, key, (update, value) if usable else None)
 
     def _read_anchors(self, key: bytes, value: bytes | None) -> None:
         if not key.startswith(self.anchors_key):

@@ -111,6 +111,11 @@ class Models:
         return max(self.warmup(i) for i in range(len(self.detectors)))
 
     @property
+    def versions(self) -> set[str]:
+        """The versions of the models served now."""
+        return {det.version for det in self.detectors}
+
+    @property
     def learning(self) -> bool:
         """Whether any model keeps learning on its streams."""
         return any(det.learning is not None for det in self.detectors)

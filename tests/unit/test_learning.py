@@ -22,7 +22,7 @@ from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.events import Rule
 from aemon.core.learner import StreamLearner, Update, fine_tuned, learned_scores
 from aemon.core.learning import Learning
-from aemon.daemon.learned import LearnedStore, anchors_key
+from aemon.daemon.learned import LearnedStore, anchors_key, slot
 from aemon.daemon.learning import REFUSED, Learners, _on_cpu, with_weights
 from aemon.daemon.metrics import Metrics
 from aemon.series_detector import as_samples
@@ -329,6 +329,29 @@ async def test_the_store_holds_and_waits_for_only_the_partitions_of_the_input_it
     assert set(store.read) == {1} and 0 not in store.kept
     assert held() == len(b"weights")  # what partition 0 held is let go
     assert await store.get(update, 0) is None  # not this daemon's any more
+
+
+async def test_only_updates_of_the_models_served_are_held(learning_model):
+    """The topic also keeps updates of models replaced since, and of another deployment's
+    models where one shares it: none is ever looked up here, so none is held in memory."""
+    stream, det = learning_model
+    windows, _ = stream_windows(det, shifted_stream(600, 300))
+    update = Update(det, windows[:SPAN], stream, 1)
+    metrics = Metrics()
+    models = SimpleNamespace(history=det.learning.history, versions={det.version})
+    store = LearnedStore("learned", None, None, models, metrics, 30, **OURS)  # type: ignore[arg-type]
+    store.partitions = 1
+    store.own([0])
+    ours = slot(update, models.history)
+    replaced = ours.replace(det.version.encode(), b"0123456789ab", 1)
+    headers = [("update", update.key.encode())]
+    served = {v.encode() for v in models.versions}
+    store._take(0, replaced, b"old weights, 4 times as long" * 4, headers, served)
+    store._take(0, ours, b"weights", headers, served)
+    store.read[0].set()
+    assert await store.get(update, 0) == b"weights"
+    assert list(store.kept[0]) == [ours]
+    assert metrics.registry.get_sample_value("aemon_learned_models_bytes") == len(b"weights")
 
 
 def test_weights_that_are_not_the_models_are_refused(learning_model):
