@@ -15,9 +15,10 @@ that many per stream, each replacing the one that many updates older; the update
 travels in the ``update`` header and the value is the weights in safetensors format. The topic
 is partitioned alongside the input, as Kafka Streams keeps its changelogs: the updates of a
 stream read from input partition ``p`` go to partition ``p`` modulo the topic's partitions. So a
-daemon reads only the partitions of the input partitions it owns, and holds in memory the
-updates there of the models it serves (with NAB's defaults ten of 9.6 KB per stream): each from its beginning when it is assigned
-(an update wanted meanwhile waits until that partition is read to its end), then as they grow.
+daemon reads only the partitions of the input partitions it owns, each from its beginning when
+it is assigned (an update wanted meanwhile waits until that partition is read to its end), then
+as they grow, and holds in memory the updates there of the models it serves (with NAB's
+defaults ten of 9.6 KB per stream).
 """
 
 from __future__ import annotations
