@@ -103,6 +103,7 @@ class LearnedStore:
         self.anchors: dict[int, dict[str, tuple[int, int, int]]] = {}
         self._reader: Any = None
         self._shared_warned = False
+        self._served: set[bytes] = set()  # the versions served when records were last read
 
     def partition_of(self, partition: int) -> int:
         """The topic's partition that keeps the updates of input partition ``partition``."""
@@ -329,12 +330,13 @@ class LearnedStore:
         fetched = await self._reader.getmany(timeout_ms=timeout_ms)
         if self._moved.is_set():  # fetched for partitions since changed: read again after them
             return
-        served = {v.encode() for v in self.models.versions}
-        for tp, records in fetched.items():
-            p = tp.partition
-            for r in records:
-                self._next[p] = r.offset + 1
-                self._take(p, r.key, r.value, r.headers, served)
+        if any(fetched.values()):  # (the versions served: a pass over the models)
+            served = self._serving({v.encode() for v in self.models.versions})
+            for tp, records in fetched.items():
+                p = tp.partition
+                for r in records:
+                    self._next[p] = r.offset + 1
+                    self._take(p, r.key, r.value, r.headers, served)
         assigned = self._reader.assignment()
         for p, ready in list(self.read.items()):
             tp = self._tp(p)
@@ -346,6 +348,17 @@ class LearnedStore:
                 ready.set()
                 kept = len(self.kept.get(p, {}))
                 log.info("learned models: %d kept in %s, partition %d", kept, self.topic, p)
+
+    def _serving(self, served: set[bytes]) -> set[bytes]:
+        """``served``, the versions of the models served now; where a model was replaced since
+        the last records read (this daemon's next update is one), its updates held are let go
+        (never looked up again)."""
+        if served != self._served:
+            self._served = served
+            for partition, kept in self.kept.items():
+                for key in [k for k in kept if k.split(b"\x1f", 1)[0] not in served]:
+                    self._keep(partition, key, None)
+        return served
 
     def _take(
         self,

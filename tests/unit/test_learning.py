@@ -333,7 +333,8 @@ async def test_the_store_holds_and_waits_for_only_the_partitions_of_the_input_it
 
 async def test_only_updates_of_the_models_served_are_held(learning_model):
     """The topic also keeps updates of models replaced since, and of another deployment's
-    models where one shares it: none is ever looked up here, so none is held in memory."""
+    models where one shares it: none is ever looked up here, so none is held in memory, and a
+    model replaced while the daemon runs lets go of its updates held."""
     stream, det = learning_model
     windows, _ = stream_windows(det, shifted_stream(600, 300))
     update = Update(det, windows[:SPAN], stream, 1)
@@ -351,7 +352,12 @@ async def test_only_updates_of_the_models_served_are_held(learning_model):
     store.read[0].set()
     assert await store.get(update, 0) == b"weights"
     assert list(store.kept[0]) == [ours]
-    assert metrics.registry.get_sample_value("aemon_learned_models_bytes") == len(b"weights")
+    held = lambda: metrics.registry.get_sample_value("aemon_learned_models_bytes")  # noqa: E731
+    assert held() == len(b"weights")
+    store._serving(served)  # the next read, nothing replaced: all stays
+    assert list(store.kept[0]) == [ours]
+    store._serving({b"0123456789ab"})  # the model replaced while the daemon runs: let go
+    assert store.kept[0] == {} and held() == 0
 
 
 def test_weights_that_are_not_the_models_are_refused(learning_model):
