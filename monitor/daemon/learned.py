@@ -57,6 +57,11 @@ def anchors_key(group: str, input_topic: str) -> bytes:
     return ANCHORS + orjson.dumps([group, input_topic]) + b"\x1f"
 
 
+def version_of(key: bytes) -> bytes:
+    """The model version an update's record key (:func:`slot`) begins with."""
+    return key.split(b"\x1f", 1)[0]
+
+
 def slot(update: Update, history: int) -> bytes:
     """The record key under which ``update`` is kept when a restart re-reads ``history``
     windows of its stream."""
@@ -356,7 +361,7 @@ class LearnedStore:
         if served != self._served:
             self._served = served
             for partition, kept in self.kept.items():
-                for key in [k for k in kept if k.split(b"\x1f", 1)[0] not in served]:
+                for key in [k for k in kept if version_of(k) not in served]:
                     self._keep(partition, key, None)
         return served
 
@@ -375,7 +380,7 @@ class LearnedStore:
             return
         if key.startswith(ANCHORS):
             self._read_anchors(key, value)
-        elif key.split(b"\x1f", 1)[0] in served:
+        elif version_of(key) in served:
             update = dict(headers or ()).get("update")
             usable = value is not None and update is not None
             self._keep(partition, key, (update, value) if usable else None)
