@@ -131,8 +131,12 @@ class Service:
                 await c.consumer.start()
             except Exception as exc:
                 raise AemonError(f"cannot start the Kafka clients: {exc!r}") from None
-            await self._check_topic_settings(c)
-            store = await self._learned_store(c)
+            try:
+                topics: set[str] | None = await c.cluster.topics()
+            except Exception:  # the watch reports a broker in trouble
+                topics = None
+            await self._check_topic_settings(c, topics)
+            store = await self._learned_store(c, topics)
             c.consumer.subscribe([s.input_topic], listener=parts.rebalance)
             settle_heap()
             for name, run in parts.runs().items():
@@ -159,11 +163,13 @@ class Service:
                 except (Exception, asyncio.CancelledError) as exc:
                     log.info("a Kafka client did not close cleanly: %r", exc)
 
-    async def _check_topic_settings(self, c: Clients) -> None:
-        """One warning for each setting of a topic the daemon writes that it should not run
-        with, as ``aemon serve --check`` finds them."""
+    async def _check_topic_settings(self, c: Clients, topics: set[str] | None) -> None:
+        """One warning for each setting of a topic the daemon writes (of ``topics``, those on
+        the broker; None: unknown) that it should not run with, as ``aemon serve --check``
+        finds them."""
+        if topics is None:
+            return
         try:
-            topics = await c.cluster.topics()
             configs = await c.cluster.configs(sorted(topics & written(self.s)))
         except Exception:  # the watch reports a broker in trouble
             return
@@ -171,10 +177,10 @@ class Service:
         for line in setting_warnings(self.s, self.models, configs, samples):
             log.warning(line)
 
-    async def _learned_store(self, c: Clients) -> LearnedStore | None:
+    async def _learned_store(self, c: Clients, topics: set[str] | None) -> LearnedStore | None:
         """The learned-models topic, opened for the learners and the anchors of streams without
         seq, and read for the partitions assigned (None: no sample streams, or the topic is off
-        or cannot be read)."""
+        or cannot be read); ``topics``: those on the broker (None: unknown)."""
         if self.decisions.windower is None or not self.s.learned_topic or c.reader is None:
             return None
         store = LearnedStore(
@@ -186,9 +192,7 @@ class Service:
             group=self.s.group_id,
             input_topic=self.s.input_topic,
         )
-        try:
-            topics = await c.cluster.topics()
-        except Exception:  # the store's own read says what is wrong
+        if topics is None:  # unknown: the store's own read says what is wrong
             topics = {self.s.learned_topic}
         if not await store.load(topics, self.s.broker_wait_s):
             return None
