@@ -101,6 +101,7 @@ class Learners:
         self.models, self.metrics = models, metrics
         self.store: LearnedStore | None = None  # where updates' weights are kept (None: nowhere)
         self.streams: dict[tuple[int, str], StreamLearner] = {}
+        self.training: set[asyncio.Future[Detector]] = set()  # updates not yet done
         self.executor = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
@@ -125,7 +126,16 @@ class Learners:
 
     def _start(self, det: Detector, partition: int, update: Update) -> asyncio.Future[Detector]:
         """The learned detector of ``update`` (of a stream of input ``partition``), to come."""
-        return asyncio.ensure_future(self._learned(det, partition, update))
+        task = asyncio.ensure_future(self._learned(det, partition, update))
+        self.training.add(task)
+        task.add_done_callback(self.training.discard)
+        return task
+
+    async def settle(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for the updates still training (a stop: each one done is
+        kept, not trained again after the restart)."""
+        if self.training and timeout > 0:
+            await asyncio.wait(self.training, timeout=timeout)
 
     async def _learned(self, det: Detector, partition: int, update: Update) -> Detector:
         """Its weights kept in the store, else trained in a learning process (and then kept)."""

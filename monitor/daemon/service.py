@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 
 import torch
@@ -147,7 +148,10 @@ class Service:
             await self.stopping.wait()
             failed = sup.failure is not None
             deadline = FAILED_DRAIN_SECONDS if failed else s.shutdown_timeout_s
+            began = time.monotonic()
             late = await sup.finish(deadline, set(stages.DRAINING))
+            if self.learners is not None and store is not None:  # within the drain's time
+                await self.learners.settle(deadline - (time.monotonic() - began))
             if store is not None:
                 await store.sent(FAILED_DRAIN_SECONDS)
             if late and not failed:

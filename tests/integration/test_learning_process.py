@@ -56,3 +56,37 @@ async def test_learned_models_hold_no_file_descriptors():
         assert open_files() - before < 10  # not one per tensor of 118 models
     finally:
         learners.close()
+
+
+class Recorded:
+    """A learned-models store that holds nothing yet and records what it is given to keep."""
+
+    def __init__(self) -> None:
+        self.kept: list[int] = []
+
+    async def get(self, update, partition: int) -> None:
+        return None
+
+    def put(self, update, weights: bytes, partition: int) -> None:
+        self.kept.append(update.number)
+
+
+async def test_a_stop_waits_for_the_updates_still_training_and_keeps_them():
+    t = np.arange(400)
+    frame = pd.DataFrame({"timestamp": 1_700_000_000 + 60 * t, "value": np.sin(2 * np.pi * t / 40)})
+    fitted = aemon.fit_series(
+        frame, epochs=2, learn_every=20, learn_span=40, learn_delay=0, learn_epochs=1
+    )
+    ((_, det),) = fitted.detectors.items()
+    cut = windows_of(as_samples(frame), 8, 1, det.meta.clock)
+    windows = cut.table.values.reshape(len(cut.table), *det.input_shape)[:81]
+    learners = Learners(SimpleNamespace(detectors=[det]), Metrics())  # type: ignore[arg-type]
+    learners.store = store = Recorded()  # type: ignore[assignment]
+    try:
+        handles = {learners.push(0, "s", 0, i, w) for i, w in enumerate(windows)} - {None}
+        assert handles and not any(h.done() for h in handles)  # none awaited: all training
+        await learners.settle(60)
+        assert all(h.done() for h in handles) and not learners.training
+        assert sorted(store.kept) == [1, 2, 3, 4]
+    finally:
+        learners.close()

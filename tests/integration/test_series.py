@@ -599,8 +599,8 @@ async def test_a_restarted_daemon_finds_the_updates_it_kept_and_trains_none_twic
         await until(
             lambda: counter(svc, "aemon_windows_scored_total") >= first_windows, 90, "first half"
         )
-        # the updates the first half's windows start train after those windows are scored; an
-        # update still training at the stop is not kept (trained again after the restart)
+        # the updates the first half's windows start may still train once its windows are
+        # scored (the stop would wait for them: test_learning_process.py); here they are done
         await until(
             lambda: counter(svc, "aemon_model_updates_total") >= first_updates, 60, "its updates"
         )
