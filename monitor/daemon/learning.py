@@ -101,7 +101,7 @@ class Learners:
         self.models, self.metrics = models, metrics
         self.store: LearnedStore | None = None  # where updates' weights are kept (None: nowhere)
         self.streams: dict[tuple[int, str], StreamLearner] = {}
-        self.training: set[asyncio.Future[Detector]] = set()  # updates not yet done
+        self.training: set[asyncio.Task] = set()  # updates in (or queued for) a learning process
         self.executor = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
@@ -126,10 +126,7 @@ class Learners:
 
     def _start(self, det: Detector, partition: int, update: Update) -> asyncio.Future[Detector]:
         """The learned detector of ``update`` (of a stream of input ``partition``), to come."""
-        task = asyncio.ensure_future(self._learned(det, partition, update))
-        self.training.add(task)
-        task.add_done_callback(self.training.discard)
-        return task
+        return asyncio.ensure_future(self._learned(det, partition, update))
 
     async def settle(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for the updates still training (a stop: each one done is
@@ -148,13 +145,18 @@ class Learners:
             else:
                 self.metrics.model_updates_restored.inc()
                 return learned
-        loop = asyncio.get_running_loop()
-        job = pickle.dumps(_on_cpu(update))
-        weights, seconds = await loop.run_in_executor(self.executor, _trained, job)
-        self.metrics.model_update_duration.observe(seconds)
-        self.metrics.model_updates.inc()
-        if self.store is not None:
-            self.store.put(update, weights, partition)
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        assert task is not None  # the task :meth:`_start` made
+        self.training.add(task)
+        try:
+            job = pickle.dumps(_on_cpu(update))
+            weights, seconds = await loop.run_in_executor(self.executor, _trained, job)
+            self.metrics.model_update_duration.observe(seconds)
+            self.metrics.model_updates.inc()
+            if self.store is not None:
+                self.store.put(update, weights, partition)
+        finally:
+            self.training.discard(task)
         return with_weights(det, weights)
 
     def end(self, partition: int, stream: str) -> None:

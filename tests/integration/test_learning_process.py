@@ -16,7 +16,7 @@ from aemon.daemon.learning import Learners
 from aemon.daemon.metrics import Metrics
 from aemon.series_detector import as_samples
 from aemon.training.datasets.cut import windows_of
-from tests.integration.helpers import children
+from tests.integration.helpers import children, until
 
 
 def open_files() -> int:
@@ -84,7 +84,8 @@ async def test_a_stop_waits_for_the_updates_still_training_and_keeps_them():
     learners.store = store = Recorded()  # type: ignore[assignment]
     try:
         handles = {learners.push(0, "s", 0, i, w) for i, w in enumerate(windows)} - {None}
-        assert handles and not any(h.done() for h in handles)  # none awaited: all training
+        await until(lambda: bool(learners.training), 10, "an update in the learning process")
+        assert not all(h.done() for h in handles)  # none awaited: the stop comes while they train
         await learners.settle(60)
         assert all(h.done() for h in handles) and not learners.training
         assert sorted(store.kept) == [1, 2, 3, 4]
