@@ -384,6 +384,8 @@ class LearnedStore:
             update = dict(headers or ()).get("update")
             usable = value is not None and update is not None
             self._keep(partition, key, (update, value) if usable else None)
+        elif key in self.kept.get(partition, ()):  # kept by :meth:`put` after a swap replaced it
+            self._keep(partition, key, None)
 
     def _read_anchors(self, key: bytes, value: bytes | None) -> None:
         if not key.startswith(self.anchors_key):

@@ -334,7 +334,8 @@ async def test_the_store_holds_and_waits_for_only_the_partitions_of_the_input_it
 async def test_only_updates_of_the_models_served_are_held(learning_model):
     """The topic also keeps updates of models replaced since, and of another deployment's
     models where one shares it: none is ever looked up here, so none is held in memory, and a
-    model replaced while the daemon runs lets go of its updates held."""
+    model replaced while the daemon runs lets go of its updates held, those it trains after
+    the swap included."""
     stream, det = learning_model
     windows, _ = stream_windows(det, shifted_stream(600, 300))
     update = Update(det, windows[:SPAN], stream, 1)
@@ -356,7 +357,10 @@ async def test_only_updates_of_the_models_served_are_held(learning_model):
     assert held() == len(b"weights")
     store._serving(served)  # the next read, nothing replaced: all stays
     assert list(store.kept[0]) == [ours]
-    store._serving({b"0123456789ab"})  # the model replaced while the daemon runs: let go
+    now = store._serving({b"0123456789ab"})  # the model replaced while the daemon runs: let go
+    assert store.kept[0] == {} and held() == 0
+    store.put(update, b"late weights", 0)  # an update of the replaced model done after the swap
+    store._take(0, ours, b"late weights", headers, now)  # read back: let go
     assert store.kept[0] == {} and held() == 0
 
 
