@@ -43,6 +43,7 @@ class Consumer(Protocol):
     async def seek_to_beginning(self, *tps: TopicPartition) -> None: ...
     async def seek_to_end(self, *tps: TopicPartition) -> None: ...
     def in_group(self) -> bool: ...
+    async def refresh(self) -> None: ...
 
 
 class RecordBatch(Protocol):
@@ -100,6 +101,12 @@ class GroupConsumer(AIOKafkaConsumer):
         accepts from anybody. aiokafka keeps the generation in its coordinator."""
         coordinator = getattr(self, "_coordinator", None)
         return coordinator is not None and getattr(coordinator, "generation", -1) >= 0
+
+    async def refresh(self) -> None:
+        """Ask the broker for its metadata now (aiokafka asks every ``metadata_max_age_ms``, 5
+        minutes): where the input topic came back with other partitions, the group rebalances
+        over them at once. Only for a topic that exists: the request may create a missing one."""
+        await self._client.force_metadata_update()
 
 
 class AdminCluster:

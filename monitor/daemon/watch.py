@@ -55,6 +55,7 @@ class BrokerWatch:
         self._topic_seen = False
         self._before: dict[TopicPartition, int] | None = None  # ours when the outage began
         self._lost_until = 0.0
+        self._stale = False  # the consumer's metadata may predate an outage or a missing topic
         self._warn = Throttled(log).warning
 
     async def first_contact(self, where: str, wait_s: float) -> bool:
@@ -99,13 +100,16 @@ class BrokerWatch:
             log.warning("broker reachable again after %.0f s; checking the input log", down)
             self.ledger.outage_ended()
         if self.input_topic not in topics:
+            self._stale = True
             if self._topic_seen:
                 self.lost("topic_missing", f"input topic {self.input_topic} does not exist")
             else:
                 self._warn(f"input topic {self.input_topic} does not exist yet; waiting for it")
         elif self._before is not None:
+            await self._refreshed()
             await self._offsets_kept(self._before)
         else:
+            await self._refreshed()
             past = [tp for tp in self._assignment() if self._past_end(tp)]
             if past:
                 for tp in past:
@@ -120,6 +124,17 @@ class BrokerWatch:
         if self.health.log_lost and time.monotonic() >= self._lost_until:
             log.info("input log usable again")
             self.health.log_lost = None
+
+    async def _refreshed(self) -> None:
+        """The consumer's metadata refreshed where it may be stale: the input topic, lost in an
+        outage or deleted, exists again, perhaps with other partitions (a topic whose count
+        changed is rebalanced over at once, not after ``metadata_max_age_ms``)."""
+        if self._stale:
+            try:
+                await asyncio.wait_for(self.clients.consumer.refresh(), 3)
+            except Exception:  # the next check asks again
+                return
+            self._stale = False
 
     async def _offsets_kept(self, before: dict[TopicPartition, int]) -> None:
         """After an outage: does the broker still hold the offsets committed before it?"""
@@ -168,6 +183,7 @@ class BrokerWatch:
         self._lost_until = time.monotonic() + self.health.grace_s
 
     def _unreachable(self, exc: BaseException) -> None:
+        self._stale = True
         if self.health.broker_down_since is None:
             self._before = self.ledger.committed_offsets()
         self.health.broker_down()

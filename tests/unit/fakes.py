@@ -40,6 +40,7 @@ class FakeConsumer:
         self.arrived = asyncio.Event()
         self.polled: int | None = None
         self.offsets_lost = False
+        self.refreshes = 0  # metadata requests the daemon asked for
 
     async def start(self) -> None:
         pass
@@ -81,6 +82,9 @@ class FakeConsumer:
 
     def in_group(self) -> bool:
         return self.member
+
+    async def refresh(self) -> None:
+        self.refreshes += 1
 
     def last_commit(self, tp: TopicPartition) -> int | None:
         last = [c[tp] for c in self.commits if tp in c]

@@ -594,6 +594,43 @@ async def test_the_watch_reports_a_log_that_ends_before_what_was_read_and_resets
     assert resets == [[TP0]] and health.log_lost and not health.ready()
 
 
+async def test_the_watch_refreshes_the_metadata_once_the_input_topic_is_back():
+    """After an outage, or once a missing input topic exists again (perhaps re-created with
+    other partitions), the consumer's metadata is asked for at once: the group rebalances over
+    the partitions there are now. Never while the topic is missing (the request may create it)."""
+    consumer, cluster = FakeConsumer("in"), FakeCluster({"in"})
+
+    async def reset(tps: list[TopicPartition]) -> None:
+        pass
+
+    watch = BrokerWatch(
+        clients=type("C", (), {"consumer": consumer, "cluster": cluster})(),  # type: ignore[arg-type]
+        input_topic="in",
+        ledger=Ledger(),
+        health=Health(grace_s=5),
+        metrics=Metrics(),
+        on_reset=reset,
+        stopping=asyncio.Event(),
+    )
+    await watch.check()
+    assert consumer.refreshes == 0  # nothing happened: aiokafka's own refresh is enough
+    cluster.reachable = False
+    await watch.check()
+    cluster.reachable, cluster.present = True, set()  # back, empty
+    await watch.check()
+    await watch.check()
+    assert consumer.refreshes == 0
+    cluster.present = {"in"}  # re-created
+    await watch.check()
+    await watch.check()
+    assert consumer.refreshes == 1
+    cluster.reachable = False  # another outage; back with the topic
+    await watch.check()
+    cluster.reachable = True
+    await watch.check()
+    assert consumer.refreshes == 2
+
+
 class FlushCounter:
     def __init__(self) -> None:
         self.flushes = 0
