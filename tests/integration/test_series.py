@@ -17,6 +17,7 @@ from aemon.core.catalog import catalog
 from aemon.core.errors import AemonError, ConfigError, DataError
 from aemon.core.events import Rule
 from aemon.daemon.decisions import from_one
+from aemon.daemon.learned import version_of
 from aemon.recording import Recording
 from aemon.replay import end_streams, produce, replay, sample_messages
 from aemon.tools.benchmark import same_events
@@ -630,6 +631,66 @@ async def test_a_restarted_daemon_finds_the_updates_it_kept_and_trains_none_twic
     kept = await read_all(bootstrap, t["learned_topic"])
     assert kept and all(r.partition == inputs[r.key.split(b"\x1f")[1]] % 2 for r in kept)
     assert {r.partition for r in kept} == {0, 1}
+
+
+async def test_a_learning_model_swapped_in_lets_go_of_the_updates_of_the_one_it_replaced(
+    bootstrap, learning, tmp_path
+):
+    """A stream's model that keeps learning replaced by another (a changed detector.json):
+    the updates of the replaced model stay in the learned-models topic until it is compacted,
+    but the daemon lets go of those it held, and holds, of the records it read, exactly the
+    latest of each key of the models it serves (what ``aemon_learned_models_bytes`` counts)."""
+    models, rest, _ = learning
+    root = tmp_path / "m"
+    shutil.copytree(models, root)
+    series_csv(tmp_path / "history.csv")
+    aemon.fit_series(  # as the fixture's, another seed: another version
+        tmp_path / "history.csv",
+        train_fraction=TRAIN / N,
+        epochs=15,
+        adaptive_window=100,
+        adaptive_delay=30,
+        seed=1,
+        **LEARN,
+    ).save(tmp_path / "other")
+    msgs = list(sample_messages(read_samples(rest)))
+    half = len(msgs) // 2
+    t = topics(1)
+    await make_topics(bootstrap, t)
+
+    async def held_of_served(svc) -> tuple[int, set[bytes]]:
+        """What the daemon should hold of the topic (the latest record of each key of a model
+        it serves), and the versions of the records in the topic."""
+        latest = {r.key: r.value for r in await read_all(bootstrap, t["learned_topic"])}
+        served = {v.encode() for v in svc.models.versions}
+        return sum(len(v) for k, v in latest.items() if version_of(k) in served), {
+            version_of(k) for k in latest
+        }
+
+    async with running(settings(bootstrap, root, t, watch_model=True)) as svc:
+        before = svc.models.detectors[svc.models.index(A)].version.encode()
+        await produce(bootstrap, t["input_topic"], msgs[:half], total=half, progress=False)
+        await until(lambda: counter(svc, "aemon_model_updates_total") >= 6, 90, "updates")
+        shutil.copytree(catalog(tmp_path / "other")[A], catalog(root)[A], dirs_exist_ok=True)
+        stranger = [(b"x", orjson.dumps({"stream": "no-such", "seq": 0, "value": 1.0}), None)]
+        deadline = time.monotonic() + 30
+        while svc.models.detectors[svc.models.index(A)].version.encode() == before:
+            assert time.monotonic() < deadline, "the model watch never swapped A's model"
+            await produce(bootstrap, t["input_topic"], stranger, total=1, progress=False)
+            await asyncio.sleep(0.5)
+        after = svc.models.detectors[svc.models.index(A)].version.encode()
+        tail = msgs[half:]
+        await produce(bootstrap, t["input_topic"], tail, total=len(tail), progress=False)
+        await until(lambda: svc.totals.windows >= windows_in(msgs), 90, "every window decided")
+        deadline = time.monotonic() + 30
+        while True:  # until what it holds is what it read of the models it serves
+            want, versions = await held_of_served(svc)
+            held = counter(svc, "aemon_learned_models_bytes")
+            if {before, after} <= versions and held == want:
+                break
+            assert time.monotonic() < deadline, f"held {held:g} bytes, of the served {want}"
+            await asyncio.sleep(0.5)
+    assert before.decode() not in svc.models.versions and want > 0
 
 
 def windows_in(msgs: list) -> int:
