@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 import aemon
+from aemon.core.detector import Detector
 from aemon.daemon.learning import Learners
 from aemon.daemon.metrics import Metrics
 from aemon.series_detector import as_samples
@@ -29,7 +30,9 @@ def learning_processes() -> list[int]:
     return [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
 
 
-async def test_learned_models_hold_no_file_descriptors():
+def sine_learning(n: int) -> tuple[Detector, np.ndarray, Learners]:
+    """A model of a sine that learns every 20 windows on the last 40, ``n`` windows of it, and
+    learners for it (an update starts once its last training window is pushed)."""
     t = np.arange(400)
     frame = pd.DataFrame({"timestamp": 1_700_000_000 + 60 * t, "value": np.sin(2 * np.pi * t / 40)})
     fitted = aemon.fit_series(
@@ -37,8 +40,12 @@ async def test_learned_models_hold_no_file_descriptors():
     )
     ((_, det),) = fitted.detectors.items()
     cut = windows_of(as_samples(frame), 8, 1, det.meta.clock)
-    windows = cut.table.values.reshape(len(cut.table), *det.input_shape)[:41]
-    learners = Learners(SimpleNamespace(detectors=[det]), Metrics())  # type: ignore[arg-type]
+    windows = cut.table.values.reshape(len(cut.table), *det.input_shape)[:n]
+    return det, windows, Learners(SimpleNamespace(detectors=[det]), Metrics())  # type: ignore[arg-type]
+
+
+async def test_learned_models_hold_no_file_descriptors():
+    det, windows, learners = sine_learning(41)
     try:
 
         async def stream(name: str) -> list:
@@ -72,15 +79,7 @@ class Recorded:
 
 
 async def test_a_stop_waits_for_the_updates_still_training_and_keeps_them():
-    t = np.arange(400)
-    frame = pd.DataFrame({"timestamp": 1_700_000_000 + 60 * t, "value": np.sin(2 * np.pi * t / 40)})
-    fitted = aemon.fit_series(
-        frame, epochs=2, learn_every=20, learn_span=40, learn_delay=0, learn_epochs=1
-    )
-    ((_, det),) = fitted.detectors.items()
-    cut = windows_of(as_samples(frame), 8, 1, det.meta.clock)
-    windows = cut.table.values.reshape(len(cut.table), *det.input_shape)[:81]
-    learners = Learners(SimpleNamespace(detectors=[det]), Metrics())  # type: ignore[arg-type]
+    _, windows, learners = sine_learning(81)
     learners.store = store = Recorded()  # type: ignore[assignment]
     try:
         handles = {learners.push(0, "s", 0, i, w) for i, w in enumerate(windows)} - {None}
