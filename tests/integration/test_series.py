@@ -17,7 +17,7 @@ from aemon.core.catalog import catalog
 from aemon.core.errors import AemonError, ConfigError, DataError
 from aemon.core.events import Rule
 from aemon.daemon.decisions import from_one
-from aemon.daemon.learned import version_of
+from aemon.daemon.learned import ANCHORS, version_of
 from aemon.recording import Recording
 from aemon.replay import end_streams, produce, replay, sample_messages
 from aemon.tools.benchmark import same_events
@@ -631,6 +631,36 @@ async def test_a_restarted_daemon_finds_the_updates_it_kept_and_trains_none_twic
     kept = await read_all(bootstrap, t["learned_topic"])
     assert kept and all(r.partition == inputs[r.key.split(b"\x1f")[1]] % 2 for r in kept)
     assert {r.partition for r in kept} == {0, 1}
+
+
+async def test_a_stop_keeps_the_updates_still_training(bootstrap, tmp_path):
+    """SIGTERM comes as each stream's first update starts training (its last training window
+    is the last one read): the drain waits for them and keeps them in the learned-models
+    topic, so that a restart finds them (before, they were trained to the end, dropped, and
+    trained again after the restart)."""
+    series_csv(tmp_path / "history.csv")
+    aemon.fit_series(
+        tmp_path / "history.csv",
+        train_fraction=TRAIN / N,
+        epochs=15,
+        adaptive_window=100,
+        adaptive_delay=30,
+        **{**LEARN, "learn_epochs": 100},  # an update trains for about a second
+    ).save(tmp_path / "m")
+    series_csv(tmp_path / "rest.csv", start=TRAIN)
+    last = LEARN["learn_every"] - LEARN["learn_delay"]  # update 1 starts at this many windows
+    msgs = list(sample_messages(read_samples(tmp_path / "rest.csv")))[: len(STREAMS) * (last + 7)]
+    t = topics(1)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, tmp_path / "m", t, shutdown_timeout_s=30)) as svc:
+        await produce(bootstrap, t["input_topic"], msgs, total=len(msgs), progress=False)
+        await until(lambda: svc.totals.windows >= windows_in(msgs), 60, "every window decided")
+        assert windows_in(msgs) == len(STREAMS) * last
+        assert counter(svc, "aemon_model_updates_total") == 0  # the stop comes as they train
+    assert counter(svc, "aemon_model_updates_total") == len(STREAMS)
+    records = await read_all(bootstrap, t["learned_topic"])
+    kept = [r for r in records if not r.key.startswith(ANCHORS)]
+    assert sorted(r.key.split(b"\x1f")[1] for r in kept) == sorted(s.encode() for s in STREAMS)
 
 
 async def test_a_learning_model_swapped_in_lets_go_of_the_updates_of_the_one_it_replaced(
