@@ -95,7 +95,8 @@ def test_fit_refuses_bad_input_with_the_errors_the_cli_prints():
     labelled = pd.DataFrame(good).assign(y=0)  # PyOD's name for labels, among the values
     with pytest.raises(aemon.DataError, match="column 'y' holds only 0 and 1, as labels do"):
         aemon.fit(labelled)
-    det = aemon.fit(good, epochs=1)
+    with pytest.warns(UserWarning, match="rough guess"):  # too few windows to calibrate on
+        det = aemon.fit(good, epochs=1)
     with pytest.raises(aemon.DataError, match="expected windows of shape"):
         det.score(np.zeros((3, 5)))
     with pytest.raises(aemon.DataError, match=r"^2 labels for 3 windows: give one label per"):
@@ -134,9 +135,10 @@ def test_series_api_scores_and_events_equal_the_cli_on_the_saved_models(tmp_path
 
 def test_numpy_numbers_as_settings_are_stored_as_plain_json(tmp_path):
     x = make_windows(40, 0).values
-    det = aemon.fit(
-        x, epochs=np.int64(1), latent=np.int64(4), widths=[np.int32(16)], seed=np.int64(2)
-    )
+    with pytest.warns(UserWarning, match="rough guess"):  # too few windows to calibrate on
+        det = aemon.fit(
+            x, epochs=np.int64(1), latent=np.int64(4), widths=[np.int32(16)], seed=np.int64(2)
+        )
     det.save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "detector.json").read_text())
     assert meta["hparams"]["latent"] == 4 and meta["hparams"]["widths"] == [16]
@@ -196,7 +198,8 @@ def test_dataframes_as_people_have_them():
     rng = np.random.default_rng(0)
     windows = pd.DataFrame(rng.random((80, 8)), columns=[f"v{i}" for i in range(8)])
     windows["timestamp"] = pd.date_range("2026-01-01", periods=80, freq="min")
-    assert aemon.fit(windows, epochs=1).input_shape == (8,)  # the dates are no values
+    with pytest.warns(UserWarning, match="rough guess"):  # too few windows to calibrate on
+        assert aemon.fit(windows, epochs=1).input_shape == (8,)  # the dates are no values
     index = pd.date_range("2026-01-01", periods=300, freq="min")
     flow = pd.Series(np.sin(np.arange(300) / 6), index=index, name="flow")
     dated = flow.rename_axis("Date").to_frame()  # pd.read_csv(..., index_col="Date")
@@ -354,7 +357,8 @@ def test_a_stream_with_too_short_a_history_is_told_how_many_samples_it_needs():
         aemon.ConfigError, match=r"'0': 28 training .* give it at least 29 training"
     ):
         aemon.fit_series(samples_frame()[:28], epochs=1)
-    assert len(aemon.fit_series(samples_frame()[:29], epochs=1).detectors) == 1
+    with pytest.warns(UserWarning, match="rough guess"):  # too few windows to calibrate on
+        assert len(aemon.fit_series(samples_frame()[:29], epochs=1).detectors) == 1
 
 
 def test_a_history_with_missing_values_is_refused_or_its_rows_left_out():
