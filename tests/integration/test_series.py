@@ -601,7 +601,7 @@ async def test_a_restarted_daemon_finds_the_updates_it_kept_and_trains_none_twic
             lambda: counter(svc, "aemon_windows_scored_total") >= first_windows, 90, "first half"
         )
         # the updates the first half's windows start may still train once its windows are
-        # scored (the stop would wait for them: test_learning_process.py); here they are done
+        # scored (the stop would wait for them: the next test); here they are done first
         await until(
             lambda: counter(svc, "aemon_model_updates_total") >= first_updates, 60, "its updates"
         )
@@ -634,8 +634,8 @@ async def test_a_restarted_daemon_finds_the_updates_it_kept_and_trains_none_twic
 
 
 async def test_a_stop_keeps_the_updates_still_training(bootstrap, tmp_path):
-    """SIGTERM comes as each stream's first update starts training (its last training window
-    is the last one read): the drain waits for them and keeps them in the learned-models
+    """A stop (SIGTERM) comes as each stream's first update starts training (its last training
+    window is the last one read): the drain waits for them and keeps them in the learned-models
     topic, so that a restart finds them (before, they were trained to the end, dropped, and
     trained again after the restart)."""
     series_csv(tmp_path / "history.csv")
@@ -645,7 +645,7 @@ async def test_a_stop_keeps_the_updates_still_training(bootstrap, tmp_path):
         epochs=15,
         adaptive_window=100,
         adaptive_delay=30,
-        **{**LEARN, "learn_epochs": 100},  # an update trains for about a second
+        **{**LEARN, "learn_epochs": 100},  # an update trains for most of a second
     ).save(tmp_path / "m")
     series_csv(tmp_path / "rest.csv", start=TRAIN)
     last = LEARN["learn_every"] - LEARN["learn_delay"]  # update 1 starts at this many windows
