@@ -132,7 +132,8 @@ HELP = {
     "commit_timeout_s": "give up on an offset commit after this long (it is retried next batch)",
     "broker_wait_s": "at start-up, wait this long for the broker before exiting 2 (0: forever)",
     "broker_grace_s": "the broker may be unreachable this long before /readyz answers 503",
-    "shutdown_timeout_s": "SIGTERM: longest drain (finish, publish, commit) before the exit",
+    "shutdown_timeout_s": "SIGTERM: longest drain (finish, publish, commit; updates still "
+    "training) before the exit",
     "summary_interval_s": "a summary log line this often (windows/s, anomalies, alerts, dead "
     "letters, lag, models); 0: none",
     "end_silent_after_s": "end a sample stream that sent nothing for this long (its partition's "
