@@ -360,6 +360,7 @@ async def test_only_updates_of_the_models_served_are_held(learning_model):
     now = store._serving({b"0123456789ab"})  # the model replaced while the daemon runs: let go
     assert store.kept[0] == {} and held() == 0
     store.put(update, b"late weights", 0)  # an update of the replaced model done after the swap
+    assert list(store.kept[0]) == [ours]  # held at once, as every update this daemon trains
     store._take(0, ours, b"late weights", headers, now)  # read back: let go
     assert store.kept[0] == {} and held() == 0
 
