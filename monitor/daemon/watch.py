@@ -99,17 +99,15 @@ class BrokerWatch:
         if down:
             log.warning("broker reachable again after %.0f s; checking the input log", down)
             self.ledger.outage_ended()
+        await self._refreshed(self.input_topic in topics)
         if self.input_topic not in topics:
-            self._stale = True
             if self._topic_seen:
                 self.lost("topic_missing", f"input topic {self.input_topic} does not exist")
             else:
                 self._warn(f"input topic {self.input_topic} does not exist yet; waiting for it")
         elif self._before is not None:
-            await self._refreshed()
             await self._offsets_kept(self._before)
         else:
-            await self._refreshed()
             past = [tp for tp in self._assignment() if self._past_end(tp)]
             if past:
                 for tp in past:
@@ -125,11 +123,14 @@ class BrokerWatch:
             log.info("input log usable again")
             self.health.log_lost = None
 
-    async def _refreshed(self) -> None:
+    async def _refreshed(self, present: bool) -> None:
         """The consumer's metadata refreshed where it may be stale: the input topic, lost in an
-        outage or deleted, exists again, perhaps with other partitions (a topic whose count
-        changed is rebalanced over at once, not after ``metadata_max_age_ms``)."""
-        if self._stale:
+        outage or deleted, exists again (``present``), perhaps with other partitions (a topic
+        whose count changed is rebalanced over at once, not after ``metadata_max_age_ms``).
+        Never while it is missing: the request may create it."""
+        if not present:
+            self._stale = True
+        elif self._stale:
             try:
                 await asyncio.wait_for(self.clients.consumer.refresh(), 3)
             except Exception:  # the next check asks again
