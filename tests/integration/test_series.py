@@ -62,18 +62,22 @@ def series_csv(path, start: int = 0) -> None:
     )
 
 
-def trained(root, **extra):
-    """(models directory, CSV of the rows after training, offline timeline of those rows)."""
+def fit_series_models(root, to, **extra) -> None:
+    """The models of the streams of ``series_csv`` (written to ``root``), saved to ``to``."""
     series_csv(root / "history.csv")
-    fitted = aemon.fit_series(
+    aemon.fit_series(
         root / "history.csv",
         train_fraction=TRAIN / N,
         epochs=15,
         adaptive_window=100,
         adaptive_delay=30,  # a history of 148 windows: the kill below comes after more
         **extra,
-    )
-    fitted.save(root / "m")
+    ).save(to)
+
+
+def trained(root, **extra):
+    """(models directory, CSV of the rows after training, offline timeline of those rows)."""
+    fit_series_models(root, root / "m", **extra)
     series_csv(root / "rest.csv", start=TRAIN)
     offline = aemon.load(root / "m", device="cpu").timeline(read_samples(root / "rest.csv"))
     assert {e["stream"] for e in offline.events} == set(STREAMS)  # each stream has events
@@ -638,15 +642,8 @@ async def test_a_stop_keeps_the_updates_still_training(bootstrap, tmp_path):
     window is the last one read): the drain waits for them and keeps them in the learned-models
     topic, so that a restart finds them (before, they were trained to the end, dropped, and
     trained again after the restart)."""
-    series_csv(tmp_path / "history.csv")
-    aemon.fit_series(
-        tmp_path / "history.csv",
-        train_fraction=TRAIN / N,
-        epochs=15,
-        adaptive_window=100,
-        adaptive_delay=30,
-        **{**LEARN, "learn_epochs": 100},  # an update trains for most of a second
-    ).save(tmp_path / "m")
+    # an update trains for most of a second
+    fit_series_models(tmp_path, tmp_path / "m", **{**LEARN, "learn_epochs": 100})
     series_csv(tmp_path / "rest.csv", start=TRAIN)
     last = LEARN["learn_every"] - LEARN["learn_delay"]  # update 1 starts at this many windows
     msgs = list(sample_messages(read_samples(tmp_path / "rest.csv")))[: len(STREAMS) * (last + 7)]
@@ -673,16 +670,7 @@ async def test_a_learning_model_swapped_in_lets_go_of_the_updates_of_the_one_it_
     models, rest, _ = learning
     root = tmp_path / "m"
     shutil.copytree(models, root)
-    series_csv(tmp_path / "history.csv")
-    aemon.fit_series(  # as the fixture's, another seed: another version
-        tmp_path / "history.csv",
-        train_fraction=TRAIN / N,
-        epochs=15,
-        adaptive_window=100,
-        adaptive_delay=30,
-        seed=1,
-        **LEARN,
-    ).save(tmp_path / "other")
+    fit_series_models(tmp_path, tmp_path / "other", seed=1, **LEARN)  # another version
     msgs = list(sample_messages(read_samples(rest)))
     half = len(msgs) // 2
     t = topics(1)
@@ -991,17 +979,7 @@ async def test_a_model_swapped_in_mid_event_resolves_it_under_the_id_it_opened_w
     models, rest, _ = series
     root = tmp_path / "m"
     shutil.copytree(models, root)
-    series_csv(tmp_path / "history.csv")
-    other = aemon.fit_series(  # as the fixture's, another seed: another version
-        tmp_path / "history.csv",
-        train_fraction=TRAIN / N,
-        epochs=15,
-        adaptive_window=100,
-        adaptive_delay=30,
-        learn=False,
-        seed=1,
-    )
-    other.save(tmp_path / "other")
+    fit_series_models(tmp_path, tmp_path / "other", learn=False, seed=1)  # another version
     samples = read_samples(rest)
     msgs = list(sample_messages(samples))
     cut = 3 * 250  # every stream's row 250: its level shift's events open (rows 200-280)
