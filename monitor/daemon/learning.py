@@ -171,4 +171,12 @@ class Learners:
             del self.streams[key]
 
     def close(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the learning processes at once, an update still training included (the drain
+        has waited for it as long as it may; it is trained again after the restart): waiting
+        here would hold the exit past ``shutdown_timeout_s``."""
+        for task in self.training:  # their results will not come
+            task.cancel()
+        processes = list((self.executor._processes or {}).values())  # no public way before 3.14
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()

@@ -5,6 +5,7 @@ Ctrl-C is the daemon's to handle."""
 import asyncio
 import os
 import signal
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,13 +31,14 @@ def learning_processes() -> list[int]:
     return [k for k in kids if b"spawn_main" in Path(f"/proc/{k}/cmdline").read_bytes()]
 
 
-def sine_learning(n: int) -> tuple[Detector, np.ndarray, Learners]:
-    """A model of a sine that learns every 20 windows on the last 40, ``n`` windows of it, and
-    learners for it (an update starts once its last training window is pushed)."""
+def sine_learning(n: int, epochs: int = 1) -> tuple[Detector, np.ndarray, Learners]:
+    """A model of a sine that learns every 20 windows on the last 40 (``epochs`` passes), ``n``
+    windows of it, and learners for it (an update starts once its last training window is
+    pushed)."""
     t = np.arange(400)
     frame = pd.DataFrame({"timestamp": 1_700_000_000 + 60 * t, "value": np.sin(2 * np.pi * t / 40)})
     fitted = aemon.fit_series(
-        frame, epochs=2, learn_every=20, learn_span=40, learn_delay=0, learn_epochs=1
+        frame, epochs=2, learn_every=20, learn_span=40, learn_delay=0, learn_epochs=epochs
     )
     ((_, det),) = fitted.detectors.items()
     cut = windows_of(as_samples(frame), 8, 1, det.meta.clock)
@@ -90,3 +92,21 @@ async def test_a_stop_waits_for_the_updates_still_training_and_keeps_them():
         assert sorted(store.kept) == [1, 2, 3, 4]
     finally:
         learners.close()
+
+
+async def test_a_stop_whose_time_is_up_ends_the_updates_still_training_at_once():
+    """When the drain's time runs out with updates still training (one in the learning process,
+    one queued for it), closing the learners ends them at once: the exit does not wait for
+    them past ``shutdown_timeout_s``, and they are trained again after the restart."""
+    _, windows, learners = sine_learning(41, epochs=30_000)  # an update trains for about 30 s
+    learners.store = store = Recorded()  # type: ignore[assignment]
+    handles = {learners.push(0, "s", 0, i, w) for i, w in enumerate(windows)} - {None}
+    await until(lambda: bool(learning_processes()), 10, "the learning process")
+    await learners.settle(1.0)  # the drain's time is up
+    assert len(handles) == 2 and not any(h.done() for h in handles)
+    began = time.monotonic()
+    learners.close()
+    assert time.monotonic() - began < 2
+    await asyncio.wait(handles, timeout=5)
+    assert all(h.cancelled() for h in handles) and not store.kept
+    await until(lambda: not learning_processes(), 10, "the learning process gone")
