@@ -637,27 +637,48 @@ async def test_a_restarted_daemon_finds_the_updates_it_kept_and_trains_none_twic
     assert {r.partition for r in kept} == {0, 1}
 
 
-async def test_a_stop_keeps_the_updates_still_training(bootstrap, tmp_path):
-    """A stop (SIGTERM) comes as each stream's first update starts training (its last training
-    window is the last one read): the drain waits for them and keeps them in the learned-models
-    topic, so that a restart finds them (before, they were trained to the end, dropped, and
-    trained again after the restart)."""
-    # an update trains for most of a second
-    fit_series_models(tmp_path, tmp_path / "m", **{**LEARN, "learn_epochs": 100})
+async def stopped_as_updates_start(bootstrap, tmp_path, epochs: int, shutdown_timeout_s: float):
+    """A daemon stopped (SIGTERM) as each stream's first update starts training (its last
+    training window is the last one read), its updates trained for ``epochs``: the daemon, the
+    seconds its stop took, and the streams whose updates are in the learned-models topic."""
+    fit_series_models(tmp_path, tmp_path / "m", **{**LEARN, "learn_epochs": epochs})
     series_csv(tmp_path / "rest.csv", start=TRAIN)
     last = LEARN["learn_every"] - LEARN["learn_delay"]  # update 1 starts at this many windows
     msgs = list(sample_messages(read_samples(tmp_path / "rest.csv")))[: len(STREAMS) * (last + 7)]
     t = topics(1)
     await make_topics(bootstrap, t)
-    async with running(settings(bootstrap, tmp_path / "m", t, shutdown_timeout_s=30)) as svc:
+    s = settings(bootstrap, tmp_path / "m", t, shutdown_timeout_s=shutdown_timeout_s)
+    async with running(s) as svc:
         await produce(bootstrap, t["input_topic"], msgs, total=len(msgs), progress=False)
         await until(lambda: svc.totals.windows >= windows_in(msgs), 60, "every window decided")
         assert windows_in(msgs) == len(STREAMS) * last
         assert counter(svc, "aemon_model_updates_total") == 0  # the stop comes as they train
-    assert counter(svc, "aemon_model_updates_total") == len(STREAMS)
+        began = time.monotonic()
     records = await read_all(bootstrap, t["learned_topic"])
-    kept = [r for r in records if not r.key.startswith(ANCHORS)]
-    assert sorted(r.key.split(b"\x1f")[1] for r in kept) == sorted(s.encode() for s in STREAMS)
+    kept = sorted(r.key.split(b"\x1f")[1] for r in records if not r.key.startswith(ANCHORS))
+    return svc, time.monotonic() - began, kept
+
+
+async def test_a_stop_keeps_the_updates_still_training(bootstrap, tmp_path):
+    """The drain waits for the updates training at a stop and keeps them in the learned-models
+    topic, so that a restart finds them (before, they were trained to the end, dropped, and
+    trained again after the restart)."""
+    # an update trains for most of a second
+    svc, _, kept = await stopped_as_updates_start(bootstrap, tmp_path, 100, 30)
+    assert counter(svc, "aemon_model_updates_total") == len(STREAMS)
+    assert kept == sorted(s.encode() for s in STREAMS)
+
+
+async def test_a_stop_whose_time_is_up_does_not_wait_for_the_updates_still_training(
+    bootstrap, tmp_path
+):
+    """Updates that cannot finish within ``shutdown_timeout_s`` do not hold the exit (before,
+    it waited for the one training and the one queued after it): they are trained again after
+    the restart."""
+    # an update trains for about a minute
+    svc, seconds, kept = await stopped_as_updates_start(bootstrap, tmp_path, 6000, 1)
+    assert seconds < 8, f"the stop took {seconds:.1f} s"
+    assert counter(svc, "aemon_model_updates_total") == 0 and not kept
 
 
 async def test_a_learning_model_swapped_in_lets_go_of_the_updates_of_the_one_it_replaced(
