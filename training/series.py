@@ -22,6 +22,7 @@ from functools import partial
 import numpy as np
 import torch
 
+from aemon.core.cadence import spoken
 from aemon.core.catalog import ANY
 from aemon.core.detector import Detector
 from aemon.core.errors import ConfigError
@@ -149,6 +150,31 @@ def _seconds_per_window(ts: np.ndarray, stride: int) -> float:
     steps = np.diff(ts)
     steps = steps[steps > 0]
     return float(np.median(steps)) * stride if len(steps) else float(stride)
+
+
+STILL_SHARE = 0.5  # a stream whose time stands still at this share of its steps has no step
+
+
+def _warn_if_time_stands_still(stream: str, ts: np.ndarray) -> None:
+    """Warn when a stream's training samples keep their time at half of its steps or more (all
+    stamped alike, or stamped to the second at several a second): the step its model records
+    (the median of the steps that move forward, 1 s where none does), on which its false alarms
+    a day and the daemon's step check rest, is then not the stream's."""
+    steps = np.diff(ts)
+    still = int(np.count_nonzero(steps == 0))
+    if not len(steps) or still < STILL_SHARE * len(steps):
+        return
+    taken = (
+        "1 s apart: none moves forward"
+        if still == len(steps)
+        else (f"{spoken(_seconds_per_window(ts, 1))} apart, from those that move forward")
+    )
+    warnings.warn(
+        f"stream {stream!r}: {still:,} of its {len(steps):,} training steps keep the same time, "
+        f"so its model takes its samples as {taken}; its false alarms a day and the daemon's "
+        "step check rest on that step: give each sample the time it was taken",
+        stacklevel=3,
+    )
 
 
 def _fit_kind(
@@ -407,6 +433,7 @@ def _parts(
             "times": "zone-less, taken as UTC" if samples.zoneless else "as given",
             "metrics": list(samples.channels),
         }
+        _warn_if_time_stands_still(stream, samples.ts[rows[:n_train]])
         series = {
             "stream": stream,
             "events": plan.events,

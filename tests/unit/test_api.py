@@ -271,6 +271,25 @@ def test_a_metric_that_never_changes_in_the_history_is_named_in_a_warning():
         aemon.fit_series(samples_frame().assign(pressure=np.cos(np.arange(200) / 6)), epochs=1)
 
 
+def test_samples_that_keep_their_time_are_named_in_a_warning_with_the_step_taken():
+    """A model records its samples' step (false alarms a day and the daemon's step check rest
+    on it): samples all stamped alike, or stamped to the minute at several a minute, give it
+    none of their own, and training says so; a repeated time now and then does not."""
+    frame = samples_frame()
+    alike = frame.set_axis(pd.DatetimeIndex([frame.index[0]] * 200))
+    with pytest.warns(UserWarning, match=r"^stream '0': 199 of its 199 training steps keep the"):
+        series = aemon.fit_series(alike, epochs=1)
+    assert series.summary()["sample_step_seconds"].item() == 1.0  # "1 s apart: none moves"
+    coarse = frame.set_axis(frame.index.floor("4min"))  # four samples a stamp
+    with pytest.warns(UserWarning, match=r"takes its samples as 4 min apart, from those that"):
+        aemon.fit_series(coarse, epochs=1)
+    times = frame.index.to_numpy().copy()
+    times[1::50] = times[0::50]  # the same time as the sample before, now and then
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        aemon.fit_series(frame.set_axis(pd.DatetimeIndex(times)), epochs=1)
+
+
 def test_a_metric_that_only_rises_in_the_history_is_named_as_a_counter():
     """A counter (bytes sent so far, errors so far) leaves the range the model learned and
     scores as anomalous from then on: its rate is what to give. One reset is still a counter."""
