@@ -165,9 +165,9 @@ def _warn_if_time_stands_still(stream: str, ts: np.ndarray) -> None:
     if not len(steps) or still < STILL_SHARE * len(steps):
         return
     taken = (
-        "1 s apart: none moves forward"
-        if still == len(steps)
-        else (f"{spoken(_seconds_per_window(ts, 1))} apart, from those that move forward")
+        f"{spoken(_seconds_per_window(ts, 1))} apart, from those that move forward"
+        if (steps > 0).any()
+        else "1 s apart: none moves forward"
     )
     warnings.warn(
         f"stream {stream!r}: {still:,} of its {len(steps):,} training steps keep the same time, "
