@@ -176,7 +176,14 @@ class Learners:
         here would hold the exit past ``shutdown_timeout_s``."""
         for task in self.training:  # their results will not come
             task.cancel()
-        processes = list((self.executor._processes or {}).values())  # no public way before 3.14
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        pool = self.executor  # its processes and result pipe: no public way before Python 3.14
+        processes, results = list((pool._processes or {}).values()), pool._result_queue
+        pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             process.terminate()
+        for process in processes:
+            process.join()
+        # This process holds the result pipe's last writer now: closed, a result cut off mid-way
+        # ends there, where the pool's thread (which the exit joins) would wait for the rest.
+        if results is not None:
+            results._writer.close()
