@@ -176,7 +176,7 @@ class Learners:
         here would hold the exit past ``shutdown_timeout_s``."""
         for task in self.training:  # their results will not come
             task.cancel()
-        pool = self.executor  # its processes and result pipe: no public way before Python 3.14
+        pool = self.executor  # its processes and result pipe are private (no terminate before 3.14)
         processes, results = list((pool._processes or {}).values()), pool._result_queue
         pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
