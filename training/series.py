@@ -164,11 +164,8 @@ def _warn_if_time_stands_still(stream: str, ts: np.ndarray) -> None:
     still = int(np.count_nonzero(steps == 0))
     if not len(steps) or still < STILL_SHARE * len(steps):
         return
-    taken = (
-        f"{spoken(_seconds_per_window(ts, 1))} apart, from those that move forward"
-        if (steps > 0).any()
-        else "1 s apart: none moves forward"
-    )
+    how = ", from those that move forward" if (steps > 0).any() else ": none moves forward"
+    taken = f"{spoken(_seconds_per_window(ts, 1))} apart{how}"
     warnings.warn(
         f"stream {stream!r}: {still:,} of its {len(steps):,} training steps keep the same time, "
         f"so its model takes its samples as {taken}; its false alarms a day and the daemon's "
@@ -433,11 +430,12 @@ def _parts(
             "times": "zone-less, taken as UTC" if samples.zoneless else "as given",
             "metrics": list(samples.channels),
         }
-        _warn_if_time_stands_still(stream, samples.ts[rows[:n_train]])
+        times = samples.ts[rows[:n_train]]
+        _warn_if_time_stands_still(stream, times)
         series = {
             "stream": stream,
             "events": plan.events,
-            "seconds_per_window": _seconds_per_window(samples.ts[rows[:n_train]], plan.stride),
+            "seconds_per_window": _seconds_per_window(times, plan.stride),
             "false_alarms_per_day": plan.false_alarms_per_day,
             "clock": clock[stream],
             "learning": plan.learning,
