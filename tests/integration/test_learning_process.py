@@ -48,13 +48,17 @@ def sine_learning(n: int, epochs: int = 1) -> tuple[Detector, np.ndarray, Learne
     return det, windows, Learners(SimpleNamespace(detectors=[det]), Metrics())  # type: ignore[arg-type]
 
 
+def pushed(learners: Learners, windows: np.ndarray, stream: str = "s") -> set:
+    """``stream`` (of partition 0) given ``windows``: the updates they start."""
+    return {learners.push(0, stream, 0, i, w) for i, w in enumerate(windows)} - {None}
+
+
 async def test_learned_models_hold_no_file_descriptors():
     det, windows, learners = sine_learning(41)
     try:
 
         async def stream(name: str) -> list:
-            handles = [learners.push(0, name, 0, i, w) for i, w in enumerate(windows)]
-            return [await h for h in {*handles} - {None}]  # updates 1 and 2
+            return [await h for h in pushed(learners, windows, name)]  # updates 1 and 2
 
         kept = await stream("s0")  # the learning process is up
         (pid,) = learning_processes()
@@ -86,7 +90,7 @@ async def test_a_stop_waits_for_the_updates_still_training_and_keeps_them():
     _, windows, learners = sine_learning(81)
     learners.store = store = Recorded()  # type: ignore[assignment]
     try:
-        handles = {learners.push(0, "s", 0, i, w) for i, w in enumerate(windows)} - {None}
+        handles = pushed(learners, windows)
         await until(lambda: bool(learners.training), 10, "an update in the learning process")
         assert not all(h.done() for h in handles)  # none awaited: the stop comes while they train
         await learners.settle(60)
@@ -102,7 +106,7 @@ async def test_a_stop_whose_time_is_up_ends_the_updates_still_training_at_once()
     them past ``shutdown_timeout_s``, and they are trained again after the restart."""
     _, windows, learners = sine_learning(41, epochs=30_000)  # an update trains for about 30 s
     learners.store = store = Recorded()  # type: ignore[assignment]
-    handles = {learners.push(0, "s", 0, i, w) for i, w in enumerate(windows)} - {None}
+    handles = pushed(learners, windows)
     await until(lambda: bool(learning_processes()), 10, "the learning process")
     await learners.settle(1.0)  # the drain's time is up
     assert len(handles) == 2 and not any(h.done() for h in handles)
@@ -120,7 +124,7 @@ async def test_a_result_cut_off_by_the_stop_does_not_hold_the_exit():
     for the rest forever (measured with a pool sending 1 GB: each stop during the transfer
     hung). Here the part is written into the pipe as such a process leaves it."""
     _, windows, learners = sine_learning(21)
-    (update,) = {learners.push(0, "s", 0, i, w) for i, w in enumerate(windows)} - {None}
+    (update,) = pushed(learners, windows)
     await update  # the learning process is up, and idle
     pool = learners.executor
     os.write(pool._result_queue._writer.fileno(), struct.pack("!i", 1 << 20) + b"part")
