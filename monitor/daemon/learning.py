@@ -6,12 +6,15 @@ scoring goes on meanwhile and training never holds the daemon's interpreter: a t
 every stream's windows would wait for it. An update starts once its last training window is read,
 ``delay`` windows before the windows it scores: on a live stream it is ready long before they
 come; a stream read faster than its updates train (a backlog, a replay) waits for them at
-scoring.
+scoring. An update of a partition this daemon no longer owns is withdrawn while it waits for a
+learning process (:meth:`Learners.drop`), so the streams it keeps are not held behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import copy
 import dataclasses
 import functools
@@ -101,7 +104,10 @@ class Learners:
         self.models, self.metrics = models, metrics
         self.store: LearnedStore | None = None  # where updates' weights are kept (None: nowhere)
         self.streams: dict[tuple[int, str], StreamLearner] = {}
-        self.training: set[asyncio.Task] = set()  # updates in (or queued for) a learning process
+        # updates in (or queued for) a learning process: their input partition and job there
+        self.training: dict[asyncio.Task, tuple[int, concurrent.futures.Future]] = {}
+        self.jobs: dict[str, concurrent.futures.Future] = {}  # the same jobs by update key
+        self.drops: collections.Counter[int] = collections.Counter()  # each partition's drops
         self.executor = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
@@ -111,9 +117,10 @@ class Learners:
 
     def push(
         self, partition: int, stream: str, model: int, index: int, window: np.ndarray
-    ) -> asyncio.Future[Detector] | None:
+    ) -> asyncio.Future[Detector | None] | None:
         """Give stream ``stream``'s learner its window ``index``; the update that scores it
-        (None: the trained model, or a model that does not learn)."""
+        (None: the trained model, or a model that does not learn). The update comes as None
+        when it was withdrawn (:meth:`drop`): the window's partition is no longer owned."""
         det = self.models.detectors[model]
         learning = det.learning
         if learning is None:
@@ -124,18 +131,24 @@ class Learners:
             learner = self.streams[key] = StreamLearner(det, stream, learning)
         return learner.push(index, window, functools.partial(self._start, det, partition))
 
-    def _start(self, det: Detector, partition: int, update: Update) -> asyncio.Future[Detector]:
+    def _start(
+        self, det: Detector, partition: int, update: Update
+    ) -> asyncio.Future[Detector | None]:
         """The learned detector of ``update`` (of a stream of input ``partition``), to come."""
-        return asyncio.ensure_future(self._learned(det, partition, update))
+        return asyncio.ensure_future(self._learned(det, partition, update, self.drops[partition]))
 
     async def settle(self, timeout: float) -> None:
         """Wait up to ``timeout`` s for the updates still training (a stop: each one done is
         kept, not trained again after the restart)."""
         if self.training and timeout > 0:
-            await asyncio.wait(self.training, timeout=timeout)
+            await asyncio.wait(list(self.training), timeout=timeout)
 
-    async def _learned(self, det: Detector, partition: int, update: Update) -> Detector:
-        """Its weights kept in the store, else trained in a learning process (and then kept)."""
+    async def _learned(
+        self, det: Detector, partition: int, update: Update, drops: int
+    ) -> Detector | None:
+        """Its weights kept in the store, else trained in a learning process (and then kept);
+        None: withdrawn before it trained (:meth:`drop`; ``drops``: the partition's drops when
+        it started)."""
         kept = await self.store.get(update, partition) if self.store is not None else None
         if kept is not None:
             try:
@@ -145,18 +158,32 @@ class Learners:
             else:
                 self.metrics.model_updates_restored.inc()
                 return learned
-        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+        if self.drops[partition] != drops:  # dropped since it started
+            return None
+        task, key = asyncio.current_task(), update.key
         assert task is not None  # the task :meth:`_start` made
-        self.training.add(task)
+        # The same update may be training for the learner this stream had before a rebalance
+        # (every partition is revoked, then assigned again): it is waited for, not trained twice.
+        job = self.jobs.get(key)
+        if job is None or job.cancelled():
+            job = self.jobs[key] = self.executor.submit(_trained, pickle.dumps(_on_cpu(update)))
+        self.training[task] = (partition, job)
         try:
-            job = pickle.dumps(_on_cpu(update))
-            weights, seconds = await loop.run_in_executor(self.executor, _trained, job)
-            self.metrics.model_update_duration.observe(seconds)
-            self.metrics.model_updates.inc()
-            if self.store is not None:
-                self.store.put(update, weights, partition)
+            try:
+                weights, seconds = await asyncio.wrap_future(job)
+            except asyncio.CancelledError:
+                if task.cancelling():  # the stop's (:meth:`close`)
+                    raise
+                return None  # withdrawn by :meth:`drop`
+            if self.jobs.get(key) is job:  # the first of those waiting for it keeps it
+                self.metrics.model_update_duration.observe(seconds)
+                self.metrics.model_updates.inc()
+                if self.store is not None:
+                    self.store.put(update, weights, partition)
         finally:
-            self.training.discard(task)
+            del self.training[task]
+            if job.done() and self.jobs.get(key) is job:
+                del self.jobs[key]
         return with_weights(det, weights)
 
     def end(self, partition: int, stream: str) -> None:
@@ -165,10 +192,17 @@ class Learners:
         self.streams.pop((partition, stream), None)
 
     def drop(self, partitions: list[int]) -> None:
-        """Forget the learners of partitions no longer owned."""
+        """Forget the learners of partitions no longer owned, and withdraw their updates still
+        waiting for a learning process (those windows are not decided here any more, and the
+        streams kept would wait behind them); one already training finishes and is kept, for
+        whoever owns its partition now to find."""
         gone = set(partitions)
         for key in [k for k in self.streams if k[0] in gone]:
             del self.streams[key]
+        self.drops.update(gone)
+        withdrawn = sum(job.cancel() for job in {j for p, j in self.training.values() if p in gone})
+        if withdrawn:
+            log.info("withdrew %d queued update(s) of partitions no longer owned", withdrawn)
 
     def close(self) -> None:
         """Stop the learning processes at once, an update still training included (the drain

@@ -66,13 +66,17 @@ class ScoreStage:
         learned: list[Detector] = []
         if any(batch.learned):  # rows scored by their stream's updated model
             assert models is not None
-            at: dict[int, int] = {}
+            at: dict[int, int | None] = {}
             for i, update in enumerate(batch.learned[: batch.n]):
                 if update is not None:
                     if id(update) not in at:
-                        at[id(update)] = len(self.scorer.detectors) + len(learned)
-                        learned.append(await update)  # ready, unless read faster than learned
-                    models[i] = at[id(update)]
+                        det = await update  # ready, unless read faster than learned
+                        at[id(update)] = None  # withdrawn: its partition's rows go undecided
+                        if det is not None:
+                            at[id(update)] = len(self.scorer.detectors) + len(learned)
+                            learned.append(det)
+                    if (model := at[id(update)]) is not None:
+                        models[i] = model
         loop = asyncio.get_running_loop()
         args = (rows, models, learned) if learned else (rows, models)
         return await loop.run_in_executor(self.scorer.executor, self.scorer.score, *args)

@@ -48,9 +48,13 @@ def sine_learning(n: int, epochs: int = 1) -> tuple[Detector, np.ndarray, Learne
     return det, windows, Learners(SimpleNamespace(detectors=[det]), Metrics())  # type: ignore[arg-type]
 
 
-def pushed(learners: Learners, windows: np.ndarray, stream: str = "s") -> set:
-    """``stream`` (of partition 0) given ``windows``: the updates they start."""
-    return {learners.push(0, stream, 0, i, w) for i, w in enumerate(windows)} - {None}
+def pushed(learners: Learners, windows: np.ndarray, stream: str = "s", partition: int = 0) -> set:
+    """``stream`` (of ``partition``) given ``windows``: the updates they start."""
+    return {learners.push(partition, stream, 0, i, w) for i, w in enumerate(windows)} - {None}
+
+
+def updates_trained(learners: Learners) -> float:
+    return learners.metrics.registry.get_sample_value("aemon_model_updates_total") or 0.0
 
 
 async def test_learned_models_hold_no_file_descriptors():
@@ -116,6 +120,79 @@ async def test_a_stop_whose_time_is_up_ends_the_updates_still_training_at_once()
     await asyncio.wait(handles, timeout=5)
     assert all(h.cancelled() for h in handles) and not store.kept
     await until(lambda: not learning_processes(), 10, "the learning process gone")
+
+
+async def test_a_revoked_partitions_queued_updates_are_withdrawn_and_the_kept_streams_wait_less():
+    """Six streams of partition 0 have an update each queued for the one learning process, one
+    stream of partition 1 has its update behind them; partition 0 moves to another replica.
+    Its updates still waiting are withdrawn (they come as None: nothing here decides their
+    windows now), so partition 1's is trained after at most the three the pool has already
+    handed to its process (one training, two in its call queue) instead of after all six."""
+    _, windows, learners = sine_learning(21, epochs=500)  # one update a stream, ~0.5 s each
+    try:
+        revoked = [h for k in range(6) for h in pushed(learners, windows, f"r{k}", partition=0)]
+        (kept,) = pushed(learners, windows, "k", partition=1)
+        await until(lambda: len(learners.training) == 7, 10, "seven updates sent to the pool")
+        learners.drop([0])
+        assert isinstance(await kept, Detector)
+        trained_before_it = updates_trained(learners)
+        results = [await h for h in revoked]
+        withdrawn = sum(r is None for r in results)
+        assert withdrawn >= 3 and trained_before_it <= 4
+        assert updates_trained(learners) == 7 - withdrawn and not learners.training
+        assert all(isinstance(r, Detector) for r in results if r is not None)
+    finally:
+        learners.close()
+
+
+class Held(Recorded):
+    """A learned-models store whose partition is still being read: a look-up waits for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read = asyncio.Event()
+
+    async def get(self, update, partition: int) -> None:
+        await self.read.wait()
+
+
+async def test_an_update_whose_partition_moves_before_it_trains_is_not_trained():
+    """Dropped as it starts, or while it looks its weights up in the store."""
+    _, windows, learners = sine_learning(21)
+    learners.store = store = Held()  # type: ignore[assignment]
+    try:
+        (update,) = pushed(learners, windows)
+        learners.drop([0])
+        store.read.set()  # (a rebalance ends the wait: the partition is no longer followed)
+        assert await update is None
+        assert updates_trained(learners) == 0 and not store.kept and not learners.training
+    finally:
+        learners.close()
+
+
+async def test_an_update_training_when_its_partition_is_assigned_again_is_not_trained_twice():
+    """A rebalance revokes every partition, then assigns those kept again: a kept stream's
+    learner starts afresh from its windows read again, and its update, which the learning
+    process already holds (so it was not withdrawn), is waited for, not trained twice."""
+    _, windows, learners = sine_learning(21, epochs=2000)  # an update trains for about 2 s
+    try:
+        (before,) = pushed(learners, windows)
+
+        def held() -> bool:
+            return any(job.running() for _, job in learners.training.values())
+
+        await until(held, 30, "the update held by the learning process")
+        learners.drop([0])
+        (again,) = pushed(learners, windows)
+        await until(lambda: len(learners.training) == 2, 10, "the update started again")
+        assert len({id(job) for _, job in learners.training.values()}) == 1  # one job for both
+        first, second = await before, await again
+        assert isinstance(first, Detector) and isinstance(second, Detector)
+        assert updates_trained(learners) == 1 and not learners.jobs
+        weights = first.model.state_dict()
+        assert all(v.equal(weights[k]) for k, v in second.model.state_dict().items())
+    finally:
+        learners.close()
 
 
 async def test_a_result_cut_off_by_the_stop_does_not_hold_the_exit():

@@ -2,6 +2,7 @@
 events it publishes equal offline scoring's, also across a SIGKILL in the middle of an event."""
 
 import asyncio
+import logging
 import shutil
 import signal
 import time
@@ -11,6 +12,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 import aemon
 from aemon.core.catalog import catalog
@@ -679,6 +681,49 @@ async def test_a_stop_whose_time_is_up_does_not_wait_for_the_updates_still_train
     svc, seconds, kept = await stopped_as_updates_start(bootstrap, tmp_path, 6000, 1)
     assert seconds < 8, f"the stop took {seconds:.1f} s"
     assert counter(svc, "aemon_model_updates_total") == 0 and not kept
+
+
+async def test_a_rebalance_withdraws_the_updates_still_waiting_and_trains_none_twice(
+    bootstrap, tmp_path, caplog
+):
+    """Twelve streams, six on each of two partitions, have their first updates (about a second
+    each) sent to a daemon's one learning process; a second replica joins and takes a
+    partition. A rebalance revokes every partition (then assigns those kept again), and the
+    updates still waiting for the process are withdrawn (before, they all trained, the moved
+    partition's for nothing, while the streams kept waited behind them); those kept start again
+    as their windows are read again, and one the pool already held (training, or in its call
+    queue) is waited for: each of the kept streams' updates is trained once."""
+    caplog.set_level(logging.INFO, "aemon.serve")
+    partition = DefaultPartitioner()
+    names = [f"s{k}" for k in range(40)]
+    on = {p: [n for n in names if partition(n.encode(), [0, 1], [0, 1]) == p][:6] for p in (0, 1)}
+    widths = {n: 1 for n in sorted(on[0] + on[1])}
+    metrics_csv(tmp_path / "history.csv", widths)
+    learn = {**LEARN, "learn_epochs": 600}
+    aemon.fit_series(
+        tmp_path / "history.csv", train_fraction=TRAIN / N, epochs=5, members=1, **learn
+    ).save(tmp_path / "m")
+    metrics_csv(tmp_path / "rest.csv", widths, start=TRAIN)
+    last = LEARN["learn_every"] - LEARN["learn_delay"]  # update 1 starts at this many windows
+    msgs = list(sample_messages(read_samples(tmp_path / "rest.csv")))[: len(widths) * (last + 7)]
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    s = settings(bootstrap, tmp_path / "m", t, shutdown_timeout_s=1)
+    async with running(s) as a:
+        assert a.learners is not None
+        await produce(bootstrap, t["input_topic"], msgs, total=len(msgs), progress=False)
+        await until(lambda: a.totals.windows >= len(widths) * last, 60, "every window decided")
+        assert len(a.learners.training) == len(widths)  # each stream's first update
+        async with running(s) as b:
+            await until(lambda: counter(a, "aemon_assigned_partitions") == 1, 60, "a move")
+            (kept,) = [tp.partition for tp in a.ledger.assigned]
+            await until(lambda: counter(b, "aemon_assigned_partitions") == 1, 60, "b's")
+            await until(lambda: not a.learners.training, 60, "a's updates trained")
+    said = [r.getMessage() for r in caplog.records if "withdrew" in r.getMessage()]
+    assert said and int(said[0].split()[1]) >= 1, said  # the first: a's, as b joined
+    records = await read_all(bootstrap, t["learned_topic"])
+    learned = [r.key.split(b"\x1f")[1].decode() for r in records if not r.key.startswith(ANCHORS)]
+    assert sorted(n for n in learned if n in on[kept]) == sorted(on[kept])  # each once
 
 
 async def test_a_learning_model_swapped_in_lets_go_of_the_updates_of_the_one_it_replaced(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import numpy as np
 import orjson
@@ -30,6 +32,8 @@ from aemon.daemon.metrics import Metrics
 from aemon.daemon.publisher import Publisher
 from aemon.daemon.rebalance import Rebalance
 from aemon.daemon.routing import Takes
+from aemon.daemon.score_stage import ScoreStage
+from aemon.daemon.scoring import Scored
 from aemon.daemon.supervisor import Fatal
 from aemon.daemon.watch import BrokerWatch
 from tests.unit.fakes import FakeCluster, FakeConsumer, FakeProducer, Rec
@@ -728,3 +732,77 @@ async def test_a_stop_while_every_batch_is_in_flight_still_commits_what_was_take
     assert drained is not None and drained.n == 0
     assert drained.commit == {TP0: 4} and drained.anchors == {TP0: {"a": (4, 4)}}
     assert queue.get_nowait() is None
+
+
+# ----- the score stage ------------------------------------------------------------------------
+class RecordingScorer:
+    """The scorer's side of the stage: records which model scores each row."""
+
+    def __init__(self) -> None:
+        self.detectors = ["trained"]
+        self.executor = ThreadPoolExecutor(1)
+        self.scored: list[tuple[list[int], list]] = []
+
+    def score(self, rows: np.ndarray, models: np.ndarray, learned: list | None = None) -> Scored:
+        self.scored.append((models.tolist(), learned or []))
+        empty = np.empty(0, dtype=np.intp)
+        return Scored(np.zeros(len(rows), np.float32), empty, empty.reshape(0, 1), 0.0)
+
+
+class StaleRecorder:
+    """Decisions that record which partitions each batch left undecided."""
+
+    def __init__(self) -> None:
+        self.stale: list[set[int]] = []
+
+    def decide(self, batch: Batch, scored: Scored | None, stale: set[int]) -> str:
+        self.stale.append(stale)
+        return "decided"
+
+
+class Nothing:
+    async def swap_if_requested(self) -> None:
+        pass
+
+    async def send(self, decided: object) -> None:
+        pass
+
+
+async def test_rows_whose_update_was_withdrawn_are_scored_by_the_trained_model_undecided():
+    """A partition revoked without membership (no flush) while a batch of it is in flight: its
+    stream's update is withdrawn (it comes as None); the batch is scored, that row by the
+    trained model, nothing of its partition decided, and the stage goes on."""
+    ledger = Ledger()
+    ledger.assign([TP0, TP1])
+    batch = Batch(np.zeros((2, 4), dtype=np.float32))
+    batch.keep(["a", "b"], [0, 0], [0.0, 0.0], [0.0, 0.0])
+    batch.models += [0, 0]
+    batch.parts += [0, 1]
+    batch.epochs = {tp: ledger.fetched(tp, 0, 1) for tp in (TP0, TP1)}
+    loop = asyncio.get_running_loop()
+    withdrawn, updated = loop.create_future(), loop.create_future()
+    withdrawn.set_result(None)
+    updated.set_result("b's update")
+    batch.learned += [withdrawn, updated]
+    ledger.revoke([TP0])
+    queue: asyncio.Queue = asyncio.Queue()
+    confirming: asyncio.Queue = asyncio.Queue()
+    for item in (batch, None):
+        queue.put_nowait(item)
+    scorer, decisions = RecordingScorer(), StaleRecorder()
+    stage = ScoreStage(
+        queue=queue,
+        idle=asyncio.Event(),
+        confirming=confirming,
+        models=SimpleNamespace(single=False, series=True),  # type: ignore[arg-type]
+        scorer=scorer,  # type: ignore[arg-type]
+        decisions=decisions,  # type: ignore[arg-type]
+        publisher=Nothing(),  # type: ignore[arg-type]
+        model_watch=Nothing(),  # type: ignore[arg-type]
+        ledger=ledger,
+    )
+    await asyncio.wait_for(stage.run(), 5)
+    scorer.executor.shutdown()
+    assert scorer.scored == [([0, 1], ["b's update"])]  # row 0 by the trained model 0
+    assert decisions.stale == [{0}]
+    assert [confirming.get_nowait() for _ in range(2)] == ["decided", None]
