@@ -691,8 +691,9 @@ async def test_a_rebalance_withdraws_the_updates_still_waiting_and_trains_none_t
     partition. A rebalance revokes every partition (then assigns those kept again), and the
     updates still waiting for the process are withdrawn (before, they all trained, the moved
     partition's for nothing, while the streams kept waited behind them); those kept start again
-    as their windows are read again, and one the pool already held (training, or in its call
-    queue) is waited for: each of the kept streams' updates is trained once."""
+    as their windows are read again (so a rebalance re-reads every partition a replica keeps,
+    as a restart does), and one the pool already held (training, or in its call queue) is
+    waited for: each of the kept streams' updates is trained once."""
     caplog.set_level(logging.INFO, "aemon.serve")
     partition = DefaultPartitioner()
     names = [f"s{k}" for k in range(40)]
@@ -719,6 +720,11 @@ async def test_a_rebalance_withdraws_the_updates_still_waiting_and_trains_none_t
             (kept,) = [tp.partition for tp in a.ledger.assigned]
             await until(lambda: counter(b, "aemon_assigned_partitions") == 1, 60, "b's")
             await until(lambda: not a.learners.training, 60, "a's updates trained")
+            # each reads its partition from the commit, which stays at the streams' start (their
+            # history, H windows, is longer): the kept partition's 6 x 70 windows read twice
+            again = (len(widths) + 6) * last
+            await until(lambda: a.totals.windows >= again, 60, "a's partition read again")
+            assert a.totals.windows == again and b.totals.windows == 6 * last
     said = [r.getMessage() for r in caplog.records if "withdrew" in r.getMessage()]
     assert said and int(said[0].split()[1]) >= 1, said  # the first: a's, as b joined
     records = await read_all(bootstrap, t["learned_topic"])
