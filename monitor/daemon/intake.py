@@ -125,9 +125,9 @@ class Intake:
                 batch = self.batch  # the flush may have handed the old one off
                 if batch is None:
                     break
-                owned = self.ledger.assigned
+                taking = self.ledger.taking
                 for tp, records in fetched.items():
-                    if tp in owned:
+                    if tp in taking:
                         self.take(tp, records)
             if batch.full or (not batch.empty and self._ready(batch)):
                 await self.hand_off()
@@ -149,11 +149,11 @@ class Intake:
             return []
         moved = []
         for tp, records in fetched.items():
-            if tp.partition in self._restored or tp not in self.ledger.assigned or not records:
+            if tp.partition in self._restored or tp not in self.ledger.taking or not records:
                 continue
             epoch = self.ledger.epoch(tp)
             anchors = await store.anchors_of(tp.partition)
-            if tp in self.ledger.assigned and self.ledger.epoch(tp) == epoch:
+            if tp in self.ledger.taking and self.ledger.epoch(tp) == epoch:
                 self.windower.restore(tp.partition, anchors, records[0].offset)
                 self._restored.add(tp.partition)
             else:

@@ -5,7 +5,9 @@ Modelled on aiokafka's ``TopicPartitionState``: every position a stage reads or 
 here, each method says who calls it, and :meth:`Ledger.committable` is the only place that
 decides what may be committed. A partition revoked, or whose log was lost, starts a new *epoch*:
 whatever was fetched in an older one is never decided or committed by this member (the next
-owner, or the re-read, decides it).
+owner, or the re-read, decides it). A rebalance revokes every partition and assigns again those
+a member keeps: one *held* over it (nothing more taken of it, everything taken decided) keeps its
+state and epoch, and goes on from what was taken if it comes back.
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ class PartitionState:
     committed: int | None = None  # what this member last committed
     baseline: int | None = None  # where consumption started (lag before the first commit)
     anchors: dict[str, tuple[int, int]] | None = None  # those of ``acknowledged`` (see Batch)
+    held: bool = False  # over a rebalance: nothing more is taken of it, its state is kept
 
     def forget(self) -> None:
         self.epoch += 1
         self.fetched = self.decided = self.acknowledged = self.committed = self.baseline = None
         self.anchors = None
+        self.held = False
 
 
 @dataclass
@@ -69,6 +73,39 @@ class Ledger:
         for tp, st in self.parts.items():
             st.assigned = tp in now
 
+    def hold(self, tps: Iterable[TopicPartition]) -> None:
+        """Partitions being revoked as a member (rebalance listener, before its flush): the
+        intake takes no more of them (:attr:`taking`), so that the flush can decide all it took."""
+        for tp in tps:
+            self._state(tp).held = True
+
+    def keep(self, tps: Iterable[TopicPartition]) -> list[TopicPartition]:
+        """After the flush: of the held partitions ``tps``, those whose every record taken is
+        decided, now not owned but kept as they are until the assignment (:meth:`resume` or
+        :meth:`revoke`); the others are to be revoked."""
+        kept = []
+        for tp in tps:
+            st = self._state(tp)
+            if st.held and st.fetched is not None and st.fetched == st.decided:
+                st.assigned = False
+                kept.append(tp)
+        return kept
+
+    def resume(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
+        """Held partitions assigned again (rebalance listener): owned as before, taken on from
+        where the intake left them; the offsets to read them from."""
+        offsets = {}
+        for tp in tps:
+            st = self._state(tp)
+            st.held, st.assigned = False, True
+            assert st.fetched is not None  # (kept: every record taken was decided)
+            offsets[tp] = st.fetched
+        return offsets
+
+    @property
+    def held(self) -> list[TopicPartition]:
+        return [tp for tp, st in self.parts.items() if st.held]
+
     def revoke(self, tps: Iterable[TopicPartition]) -> None:
         """Partitions taken away (rebalance listener): a new epoch, not owned."""
         for tp in tps:
@@ -89,6 +126,11 @@ class Ledger:
     @property
     def assigned(self) -> set[TopicPartition]:
         return {tp for tp, st in self.parts.items() if st.assigned}
+
+    @property
+    def taking(self) -> set[TopicPartition]:
+        """Those the intake takes records of: owned and not held over a rebalance."""
+        return {tp for tp, st in self.parts.items() if st.assigned and not st.held}
 
     # ----- the intake ---------------------------------------------------------------------
     def epoch(self, tp: TopicPartition) -> int:

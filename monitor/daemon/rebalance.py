@@ -1,12 +1,18 @@
 """Partitions that move: the rebalance listener, and the rule for a lost log.
 
 Before partitions are revoked, what was consumed of them is decided and committed (only as a
-member of the group); then the ledger starts them a new epoch and their windows and decisions are
-forgotten. A lost log is forgotten the same way and read again from ``auto_offset_reset``.
+member of the group). aiokafka's rebalances are eager: every partition of every member is
+revoked, then each member is assigned its share, mostly what it had. So a partition revoked with
+all it consumed decided is held as it is (its windows, score histories, events, learners) until
+the assignment: assigned again, it is read on from where it was, not from its commit (which
+stays a series' history behind); assigned elsewhere, or revoked without membership, the ledger
+starts it a new epoch and its windows and decisions are forgotten. A lost log is forgotten the
+same way and read again from ``auto_offset_reset``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka import ConsumerRebalanceListener, TopicPartition
@@ -20,6 +26,7 @@ from aemon.daemon.ledger import Ledger
 from aemon.daemon.metrics import Metrics
 
 log = logging.getLogger("aemon.serve")
+COMMITTED_WAIT_S = 5.0  # for the group's commit of a partition held over a rebalance
 
 
 class Rebalance(ConsumerRebalanceListener):
@@ -40,6 +47,11 @@ class Rebalance(ConsumerRebalanceListener):
         self.reset_to, self.anchors = reset_to, anchors
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        held = self.ledger.held
+        back = [tp for tp in held if tp in assigned and await self._still_ours(tp)]
+        self._revoke([tp for tp in held if tp not in back])
+        for tp, offset in self.ledger.resume(back).items():
+            self.consumer.seek(tp, offset)
         self.ledger.assign(assigned)
         store = self.anchors.store
         if store is not None:  # the learned models and anchors kept for them, read from now
@@ -51,14 +63,29 @@ class Rebalance(ConsumerRebalanceListener):
         """Before partitions move: decide and commit what was consumed, as a member of the group.
         Without membership (it was lost, e.g. to a broker outage) nothing is committed: the
         partitions may be someone else's, and the next owner decides them again."""
-        tps = list(revoked)
+        tps, kept = list(revoked), []
         if tps and self.consumer.in_group():
+            self.ledger.hold(tps)
             await self.intake.flush()
+            kept = self.ledger.keep(tps)
+        self._revoke([tp for tp in tps if tp not in kept])
+        self._owned()
+
+    async def _still_ours(self, tp: TopicPartition) -> bool:
+        """Whether the group's commit of held ``tp`` is still this member's last: no one else
+        read it meanwhile (e.g. while this member was out of the group). Unknown: no."""
+        try:
+            theirs = await asyncio.wait_for(self.consumer.committed(tp), COMMITTED_WAIT_S)
+        except Exception as exc:  # the broker is away: read it again from the commit
+            log.info("could not read the commit of %s/%d: %r", tp.topic, tp.partition, exc)
+            return False
+        return theirs == self.ledger.committed_offset(tp)
+
+    def _revoke(self, tps: list[TopicPartition]) -> None:
         self.ledger.revoke(tps)
         self._forget(tps)
         for tp in tps:
             self.metrics.forget_lag(tp.topic, tp.partition)
-        self._owned()
 
     async def reset(self, tps: list[TopicPartition]) -> None:
         """The documented rule for a lost log: forget what was read of it, read it again from

@@ -106,6 +106,9 @@ class FakeConsumer:
     async def position(self, tp: TopicPartition) -> int:
         return self.position_of[tp]
 
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.position_of[tp] = offset
+
     async def seek_to_beginning(self, *tps: TopicPartition) -> None:
         for tp in tps:
             self.position_of[tp] = 0

@@ -670,6 +670,49 @@ async def test_a_revoke_flushes_as_a_member_then_starts_a_new_epoch():
     assert flushes.forgotten == [TP0, TP1]
 
 
+async def test_a_partition_revoked_with_all_it_took_decided_is_held_and_read_on_if_it_stays():
+    """aiokafka revokes every partition at a rebalance, then assigns each member its share. A
+    partition whose every record taken is decided at the flush keeps its state: assigned
+    again, it is read on from what was taken (not from its commit, a series' history behind),
+    in the same epoch; assigned elsewhere, or back after another member committed it, it is
+    forgotten then. One with records taken after the flush is forgotten at once."""
+    consumer, ledger = FakeConsumer("in", partitions=4), Ledger()
+    flushes = FlushCounter()
+    listener = Rebalance(
+        consumer=consumer,
+        ledger=ledger,
+        intake=flushes,  # type: ignore[arg-type]
+        decisions=NoDecisions(),  # type: ignore[arg-type]
+        health=Health(),
+        metrics=Metrics(),
+        reset_to="earliest",
+        anchors=Anchors(),
+    )
+    tp2, tp3 = TopicPartition("in", 2), TopicPartition("in", 3)
+    await listener.on_partitions_assigned([TP0, TP1, tp2, tp3])
+    for tp, decided in (
+        (TP0, 9),
+        (TP1, 9),
+        (tp2, 5),
+        (tp3, 9),
+    ):  # 9 taken, tp2's last 4 not decided
+        batch = acknowledged(ledger, tp, 3, end=9)
+        ledger.acknowledged(batch.commit, {tp: decided}, batch.epochs, batch.anchors)
+        consumer.commits.append({tp: 3})
+        ledger.committed({tp: 3})
+    assert ledger.taking == {TP0, TP1, tp2, tp3}
+    await listener.on_partitions_revoked([TP0, TP1, tp2, tp3])
+    assert flushes.flushes == 1 and flushes.forgotten == [tp2]  # held: the others
+    assert ledger.assigned == set() and ledger.taking == set() and ledger.epoch(tp2) == 1
+    consumer.commits.append({tp3: 7})  # another member read tp3 meanwhile (this one was out)
+    await listener.on_partitions_assigned([TP1, tp2, tp3])
+    assert flushes.forgotten == [tp2, TP0, tp3]  # TP0 went elsewhere; tp3 is not as it was
+    assert ledger.epoch(TP0) == ledger.epoch(tp3) == 1 and ledger.fetched_offset(tp3) is None
+    assert ledger.epoch(TP1) == 0 and ledger.fetched_offset(TP1) == 9  # as it was
+    assert consumer.position_of[TP1] == 9 and consumer.position_of[tp3] == 0  # tp3: its commit
+    assert ledger.assigned == ledger.taking == {TP1, tp2, tp3}
+
+
 async def test_records_fetched_while_a_flush_waits_for_a_free_batch_go_to_the_next_batch():
     """A batch once queued is never filled again: records that arrive while the flush's
     hand-off waits for a free batch wait for that batch."""
