@@ -162,8 +162,9 @@ class Learners:
             return None
         task, key = asyncio.current_task(), update.key
         assert task is not None  # the task :meth:`_start` made
-        # The same update may be training for the learner this stream had before a rebalance
-        # (every partition is revoked, then assigned again): it is waited for, not trained twice.
+        # The same update may be training for the learner this stream had before its partition
+        # was forgotten and assigned back (revoked without membership, or its log reset): it is
+        # waited for, not trained twice.
         job = self.jobs.get(key)
         if job is None or job.cancelled():
             job = self.jobs[key] = self.executor.submit(_trained, pickle.dumps(_on_cpu(update)))

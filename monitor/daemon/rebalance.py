@@ -48,7 +48,9 @@ class Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         held = self.ledger.held
-        back = [tp for tp in held if tp in assigned and await self._still_ours(tp)]
+        again = [tp for tp in held if tp in assigned]
+        ours = await asyncio.gather(*(self._still_ours(tp) for tp in again))
+        back = [tp for tp, mine in zip(again, ours, strict=True) if mine]
         self._revoke([tp for tp in held if tp not in back])
         for tp, offset in self.ledger.resume(back).items():
             self.consumer.seek(tp, offset)

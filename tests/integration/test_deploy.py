@@ -123,7 +123,7 @@ def test_keda_scales_on_the_daemons_group_and_never_past_the_partitions():
     compose = (DEPLOY / "compose.yaml").read_text()
     partitions = int(re.search(rf"{re.escape(trigger['topic'])}:(\d+)", compose).group(1))
     assert 1 <= so["spec"]["minReplicaCount"] <= so["spec"]["maxReplicaCount"] <= partitions
-    # a re-read after a rebalance is lag for a while: it must not scale up (and rebalance again)
+    # a partition's re-read by its new owner is lag for a while: it must not scale up again
     behavior = so["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleUp"]["stabilizationWindowSeconds"] >= 60
 

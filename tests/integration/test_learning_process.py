@@ -171,9 +171,10 @@ async def test_an_update_whose_partition_moves_before_it_trains_is_not_trained()
 
 
 async def test_an_update_training_when_its_partition_is_assigned_again_is_not_trained_twice():
-    """A rebalance revokes every partition, then assigns those kept again: a kept stream's
-    learner starts afresh from its windows read again, and its update, which the learning
-    process already holds (so it was not withdrawn), is waited for, not trained twice."""
+    """A partition forgotten and assigned back (revoked without membership, or its log reset):
+    its stream's learner starts afresh from its windows read again, and its update, which the
+    learning process already holds (so it was not withdrawn), is waited for, not trained
+    twice."""
     _, windows, learners = sine_learning(21, epochs=2000)  # an update trains for about 2 s
     try:
         (before,) = pushed(learners, windows)
