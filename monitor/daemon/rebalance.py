@@ -59,7 +59,8 @@ class Rebalance(ConsumerRebalanceListener):
         if store is not None:  # the learned models and anchors kept for them, read from now
             store.own([tp.partition for tp in self.ledger.assigned])
         self._owned()
-        log.info("assigned %d partition(s)", len(assigned))
+        kept = f" ({len(back)} read on from where they were)" if back else ""
+        log.info("assigned %d partition(s)%s", len(assigned), kept)
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         """Before partitions move: decide and commit what was consumed, as a member of the group.

@@ -910,12 +910,13 @@ async def test_a_replica_killed_while_models_learn_is_taken_over_and_decides_as_
 
 
 async def test_a_replica_joining_mid_stream_moves_one_partition_and_both_decide_as_offline(
-    bootstrap, learning
+    bootstrap, learning, caplog
 ):
     """A daemon has decided the first half of three learning streams on two partitions when a
     second replica joins: the partition it keeps is read on from where it was, not again from
     its commit; the moved one is read from its commit by the newcomer, which rebuilds its
     streams' state and models; every event and score equals offline scoring's."""
+    caplog.set_level(logging.INFO, "aemon.serve")
     models, rest, offline = learning
     t = topics(2)
     await make_topics(bootstrap, t)
@@ -942,6 +943,8 @@ async def test_a_replica_joining_mid_stream_moves_one_partition_and_both_decide_
     mine = {n for n in STREAMS if partition(n.encode(), [0, 1], [0, 1]) == kept}
     later = sum(k.decode() in mine for k, *_ in after)  # a's windows after the move: one each
     assert mine and a.totals.windows == windows_in(first) + later  # none read twice
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("assigned")]
+    assert "assigned 1 partition(s) (1 read on from where they were)" in said
     assert_decided_as_offline(await read_back(bootstrap, t), offline)
 
 
