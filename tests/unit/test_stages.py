@@ -647,19 +647,24 @@ class FlushCounter:
         self.forgotten += tps
 
 
-async def test_a_revoke_flushes_as_a_member_then_starts_a_new_epoch():
-    consumer, ledger, health = FakeConsumer("in", partitions=2), Ledger(), Health()
-    flushes = FlushCounter()
-    listener = Rebalance(
+def listener_of(consumer: FakeConsumer, ledger: Ledger, health: Health) -> Rebalance:
+    """The rebalance listener, its intake a :class:`FlushCounter` (``listener.intake``)."""
+    return Rebalance(
         consumer=consumer,
         ledger=ledger,
-        intake=flushes,  # type: ignore[arg-type]
+        intake=FlushCounter(),  # type: ignore[arg-type]
         decisions=NoDecisions(),  # type: ignore[arg-type]
         health=health,
         metrics=Metrics(),
         reset_to="earliest",
         anchors=Anchors(),
     )
+
+
+async def test_a_revoke_flushes_as_a_member_then_starts_a_new_epoch():
+    consumer, ledger, health = FakeConsumer("in", partitions=2), Ledger(), Health()
+    listener = listener_of(consumer, ledger, health)
+    flushes: FlushCounter = listener.intake  # type: ignore[assignment]
     await listener.on_partitions_assigned([TP0, TP1])
     assert ledger.assigned == {TP0, TP1} and health.assigned
     await listener.on_partitions_revoked([TP0])
@@ -677,27 +682,14 @@ async def test_a_partition_revoked_with_all_it_took_decided_is_held_and_read_on_
     in the same epoch; assigned elsewhere, or back after another member committed it, it is
     forgotten then. One with records taken after the flush is forgotten at once."""
     consumer, ledger = FakeConsumer("in", partitions=4), Ledger()
-    flushes = FlushCounter()
-    listener = Rebalance(
-        consumer=consumer,
-        ledger=ledger,
-        intake=flushes,  # type: ignore[arg-type]
-        decisions=NoDecisions(),  # type: ignore[arg-type]
-        health=Health(),
-        metrics=Metrics(),
-        reset_to="earliest",
-        anchors=Anchors(),
-    )
+    listener = listener_of(consumer, ledger, Health())
+    flushes: FlushCounter = listener.intake  # type: ignore[assignment]
     tp2, tp3 = TopicPartition("in", 2), TopicPartition("in", 3)
     await listener.on_partitions_assigned([TP0, TP1, tp2, tp3])
-    for tp, decided in (
-        (TP0, 9),
-        (TP1, 9),
-        (tp2, 5),
-        (tp3, 9),
-    ):  # 9 taken, tp2's last 4 not decided
+    decided = {TP0: 9, TP1: 9, tp2: 5, tp3: 9}  # of 9 taken of each: tp2's last 4 undecided
+    for tp in decided:
         batch = acknowledged(ledger, tp, 3, end=9)
-        ledger.acknowledged(batch.commit, {tp: decided}, batch.epochs, batch.anchors)
+        ledger.acknowledged(batch.commit, {tp: decided[tp]}, batch.epochs, batch.anchors)
         consumer.commits.append({tp: 3})
         ledger.committed({tp: 3})
     assert ledger.taking == {TP0, TP1, tp2, tp3}
