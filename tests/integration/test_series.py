@@ -684,16 +684,16 @@ async def test_a_stop_whose_time_is_up_does_not_wait_for_the_updates_still_train
 
 
 async def test_a_partition_that_moves_away_withdraws_its_updates_and_the_kept_one_reads_on(
-    bootstrap, tmp_path, caplog
+    bootstrap, tmp_path
 ):
     """Twelve streams, six on each of two partitions, have their first updates (about a second
     each) sent to a daemon's one learning process; a second replica joins and takes a
     partition. The moved partition's updates still waiting for the process are withdrawn
-    (before, they trained for nothing while the streams kept waited behind them); the kept
-    partition, held over the rebalance, is read on from where it was (before, every partition
-    was read again from its commit, as after a restart) and its updates go on: each trained
-    once."""
-    caplog.set_level(logging.INFO, "aemon.serve")
+    (before, they trained for nothing while the streams kept waited behind them; how many
+    still wait by then depends on the machine's speed, so the count is the unit test's); the
+    kept partition, held over the rebalance, is read on from where it was (before, every
+    partition was read again from its commit, as after a restart) and its updates go on: each
+    trained once."""
     partition = DefaultPartitioner()
     names = [f"s{k}" for k in range(40)]
     on = {p: [n for n in names if partition(n.encode(), [0, 1], [0, 1]) == p][:6] for p in (0, 1)}
@@ -713,18 +713,18 @@ async def test_a_partition_that_moves_away_withdraws_its_updates_and_the_kept_on
         assert a.learners is not None
         await produce(bootstrap, t["input_topic"], msgs, total=len(msgs), progress=False)
         await until(lambda: a.totals.windows >= len(widths) * last, 60, "every window decided")
-        assert len(a.learners.training) == len(widths)  # each stream's first update
+        assert a.learners.training  # the streams' first updates, in the learning process
         async with running(s) as b:
             await until(lambda: counter(a, "aemon_assigned_partitions") == 1, 60, "a move")
             (kept,) = [tp.partition for tp in a.ledger.assigned]
+            moved = [j for p, j in a.learners.training.values() if p != kept and not j.cancelled()]
+            assert all(job.running() or job.done() for job in moved)  # none still waits
             await until(lambda: counter(b, "aemon_assigned_partitions") == 1, 60, "b's")
             await until(lambda: not a.learners.training, 60, "a's updates trained")
             # b reads its partition from the commit, at the streams' start (their history, H
             # windows, is longer); a reads on from where it was, reading nothing again
             await until(lambda: b.totals.windows >= 6 * last, 60, "b's partition read")
             assert a.totals.windows == len(widths) * last and b.totals.windows == 6 * last
-    said = [r.getMessage() for r in caplog.records if "withdrew" in r.getMessage()]
-    assert said and int(said[0].split()[1]) >= 1, said  # the first: a's, as b joined
     records = await read_all(bootstrap, t["learned_topic"])
     learned = [r.key.split(b"\x1f")[1].decode() for r in records if not r.key.startswith(ANCHORS)]
     assert sorted(n for n in learned if n in on[kept]) == sorted(on[kept])  # each once
