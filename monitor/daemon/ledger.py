@@ -3,11 +3,11 @@ committed, where lag counts from, and the epoch; and the batches in flight.
 
 Modelled on aiokafka's ``TopicPartitionState``: every position a stage reads or moves lives
 here, each method says who calls it, and :meth:`Ledger.committable` is the only place that
-decides what may be committed. A partition revoked, or whose log was lost, starts a new *epoch*:
-whatever was fetched in an older one is never decided or committed by this member (the next
-owner, or the re-read, decides it). A rebalance revokes every partition and assigns again those
-a member keeps: one *held* over it (nothing more taken of it, everything taken decided) keeps its
-state and epoch, and goes on from what was taken if it comes back.
+decides what may be committed. A partition revoked (and not held), or whose log was lost,
+starts a new *epoch*: whatever was fetched in an older one is never decided or committed by this
+member (the next owner, or the re-read, decides it). A rebalance revokes every partition and
+assigns again those a member keeps: one *held* over it (nothing more taken of it, everything
+taken decided) keeps its state and epoch, and goes on from what was taken if it comes back.
 """
 
 from __future__ import annotations
