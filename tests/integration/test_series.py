@@ -694,9 +694,8 @@ async def test_a_partition_that_moves_away_withdraws_its_updates_and_the_kept_on
     kept partition, held over the rebalance, is read on from where it was (before, every
     partition was read again from its commit, as after a restart) and its updates go on: each
     trained once."""
-    partition = DefaultPartitioner()
     names = [f"s{k}" for k in range(40)]
-    on = {p: [n for n in names if partition(n.encode(), [0, 1], [0, 1]) == p][:6] for p in (0, 1)}
+    on = {p: [n for n in names if partition_of(n) == p][:6] for p in (0, 1)}
     widths = {n: 1 for n in sorted(on[0] + on[1])}
     metrics_csv(tmp_path / "history.csv", widths)
     learn = {**LEARN, "learn_epochs": 600}
@@ -779,6 +778,12 @@ async def test_a_learning_model_swapped_in_lets_go_of_the_updates_of_the_one_it_
             assert time.monotonic() < deadline, f"held {held:g} bytes, of the served {want}"
             await asyncio.sleep(0.5)
     assert before.decode() not in svc.models.versions and want > 0
+
+
+def partition_of(stream: str) -> int:
+    """The partition of a two-partition topic that ``produce`` sends ``stream``'s samples to
+    (aiokafka's default partitioner of their key)."""
+    return DefaultPartitioner()(stream.encode(), [0, 1], [0, 1])
 
 
 def windows_in(msgs: list) -> int:
@@ -939,8 +944,7 @@ async def test_a_replica_joining_mid_stream_moves_one_partition_and_both_decide_
             while len(await decided(bootstrap, t)) < len(offline):
                 assert time.monotonic() < deadline, "windows undecided after the move"
                 await asyncio.sleep(0.5)
-    partition = DefaultPartitioner()
-    mine = {n for n in STREAMS if partition(n.encode(), [0, 1], [0, 1]) == kept}
+    mine = {n for n in STREAMS if partition_of(n) == kept}
     later = sum(k.decode() in mine for k, *_ in after)  # a's windows after the move: one each
     assert mine and a.totals.windows == windows_in(first) + later  # none read twice
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("assigned")]
