@@ -184,7 +184,8 @@ class SeriesDetector:
 
     def summary(self) -> pd.DataFrame:
         """One row per stream: its model version, threshold, the false alarms a day its
-        calibration expects, the seconds between the samples it was trained on (what it expects
+        calibration expects, its calibration windows left out as an incident inside the
+        history, the seconds between the samples it was trained on (what it expects
         of its stream: see :mod:`aemon.core.cadence`), what its clock channels hold
         (``time_of_day``, ``blank`` or None), its metrics, the autoencoders its score averages,
         the windows between its learning updates (None: it does not learn), windows fitted and
@@ -199,6 +200,9 @@ class SeriesDetector:
                     "threshold": det.threshold,
                     "expected_false_alarms_per_day": meta.doc["threshold"].get(
                         "expected_false_alarms_per_day"
+                    ),
+                    "history_incident_windows": meta.doc["threshold"].get(
+                        "history_incident_windows"
                     ),
                     "sample_step_seconds": trained_step(meta),
                     "clock": meta.clock,

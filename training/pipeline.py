@@ -134,15 +134,47 @@ def split_normals(
     return normal[:n_fit], normal[-n_cal:]
 
 
+# A calibration score above what the fitted log-normal expects among that many windows with this
+# chance, where no fitted window scores as high, is an incident inside the history
+HISTORY_INCIDENT_CHANCE = 0.01
+
+
+def history_incidents(
+    fit: dict[str, float], cal_scores: np.ndarray, fit_scores: np.ndarray
+) -> np.ndarray:
+    """Which calibration windows are an incident inside the history (a boolean mask): those
+    scoring above the score that the calibration scores' robust log-normal expects among them
+    with a 1% chance, when no window of the fitted stretch scores as high (a stream whose
+    fitted stretch reaches such scores too has them routinely: none is)."""
+    bound = value_exceeded_with(fit, HISTORY_INCIDENT_CHANCE / (len(cal_scores) + 1))
+    if (fit_scores > bound).any():
+        return np.zeros(len(cal_scores), dtype=bool)
+    return cal_scores > bound
+
+
 def _series_facts(
-    threshold: dict[str, object], series: dict[str, object], cal_scores: np.ndarray
+    threshold: dict[str, object],
+    series: dict[str, object],
+    cal_scores: np.ndarray,
+    fit_scores: np.ndarray,
 ) -> dict[str, object]:
     """A series model's additions to ``detector.json``: the threshold never below the largest
-    calibration score, the calibration tail that seeds the adaptive threshold, the expected false
-    alarms (all into ``threshold``), and the event rule, stream and facts (returned)."""
+    calibration score, the calibration tail that seeds the adaptive threshold (both without the
+    windows of an incident inside the history), the expected false alarms (all into
+    ``threshold``), and the event rule, stream and facts (returned)."""
     rule: dict = dict(series["events"])  # type: ignore[arg-type]
     window = int(rule.get("adaptive_window", 0))
     fit = log_normal(cal_scores)
+    incident = history_incidents(fit, cal_scores, fit_scores)
+    if incident.any():
+        whose = f"stream {series['stream']!r}" if series["stream"] else "the any-stream model"
+        warnings.warn(
+            f"{whose}: {int(incident.sum())} of its {len(cal_scores)} calibration windows "
+            "score far above the rest and above every fitted window: taken as an incident "
+            "inside the history, left out of its threshold",
+            stacklevel=3,
+        )
+        cal_scores = cal_scores[~incident]
     per_day = 86400.0 / float(series["seconds_per_window"])  # type: ignore[arg-type]
     target = series.get("false_alarms_per_day")
     if target is not None:  # the user's rate, as the fitted calibration tail expects it
@@ -154,6 +186,7 @@ def _series_facts(
     p = exceed_probability(fit, value)
     threshold.update(
         value=value,
+        history_incident_windows=int(incident.sum()),
         calibration_tail=[float(v) for v in cal_scores[-window:]] if window else [],
         **fit,
         windows_per_day=per_day,
@@ -300,7 +333,8 @@ def fit_detector(
         "fitted_on": "held-out normal training windows" if held_out else "fitted normal windows",
     }
     if series is not None:
-        doc.update(_series_facts(doc["threshold"], series, cal_scores))
+        fit_scores = detector.score(fit_rows)
+        doc.update(_series_facts(doc["threshold"], series, cal_scores, fit_scores))
     metrics: dict[str, object] = {"threshold_method": threshold.spec}
     if test is not None and test.label is not None:
         stage(progress, f"{name}: evaluating on {len(test)} test {unit}")

@@ -554,3 +554,34 @@ def test_a_frame_of_metric_at_step_columns_is_windows_of_several_metrics(tmp_pat
     assert det.score(frame.iloc[:3]).shape == (3,)
     with pytest.warns(UserWarning, match="differ"):  # the same values, columns not so named
         aemon.fit(frame.set_axis([f"v{i}" for i in range(8)], axis=1), epochs=1)
+
+
+def test_an_incident_inside_the_history_is_left_out_of_the_threshold():
+    """A spike in the calibration stretch (the history's last 30%) that the fitted stretch never
+    shows is an incident, not how the stream behaves: it sets neither the threshold nor the
+    adaptive history, so the same spike after training opens an event. A stream whose fitted
+    stretch spikes as high has such spikes routinely, and keeps them."""
+    rng = np.random.default_rng(0)
+    t = np.arange(600)
+    frame = pd.DataFrame(
+        {"timestamp": 1_700_000_000 + 60 * t, "value": np.sin(t / 10) + 0.05 * rng.normal(size=600)}
+    )
+    spiked = frame.copy()
+    spiked.loc[260:265, "value"] += 3.0  # in the calibration stretch of the first 300 rows
+    with pytest.warns(UserWarning, match=r"^stream '0': \d+ of its \d+ calibration windows score"):
+        series = aemon.fit_series(spiked.iloc[:300], epochs=10)
+    det = series.detectors["0"]
+    assert series.summary().loc["0", "history_incident_windows"] > 0
+    later = spiked.copy()
+    later.loc[450:455, "value"] += 3.0
+    flags = series.predict(later)
+    assert flags[450:462].sum() >= 4 and flags[300:440].sum() == 0  # events open on 2 of 6
+    assert det.threshold < series.score(later)["score"].max() / 2
+
+    routine = spiked.copy()
+    routine.loc[100:105, "value"] += 3.0  # the fitted stretch spikes as high
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: nothing is left out
+        kept = aemon.fit_series(routine.iloc[:300], epochs=10)
+    assert kept.summary().loc["0", "history_incident_windows"] == 0
+    assert kept.detectors["0"].threshold > det.threshold
