@@ -168,10 +168,11 @@ def _series_facts(
     incident = history_incidents(fit, cal_scores, fit_scores)
     if incident.any():
         whose = f"stream {series['stream']!r}" if series["stream"] else "the any-stream model"
+        k = int(incident.sum())
         warnings.warn(
-            f"{whose}: {int(incident.sum())} of its {len(cal_scores)} calibration windows "
-            "score far above the rest and above every fitted window: taken as an incident "
-            "inside the history, left out of its threshold",
+            f"{whose}: {k:,} of its {len(cal_scores):,} calibration windows "
+            f"score{'s' if k == 1 else ''} far above the rest and above every fitted window: "
+            "taken as an incident inside the history, left out of its threshold",
             stacklevel=3,
         )
         cal_scores = cal_scores[~incident]
