@@ -134,9 +134,7 @@ def split_normals(
     return normal[:n_fit], normal[-n_cal:]
 
 
-# A calibration score above what the fitted log-normal expects among that many windows with this
-# chance, where no fitted window scores as high, is an incident inside the history
-HISTORY_INCIDENT_CHANCE = 0.01
+HISTORY_INCIDENT_CHANCE = 0.01  # see history_incidents
 
 
 def history_incidents(
@@ -144,8 +142,8 @@ def history_incidents(
 ) -> np.ndarray:
     """Which calibration windows are an incident inside the history (a boolean mask): those
     scoring above the score that the calibration scores' robust log-normal expects among them
-    with a 1% chance, when no window of the fitted stretch scores as high (a stream whose
-    fitted stretch reaches such scores too has them routinely: none is)."""
+    with a 1% chance. None when a window of the fitted stretch scores as high: that stream has
+    such scores routinely."""
     bound = value_exceeded_with(fit, HISTORY_INCIDENT_CHANCE / (len(cal_scores) + 1))
     if (fit_scores > bound).any():
         return np.zeros(len(cal_scores), dtype=bool)
