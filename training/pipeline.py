@@ -164,9 +164,9 @@ def _series_facts(
     window = int(rule.get("adaptive_window", 0))
     fit = log_normal(cal_scores)
     incident = history_incidents(fit, cal_scores, fit_scores)
-    if incident.any():
+    k = int(incident.sum())
+    if k:
         whose = f"stream {series['stream']!r}" if series["stream"] else "the any-stream model"
-        k = int(incident.sum())
         warnings.warn(
             f"{whose}: {k:,} of its {len(cal_scores):,} calibration windows "
             f"score{'s' if k == 1 else ''} far above the rest and above every fitted window: "
@@ -185,7 +185,7 @@ def _series_facts(
     p = exceed_probability(fit, value)
     threshold.update(
         value=value,
-        history_incident_windows=int(incident.sum()),
+        history_incident_windows=k,
         calibration_tail=[float(v) for v in cal_scores[-window:]] if window else [],
         **fit,
         windows_per_day=per_day,
