@@ -135,6 +135,7 @@ def split_normals(
 
 
 HISTORY_INCIDENT_CHANCE = 0.01  # see history_incidents
+HISTORY_INCIDENT_SHARE = 0.25  # an incident holds at most this share of the calibration windows
 
 
 def history_incidents(
@@ -142,12 +143,14 @@ def history_incidents(
 ) -> np.ndarray:
     """Which calibration windows are an incident inside the history (a boolean mask): those
     scoring above the score that the calibration scores' robust log-normal expects among them
-    with a 1% chance. None when a window of the fitted stretch scores as high: that stream has
-    such scores routinely."""
+    with a 1% chance. None when a window of the fitted stretch scores as high, or when more than
+    a quarter of the calibration windows do (the robust fit's upper quartile would then be the
+    incident itself): that stream has such scores routinely."""
     bound = value_exceeded_with(fit, HISTORY_INCIDENT_CHANCE / (len(cal_scores) + 1))
-    if (fit_scores > bound).any():
+    above = cal_scores > bound
+    if (fit_scores > bound).any() or above.mean() > HISTORY_INCIDENT_SHARE:
         return np.zeros(len(cal_scores), dtype=bool)
-    return cal_scores > bound
+    return above
 
 
 def _series_facts(

@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
+from aemon.core.rates import log_normal
 from aemon.core.specs import parse_threshold
 from aemon.training.calibration import calibrate, pot
+from aemon.training.pipeline import history_incidents
 
 RNG = np.random.default_rng(7)
 
@@ -82,3 +84,23 @@ def test_bad_specs_are_refused(spec):
 def test_calibration_refuses_non_finite_scores():
     with pytest.raises(ValueError, match="finite"):
         calibrate(np.array([1.0, np.nan, 2.0]), "quantile:0.5")
+
+
+def test_an_incident_inside_the_history_is_a_few_windows_not_a_routine():
+    """Calibration windows far above the rest are an incident (left out of the threshold) when
+    they are few; when more than a quarter of them, or a fitted window, score as high, that is
+    how the stream behaves, and none is left out."""
+    normal = np.exp(RNG.normal(0.0, 0.2, 200))
+    fitted = np.exp(RNG.normal(0.0, 0.2, 400))
+    for share, left_out in ((0.10, True), (0.24, True), (0.30, False), (0.40, False)):
+        cal = normal.copy()
+        k = int(share * len(cal))
+        cal[-k:] = 10.0  # an incident's windows
+        got = history_incidents(log_normal(cal), cal, fitted)
+        assert got.sum() == (k if left_out else 0), share
+        assert not got[:-k].any()
+    cal = normal.copy()
+    cal[-20:] = 10.0
+    assert history_incidents(log_normal(cal), cal, fitted).sum() == 20
+    routine = np.append(fitted, 10.0)  # the fitted stretch reaches as high
+    assert not history_incidents(log_normal(cal), cal, routine).any()
