@@ -90,8 +90,9 @@ def test_an_incident_inside_the_history_is_a_few_windows_not_a_routine():
     """Calibration windows far above the rest are an incident (left out of the threshold) when
     they are few; when more than a quarter of them, or a fitted window, score as high, that is
     how the stream behaves, and none is left out."""
-    normal = np.exp(RNG.normal(0.0, 0.2, 200))
-    fitted = np.exp(RNG.normal(0.0, 0.2, 400))
+    rng = np.random.default_rng(11)
+    normal = np.exp(rng.normal(0.0, 0.2, 200))
+    fitted = np.exp(rng.normal(0.0, 0.2, 400))
     for share, left_out in ((0.10, True), (0.24, True), (0.30, False), (0.40, False)):
         cal = normal.copy()
         k = int(share * len(cal))
