@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -163,13 +163,15 @@ async def replay(
     without_seq: bool = False,
     progress: bool = True,
     security: dict | None = None,
+    metrics: Sequence[str] | None = None,
+    ignore: Sequence[str] = (),
 ) -> int:
     """Produce every row of ``path`` (windows, or with ``samples`` a sample CSV, its values by
     name with ``by_name``, its rows with a missing value refused or left out as ``missing``
-    says, its samples without seq with ``without_seq``) to ``topic`` (key = stream); returns
-    the count sent."""
+    says, its columns as ``metrics`` or ``ignore`` choose them, its samples without seq with
+    ``without_seq``) to ``topic`` (key = stream); returns the count sent."""
     if samples:
-        rows = read_samples(path, missing)
+        rows = read_samples(path, missing, metrics, ignore)
         if without_seq:
             check_counted(rows)
         msgs = sample_messages(rows, by_name, with_seq=not without_seq)

@@ -288,8 +288,8 @@ def replay(args: argparse.Namespace) -> int:
     check_topic(args.topic, "--topic")
     if args.by_name and not args.samples:
         raise ConfigError("--by-name names a sample's metrics: it needs --samples")
-    if args.missing != "refuse" and not args.samples:
-        raise ConfigError("--missing is for a sample CSV's rows: it needs --samples")
+    if (args.missing != "refuse" or args.metrics is not None or args.ignore) and not args.samples:
+        raise ConfigError("--missing, --metrics and --ignore are for a sample CSV: add --samples")
     if args.without_seq and not args.samples:
         raise ConfigError("--without-seq is for samples (a window's seq places it): add --samples")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # a failure is our one line
@@ -303,6 +303,8 @@ def replay(args: argparse.Namespace) -> int:
             samples=args.samples,
             by_name=args.by_name,
             missing=args.missing,
+            metrics=args.metrics,
+            ignore=args.ignore,
             without_seq=args.without_seq,
             progress=not args.quiet,
         )

@@ -14,7 +14,7 @@ from aemon.training.datasets.cut import cut
 
 def cut_windows(args: argparse.Namespace) -> int:
     check_stride(args.stride, args.length, f"--length {args.length}")
-    table = cut(args.csv, args.length, args.stride, args.missing)
+    table = cut(args.csv, args.length, args.stride, args.missing, args.metrics, args.ignore)
     write_windows(args.output, table)
     doc = {"windows": len(table), "length": args.length, "output": str(args.output)}
     metrics = ""

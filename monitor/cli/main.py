@@ -30,11 +30,11 @@ from aemon.cli.toolkit import (
     label,
     learn_args,
     members_arg,
-    missing_arg,
     number,
     out_dir,
     out_file,
     port,
+    sample_args,
     servers,
 )
 from aemon.cli.toolkit import (
@@ -172,7 +172,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help='with --samples: each sample\'s values as an object by metric name ({"cpu": 0.5, '
         '"mem": 1.2e9}), as a producer writing a map sends them',
     )
-    missing_arg(rp, "a sample CSV (--samples)")
+    sample_args(rp, "a sample CSV (--samples)")
     rp.add_argument(
         "--without-seq",
         action="store_true",

@@ -413,7 +413,20 @@ def learn_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def missing_arg(p: argparse.ArgumentParser, what: str = "a sample CSV") -> None:
+def column_names(text: str) -> list[str]:
+    """Column names, comma-separated (``cpu,mem``), each once."""
+    names = [part.strip() for part in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected column names like cpu,mem, got {text!r}")
+    twice = next((n for k, n in enumerate(names) if n in names[:k]), None)
+    if twice is not None:
+        raise argparse.ArgumentTypeError(f"{twice!r} is named twice")
+    return names
+
+
+def sample_args(p: argparse.ArgumentParser, what: str = "a sample CSV") -> None:
+    """How a command reads the rows and columns of a sample CSV: --missing, and --metrics or
+    --ignore."""
     p.add_argument(
         "--missing",
         choices=MISSING_RULES,
@@ -422,6 +435,22 @@ def missing_arg(p: argparse.ArgumentParser, what: str = "a sample CSV") -> None:
         "the file naming its line, or skip: leave the row out (one warning), as the daemon "
         "leaves out such a sample; its stream's windows then span the rows around it, or start "
         "again where seq jumps",
+    )
+    columns = p.add_mutually_exclusive_group()
+    columns.add_argument(
+        "--metrics",
+        type=column_names,
+        metavar="NAME,...",
+        help=f"the value columns of {what} to read, in this order; its other columns are not "
+        "read (default: every column but the time, stream, seq, label and end columns)",
+    )
+    columns.add_argument(
+        "--ignore",
+        type=column_names,
+        default=[],
+        metavar="NAME,...",
+        help=f"columns of {what} that are no metric (a host's name, a unit): not read "
+        "(default: none)",
     )
 
 
@@ -553,7 +582,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ser.add_argument(
         "--max-train-rows", type=at_least(1), help="at most this many rows per stream (no cap)"
     )
-    missing_arg(ser)
+    sample_args(ser)
     adaptive_args(ser)
     clock_arg(ser)
     learn_args(ser)
@@ -655,7 +684,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     windows.add_argument(
         "--output", type=out_file, required=True, help="window CSV to write (-: standard output)"
     )
-    missing_arg(windows)
+    sample_args(windows)
     windows.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     score = command(
@@ -686,7 +715,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     score.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     score.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, cuda:N")
     score.add_argument("--threshold", type=THRESHOLD_VALUE, help=THRESHOLD_HELP)
-    missing_arg(score, "a sample CSV (series models)")
+    sample_args(score, "a sample CSV (series models)")
 
     ev = command(
         sub,
@@ -712,7 +741,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--device", type=device, default="auto", help="auto, cpu, cuda, cuda:N")
     ev.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     ev.add_argument("--threshold", type=THRESHOLD_VALUE, help=THRESHOLD_HELP)
-    missing_arg(ev, "a sample CSV (series models)")
+    sample_args(ev, "a sample CSV (series models)")
 
     info = command(
         sub,

@@ -168,7 +168,7 @@ def train_series(args: argparse.Namespace) -> int:
         args.daily_profile == "on",
         learning_of(args),
     )
-    samples = read_samples(args.input, args.missing)
+    samples = read_samples(args.input, args.missing, args.metrics, args.ignore)
     detectors = fit_series(
         samples,
         lambda size: recipe_of(SERIES_PRESETS[args.model], args, size),
@@ -338,7 +338,7 @@ def _is_series(model: Path) -> bool:
 
 
 def _score_series(args: argparse.Namespace) -> int:
-    samples = read_samples(args.input, args.missing)
+    samples = read_samples(args.input, args.missing, args.metrics, args.ignore)
     models = SeriesDetector.load(args.model, args.device)
     t = timeline.score_samples(samples, models.detector_for, str(args.model))
     timeline.write_windows_csv(args.output, t)
@@ -365,7 +365,7 @@ def _score_series(args: argparse.Namespace) -> int:
 
 
 def _evaluate_series(args: argparse.Namespace) -> int:
-    samples = read_samples(args.input, args.missing)
+    samples = read_samples(args.input, args.missing, args.metrics, args.ignore)
     if samples.label is None:
         raise DataError(f"{args.input}: evaluate needs a 'label' column (1 = anomalous sample)")
     models = SeriesDetector.load(args.model, args.device)
@@ -396,8 +396,10 @@ def _scored(args: argparse.Namespace) -> tuple[Detector, WindowTable, np.ndarray
 def _window_model(args: argparse.Namespace) -> bool:
     """False for series models; they decide with their event rule, one threshold per stream."""
     if not _is_series(args.model):
-        if args.missing != "refuse":
-            raise ConfigError("--missing is for a sample CSV's rows: window models read windows")
+        if args.missing != "refuse" or args.metrics is not None or args.ignore:
+            raise ConfigError(
+                "--missing, --metrics and --ignore are for a sample CSV: window models read windows"
+            )
         return True
     if args.threshold is not None:
         raise ConfigError("--threshold: series models decide with a threshold per stream")

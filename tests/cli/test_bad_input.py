@@ -51,6 +51,8 @@ def files(tmp_path_factory) -> dict[str, str]:
     (root / "text-samples.csv").write_text("timestamp,value\n1700000000,1\n1700000060,n/a\n")
     (root / "ms-samples.csv").write_text("timestamp,value\n1700000000000,1\n1700000060000,2\n")
     (root / "host-samples.csv").write_text("timestamp,host,cpu\n1700000000,web-1,0.5\n")
+    named = "timestamp,stream,host,cpu\n1700000000,a,web-1,0.5\n1700000060,a,web-1,0.7\n"
+    (root / "named-host-samples.csv").write_text(named)  # a host's name beside stream ids
     (root / "dmy-samples.csv").write_text("timestamp,cpu\n31/01/2026 14:05,0.5\n")
     (root / "nab-samples.csv").write_text("timestamp,value,is_anomaly\n1700000000,0.5,0\n")
     (root / "ms-windows.csv").write_text("ts,v0,v1\n1700000000000,1,2\n")
@@ -98,6 +100,7 @@ def files(tmp_path_factory) -> dict[str, str]:
         "TEXTS": str(root / "text-samples.csv"),
         "MS": str(root / "ms-samples.csv"),
         "HOST": str(root / "host-samples.csv"),
+        "NAMED": str(root / "named-host-samples.csv"),
         "DMY": str(root / "dmy-samples.csv"),
         "NABS": str(root / "nab-samples.csv"),
         "MSW": str(root / "ms-windows.csv"),
@@ -248,9 +251,25 @@ CASES = [
     (["train", "series", "--input", "{SEMIS}", "--out", "{OUT}"], "separated by semicolons"),
     (["train", "series", "--input", "{TEXTS}", "--out", "{OUT}"], "'n/a', a missing value"),
     (["windows", "{TEXTS}", "--length", "2", "--output", "{OUT}.csv", "--missing", "x"], "'x'"),
-    ([*SCORE, "--missing", "skip"], "--missing is for a sample CSV's rows: window models read"),
+    ([*SCORE, "--missing", "skip"], "--missing, --metrics and --ignore are for a sample CSV: wi"),
+    ([*SCORE, "--metrics", "v0"], "--missing, --metrics and --ignore are for a sample CSV: window"),
     ([*SCORE[:-1], "-", "--json"], "--output - and --json both write to standard output"),
-    (["replay", "{W}", "--topic", "t", "--missing", "skip"], "--missing is for a sample CSV's"),
+    (["replay", "{W}", "--topic", "t", "--missing", "skip"], "are for a sample CSV: add --samples"),
+    (["replay", "{W}", "--topic", "t", "--ignore", "v0"], "are for a sample CSV: add --samples"),
+    (
+        ["train", "series", "--input", "{NAMED}", "--out", "{OUT}"],
+        "leave it out with --ignore host",
+    ),
+    (["windows", "{NAMED}", "--length", "2", "--output", "{OUT}.csv"], "--ignore host (or name"),
+    (["train", "series", "--input", "{NAMED}", "--metrics", "mem"], "no value column 'mem' (they"),
+    (["train", "series", "--input", "{NAMED}", "--metrics", "cpu,cpu"], "'cpu' is named twice"),
+    (["train", "series", "--input", "{NAMED}", "--metrics", "cpu,"], "expected column names like"),
+    (["train", "series", "--input", "{NAMED}", "--ignore", "seq"], "'seq' is the time column or"),
+    (["train", "series", "--input", "{NAMED}", "--ignore", "host,cpu"], "no value column left"),
+    (
+        ["train", "series", "--input", "{NAMED}", "--metrics", "cpu", "--ignore", "host"],
+        "argument --ignore: not allowed with argument --metrics",
+    ),
     (["train", "series", "--input", "{MS}", "--out", "{OUT}"], "ms-samples.csv:2: timestamp 17"),
     (["train", "series", "--input", "{HOST}", "--out", "{OUT}"], "must be named 'stream'"),
     (["train", "series", "--input", "{DMY}", "--out", "{OUT}"], "is not a time (ISO 8601, such"),

@@ -132,6 +132,36 @@ def test_rows_with_a_missing_value_are_left_out_by_every_command_when_asked(tmp_
     assert json.loads(capsys.readouterr().out)["windows"] == 7 + 17
 
 
+def test_a_column_that_is_no_metric_is_ignored_and_metrics_are_chosen_by_name(tmp_path, capsys):
+    """``--ignore host`` on train series, score and windows reads the file as if it had no
+    such column (the same scores); ``--metrics`` reads the columns it names, in its order, as
+    the model then records them. Without either, the host's name is refused at its line."""
+    frame = pd.read_csv(samples_csv(tmp_path / "s.csv"))
+    frame["mem"] = 2 * frame["value"]
+    plain = tmp_path / "plain.csv"
+    frame.to_csv(plain, index=False)
+    frame.insert(2, "host", "web-1")
+    hosts = tmp_path / "hosts.csv"
+    frame.to_csv(hosts, index=False)
+    assert main(["windows", str(hosts), "--length", "8", "--output", str(tmp_path / "w.csv")]) == 2
+    assert "hosts.csv:2: column 'host' holds 'web-1', text in every" in capsys.readouterr().err
+    scored = []
+    for csv, extra, where in ((plain, (), "p"), (hosts, ("--ignore", "host"), "h")):
+        out = tmp_path / where
+        argv = ["train", "series", "--input", str(csv), "--out", str(out), "--epochs", "3"]
+        assert main([*argv, "--quiet", *extra]) == 0
+        scores = tmp_path / f"{where}.csv"
+        argv = ["score", "--model", str(out), "--input", str(csv), "--output", str(scores)]
+        assert main([*argv, *extra]) == 0
+        scored.append(pd.read_csv(scores))
+        cut = ["windows", str(csv), "--length", "8", "--output", str(tmp_path / f"w{where}.csv")]
+        assert main([*cut, *extra]) == 0
+    pd.testing.assert_frame_equal(*scored)
+    assert (tmp_path / "wp.csv").read_text() == (tmp_path / "wh.csv").read_text()
+    rc, out = train(tmp_path, hosts, "--metrics", "mem,value")
+    assert rc == 0 and read_meta(catalog(out)["a"]).recorded_metrics == ["mem", "value"]
+
+
 def test_overflowing_values_are_refused_and_artifacts_stay_finite(tmp_path, capsys):
     big = samples_csv(tmp_path / "big.csv")
     text = big.read_text().replace(",0.0", ",1e300", 1)

@@ -111,20 +111,48 @@ def test_an_id_column_named_in_other_case_is_named_in_the_refusal(tmp_path, text
 
 def test_a_column_of_names_among_the_values_is_told_to_be_named_stream(tmp_path):
     """A "host" column in a file without ``stream`` is read as a value: the refusal says what
-    to name it; a text cell in a column of numbers, a column beside ``stream`` or one of NaN is a
-    bad cell."""
+    to name it; beside ``stream`` it is told to be left out; a text cell in a column of numbers
+    or one of NaN is a bad cell."""
     hosts = "timestamp,host,cpu\n1700000000,web-1,0.5\n1700000060,web-2,0.7\n"
     with pytest.raises(DataError, match=r"s\.csv:2: column 'host' holds 'web-1', text in every"):
         read_samples(write(tmp_path, hosts))
     both = "timestamp,stream,host,cpu\n1700000000,a,web-1,0.5\n"
-    with pytest.raises(DataError, match=r"s\.csv:2: column 'host' holds 'web-1', not a number"):
+    told = r"s\.csv:2: column 'host' holds 'web-1', text in every row: no metric; leave it out wi"
+    with pytest.raises(DataError, match=told):
         read_samples(write(tmp_path, both))
+    with pytest.raises(DataError, match=r"samples, row 0: .* no metric; leave it out of the table"):
+        samples_of(pd.read_csv(write(tmp_path, both)))
     mixed = "timestamp,host,cpu\n1700000000,1,0.5\n1700000060,web-2,0.7\n"
     with pytest.raises(DataError, match=r"s\.csv:3: column 'host' holds 'web-2', not a number"):
         read_samples(write(tmp_path, mixed))
     nans = "timestamp,a,cpu\n1700000000,NaN,0.5\n"  # no names: a missing value
     with pytest.raises(DataError, match=r"s\.csv:2: column 'a' is 'NaN', a missing value"):
         read_samples(write(tmp_path, nans))
+
+
+def test_the_value_columns_are_those_named_in_that_order_or_all_but_those_ignored(tmp_path):
+    """``metrics``: only those columns, in their order (the others, text or not, are not read);
+    ``ignore``: every value column but those. Each name once, a value column of the file, never
+    the time or an id column, and one of the two."""
+    path = write(tmp_path, "timestamp,stream,host,cpu,mem\n1700000000,a,web-1,0.5,7\n")
+    chosen = read_samples(path, metrics=["mem", "cpu"])
+    assert chosen.channels == ["mem", "cpu"] and chosen.values.tolist() == [[7.0, 0.5]]
+    left = read_samples(path, ignore=["host"])
+    assert left.channels == ["cpu", "mem"] and left.values.tolist() == [[0.5, 7.0]]
+    frame = pd.read_csv(path)
+    assert samples_of(frame, ignore=["host", "mem"]).channels == ["cpu"]
+    with pytest.raises(DataError, match=r"s\.csv:1: no value column 'disk' \(they are host, cp"):
+        read_samples(path, metrics=["cpu", "disk"])
+    with pytest.raises(DataError, match=r"no value column left once host, cpu, mem are ignored"):
+        read_samples(path, ignore=["host", "cpu", "mem"])
+    with pytest.raises(ConfigError, match=r"'stream' is the time column or an id column"):
+        read_samples(path, ignore=["stream"])
+    with pytest.raises(ConfigError, match=r"'cpu' is named twice"):
+        read_samples(path, metrics=["cpu", "cpu"])
+    with pytest.raises(ConfigError, match=r"metrics: name at least one column"):
+        read_samples(path, metrics=[])
+    with pytest.raises(ConfigError, match=r"not both"):
+        read_samples(path, metrics=["cpu"], ignore=["host"])
 
 
 def test_a_column_of_labels_under_another_name_is_not_learned_as_a_metric(tmp_path):

@@ -10,6 +10,7 @@ channels, written channel by channel (``cpu@0 .. cpu@7, mem@0 ..``: the metrics'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,12 +89,17 @@ def windows_of(
 
 
 def cut(
-    path: str | Path, length: int, stride: int | None = None, missing: str = "refuse"
+    path: str | Path,
+    length: int,
+    stride: int | None = None,
+    missing: str = "refuse",
+    metrics: Sequence[str] | None = None,
+    ignore: Sequence[str] = (),
 ) -> WindowTable:
-    """The windows of the sample CSV at ``path`` (see :func:`windows_of`; ``missing``:
-    :func:`~aemon.training.datasets.samples.samples_of`): one window CSV, so its streams must
-    have the same metrics."""
-    samples = read_samples(path, missing)
+    """The windows of the sample CSV at ``path`` (see :func:`windows_of`; ``missing``,
+    ``metrics``, ``ignore``: :func:`~aemon.training.datasets.samples.samples_of`): one window
+    CSV, so its streams must have the same metrics."""
+    samples = read_samples(path, missing, metrics, ignore)
     if len(samples.kinds()) > 1:
         raise DataError(
             f"{path}: its streams have different metrics, and a window CSV holds windows of "

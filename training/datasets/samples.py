@@ -6,16 +6,18 @@ Columns: a time column named ``timestamp``, ``ts``, ``time``, ``date`` or ``date
 ``"0"``), ``seq`` (the per-stream sample index: an id, never a value), ``label`` (1 =
 anomalous sample) and ``end`` (1 = the stream's end marker follows this sample: what comes after
 is a new stream of the same name, windowed, learned and decided afresh, as the daemon takes a
-marker); every other column is a value channel, in order. Values must be finite
-float32 numbers, as the daemon requires. Rows keep file order: the clock never reorders samples
-(see :mod:`aemon.core.windowing`).
+marker); every other column is a value channel, in order (or only those that ``metrics``
+names, in its order, or all but those that ``ignore`` names: a host's name, say, is not
+read). Values must be finite float32 numbers, as the daemon requires. Rows keep file order:
+the clock never reorders samples (see :mod:`aemon.core.windowing`).
 """
 
 from __future__ import annotations
 
 import csv
+import shlex
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -33,10 +35,12 @@ from aemon.core.table import (
     check_case,
     check_header,
     first_outside,
+    is_name,
     refuse_labels,
     refuse_names,
 )
 from aemon.core.times import time_problem
+from aemon.core.wording import listed
 
 ID_COLUMNS = ("stream", "seq", "label", "end")
 # A stream whose time goes back at this share of its steps or more is not in time order (a
@@ -202,8 +206,14 @@ def _flags(
     return flags.astype(dtype)
 
 
-def read_samples(path: str | Path, missing: str = "refuse") -> Samples:
-    """Read and check a sample CSV (see the module doc; ``missing``: :func:`samples_of`)."""
+def read_samples(
+    path: str | Path,
+    missing: str = "refuse",
+    metrics: Sequence[str] | None = None,
+    ignore: Sequence[str] = (),
+) -> Samples:
+    """Read and check a sample CSV (see the module doc; ``missing``, ``metrics``, ``ignore``:
+    :func:`samples_of`)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -222,16 +232,25 @@ def read_samples(path: str | Path, missing: str = "refuse") -> Samples:
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         reason = " ".join(str(exc).split())  # pandas may end its message with a newline
         raise DataError(f"{path}: not a readable CSV ({reason})") from None
-    return samples_of(frame, str(path), missing)
+    return samples_of(frame, str(path), missing, metrics, ignore)
 
 
-def samples_of(frame: pd.DataFrame, path: str | None = None, missing: str = "refuse") -> Samples:
+def samples_of(
+    frame: pd.DataFrame,
+    path: str | None = None,
+    missing: str = "refuse",
+    metrics: Sequence[str] | None = None,
+    ignore: Sequence[str] = (),
+) -> Samples:
     """Check a table of samples with the columns of a sample CSV (see the module doc): the
     file at ``path`` (messages name its lines, the header line 1), or else a table in memory
     (messages name its rows by position). A missing value (an empty cell, NaN, ``NA``, ``null``
     in a metric its stream has) is refused with its line, or with ``missing="skip"`` its row is
     left out (one warning), as the daemon dead-letters such a sample: the stream's neighbouring
-    samples then follow each other, or its windows start again where ``seq`` jumps."""
+    samples then follow each other, or its windows start again where ``seq`` jumps.
+    ``metrics``: the value columns, in this order (None: every column but the time and id
+    columns, in table order); ``ignore``: columns that are no metric (a host's name, a unit),
+    not read."""
     if missing not in MISSING_RULES:
         raise ConfigError(f"missing must be one of {', '.join(MISSING_RULES)}, not {missing!r}")
     rows = Rows.of(path)
@@ -247,6 +266,8 @@ def samples_of(frame: pd.DataFrame, path: str | None = None, missing: str = "ref
     time_col = times[0] if times else None
     value_cols = [c for c in frame.columns if c not in (*TIME_COLUMNS, *ID_COLUMNS)]
     check_case(value_cols, (*TIME_COLUMNS, *ID_COLUMNS), rows.header)
+    if metrics is not None or ignore:
+        value_cols = _chosen(metrics, list(ignore), value_cols, rows.header)
     if time_col is None:
         raise DataError(f"{table}: needs a time column named {', '.join(TIME_COLUMNS)}")
     if not len(frame):
@@ -265,6 +286,9 @@ def samples_of(frame: pd.DataFrame, path: str | None = None, missing: str = "ref
         if bad.any():
             i, j = np.argwhere(bad)[0]
             refuse_names(rows.at(0), {c: frame[c].tolist() for c in value_cols}, "stream" in frame)
+            textual = len(value_cols) > 1 and all(map(is_name, frame[value_cols[j]]))
+            if textual and metrics is None and not ignore:  # a host's name beside the metrics
+                raise _text_column(rows, i, value_cols[j], frame[value_cols[j]].iloc[i])
             error = cell_error(rows.at(i), value_cols[j], frame[value_cols[j]].iloc[i])
             if blank[i, j] and rows.in_file:  # a file: read by a command that takes --missing
                 error = DataError(f"{error} (or give --missing skip to leave such rows out)")
@@ -302,6 +326,48 @@ def samples_of(frame: pd.DataFrame, path: str | None = None, missing: str = "ref
     if end is not None:
         _keep_ends(stream, end, gaps)
     return out.subset(np.flatnonzero(~gaps))
+
+
+def _text_column(rows: Rows, i: int, column: str, cell: object) -> DataError:
+    """A column of text in every row (a host's name, a unit) among the value columns: how to
+    leave it out."""
+    said = f"{rows.at(i)}: column {column!r} holds {cell!r}, text in every row: no metric; "
+    if rows.in_file:  # read by a command that takes --ignore and --metrics
+        return DataError(
+            f"{said}leave it out with --ignore {shlex.quote(column)} (or name the metrics to "
+            "read with --metrics)"
+        )
+    return DataError(f"{said}leave it out of the table")
+
+
+def _chosen(
+    metrics: Sequence[str] | None, ignore: list[str], columns: list[str], header: str
+) -> list[str]:
+    """The value columns: those ``metrics`` names, in its order, or ``columns`` but those
+    ``ignore`` names; each name once, a value column of the table (not its time or an id
+    column)."""
+    if metrics is not None and ignore:
+        raise ConfigError("name the metrics to read or the columns to ignore, not both")
+    what, names = ("metrics", list(metrics)) if metrics is not None else ("ignore", ignore)
+    if not names:
+        raise ConfigError(f"{what}: name at least one column")
+    twice = next((m for k, m in enumerate(names) if m in names[:k]), None)
+    if twice is not None:
+        raise ConfigError(f"{what}: {twice!r} is named twice")
+    for name in names:
+        if name in (*TIME_COLUMNS, *ID_COLUMNS):
+            raise ConfigError(
+                f"{name!r} is the time column or an id column ({', '.join(ID_COLUMNS)}), never "
+                "a metric"
+            )
+        if name not in columns:
+            raise DataError(f"{header}: no value column {name!r} (they are {listed(columns)})")
+    if metrics is not None:
+        return names
+    kept = [c for c in columns if c not in names]
+    if not kept:
+        raise DataError(f"{header}: no value column left once {listed(names)} are ignored")
+    return kept
 
 
 def _keep_ends(stream: np.ndarray, end: np.ndarray, gaps: np.ndarray) -> None:
