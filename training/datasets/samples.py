@@ -286,8 +286,7 @@ def samples_of(
         if bad.any():
             i, j = np.argwhere(bad)[0]
             refuse_names(rows.at(0), {c: frame[c].tolist() for c in value_cols}, "stream" in frame)
-            textual = len(value_cols) > 1 and all(map(is_name, frame[value_cols[j]]))
-            if textual and metrics is None and not ignore:  # a host's name beside the metrics
+            if len(value_cols) > 1 and all(map(is_name, frame[value_cols[j]])):  # a host's name
                 raise _text_column(rows, i, value_cols[j], frame[value_cols[j]].iloc[i])
             error = cell_error(rows.at(i), value_cols[j], frame[value_cols[j]].iloc[i])
             if blank[i, j] and rows.in_file:  # a file: read by a command that takes --missing
