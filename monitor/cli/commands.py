@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from aemon.cli.toolkit import learning_of
+from aemon.cli.toolkit import learning_of, sample_flags_given
 from aemon.core.errors import AemonError, ConfigError
 from aemon.core.learning import Learning
 from aemon.daemon.config import Settings
@@ -288,7 +288,7 @@ def replay(args: argparse.Namespace) -> int:
     check_topic(args.topic, "--topic")
     if args.by_name and not args.samples:
         raise ConfigError("--by-name names a sample's metrics: it needs --samples")
-    if (args.missing != "refuse" or args.metrics is not None or args.ignore) and not args.samples:
+    if sample_flags_given(args) and not args.samples:
         raise ConfigError("--missing, --metrics and --ignore are for a sample CSV: add --samples")
     if args.without_seq and not args.samples:
         raise ConfigError("--without-seq is for samples (a window's seq places it): add --samples")

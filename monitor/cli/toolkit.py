@@ -451,6 +451,12 @@ def sample_args(p: argparse.ArgumentParser, what: str = "a sample CSV") -> None:
     )
 
 
+def sample_flags_given(args: argparse.Namespace) -> bool:
+    """Whether any of :func:`sample_args`' flags asks for something (for the commands that
+    also read windows, which take none of them)."""
+    return args.missing != "refuse" or args.metrics is not None or bool(args.ignore)
+
+
 def learning_of(args: argparse.Namespace) -> Learning | None:
     """What ``--learn`` and its settings ask for (None: off)."""
     if args.learn != "on":

@@ -14,7 +14,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from aemon.cli.toolkit import learning_of
+from aemon.cli.toolkit import learning_of, sample_flags_given
 from aemon.core.artifact import META_FILE, read_meta
 from aemon.core.cadence import spoken, trained_step
 from aemon.core.catalog import catalog, check_one_daemon
@@ -396,7 +396,7 @@ def _scored(args: argparse.Namespace) -> tuple[Detector, WindowTable, np.ndarray
 def _window_model(args: argparse.Namespace) -> bool:
     """False for series models; they decide with their event rule, one threshold per stream."""
     if not _is_series(args.model):
-        if args.missing != "refuse" or args.metrics is not None or args.ignore:
+        if sample_flags_given(args):
             raise ConfigError(
                 "--missing, --metrics and --ignore are for a sample CSV: window models read windows"
             )
