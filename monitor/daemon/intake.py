@@ -345,7 +345,7 @@ class Intake:
             return
         first = batch.n
         got = decode_windows(records, batch.values[first:], self.limits)
-        batch.keep(got.streams, got.seqs, got.ts, [r.timestamp / 1000 for r in got.kept])
+        batch.keep(got.streams, got.seqs, got.ts, got.record_ts)
         batch.parts += [tp.partition] * len(got.streams)
         if not self.models.single:
             batch.models += [self.models.index(st) for st in got.streams]

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -248,6 +249,54 @@ def test_the_parsed_path_decides_what_the_checked_path_decides(doc, key):
     else:
         assert (parsed.stream, parsed.seq, parsed.ts) == (checked.stream, checked.seq, checked.ts)
         np.testing.assert_array_equal(parsed.values, checked.values)
+
+
+_F32_HEADER_LAYOUTS = [
+    lambda s, q: [("content-type", codec.F32_CONTENT_TYPE), ("stream", s), ("seq", q)],
+    lambda s, q: [("seq", q), ("stream", s), ("content-type", codec.F32_CONTENT_TYPE)],
+    lambda s, q: [("content-type", codec.F32_CONTENT_TYPE), ("stream", s)],
+    lambda s, q: [("content-type", codec.F32_CONTENT_TYPE), ("stream", s), ("stream", q)],
+    lambda s, q: [("content-type", b"application/json"), ("stream", s), ("seq", q)],
+    lambda s, q: [("content-type", codec.F32_CONTENT_TYPE), ("seq", q), ("seq", q)],
+]
+_F32_RECORDS = st.builds(
+    lambda layout, stream, seq, size, fill, stamp, key: record(
+        np.full(size, fill, "<f4").tobytes(), layout(stream, seq), timestamp_ms=stamp, key=key
+    ),
+    st.sampled_from(_F32_HEADER_LAYOUTS),
+    st.sampled_from([b"m-1", b"m-2", b"\xc3\xa9", b"", b"\xff", b"y" * 17]),
+    st.sampled_from([b"0", b"7", b"-1", b" 12", b"1_0", b"x", b"9" * 20]),
+    st.sampled_from([4, 3]),
+    st.sampled_from([0.5, np.inf]),
+    st.sampled_from([1_700_000_000_000, -1, 2**62]),
+    st.sampled_from([None, b"k"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_F32_RECORDS, min_size=1, max_size=6), st.integers(0, 2**20))
+def test_a_run_of_float32_windows_decides_what_each_of_them_decides_alone(records, offset):
+    """A run of float32 records as aemon's producers write them is decoded in passes over the
+    whole run; any other run record by record. Either way each record gets what it gets alone:
+    the same row, stream, seq and times, or the same refusal."""
+    records = [dataclasses.replace(r, offset=offset + i) for i, r in enumerate(records)]
+    rows = np.zeros((len(records), 4), np.float32)
+    run = decode_windows(records, rows, LIM)
+    alone = []
+    for r in records:
+        row = np.zeros((1, 4), np.float32)
+        alone.append((decode_windows([r], row, LIM), row[0]))
+    kept = [(got, row) for got, row in alone if got.kept]
+    assert [r.offset for r in run.kept] == [got.kept[0].offset for got, _ in kept]
+    for field in ("streams", "seqs", "ts", "record_ts"):
+        assert getattr(run, field) == [getattr(got, field)[0] for got, _ in kept]
+    assert [(r.offset, bad.reason, str(bad)) for r, bad in run.refused] == [
+        (r.offset, bad.reason, str(bad)) for got, _ in alone for r, bad in got.refused
+    ]
+    np.testing.assert_array_equal(rows[: len(kept)], np.reshape([row for _, row in kept], (-1, 4)))
+    ours = [[k for k, _ in r.headers] == ["content-type", "stream", "seq"] for r in records]
+    if len(kept) == len(records) and all(ours):  # taken in passes over the whole run
+        assert codec._f32_run(records, rows, 16, LIM, {}) is not None
 
 
 def test_repeated_keys_nested_lists_and_unknown_keys_decide_as_the_checked_path():
