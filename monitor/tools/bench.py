@@ -183,7 +183,9 @@ async def _full_path(
     clients.consumer = watch  # type: ignore[assignment]
     svc = Service(s, clients)
     task = asyncio.create_task(svc.run())
-    await until_decided(svc, task, n)
+    # looked at 10 times a second, not 100: each look is work on the daemon's thread (about
+    # 0.1 us a window at 100), which the bare loop does not pay; its end is the last commit's
+    await until_decided(svc, task, n, poll_s=0.1)
     svc.stop()
     await task
     return svc, watch

@@ -28,16 +28,18 @@ async def started(svc: Service, timeout: float = 60.0) -> asyncio.Task:
     return task
 
 
-async def until_decided(svc: Service, task: asyncio.Task, n: int, timeout: float = 300.0) -> None:
-    """Wait until the daemon has decided (and had acknowledged) ``n`` windows; raise what
-    stopped it, or :class:`TimeoutError`."""
+async def until_decided(
+    svc: Service, task: asyncio.Task, n: int, timeout: float = 300.0, poll_s: float = 0.01
+) -> None:
+    """Wait until the daemon has decided (and had acknowledged) ``n`` windows, looking every
+    ``poll_s``; raise what stopped it, or :class:`TimeoutError`."""
     deadline = time.monotonic() + timeout
     while svc.totals.windows < n:
         if task.done():
             task.result()
         if time.monotonic() > deadline:
             raise TimeoutError(f"{svc.totals.windows} of {n} windows decided in {timeout:g} s")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(poll_s)
 
 
 @contextlib.asynccontextmanager
