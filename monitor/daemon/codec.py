@@ -170,9 +170,10 @@ def _object(value: bytes, limits: Limits) -> dict:
 def decode_windows(records: Iterable[Record], rows: np.ndarray, limits: Limits) -> Decoded:
     """Decode window records into ``rows`` (``[room, *shape]``: a batch's free rows), in order.
 
-    This runs once per message, so it is kept flat: float32 payloads and parsed JSON numbers are
-    checked one by one but copied in one numpy call each at the end; finiteness is the caller's,
-    once per batch (:func:`non_finite_rows`).
+    A run of float32 windows as aemon's producers write them is decoded in passes over the
+    whole run (:func:`_f32_run`); any other run record by record, in a loop kept flat: float32
+    payloads and parsed JSON numbers are checked one by one but copied in one numpy call each at
+    the end. Finiteness is the caller's, once per batch (:func:`non_finite_rows`).
     """
     flat = rows.reshape(len(rows), -1)
     nbytes = flat.shape[1] * 4
