@@ -45,6 +45,7 @@ from aemon.daemon.invalid import NUMBER_TYPES, Invalid
 warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, __name__)
 
 F32_CONTENT_TYPE = b"application/x-aemon-f32"
+SEQS = range(2**63)  # a window's or sample's seq
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def _stream(value: object, limits: Limits, key: bytes | None = None) -> str:
 def _seq(value: object, default: int) -> int:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in SEQS:
         raise Invalid("bad_seq", "'seq' must be an integer from 0 to 2^63 - 1")
     return value
 
@@ -274,7 +275,11 @@ def _f32_run(
         ts = (np.fromiter(map(_STAMP, records), np.float64, n) / 1000.0).tolist()
     except (TypeError, ValueError, UnicodeDecodeError, Invalid):
         return None  # a value or header missing, a seq that is no integer, a stream refused
-    if min(seqs) < 0 or max(seqs) >= 2**63 or not EARLIEST <= min(ts) <= max(ts) < LATEST:
+    if (
+        min(seqs) not in SEQS
+        or max(seqs) not in SEQS
+        or not EARLIEST <= min(ts) <= max(ts) < LATEST
+    ):
         return None
     flat[:n] = np.frombuffer(b"".join(values), dtype="<f4").reshape(n, -1)
     return Decoded(list(records), list(map(names.__getitem__, raw)), seqs, ts, ts, [])
