@@ -34,7 +34,7 @@ from aemon.core.detector import Detector
 from aemon.core.table import WindowTable, write_windows
 from aemon.daemon.codec import Limits, decode_windows
 from aemon.daemon.config import Settings, local
-from aemon.daemon.kafka import GroupConsumer, kafka_clients
+from aemon.daemon.kafka import FETCH_RECORDS, GroupConsumer, kafka_clients
 from aemon.daemon.scoring import settle_heap
 from aemon.daemon.service import Service
 from aemon.replay import messages, produce
@@ -79,8 +79,9 @@ class Clocks(NamedTuple):
 async def bare_loop(
     bootstrap: str, topic: str, n: int, shape: tuple[int, ...], fmt: str, batch: int
 ) -> Clocks:
-    """The time a loop that only fetches and decodes into a float32 batch takes for ``n``
-    windows, from its first fetch that returned records (on the event loop's thread)."""
+    """The time a loop that only fetches (as many records a call as the daemon) and decodes into
+    a float32 batch of ``batch`` rows takes for ``n`` windows, from its first fetch that returned
+    records (on the event loop's thread)."""
     c = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
@@ -96,7 +97,7 @@ async def bare_loop(
         flat = rows.reshape(batch, -1)
         count, first = 0, None
         while count < n:
-            fetched = await c.getmany(timeout_ms=200, max_records=batch)
+            fetched = await c.getmany(timeout_ms=200, max_records=FETCH_RECORDS)
             if fetched and first is None:
                 first = Clocks.now()
             for recs in fetched.values():
@@ -361,7 +362,7 @@ async def run(
             bare = float(np.median([n / b.wall for b in bares]))
             full = float(np.median([n / f.wall for f in fulls]))
             paired = [b.wall / f.wall for f, b in zip(fulls, bares, strict=True)]
-            decode = decode_ratio(windows, fmt, batch)
+            decode = decode_ratio(windows, fmt, FETCH_RECORDS)
             half = await latency(bootstrap, model, windows, fmt, full / 2, seconds=4.0)
             fixed = await latency(bootstrap, model, windows, fmt, FIXED_RATE, seconds=4.0)
             steps.update()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from aemon.core.detector import Detector
+from aemon.core.detector import CPU_ROWS, Detector
 from aemon.core.errors import ArtifactError
 from aemon.core.families import FAMILIES, build
 from aemon.core.table import WindowTable
@@ -211,3 +211,23 @@ def test_a_packed_ensemble_trains_round_trips_and_old_artifacts_keep_one_member(
     assert "members" not in one.hparams  # artifacts of one model read and write as before
     with pytest.raises(ArtifactError, match="members"):
         build("dense", {"input_shape": [40], "widths": [16], "latent": 4, "members": 0})
+
+
+@pytest.mark.parametrize("family", ["dense", "conv1d"])
+def test_a_batch_larger_than_a_cpu_pass_scores_as_its_windows_do_in_small_batches(family):
+    """On the CPU a batch goes through the model CPU_ROWS windows at a time: the scores, the
+    flagged windows and their contributors are those of the windows scored in small batches."""
+    data = make_windows(150, 30, seed=2)
+    det = fit_detector(
+        name=family, train=data, test=None, recipe=WINDOW_RECIPES[family], device=CPU, facts={}
+    )
+    n = 2 * CPU_ROWS + 500
+    values = np.resize(data.values, (n, data.values.shape[1]))
+    x = torch.from_numpy(det.inputs(values))
+    small = [det.score_tensor(x[i : i + 100], det.threshold, 3) for i in range(0, n, 100)]
+    scores, flagged, top = det.score_tensor(x, det.threshold, 3)
+    np.testing.assert_allclose(scores, np.concatenate([s for s, _, _ in small]), rtol=1e-5)
+    expected = np.concatenate([f + 100 * i for i, (_, f, _) in enumerate(small)])
+    np.testing.assert_array_equal(flagged, expected)
+    assert flagged.max() > 2 * CPU_ROWS  # windows of the last pass are flagged at their rows
+    np.testing.assert_array_equal(top, np.concatenate([t for _, _, t in small]))
