@@ -22,11 +22,6 @@ from aemon.core.normalise import Normaliser
 from aemon.core.profile import with_distances
 from aemon.core.table import F32_MAX, ID_COLUMNS, TIME_COLUMNS, metrics_of, refuse_labels
 
-# windows a forward pass takes at most on the CPU: past it the activations leave the cache and
-# each window costs more (`aemon bench --scorer`: the 1-D convolutional model 2.4x slower a
-# window at 4,096 than at 1,024, the dense 1.1x); a GPU takes a batch whole
-CPU_ROWS = 1024
-
 
 def _value_columns(frame: Any) -> list:
     """A DataFrame's value columns: all but the id columns of a window CSV and time columns (by
@@ -166,10 +161,11 @@ class Detector:
         value channels only (a clock's channels are input, not scored; with a daily profile, each
         value's error is the mean of its own and its distance's); for a several-metric model
         with a ``channel_scale``, in units of each channel's normal error. On the CPU, in passes of
-        at most :data:`CPU_ROWS` windows."""
+        at most the family's ``cpu_rows`` windows (a GPU takes the batch whole)."""
         with torch.inference_mode(), autocast(self.device, self.amp):
-            if self.device.type == "cpu" and len(x) > CPU_ROWS:
-                return torch.cat([self.errors_tensor(part) for part in x.split(CPU_ROWS)])
+            rows = self.model.cpu_rows
+            if self.device.type == "cpu" and len(x) > rows:
+                return torch.cat([self.errors_tensor(part) for part in x.split(rows)])
             err = self.model.errors(x, self.meta.score).float()
             if self.meta.clock:
                 m = self.meta.value_channels

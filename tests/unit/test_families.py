@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from aemon.core.detector import CPU_ROWS, Detector
+from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError
 from aemon.core.families import FAMILIES, build
 from aemon.core.table import WindowTable
@@ -215,19 +215,26 @@ def test_a_packed_ensemble_trains_round_trips_and_old_artifacts_keep_one_member(
 
 @pytest.mark.parametrize("family", ["dense", "conv1d"])
 def test_a_batch_larger_than_a_cpu_pass_scores_as_its_windows_do_in_small_batches(family):
-    """On the CPU a batch goes through the model CPU_ROWS windows at a time: the scores, the
-    flagged windows and their contributors are those of the windows scored in small batches."""
+    """On the CPU a batch goes through the model its family's ``cpu_rows`` windows at a time:
+    the scores, the flagged windows and their contributors are those of the windows scored in
+    small batches."""
     data = make_windows(150, 30, seed=2)
     det = fit_detector(
         name=family, train=data, test=None, recipe=WINDOW_RECIPES[family], device=CPU, facts={}
     )
-    n = 2 * CPU_ROWS + 500
+    det.model.cpu_rows = rows = 300
+    passes: list[int] = []  # the windows each layer took at once
+    for layer in det.model.modules():
+        layer.register_forward_pre_hook(lambda _, args: passes.append(len(args[0])))
+    n = 2 * rows + 500
     values = np.resize(data.values, (n, data.values.shape[1]))
     x = torch.from_numpy(det.inputs(values))
     small = [det.score_tensor(x[i : i + 100], det.threshold, 3) for i in range(0, n, 100)]
+    passes.clear()
     scores, flagged, top = det.score_tensor(x, det.threshold, 3)
+    assert max(passes) == rows
     np.testing.assert_allclose(scores, np.concatenate([s for s, _, _ in small]), rtol=1e-5)
     expected = np.concatenate([f + 100 * i for i, (_, f, _) in enumerate(small)])
     np.testing.assert_array_equal(flagged, expected)
-    assert flagged.max() > 2 * CPU_ROWS  # windows of the last pass are flagged at their rows
-    np.testing.assert_array_equal(top, np.concatenate([t for _, _, t in small]))
+    assert flagged.max() > 2 * rows  # windows of the last pass are flagged at their rows
+    np.testing.assert_array_equal(top, np.concatenate([t for _, f, t in small if f.size]))
