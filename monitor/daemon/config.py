@@ -113,7 +113,8 @@ HELP = {
     "metrics_host": "address of /metrics, /healthz and /readyz",
     "metrics_port": "port of /metrics, /healthz and /readyz (0: any free port)",
     "max_batch": "windows per batch at most, scored, decided, published and committed "
-    "together (the CPU scores 1,024 at a time; a GPU takes it whole)",
+    "together (the CPU scores it in passes of 1,024 windows, 256 for convolutional models; a "
+    "GPU takes it whole)",
     "max_wait_ms": "longest a partial batch waits while the scorer is busy (an idle scorer "
     "takes it at once)",
     "fetch_max_wait_ms": "longest the broker may hold a fetch (Apache Kafka answers as soon as "

@@ -38,7 +38,7 @@ class Autoencoder(nn.Module):
     hparams: dict[str, object]
     # windows a forward pass takes at most on the CPU: past it the activations leave the cache
     # and each window costs more (a forward pass timed alone, one thread, 2026-12-07: the dense
-    # families gain up to 1,024; the convolutional ones lose past 256, below)
+    # families gain up to 1,024 and little past it; the convolutional ones take 256, conv.py)
     cpu_rows = 1024
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
