@@ -43,17 +43,18 @@ def stopped_by_signals() -> asyncio.Event:
     return stop
 
 
-def tool(name: str) -> ModuleType:
-    """A development tool's module (``aemon.tools``); one clear line where this installation has
-    no tools (the container image leaves them out)."""
+def tool(name: str, command: str | None = None) -> ModuleType:
+    """A development tool's module (``aemon.tools.<name>``); one clear line naming ``command``
+    (default: ``name``) where this installation has no tools (the container image leaves them
+    out)."""
     try:
         return importlib.import_module(f"aemon.tools.{name}")
     except ModuleNotFoundError as exc:
         if exc.name not in ("aemon.tools", f"aemon.tools.{name}"):
             raise
         raise ConfigError(
-            f"aemon {name} is a development tool, not in this installation (the container image "
-            "leaves the tools out); run it from a source checkout"
+            f"aemon {command or name} is a development tool, not in this installation (the "
+            "container image leaves the tools out); run it from a source checkout"
         ) from None
 
 
@@ -212,7 +213,7 @@ def _scorer_table(model: Path, windows: object, as_json: bool) -> int:
 
 def benchmark(args: argparse.Namespace) -> int:
     """``aemon nab``, ``aemon skab``, ``aemon asd``: one protocol (:mod:`aemon.tools.benchmark`)."""
-    summary = tool("benchmark").run(
+    summary = tool("benchmark", args.command).run(
         args.command,
         args.data,
         args.out,

@@ -47,10 +47,12 @@ COMMANDS = "aemon.cli.commands"
 
 
 def _doc(module: str) -> str:
-    """A tool module's docstring less its first line, read without importing it."""
-    text = ast.get_docstring(
-        ast.parse((Path(__file__).parents[1] / "tools" / f"{module}.py").read_text())
-    )
+    """A tool module's docstring less its first line, read without importing it; none where this
+    installation has no tools (the container image leaves them out: the command then says so)."""
+    path = Path(__file__).parents[1] / "tools" / f"{module}.py"
+    if not path.is_file():
+        return ""
+    text = ast.get_docstring(ast.parse(path.read_text()))
     return (text or "").split("\n", 1)[-1].strip()
 
 
