@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install tools clean nab skab asd reliability soak startup bench-smoke cuda
+.PHONY: demo test lint install tools clean nab nab-seeds skab asd reliability soak startup bench-smoke cuda
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,19 @@ NAB_SCORER ?= ../shared/tools/nab_score.py
 nab: install
 	$(BIN)/aemon nab $(NAB) --out runs/nab
 	$(BIN)/python $(NAB_SCORER) $(NAB) runs/nab/detections --detectors numenta randomCutForest random
+
+# One setting's NAB total at each of SEEDS, offline (which equals the daemon), scored by NAB's
+# scorer into runs/nab-SETTING/seed-S.json, for `aemon held-out` (README, "Telemetry: NAB"):
+#   make nab-seeds SETTING=learn300 NAB_FLAGS='--learn-every 300 --learn-delay 300'
+SEEDS ?= 0 1 2 3 4 5
+SETTING ?= default
+NAB_FLAGS ?=
+nab-seeds: install
+	@for s in $(SEEDS); do \
+	  echo "nab-seeds: $(SETTING), seed $$s" >&2; \
+	  $(BIN)/aemon nab $(NAB) --out runs/nab-$(SETTING)/seed-$$s --offline-only --seed $$s $(NAB_FLAGS) > /dev/null || exit 1; \
+	  $(BIN)/python $(NAB_SCORER) $(NAB) runs/nab-$(SETTING)/seed-$$s/detections --json > runs/nab-$(SETTING)/seed-$$s.json || exit 1; \
+	done
 
 # SKAB's and ASD's protocols, the same way (README, "Telemetry: SKAB and ASD").
 SKAB ?= ../shared/data/skab

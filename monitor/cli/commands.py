@@ -242,6 +242,20 @@ def benchmark(args: argparse.Namespace) -> int:
     return 0 if summary.get("daemon_equals_offline", True) else 1
 
 
+def held_out(args: argparse.Namespace) -> int:
+    """``aemon held-out``: :mod:`aemon.tools.held_out`."""
+    held = tool("held_out", "held-out")
+    settings: dict = {}
+    for text in args.settings:
+        name, paths = held.parse_setting(text)
+        if name in settings:
+            raise ConfigError(f"setting {name!r} named twice")
+        settings[name] = [held.read_run(p) for p in paths]
+    result = held.choose(settings)
+    print(json.dumps(result) if args.json else held.table(result))
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     """Exit 0 after a clean stop, 1 after a stage failed (logged), 2 for a start-up problem."""
     from aemon.api import serve as run_daemon

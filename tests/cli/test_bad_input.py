@@ -339,6 +339,9 @@ CASES = [
     (["train", "series", "--input", "{S}", "--daily-profile", "maybe"], "--daily-profile: invalid"),
     (["train", "series", "--input", "{S}", "--learn", "yes"], "--learn: invalid choice"),
     (["nab", "{DIR}", "--learn-every", "0"], "--learn-every: must be >= 1"),
+    (["held-out", "{W}", "{W}"], "give each setting as NAME=FILES"),
+    (["held-out", "a={W}", "b={W}"], "not the output of nab_score.py DATA DETECTIONS --json"),
+    (["held-out", "a={DIR}/*.json", "b={W}"], "setting 'a': no file matches"),
     (["train", "series", "--input", "{S}", "--learn-delay", "-3"], "--learn-delay: must be >= 0"),
 ]
 IDS = [" ".join(a)[:60] for a, _ in CASES]
