@@ -39,6 +39,12 @@ def test_the_wheel_holds_only_aemon_and_its_console_script(tmp_path):
         "aemon/training/__init__.py",
     } <= set(names)
     assert "aemon/core/families/dense.py" in names
+    sources = {  # every module of the checkout, where the package-dir mapping puts it
+        f"aemon/{'training/' if tree == 'training' else ''}{p.relative_to(ROOT / tree)}"
+        for tree in ("monitor", "training")
+        for p in (ROOT / tree).rglob("*.py")
+    }
+    assert sources - set(names) == set()  # a package missing from pyproject's list
     meta = wheel.name.split("-py")[0] + ".dist-info"
     entry = zipfile.ZipFile(wheel).read(f"{meta}/entry_points.txt").decode()
     assert "aemon = aemon.cli:main" in entry
