@@ -245,7 +245,7 @@ def benchmark(args: argparse.Namespace) -> int:
 def held_out(args: argparse.Namespace) -> int:
     """``aemon held-out``: :mod:`aemon.tools.held_out`."""
     held = tool("held_out", "held-out")
-    settings: dict = {}
+    settings: dict[str, list] = {}
     for text in args.settings:
         name, paths = held.parse_setting(text)
         if name in settings:

@@ -20,8 +20,6 @@ from typing import Any
 
 from aemon.core.errors import ConfigError, DataError
 
-PARTS = ("raw", "null", "perfect")
-
 
 @dataclass(frozen=True)
 class Run:
@@ -41,7 +39,14 @@ def read_run(path: Path) -> Run:
     try:
         doc = json.loads(path.read_text())
         categories = doc["yours"]["categories"]
-        parts = {name: tuple(float(c["total"][k]) for k in PARTS) for name, c in categories.items()}
+        parts = {
+            name: (
+                float(c["total"]["raw"]),
+                float(c["total"]["null"]),
+                float(c["total"]["perfect"]),
+            )
+            for name, c in categories.items()
+        }
     except (ValueError, KeyError, TypeError, AttributeError):
         raise DataError(
             f"{path}: not the output of nab_score.py DATA DETECTIONS --json (no "
@@ -49,7 +54,7 @@ def read_run(path: Path) -> Run:
         ) from None
     if not parts:
         raise DataError(f"{path}: no category scored")
-    return Run(path, parts)  # type: ignore[arg-type]
+    return Run(path, parts)
 
 
 def parse_setting(text: str) -> tuple[str, list[Path]]:
@@ -76,10 +81,10 @@ def choose(settings: dict[str, list[Run]]) -> dict[str, Any]:
     first = next(iter(settings.values()))[0]
     names = list(first.parts)
     for run in (r for runs in settings.values() for r in runs):
-        if list(run.parts) != names:
+        if {c: p[1:] for c, p in run.parts.items()} != {c: p[1:] for c, p in first.parts.items()}:
             raise DataError(
-                f"{run.path}: categories {sorted(run.parts)} where {first.path} has "
-                f"{sorted(names)}: score every setting on the same files"
+                f"{run.path}: other categories or incident windows than {first.path} (its null "
+                "and perfect scores differ): score every setting on the same files"
             )
     scored = [c for c in names if first.parts[c][2] > first.parts[c][1]]  # perfect > null
     rows = {}

@@ -82,7 +82,7 @@ def test_a_tie_keeps_the_incumbent(tmp_path):
     assert {x["chosen"] for x in choose(reordered)["left_out"]} == {"b"}
 
 
-def test_settings_must_be_scored_on_the_same_categories(tmp_path, runs):
+def test_settings_must_be_scored_on_the_same_files(tmp_path, runs):
     other = tmp_path / "fewer.json"
     other.write_text(
         json.dumps(
@@ -91,6 +91,11 @@ def test_settings_must_be_scored_on_the_same_categories(tmp_path, runs):
     )
     with pytest.raises(DataError, match="score every setting on the same files"):
         choose({"incumbent": runs["incumbent"], "fewer": [read_run(other)]})
+    moved = json.loads(runs["incumbent"][0].path.read_text())
+    moved["yours"]["categories"]["art"]["total"]["null"] = -5.0  # another labelling of art
+    (tmp_path / "moved.json").write_text(json.dumps(moved))
+    with pytest.raises(DataError, match="score every setting on the same files"):
+        choose({"incumbent": runs["incumbent"], "moved": [read_run(tmp_path / "moved.json")]})
     with pytest.raises(ConfigError, match="at least two settings"):
         choose({"incumbent": runs["incumbent"]})
 
