@@ -505,31 +505,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             "ASD directory (a folder per server with train.csv and test.csv: omi-1/ ..)",
         ),
     }
-    held_out = command(
-        sub,
-        "held-out",
-        f"{COMMANDS}:held_out",
-        help="choose among settings on NAB with each category left out in turn",
-        description="Choose among settings on NAB with each category left out in turn: per "
-        "category with incidents, the setting with the highest NAB score over the other "
-        "categories' files (mean over its seeds), and the left-out category's score at it.\n\n"
-        + _doc("held_out"),
-        example=[
-            "make nab-seeds && make nab-seeds SETTING=learn300 NAB_FLAGS='--learn-every 300 "
-            "--learn-delay 300'",
-            "aemon held-out default='runs/nab-default/seed-*.json' "
-            "learn300='runs/nab-learn300/seed-*.json'",
-        ],
-    )
-    held_out.add_argument(
-        "settings",
-        nargs="+",
-        metavar="NAME=FILES",
-        help="a setting's name and its seeds' nab_score.py --json outputs (comma-separated "
-        "files or quoted globs); the first is the incumbent, kept on a tie",
-    )
-    held_out.add_argument("--json", action="store_true", help="print one JSON object")
-
     for name, (summary, example, data_help) in examples.items():
         suite = command(
             sub,
@@ -561,6 +536,31 @@ def register(sub: argparse._SubParsersAction) -> None:
             "--bootstrap-servers", type=servers, help="an existing broker (default: embedded)"
         )
         suite.add_argument("--json", action="store_true", help="print one JSON object")
+
+    held_out = command(
+        sub,
+        "held-out",
+        f"{COMMANDS}:held_out",
+        help="choose among settings on NAB with each category left out in turn",
+        description="Choose among settings on NAB with each category left out in turn: per "
+        "category with incidents, the setting with the highest NAB score over the other "
+        "categories' files (mean over its seeds), and the left-out category's score at it.\n\n"
+        + _doc("held_out"),
+        example=[
+            "make nab-seeds && make nab-seeds SETTING=learn300 NAB_FLAGS='--learn-every 300 "
+            "--learn-delay 300'",
+            "aemon held-out default='runs/nab-default/seed-*.json' "
+            "learn300='runs/nab-learn300/seed-*.json'",
+        ],
+    )
+    held_out.add_argument(
+        "settings",
+        nargs="+",
+        metavar="NAME=FILES",
+        help="a setting's name and its seeds' nab_score.py --json outputs (comma-separated "
+        "files or quoted globs); the first is the incumbent, kept on a tie",
+    )
+    held_out.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def parser() -> argparse.ArgumentParser:
