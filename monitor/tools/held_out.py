@@ -87,6 +87,11 @@ def choose(settings: dict[str, list[Run]]) -> dict[str, Any]:
                 "and perfect scores differ): score every setting on the same files"
             )
     scored = [c for c in names if first.parts[c][2] > first.parts[c][1]]  # perfect > null
+    if len(scored) < 2:
+        raise DataError(
+            f"{first.path}: incidents in {len(scored)} of its categories: leaving one out needs "
+            "two or more (score all of NAB's, without --category)"
+        )
     rows = {}
     for setting, runs in settings.items():
         totals = [r.score(names) for r in runs]

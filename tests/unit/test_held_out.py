@@ -96,6 +96,11 @@ def test_settings_must_be_scored_on_the_same_files(tmp_path, runs):
     (tmp_path / "moved.json").write_text(json.dumps(moved))
     with pytest.raises(DataError, match="score every setting on the same files"):
         choose({"incumbent": runs["incumbent"], "moved": [read_run(tmp_path / "moved.json")]})
+    alone = {"yours": {"categories": {"aws": {"total": {"raw": 1, "null": -1, "perfect": 1}}}}}
+    for k in (0, 1):
+        (tmp_path / f"alone-{k}.json").write_text(json.dumps(alone))
+    with pytest.raises(DataError, match="leaving one out needs two or more"):
+        choose({s: [read_run(tmp_path / f"alone-{k}.json")] for k, s in enumerate("ab")})
     with pytest.raises(ConfigError, match="at least two settings"):
         choose({"incumbent": runs["incumbent"]})
 
