@@ -537,15 +537,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         )
         suite.add_argument("--json", action="store_true", help="print one JSON object")
 
+    summary = "choose among settings on NAB with each category left out in turn"
     held_out = command(
         sub,
         "held-out",
         f"{COMMANDS}:held_out",
-        help="choose among settings on NAB with each category left out in turn",
-        description="Choose among settings on NAB with each category left out in turn: per "
-        "category with incidents, the setting with the highest NAB score over the other "
-        "categories' files (mean over its seeds), and the left-out category's score at it.\n\n"
-        + _doc("held_out"),
+        help=summary,
+        description=f"{summary[0].upper()}{summary[1:]}.\n\n" + _doc("held_out"),
         example=[
             "make nab-seeds && make nab-seeds SETTING=learn300 NAB_FLAGS='--learn-every 300 "
             "--learn-delay 300'",

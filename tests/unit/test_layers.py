@@ -113,6 +113,21 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@pytest.fixture(scope="module")
+def image_site(tmp_path_factory) -> Path:
+    """The package as the container image installs it: ``aemon`` without ``aemon/tools``."""
+    import shutil
+
+    site = tmp_path_factory.mktemp("image") / "site"
+    package = site / "aemon"
+    shutil.copytree(ROOT / "monitor", package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "training", package / "training", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.rmtree(package / "tools")
+    return site
+
+
 @pytest.mark.parametrize(
     ("argv", "code", "says"),
     [
@@ -127,22 +142,15 @@ sys.exit(main(sys.argv[2:]))
         (["nab", "--help"], 0, "usage: aemon nab"),
     ],
 )
-def test_the_daemon_and_the_cli_work_without_the_tools(tmp_path, argv, code, says):
+def test_the_daemon_and_the_cli_work_without_the_tools(image_site, tmp_path, argv, code, says):
     """As in the container image, whose build deletes ``aemon/tools``: everything else imports
     and parses, and a tool's command says in one line that it is not there."""
-    import shutil
     import subprocess
     import sys
 
-    package = tmp_path / "site" / "aemon"
-    shutil.copytree(ROOT / "monitor", package, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(
-        ROOT / "training", package / "training", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.rmtree(package / "tools")
     (tmp_path / "windows.csv").write_text("stream,v0\ns,1.0\n")
     run = subprocess.run(
-        [sys.executable, "-c", IMAGE, str(tmp_path / "site"), *argv],
+        [sys.executable, "-c", IMAGE, str(image_site), *argv],
         capture_output=True,
         text=True,
         cwd=tmp_path,
