@@ -70,6 +70,12 @@ class StreamResult:
     perfect: float
 
 
+def nab_normalised(raw: float, null: float, perfect: float) -> float:
+    """NAB's normalised score of pooled raw scores: 0 for a detector that flags nothing, 100 for
+    a perfect one (``perfect`` above ``null``: some incident to find)."""
+    return 100 * (raw - null) / (perfect - null)
+
+
 def stream_result(ts: np.ndarray, label: np.ndarray, opening_rows: list[int]) -> StreamResult:
     """One stream: its samples' times and labels, and the sample rows where events opened."""
     incidents = runs(label)
@@ -114,7 +120,7 @@ def summarise(results: list[StreamResult]) -> dict[str, object]:
         "event_f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
         "median_delay_seconds": float(np.median(delays)) if delays else None,
         "false_alarms_per_day": (ev - tev) / days if days else None,
-        "nab_score": 100 * (raw - null) / (perfect - null) if perfect != null else None,
+        "nab_score": nab_normalised(raw, null, perfect) if perfect != null else None,
     }
 
 

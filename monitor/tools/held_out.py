@@ -19,6 +19,7 @@ from statistics import mean
 from typing import Any
 
 from aemon.core.errors import ConfigError, DataError
+from aemon.training.incidents import nab_normalised
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Run:
     def score(self, categories: list[str]) -> float:
         """NAB's normalised score over the files of ``categories``."""
         raw, null, perfect = (sum(self.parts[c][k] for c in categories) for k in range(3))
-        return 100.0 * (raw - null) / (perfect - null)
+        return nab_normalised(raw, null, perfect)
 
 
 def read_run(path: Path) -> Run:
@@ -80,8 +81,9 @@ def choose(settings: dict[str, list[Run]]) -> dict[str, Any]:
         raise ConfigError("give at least two settings to choose between")
     first = next(iter(settings.values()))[0]
     names = list(first.parts)
+    bounds = {c: p[1:] for c, p in first.parts.items()}  # null and perfect: the files and labels
     for run in (r for runs in settings.values() for r in runs):
-        if {c: p[1:] for c, p in run.parts.items()} != {c: p[1:] for c, p in first.parts.items()}:
+        if {c: p[1:] for c, p in run.parts.items()} != bounds:
             raise DataError(
                 f"{run.path}: other categories or incident windows than {first.path} (its null "
                 "and perfect scores differ): score every setting on the same files"
