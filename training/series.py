@@ -48,8 +48,10 @@ from aemon.training.pipeline import check_normal, fit_detector, fit_model
 from aemon.training.presets import Recipe
 
 # A metric up at this share of its fitted steps or more, and down at no more than RESET_SHARE
-# of them (a counter's resets), only rises: a counter (see _warn_rising).
-RISING_SHARE, RESET_SHARE = 0.01, 0.01
+# of them (a counter's resets) and at no more than a half of its rises (a counter climbs more
+# than once between resets; a level stepping up and back down does not), only rises: a counter
+# (see _warn_rising).
+RISING_SHARE, RESET_SHARE, RISES_PER_RESET = 0.01, 0.01, 2
 
 
 @dataclass(frozen=True)
@@ -353,7 +355,8 @@ def _warn_rising(stream: str, metrics: list[str], windows: np.ndarray) -> None:
     """Warn that metrics which only rise through a model's fitted windows (a counter such as
     Prometheus's ``*_total``, an uptime) will leave the range the model learned and score as
     anomalous from then on: their rate is what to give. Falls at no more than 1% of the steps
-    (a counter reset when its process restarts) still count as only rising."""
+    and half the rises (a counter reset when its process restarts) still count as only
+    rising."""
     values = windows.reshape(len(windows), -1, windows.shape[-1])[:, : len(metrics), 0]
     steps = np.diff(values.astype(np.float64), axis=0)  # window to window: the stride's step
     if len(steps) < 2:
@@ -362,7 +365,9 @@ def _warn_rising(stream: str, metrics: list[str], windows: np.ndarray) -> None:
     counters = [
         f"{m} (up at {r:,} of {len(steps):,} steps)"
         for m, r, f in zip(metrics, rises, falls, strict=True)
-        if r >= max(3, RISING_SHARE * len(steps)) and f <= RESET_SHARE * len(steps)
+        if r >= max(3, RISING_SHARE * len(steps))
+        and f <= RESET_SHARE * len(steps)
+        and f * RISES_PER_RESET <= r
     ]
     if counters:
         whose = "the any-stream model" if stream == ANY else f"stream {stream!r}"

@@ -306,6 +306,25 @@ def test_a_metric_that_only_rises_in_the_history_is_named_as_a_counter():
         aemon.fit_series(samples_frame().assign(bytes_rate=100.0 + n % 7), epochs=1)
 
 
+def test_a_level_that_steps_up_and_back_down_is_not_named_as_a_counter():
+    """A queue's length climbing 0 -> 1 -> 2 and dropping back, now and then, rises at more
+    than 1% of the steps and falls at less, but falls at more than half as many: not a counter."""
+    n = np.arange(2000)
+    queue = np.zeros(2000)
+    for k, start in enumerate(range(60, 780, 60)):  # 12 excursions inside the fitted rows
+        queue[start : start + 2] = 1
+        queue[start + 2 : start + 4] = 2 if k < 8 else 1  # up twice, then down; or up, down
+    frame = pd.DataFrame(
+        {"flow": np.sin(n / 6), "queue": queue},
+        index=pd.date_range("2026-01-01", periods=2000, freq="min"),
+    )
+    steps = np.diff(queue)
+    assert (steps > 0).sum() == 20 and (steps < 0).sum() == 12  # both about 1% of ~1,400
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        aemon.fit_series(frame, epochs=1)
+
+
 def test_a_stream_is_scored_only_with_the_columns_its_model_was_trained_on():
     """A sample's values are taken by position, so a several-metric model refuses columns in
     another order, or too few, in one line instead of scoring the wrong metrics (or a traceback);
