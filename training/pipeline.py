@@ -18,7 +18,7 @@ from aemon.core.evaluation import evaluate
 from aemon.core.families import build
 from aemon.core.families.base import Autoencoder
 from aemon.core.normalise import Normaliser
-from aemon.core.profile import DailyProfile, with_distances
+from aemon.core.profile import DailyProfile, level_channels, with_distances
 from aemon.core.rates import exceed_probability, log_normal, value_exceeded_with
 from aemon.core.table import WindowTable
 from aemon.training import noise
@@ -298,6 +298,7 @@ def fit_detector(
             recipe.normaliser,
             with_distances(profile, train.values),
             per_channel=kind == "series" or (kind == "window" and train.values.ndim == 3),
+            level_from=level_channels(profile),
         )
         model, result = fit_model(
             recipe,

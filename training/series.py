@@ -29,7 +29,7 @@ from aemon.core.errors import ConfigError
 from aemon.core.events import DEFAULT_EVENT_RULE, Rule
 from aemon.core.learning import Learning
 from aemon.core.normalise import Normaliser
-from aemon.core.profile import DailyProfile, with_distances
+from aemon.core.profile import DailyProfile, level_channels, with_distances
 from aemon.core.rates import check_rate
 from aemon.core.specs import CLOCK_CHOICES
 from aemon.core.table import WindowTable
@@ -210,7 +210,9 @@ def _fit_kind(
     if shared:
         inputs = {name: partial(with_distances, profiles[name]) for name in profiles}
         scale = {
-            name: Normaliser.fit(recipe.normaliser, inputs[name](fit.values), True)
+            name: Normaliser.fit(
+                recipe.normaliser, inputs[name](fit.values), True, level_channels(profiles[name])
+            )
             for name, fit, *_ in parts
         }
         x = np.concatenate([scale[n](inputs[n](_normal(fit))) for n, fit, *_ in parts])

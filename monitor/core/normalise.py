@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,9 @@ class Normaliser:
 
     Multichannel windows ``[n, channels, length]`` fitted with ``per_channel``: one pair per
     channel (``shift`` and ``scale`` are then tuples), so metrics whose units differ by 10^8
-    each count alike.
+    each count alike. ``level_from`` names, per channel, the channel whose median is the level
+    its robust floor is a fraction of (a channel in another's units, such as a value's distance
+    from its daily profile, takes that one's); by default each channel's own.
     """
 
     kind: str = "none"
@@ -34,13 +37,27 @@ class Normaliser:
     scale: float | tuple[float, ...] = 1.0
 
     @classmethod
-    def fit(cls, kind: str, x: np.ndarray, per_channel: bool = False) -> Normaliser:
+    def fit(
+        cls,
+        kind: str,
+        x: np.ndarray,
+        per_channel: bool = False,
+        level_from: Sequence[int] | None = None,
+    ) -> Normaliser:
         if kind not in NORMALISERS:
             raise ValueError(f"unknown normaliser {kind!r}; choose from {', '.join(NORMALISERS)}")
         x = np.asarray(x, dtype=np.float64)  # float32 sums of squares overflow past ~1e19
         if per_channel and x.ndim == 3 and kind in ("minmax", "zscore", "robust"):
-            pairs = [cls.fit(kind, x[:, c]) for c in range(x.shape[1])]
+            sources = range(x.shape[1]) if level_from is None else level_from
+            levels = [float(np.median(x[:, c])) for c in sources]
+            pairs = [cls._fit_one(kind, x[:, c], level) for c, level in enumerate(levels)]
             return cls(kind, tuple(p.shift for p in pairs), tuple(p.scale for p in pairs))  # type: ignore[misc]
+        return cls._fit_one(kind, x)
+
+    @classmethod
+    def _fit_one(cls, kind: str, x: np.ndarray, level: float | None = None) -> Normaliser:
+        """One pair for every value of ``x``; ``level`` (default: the median of ``x``) is what
+        the robust floor is a fraction of."""
         if kind == "minmax":
             lo, hi = float(x.min()), float(x.max())
             return cls(kind, lo, max(hi - lo, 1e-12))
@@ -49,7 +66,7 @@ class Normaliser:
         if kind == "robust":
             med = float(np.median(x))
             spread = float(np.quantile(x, 0.95) - np.quantile(x, 0.05))
-            floor = ROBUST_FLOOR * max(abs(med), 1.0)
+            floor = ROBUST_FLOOR * max(abs(med if level is None else level), 1.0)
             if spread < floor:  # mostly one value: scale by the excursions from it
                 spread = float(x.max() - x.min())
             return cls(kind, med, max(spread, floor))

@@ -92,3 +92,15 @@ def with_distances(profile: DailyProfile | None, windows: np.ndarray) -> np.ndar
     """Raw windows as the model takes them before scaling: with a ``profile``, each value's
     distance from it added (see :class:`DailyProfile`); without, the windows themselves."""
     return windows if profile is None else profile(windows)
+
+
+def level_channels(profile: DailyProfile | None) -> list[int] | None:
+    """Per channel of :func:`with_distances`'s windows, the channel whose level the robust
+    scaling's floor is a fraction of (``Normaliser.fit``'s ``level_from``): a distance is in its
+    value's units, so a metric near 1e9 that barely moved in training is not scaled by
+    0.001 in its distance (where it would sit at the clip, blind to any change); the clock's
+    channels their own. None without a profile (every channel its own)."""
+    if profile is None:
+        return None
+    m = profile.metrics
+    return [*range(m), *range(m), 2 * m, 2 * m + 1]

@@ -604,3 +604,22 @@ def test_an_incident_inside_the_history_is_left_out_of_the_threshold():
         kept = aemon.fit_series(routine.iloc[:300], epochs=10)
     assert kept.summary().loc["0", "history_incident_windows"] == 0
     assert kept.detectors["0"].threshold > det.threshold
+
+
+def test_a_large_metric_flat_in_its_history_still_sees_a_step_afterwards():
+    """A metric near 1e9 that never moved in training: its distance from the daily profile is
+    scaled like the value (0.1% of 1e9), not by 0.001, which put every later wobble at the
+    clip and hid a step 50 times the wobble."""
+    rng = np.random.default_rng(0)
+    value = np.full(1080, 1e9)  # 10-minute samples: three flat days to train on
+    value[432:] += rng.normal(0, 1e6, 648)
+    value[900:930] += 5e7
+    frame = pd.DataFrame(
+        {"value": value}, index=pd.date_range("2026-01-01", periods=1080, freq="10min")
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # it never changes in the fitted history: said
+        series = aemon.fit_series(frame, train_fraction=0.4, epochs=2)
+    score = series.score(frame).score.to_numpy()  # window k ends at row k + 7
+    wobble = np.quantile(score[440 - 7 : 890 - 7], 0.99)
+    assert score[900 - 7 : 930 - 7].max() > 10 * wobble

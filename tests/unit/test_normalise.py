@@ -62,3 +62,14 @@ def test_one_channel_windows_keep_one_pair():
 def test_bad_per_channel_pairs_are_refused(shift, scale):
     with pytest.raises(ArtifactError, match="normaliser"):
         Normaliser.from_dict({"kind": "robust", "shift": shift, "scale": scale})
+
+
+def test_a_channel_in_another_ones_units_takes_that_ones_floor():
+    """A value near 3e7 that never moved and its distance from a profile (all zeros): by its own
+    level the distance would be scaled by 0.001; in the value's units, by 0.1% of 3e7."""
+    x = np.zeros((50, 2, 8))
+    x[:, 0] = 3e7
+    own = Normaliser.fit("robust", x, per_channel=True)
+    assert own.scale == pytest.approx((3e4, 1e-3))
+    shared = Normaliser.fit("robust", x, per_channel=True, level_from=[0, 0])
+    assert shared.scale == pytest.approx((3e4, 3e4))
