@@ -22,8 +22,11 @@ class Normaliser:
     TensorFlow tutorial does); ``robust`` centres on the median and scales by the 5-95%
     range, or where most values are one value (a mostly-zero series, a noiseless one's
     distances from its daily profile) by the whole range of its excursions, never less than
-    0.1% of the level, so such series do not blow up; ``window-zscore`` standardises each
-    window by its own mean and std, which suits streams whose level drifts.
+    0.1% of the level, so such series do not blow up, whatever their units (a metric near 1e-6
+    that moves by 1e-7 is scaled by its moves, not by a fixed 0.001 that would hide them); one
+    that never moves, whose units nothing says, by 0.1% of its level and at least 0.001;
+    ``window-zscore`` standardises each window by its own mean and std, which suits streams
+    whose level drifts.
 
     Multichannel windows ``[n, channels, length]`` fitted with ``per_channel``: one pair per
     channel (``shift`` and ``scale`` are then tuples), so metrics whose units differ by 10^8
@@ -65,10 +68,13 @@ class Normaliser:
             return cls(kind, float(x.mean()), max(float(x.std()), 1e-12))
         if kind == "robust":
             med = float(np.median(x))
+            level = abs(med if level is None else level)
             spread = float(np.quantile(x, 0.95) - np.quantile(x, 0.05))
-            floor = ROBUST_FLOOR * max(abs(med if level is None else level), 1.0)
-            if spread < floor:  # mostly one value: scale by the excursions from it
+            floor = ROBUST_FLOOR * level
+            if spread <= floor:  # mostly one value: scale by the excursions from it
                 spread = float(x.max() - x.min())
+            if spread <= 0:  # one value: nothing says its units, so at least 0.001
+                return cls(kind, med, ROBUST_FLOOR * max(level, 1.0))
             return cls(kind, med, max(spread, floor))
         return cls(kind)
 

@@ -623,3 +623,20 @@ def test_a_large_metric_flat_in_its_history_still_sees_a_step_afterwards():
     score = series.score(frame).score.to_numpy()  # window k ends at row k + 7
     wobble = np.quantile(score[440 - 7 : 890 - 7], 0.99)
     assert score[900 - 7 : 930 - 7].max() > 10 * wobble
+
+
+def test_a_step_is_found_alike_whatever_the_metrics_units():
+    """The same series in units 10^8 apart (a ratio near 1e-6, a count near 100): a step of 20
+    times its noise stands out of its scores alike; a fixed floor of 0.001 on the scale hid it in
+    the small units."""
+    rng = np.random.default_rng(0)
+    shape = 1 + 0.1 * rng.normal(size=1080)
+    shape[900:930] += 2
+    index = pd.date_range("2026-01-01", periods=1080, freq="10min")
+    ratios = []
+    for level in (1e-6, 100.0):
+        frame = pd.DataFrame({"value": level * shape}, index=index)
+        series = aemon.fit_series(frame, train_fraction=0.4, epochs=5)
+        score = series.score(frame).score.to_numpy()  # window k ends at row k + 7
+        ratios.append(score[893:923].max() / np.quantile(score[433:883], 0.99))
+    assert min(ratios) > 5

@@ -73,3 +73,15 @@ def test_a_channel_in_another_ones_units_takes_that_ones_floor():
     assert own.scale == pytest.approx((3e4, 1e-3))
     shared = Normaliser.fit("robust", x, per_channel=True, level_from=[0, 0])
     assert shared.scale == pytest.approx((3e4, 3e4))
+
+
+def test_a_metric_in_small_units_is_scaled_by_its_own_moves():
+    """A metric near 2e-6 moving by 1e-7 (a rare error ratio, seconds of a fast call): scaled by
+    its 5-95% range, as it would be in units 10^6 larger, not by a fixed 0.001 that hid its
+    moves; one that never moves keeps 0.1% of its level, at least 0.001."""
+    x = 2e-6 + 1e-7 * np.random.default_rng(3).normal(size=(400, 8))
+    small = Normaliser.fit("robust", x)
+    large = Normaliser.fit("robust", x * 1e6)
+    assert small.scale == pytest.approx(large.scale * 1e-6)
+    assert small.scale == pytest.approx(np.quantile(x, 0.95) - np.quantile(x, 0.05))
+    assert Normaliser.fit("robust", np.full((50, 8), 2e-6)).scale == pytest.approx(1e-3)
