@@ -884,8 +884,9 @@ async def test_a_replica_killed_while_models_learn_is_taken_over_and_decides_as_
         produce(bootstrap, t["input_topic"], msgs, total=len(msgs), rate=150, progress=False)
     )
     # Kill once both replicas have committed past their streams' start: the survivor then
-    # re-reads the victim's partition from there, rebuilding the learned models it needs.
-    deadline = time.monotonic() + 60
+    # re-reads the victim's partition from there, rebuilding the learned models it needs. (30 s
+    # alone; it passed 60 s once beside the other worker's tests, hence 120.)
+    deadline = time.monotonic() + 120
     while min((await committed(bootstrap, t["group_id"], t["input_topic"], 2)).values()) == 0:
         assert time.monotonic() < deadline, "no commit past the streams' start"
         await asyncio.sleep(0.2)
