@@ -32,7 +32,7 @@ tools:
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; fi
 
-# Two tiers: the fast one first (unit tests, under a minute), then the CLI runs and the real
+# Two tiers: the fast one first (unit tests, about a minute), then the CLI runs and the real
 # broker and Prometheus. Each on TEST_WORKERS processes (pytest-xdist; each its own broker): the
 # broker tier waits on brokers and daemons most of its time (its serial run kept 2 cores 30%
 # busy); 0 runs them in this process, as when debugging.
