@@ -221,6 +221,16 @@ def channel_scale(detector: Detector, calibration: np.ndarray) -> dict[str, obje
     }
 
 
+def fit_scaling(
+    kind: str, profile: DailyProfile | None, windows: np.ndarray, per_channel: bool
+) -> Normaliser:
+    """The normaliser of a model's input: ``windows`` with their distances from ``profile``
+    added (when there is one), each distance's floor in its value's units."""
+    return Normaliser.fit(
+        kind, with_distances(profile, windows), per_channel, level_channels(profile)
+    )
+
+
 def fit_model(
     recipe: Recipe,
     x: np.ndarray,
@@ -294,11 +304,11 @@ def fit_detector(
         model, result, normaliser = trained
     else:
         stage(progress, f"{name}: fitting {recipe.family} on {len(fit_rows)} normal {unit}")
-        normaliser = Normaliser.fit(
+        normaliser = fit_scaling(
             recipe.normaliser,
-            with_distances(profile, train.values),
+            profile,
+            train.values,
             per_channel=kind == "series" or (kind == "window" and train.values.ndim == 3),
-            level_from=level_channels(profile),
         )
         model, result = fit_model(
             recipe,

@@ -28,8 +28,7 @@ from aemon.core.detector import Detector
 from aemon.core.errors import ConfigError
 from aemon.core.events import DEFAULT_EVENT_RULE, Rule
 from aemon.core.learning import Learning
-from aemon.core.normalise import Normaliser
-from aemon.core.profile import DailyProfile, level_channels, with_distances
+from aemon.core.profile import DailyProfile, with_distances
 from aemon.core.rates import check_rate
 from aemon.core.specs import CLOCK_CHOICES
 from aemon.core.table import WindowTable
@@ -44,7 +43,7 @@ from aemon.core.windowing import (
 from aemon.core.wording import counted, listed
 from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
-from aemon.training.pipeline import check_normal, fit_detector, fit_model
+from aemon.training.pipeline import check_normal, fit_detector, fit_model, fit_scaling
 from aemon.training.presets import Recipe
 
 # A metric up at this share of its fitted steps or more, and down at no more than RESET_SHARE
@@ -210,9 +209,7 @@ def _fit_kind(
     if shared:
         inputs = {name: partial(with_distances, profiles[name]) for name in profiles}
         scale = {
-            name: Normaliser.fit(
-                recipe.normaliser, inputs[name](fit.values), True, level_channels(profiles[name])
-            )
+            name: fit_scaling(recipe.normaliser, profiles[name], fit.values, True)
             for name, fit, *_ in parts
         }
         x = np.concatenate([scale[n](inputs[n](_normal(fit))) for n, fit, *_ in parts])
