@@ -51,9 +51,9 @@ class Normaliser:
             raise ValueError(f"unknown normaliser {kind!r}; choose from {', '.join(NORMALISERS)}")
         x = np.asarray(x, dtype=np.float64)  # float32 sums of squares overflow past ~1e19
         if per_channel and x.ndim == 3 and kind in ("minmax", "zscore", "robust"):
+            medians = np.median(x, axis=(0, 2))  # each channel's, once
             sources = range(x.shape[1]) if level_from is None else level_from
-            levels = [float(np.median(x[:, c])) for c in sources]
-            pairs = [cls._fit_one(kind, x[:, c], level) for c, level in enumerate(levels)]
+            pairs = [cls._fit_one(kind, x[:, c], float(medians[s])) for c, s in enumerate(sources)]
             return cls(kind, tuple(p.shift for p in pairs), tuple(p.scale for p in pairs))  # type: ignore[misc]
         return cls._fit_one(kind, x)
 
