@@ -6,6 +6,7 @@ is recorded in it and checked on every load. Weights are never unpickled.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -50,6 +51,12 @@ class Window:
 
     length: int
     stride: int
+
+
+# What in ``detector.json`` does not change a window's score (see :attr:`Meta.scoring`).
+_NOT_SCORING = frozenset(
+    {"threshold", "events", "metrics", "model_version", "versions", "created_at"}
+)
 
 
 @dataclass(frozen=True)
@@ -216,6 +223,15 @@ class Meta:
     @property
     def model_version(self) -> str:
         return str(self.doc["model_version"])
+
+    @functools.cached_property
+    def scoring(self) -> str:
+        """A digest of all that a window's score depends on (the weights' checksum, the scaling,
+        the model's shape, its inputs), and not of what turns scores into decisions (threshold,
+        event rule) or of when and by what it was written: artifacts with the same digest give
+        every window the same score. Computed once: read it of a document no longer written."""
+        kept = {k: v for k, v in self.doc.items() if k not in _NOT_SCORING}
+        return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
     @property
     def training(self) -> dict[str, Any]:

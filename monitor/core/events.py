@@ -191,11 +191,10 @@ class Decider:
             recent, ordered = _seeded(self.rule)
             self._recent, self._sorted = recent[:], ordered[:]  # copies: each stream's own
 
-    def _remember(self, score: float) -> None:
-        """A stream's score: learned now, or after ``adaptive_delay`` more windows."""
+    def _remember(self, v: float) -> None:
+        """A stream's log-score: learned now, or after ``adaptive_delay`` more windows."""
         if not self.rule.adaptive_window:
             return
-        v = _log(score)
         if self.rule.adaptive_delay:
             self._pending.append(v)
             if len(self._pending) <= self.rule.adaptive_delay:
@@ -244,7 +243,7 @@ class Decider:
         thr = self.current_threshold()
         above = score > thr
         p = self.tail_probability(score)
-        self._remember(score)
+        self._remember(_log(score))
         self._above.append(above)
         if len(self._above) > r.within:
             self._above.popleft()
@@ -268,6 +267,30 @@ class Decider:
             verdict.resolved = ev
             self.event = None
         return verdict
+
+    def adopt(self, rule: Rule, same_scores: bool) -> None:
+        """Judge the next windows by ``rule``: the stream's model was replaced (its threshold,
+        event rule or weights). ``same_scores``: the new model scores every window as the old
+        one did (only its threshold or event rule changed), so the scores remembered stay, as the
+        new rule keeps them: the history a restart would rebuild from the same windows (when it
+        is no longer than the old rule's: a longer one starts with fewer of them). Else they
+        were another model's, and the history starts afresh from the new rule's calibration
+        scores, as a new stream's does. An open event stays open, and the last verdicts count
+        on towards resolving it."""
+        if same_scores and rule == self.rule:  # the same artifact read again (SIGHUP)
+            self.rule = rule
+            return
+        scores = [*self._recent, *self._pending] if same_scores else []
+        self.rule = rule
+        self._recent, self._pending, self._sorted = array("d"), array("d"), array("d")
+        if rule.adaptive_window:  # as pushing the scores into a new stream's decider would
+            learned = len(scores) - min(rule.adaptive_delay, len(scores))
+            seed = _seeded(rule)[0] if rule.seed else array("d")
+            self._recent = (seed + array("d", scores[:learned]))[-rule.adaptive_window :]
+            self._pending = array("d", scores[learned:])
+            self._sorted = array("d", sorted(self._recent))
+        while len(self._above) > rule.within:
+            self._above.popleft()
 
     def end(self) -> Event | None:
         """The stream ended (its end marker): its open event, if any, resolved at its last

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aemon.core.artifact import Meta
 from aemon.core.cadence import Cadence, cadence_of
 from aemon.core.detector import Detector
 from aemon.core.events import Decider, event_record
@@ -63,12 +64,14 @@ class Totals:
 
 @dataclass
 class _Stream:
-    """A stream's decider, the first window this process saw of it, whether the event open now
-    was announced by this process, and its samples' step against its model's."""
+    """A stream's decider, the first window this process saw of it, its samples' step against
+    its model's, the model's metadata its decider judges by, and whether the event open now was
+    announced by this process."""
 
     decider: Decider
     first: int
     cadence: Cadence | None
+    meta: Meta
     announced: bool = False
 
 
@@ -174,9 +177,14 @@ class Decisions:
             st = self.streams.get((p, stream))
             if st is None:
                 cadence = cadence_of(stream, dets[m].meta)
-                st = self.streams[(p, stream)] = _Stream(Decider(rules[m], stream), idx, cadence)
+                decider = Decider(rules[m], stream)
+                st = self.streams[(p, stream)] = _Stream(decider, idx, cadence, dets[m].meta)
                 if idx == 1:  # what a producer counting seq from 1 sends
                     log.warning(from_one(stream, self.models.warmup(m)))
+            elif st.decider.rule is not rules[m]:  # its model was swapped in since
+                same = dets[m].meta.scoring == st.meta.scoring
+                st.decider.adopt(rules[m], same_scores=same)
+                st.meta = dets[m].meta
             metrics = takes[m].values  # a row's errors per metric: as many as its model's
             per = None if channels is None or metrics == 1 else channels[i, :metrics]
             v = st.decider.push(seq, ts, scores[i], per)

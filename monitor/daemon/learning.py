@@ -127,7 +127,12 @@ class Learners:
             return None
         key = (partition, stream)
         learner = self.streams.get(key)
-        if learner is None or learner.det is not det:  # new, or its model was reloaded
+        if learner is not None and learner.det is not det:  # its model was swapped in since
+            if learner.det.meta.scoring == det.meta.scoring:  # only its threshold or rule: on
+                learner.det = det
+            else:  # another model: it learns afresh, from the windows that come
+                learner = None
+        if learner is None:
             learner = self.streams[key] = StreamLearner(det, stream, learning)
         return learner.push(index, window, functools.partial(self._start, det, partition))
 

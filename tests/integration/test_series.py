@@ -755,16 +755,9 @@ async def test_a_learning_model_swapped_in_lets_go_of_the_updates_of_the_one_it_
         }
 
     async with running(settings(bootstrap, root, t, watch_model=True)) as svc:
-        before = svc.models.detectors[svc.models.index(A)].version.encode()
         await produce(bootstrap, t["input_topic"], msgs[:half], total=half, progress=False)
         await until(lambda: counter(svc, "aemon_model_updates_total") >= 6, 90, "updates")
-        shutil.copytree(catalog(tmp_path / "other")[A], catalog(root)[A], dirs_exist_ok=True)
-        stranger = [(b"x", orjson.dumps({"stream": "no-such", "seq": 0, "value": 1.0}), None)]
-        deadline = time.monotonic() + 30
-        while svc.models.detectors[svc.models.index(A)].version.encode() == before:
-            assert time.monotonic() < deadline, "the model watch never swapped A's model"
-            await produce(bootstrap, t["input_topic"], stranger, total=1, progress=False)
-            await asyncio.sleep(0.5)
+        before = (await swap_in(bootstrap, svc, t, tmp_path / "other", root)).encode()
         after = svc.models.detectors[svc.models.index(A)].version.encode()
         tail = msgs[half:]
         await produce(bootstrap, t["input_topic"], tail, total=len(tail), progress=False)
@@ -778,6 +771,21 @@ async def test_a_learning_model_swapped_in_lets_go_of_the_updates_of_the_one_it_
             assert time.monotonic() < deadline, f"held {held:g} bytes, of the served {want}"
             await asyncio.sleep(0.5)
     assert before.decode() not in svc.models.versions and want > 0
+
+
+async def swap_in(bootstrap: str, svc, t: dict[str, str], models: Path, root: Path) -> str:
+    """Copy stream A's model of ``models`` over the one in ``root`` (the running daemon's
+    watched directory) and wait until a batch swaps it in (messages for a stream without a
+    model carry the batches); A's model version before the swap."""
+    before = svc.models.detectors[svc.models.index(A)].version
+    shutil.copytree(catalog(models)[A], catalog(root)[A], dirs_exist_ok=True)
+    stranger = [(b"x", orjson.dumps({"stream": "no-such", "seq": 0, "value": 1.0}), None)]
+    deadline = time.monotonic() + 30
+    while svc.models.detectors[svc.models.index(A)].version == before:
+        assert time.monotonic() < deadline, "the model watch never swapped A's model"
+        await produce(bootstrap, t["input_topic"], stranger, total=1, progress=False)
+        await asyncio.sleep(0.5)
+    return before
 
 
 def partition_of(stream: str) -> int:
@@ -1074,6 +1082,57 @@ async def test_a_stream_that_stopped_is_ended_frees_the_commit_and_starts_afresh
     assert same_events(again.events, alerts) == [] and len(again) == everything
 
 
+@pytest.mark.parametrize("which", ["series", "learning"])
+async def test_a_threshold_set_while_the_daemon_runs_judges_the_next_windows_as_offline(
+    bootstrap, which, request, tmp_path
+):
+    """A stream's threshold set with ``set_threshold`` and saved into the watched models
+    directory: from the swap on, that stream's windows are judged at it, with the score history
+    kept (the same weights score as before) and, for a model that keeps learning, its learner
+    too, exactly as offline scoring with the new model judges them; the other streams'
+    decisions do not change."""
+    models, rest, offline = request.getfixturevalue(which)
+    root = tmp_path / "m"
+    shutil.copytree(models, root)
+    changed = aemon.load(models, device="cpu")
+    changed.set_threshold(A, 1.02 * changed.thresholds[A])  # its level shift scores up to 1.06x
+    changed.save(tmp_path / "other")
+    reference = aemon.load(tmp_path / "other", device="cpu").timeline(read_samples(rest))
+    msgs = list(sample_messages(read_samples(rest)))
+    cut = 3 * 150  # every stream's row 150: before the level shift, no event open
+    t = topics(1)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, root, t, watch_model=True)) as svc:
+        await produce(bootstrap, t["input_topic"], msgs[:cut], total=cut, progress=False)
+        await until(lambda: svc.totals.windows >= windows_in(msgs[:cut]), 60, "first part")
+        await swap_in(bootstrap, svc, t, tmp_path / "other", root)
+        tail = msgs[cut:]
+        await produce(bootstrap, t["input_topic"], tail, total=len(tail), progress=False)
+        await until(lambda: svc.totals.windows >= windows_in(msgs), 60, "every window decided")
+    alerts, scores = await read_back(bootstrap, t)
+    judged = {(d["stream"], d["seq"]): (d["threshold"], d["is_anomaly"]) for d in scores}
+    after = [
+        (q, thr, above)
+        for s, q, thr, above in zip(
+            reference.stream, reference.seq, reference.threshold, reference.above, strict=True
+        )
+        if s == A and q >= 150
+    ]
+    got = np.array([judged[(A, q)] for q, *_ in after], dtype=float)
+    np.testing.assert_allclose(got[:, 0], [thr for _, thr, _ in after], rtol=1e-4)
+    assert got[:, 1].tolist() == [float(above) for *_, above in after]
+    floor = 1.02 * aemon.load(models, device="cpu").thresholds[A]
+    assert np.isclose(got[:, 0], floor, rtol=1e-6).sum() > 10  # the new threshold binds
+    assert any(above for *_, above in after)  # the level shift, judged at it
+    mine, want = (
+        [e for e in x if e["stream"] == A and e["start_seq"] >= 150]
+        for x in (alerts, reference.events)
+    )
+    assert want and same_events(want, mine) == []  # the events it opened since
+    others = [e for e in offline.events if e["stream"] != A]
+    assert same_events(others, [e for e in alerts if e["stream"] != A]) == []
+
+
 async def scores_by_time(bootstrap: str, t: dict[str, str]) -> dict[tuple[str, int, float], float]:
     """Each decided window's score by stream, seq and time (a stream that ended counts its seq
     from 0 again)."""
@@ -1100,16 +1159,9 @@ async def test_a_model_swapped_in_mid_event_resolves_it_under_the_id_it_opened_w
     t = topics(1)
     await make_topics(bootstrap, t)
     async with running(settings(bootstrap, root, t, watch_model=True)) as svc:
-        before = svc.models.detectors[svc.models.index(A)].version
         await produce(bootstrap, t["input_topic"], msgs[:cut], total=cut, progress=False)
         await until(lambda: counter(svc, "aemon_events_open") == 3, 60, "three events open")
-        shutil.copytree(catalog(tmp_path / "other")[A], catalog(root)[A], dirs_exist_ok=True)
-        stranger = [(b"x", orjson.dumps({"stream": "no-such", "seq": 0, "value": 1.0}), None)]
-        deadline = time.monotonic() + 30
-        while svc.models.detectors[svc.models.index(A)].version == before:  # a batch applies it
-            assert time.monotonic() < deadline, "the model watch never swapped A's model"
-            await produce(bootstrap, t["input_topic"], stranger, total=1, progress=False)
-            await asyncio.sleep(0.5)
+        before = await swap_in(bootstrap, svc, t, tmp_path / "other", root)
         tail = msgs[cut:]
         await produce(bootstrap, t["input_topic"], tail, total=len(tail), progress=False)
         await until(lambda: counter(svc, "aemon_events_open") == 0, 60, "every event resolved")

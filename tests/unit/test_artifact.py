@@ -40,6 +40,21 @@ def test_round_trip_scores_identically(saved):
     assert det.threshold == 0.3 and det.input_shape == (16,)
 
 
+def test_the_scoring_digest_follows_what_scores_depend_on_and_not_the_threshold(saved):
+    """What a running daemon compares when a model is swapped in: a new threshold keeps the
+    digest (and the version changes); other weights or another scaling change it."""
+    path, _ = saved
+    meta = artifact.read_meta(path)
+    rethresholded = meta.with_threshold(0.9)
+    assert rethresholded.model_version != meta.model_version
+    assert rethresholded.scoring == meta.scoring
+    for key, value in (
+        ("weights", {**meta.doc["weights"], "sha256": "0" * 64}),
+        ("normaliser", {**meta.doc["normaliser"], "scale": 3.0}),
+    ):
+        assert artifact.Meta({**meta.doc, key: value}).scoring != meta.scoring, key
+
+
 def test_tampered_weights_are_refused(saved):
     path, _ = saved
     w = path / artifact.WEIGHTS_FILE

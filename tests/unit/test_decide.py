@@ -133,6 +133,63 @@ def test_a_delayed_history_keeps_a_persistent_fault_above_the_threshold():
     assert [v.threshold for v in later[:400]] == [later[0].threshold] * 400  # seed until D
 
 
+def _verdicts(d: Decider, scores, start: int) -> list[tuple[float, bool, bool, bool]]:
+    out = []
+    for i in range(start, len(scores)):
+        v = d.push(i, float(i), float(scores[i]))
+        out.append((v.threshold, v.above, bool(v.opened), bool(v.resolved)))
+    return out
+
+
+@pytest.mark.parametrize("window, delay", [(60, 20), (60, 0), (40, 10), (30, 50)])
+def test_a_new_threshold_adopted_keeps_the_history_a_restart_would_rebuild(window, delay):
+    """A stream's model swapped for the same weights at another threshold (``set_threshold``):
+    from the swap on, its decider judges every window as one given the new rule from the start
+    (what a restart with the new model rebuilds from the same windows), for a history as long
+    as the old rule's or shorter; an event open at the swap stays open."""
+    rng = np.random.default_rng(5)
+    scores = np.where(rng.random(500) < 0.04, 8.0, 1.0) * rng.lognormal(0, 0.2, 500)
+    scores[240:262] = 40.0  # an event open at the swap (window 250)
+    seed = tuple(rng.lognormal(0, 0.2, 40))
+    old = Rule(threshold=1.2, adaptive_window=60, adaptive_delay=20, open_after=2, seed=seed)
+    new = Rule(threshold=2.5, adaptive_window=window, adaptive_delay=delay, open_after=2, seed=seed)
+    d = Decider(old, "s")
+    before = [d.push(i, float(i), float(scores[i])) for i in range(250)]
+    assert d.event is not None and any(v.opened for v in before)
+    d.adopt(new, same_scores=True)
+    assert d.event is not None  # still open: the last verdicts count on towards resolving it
+    after = _verdicts(d, scores, 250)
+    reference = Decider(new, "s")
+    for i in range(250):
+        reference.push(i, float(i), float(scores[i]))
+    want = _verdicts(reference, scores, 250)
+    assert [a[:2] for a in after] == [w[:2] for w in want]  # thresholds and verdicts
+    assert after[-100:] == want[-100:]  # and, long after the swap, the events too
+    assert min(a[0] for a in after) >= 2.5  # the new floor holds from the first window
+
+
+def test_a_model_of_other_weights_adopted_starts_its_history_afresh():
+    """Another model's scores are in other units: its decider forgets the old scores and starts
+    from the new rule's calibration scores, as a new stream's does; the event open stays open."""
+    rng = np.random.default_rng(6)
+    scores = rng.lognormal(0, 0.2, 300) * 100.0  # the old model's units
+    scores[100:130] = 900.0  # learned into the history: the old threshold rose to it
+    common = {"adaptive_window": 50, "open_after": 1, "within": 1, "resolve_after": 2}
+    old = Rule(threshold=150.0, seed=(100.0,) * 50, **common)
+    new = Rule(threshold=1.5, seed=(1.0,) * 50, **common)
+    d = Decider(old, "s")
+    for i in range(140):
+        d.push(i, float(i), float(scores[i]))
+    d.push(140, 140.0, 5000.0)  # opens an event
+    assert d.event is not None and d.current_threshold() > 900
+    d.adopt(new, same_scores=False)
+    assert d.current_threshold() == Decider(new, "s").current_threshold() == 1.5
+    assert d.event is not None
+    assert d.push(141, 141.0, 1.0).resolved is None  # the new model's units: below its line
+    v = d.push(142, 142.0, 1.0)  # resolve_after (2) quiet windows after the last trigger
+    assert v.resolved is not None and v.resolved.start_seq == 140
+
+
 def test_event_ids_are_deterministic_and_distinct():
     assert event_id("v1", "s", 9, 60.0) == event_id("v1", "s", 9, 60.0)
     ids = {
