@@ -14,7 +14,8 @@ import numpy as np
 from aemon.core.artifact import Meta
 from aemon.core.cadence import Cadence, cadence_of
 from aemon.core.detector import Detector
-from aemon.core.events import Decider, event_record
+from aemon.core.events import Decider, Rule, event_record
+from aemon.core.times import iso
 from aemon.core.windowing import Windower
 from aemon.daemon import alerts
 from aemon.daemon.batching import Batch
@@ -24,6 +25,7 @@ from aemon.daemon.scoring import Scored
 Send = tuple[str, bytes | None, bytes | None, list | None]  # topic, value, key, headers
 
 log = logging.getLogger("aemon.serve")
+RAISED = 100  # a threshold this many times the calibrated one: blind to smaller faults
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Decided:
     resolved: int = 0
     warmup: int = 0
     off_step: int = 0  # streams first found at another step than their model's
+    raised: int = 0  # streams whose threshold rose past RAISED x their calibrated one, less fell
 
 
 @dataclass
@@ -66,13 +69,27 @@ class Totals:
 class _Stream:
     """A stream's decider, the first window this process saw of it, its samples' step against
     its model's, the model's metadata its decider judges by, and whether the event open now was
-    announced by this process."""
+    announced by this process; whether its threshold is raised (see :data:`RAISED`)."""
 
     decider: Decider
     first: int
     cadence: Cadence | None
     meta: Meta
     announced: bool = False
+    raised: bool = False  # its threshold over RAISED times its calibrated one
+
+
+def raised_line(stream: str, ts: float, threshold: float, rule: Rule) -> str:
+    """The line for a stream whose threshold rose past :data:`RAISED` times its calibrated one."""
+    return (
+        f"stream {stream!r}: its threshold is {threshold / rule.threshold:,.0f} times its "
+        f"calibrated {rule.threshold:.4g} since {iso(ts)}: at least 1% of its last "
+        f"{rule.adaptive_window:,} windows (but the newest {rule.adaptive_delay:,}) scored near "
+        "it, and a smaller fault on it goes unseen until they leave that history; if "
+        "that is a change that stays (a metric constant in its training history moved), retrain "
+        "its model on history since the change and put it in the models directory "
+        "(aemon_raised_threshold_streams)"
+    )
 
 
 def from_one(stream: str, warmup: int) -> str:
@@ -155,6 +172,7 @@ class Decisions:
         if scored is None:
             for item in finished:
                 self._end(d, item, stale)
+            d.alerts = d.resolved
             self._hold(batch)
             return d
         w, dets, rules, takes = self.windower, self.detectors, self.models.rules, self.models.takes
@@ -188,6 +206,11 @@ class Decisions:
             metrics = takes[m].values  # a row's errors per metric: as many as its model's
             per = None if channels is None or metrics == 1 else channels[i, :metrics]
             v = st.decider.push(seq, ts, scores[i], per)
+            if (raised := v.threshold > RAISED * st.decider.rule.threshold > 0) != st.raised:
+                st.raised = raised
+                d.raised += 1 if raised else -1
+                if raised:
+                    log.warning(raised_line(stream, ts, v.threshold, st.decider.rule))
             if st.cadence is not None and (problem := st.cadence.push(seq, ts)):
                 log.warning(problem)
                 d.off_step += 1
@@ -232,6 +255,8 @@ class Decisions:
         self.holds.get(p, {}).pop(stream, None)
         self.hold_seqs.get(p, {}).pop(stream, None)
         st = self.streams.pop((p, stream), None)
+        if st is not None and st.raised:
+            d.raised -= 1
         ev = None if st is None else st.decider.end()
         if ev is not None and st is not None and st.announced:
             record = event_record(ev, self.detectors[m], "resolved", ended=True)
@@ -254,14 +279,15 @@ class Decisions:
                     if at is None or holds[stream] < at[0]:  # re-read from its event's start
                         anchors[stream] = (holds[stream], seq)
 
-    def drop(self, partitions: list[int]) -> int:
+    def drop(self, partitions: list[int]) -> tuple[int, int]:
         """Forget the decisions of partitions this consumer no longer owns; return how many
-        announced events went with them."""
+        announced events, and how many streams with a raised threshold, went with them."""
         gone = set(partitions)
-        announced = 0
+        announced = raised = 0
         for key in [k for k in self.streams if k[0] in gone]:
-            announced += self.streams.pop(key).announced
+            st = self.streams.pop(key)
+            announced, raised = announced + st.announced, raised + st.raised
         for p in partitions:
             self.holds.pop(p, None)
             self.hold_seqs.pop(p, None)
-        return announced
+        return announced, raised

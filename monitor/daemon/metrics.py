@@ -133,6 +133,11 @@ class Metrics:
             "aemon_events_resolved", "Anomaly events resolved (resolved messages).", registry=r
         )
         self.events_open = Gauge("aemon_events_open", "Anomaly events open now.", registry=r)
+        self.raised_thresholds = Gauge(
+            "aemon_raised_threshold_streams",
+            "Streams whose adaptive threshold is over 100 times their calibrated one.",
+            registry=r,
+        )
         self.sample_gaps = Counter(
             "aemon_sample_gaps",
             "Jumps in a sample stream's seq (samples lost upstream, or a stream's samples spread "
@@ -214,16 +219,18 @@ class Metrics:
         )
 
     def decided(self, d: Decided) -> None:
-        """Count an acknowledged batch's decisions."""
+        """Count an acknowledged batch's decisions (one of end markers alone scores nothing,
+        and may resolve events)."""
+        self.alerts_published.inc(d.alerts)
+        self.events_opened.inc(d.opened)
+        self.events_resolved.inc(d.resolved)
+        self.events_open.inc(d.opened - d.resolved)
+        self.raised_thresholds.inc(d.raised)
         if d.scored is None:
             return
         now, n = time.time(), d.batch.n
         self.windows_scored.inc(d.decided)
         self.anomalies.inc(d.anomalies)
-        self.alerts_published.inc(d.alerts)
-        self.events_opened.inc(d.opened)
-        self.events_resolved.inc(d.resolved)
-        self.events_open.inc(d.opened - d.resolved)
         self.warmup_windows.inc(d.warmup)
         self.off_step_streams.inc(d.off_step)
         self.batch_size.observe(n)

@@ -109,7 +109,9 @@ class Rebalance(ConsumerRebalanceListener):
 
     def _forget(self, tps: list[TopicPartition]) -> None:
         self.intake.forget(tps)
-        self.metrics.events_open.dec(self.decisions.drop([tp.partition for tp in tps]))
+        announced, raised = self.decisions.drop([tp.partition for tp in tps])
+        self.metrics.events_open.dec(announced)
+        self.metrics.raised_thresholds.dec(raised)
 
     def _owned(self) -> None:
         owned = len(self.ledger.assigned)

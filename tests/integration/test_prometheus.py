@@ -152,7 +152,7 @@ async def test_real_prometheus_scrapes_a_live_daemon(promtool, bootstrap, ecg, t
             assert not empty, f"panels without data: {empty}"
             groups = api(port, "rules")["groups"]
             rules = [r for g in groups for r in g["rules"]]
-            assert len(rules) == 25
+            assert len(rules) == 26
             bad = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
             assert not bad, bad
             feeding.cancel()

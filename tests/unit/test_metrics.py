@@ -53,6 +53,7 @@ def test_every_named_metric_is_exported():
         "aemon_events_opened_total",
         "aemon_events_resolved_total",
         "aemon_events_open",
+        "aemon_raised_threshold_streams",
         "aemon_warmup_windows_total",
     ):
         assert name in text, name

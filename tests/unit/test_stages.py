@@ -53,8 +53,8 @@ class OneModel:
 class NoDecisions:
     windower = None
 
-    def drop(self, partitions: list[int]) -> int:
-        return 0
+    def drop(self, partitions: list[int]) -> tuple[int, int]:
+        return 0, 0
 
 
 def window(seq: int) -> bytes:
