@@ -126,6 +126,28 @@ def event_rule(**settings: int | float | None) -> dict[str, int | float]:
     return {**DEFAULT_EVENT_RULE, **{k: v for k, v in settings.items() if v is not None}}
 
 
+RAISED = 100  # an adaptive threshold this many times the calibrated one
+
+
+def raised(threshold: float, rule: Rule) -> bool:
+    """Whether a window's ``threshold`` stands over :data:`RAISED` times ``rule``'s calibrated
+    one: the stream learned scores that high into its history, and is blind to smaller faults
+    until they leave it (a metric that moved for good keeps it so)."""
+    return threshold > RAISED * rule.threshold > 0
+
+
+def raised_line(stream: str, ts: float, threshold: float, rule: Rule) -> str:
+    """The line for a stream whose threshold was raised (:func:`raised`) at time ``ts``."""
+    return (
+        f"stream {stream!r}: its threshold is {threshold / rule.threshold:,.0f} times its "
+        f"calibrated {rule.threshold:.4g} since {iso(ts)}: at least 1% of its last "
+        f"{rule.adaptive_window:,} windows (but the newest {rule.adaptive_delay:,}) scored near "
+        "it, and a smaller fault on it goes unseen until they leave that history; if "
+        "that is a change that stays (a metric constant in its training history moved), retrain "
+        "its model on history since the change"
+    )
+
+
 @dataclass
 class Event:
     """An anomaly event of one stream; ``end_*`` is the last window above the threshold."""

@@ -14,8 +14,7 @@ import numpy as np
 from aemon.core.artifact import Meta
 from aemon.core.cadence import Cadence, cadence_of
 from aemon.core.detector import Detector
-from aemon.core.events import Decider, Rule, event_record
-from aemon.core.times import iso
+from aemon.core.events import Decider, event_record, raised, raised_line
 from aemon.core.windowing import Windower
 from aemon.daemon import alerts
 from aemon.daemon.batching import Batch
@@ -25,7 +24,7 @@ from aemon.daemon.scoring import Scored
 Send = tuple[str, bytes | None, bytes | None, list | None]  # topic, value, key, headers
 
 log = logging.getLogger("aemon.serve")
-RAISED = 100  # a threshold this many times the calibrated one: blind to smaller faults
+GAUGE = "aemon_raised_threshold_streams"  # counts the streams named by the raised line
 
 
 @dataclass
@@ -44,7 +43,7 @@ class Decided:
     resolved: int = 0
     warmup: int = 0
     off_step: int = 0  # streams first found at another step than their model's
-    raised: int = 0  # streams whose threshold rose past RAISED x their calibrated one, less fell
+    raised: int = 0  # streams whose threshold was raised (events.raised), less those no more
 
 
 @dataclass
@@ -69,27 +68,14 @@ class Totals:
 class _Stream:
     """A stream's decider, the first window this process saw of it, its samples' step against
     its model's, the model's metadata its decider judges by, and whether the event open now was
-    announced by this process; whether its threshold is raised (see :data:`RAISED`)."""
+    announced by this process; whether its threshold is raised (:func:`events.raised`)."""
 
     decider: Decider
     first: int
     cadence: Cadence | None
     meta: Meta
     announced: bool = False
-    raised: bool = False  # its threshold over RAISED times its calibrated one
-
-
-def raised_line(stream: str, ts: float, threshold: float, rule: Rule) -> str:
-    """The line for a stream whose threshold rose past :data:`RAISED` times its calibrated one."""
-    return (
-        f"stream {stream!r}: its threshold is {threshold / rule.threshold:,.0f} times its "
-        f"calibrated {rule.threshold:.4g} since {iso(ts)}: at least 1% of its last "
-        f"{rule.adaptive_window:,} windows (but the newest {rule.adaptive_delay:,}) scored near "
-        "it, and a smaller fault on it goes unseen until they leave that history; if "
-        "that is a change that stays (a metric constant in its training history moved), retrain "
-        "its model on history since the change and put it in the models directory "
-        "(aemon_raised_threshold_streams)"
-    )
+    raised: bool = False
 
 
 def from_one(stream: str, warmup: int) -> str:
@@ -206,11 +192,12 @@ class Decisions:
             metrics = takes[m].values  # a row's errors per metric: as many as its model's
             per = None if channels is None or metrics == 1 else channels[i, :metrics]
             v = st.decider.push(seq, ts, scores[i], per)
-            if (raised := v.threshold > RAISED * st.decider.rule.threshold > 0) != st.raised:
-                st.raised = raised
-                d.raised += 1 if raised else -1
-                if raised:
-                    log.warning(raised_line(stream, ts, v.threshold, st.decider.rule))
+            if (now := raised(v.threshold, st.decider.rule)) != st.raised:
+                st.raised = now
+                d.raised += 1 if now else -1
+                if now:
+                    line = raised_line(stream, ts, v.threshold, st.decider.rule)
+                    log.warning(f"{line} and put it in the models directory ({GAUGE})")
             if st.cadence is not None and (problem := st.cadence.push(seq, ts)):
                 log.warning(problem)
                 d.off_step += 1

@@ -5,12 +5,14 @@ import logging
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from aemon.core.artifact import Meta
-from aemon.core.events import Rule
+from aemon.core.events import RAISED, Rule
 from aemon.core.windowing import Windower
 from aemon.daemon.batching import Batch
-from aemon.daemon.decisions import RAISED, Decisions
+from aemon.daemon.decisions import Decisions
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.scoring import Scored
 
@@ -74,3 +76,23 @@ def test_dropped_partitions_return_their_raised_streams():
     d.decide(batch("a", range(5)), scored([2 * RAISED] * 5), set())
     d.decide(batch("b", range(5)), scored([0.5] * 5), set())
     assert d.drop([0]) == (1, 1)  # a's event, announced, and a's raised threshold
+
+
+def test_offline_scoring_names_a_stream_whose_threshold_was_raised_as_the_daemon_does():
+    """A metric constant through training that moves for good: the scores of offline scoring
+    (``aemon score``, ``evaluate``, the benchmarks) warn once, with the daemon's line."""
+    import aemon
+
+    rng = np.random.default_rng(0)
+    n = 900
+    t = pd.date_range("2026-10-01", periods=n, freq="5min", tz="UTC")
+    mem = np.where(np.arange(n) < 700, 8.0, 16.0)  # constant in training, moved for good
+    cpu = 40 + 10 * np.sin(np.arange(n) / 20) + rng.normal(0, 1, n)
+    df = pd.DataFrame({"timestamp": t, "stream": "h", "cpu": cpu, "mem": mem})
+    with pytest.warns(UserWarning, match=r"mem \(8\) never changes in the fitted history"):
+        series = aemon.fit_series(
+            df, train_fraction=0.5, epochs=3, adaptive_window=50, adaptive_delay=5, learn=False
+        )
+    with pytest.warns(UserWarning, match=r"stream 'h': its threshold is [\d,]+ times its") as got:
+        series.timeline(df)
+    assert sum("times its calibrated" in str(w.message) for w in got) == 1
