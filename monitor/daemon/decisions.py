@@ -270,11 +270,11 @@ class Decisions:
         """Forget the decisions of partitions this consumer no longer owns; return how many
         announced events, and how many streams with a raised threshold, went with them."""
         gone = set(partitions)
-        announced = raised = 0
+        announced = high = 0
         for key in [k for k in self.streams if k[0] in gone]:
             st = self.streams.pop(key)
-            announced, raised = announced + st.announced, raised + st.raised
+            announced, high = announced + st.announced, high + st.raised
         for p in partitions:
             self.holds.pop(p, None)
             self.hold_seqs.pop(p, None)
-        return announced, raised
+        return announced, high
