@@ -140,9 +140,10 @@ def raised_line(stream: str, ts: float, threshold: float, rule: Rule) -> str:
     """The line for a stream whose threshold was raised (:func:`raised`) at time ``ts``."""
     return (
         f"stream {stream!r}: its threshold is {threshold / rule.threshold:,.0f} times its "
-        f"calibrated {rule.threshold:.4g} since {iso(ts)}: at least 1% of its last "
-        f"{rule.adaptive_window:,} windows (but the newest {rule.adaptive_delay:,}) scored near "
-        "it, and a smaller fault on it goes unseen until they leave that history; if "
+        f"calibrated {rule.threshold:.4g} since {iso(ts)}: at least 1% of the "
+        f"{rule.adaptive_window:,} scores in its history (those before its newest "
+        f"{rule.adaptive_delay:,} windows) are near it, and a smaller fault on it goes unseen "
+        "until they leave that history; if "
         "that is a change that stays (a metric constant in its training history moved), retrain "
         "its model on history since the change"
     )
