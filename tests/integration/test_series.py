@@ -1108,7 +1108,7 @@ async def test_a_threshold_set_while_the_daemon_runs_judges_the_next_windows_as_
         await swap_in(bootstrap, svc, t, tmp_path / "other", root)
         tail = msgs[cut:]
         await produce(bootstrap, t["input_topic"], tail, total=len(tail), progress=False)
-        await until(lambda: svc.totals.windows >= windows_in(msgs), 60, "every window decided")
+        await until(lambda: svc.totals.windows >= windows_in(msgs), 90, "every window decided")
     alerts, scores = await read_back(bootstrap, t)
     judged = {(d["stream"], d["seq"]): (d["threshold"], d["is_anomaly"]) for d in scores}
     after = [
