@@ -15,7 +15,7 @@ import numpy as np
 from aemon.core.cadence import cadence_of
 from aemon.core.detector import Detector
 from aemon.core.errors import DataError
-from aemon.core.events import Decider, Rule, event_record, raised, raised_line
+from aemon.core.events import Decider, Rule, event_record, raised_line
 from aemon.core.learner import learned_scores
 from aemon.core.table import writing
 from aemon.core.times import iso
@@ -138,13 +138,12 @@ def _score_run(
     cadence = cadence_of(stream, det.meta)
     first = int(index[0])
     quiet = rule.warmup(det.learning) if after_end and first else 0
-    announced = high = False
+    announced = False
     for i, sc in enumerate(scores.tolist()):
         seq, end = int(cut.table.seq[i]), float(cut.table.ts[i])
         v = decider.push(seq, end, sc, None if channels is None else channels[i])
-        if (now := raised(v.threshold, rule)) and not high:  # as the daemon's log names it
+        if v.raised:  # as the daemon's log names it
             warnings.warn(raised_line(stream, end, v.threshold, rule), stacklevel=3)
-        high = now
         if cadence is not None and (problem := cadence.push(seq, end)):
             warnings.warn(problem, stacklevel=3)
         out.stream.append(stream)

@@ -177,6 +177,7 @@ class Verdict:
     p: float | None = None
     opened: Event | None = None
     resolved: Event | None = None
+    raised: bool | None = None  # the stream's threshold became raised (True) or not (False)
 
 
 def _log(score: float) -> float:
@@ -208,6 +209,7 @@ class Decider:
     _last_seq: int = 0  # the seq and time of the last window
     _last_ts: float = 0.0
     event: Event | None = None
+    raised: bool = False  # its threshold is raised (:func:`raised`)
 
     def __post_init__(self) -> None:
         if self.rule.adaptive_window and self.rule.seed:
@@ -273,6 +275,8 @@ class Decider:
         self._since_trigger = 0 if sum(self._above) >= r.open_after else self._since_trigger + 1
         active = self._since_trigger < r.resolve_after
         verdict = Verdict(thr, above, p)
+        if (high := raised(thr, r)) != self.raised:
+            self.raised = verdict.raised = high
         ev = self.event
         if active and ev is None:
             ev = self.event = Event(self.stream, seq, ts, seq, ts, score, int(above), min_p=p)

@@ -14,7 +14,7 @@ import numpy as np
 from aemon.core.artifact import Meta
 from aemon.core.cadence import Cadence, cadence_of
 from aemon.core.detector import Detector
-from aemon.core.events import Decider, event_record, raised, raised_line
+from aemon.core.events import Decider, event_record, raised_line
 from aemon.core.windowing import Windower
 from aemon.daemon import alerts
 from aemon.daemon.batching import Batch
@@ -43,7 +43,7 @@ class Decided:
     resolved: int = 0
     warmup: int = 0
     off_step: int = 0  # streams first found at another step than their model's
-    raised: int = 0  # streams whose threshold was raised (events.raised), less those no more
+    raised: int = 0  # streams whose threshold became raised (Verdict.raised), less those no more
 
 
 @dataclass
@@ -68,14 +68,13 @@ class Totals:
 class _Stream:
     """A stream's decider, the first window this process saw of it, its samples' step against
     its model's, the model's metadata its decider judges by, and whether the event open now was
-    announced by this process; whether its threshold is raised (:func:`events.raised`)."""
+    announced by this process."""
 
     decider: Decider
     first: int
     cadence: Cadence | None
     meta: Meta
     announced: bool = False
-    raised: bool = False
 
 
 def from_one(stream: str, warmup: int) -> str:
@@ -192,10 +191,9 @@ class Decisions:
             metrics = takes[m].values  # a row's errors per metric: as many as its model's
             per = None if channels is None or metrics == 1 else channels[i, :metrics]
             v = st.decider.push(seq, ts, scores[i], per)
-            if (now := raised(v.threshold, st.decider.rule)) != st.raised:
-                st.raised = now
-                d.raised += 1 if now else -1
-                if now:
+            if v.raised is not None:
+                d.raised += 1 if v.raised else -1
+                if v.raised:
                     line = raised_line(stream, ts, v.threshold, st.decider.rule)
                     log.warning(f"{line} and put it in the models directory ({GAUGE})")
             if st.cadence is not None and (problem := st.cadence.push(seq, ts)):
@@ -242,7 +240,7 @@ class Decisions:
         self.holds.get(p, {}).pop(stream, None)
         self.hold_seqs.get(p, {}).pop(stream, None)
         st = self.streams.pop((p, stream), None)
-        if st is not None and st.raised:
+        if st is not None and st.decider.raised:
             d.raised -= 1
         ev = None if st is None else st.decider.end()
         if ev is not None and st is not None and st.announced:
@@ -273,7 +271,7 @@ class Decisions:
         announced = high = 0
         for key in [k for k in self.streams if k[0] in gone]:
             st = self.streams.pop(key)
-            announced, high = announced + st.announced, high + st.raised
+            announced, high = announced + st.announced, high + st.decider.raised
         for p in partitions:
             self.holds.pop(p, None)
             self.hold_seqs.pop(p, None)
