@@ -18,13 +18,13 @@ from aemon.core.events import Decider, event_record, raised_line
 from aemon.core.windowing import Windower
 from aemon.daemon import alerts
 from aemon.daemon.batching import Batch
+from aemon.daemon.metrics import RAISED_STREAMS
 from aemon.daemon.routing import Models
 from aemon.daemon.scoring import Scored
 
 Send = tuple[str, bytes | None, bytes | None, list | None]  # topic, value, key, headers
 
 log = logging.getLogger("aemon.serve")
-GAUGE = "aemon_raised_threshold_streams"  # counts the streams named by the raised line
 
 
 @dataclass
@@ -195,7 +195,7 @@ class Decisions:
                 d.raised += 1 if v.raised else -1
                 if v.raised:
                     line = raised_line(stream, ts, v.threshold, st.decider.rule)
-                    log.warning(f"{line} and put it in the models directory ({GAUGE})")
+                    log.warning(f"{line} and put it in the models directory ({RAISED_STREAMS})")
             if st.cadence is not None and (problem := st.cadence.push(seq, ts)):
                 log.warning(problem)
                 d.off_step += 1

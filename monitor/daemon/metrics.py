@@ -17,6 +17,7 @@ from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from aemon.core.events import RAISED
 from aemon.daemon.invalid import REASONS
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 ERROR_BUCKETS = tuple(round(1e-4 * 10 ** (k / 3), 10) for k in range(19))  # 1e-4 .. 1e2
 SECOND_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 SIZE_BUCKETS = tuple(float(2**k) for k in range(17))
+RAISED_STREAMS = "aemon_raised_threshold_streams"  # the gauge of streams whose threshold is raised
 
 
 class BulkHistogram(Collector):
@@ -134,8 +136,8 @@ class Metrics:
         )
         self.events_open = Gauge("aemon_events_open", "Anomaly events open now.", registry=r)
         self.raised_thresholds = Gauge(
-            "aemon_raised_threshold_streams",
-            "Streams whose adaptive threshold is over 100 times their calibrated one.",
+            RAISED_STREAMS,
+            f"Streams whose adaptive threshold is over {RAISED} times their calibrated one.",
             registry=r,
         )
         self.sample_gaps = Counter(
