@@ -201,8 +201,9 @@ def fit_series(
     largest calibration score that a robust log-normal fit expects, never below the largest one).
     ``time_of_day``: ``auto`` (each sample also carries its UTC time of day, seen by the model and
     not scored, and each value its distance from the stream's daily profile, for each stream whose
-    history spans at least a day; a blank clock for the others), ``on`` or ``off``;
-    ``daily_profile`` False keeps the time of day without the profile. ``learn``: each stream's
+    history spans at least a day; the time of week and a profile of the week's 168 hours for one
+    that spans two weeks; a blank clock for the others), ``on`` (the day), ``week`` or ``off``;
+    ``daily_profile`` False keeps the clock without the profile. ``learn``: each stream's
     model keeps learning on its stream (every ``learn_every`` windows fine-tuned for
     ``learn_epochs`` epochs, from its trained weights, on its last ``learn_span`` windows but the
     newest ``learn_delay``), offline as in the daemon; False: the trained model throughout.

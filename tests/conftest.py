@@ -50,6 +50,15 @@ def office_hours(days: float, step: int = 600, start: int = 1_700_006_400) -> pd
     return pd.DataFrame({"timestamp": t, "value": value})
 
 
+def office_weeks(days: int, step: int = 3600, start: int = 1_699_833_600) -> pd.DataFrame:
+    """Office hours on weekdays only (``start`` is a Monday midnight): weekends stay at the
+    night's level, every ``step`` seconds."""
+    frame = office_hours(days, step, start)
+    weekend = ((frame.timestamp - start) // DAY_S) % 7 >= 5
+    frame.loc[weekend, "value"] -= 9.0 * (frame.value[weekend] > 5.5)
+    return frame
+
+
 def two_streams(hours_b: float) -> pd.DataFrame:
     """Stream ``a``: three days every 10 minutes; ``b``: ``hours_b`` hours every minute."""
     a = office_hours(3).assign(stream="a")

@@ -18,7 +18,7 @@ from aemon.core.evaluation import evaluate
 from aemon.core.families import build
 from aemon.core.families.base import Autoencoder
 from aemon.core.normalise import Normaliser
-from aemon.core.profile import DailyProfile, level_channels, with_distances
+from aemon.core.profile import Profile, level_channels, with_distances
 from aemon.core.rates import exceed_probability, log_normal, value_exceeded_with
 from aemon.core.table import WindowTable
 from aemon.training import noise
@@ -222,7 +222,7 @@ def channel_scale(detector: Detector, calibration: np.ndarray) -> dict[str, obje
 
 
 def fit_scaling(
-    kind: str, profile: DailyProfile | None, windows: np.ndarray, per_channel: bool
+    kind: str, profile: Profile | None, windows: np.ndarray, per_channel: bool
 ) -> Normaliser:
     """The normaliser of a model's input: ``windows`` with their distances from ``profile``
     added (when there is one), each distance's floor in its value's units."""
@@ -264,7 +264,7 @@ def fit_detector(
     calibration: np.ndarray | None = None,
     series: dict[str, object] | None = None,
     trained: tuple[Autoencoder, FitResult, Normaliser] | None = None,
-    profile: DailyProfile | None = None,
+    profile: Profile | None = None,
 ) -> Detector:
     """Fit on the normal rows of ``train``, calibrate, evaluate on ``test`` when it has labels:
     a detector in memory (nothing is written; :meth:`Detector.save` writes the artifact).
@@ -280,7 +280,7 @@ def fit_detector(
     artifact records the calibration tail that seeds an adaptive threshold. ``trained``: a model
     already fitted (shared by several series) with its fit history and this artifact's
     normaliser; only calibration and evaluation are done here. ``profile``: the model also
-    takes each value's distance from this daily profile (series with a time-of-day clock).
+    takes each value's distance from this profile (series with a clock of the day or week).
     """
     seed = recipe.fit.seed
     normal = train.values if train.label is None else train.values[train.label == 0]

@@ -403,10 +403,10 @@ def series_timeline(
 ) -> Path:
     """One stream on one time axis: its values with detected events shaded and labelled
     incidents marked; below, each window's score and threshold (log scale). One channel is drawn
-    in its units, with ``usual`` (its daily profile's level at each sample's hour, when the model
-    has one) beside it; up to 8 each on its own robust scale (median 0, 5-95% range 1), so
-    metrics far apart in scale are all visible; more as a heat map of those scaled values, one
-    row each."""
+    in its units, with ``usual`` (its profile's level at each sample's hour of the day or week,
+    when the model has one) beside it; up to 8 each on its own robust scale (median 0, 5-95%
+    range 1), so metrics far apart in scale are all visible; more as a heat map of those scaled
+    values, one row each."""
 
     def when(t: object) -> np.ndarray:  # epoch seconds -> datetime64 for the time axis
         return (np.asarray(t, dtype=np.float64) * 1000).astype(np.int64).astype("datetime64[ms]")

@@ -28,7 +28,7 @@ from aemon.core.detector import Detector
 from aemon.core.errors import ConfigError
 from aemon.core.events import DEFAULT_EVENT_RULE, Rule
 from aemon.core.learning import Learning
-from aemon.core.profile import DailyProfile, with_distances
+from aemon.core.profile import HOURS, Profile, with_distances
 from aemon.core.rates import check_rate
 from aemon.core.specs import CLOCK_CHOICES
 from aemon.core.table import WindowTable
@@ -37,6 +37,8 @@ from aemon.core.windowing import (
     CLOCK_CHANNELS,
     DAY,
     TIME_OF_DAY,
+    TIME_OF_WEEK,
+    WEEK,
     check_stride,
     window_channels,
 )
@@ -45,6 +47,8 @@ from aemon.training.datasets.cut import windows_of
 from aemon.training.datasets.samples import Samples
 from aemon.training.pipeline import check_normal, fit_detector, fit_model, fit_scaling
 from aemon.training.presets import Recipe
+
+WEEKS_SEEN = 2  # auto: the time of week once a history spans this many weeks
 
 # A metric up at this share of its fitted steps or more, and down at no more than RESET_SHARE
 # of them (a counter's resets) and at no more than a half of its rises (a counter climbs more
@@ -63,8 +67,8 @@ class Plan:
     max_train_rows: int | None = None
     events: dict[str, object] = field(default_factory=lambda: dict(DEFAULT_EVENT_RULE))
     false_alarms_per_day: float | None = None  # the calibrated threshold set for this rate
-    time_of_day: str = "auto"  # models see each sample's time of day: auto (see clocks), on, off
-    daily_profile: bool = True  # models that see the time of day also see the daily profile
+    time_of_day: str = "auto"  # the clock models see: auto (see clocks), on (the day), week, off
+    daily_profile: bool = True  # models that see the time of day (or week) also see its profile
     learning: Learning | None = None  # each stream's model keeps learning on it (None: never)
 
     def __post_init__(self) -> None:
@@ -91,30 +95,36 @@ class Plan:
         return min(rows, self.max_train_rows) if self.max_train_rows else rows
 
 
-def _sees_the_day(samples: Samples, plan: Plan, stream: str) -> bool:
-    """Whether a stream's history spans a day at more than one sample a day (daily or weekly
-    samples all fall at one hour: a clock would tell the model nothing)."""
+def _spans(samples: Samples, plan: Plan, stream: str, seconds: float) -> bool:
+    """Whether a stream's history spans ``seconds`` at more than one sample a day (daily or
+    weekly samples all fall at one hour: a clock would tell the model nothing)."""
     rows = samples.rows_of(stream)
     ts = samples.ts[rows[: plan.train_rows(len(rows))]]
-    spans = len(ts) > 1 and float(ts.max() - ts.min()) >= DAY
+    spans = len(ts) > 1 and float(ts.max() - ts.min()) >= seconds
     return spans and _seconds_per_window(np.sort(ts), 1) < DAY  # the median step between samples
 
 
 def clocks(samples: Samples, plan: Plan, pooled: bool = False) -> dict[str, str | None]:
-    """What each stream's model sees in its clock channels: ``time_of_day``, ``blank`` (zeros)
-    or None (no clock channels). ``auto``: the time of day for a stream whose history spans at
-    least a day, so that its model has seen every hour (one of minutes would meet hours it
-    never saw, and call them anomalous), at more than one sample a day; a blank clock for the
-    others when some stream sees the hour, since one daemon serves models of one input; none
-    when no stream does. One model for all (``pooled``): the time of day only when every
-    stream's history sees the day."""
+    """What each stream's model sees in its clock channels: ``time_of_day``, ``time_of_week``,
+    ``blank`` (zeros) or None (no clock channels). ``auto``: the time of week for a stream whose
+    history spans two weeks (each hour of the week seen twice), the time of day for one that
+    spans at least a day, so that its model has seen every hour (one of minutes would meet hours
+    it never saw, and call them anomalous), each at more than one sample a day; a blank clock
+    for the others when some stream sees the hour, since one daemon serves models of one input;
+    none when no stream does. One model for all (``pooled``): the clock every stream's history
+    sees."""
     streams = samples.streams()
     if plan.time_of_day != "auto":
-        return dict.fromkeys(streams, TIME_OF_DAY if plan.time_of_day == "on" else None)
-    day = {s: _sees_the_day(samples, plan, s) for s in streams}
-    if (pooled and not all(day.values())) or not any(day.values()):
+        forced = {"on": TIME_OF_DAY, "week": TIME_OF_WEEK}.get(plan.time_of_day)
+        return dict.fromkeys(streams, forced)
+    day = {s: _spans(samples, plan, s, DAY) for s in streams}
+    week = {s: day[s] and _spans(samples, plan, s, WEEKS_SEEN * WEEK) for s in streams}
+    if pooled:
+        clock = TIME_OF_WEEK if all(week.values()) else TIME_OF_DAY if all(day.values()) else None
+        return dict.fromkeys(streams, clock)
+    if not any(day.values()):
         return dict.fromkeys(streams)
-    return {s: TIME_OF_DAY if day[s] else BLANK for s in streams}
+    return {s: TIME_OF_WEEK if week[s] else TIME_OF_DAY if day[s] else BLANK for s in streams}
 
 
 def window_values(
@@ -122,21 +132,21 @@ def window_values(
 ) -> int:
     """Values in one window of the model's input (what its size grows with): the window length
     times each sample's values, when the models have a clock its two and, when they see the
-    time of day (of their own stream: not ``any_stream``), each value's distance from the
-    stream's daily profile."""
+    time of day or of the week (of their own stream: not ``any_stream``), each value's distance
+    from the stream's profile."""
     seen = set(clocks(samples, plan, shared or any_stream).values())
     values = samples.values.shape[1]
-    profiled = plan.daily_profile and TIME_OF_DAY in seen and not any_stream
+    profiled = plan.daily_profile and bool(seen & set(HOURS)) and not any_stream
     return plan.length * (window_channels(values, bool(seen - {None})) + profiled * values)
 
 
-def _profile(fit: WindowTable, clock: str | None, plan: Plan) -> DailyProfile | None:
-    """The stream's daily profile, fitted on its fitted windows, when its model sees the time
-    of day (and ``plan`` keeps the profile on)."""
-    if clock != TIME_OF_DAY or not plan.daily_profile:
+def _profile(fit: WindowTable, clock: str | None, plan: Plan) -> Profile | None:
+    """The stream's profile of the day or the week, fitted on its fitted windows, when its model
+    sees the time of day or of the week (and ``plan`` keeps the profile on)."""
+    if clock not in HOURS or not plan.daily_profile:
         return None
     windows = _normal(fit)
-    return DailyProfile.fit(windows, windows.shape[1] - CLOCK_CHANNELS)
+    return Profile.fit(windows, windows.shape[1] - CLOCK_CHANNELS, str(clock))
 
 
 def stream_dir(stream: str) -> str:

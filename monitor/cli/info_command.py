@@ -22,6 +22,8 @@ from aemon.core.wording import alike, counted, listed
 from aemon.daemon.routing import Models
 from aemon.series_detector import SeriesDetector
 
+CLOCK_WORDS = {"time_of_day": "time of day", "time_of_week": "time of week"}  # the clock column
+
 
 def rule_words(rule: dict[str, Any]) -> str:
     """A series model's event rule, in words."""
@@ -178,7 +180,7 @@ def _table(summary: pd.DataFrame) -> pd.DataFrame:
                 lambda v: "-" if pd.isna(v) else f"{v:.2g}"
             ),
             "step": step.map(lambda v: "-" if pd.isna(v) else spoken(float(v))),
-            "clock": summary.clock.map(lambda v: {"time_of_day": "time of day"}.get(v, v or "-")),
+            "clock": summary.clock.map(lambda v: CLOCK_WORDS.get(v, v or "-")),
             "metrics": summary.metrics.map(lambda v: listed(v, most=3)),
             "members": summary.members,
             "windows fitted": summary.windows_fitted,

@@ -372,15 +372,16 @@ def clock_arg(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="each sample also carries its UTC time of day, which the model sees and does not "
         "score, and each value its distance from the stream's usual level at that hour (its "
-        "daily profile); auto: for each stream whose history spans at least a day (a blank "
-        "clock for the others)",
+        "profile); week: the time of week, and the usual level at each of the week's 168 "
+        "hours; auto: the week for each stream whose history spans two weeks, the day for one "
+        "that spans a day (a blank clock for the others)",
     )
     p.add_argument(
         "--daily-profile",
         choices=("on", "off"),
         default="on",
-        help="off: a model that sees the time of day does not also see each value's distance "
-        "from the stream's daily profile (models as they were before the profile)",
+        help="off: a model that sees the time of day (or week) does not also see each value's "
+        "distance from the stream's profile (models as they were before the profile)",
     )
 
 

@@ -43,6 +43,7 @@ from aemon.training.series import Plan, fit_series, stream_dir
 
 CLOCK_NOTES = {  # what a series model sees of the hour, as the training summary says it
     "time_of_day": ", sees the time of day",
+    "time_of_week": ", sees the time of week",
     "blank": ", blank clock (history under a day)",
     None: "",
 }
@@ -205,8 +206,11 @@ def train_series(args: argparse.Namespace) -> int:
         emit({"models": str(args.out), "streams": summaries, "left_out": left_out}, True)
     else:
         for stream, summary in summaries.items():
+            weekly = summary["clock"] == "time_of_week"
             seen = CLOCK_NOTES[summary["clock"]] + (
-                " and its daily profile" if summary["daily_profile"] else ""
+                f" and its {'weekly' if weekly else 'daily'} profile"
+                if summary["daily_profile"]
+                else ""
             )
             if summary["members"] > 1:
                 seen = f", {summary['members']} autoencoders averaged{seen}"

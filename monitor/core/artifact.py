@@ -23,10 +23,10 @@ from aemon.core.errors import ArtifactError, ConfigError
 from aemon.core.families import build
 from aemon.core.families.base import SCORES, Autoencoder
 from aemon.core.learning import Learning
-from aemon.core.profile import DailyProfile
+from aemon.core.profile import HOURS, Profile
 from aemon.core.rates import exceed_probability
 from aemon.core.version import __version__
-from aemon.core.windowing import CLOCK_CHANNELS, CLOCKS, TIME_OF_DAY
+from aemon.core.windowing import BLANK, CLOCK_CHANNELS, CLOCKS
 
 SCHEMA_VERSION = 1
 META_FILE = "detector.json"
@@ -107,7 +107,8 @@ class Meta:
     @property
     def clock(self) -> str | None:
         """What the two input channels after the values hold, seen by the model and not
-        scored: ``time_of_day`` (each sample's), ``blank`` (zeros); None: there are none."""
+        scored: ``time_of_day`` or ``time_of_week`` (each sample's), ``blank`` (zeros); None:
+        there are none."""
         return self.doc["input"].get("clock")
 
     @property
@@ -116,11 +117,11 @@ class Meta:
         return self.channels - (CLOCK_CHANNELS if self.clock else 0)
 
     @property
-    def profile(self) -> DailyProfile | None:
-        """The daily profile whose distances the model also takes (:mod:`aemon.core.profile`),
-        or None."""
+    def profile(self) -> Profile | None:
+        """The profile (of the day or the week) whose distances the model also takes
+        (:mod:`aemon.core.profile`), or None."""
         doc = self.doc["input"].get("profile")
-        return None if doc is None else DailyProfile.from_dict(doc, self.value_channels)
+        return None if doc is None else Profile.from_dict(doc, self.value_channels, str(self.clock))
 
     @property
     def learning(self) -> Learning | None:
@@ -379,10 +380,10 @@ def _wrong_type(meta: dict) -> str | None:
             f"length]) or absent, got {clock!r} with input.shape {shape}"
         )
     if "profile" in meta["input"]:
-        if clock != TIME_OF_DAY:
-            return f"input.profile needs input.clock {TIME_OF_DAY}, got {clock!r}"
+        if clock in (None, BLANK):
+            return f"input.profile needs input.clock {' or '.join(HOURS)}, got {clock!r}"
         try:
-            DailyProfile.from_dict(meta["input"]["profile"], shape[0] - CLOCK_CHANNELS)
+            Profile.from_dict(meta["input"]["profile"], shape[0] - CLOCK_CHANNELS, clock)
         except ArtifactError as exc:
             return str(exc)
     if "learning" in meta:

@@ -11,7 +11,7 @@ THRESHOLD_METHODS = ("mean-std", "quantile", "pot", "mad", "fitted-max")
 NOISE_KINDS = ("gaussian", "saltpepper", "mask")
 NORMALISERS = ("none", "minmax", "zscore", "robust", "window-zscore")
 DATASETS = ("digits", "mnist", "fashion-mnist")
-CLOCK_CHOICES = ("auto", "on", "off")  # --time-of-day: whether series models see it
+CLOCK_CHOICES = ("auto", "on", "week", "off")  # --time-of-day: the clock series models see
 # --missing: a sample CSV's row with a missing value is refused with its line, or left out
 MISSING_RULES = ("refuse", "skip")
 # activation name -> the torch.nn class that implements it

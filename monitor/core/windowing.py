@@ -19,9 +19,10 @@ on, so it is rebuilt exactly.
 
 The clock: with ``clock``, each sample also carries two channels after its values: where its
 timestamp falls in the UTC day, as a point on the unit circle (:func:`time_of_day`), so that a model
-can tell the night's quiet from the day's peak; or zeros, for a stream whose model has a
-*blank* clock (trained on less than a day, beside models that see the hour). The same timestamp
-gives the same two numbers offline and in the daemon (Python's ``math``, one sample at a time).
+can tell the night's quiet from the day's peak; or in the UTC week (:func:`time_of_week`), so that
+it can also tell a Wednesday from a Sunday; or zeros, for a stream whose model has a *blank*
+clock (trained on less than a day, beside models that see the hour). The same timestamp gives
+the same two numbers offline and in the daemon (Python's ``math``, one sample at a time).
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ import numpy as np
 from aemon.core.errors import ConfigError
 
 DAY = 86_400.0  # seconds
-CLOCK_CHANNELS = 2  # the time of day's sine and cosine
-# What a model's clock channels hold (the artifact's ``input.clock``): each sample's time of day,
-# or zeros (a blank clock).
-TIME_OF_DAY, BLANK = "time_of_day", "blank"
-CLOCKS = (TIME_OF_DAY, BLANK)
+WEEK = 7 * DAY
+MONDAY = 4 * DAY  # the first Monday 00:00 UTC after the epoch (a Thursday): where a week starts
+CLOCK_CHANNELS = 2  # the angle's sine and cosine
+# What a model's clock channels hold (the artifact's ``input.clock``): each sample's time of day
+# or of the week, or zeros (a blank clock).
+TIME_OF_DAY, TIME_OF_WEEK, BLANK = "time_of_day", "time_of_week", "blank"
+CLOCKS = (TIME_OF_DAY, TIME_OF_WEEK, BLANK)
 
 
 def window_channels(values: int, clock: bool) -> int:
@@ -56,12 +59,21 @@ def time_of_day(ts: float) -> tuple[float, float]:
     return math.sin(angle), math.cos(angle)
 
 
+def time_of_week(ts: float) -> tuple[float, float]:
+    """Where epoch seconds ``ts`` fall in the UTC week (from Monday 00:00), as (sine, cosine) of
+    its angle: Sunday's last minute and Monday's first are neighbours."""
+    angle = 2.0 * math.pi * (((ts - MONDAY) % WEEK) / WEEK)
+    return math.sin(angle), math.cos(angle)
+
+
 def clock_values(clock: str | None, ts: float) -> tuple[float, float] | None:
-    """A sample's clock channels for a model whose ``input.clock`` is ``clock``: its time of day,
-    zeros (blank), or None (the model has no clock channels)."""
+    """A sample's clock channels for a model whose ``input.clock`` is ``clock``: its time of day
+    or of the week, zeros (blank), or None (the model has no clock channels)."""
     if clock is None:
         return None
-    return time_of_day(ts) if clock == TIME_OF_DAY else (0.0, 0.0)
+    if clock == TIME_OF_DAY:
+        return time_of_day(ts)
+    return time_of_week(ts) if clock == TIME_OF_WEEK else (0.0, 0.0)
 
 
 def window_index(seq: Any, length: int, stride: int) -> Any:

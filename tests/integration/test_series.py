@@ -449,12 +449,12 @@ async def streamed(bootstrap, models, rest, windows: int):
 
 
 def mixed_clock_csv(path, start: int = 0) -> None:
-    """A host sampled every 5 minutes (its 500 training rows span 41 hours) and a pump every
-    minute (8 hours): a level shift on both at rows 700-780."""
+    """A host sampled every 5 minutes (its 500 training rows span 41 hours), a pump every minute
+    (8 hours) and an office every hour (21 days): a level shift on each at rows 700-780."""
     rng = np.random.default_rng(2)
     t = np.arange(N)
     rows = []
-    for stream, step in (("host", 300), ("pump", 60)):
+    for stream, step in (("host", 300), ("pump", 60), ("office", 3600)):
         x = np.sin(2 * np.pi * t / 48) + 0.1 * rng.standard_normal(N)
         x[700:780] += 3.0
         rows += [(i, stream, 1_700_000_000 + step * i, float(x[i])) for i in range(start, N)]
@@ -462,23 +462,28 @@ def mixed_clock_csv(path, start: int = 0) -> None:
     path.write_text("timestamp,stream,value\n" + "".join(f"{r[2]},{r[1]},{r[3]!r}\n" for r in rows))
 
 
-async def test_models_that_see_the_hour_and_a_blank_clock_share_one_daemon(bootstrap, tmp_path):
-    """The host's model sees each sample's time of day, the pump's (less than a day of history)
-    has a blank clock: one daemon windows both (the time of day, or zeros) exactly as offline."""
+async def test_models_that_see_the_hour_the_week_and_a_blank_clock_share_one_daemon(
+    bootstrap, tmp_path
+):
+    """The host's model sees each sample's time of day, the office's (three weeks of history)
+    the time of week, the pump's (less than a day) has a blank clock: one daemon windows all
+    three (the time of day or of the week, or zeros) exactly as offline."""
     mixed_clock_csv(tmp_path / "history.csv")
     fitted = aemon.fit_series(
         tmp_path / "history.csv", train_fraction=TRAIN / N, epochs=10, adaptive_window=100
     )
     fitted.save(tmp_path / "m")
     loaded = aemon.load(tmp_path / "m", device="cpu")
-    clocks = {s: loaded.detector_for(s).meta.clock for s in ("host", "pump")}
-    assert clocks == {"host": "time_of_day", "pump": "blank"}
+    streams = ("host", "pump", "office")
+    clocks = {s: loaded.detector_for(s).meta.clock for s in streams}
+    assert clocks == {"host": "time_of_day", "pump": "blank", "office": "time_of_week"}
     assert loaded.detector_for("pump").input_shape == (3, 8)
-    # the host's model also takes each value's distance from its daily profile
-    assert [loaded.detector_for(s).model_shape for s in ("host", "pump")] == [(4, 8), (3, 8)]
+    # the host's and the office's models also take each value's distance from its profile
+    assert [loaded.detector_for(s).model_shape for s in streams] == [(4, 8), (3, 8), (4, 8)]
+    assert loaded.detector_for("office").meta.profile.hours == 168
     mixed_clock_csv(tmp_path / "rest.csv", start=TRAIN)
     offline = loaded.timeline(read_samples(tmp_path / "rest.csv"))
-    assert {e["stream"] for e in offline.events} == {"host", "pump"}
+    assert {e["stream"] for e in offline.events} == set(streams)
     _, daemon, scores = await streamed(
         bootstrap, tmp_path / "m", tmp_path / "rest.csv", len(offline)
     )

@@ -102,7 +102,7 @@ def test_hparams_that_do_not_fit_the_weights_are_refused(saved):
         ),
         (  # an unknown clock, and a clock on a one-channel input
             lambda m: json.dumps({**m, "input": {**m["input"], "clock": "weather"}}),
-            "input.clock must be one of time_of_day, blank",
+            "input.clock must be one of time_of_day, time_of_week, blank",
         ),
         (
             lambda m: json.dumps({**m, "input": {**m["input"], "clock": "time_of_day"}}),

@@ -1,4 +1,5 @@
-"""The daily profile: each value's distance from its stream's usual level at that hour."""
+"""The profile: each value's distance from its stream's usual level at that hour (of the day or
+week)."""
 
 import json
 
@@ -10,15 +11,15 @@ import aemon
 from aemon.core import artifact
 from aemon.core.detector import Detector
 from aemon.core.errors import ArtifactError
-from aemon.core.profile import HOURS, DailyProfile, hour_of
-from aemon.core.windowing import time_of_day
-from tests.conftest import DAY_S, office_hours, two_streams
+from aemon.core.profile import HOURS, Profile, hour_of
+from aemon.core.windowing import MONDAY, TIME_OF_DAY, TIME_OF_WEEK, clock_values, time_of_day
+from tests.conftest import DAY_S, office_hours, office_weeks, two_streams
 
 
-def clocked_windows(frame: pd.DataFrame, length: int = 8) -> np.ndarray:
-    """Sliding windows ``[n, 3, length]`` of one value column and its two clock channels, as
-    the windower builds them (float32)."""
-    clock = np.array([time_of_day(float(t)) for t in frame.timestamp], dtype=np.float32)
+def clocked_windows(frame: pd.DataFrame, length: int = 8, kind: str = TIME_OF_DAY) -> np.ndarray:
+    """Sliding windows ``[n, 3, length]`` of one value column and its two clock channels (of
+    the day or the week), as the windower builds them (float32)."""
+    clock = np.array([clock_values(kind, float(t)) for t in frame.timestamp], dtype=np.float32)
     rows = np.column_stack([frame.value.to_numpy(np.float32), clock])  # [samples, 3]
     idx = np.arange(length)[None] + np.arange(len(rows) - length + 1)[:, None]
     return rows[idx].transpose(0, 2, 1).copy()
@@ -30,11 +31,15 @@ def test_the_hour_is_read_back_from_the_clock_channels():
     clock = np.array([time_of_day(float(t)) for t in ts], dtype=np.float32)
     got = hour_of(clock[:, 0], clock[:, 1])
     np.testing.assert_array_equal(got, ((ts % DAY_S) // 3600).astype(int))
+    week = np.array([clock_values(TIME_OF_WEEK, float(t)) for t in ts], dtype=np.float32)
+    got = hour_of(week[:, 0], week[:, 1], HOURS[TIME_OF_WEEK])
+    np.testing.assert_array_equal(got, (((ts - MONDAY) % (7 * DAY_S)) // 3600).astype(int))
+    assert clock_values(TIME_OF_WEEK, MONDAY + 7 * DAY_S * 2800) == pytest.approx((0.0, 1.0))
 
 
 def test_the_profile_holds_each_hour_s_level_and_the_windows_gain_their_distances():
     windows = clocked_windows(office_hours(3))
-    profile = DailyProfile.fit(windows, 1)
+    profile = Profile.fit(windows, 1, TIME_OF_DAY)
     day, night = profile.levels[8:20, 0], np.r_[profile.levels[:8, 0], profile.levels[20:, 0]]
     assert np.all(np.abs(day - 10) < 0.2) and np.all(np.abs(night - 1) < 0.2)
     x = profile(windows)
@@ -47,8 +52,26 @@ def test_the_profile_holds_each_hour_s_level_and_the_windows_gain_their_distance
     np.testing.assert_allclose(profile(shifted)[:, 1], x[:, 1] + 5.0, atol=1e-4)
     # hours never seen in fitting take the median of every sample
     mornings = windows[hour_of(windows[:, 1, -1], windows[:, 2, -1]) < 6]
-    partial = DailyProfile.fit(mornings, 1)
+    partial = Profile.fit(mornings, 1, TIME_OF_DAY)
     assert np.all(partial.levels[8:22, 0] == np.median(mornings[:, 0]))  # 22-23: windows' starts
+
+
+def test_a_profile_of_the_week_holds_each_weekday_s_hours_apart():
+    frame = office_weeks(14, step=600)
+    weekly = Profile.fit(clocked_windows(frame, kind=TIME_OF_WEEK), 1, TIME_OF_WEEK)
+    assert weekly.levels.shape == (168, 1) and weekly.clock == TIME_OF_WEEK
+    days = weekly.levels[:, 0].reshape(7, 24)  # Monday first
+    assert np.all(np.abs(days[:5, 9:19] - 10) < 0.3) and np.all(np.abs(days[5:] - 1) < 0.3)
+    # its usual level at a Wednesday noon and a Sunday noon, read as the model reads the hour
+    noon = frame.timestamp[(frame.timestamp - frame.timestamp[0]) % DAY_S == 12 * 3600]
+    np.testing.assert_allclose(weekly.at(noon.to_numpy()[[2, 6]])[:, 0], [10, 1], atol=0.3)
+    # a profile of the day mixes them: a Sunday noon's usual level is the weekdays'
+    daily = Profile.fit(clocked_windows(frame), 1, TIME_OF_DAY)
+    assert daily.levels.shape == (24, 1) and abs(daily.levels[12, 0] - 10) < 0.3
+    back = Profile.from_dict(weekly.to_dict(), 1, TIME_OF_WEEK)
+    np.testing.assert_array_equal(back.levels, weekly.levels)
+    with pytest.raises(ArtifactError, match="must be 168 lists of 1 finite numbers"):
+        Profile.from_dict(daily.to_dict(), 1, TIME_OF_WEEK)
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +119,10 @@ def test_a_day_whose_peak_does_not_come_opens_an_event(profiled, tmp_path):
     [
         (
             lambda p: {**p, "levels": p["levels"][:-1]},
-            rf"input.profile.levels must be {HOURS} lists of 1 finite numbers",
+            "input.profile.levels must be 24 lists of 1 finite numbers",
         ),
-        (lambda p: {**p, "levels": [[1e39]] * HOURS}, "within float32"),
-        (lambda p: {**p, "levels": [["x"]] * HOURS}, "input.profile.levels must be"),
+        (lambda p: {**p, "levels": [[1e39]] * 24}, "within float32"),
+        (lambda p: {**p, "levels": [["x"]] * 24}, "input.profile.levels must be"),
         (lambda p: "flat", "input.profile.levels must be"),
     ],
 )
@@ -112,12 +135,15 @@ def test_a_corrupt_profile_is_refused(profiled, tmp_path, edit, message):
         Detector.load(path)
 
 
-def test_a_profile_needs_the_time_of_day(profiled, tmp_path):
+def test_a_profile_needs_a_clock_that_is_not_blank(profiled, tmp_path):
     path = profiled.detectors["0"].save(tmp_path / "m")
     meta = json.loads((path / artifact.META_FILE).read_text())
     meta["input"]["clock"] = "blank"
     (path / artifact.META_FILE).write_text(json.dumps(meta))
-    with pytest.raises(ArtifactError, match=r"input\.profile needs input\.clock time_of_day"):
+    with pytest.raises(
+        ArtifactError,
+        match=r"input\.profile needs input\.clock time_of_day or time_of_week, got 'blank'",
+    ):
         Detector.load(path)
 
 
