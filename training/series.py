@@ -127,6 +127,20 @@ def clocks(samples: Samples, plan: Plan, pooled: bool = False) -> dict[str, str 
     return {s: TIME_OF_WEEK if week[s] else TIME_OF_DAY if day[s] else BLANK for s in streams}
 
 
+def _warn_short_clock(samples: Samples, plan: Plan, clock: dict[str, str | None]) -> None:
+    """One warning per stream given a clock (``--time-of-day on`` or ``week``) that its history
+    does not cover as ``auto`` asks: hours it never saw will score as unusual."""
+    covers = {TIME_OF_DAY: (DAY, "a day"), TIME_OF_WEEK: (WEEKS_SEEN * WEEK, "two weeks")}
+    for stream, seen in clock.items():
+        if seen in covers and not _spans(samples, plan, stream, covers[seen][0]):
+            warnings.warn(
+                f"stream {stream!r}: --time-of-day {plan.time_of_day}, but its history does not "
+                f"span {covers[seen][1]} at more than one sample a day: hours it never saw "
+                "will score as unusual (auto gives each stream the clock its history covers)",
+                stacklevel=2,
+            )
+
+
 def window_values(
     samples: Samples, plan: Plan, shared: bool = False, any_stream: bool = False
 ) -> int:
@@ -206,6 +220,7 @@ def _fit_kind(
     still has its own adaptive threshold and events in the monitor.
     """
     clock = clocks(samples, plan, shared or any_stream)
+    _warn_short_clock(samples, plan, clock)
     parts = list(_parts(samples, recipe, plan, source, clock, short))
     if not parts:
         return {}

@@ -96,3 +96,14 @@ def test_a_weekday_at_the_weekend_s_level_stands_out_only_to_a_model_that_sees_t
         assert len(inside) == (1 if stands_out else 0), opened
         if stands_out:  # and nothing else: the weekends are the week's usual
             assert opened == inside
+
+
+def test_a_clock_forced_on_a_history_that_does_not_cover_it_is_warned_of():
+    with pytest.warns(
+        UserWarning,
+        match=r"stream '0': --time-of-day week, but its history does "
+        r"not span two weeks at more than one sample a day",
+    ):
+        aemon.fit_series(office_hours(3), time_of_day="week", epochs=1)
+    with pytest.warns(UserWarning, match=r"--time-of-day on, but its history does not span a day"):
+        aemon.fit_series(office_hours(0.5, step=60), time_of_day="on", epochs=1)
