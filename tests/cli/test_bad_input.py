@@ -337,6 +337,7 @@ CASES = [
     (["train", "series", "--input", "{S}", "--adaptive-delay", "x"], "--adaptive-delay: "),
     (["train", "series", "--input", "{S}", "--shared", "--any-stream"], "exclude each other"),
     (["train", "series", "--input", "{S}", "--daily-profile", "maybe"], "--daily-profile: invalid"),
+    (["train", "series", "--input", "{S}", "--time-of-day", "weekly"], "--time-of-day: invalid"),
     (["train", "series", "--input", "{S}", "--learn", "yes"], "--learn: invalid choice"),
     (["nab", "{DIR}", "--learn-every", "0"], "--learn-every: must be >= 1"),
     (["held-out", "{W}", "{W}"], "give each setting as NAME=FILES"),
