@@ -107,12 +107,12 @@ def _spans(samples: Samples, plan: Plan, stream: str, seconds: float) -> bool:
 def clocks(samples: Samples, plan: Plan, pooled: bool = False) -> dict[str, str | None]:
     """What each stream's model sees in its clock channels: ``time_of_day``, ``time_of_week``,
     ``blank`` (zeros) or None (no clock channels). ``auto``: the time of week for a stream whose
-    history spans two weeks (each hour of the week seen twice), the time of day for one that
-    spans at least a day, so that its model has seen every hour (one of minutes would meet hours
-    it never saw, and call them anomalous), each at more than one sample a day; a blank clock
-    for the others when some stream sees the hour, since one daemon serves models of one input;
-    none when no stream does. One model for all (``pooled``): the clock every stream's history
-    sees."""
+    history spans two weeks (each hour of the week seen twice, unless samples are missing), the
+    time of day for one that spans at least a day, so that its model has seen every hour (one
+    of minutes would meet hours it never saw, and call them anomalous), each at more than one
+    sample a day; a blank clock for the others when some stream sees the hour, since one daemon
+    serves models of one input; none when no stream does. One model for all (``pooled``): the
+    clock every stream's history sees."""
     streams = samples.streams()
     if plan.time_of_day != "auto":
         forced = {"on": TIME_OF_DAY, "week": TIME_OF_WEEK}.get(plan.time_of_day)

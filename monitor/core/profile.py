@@ -6,9 +6,10 @@ levels), of the week for a time-of-week clock (168: a Wednesday's busy hours apa
 Sunday's). A short window of an ordinary shape can still be wrong for its hour (the day's peak
 that does not come, a holiday that looks like a Sunday); the distance says so where the window
 alone cannot. The profile is fitted on the stream's fitted training windows (the median of every
-sample at each hour; an hour never seen takes the median of all) and stored in the artifact;
-the hour is read back from the clock channels, so offline scoring and the daemon compute the
-same inputs from the same windows.
+sample at each hour; an hour of the week never seen takes its hour of the day's, and an hour of
+the day never seen the median of all) and stored in the artifact; the hour is read back from
+the clock channels, so offline scoring and the daemon compute the same inputs from the same
+windows.
 """
 
 from __future__ import annotations
@@ -58,10 +59,14 @@ class Profile:
     @classmethod
     def fit(cls, windows: np.ndarray, metrics: int, clock: str) -> Profile:
         """From windows ``[n, metrics + 2, length]`` whose clock is ``clock``."""
-        hours = HOURS[clock]
+        hours, day = HOURS[clock], HOURS[TIME_OF_DAY]
         values = windows[:, :metrics].transpose(0, 2, 1).reshape(-1, metrics)
         at = hour_of(windows[:, metrics], windows[:, metrics + 1], hours).reshape(-1)
         levels = np.tile(np.median(values, axis=0), (hours, 1))
+        if hours > day:  # an hour of the week never seen: its hour of the day's, where seen
+            of_day = at % day
+            for h in np.unique(of_day).tolist():
+                levels[h::day] = np.median(values[of_day == h], axis=0)
         for h in np.unique(at).tolist():
             levels[h] = np.median(values[at == h], axis=0)
         return cls(levels.astype(np.float32))

@@ -68,6 +68,12 @@ def test_a_profile_of_the_week_holds_each_weekday_s_hours_apart():
     # a profile of the day mixes them: a Sunday noon's usual level is the weekdays'
     daily = Profile.fit(clocked_windows(frame), 1, TIME_OF_DAY)
     assert daily.levels.shape == (24, 1) and abs(daily.levels[12, 0] - 10) < 0.3
+    # a history with gaps: an hour of the week never seen takes its hour of the day's level
+    gappy = frame[((frame.timestamp - frame.timestamp[0]) // DAY_S) % 7 != 1].reset_index()
+    no_tuesday = Profile.fit(clocked_windows(gappy, kind=TIME_OF_WEEK), 1, TIME_OF_WEEK)
+    tuesday = no_tuesday.levels[24:48, 0]
+    assert np.abs(tuesday[9:19] - 10).max() < 0.3 and np.abs(tuesday[:7] - 1).max() < 0.3
+    np.testing.assert_array_equal(no_tuesday.levels[48:, 0], weekly.levels[48:, 0])
     back = Profile.from_dict(weekly.to_dict(), 1, TIME_OF_WEEK)
     np.testing.assert_array_equal(back.levels, weekly.levels)
     with pytest.raises(ArtifactError, match="must be 168 lists of 1 finite numbers"):
