@@ -321,6 +321,11 @@ def test_the_training_summary_says_which_streams_see_the_time_of_day(tmp_path, c
     assert main([*argv, "--epochs", "1", "--daily-profile", "off", "--json", "--quiet"]) == 0
     doc = json.loads(capsys.readouterr().out)["streams"]
     assert doc["a"]["clock"] == "time_of_day" and doc["a"]["daily_profile"] is False
+    # the week forced on three days of history: said, and warned of for each stream
+    assert main([*argv, "--epochs", "1", "--time-of-day", "week"]) == 0
+    err = capsys.readouterr().err
+    assert ", sees the time of week and its weekly profile" in err
+    assert err.count("--time-of-day week, but its history does not span two weeks") == 2
 
 
 def test_models_that_keep_learning_say_so_and_score_with_their_updates(tmp_path, capsys):
