@@ -129,7 +129,10 @@ def clocks(samples: Samples, plan: Plan, pooled: bool = False) -> dict[str, str 
 
 def _warn_short_clock(samples: Samples, plan: Plan, clock: dict[str, str | None]) -> None:
     """One warning per stream given a clock (``--time-of-day on`` or ``week``) that its history
-    does not cover as ``auto`` asks: hours it never saw will score as unusual."""
+    does not cover as ``auto`` asks: hours it never saw will score as unusual. (``auto``'s own
+    choices cover their histories.)"""
+    if plan.time_of_day == "auto":
+        return
     covers = {TIME_OF_DAY: (DAY, "a day"), TIME_OF_WEEK: (WEEKS_SEEN * WEEK, "two weeks")}
     for stream, seen in clock.items():
         if seen in covers and not _spans(samples, plan, stream, covers[seen][0]):
