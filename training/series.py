@@ -50,6 +50,13 @@ from aemon.training.presets import Recipe
 
 WEEKS_SEEN = 2  # auto: the time of week once a history spans this many weeks
 
+# A metric whose median moves one way from each quarter of its fitted windows to the next, fast
+# enough to leave the 5-95% range of those windows (a steady trend: a disk filling up) before its
+# model's first trained update, its least-squares slope at least TREND_T standard errors from
+# zero with the residuals' lag-1 correlation counted (so that noise, slow wander included, is
+# seldom taken for a trend; see _warn_drifting).
+QUARTERS, TREND_T = 4, 3.0
+
 # A metric up at this share of its fitted steps or more, and down at no more than RESET_SHARE
 # of them (a counter's resets) and at no more than a half of its rises (a counter climbs more
 # than once between resets; a level stepping up and back down does not), only rises: a counter
@@ -229,10 +236,12 @@ def _fit_kind(
         return {}
     if any_stream:
         parts = [_pooled(parts)]
+    profiles = {p[0]: None if any_stream else _profile(p[1], p[4]["clock"], plan) for p in parts}
     for stream, fit, _, facts, _ in parts:
         _warn_constant(stream, facts["metrics"], fit.values)
-        _warn_rising(stream, facts["metrics"], fit.values)
-    profiles = {p[0]: None if any_stream else _profile(p[1], p[4]["clock"], plan) for p in parts}
+        counters = _warn_rising(stream, facts["metrics"], fit.values)
+        if stream != ANY:  # the any-stream model's windows are many streams', not one history
+            _warn_drifting(stream, facts["metrics"], fit.values, profiles[stream], plan, counters)
     trained: dict[str, tuple] = {}
     if shared:
         inputs = {name: partial(with_distances, profiles[name]) for name in profiles}
@@ -378,24 +387,25 @@ def _warn_constant(stream: str, metrics: list[str], windows: np.ndarray) -> None
         )
 
 
-def _warn_rising(stream: str, metrics: list[str], windows: np.ndarray) -> None:
+def _warn_rising(stream: str, metrics: list[str], windows: np.ndarray) -> set[str]:
     """Warn that metrics which only rise through a model's fitted windows (a counter such as
     Prometheus's ``*_total``, an uptime) will leave the range the model learned and score as
     anomalous from then on: their rate is what to give. Falls at no more than 1% of the steps
     and half the rises (a counter reset when its process restarts) still count as only
-    rising."""
+    rising. Returns the metrics it named."""
     values = windows.reshape(len(windows), -1, windows.shape[-1])[:, : len(metrics), 0]
     steps = np.diff(values.astype(np.float64), axis=0)  # window to window: the stride's step
     if len(steps) < 2:
-        return
+        return set()
     rises, falls = (steps > 0).sum(axis=0), (steps < 0).sum(axis=0)
-    counters = [
-        f"{m} (up at {r:,} of {len(steps):,} steps)"
+    named = {
+        m: f"{m} (up at {r:,} of {len(steps):,} steps)"
         for m, r, f in zip(metrics, rises, falls, strict=True)
         if r >= max(3, RISING_SHARE * len(steps))
         and f <= RESET_SHARE * len(steps)
         and f * RISES_PER_RESET <= r
-    ]
+    }
+    counters = list(named.values())
     if counters:
         whose = "the any-stream model" if stream == ANY else f"stream {stream!r}"
         one = len(counters) == 1
@@ -406,6 +416,80 @@ def _warn_rising(stream: str, metrics: list[str], windows: np.ndarray) -> None:
             f"{'it as a rate' if one else 'them as rates'} (the change per sample)",
             stacklevel=3,
         )
+    return set(named)
+
+
+def _warn_drifting(
+    stream: str,
+    metrics: list[str],
+    windows: np.ndarray,
+    profile: Profile | None,
+    plan: Plan,
+    counters: set[str],
+) -> None:
+    """Warn that metrics drifting one way through a stream's fitted windows (a disk filling up)
+    will leave the range its model learned before the model's first trained update (without
+    learning, before the default learning's would come) and score as anomalous until then. The
+    drift is measured on what the model sees (with a profile, each value's distance from its
+    hour's level, so a daily cycle is no drift): its median moves one way from each quarter of
+    the windows to the next, and at the rate between the first and last quarters it reaches the
+    edge of the windows' 5-95% range within that many windows of the last quarter's median.
+    Counters (named by :func:`_warn_rising`) are left to their own line."""
+    m, n = len(metrics), len(windows)
+    if n < 10 * QUARTERS:
+        return
+    raw = windows.reshape(n, -1, windows.shape[-1])
+    seen = raw if profile is None else with_distances(profile, raw)[:, m:]
+    x = seen[:, :m, 0].astype(np.float64)
+    medians = np.array([np.median(q, axis=0) for q in np.array_split(x, QUARTERS)])
+    steps = np.diff(medians, axis=0)
+    one_way = (steps > 0).all(axis=0) | (steps < 0).all(axis=0)
+    lo, hi = np.percentile(x, [5, 95], axis=0)
+    slope = (medians[-1] - medians[0]) / (n * (QUARTERS - 1) / QUARTERS)  # per window
+    learning = plan.learning
+    horizon = (learning or Learning()).first_trained
+    drifting = []
+    for k, name in enumerate(metrics):
+        if name in counters or not one_way[k] or hi[k] <= lo[k] or _trend_t(x[:, k]) < TREND_T:
+            continue
+        edge = hi[k] if slope[k] > 0 else lo[k]
+        within = (edge - medians[-1, k]) / slope[k]  # windows until it leaves the range
+        if within <= horizon:
+            share = abs(medians[-1, k] - medians[0, k]) / (hi[k] - lo[k])
+            way = "up" if slope[k] > 0 else "down"
+            drifting.append(f"{name} ({way} by {share:.2f} of its 5-95% range)")
+    if not drifting:
+        return
+    one = len(drifting) == 1
+    until = (
+        f"the model's first trained update ({horizon:,} windows into the stream) and score as "
+        "anomalous until then; train on a longer history, or set a faster cadence on this "
+        "model (--learn-every, --learn-delay)"
+        if learning is not None
+        else f"{horizon:,} windows into the stream and score as anomalous from then on; train "
+        "on a longer history, or let the model keep learning (--learn on)"
+    )
+    warnings.warn(
+        f"stream {stream!r}: {listed(drifting)} drift{'s' if one else ''} one way through the "
+        f"fitted history: at that rate {'it' if one else 'they'} will leave the range the "
+        f"model learned before {until}",
+        stacklevel=3,
+    )
+
+
+def _trend_t(x: np.ndarray) -> float:
+    """How many standard errors the least-squares slope of ``x`` (in order) lies from zero, its
+    residuals' lag-1 correlation shrinking the samples it counts as independent."""
+    n = len(x)
+    at = np.arange(n) - (n - 1) / 2
+    slope = float((at * (x - x.mean())).sum() / (at * at).sum())
+    resid = x - x.mean() - slope * at
+    if not resid.std() > 0:
+        return math.inf if slope else 0.0
+    rho = float(np.corrcoef(resid[:-1], resid[1:])[0, 1])
+    rho = min(max(rho, 0.0), 0.99) if math.isfinite(rho) else 0.0
+    independent = n * (1 - rho) / (1 + rho)
+    return abs(slope) / (resid.std() * math.sqrt(12 / (independent * (n * n - 1))))
 
 
 def _too_short(plan: Plan, cal_fraction: float) -> tuple[int, str]:

@@ -45,6 +45,12 @@ class Learning:
         """Windows before a window that its model depends on."""
         return self.every + self.delay + self.span
 
+    @property
+    def first_trained(self) -> int:
+        """The first window scored by an update that trained on any window (the windows before it
+        are scored by the trained model): ``every + delay`` with the defaults."""
+        return (self.delay // self.every + 1) * self.every
+
     def update_of(self, index: int) -> int:
         """The number of the update in effect at window ``index`` (0: the trained model)."""
         return index // self.every

@@ -306,6 +306,32 @@ def test_a_metric_that_only_rises_in_the_history_is_named_as_a_counter():
         aemon.fit_series(samples_frame().assign(bytes_rate=100.0 + n % 7), epochs=1)
 
 
+def test_a_steady_trend_is_named_with_when_it_will_score_as_anomalous():
+    """A disk filling by a noise's width every 1.7 days (two days of history at 5 minutes)
+    leaves the range its model learned before the model's first trained update: training says
+    so, and when. A daily cycle with noise, or noise that wanders, is no drift."""
+    t = pd.date_range("2026-01-05", periods=605, freq="5min")
+    noise = np.random.default_rng(0).normal(0, 1, 605)
+    disk = pd.DataFrame({"timestamp": t, "stream": "disk", "used": 0.002 * np.arange(605) + noise})
+    with pytest.warns(UserWarning, match=r"^stream 'disk': used \(up by 0\.\d+ of its 5-95% ra"):
+        aemon.fit_series(disk, epochs=1)
+    with pytest.warns(UserWarning, match=r"learned before 2,000 windows into the stream and sc"):
+        aemon.fit_series(disk, epochs=1, learn=False)
+    hour = np.asarray(t.hour + t.minute / 60)
+    cpu = disk.assign(stream="cpu", used=40 + 20 * np.sin(2 * np.pi * hour / 24) + 2 * noise)
+    # Slow wander, no trend (each step 0.9 of the last plus noise): its quarters' medians step
+    # one way and would leave the range in time at that rate, but its slope is within what such
+    # wander gives (this draw is one that the quarters alone would name).
+    shocks, wander = np.random.default_rng(16).normal(0, 1, 605), np.zeros(605)
+    for i in range(1, 605):
+        wander[i] = 0.9 * wander[i - 1] + shocks[i]
+    queue = disk.assign(stream="queue", used=wander)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        aemon.fit_series(cpu, epochs=1)
+        aemon.fit_series(queue, epochs=1, time_of_day="off")
+
+
 def test_a_level_that_steps_up_and_back_down_is_not_named_as_a_counter():
     """A queue's length climbing 0 -> 1 -> 2 and dropping back, now and then, rises at more
     than 1% of the steps and falls at less, but falls at more than half as many: not a counter."""
