@@ -432,9 +432,10 @@ def _warn_drifting(
     learning, before the default learning's would come) and score as anomalous until then. The
     drift is measured on what the model sees (with a profile, each value's distance from its
     hour's level, so a daily cycle is no drift): its median moves one way from each quarter of
-    the windows to the next, and at the rate between the first and last quarters it reaches the
-    edge of the windows' 5-95% range within that many windows of the last quarter's median.
-    Counters (named by :func:`_warn_rising`) are left to their own line."""
+    the windows to the next, its least-squares slope stands ``TREND_T`` standard errors out
+    (:func:`_trend_t`), and at the rate between the first and last quarters it reaches the edge
+    of the windows' 5-95% range within that many windows of the last quarter's median. Counters
+    (named by :func:`_warn_rising`) are left to their own line."""
     m, n = len(metrics), len(windows)
     if n < 10 * QUARTERS:
         return
