@@ -18,11 +18,10 @@ from aemon.core.catalog import ANY, describe_windows
 from aemon.core.detector import Detector
 from aemon.core.errors import DataError
 from aemon.core.learning import Learning
+from aemon.core.windowing import HOUR_WORDS
 from aemon.core.wording import alike, counted, listed
 from aemon.daemon.routing import Models
 from aemon.series_detector import SeriesDetector
-
-CLOCK_WORDS = {"time_of_day": "time of day", "time_of_week": "time of week"}  # the clock column
 
 
 def rule_words(rule: dict[str, Any]) -> str:
@@ -180,7 +179,7 @@ def _table(summary: pd.DataFrame) -> pd.DataFrame:
                 lambda v: "-" if pd.isna(v) else f"{v:.2g}"
             ),
             "step": step.map(lambda v: "-" if pd.isna(v) else spoken(float(v))),
-            "clock": summary.clock.map(lambda v: CLOCK_WORDS.get(v, v or "-")),
+            "clock": summary.clock.map(lambda v: HOUR_WORDS.get(v, v or "-")),
             "metrics": summary.metrics.map(lambda v: listed(v, most=3)),
             "members": summary.members,
             "windows fitted": summary.windows_fitted,

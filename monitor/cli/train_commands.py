@@ -24,7 +24,7 @@ from aemon.core.errors import ArtifactError, ConfigError, DataError
 from aemon.core.evaluation import evaluate as metrics_at
 from aemon.core.events import event_rule
 from aemon.core.table import STDOUT, WindowTable, read_windows, write_windows, writing
-from aemon.core.windowing import check_stride
+from aemon.core.windowing import BLANK, HOUR_WORDS, TIME_OF_WEEK, check_stride
 from aemon.core.wording import counted
 from aemon.series_detector import SeriesDetector
 from aemon.training import noise, report, timeline
@@ -42,9 +42,8 @@ from aemon.training.presets import (
 from aemon.training.series import Plan, fit_series, stream_dir
 
 CLOCK_NOTES = {  # what a series model sees of the hour, as the training summary says it
-    "time_of_day": ", sees the time of day",
-    "time_of_week": ", sees the time of week",
-    "blank": ", blank clock (history under a day)",
+    **{clock: f", sees the {said}" for clock, said in HOUR_WORDS.items()},
+    BLANK: ", blank clock (history under a day)",
     None: "",
 }
 
@@ -206,7 +205,7 @@ def train_series(args: argparse.Namespace) -> int:
         emit({"models": str(args.out), "streams": summaries, "left_out": left_out}, True)
     else:
         for stream, summary in summaries.items():
-            weekly = summary["clock"] == "time_of_week"
+            weekly = summary["clock"] == TIME_OF_WEEK
             seen = CLOCK_NOTES[summary["clock"]] + (
                 f" and its {'weekly' if weekly else 'daily'} profile"
                 if summary["daily_profile"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aemon.core.artifact import META_FILE, Meta, read_meta
 from aemon.core.errors import ArtifactError
-from aemon.core.windowing import BLANK, TIME_OF_DAY, TIME_OF_WEEK
+from aemon.core.windowing import BLANK, HOUR_WORDS
 from aemon.core.wording import counted
 
 ANY = ""  # the key of an artifact that serves every stream without a model of its own
@@ -51,11 +51,8 @@ def describe_windows(meta: Meta) -> str:
         return f"{' x '.join(map(str, meta.shape))} values"
     every = "" if w.stride == 1 else f" every {w.stride}"
     n = meta.value_channels
-    clock = {
-        TIME_OF_DAY: " and the time of day",
-        TIME_OF_WEEK: " and the time of week",
-        BLANK: " and a blank clock",
-    }.get(str(meta.clock), "")
+    words = {clock: f" and the {said}" for clock, said in HOUR_WORDS.items()}
+    clock = {**words, BLANK: " and a blank clock"}.get(str(meta.clock), "")
     return f"{w.length} samples{every} of {counted(n, 'metric')}{clock}"
 
 

@@ -45,6 +45,7 @@ CLOCK_CHANNELS = 2  # the angle's sine and cosine
 # or of the week, or zeros (a blank clock).
 TIME_OF_DAY, TIME_OF_WEEK, BLANK = "time_of_day", "time_of_week", "blank"
 CLOCKS = (TIME_OF_DAY, TIME_OF_WEEK, BLANK)
+HOUR_WORDS = {TIME_OF_DAY: "time of day", TIME_OF_WEEK: "time of week"}  # the clocks, in words
 
 
 def window_channels(values: int, clock: bool) -> int:
