@@ -319,6 +319,31 @@ class Decider:
         while len(self._above) > rule.within:
             self._above.popleft()
 
+    def state(self) -> dict[str, object]:
+        """What :meth:`resumed` needs besides the rule, right after :meth:`adopt` of a model of
+        other weights (whose score history is the calibration scores alone): the last verdicts,
+        the open event and the raised flag (JSON-ready; floats round-trip exactly)."""
+        assert not self._pending and (not self.rule.seed or self._recent == _seeded(self.rule)[0])
+        return {
+            "above": list(self._above),
+            "since_trigger": self._since_trigger,
+            "last": [self._last_seq, self._last_ts],
+            "event": None if self.event is None else self.event.to_dict(),
+            "raised": self.raised,
+        }
+
+    @classmethod
+    def resumed(cls, rule: Rule, stream: str, state: dict) -> Decider:
+        """The decider that :meth:`state` describes, judging by ``rule`` (a restart rebuilds a
+        swapped-in model's stream from there, not from windows another model scored)."""
+        d = cls(rule, stream)
+        d._above = deque(bool(a) for a in state["above"])
+        d._since_trigger = int(state["since_trigger"])
+        d._last_seq, d._last_ts = int(state["last"][0]), float(state["last"][1])
+        d.event = None if state["event"] is None else Event(**state["event"])
+        d.raised = bool(state["raised"])
+        return d
+
     def end(self) -> Event | None:
         """The stream ended (its end marker): its open event, if any, resolved at its last
         window."""

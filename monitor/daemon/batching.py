@@ -36,6 +36,11 @@ class Batch:
     holds: list[int] = field(default_factory=list)  # offset its stream's history starts at
     hold_seqs: list[int | None] = field(default_factory=list)  # its seq (counted streams)
     learned: list = field(default_factory=list)  # the update scoring each row (None: trained)
+    dets: list = field(default_factory=list)  # the model each row was read under (series)
+    offsets: list[int] = field(default_factory=list)  # its last sample's offset (series)
+    # per row (series): None, or where a restart resumes a swapped-in model's stream
+    # (:class:`~aemon.daemon.swaps.Resume`, or SKIP for the windows before it)
+    resumes: list = field(default_factory=list)
     # Streams whose end marker came, as (the row it comes before, partition, stream, model)
     finished: list[tuple[int, int, str, int]] = field(default_factory=list)
     ends: dict[TopicPartition, int] = field(default_factory=dict)  # next offset per partition
@@ -88,6 +93,9 @@ class Batch:
             self.holds,
             self.hold_seqs,
             self.learned,
+            self.dets,
+            self.offsets,
+            self.resumes,
         )
 
     def drop(self, i: int) -> None:

@@ -105,7 +105,8 @@ HELP = {
     "scores_topic": "optional topic for every window's score (empty: off)",
     "learned_topic": "compacted topic (as many partitions as the input) where models that keep "
     "learning keep their updates, so that a restart or a replica taking a partition over does "
-    "not train them again (empty, or no such topic: off)",
+    "not train them again, and where streams without seq keep their anchors and a retrained "
+    "model swapped in its streams' swap points (empty, or no such topic: off)",
     "group_id": "consumer group; replicas with the same group share the partitions",
     "client_id": "Kafka client id",
     "input_kind": "'windows' (whole windows), 'samples' (windowed per stream here) or 'auto' "

@@ -7,22 +7,24 @@ keeps each stream's decision state (series models: open events, the offsets they
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from aemon.core.artifact import Meta
 from aemon.core.cadence import Cadence, cadence_of
 from aemon.core.detector import Detector
-from aemon.core.events import Decider, event_record, raised_line
+from aemon.core.events import Decider, Rule, event_record, raised_line
 from aemon.core.windowing import Windower
 from aemon.daemon import alerts
 from aemon.daemon.batching import Batch
 from aemon.daemon.metrics import RAISED_STREAMS
 from aemon.daemon.routing import Models
 from aemon.daemon.scoring import Scored
+from aemon.daemon.swaps import SKIP, Resume, SwapPoint
 
 Send = tuple[str, bytes | None, bytes | None, list | None]  # topic, value, key, headers
+Keep = tuple[str, int, bytes, bytes]  # a record for a topic partition: topic, partition, key, value
 
 log = logging.getLogger("aemon.serve")
 
@@ -34,6 +36,7 @@ class Decided:
     batch: Batch
     scored: Scored | None
     sends: list[Send]
+    keeps: list[Keep] = field(default_factory=list)  # swap points (:mod:`aemon.daemon.swaps`)
     futures: list | None = None
     outages: int = 0  # broker outages seen when sent (an ack from before a later one is doubted)
     decided: int = 0  # windows decided (warm-up windows are scored but not decided again)
@@ -67,13 +70,13 @@ class Totals:
 @dataclass
 class _Stream:
     """A stream's decider, the first window this process saw of it, its samples' step against
-    its model's, the model's metadata its decider judges by, and whether the event open now was
-    announced by this process."""
+    its model's, the model its decider judges by, and whether the event open now was announced
+    (by this process, or before the swap point it resumed at)."""
 
     decider: Decider
     first: int
     cadence: Cadence | None
-    meta: Meta
+    det: Detector
     announced: bool = False
 
 
@@ -98,6 +101,9 @@ class Decisions:
     holds: dict[int, dict[str, int]] = field(default_factory=dict)  # partition -> stream -> offset
     # the seq at each hold, for streams whose samples carry none (partition -> stream -> seq)
     hold_seqs: dict[int, dict[str, int]] = field(default_factory=dict)
+    # the record that keeps a stream's swap point (LearnedStore.swap_record; None: none kept,
+    # and a restart rebuilds a swapped-in model's streams from the windows it re-reads)
+    keep_swap: Callable[[int, str, SwapPoint], Keep] | None = None
 
     def decide(self, batch: Batch, scored: Scored | None, stale: set[int]) -> Decided:
         """Decide ``batch``'s windows, except those of the partitions in ``stale`` (fetched in
@@ -160,7 +166,7 @@ class Decisions:
             d.alerts = d.resolved
             self._hold(batch)
             return d
-        w, dets, rules, takes = self.windower, self.detectors, self.models.rules, self.models.takes
+        w, takes = self.windower, self.models.takes
         assert w is not None
         scores, channels = scored.scores.tolist(), scored.channels
         for i in range(batch.n):
@@ -169,25 +175,36 @@ class Decisions:
                 done += 1
             if batch.parts[i] in stale:
                 continue
-            p, stream, seq, ts, m = (
+            p, stream, seq, ts, m, det = (
                 batch.parts[i],
                 batch.streams[i],
                 batch.seqs[i],
                 batch.ts[i],
                 batch.models[i],
+                batch.dets[i],
             )
+            if (resume := batch.resumes[i]) is not None:
+                if resume is SKIP:  # before the swap point a restart resumes at
+                    d.warmup += 1
+                    continue
+                self._resume(d, batch, i, resume)
             idx = w.index(seq)
             st = self.streams.get((p, stream))
             if st is None:
-                cadence = cadence_of(stream, dets[m].meta)
-                decider = Decider(rules[m], stream)
-                st = self.streams[(p, stream)] = _Stream(decider, idx, cadence, dets[m].meta)
+                cadence = cadence_of(stream, det.meta)
+                decider = Decider(self._rule(m, det), stream)
+                st = self.streams[(p, stream)] = _Stream(decider, idx, cadence, det)
                 if idx == 1:  # what a producer counting seq from 1 sends
                     log.warning(from_one(stream, self.models.warmup(m)))
-            elif st.decider.rule is not rules[m]:  # its model was swapped in since
-                same = dets[m].meta.scoring == st.meta.scoring
-                st.decider.adopt(rules[m], same_scores=same)
-                st.meta = dets[m].meta
+            elif st.det is not det:  # its model was swapped in since the last window
+                same = det.meta.scoring == st.det.meta.scoring
+                st.decider.adopt(self._rule(m, det), same_scores=same)
+                st.det = det
+                if not same and self.keep_swap is not None:
+                    point = SwapPoint(
+                        det.version, idx, batch.offsets[i], st.decider.state(), st.announced
+                    )
+                    d.keeps.append(self.keep_swap(p, stream, point))
             metrics = takes[m].values  # a row's errors per metric: as many as its model's
             per = None if channels is None or metrics == 1 else channels[i, :metrics]
             v = st.decider.push(seq, ts, scores[i], per)
@@ -201,18 +218,20 @@ class Decisions:
                 d.off_step += 1
             if st.first and idx - st.first < self.models.warmup(m):
                 d.warmup += 1
+                if v.resolved is not None:  # (announced before a swap point resumed at)
+                    st.announced = False
                 continue
             d.decided += 1
             d.anomalies += v.above
             key, holds = stream.encode(), self.holds.setdefault(p, {})
             if v.resolved is not None and st.announced:
-                record = event_record(v.resolved, dets[m], "resolved")
+                record = event_record(v.resolved, det, "resolved")
                 d.sends.append((self.alerts_topic, alerts.event_message(record), key, None))
                 d.resolved += 1
                 st.announced = False
             if v.opened is not None:
-                v.opened.opened_by = dets[m].version  # its resolution keeps its id after a swap
-                record = event_record(v.opened, dets[m], "open")
+                v.opened.opened_by = det.version  # its resolution keeps its id after a swap
+                record = event_record(v.opened, det, "open")
                 d.sends.append((self.alerts_topic, alerts.event_message(record), key, None))
                 d.opened += 1
                 st.announced = True
@@ -231,10 +250,33 @@ class Decisions:
         self._hold(batch)
         return d
 
+    def _rule(self, m: int, det: Detector) -> Rule:
+        """The event rule of model ``det`` (a row's; the one at position ``m`` now, unless it
+        was read before a swap)."""
+        return self.models.rules[m] if self.models.detectors[m] is det else Rule.from_meta(det.meta)
+
+    def _resume(self, d: Decided, batch: Batch, i: int, resume: Resume) -> None:
+        """A restart at a stream's swap point (row ``i``): its decider as the swap left it, its
+        warm-up counted from the first window this process read, and the commit held before an
+        event open there, so that a restart again re-reads the swap point."""
+        p, stream, m, det = batch.parts[i], batch.streams[i], batch.models[i], batch.dets[i]
+        point = resume.point
+        decider = Decider.resumed(self._rule(m, det), stream, point.state)
+        open_ = decider.event is not None
+        cadence = cadence_of(stream, det.meta)
+        self.streams[(p, stream)] = _Stream(
+            decider, resume.first, cadence, det, point.announced and open_
+        )
+        d.raised += decider.raised
+        if open_:
+            self.holds.setdefault(p, {})[stream] = batch.holds[i]
+            if (seq_at := batch.hold_seqs[i]) is not None:
+                self.hold_seqs.setdefault(p, {})[stream] = seq_at
+
     def _end(self, d: Decided, finished: tuple[int, int, str, int], stale: set[int]) -> None:
         """A stream's end marker: forget its decisions; an event it had open resolves at its
         last window (``"ended": true``), so that none is left open for good."""
-        _, p, stream, m = finished
+        _, p, stream, _ = finished
         if p in stale:
             return
         self.holds.get(p, {}).pop(stream, None)
@@ -244,7 +286,7 @@ class Decisions:
             d.raised -= 1
         ev = None if st is None else st.decider.end()
         if ev is not None and st is not None and st.announced:
-            record = event_record(ev, self.detectors[m], "resolved", ended=True)
+            record = event_record(ev, st.det, "resolved", ended=True)
             d.sends.append((self.alerts_topic, alerts.event_message(record), stream.encode(), None))
             d.resolved += 1
 

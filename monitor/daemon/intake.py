@@ -42,6 +42,7 @@ from aemon.daemon.metrics import Metrics
 from aemon.daemon.refusals import RefusalLog
 from aemon.daemon.routing import Models
 from aemon.daemon.stopping import STOPPED, unless_stopped
+from aemon.daemon.swaps import SKIP, Resuming
 
 log = logging.getLogger("aemon.serve")
 ANCHOR_EVERY_S = 1.0  # how often a partition with streams without seq takes their anchors
@@ -90,6 +91,7 @@ class Intake:
         self.learners = learners
         self.anchors = anchors
         self._restored: set[int] = set()  # partitions whose anchors were read since assigned
+        self.resuming = Resuming()  # the swap points read with them
         self._anchored: dict[int, float] = {}  # when each partition's anchors were last taken
         self.anchor_every_s = ANCHOR_EVERY_S
         self._holders: dict[int, float] = {}  # when each partition's holder was last looked at
@@ -157,6 +159,7 @@ class Intake:
             anchors = await store.anchors_of(tp.partition)
             if tp in self.ledger.taking and self.ledger.epoch(tp) == epoch:
                 self.windower.restore(tp.partition, anchors, records[0].offset)
+                self.resuming.restore(tp.partition, store.swaps.get(tp.partition, {}))
                 self._restored.add(tp.partition)
             else:
                 moved.append(tp)
@@ -328,6 +331,7 @@ class Intake:
             self.windower.drop([tp.partition for tp in tps])
         gone = {tp.partition for tp in tps}
         self._restored -= gone
+        self.resuming.forget(gone)
         for p in gone:
             self._anchored.pop(p, None)
             self._holders.pop(p, None)
@@ -405,10 +409,10 @@ class Intake:
                 model = self.models.index(s.stream)
                 if model is None:
                     raise Invalid("no_model", f"no model serves stream {s.stream[:64]!r}")
-                takes = self.models.takes[model]
+                det, takes = self.models.detectors[model], self.models.takes[model]
                 values = s.values
                 if s.names is not None:
-                    values = s.in_order(self.models.detectors[model].meta.recorded_metrics)
+                    values = s.in_order(det.meta.recorded_metrics)
                 check_length(len(values), takes.values)
                 clock = clock_values(takes.clock, s.ts)
                 seq = w.push(p, rec.offset, s.stream, s.seq, values, row, clock)
@@ -425,13 +429,18 @@ class Intake:
                 kafka_ts.append(rec.timestamp / 1000)
                 batch.models.append(model)
                 batch.parts.append(p)
+                batch.dets.append(det)
+                batch.offsets.append(rec.offset)
                 if w.history:
                     batch.holds.append(w.history_offset(p, s.stream))
                     batch.hold_seqs.append(w.history_seq(p, s.stream))
+                index = w.index(seq)
+                resume = self.resuming.at(p, s.stream, det.version, index, rec.offset)
+                batch.resumes.append(resume)
                 learners = self.learners
-                if learners:
+                if learners and resume is not SKIP:
                     window = as_windows(row[None], takes.shape)[0]
-                    update = learners.push(p, s.stream, model, w.index(seq), window)
+                    update = learners.push(p, s.stream, det, index, window)
                 else:
                     update = None
                 batch.learned.append(update)

@@ -1,7 +1,8 @@
 """The learned-models topic: streams' updated weights kept in the broker, so that a daemon that
-restarts, or takes a partition over, finds them instead of training them again; and the anchors
+restarts, or takes a partition over, finds them instead of training them again; the anchors
 of streams whose samples carry no seq, kept with each commit (:class:`Anchors`), so that it
-counts those streams on from where they were.
+counts those streams on from where they were; and the swap points of streams whose model was
+replaced by one of other weights (:mod:`aemon.daemon.swaps`), so that it resumes them there.
 
 An update's weights are a function of its :attr:`~aemon.core.learner.Update.key` (the trained
 model's version, the stream, the update's number, a digest of the windows it trains on), so
@@ -36,6 +37,7 @@ from aemon.core.learner import Update
 from aemon.daemon.kafka import Producer, partitions_of, send_batches
 from aemon.daemon.metrics import Metrics
 from aemon.daemon.routing import Models
+from aemon.daemon.swaps import SwapPoint
 
 log = logging.getLogger("aemon.serve")
 RETRY_S = 1.0  # after the topic could not be read
@@ -49,12 +51,16 @@ ANCHORS = b"anchors\x1f"  # key prefix of anchors (then whose, the input partiti
 ANCHOR_PART_BYTES = 256 << 10
 
 
-def anchors_key(group: str, input_topic: str) -> bytes:
-    """The key prefix of the anchors that consumer ``group`` keeps for ``input_topic``: a
-    group numbers each stream from where it first read it, so another group's anchors (or
-    those of another input, where stream names repeat) are no facts about its own count, and
-    daemons of several groups or inputs may share one learned-models topic."""
-    return ANCHORS + orjson.dumps([group, input_topic]) + b"\x1f"
+SWAPS = b"swap\x1f"  # key prefix of swap points (then whose, the input partition, the stream)
+
+
+def anchors_key(group: str, input_topic: str, prefix: bytes = ANCHORS) -> bytes:
+    """The key prefix of the anchors (or, with ``prefix`` :data:`SWAPS`, the swap points) that
+    consumer ``group`` keeps for ``input_topic``: a group numbers each stream from where it
+    first read it, so another group's anchors (or those of another input, where stream names
+    repeat) are no facts about its own count, and daemons of several groups or inputs may
+    share one learned-models topic."""
+    return prefix + orjson.dumps([group, input_topic]) + b"\x1f"
 
 
 def version_of(key: bytes) -> bytes:
@@ -93,6 +99,7 @@ class LearnedStore:
         ``input_topic``: whose anchors are this daemon's (:func:`anchors_key`)."""
         self.topic, self.producer, self.open_reader = topic, producer, open_reader
         self.anchors_key = anchors_key(group, input_topic)
+        self.swaps_key = anchors_key(group, input_topic, SWAPS)
         self.part_bytes = part_bytes
         self.models = models  # their history: the windows of a stream a restart re-reads
         self.held, self.wait_s = metrics.learned_bytes, wait_s
@@ -106,6 +113,8 @@ class LearnedStore:
         # per input partition, its counted streams' anchors (Windower.anchors) as read or as
         # this daemon kept them: stream -> (the commit they were kept for, offset, seq)
         self.anchors: dict[int, dict[str, tuple[int, int, int]]] = {}
+        # per input partition, the latest swap point read of each stream (aemon.daemon.swaps)
+        self.swaps: dict[int, dict[str, SwapPoint]] = {}
         self._reader: Any = None
         self._shared_warned = False
         self._served: set[bytes] = set()  # the versions served when records were last read
@@ -132,6 +141,8 @@ class LearnedStore:
         wanted = {self.partition_of(p) for p in partitions}
         for p in [p for p in self.anchors if self.partition_of(p) not in wanted]:
             del self.anchors[p]
+        for p in [p for p in self.swaps if self.partition_of(p) not in wanted]:
+            del self.swaps[p]
         for gone in set(self.read) - wanted:
             self.read.pop(gone).set()  # an update waiting for it is trained instead
             self.held.dec(sum(len(weights) for _, weights in self.kept.pop(gone, {}).values()))
@@ -380,6 +391,8 @@ class LearnedStore:
             return
         if key.startswith(ANCHORS):
             self._read_anchors(key, value)
+        elif key.startswith(SWAPS):
+            self._read_swap(key, value)
         elif version_of(key) in served:
             update = dict(headers or ()).get("update")
             usable = value is not None and update is not None
@@ -399,6 +412,24 @@ class LearnedStore:
             log.warning("unreadable anchors in %s (%r): left out", self.topic, exc)
             return
         self._anchored(partition, commit, kept)
+
+    def swap_record(
+        self, partition: int, stream: str, point: SwapPoint
+    ) -> tuple[str, int, bytes, bytes]:
+        """(topic, partition, key, value) of the record that keeps ``point``, the swap point
+        of ``stream`` of input ``partition`` (published with the batch it was met in)."""
+        key = self.swaps_key + b"%d\x1f" % partition + stream.encode()
+        return self.topic, self.partition_of(partition), key, point.to_json()
+
+    def _read_swap(self, key: bytes, value: bytes | None) -> None:
+        if not key.startswith(self.swaps_key) or value is None:
+            return  # another group's, or kept for another input
+        try:
+            partition, stream = key[len(self.swaps_key) :].split(b"\x1f", 1)
+            point = SwapPoint.from_json(value)
+            self.swaps.setdefault(int(partition), {})[stream.decode()] = point
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("unreadable swap point in %s (%r): left out", self.topic, exc)
 
     def _anchored(self, partition: int, commit: int, anchors: dict[str, tuple[int, int]]) -> None:
         """Hold each stream's anchor kept for ``commit`` of input ``partition`` unless a newer

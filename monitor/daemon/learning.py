@@ -36,7 +36,6 @@ from aemon.core.detector import Detector
 from aemon.core.learner import StreamLearner, Update
 from aemon.daemon.learned import LearnedStore
 from aemon.daemon.metrics import Metrics
-from aemon.daemon.routing import Models
 
 log = logging.getLogger("aemon.serve")
 
@@ -100,8 +99,8 @@ def with_weights(det: Detector, weights: bytes) -> Detector:
 class Learners:
     """The learners of the streams this daemon owns, and the processes their updates train in."""
 
-    def __init__(self, models: Models, metrics: Metrics, processes: int = 1) -> None:
-        self.models, self.metrics = models, metrics
+    def __init__(self, metrics: Metrics, processes: int = 1) -> None:
+        self.metrics = metrics
         self.store: LearnedStore | None = None  # where updates' weights are kept (None: nowhere)
         self.streams: dict[tuple[int, str], StreamLearner] = {}
         # updates in (or queued for) a learning process: their input partition and job there
@@ -116,12 +115,12 @@ class Learners:
         )
 
     def push(
-        self, partition: int, stream: str, model: int, index: int, window: np.ndarray
+        self, partition: int, stream: str, det: Detector, index: int, window: np.ndarray
     ) -> asyncio.Future[Detector | None] | None:
-        """Give stream ``stream``'s learner its window ``index``; the update that scores it
-        (None: the trained model, or a model that does not learn). The update comes as None
-        when it was withdrawn (:meth:`drop`): the window's partition is no longer owned."""
-        det = self.models.detectors[model]
+        """Give stream ``stream``'s learner its window ``index``, read under model ``det``; the
+        update that scores it (None: the trained model, or a model that does not learn). The
+        update comes as None when it was withdrawn (:meth:`drop`): the window's partition is
+        no longer owned."""
         learning = det.learning
         if learning is None:
             return None

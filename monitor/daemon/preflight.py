@@ -160,8 +160,9 @@ def _topics(
     if not s.learned_topic:
         out.warnings.append(
             "learned_topic is off: after every restart and partition move, models that keep "
-            "learning train their updates again and streams whose samples carry no seq are "
-            "counted again from where they are re-read"
+            "learning train their updates again, streams whose samples carry no seq are "
+            "counted again from where they are re-read, and a retrained model swapped in is "
+            "rebuilt from the windows re-read"
         )
     elif learned is None:
         largest = largest_update(models, s)

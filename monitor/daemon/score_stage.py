@@ -63,20 +63,29 @@ class ScoreStage:
         models = None
         if not self.models.single or self.models.series:
             models = np.asarray(batch.models[: batch.n], dtype=np.intp)
-        learned: list[Detector] = []
+        learned: list[Detector] = []  # scored by other models than the scorer's own
+        at: dict[int, int | None] = {}  # id of an update or a model -> its number in ``models``
+        own = self.scorer.detectors
         if any(batch.learned):  # rows scored by their stream's updated model
             assert models is not None
-            at: dict[int, int | None] = {}
             for i, update in enumerate(batch.learned[: batch.n]):
                 if update is not None:
                     if id(update) not in at:
                         det = await update  # ready, unless read faster than learned
                         at[id(update)] = None  # withdrawn: its partition's rows go undecided
                         if det is not None:
-                            at[id(update)] = len(self.scorer.detectors) + len(learned)
+                            at[id(update)] = len(own) + len(learned)
                             learned.append(det)
                     if (model := at[id(update)]) is not None:
                         models[i] = model
+        if self.models.series:  # rows read before a swap: scored by the model read under
+            assert models is not None
+            for i, det in enumerate(batch.dets[: batch.n]):
+                if batch.learned[i] is None and det is not own[batch.models[i]]:
+                    if id(det) not in at:
+                        at[id(det)] = len(own) + len(learned)
+                        learned.append(det)
+                    models[i] = at[id(det)]
         loop = asyncio.get_running_loop()
         args = (rows, models, learned) if learned else (rows, models)
         return await loop.run_in_executor(self.scorer.executor, self.scorer.score, *args)

@@ -58,7 +58,7 @@ class Service:
         )
         self.model_watch = ModelWatch(self.models, self.scorer, self.metrics)
         self.learners = (
-            Learners(self.models, self.metrics, s.learn_processes)
+            Learners(self.metrics, s.learn_processes)
             if windower is not None and self.models.learning
             else None
         )
@@ -182,9 +182,10 @@ class Service:
             log.warning(line)
 
     async def _learned_store(self, c: Clients, topics: set[str] | None) -> LearnedStore | None:
-        """The learned-models topic, opened for the learners and the anchors of streams without
-        seq, and read for the partitions assigned (None: no sample streams, or the topic is off
-        or cannot be read); ``topics``: those on the broker (None: unknown)."""
+        """The learned-models topic, opened for the learners, the anchors of streams without
+        seq and the swap points, and read for the partitions assigned (None: no sample streams,
+        or the topic is off or cannot be read); ``topics``: those on the broker (None:
+        unknown)."""
         if self.decisions.windower is None or not self.s.learned_topic or c.reader is None:
             return None
         store = LearnedStore(
@@ -203,6 +204,7 @@ class Service:
         if self.learners is not None:
             self.learners.store = store
         self.anchors.store = store
+        self.decisions.keep_swap = store.swap_record
         return store
 
     def stop(self) -> None:

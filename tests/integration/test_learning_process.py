@@ -9,7 +9,6 @@ import struct
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -45,12 +44,15 @@ def sine_learning(n: int, epochs: int = 1) -> tuple[Detector, np.ndarray, Learne
     ((_, det),) = fitted.detectors.items()
     cut = windows_of(as_samples(frame), 8, 1, det.meta.clock)
     windows = cut.table.values.reshape(len(cut.table), *det.input_shape)[:n]
-    return det, windows, Learners(SimpleNamespace(detectors=[det]), Metrics())  # type: ignore[arg-type]
+    return det, windows, Learners(Metrics())
 
 
-def pushed(learners: Learners, windows: np.ndarray, stream: str = "s", partition: int = 0) -> set:
-    """``stream`` (of ``partition``) given ``windows``: the updates they start."""
-    return {learners.push(partition, stream, 0, i, w) for i, w in enumerate(windows)} - {None}
+def pushed(
+    learners: Learners, det: Detector, windows: np.ndarray, stream: str = "s", partition: int = 0
+) -> set:
+    """``stream`` (of ``partition``, read under ``det``) given ``windows``: the updates they
+    start."""
+    return {learners.push(partition, stream, det, i, w) for i, w in enumerate(windows)} - {None}
 
 
 def updates_trained(learners: Learners) -> float:
@@ -62,7 +64,7 @@ async def test_learned_models_hold_no_file_descriptors():
     try:
 
         async def stream(name: str) -> list:
-            return [await h for h in pushed(learners, windows, name)]  # updates 1 and 2
+            return [await h for h in pushed(learners, det, windows, name)]  # updates 1 and 2
 
         kept = await stream("s0")  # the learning process is up
         (pid,) = learning_processes()
@@ -91,10 +93,10 @@ class Recorded:
 
 
 async def test_a_stop_waits_for_the_updates_still_training_and_keeps_them():
-    _, windows, learners = sine_learning(81)
+    det, windows, learners = sine_learning(81)
     learners.store = store = Recorded()  # type: ignore[assignment]
     try:
-        handles = pushed(learners, windows)
+        handles = pushed(learners, det, windows)
         await until(lambda: bool(learners.training), 10, "an update in the learning process")
         assert not all(h.done() for h in handles)  # none awaited: the stop comes while they train
         await learners.settle(60)
@@ -108,9 +110,9 @@ async def test_a_stop_whose_time_is_up_ends_the_updates_still_training_at_once()
     """When the drain's time runs out with updates still training (one in the learning process,
     one queued for it), closing the learners ends them at once: the exit does not wait for
     them past ``shutdown_timeout_s``, and they are trained again after the restart."""
-    _, windows, learners = sine_learning(41, epochs=30_000)  # an update trains for about 30 s
+    det, windows, learners = sine_learning(41, epochs=30_000)  # an update trains for about 30 s
     learners.store = store = Recorded()  # type: ignore[assignment]
-    handles = pushed(learners, windows)
+    handles = pushed(learners, det, windows)
     await until(lambda: bool(learning_processes()), 10, "the learning process")
     await learners.settle(1.0)  # the drain's time is up
     assert len(handles) == 2 and not any(h.done() for h in handles)
@@ -128,10 +130,10 @@ async def test_a_revoked_partitions_queued_updates_are_withdrawn_and_the_kept_st
     Its updates still waiting are withdrawn (they come as None: nothing here decides their
     windows now), so partition 1's is trained after at most the three the pool has already
     handed to its process (one training, two in its call queue) instead of after all six."""
-    _, windows, learners = sine_learning(21, epochs=500)  # one update a stream, ~0.5 s each
+    det, windows, learners = sine_learning(21, epochs=500)  # one update a stream, ~0.5 s each
     try:
-        revoked = [h for k in range(6) for h in pushed(learners, windows, f"r{k}", partition=0)]
-        (kept,) = pushed(learners, windows, "k", partition=1)
+        revoked = [h for k in range(6) for h in pushed(learners, det, windows, f"r{k}")]
+        (kept,) = pushed(learners, det, windows, "k", partition=1)
         await until(lambda: len(learners.training) == 7, 10, "seven updates sent to the pool")
         learners.drop([0])
         assert isinstance(await kept, Detector)
@@ -158,10 +160,10 @@ class Held(Recorded):
 
 async def test_an_update_whose_partition_moves_before_it_trains_is_not_trained():
     """Dropped as it starts, or while it looks its weights up in the store."""
-    _, windows, learners = sine_learning(21)
+    det, windows, learners = sine_learning(21)
     learners.store = store = Held()  # type: ignore[assignment]
     try:
-        (update,) = pushed(learners, windows)
+        (update,) = pushed(learners, det, windows)
         learners.drop([0])
         store.read.set()  # (a rebalance ends the wait: the partition is no longer followed)
         assert await update is None
@@ -175,16 +177,16 @@ async def test_an_update_training_when_its_partition_is_assigned_again_is_not_tr
     its stream's learner starts afresh from its windows read again, and its update, which the
     learning process already holds (so it was not withdrawn), is waited for, not trained
     twice."""
-    _, windows, learners = sine_learning(21, epochs=2000)  # an update trains for about 2 s
+    det, windows, learners = sine_learning(21, epochs=2000)  # an update trains for about 2 s
     try:
-        (before,) = pushed(learners, windows)
+        (before,) = pushed(learners, det, windows)
 
         def held() -> bool:
             return any(job.running() for _, job in learners.training.values())
 
         await until(held, 30, "the update held by the learning process")
         learners.drop([0])
-        (again,) = pushed(learners, windows)
+        (again,) = pushed(learners, det, windows)
         await until(lambda: len(learners.training) == 2, 10, "the update started again")
         assert len({id(job) for _, job in learners.training.values()}) == 1  # one job for both
         first, second = await before, await again
@@ -201,8 +203,8 @@ async def test_a_result_cut_off_by_the_stop_does_not_hold_the_exit():
     the pool's result pipe; the pool's thread, which the interpreter joins at exit, would wait
     for the rest forever (measured with a pool sending 1 GB: each stop during the transfer
     hung). Here the part is written into the pipe as such a process leaves it."""
-    _, windows, learners = sine_learning(21)
-    (update,) = pushed(learners, windows)
+    det, windows, learners = sine_learning(21)
+    (update,) = pushed(learners, det, windows)
     await update  # the learning process is up, and idle
     pool = learners.executor
     os.write(pool._result_queue._writer.fileno(), struct.pack("!i", 1 << 20) + b"part")

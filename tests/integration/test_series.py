@@ -1177,3 +1177,59 @@ async def test_a_model_swapped_in_mid_event_resolves_it_under_the_id_it_opened_w
     assert [e for e in resolved if e["event_id"] not in opened] == []
     swapped = [e for e in resolved if e["stream"] == A and e["model_version"] != before]
     assert swapped  # A's first event resolved by the model swapped in
+
+
+async def test_a_restart_after_a_retrained_model_swapped_in_decides_as_the_daemon_that_went_on(
+    bootstrap, learning, tmp_path
+):
+    """A stream's model replaced by one of other weights that keeps learning (retrained,
+    another seed), then the daemon restarted within the history its decisions depend on (its
+    commit still before the swap): the restart resumes the stream at the swap point kept in the
+    learned-models topic and decides every window and event as the daemon that went on. Before,
+    it rebuilt the new model's score history and learner from windows the replaced model had
+    judged, and decided otherwise until those had passed."""
+    models, rest, _ = learning
+    fit_series_models(tmp_path, tmp_path / "other", seed=1, **LEARN)
+    msgs = list(sample_messages(read_samples(rest)))
+    cut, stop = 3 * 150, 3 * 230  # every stream's rows 150 and 230: in its level shift
+
+    async def run(name: str, restart: bool) -> tuple[dict[str, str], list[dict], list[dict]]:
+        root = tmp_path / name
+        shutil.copytree(models, root)
+        t = topics(1)
+        await make_topics(bootstrap, t)
+        s = settings(bootstrap, root, t, watch_model=True)
+        async with running(s) as svc:
+            await produce(bootstrap, t["input_topic"], msgs[:cut], total=cut, progress=False)
+            await until(lambda: svc.totals.windows >= windows_in(msgs[:cut]), 60, "first part")
+            await swap_in(bootstrap, svc, t, tmp_path / "other", root)
+            part = msgs[cut:stop] if restart else msgs[cut:]
+            await produce(bootstrap, t["input_topic"], part, total=len(part), progress=False)
+            await until(
+                lambda: svc.totals.windows >= windows_in(msgs[: cut + len(part)]), 90, "decided"
+            )
+        if restart:
+            assert min((await committed(bootstrap, s.group_id, s.input_topic, 1)).values()) < cut
+            tail = msgs[stop:]
+            async with running(s) as svc:
+                await produce(bootstrap, t["input_topic"], tail, total=len(tail), progress=False)
+                deadline = time.monotonic() + 90
+                while len(await decided(bootstrap, t)) < windows_in(msgs):
+                    assert time.monotonic() < deadline, "windows undecided after the restart"
+                    await asyncio.sleep(0.5)
+                # A's windows before the swap point at least, skipped: decided before
+                assert counter(svc, "aemon_warmup_windows_total") >= 150 - 7
+        return (t, *await read_back(bootstrap, t))
+
+    (t, went_on, judged), (_, restarted, again) = [await run(n, n == "b") for n in "ab"]
+    swaps = [r for r in await read_all(bootstrap, t["learned_topic"]) if r.key.startswith(b"swap")]
+    assert len(swaps) == 1 and A.encode() in swaps[0].key  # A's model, swapped in at its row 150
+    assert same_events(went_on, restarted) == []
+    assert {e["stream"] for e in went_on if e["start_seq"] > 150} == set(STREAMS)
+    want = {(d["stream"], d["seq"]): d for d in judged}
+    assert {(d["stream"], d["seq"]) for d in again} == set(want)
+    for d in again:  # every copy of a window decided twice is the same decision
+        w = want[(d["stream"], d["seq"])]
+        assert d["is_anomaly"] == w["is_anomaly"]
+        assert d["threshold"] == pytest.approx(w["threshold"], rel=1e-4)
+        assert d["score"] == pytest.approx(w["score"], rel=1e-4, abs=1e-6)

@@ -190,6 +190,40 @@ def test_a_model_of_other_weights_adopted_starts_its_history_afresh():
     assert v.resolved is not None and v.resolved.start_seq == 140
 
 
+@pytest.mark.parametrize("swap", [120, 141, 150])  # before, at and after an event opens
+def test_a_decider_resumed_at_a_swap_point_decides_as_the_one_that_went_on(swap):
+    """The state a model of other weights leaves a stream's decider in, through JSON and back
+    (what a restart resumes from, kept in the learned-models topic): every later verdict, the
+    event open then (its figures so far) and the raised flag, as the decider that went on."""
+    rng = np.random.default_rng(7)
+    scores = rng.lognormal(0, 0.3, 400)
+    scores[140:170] = 40.0 * rng.lognormal(0, 0.3, 30)  # an event across the later swaps
+    scores[300:] *= 500.0  # a change that stays: the threshold rises past RAISED times
+    common = {"adaptive_window": 50, "adaptive_delay": 5, "open_after": 2}
+    old = Rule(threshold=2.0, seed=tuple(rng.lognormal(0, 0.3, 50)), **common)
+    new = Rule(threshold=0.02, seed=tuple(rng.lognormal(0, 0.3, 50) / 100), **common)
+    went_on = Decider(old, "s")
+    for i in range(swap):
+        went_on.push(i, 60.0 * i, float(scores[i]))
+    went_on.adopt(new, same_scores=False)
+    state = orjson.loads(orjson.dumps(went_on.state()))
+    resumed = Decider.resumed(new, "s", state)
+    assert (resumed.event is None) == (swap <= 141)  # 140 and 141 above open it at 141
+
+    def judged(d: Decider) -> list:
+        out = []
+        for i in range(swap, len(scores)):
+            v = d.push(i, 60.0 * i, float(scores[i]) / 100)  # the new model's units
+            ev = v.opened or v.resolved
+            out.append((v.threshold, v.above, v.p, v.raised, ev and ev.to_dict()))
+        return out
+
+    mine, want = judged(resumed), judged(went_on)
+    assert mine == want
+    assert any(ev and ev["resolved_seq"] for *_, ev in want)
+    assert resumed.raised and went_on.raised  # the change that stays, in both
+
+
 def test_event_ids_are_deterministic_and_distinct():
     assert event_id("v1", "s", 9, 60.0) == event_id("v1", "s", 9, 60.0)
     ids = {

@@ -278,7 +278,7 @@ async def test_an_update_kept_in_the_store_is_used_and_not_trained_again(learnin
     update = Update(det, windows[:SPAN], stream, 1)
     fresh = update()
     metrics = Metrics()
-    learners = Learners(SimpleNamespace(detectors=[det]), metrics)  # type: ignore[arg-type]
+    learners = Learners(metrics)
     learners.store = Kept(safetensors.torch.save(fresh.model.state_dict()))  # type: ignore[assignment]
     try:
         restored = await learners._start(det, 0, update)

@@ -19,12 +19,16 @@ from aemon.daemon.scoring import Scored
 RULE = Rule(threshold=1.0, adaptive_window=50, open_after=1, within=1, seed=(1.0,) * 50)
 
 
+META = Meta({"threshold": {"value": 1.0}, "input": {"kind": "window", "shape": [1]}})
+DET = SimpleNamespace(meta=META, version="v1", name="m")
+
+
 def decisions() -> Decisions:
-    meta = Meta({"threshold": {"value": 1.0}, "input": {"kind": "window", "shape": [1]}})
-    det = SimpleNamespace(meta=meta, version="v1", name="m")
     takes = [SimpleNamespace(values=1)]
-    models = SimpleNamespace(series=True, rules=[RULE], takes=takes, warmup=lambda m: 0)
-    return Decisions(models, [det], Windower(length=1, stride=1), "alerts", "")  # type: ignore[arg-type]
+    models = SimpleNamespace(
+        series=True, detectors=[DET], rules=[RULE], takes=takes, warmup=lambda m: 0
+    )
+    return Decisions(models, [DET], Windower(length=1, stride=1), "alerts", "")  # type: ignore[arg-type]
 
 
 def batch(stream: str, seqs: range, finished: list | None = None) -> Batch:
@@ -39,6 +43,9 @@ def batch(stream: str, seqs: range, finished: list | None = None) -> Batch:
         parts=[0] * n,
         holds=[0] * n,
         hold_seqs=[None] * n,
+        dets=[DET] * n,
+        offsets=list(seqs),
+        resumes=[None] * n,
         finished=finished or [],
     )
 

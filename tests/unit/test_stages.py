@@ -309,6 +309,7 @@ class OneSampleModel(OneModel):
     """One model of one metric without a clock, windows of two samples."""
 
     takes = (Takes(values=1, clock=None, shape=(2,)),)
+    detectors = (SimpleNamespace(version="v1"),)
 
 
 def sample(stream: str, seq: int) -> bytes:
@@ -734,7 +735,9 @@ async def test_records_fetched_while_a_flush_waits_for_a_free_batch_go_to_the_ne
 
 
 class NothingKept:
-    """An anchors store that kept nothing yet (a first start)."""
+    """An anchors store that kept nothing yet (a first start): no anchors, no swap points."""
+
+    swaps: dict = {}  # noqa: RUF012
 
     async def anchors_of(self, partition: int) -> dict[str, tuple[int, int]]:
         return {}
@@ -814,6 +817,7 @@ async def test_rows_whose_update_was_withdrawn_are_scored_by_the_trained_model_u
     batch.keep(["a", "b"], [0, 0], [0.0, 0.0], [0.0, 0.0])
     batch.models += [0, 0]
     batch.parts += [0, 1]
+    batch.dets += ["trained", "trained"]
     batch.epochs = {tp: ledger.fetched(tp, 0, 1) for tp in (TP0, TP1)}
     loop = asyncio.get_running_loop()
     withdrawn, updated = loop.create_future(), loop.create_future()
@@ -842,3 +846,43 @@ async def test_rows_whose_update_was_withdrawn_are_scored_by_the_trained_model_u
     assert scorer.scored == [([0, 1], ["b's update"])]  # row 0 by the trained model 0
     assert decisions.stale == [{0}]
     assert [confirming.get_nowait() for _ in range(2)] == ["decided", None]
+
+
+async def test_rows_read_before_a_swap_are_scored_by_the_model_they_were_read_under():
+    """A model swapped in while batches read under the one it replaced wait to be scored: their
+    rows are scored by the model they were read under (and their streams' learners' updates),
+    as their windows were pushed into that model's learners."""
+    ledger = Ledger()
+    ledger.assign([TP0])
+    batch = Batch(np.zeros((3, 4), dtype=np.float32))
+    batch.keep(["a", "b", "c"], [0, 0, 0], [0.0] * 3, [0.0] * 3)
+    batch.models += [0, 0, 0]
+    batch.parts += [0, 0, 0]
+    batch.dets += ["replaced", "trained", "replaced"]
+    batch.epochs = {TP0: ledger.fetched(TP0, 0, 3)}
+    updated = asyncio.get_running_loop().create_future()
+    updated.set_result("c's update of the replaced model")
+    batch.learned += [None, None, updated]
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in (batch, None):
+        queue.put_nowait(item)
+    scorer = RecordingScorer()
+    stage = ScoreStage(
+        queue=queue,
+        idle=asyncio.Event(),
+        confirming=asyncio.Queue(),
+        models=SimpleNamespace(single=True, series=True),  # type: ignore[arg-type]
+        scorer=scorer,  # type: ignore[arg-type]
+        decisions=StaleRecorder(),  # type: ignore[arg-type]
+        publisher=Nothing(),  # type: ignore[arg-type]
+        model_watch=Nothing(),  # type: ignore[arg-type]
+        ledger=ledger,
+    )
+    await asyncio.wait_for(stage.run(), 5)
+    scorer.executor.shutdown()
+    ((models, learned),) = scorer.scored
+    assert [learned[m - 1] if m else "trained" for m in models] == [
+        "replaced",
+        "trained",
+        "c's update of the replaced model",
+    ]
