@@ -33,6 +33,7 @@ from tests.integration.helpers import (
     make_topics,
     read_all,
     running,
+    scrape,
     settings,
     topics,
     until,
@@ -1179,6 +1180,45 @@ async def test_a_model_swapped_in_mid_event_resolves_it_under_the_id_it_opened_w
     assert swapped  # A's first event resolved by the model swapped in
 
 
+CUT, STOP_AT = 150, 230  # every stream's rows: A's new model swapped in, the daemon stopped
+
+
+async def swapped_at_cut(bootstrap: str, svc, t: dict[str, str], other: Path, root: Path, msgs):
+    """Stream A's model of ``other`` swapped into the running daemon's ``root`` once every
+    stream's rows before CUT are decided, so that it judges A from its row CUT on."""
+    cut = len(STREAMS) * CUT
+    await produce(bootstrap, t["input_topic"], msgs[:cut], total=cut, progress=False)
+    await until(lambda: svc.totals.windows >= windows_in(msgs[:cut]), 60, "rows before the swap")
+    await swap_in(bootstrap, svc, t, other, root)
+
+
+async def went_on(bootstrap: str, models: Path, other: Path, msgs, root: Path):
+    """What a daemon that A's new model is swapped into at row CUT, never stopped, publishes:
+    (its topics, alerts, score records)."""
+    shutil.copytree(models, root)
+    t = topics(1)
+    await make_topics(bootstrap, t)
+    async with running(settings(bootstrap, root, t, watch_model=True)) as svc:
+        await swapped_at_cut(bootstrap, svc, t, other, root, msgs)
+        tail = msgs[len(STREAMS) * CUT :]
+        await produce(bootstrap, t["input_topic"], tail, total=len(tail), progress=False)
+        await until(lambda: svc.totals.windows >= windows_in(msgs), 90, "every window decided")
+    return (t, *await read_back(bootstrap, t))
+
+
+def assert_decided_as(want: tuple[list[dict], list[dict]], got: tuple[list[dict], list[dict]]):
+    """Every event, and every window's verdict, threshold and score (each copy of a window
+    decided twice), of ``got`` as of ``want``."""
+    assert same_events(want[0], got[0]) == []
+    judged = {(d["stream"], d["seq"]): d for d in want[1]}
+    assert {(d["stream"], d["seq"]) for d in got[1]} == set(judged)
+    for d in got[1]:
+        w = judged[(d["stream"], d["seq"])]
+        assert d["is_anomaly"] == w["is_anomaly"]
+        assert d["threshold"] == pytest.approx(w["threshold"], rel=1e-4)
+        assert d["score"] == pytest.approx(w["score"], rel=1e-4, abs=1e-6)
+
+
 async def test_a_restart_after_a_retrained_model_swapped_in_decides_as_the_daemon_that_went_on(
     bootstrap, learning, tmp_path
 ):
@@ -1189,47 +1229,96 @@ async def test_a_restart_after_a_retrained_model_swapped_in_decides_as_the_daemo
     it rebuilt the new model's score history and learner from windows the replaced model had
     judged, and decided otherwise until those had passed."""
     models, rest, _ = learning
-    fit_series_models(tmp_path, tmp_path / "other", seed=1, **LEARN)
+    other = tmp_path / "other"
+    fit_series_models(tmp_path, other, seed=1, **LEARN)
     msgs = list(sample_messages(read_samples(rest)))
-    cut, stop = 3 * 150, 3 * 230  # every stream's rows 150 and 230: in its level shift
-
-    async def run(name: str, restart: bool) -> tuple[dict[str, str], list[dict], list[dict]]:
-        root = tmp_path / name
-        shutil.copytree(models, root)
-        t = topics(1)
-        await make_topics(bootstrap, t)
-        s = settings(bootstrap, root, t, watch_model=True)
-        async with running(s) as svc:
-            await produce(bootstrap, t["input_topic"], msgs[:cut], total=cut, progress=False)
-            await until(lambda: svc.totals.windows >= windows_in(msgs[:cut]), 60, "first part")
-            await swap_in(bootstrap, svc, t, tmp_path / "other", root)
-            part = msgs[cut:stop] if restart else msgs[cut:]
-            await produce(bootstrap, t["input_topic"], part, total=len(part), progress=False)
-            await until(
-                lambda: svc.totals.windows >= windows_in(msgs[: cut + len(part)]), 90, "decided"
-            )
-        if restart:
-            assert min((await committed(bootstrap, s.group_id, s.input_topic, 1)).values()) < cut
-            tail = msgs[stop:]
-            async with running(s) as svc:
-                await produce(bootstrap, t["input_topic"], tail, total=len(tail), progress=False)
-                deadline = time.monotonic() + 90
-                while len(await decided(bootstrap, t)) < windows_in(msgs):
-                    assert time.monotonic() < deadline, "windows undecided after the restart"
-                    await asyncio.sleep(0.5)
-                # A's windows before the swap point at least, skipped: decided before
-                assert counter(svc, "aemon_warmup_windows_total") >= 150 - 7
-        return (t, *await read_back(bootstrap, t))
-
-    (t, went_on, judged), (_, restarted, again) = [await run(n, n == "b") for n in "ab"]
+    t, *want = await went_on(bootstrap, models, other, msgs, tmp_path / "a")
     swaps = [r for r in await read_all(bootstrap, t["learned_topic"]) if r.key.startswith(b"swap")]
-    assert len(swaps) == 1 and A.encode() in swaps[0].key  # A's model, swapped in at its row 150
-    assert same_events(went_on, restarted) == []
-    assert {e["stream"] for e in went_on if e["start_seq"] > 150} == set(STREAMS)
-    want = {(d["stream"], d["seq"]): d for d in judged}
-    assert {(d["stream"], d["seq"]) for d in again} == set(want)
-    for d in again:  # every copy of a window decided twice is the same decision
-        w = want[(d["stream"], d["seq"])]
-        assert d["is_anomaly"] == w["is_anomaly"]
-        assert d["threshold"] == pytest.approx(w["threshold"], rel=1e-4)
-        assert d["score"] == pytest.approx(w["score"], rel=1e-4, abs=1e-6)
+    assert len(swaps) == 1 and A.encode() in swaps[0].key  # A's model, swapped in at its row CUT
+    assert {e["stream"] for e in want[0] if e["start_seq"] > CUT} == set(STREAMS)
+    root, stop = tmp_path / "b", len(STREAMS) * STOP_AT
+    shutil.copytree(models, root)
+    t = topics(1)
+    await make_topics(bootstrap, t)
+    s = settings(bootstrap, root, t, watch_model=True)
+    async with running(s) as svc:
+        await swapped_at_cut(bootstrap, svc, t, other, root, msgs)
+        part = msgs[len(STREAMS) * CUT : stop]
+        await produce(bootstrap, t["input_topic"], part, total=len(part), progress=False)
+        await until(lambda: svc.totals.windows >= windows_in(msgs[:stop]), 90, "rows to the stop")
+    assert min((await committed(bootstrap, s.group_id, s.input_topic, 1)).values()) < stop
+    async with running(s) as svc:
+        tail = msgs[stop:]
+        await produce(bootstrap, t["input_topic"], tail, total=len(tail), progress=False)
+        deadline = time.monotonic() + 90
+        while len(await decided(bootstrap, t)) < windows_in(msgs):
+            assert time.monotonic() < deadline, "windows undecided after the restart"
+            await asyncio.sleep(0.5)
+        # A's windows before the swap point at least, skipped: decided before the restart
+        assert counter(svc, "aemon_warmup_windows_total") >= CUT - 7
+    assert_decided_as(want, await read_back(bootstrap, t))
+
+
+async def test_a_replica_taking_a_swapped_in_models_stream_over_resumes_it_at_the_swap_point(
+    bootstrap, learning, tmp_path
+):
+    """The same across a partition move: two replicas serve a models directory into which A's
+    retrained model is copied; both swap it in; the one that owns A's partition is SIGKILLed
+    after A's rows to STOP_AT; the survivor reads A's swap point with the partition's anchors
+    and decides every window and event as the daemon that went on."""
+    models, rest, _ = learning
+    other = tmp_path / "other"
+    fit_series_models(tmp_path, other, seed=1, **LEARN)
+    msgs = list(sample_messages(read_samples(rest)))
+    _, *want = await went_on(bootstrap, models, other, msgs, tmp_path / "a")
+    root = tmp_path / "b"
+    shutil.copytree(models, root)
+    t = topics(2)
+    await make_topics(bootstrap, t)
+    s = settings(bootstrap, root, t, watch_model=True, max_batch=32)
+    pair = [Daemon(s, tmp_path / f"r{k}.log") for k in range(2)]
+    for d in pair:
+        await d.wait_ready()
+
+    def owned() -> list[float]:
+        return [d.metric("aemon_assigned_partitions") for d in pair]
+
+    await until(lambda: owned() == [1, 1], 60, lambda: f"one partition each {owned()}")
+    cut, stop = len(STREAMS) * CUT, len(STREAMS) * STOP_AT
+
+    async def all_decided(n: int, what: str) -> None:
+        deadline = time.monotonic() + 120
+        while len(await decided(bootstrap, t)) < n:
+            assert time.monotonic() < deadline, f"{what}: windows undecided"
+            await asyncio.sleep(0.5)
+
+    await produce(bootstrap, t["input_topic"], msgs[:cut], total=cut, progress=False)
+    await all_decided(windows_in(msgs[:cut]), "before the swap")
+    shutil.copytree(catalog(other)[A], catalog(root)[A], dirs_exist_ok=True)
+    keys = {partition_of(k): k for k in ("x0", "x1", "x2", "x3", "x4", "x5")}  # each partition
+    stranger = orjson.dumps({"stream": "no-such", "seq": 0, "value": 1.0})
+    deadline = time.monotonic() + 60
+    while not all("model swapped in" in d.log.read_text() for d in pair):
+        assert time.monotonic() < deadline, "a replica never swapped A's model in"
+        strangers = [(keys[p].encode(), stranger, None) for p in (0, 1)]
+        await produce(bootstrap, t["input_topic"], strangers, total=2, progress=False)
+        await asyncio.sleep(0.5)
+    part = msgs[cut:stop]
+    await produce(bootstrap, t["input_topic"], part, total=len(part), progress=False)
+    await all_decided(windows_in(msgs[:stop]), "before the kill")
+    lag = f"aemon_consumer_lag_messages{{partition={partition_of(A)},topic={t['input_topic']}}}"
+    (victim,) = [d for d in pair if lag in scrape(d.port)]
+    survivor = pair[1 - pair.index(victim)]
+    victim.kill()
+    await until(lambda: survivor.metric("aemon_assigned_partitions") == 2, 60, "takeover")
+    tail = msgs[stop:]
+    await produce(bootstrap, t["input_topic"], tail, total=len(tail), progress=False)
+    try:
+        await all_decided(windows_in(msgs), "after the takeover")
+        warm = survivor.metric("aemon_warmup_windows_total")
+    finally:
+        survivor.proc.send_signal(signal.SIGTERM)
+        assert survivor.proc.wait(20) == 0
+    assert warm >= CUT - 7  # A's windows before the swap point at least, skipped
+    got = await read_back(bootstrap, t)
+    assert_decided_as(want, ([e for e in got[0] if e["stream"] in STREAMS], got[1]))
