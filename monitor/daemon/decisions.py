@@ -235,9 +235,7 @@ class Decisions:
                 d.sends.append((self.alerts_topic, alerts.event_message(record), key, None))
                 d.opened += 1
                 st.announced = True
-                holds[stream] = batch.holds[i]
-                if (seq_at := batch.hold_seqs[i]) is not None:
-                    self.hold_seqs.setdefault(p, {})[stream] = seq_at
+                self._hold_event(batch, i)
             if st.decider.event is None:
                 holds.pop(stream, None)
                 self.hold_seqs.get(p, {}).pop(stream, None)
@@ -269,9 +267,15 @@ class Decisions:
         )
         d.raised += decider.raised
         if open_:
-            self.holds.setdefault(p, {})[stream] = batch.holds[i]
-            if (seq_at := batch.hold_seqs[i]) is not None:
-                self.hold_seqs.setdefault(p, {})[stream] = seq_at
+            self._hold_event(batch, i)
+
+    def _hold_event(self, batch: Batch, i: int) -> None:
+        """Hold the commit of row ``i``'s partition where its stream's history starts (and, for
+        a stream without seq, its seq there), for the event open at that row (:meth:`_hold`)."""
+        p, stream = batch.parts[i], batch.streams[i]
+        self.holds.setdefault(p, {})[stream] = batch.holds[i]
+        if (seq_at := batch.hold_seqs[i]) is not None:
+            self.hold_seqs.setdefault(p, {})[stream] = seq_at
 
     def _end(self, d: Decided, finished: tuple[int, int, str, int], stale: set[int]) -> None:
         """A stream's end marker: forget its decisions; an event it had open resolves at its
